@@ -1,0 +1,5 @@
+import sys
+
+from vaultline.cli import main
+
+sys.exit(main())

@@ -1,0 +1,278 @@
+"""The `vaultline` command line: human output by default, `--json` for scripts.
+
+Exit codes: 0 done, 1 failed (the message names what), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from rich.table import Table
+
+from vaultline.backup import run_backup
+from vaultline.check import check_vault
+from vaultline.errors import UsageError, VaultlineError
+from vaultline.manifest import iter_entries, list_recovery_points, resolve_recovery_point
+from vaultline.restore import restore_entries, select_entries
+from vaultline.sources import open_source
+from vaultline.storage import open_storage
+from vaultline.targets import open_target
+from vaultline.vault import Vault
+
+# Piped output gets wide tables rather than 80 columns of wrapped ids.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+@contextmanager
+def _progress(enabled: bool, label: str, total: int | None = None) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr for long work; nothing when writing JSON or not on a terminal."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[objects]} objects"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=total, objects=0)
+        counted = {"objects": 0}
+
+        def advance(objects: int, size: int) -> None:
+            counted["objects"] += objects
+            bar.update(task, advance=size, objects=counted["objects"])
+
+        yield advance
+
+
+def _vault_url(args: argparse.Namespace) -> str:
+    url: str | None = args.vault or os.environ.get("VAULTLINE_VAULT")
+    if not url:
+        raise UsageError("no vault given: pass --vault URL or set VAULTLINE_VAULT")
+    return url
+
+
+def _open(args: argparse.Namespace) -> Vault:
+    return Vault.open(open_storage(_vault_url(args)))
+
+
+def _emit_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    vault = Vault.init(open_storage(_vault_url(args)), args.encryption, args.kms_key_id, args.compression_level)
+    if args.json:
+        _emit_json({"vault": vault.url, "vault_id": vault.config.vault_id, "encryption": args.encryption})
+    else:
+        out.print(f"created vault {vault.config.vault_id} at {vault.url} (encryption: {args.encryption})")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    vault = _open(args)
+    source = open_source(args.source, args.include, args.exclude)
+    tags = dict(_parse_tag(t) for t in args.tag)
+    with _progress(not args.json, f"backup {source.url}") as progress:
+        rp = run_backup(vault, source, tags=tags, progress=progress)
+    if args.json:
+        _emit_json({"recovery_point": rp.id, "source": rp.source, "time": rp.time.isoformat(), **rp.stats.model_dump()})
+    else:
+        s = rp.stats
+        out.print(
+            f"recovery point [bold]{rp.id}[/] of {rp.source}: {s.objects} objects, {_human_bytes(s.bytes)}; "
+            f"read {s.objects_read} ({_human_bytes(s.bytes_read)}), {s.objects_unchanged} unchanged; "
+            f"stored {_human_bytes(s.bytes_stored)} in {s.new_chunks} new chunks; {s.seconds:.1f} s"
+        )
+    return 0
+
+
+def _parse_tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--tag {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    points = list_recovery_points(_open(args))
+    if args.json:
+        _emit_json(
+            [
+                {
+                    "id": rp.id,
+                    "source": rp.source,
+                    "source_kind": rp.source_kind,
+                    "time": rp.time.isoformat(),
+                    "finished": rp.finished.isoformat(),
+                    "parent": rp.parent,
+                    "plan": rp.plan,
+                    "tags": rp.tags,
+                    "objects": rp.stats.objects,
+                    "bytes": rp.stats.bytes,
+                    "bytes_stored": rp.stats.bytes_stored,
+                }
+                for rp in points
+            ]
+        )
+        return 0
+    table = Table("id", "time", "source", "objects", "size", "added")
+    for rp in points:
+        table.add_row(
+            rp.id,
+            rp.time.strftime("%Y-%m-%d %H:%M:%S"),
+            rp.source,
+            str(rp.stats.objects),
+            _human_bytes(rp.stats.bytes),
+            _human_bytes(rp.stats.bytes_stored),
+        )
+    out.print(table)
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    vault = _open(args)
+    rp = resolve_recovery_point(vault, args.recovery_point)
+    entries = [e for e in iter_entries(vault, rp) if e.key.startswith(args.prefix or "")]
+    if args.json:
+        _emit_json([e.model_dump(mode="json", exclude={"chunks"}, exclude_defaults=True) for e in entries])
+        return 0
+    table = Table("key", "size", "last modified", "etag")
+    for e in entries:
+        modified = e.last_modified.strftime("%Y-%m-%d %H:%M:%S") if e.last_modified else ""
+        table.add_row(e.key, str(e.size), modified, e.etag or "")
+    out.print(table)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    vault = _open(args)
+    rp = resolve_recovery_point(vault, args.recovery_point)
+    entries = select_entries(vault, rp, args.include)
+    target = open_target(args.to)
+    total = sum(e.size for e in entries)
+    with _progress(not args.json, f"restore {rp.id}", total) as progress:
+        outcome = restore_entries(vault, entries, target, progress)
+    if args.json:
+        _emit_json(
+            {
+                "recovery_point": rp.id,
+                "target": target.url,
+                **outcome.stats.model_dump(),
+                "unmappable_keys": [{"key": k, "reason": r} for k, r in outcome.unmappable],
+            }
+        )
+    else:
+        s = outcome.stats
+        out.print(f"restored {s.objects} objects ({_human_bytes(s.bytes)}) to {target.url} in {s.seconds:.1f} s")
+        for key, reason in outcome.unmappable:
+            err.print(f"[yellow]not restored[/] {key!r}: {reason}")
+    if outcome.unmappable:
+        err.print(f"{len(outcome.unmappable)} keys could not be restored to {target.url}")
+        return 1
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    vault = _open(args)
+    with _progress(not args.json and args.read_data, "read data") as progress:
+        report = check_vault(vault, read_data=args.read_data, progress=progress)
+    if args.json:
+        _emit_json({"ok": report.ok, **report.model_dump()})
+    else:
+        for warning in report.warnings:
+            err.print(f"[yellow]warning[/] {warning}")
+        for error in report.errors:
+            err.print(f"[red]error[/] {error}")
+        verdict = "no errors" if report.ok else f"{len(report.errors)} errors"
+        detail = f", read {report.packs_read} packs ({_human_bytes(report.bytes_read)})" if args.read_data else ""
+        out.print(
+            f"checked {report.recovery_points} recovery points, {report.objects} objects, "
+            f"{report.packs} packs, {report.blobs} blobs{detail}: {verdict}"
+        )
+    return 0 if report.ok else 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own usage errors: exit 2 with one line
+        self.print_usage(sys.stderr)
+        err.print(f"vaultline: error: {message}")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vaultline", description="Deduplicated, encrypted backups of S3 buckets and directories.")
+    parser.add_argument("--vault", help="s3://bucket[/prefix] or a directory (default: $VAULTLINE_VAULT)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("init", parents=[common], help="create a vault")
+    p.add_argument("--encryption", choices=["none", "kms"], default="none")
+    p.add_argument("--kms-key-id", help="KMS key (id, ARN or alias) that wraps the vault's data key")
+    p.add_argument("--compression-level", type=int, default=3, choices=range(1, 23), metavar="1-22")
+    p.set_defaults(handler=cmd_init)
+
+    p = sub.add_parser("backup", parents=[common], help="back up an S3 bucket/prefix or a directory")
+    p.add_argument("source", help="s3://bucket[/prefix] or a directory")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(handler=cmd_backup)
+
+    p = sub.add_parser("list", parents=[common], help="list recovery points")
+    p.set_defaults(handler=cmd_list)
+
+    p = sub.add_parser("ls", parents=[common], help="list the objects of a recovery point")
+    p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
+    p.add_argument("prefix", nargs="?", default="")
+    p.set_defaults(handler=cmd_ls)
+
+    p = sub.add_parser("restore", parents=[common], help="restore a recovery point")
+    p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
+    p.add_argument("--to", required=True, help="s3://bucket[/prefix] or a directory")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB")
+    p.set_defaults(handler=cmd_restore)
+
+    p = sub.add_parser("check", parents=[common], help="verify the vault's structure and, optionally, every blob")
+    p.add_argument("--read-data", action="store_true", help="read, decrypt and hash every blob")
+    p.set_defaults(handler=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `vaultline` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except VaultlineError as exc:
+        err.print(f"vaultline: error: {exc}", markup=False, highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("vaultline: interrupted; no recovery point was written")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

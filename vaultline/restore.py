@@ -1,0 +1,93 @@
+"""Restoring a recovery point: read chunks in parallel, verify each, write objects in order."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from vaultline.manifest import ObjectEntry, RecoveryPoint, iter_entries
+from vaultline.packer import default_threads
+from vaultline.sources.base import KeyFilter
+from vaultline.targets import Target
+from vaultline.vault import Vault
+
+
+class RestoreStats(BaseModel):
+    objects: int = 0
+    bytes: int = 0
+    unmappable: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RestoreOutcome:
+    stats: RestoreStats = field(default_factory=RestoreStats)
+    unmappable: list[tuple[str, str]] = field(default_factory=list)
+
+
+class ChunkReader:
+    """Fetches and verifies chunks on a thread pool, yielding them in order with a bounded read-ahead."""
+
+    def __init__(self, vault: Vault, threads: int | None = None, lookahead: int = 16) -> None:
+        self.vault = vault
+        self.pool = ThreadPoolExecutor(max_workers=threads or default_threads() * 2, thread_name_prefix="vl-read")
+        self.lookahead = lookahead
+
+    def stream(self, chunk_ids: Sequence[str]) -> Iterator[bytes]:
+        queue: deque[Future[bytes]] = deque()
+        ids = iter(chunk_ids)
+        for chunk_hex in ids:
+            queue.append(self.pool.submit(self.vault.read_blob, bytes.fromhex(chunk_hex)))
+            if len(queue) >= self.lookahead:
+                break
+        for chunk_hex in ids:
+            yield queue.popleft().result()
+            queue.append(self.pool.submit(self.vault.read_blob, bytes.fromhex(chunk_hex)))
+        while queue:
+            yield queue.popleft().result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def select_entries(vault: Vault, rp: RecoveryPoint, include: Sequence[str] = ()) -> list[ObjectEntry]:
+    """The entries of ``rp`` that match the include globs (all when none are given)."""
+    key_filter = KeyFilter(include)
+    return [e for e in iter_entries(vault, rp) if key_filter(e.key)]
+
+
+def restore_entries(
+    vault: Vault,
+    entries: Iterable[ObjectEntry],
+    target: Target,
+    progress: Callable[[int, int], None] | None = None,
+) -> RestoreOutcome:
+    """Write ``entries`` to ``target``. Keys the target cannot hold are reported in the outcome, not written."""
+    clock = time.monotonic()
+    outcome = RestoreOutcome()
+    mapped, outcome.unmappable = target.plan(list(entries))
+    reader = ChunkReader(vault)
+    try:
+        for entry, key in mapped:
+            target.write(entry, key, _counting(reader.stream(entry.chunks), progress))
+            outcome.stats.objects += 1
+            outcome.stats.bytes += entry.size
+            if progress:
+                progress(1, 0)
+    finally:
+        reader.close()
+    outcome.stats.unmappable = len(outcome.unmappable)
+    outcome.stats.seconds = round(time.monotonic() - clock, 3)
+    return outcome
+
+
+def _counting(chunks: Iterator[bytes], progress: Callable[[int, int], None] | None) -> Iterator[bytes]:
+    for chunk in chunks:
+        if progress:
+            progress(0, len(chunk))
+        yield chunk

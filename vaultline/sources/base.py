@@ -1,0 +1,40 @@
+"""What a backup reads from: a listing of objects and a way to open each one."""
+
+from __future__ import annotations
+
+import fnmatch
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Literal
+
+from vaultline.chunking import Readable
+from vaultline.manifest import ObjectEntry
+
+
+class KeyFilter:
+    """Include/exclude globs over keys (fnmatch: ``*`` also matches ``/``). Excludes win over includes."""
+
+    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+        self.include = list(include)
+        self.exclude = list(exclude)
+
+    def __call__(self, key: str) -> bool:
+        if self.include and not any(fnmatch.fnmatchcase(key, p) for p in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(key, p) for p in self.exclude)
+
+
+class Source(ABC):
+    """A bucket prefix or a directory, listed in key order."""
+
+    url: str
+    kind: Literal["s3", "local"]
+
+    @abstractmethod
+    def list(self) -> Iterator[ObjectEntry]:
+        """Entries with listing fields only (key, size, etag, version, last-modified, storage class)."""
+
+    @abstractmethod
+    def open(self, listed: ObjectEntry) -> AbstractContextManager[tuple[Readable, ObjectEntry]]:
+        """Open one object: its byte stream and its entry completed with metadata and tags."""

@@ -1,0 +1,118 @@
+"""An S3 bucket (optionally a prefix) as a source, read with the standard credential chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from vaultline.aws import client
+from vaultline.chunking import Readable
+from vaultline.errors import SourceError
+from vaultline.manifest import ObjectEntry
+from vaultline.sources.base import KeyFilter, Source
+
+# S3 response headers that the manifest keeps, and the put_object argument each restores through.
+HEADER_FIELDS = {
+    "ContentType": "content_type",
+    "ContentEncoding": "content_encoding",
+    "ContentDisposition": "content_disposition",
+    "ContentLanguage": "content_language",
+    "CacheControl": "cache_control",
+}
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket[/prefix]`` -> (bucket, prefix)."""
+    if not url.startswith("s3://") or len(url) <= len("s3://"):
+        raise SourceError(f"{url!r} is not an s3://bucket[/prefix] URL")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    return bucket, prefix
+
+
+class S3Source(Source):
+    kind: Literal["s3", "local"] = "s3"
+
+    def __init__(self, url: str, key_filter: KeyFilter | None = None, s3: Any = None) -> None:
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.url = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        self.filter = key_filter or KeyFilter()
+        self.s3 = s3 or client("s3")
+
+    def _error(self, exc: ClientError, key: str | None = None) -> SourceError:
+        code = exc.response.get("Error", {}).get("Code", "")
+        where = f"s3://{self.bucket}/{key}" if key else f"bucket {self.bucket}"
+        if code == "NoSuchBucket":
+            return SourceError(f"source bucket {self.bucket} does not exist")
+        if code in ("AccessDenied", "403"):
+            return SourceError(f"{where}: access denied")
+        if code == "InvalidObjectState":
+            return SourceError(f"{where}: archived in Glacier; restore it from the archive tier first")
+        return SourceError(f"{where}: {code or exc}")
+
+    def _versioned(self) -> bool:
+        try:
+            status = self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        except ClientError as exc:
+            raise self._error(exc) from None
+        return status in ("Enabled", "Suspended")
+
+    def list(self) -> Iterator[ObjectEntry]:
+        """Current objects. On a versioned bucket the listing also yields version ids (ListObjectVersions)."""
+        try:
+            if self._versioned():
+                pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=self.prefix)
+                for page in pages:
+                    for item in page.get("Versions", []):
+                        if item.get("IsLatest") and self.filter(item["Key"]):
+                            yield self._entry(item, item.get("VersionId"))
+            else:
+                pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+                for page in pages:
+                    for item in page.get("Contents", []):
+                        if self.filter(item["Key"]):
+                            yield self._entry(item, None)
+        except ClientError as exc:
+            raise self._error(exc) from None
+
+    @staticmethod
+    def _entry(item: dict[str, Any], version_id: str | None) -> ObjectEntry:
+        return ObjectEntry(
+            key=item["Key"],
+            size=item["Size"],
+            etag=item.get("ETag"),
+            version_id=None if version_id in (None, "null") else version_id,
+            last_modified=item.get("LastModified"),
+            storage_class=item.get("StorageClass"),
+        )
+
+    @contextmanager
+    def open(self, listed: ObjectEntry) -> Iterator[tuple[Readable, ObjectEntry]]:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": listed.key}
+        if listed.version_id:
+            args["VersionId"] = listed.version_id
+        try:
+            response = self.s3.get_object(**args)
+            tag_set = self.s3.get_object_tagging(**args).get("TagSet", [])
+        except ClientError as exc:
+            raise self._error(exc, listed.key) from None
+        entry = listed.model_copy()
+        for header, field in HEADER_FIELDS.items():
+            setattr(entry, field, response.get(header))
+        if response.get("Expires"):
+            entry.expires = str(response.get("ExpiresString") or response["Expires"])
+        entry.metadata = dict(response.get("Metadata", {}))
+        entry.tags = {t["Key"]: t["Value"] for t in tag_set}
+        # What was read is authoritative: the object may have changed between the listing and the GET.
+        entry.size = response["ContentLength"]
+        entry.etag = response.get("ETag", entry.etag)
+        entry.last_modified = response.get("LastModified", entry.last_modified)
+        version = response.get("VersionId")
+        entry.version_id = None if version in (None, "null") else version
+        body = response["Body"]
+        try:
+            yield body, entry
+        finally:
+            body.close()

@@ -1,0 +1,52 @@
+"""The storage interface a vault lives on. Objects are written once and never modified; only prune deletes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object in a storage listing; ``key`` is relative to the vault root."""
+
+    key: str
+    size: int
+
+
+class Storage(ABC):
+    """A flat key space holding one vault (an S3 bucket and prefix, or a local directory)."""
+
+    url: str
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` atomically: readers see all of it or nothing."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the whole object; raise ObjectMissing naming the key if it does not exist."""
+
+    @abstractmethod
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Return ``length`` bytes from ``start``."""
+
+    @abstractmethod
+    def get_tail(self, key: str, length: int) -> bytes:
+        """Return the last ``length`` bytes (fewer if the object is shorter)."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        """List the objects whose keys start with ``prefix``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete ``key``; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists."""
+
+    def describe(self) -> str:
+        return self.url

@@ -1,0 +1,82 @@
+"""A vault in a local directory, laid out exactly like the S3 one (so `aws s3 sync` copies either way)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from vaultline.errors import ObjectMissing, VaultError
+from vaultline.storage.base import Storage, StoredObject
+
+
+class LocalStorage(Storage):
+    """Keys map to files under ``root``; writes go through a temporary file and an atomic rename."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.url = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise VaultError(f"{self.url}: invalid vault key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectMissing(f"{self.url}: {key} does not exist") from None
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            with self._path(key).open("rb") as handle:
+                handle.seek(start)
+                return handle.read(length)
+        except FileNotFoundError:
+            raise ObjectMissing(f"{self.url}: {key} does not exist") from None
+
+    def get_tail(self, key: str, length: int) -> bytes:
+        try:
+            with self._path(key).open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - length))
+                return handle.read()
+        except FileNotFoundError:
+            raise ObjectMissing(f"{self.url}: {key} does not exist") from None
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        # Walk only the directory the prefix names, then filter: prefixes here always end at a '/' or a name.
+        directory, _, _ = prefix.rpartition("/")
+        base = self.root.joinpath(*directory.split("/")) if directory else self.root
+        if not base.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.startswith(".tmp-"):
+                    continue
+                full = Path(dirpath, name)
+                key = full.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield StoredObject(key=key, size=full.stat().st_size)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()

@@ -1,0 +1,93 @@
+"""A vault in an S3 bucket under an optional prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from vaultline.aws import client
+from vaultline.errors import ObjectMissing, VaultError
+from vaultline.storage.base import Storage, StoredObject
+
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3Storage(Storage):
+    """Keys live under ``s3://bucket/prefix/``."""
+
+    def __init__(self, bucket: str, prefix: str = "", s3: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.s3 = s3 or client("s3")
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def _fail(self, exc: ClientError, key: str) -> VaultError:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _MISSING:
+            return ObjectMissing(f"{self.url}: {key} does not exist")
+        if code == "NoSuchBucket":
+            return VaultError(f"vault bucket {self.bucket} does not exist")
+        return VaultError(f"{self.url}: {key}: {code or exc}")
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except ClientError as exc:
+            raise self._fail(exc, key) from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            body: bytes = self.s3.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            return body
+        except ClientError as exc:
+            raise self._fail(exc, key) from None
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        try:
+            response = self.s3.get_object(
+                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}"
+            )
+            data: bytes = response["Body"].read()
+            return data
+        except ClientError as exc:
+            raise self._fail(exc, key) from None
+
+    def get_tail(self, key: str, length: int) -> bytes:
+        try:
+            data: bytes = self.s3.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=-{length}")[
+                "Body"
+            ].read()
+            return data
+        except ClientError as exc:
+            raise self._fail(exc, key) from None
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for item in page.get("Contents", []):
+                    yield StoredObject(key=item["Key"][len(self.prefix) :], size=item["Size"])
+        except ClientError as exc:
+            raise self._fail(exc, prefix) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            raise self._fail(exc, key) from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in _MISSING:
+                return False
+            raise self._fail(exc, key) from None
