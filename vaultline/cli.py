@@ -223,7 +223,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vaultline", description="Deduplicated, encrypted backups of S3 buckets and directories.")
     parser.add_argument("--vault", help="s3://bucket[/prefix] or a directory (default: $VAULTLINE_VAULT)")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

@@ -52,3 +52,7 @@ class SourceError(VaultlineError):
 
 class TargetError(VaultlineError):
     """A restore target cannot be written."""
+
+
+class VaultlineRetryable(VaultlineError):
+    """A transient failure (throttling, a dropped connection): the state machine retries the step by this name."""

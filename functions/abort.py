@@ -1,0 +1,18 @@
+"""Lambda handler: Clean a failed backup or restore run's staging area."""
+
+from typing import Any
+
+from observability import lambda_handler
+
+from vaultline.serverless import backup_steps
+from vaultline.serverless.models import AbortEvent
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Clean a failed backup or restore run's staging area."""
+    result = backup_steps.abort(vault_from_environment(), AbortEvent.model_validate(event))
+    return result
+
+
+handler = lambda_handler(step)

@@ -1,0 +1,21 @@
+"""Lambda handler: Merge batch results and write the manifest last."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from observability import lambda_handler, metrics
+
+from vaultline.serverless import backup_steps
+from vaultline.serverless.models import CommitEvent
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Merge batch results and write the manifest last."""
+    result = backup_steps.commit(vault_from_environment(), CommitEvent.model_validate(event))
+    metrics.add_metric(name="RecoveryPointsCommitted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="SourceBytes", unit=MetricUnit.Bytes, value=result.stats.bytes)
+    return result
+
+
+handler = lambda_handler(step)

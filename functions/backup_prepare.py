@@ -1,0 +1,18 @@
+"""Lambda handler: Open a recovery point: list the source and stage the work list."""
+
+from typing import Any
+
+from observability import lambda_handler
+
+from vaultline.serverless import backup_steps
+from vaultline.serverless.models import PrepareEvent
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Open a recovery point: list the source and stage the work list."""
+    result = backup_steps.prepare(vault_from_environment(), PrepareEvent.model_validate(event))
+    return result
+
+
+handler = lambda_handler(step)

@@ -1,0 +1,21 @@
+"""Lambda handler: Back up one batch of objects into packs."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from observability import lambda_handler, metrics
+
+from vaultline.serverless import backup_steps
+from vaultline.serverless.models import BackupWorkerEvent
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Back up one batch of objects into packs."""
+    result = backup_steps.work(vault_from_environment(), BackupWorkerEvent.model_validate(event))
+    metrics.add_metric(name="BytesRead", unit=MetricUnit.Bytes, value=result.bytes_read)
+    metrics.add_metric(name="BytesStored", unit=MetricUnit.Bytes, value=result.bytes_stored)
+    return result
+
+
+handler = lambda_handler(step)

@@ -1,0 +1,61 @@
+"""Powertools Logger, Tracer and Metrics shared by every handler, and the one rule for naming errors.
+
+Lambda reports an unhandled exception's class name as the error that Step Functions matches in Retry and Catch:
+engine errors keep their names (IntegrityError, SourceError, ...); transient AWS and network failures are
+renamed VaultlineRetryable so the state machine retries them with backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
+
+from vaultline.errors import VaultlineRetryable
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+_TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "SlowDown",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+}
+
+
+@contextmanager
+def transient_errors_retryable() -> Iterator[None]:
+    """Re-raise transient AWS/network failures as VaultlineRetryable; let every other error keep its name."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _TRANSIENT_CODES:
+            raise VaultlineRetryable(f"transient AWS error {code}: {exc}") from exc
+        raise
+    except (ConnectionError, EndpointConnectionError, ReadTimeoutError, TimeoutError) as exc:
+        raise VaultlineRetryable(f"transient network error: {exc}") from exc
+
+
+def lambda_handler(step: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Wrap a step (event dict -> pydantic result) with logging, tracing, metrics and error naming."""
+
+    @logger.inject_lambda_context(log_event=False)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics(raise_on_empty_metrics=False)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        with transient_errors_retryable():
+            result: dict[str, Any] = step(event).model_dump(mode="json")
+        return result
+
+    handler.__doc__ = step.__doc__
+    return handler

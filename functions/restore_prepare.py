@@ -1,0 +1,18 @@
+"""Lambda handler: Resolve the recovery point and stage restore batches."""
+
+from typing import Any
+
+from observability import lambda_handler
+
+from vaultline.serverless import restore_steps
+from vaultline.serverless.models import PrepareEvent
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Resolve the recovery point and stage restore batches."""
+    result = restore_steps.prepare(vault_from_environment(), PrepareEvent.model_validate(event))
+    return result
+
+
+handler = lambda_handler(step)

@@ -1,0 +1,18 @@
+"""Lambda handler: Restore one batch of objects to the target bucket."""
+
+from typing import Any
+
+from observability import lambda_handler
+
+from vaultline.serverless import restore_steps
+from vaultline.serverless.models import RestoreWorkerEvent
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Restore one batch of objects to the target bucket."""
+    result = restore_steps.work(vault_from_environment(), RestoreWorkerEvent.model_validate(event))
+    return result
+
+
+handler = lambda_handler(step)

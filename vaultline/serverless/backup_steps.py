@@ -1,0 +1,192 @@
+"""Backup workflow steps: Prepare, Worker, Commit, Abort."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from vaultline.backup import (
+    backup_objects,
+    finish_recovery_point,
+    load_previous,
+    recover_unindexed_packs,
+)
+from vaultline.errors import IntegrityError
+from vaultline.manifest import BackupStats, ObjectEntry, latest_for_source, load_recovery_point, new_recovery_point_id
+from vaultline.packer import BlobWriter
+from vaultline.serverless.models import (
+    Aborted,
+    AbortEvent,
+    BackupRequest,
+    BackupWorkerEvent,
+    BatchResult,
+    BatchSummary,
+    CommitEvent,
+    Committed,
+    Prepared,
+    PrepareEvent,
+    StagedRun,
+    WorkItem,
+)
+from vaultline.serverless.staging import (
+    clean_run,
+    full_key,
+    get_sealed,
+    put_sealed,
+    put_work_list,
+    run_prefix,
+    s3_storage,
+)
+from vaultline.sources import KeyFilter, S3Source
+from vaultline.vault import Vault
+
+# A batch is sized so one worker finishes it well inside its 15 minutes even at modest throughput; objects larger
+# than the byte budget get a batch of their own.
+BATCH_MAX_OBJECTS = 500
+BATCH_MAX_BYTES = 2 * 1024**3
+CARRIED_BATCH = -1  # the result that holds unchanged objects carried over from the parent
+
+
+def _source(request: BackupRequest) -> S3Source:
+    return S3Source(request.source.url, KeyFilter(request.source.include, request.source.exclude))
+
+
+def batches(listed: Iterator[ObjectEntry]) -> Iterator[list[ObjectEntry]]:
+    """Group objects into batches bounded by count and bytes."""
+    batch: list[ObjectEntry] = []
+    size = 0
+    for entry in listed:
+        if batch and (len(batch) >= BATCH_MAX_OBJECTS or size + entry.size > BATCH_MAX_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += entry.size
+    if batch:
+        yield batch
+
+
+def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
+    """Open a recovery point: list the source, carry unchanged objects over, stage batches of the rest."""
+    request = BackupRequest.model_validate(event.request)
+    source = _source(request)
+    started = datetime.now(UTC)
+    rp_id = new_recovery_point_id(started)
+    prefix = run_prefix(rp_id)
+    recover_unindexed_packs(vault)
+    parent = latest_for_source(vault, source.url)
+    previous = load_previous(vault, parent)
+
+    carried = BatchResult(batch=CARRIED_BATCH, entries=[], stats=BackupStats())
+    changed: list[ObjectEntry] = []
+    for item in source.list():
+        before = previous.get(item.key)
+        if before is not None and before.same_content(item):
+            carried.entries.append(before)
+            carried.stats.objects += 1
+            carried.stats.objects_unchanged += 1
+            carried.stats.bytes += item.size
+        else:
+            changed.append(item)
+    put_sealed(vault, f"{prefix}results/carried.json", carried)
+
+    work: list[dict[str, object]] = []
+    for number, batch in enumerate(batches(iter(changed))):
+        key = f"{prefix}batches/{number:06d}.json"
+        put_sealed(vault, key, BatchResult(batch=number, entries=batch, stats=BackupStats()))
+        work.append(WorkItem(batch=number, key=key).model_dump())
+    run = StagedRun(
+        recovery_point=rp_id,
+        source=request.source,
+        plan=request.plan,
+        tags=request.tags,
+        compression_level=request.compression_level,
+        parent=parent.id if parent else None,
+        started=started.isoformat(),
+        batches=len(work),
+        execution=event.execution,
+    )
+    put_sealed(vault, f"{prefix}run.json", run)
+    work_list_key = f"{prefix}work-list.json"
+    put_work_list(vault, work_list_key, work)
+    return Prepared(
+        recovery_point=rp_id,
+        vault_bucket=s3_storage(vault).bucket,
+        work_list_key=full_key(vault, work_list_key),
+        batches=len(work),
+        objects=len(changed) + len(carried.entries),
+    )
+
+
+def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
+    """Back up one batch. Safe to run again: chunks already stored are found in the index and skipped."""
+    prefix = run_prefix(event.recovery_point)
+    run = get_sealed(vault, f"{prefix}run.json", StagedRun)
+    batch = get_sealed(vault, event.item.key, BatchResult)
+    with BlobWriter(vault, run.compression_level) as writer:
+        outcome = backup_objects(vault, _source(BackupRequest(source=run.source)), batch.entries, {}, writer)
+        written = writer.flush()
+    stats = outcome.stats
+    stats.bytes_stored = written.stored_bytes
+    stats.new_chunks = written.new_blobs
+    stats.duplicate_chunks = written.duplicate_blobs
+    stats.packs = len(written.packs)
+    result_key = f"{prefix}results/{event.item.batch:06d}.json"
+    put_sealed(
+        vault,
+        result_key,
+        BatchResult(batch=event.item.batch, entries=outcome.entries, stats=stats, vanished=outcome.vanished),
+    )
+    return BatchSummary(
+        batch=event.item.batch,
+        objects=stats.objects,
+        bytes_read=stats.bytes_read,
+        bytes_stored=stats.bytes_stored,
+        result_key=full_key(vault, result_key),
+    )
+
+
+def commit(vault: Vault, event: CommitEvent) -> Committed:
+    """Merge every batch result into the manifest and write it last; then clear the staging area."""
+    rp_id = event.prepared.recovery_point
+    prefix = run_prefix(rp_id)
+    run = get_sealed(vault, f"{prefix}run.json", StagedRun)
+    results = [get_sealed(vault, o.key, BatchResult) for o in vault.storage.list(f"{prefix}results/")]
+    seen = {r.batch for r in results}
+    missing = [n for n in [CARRIED_BATCH, *range(run.batches)] if n not in seen]
+    if missing:
+        # Never commit a recovery point that silently lacks a batch.
+        raise IntegrityError(f"recovery point {rp_id}: results of batches {missing[:10]} are missing from staging")
+    stats = BackupStats()
+    entries: list[ObjectEntry] = []
+    for result in results:
+        stats.merge(result.stats)
+        entries.extend(result.entries)
+    started = datetime.fromisoformat(run.started)
+    stats.seconds = round((datetime.now(UTC) - started).total_seconds(), 3)
+    source = _source(BackupRequest(source=run.source))
+    parent = load_recovery_point(vault, run.parent) if run.parent else None
+    with BlobWriter(vault, run.compression_level) as writer:
+        header = finish_recovery_point(
+            vault,
+            writer,
+            rp_id,
+            source,
+            started,
+            entries,
+            stats,
+            parent,
+            run.plan,
+            run.tags,
+        )
+    clean_run(vault, rp_id)
+    return Committed(recovery_point=rp_id, source=header.source, plan=header.plan, stats=header.stats)
+
+
+def abort(vault: Vault, event: AbortEvent) -> Aborted:
+    """Clean a failed run's staging area. Packs it uploaded stay as unreferenced garbage for prune; no manifest
+    was written, so no recovery point exists."""
+    prepared = event.prepared or {}
+    run_id = prepared.get("recovery_point") or prepared.get("restore_id")
+    cleaned = clean_run(vault, str(run_id)) if run_id else 0
+    error = event.error or {}
+    return Aborted(run=run_id, staging_objects_deleted=cleaned, error=error.get("Error"), cause=error.get("Cause"))

@@ -1,0 +1,74 @@
+"""The vault's staging area: work lists, batches and partial results of running workflows."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from vaultline.errors import VaultError
+from vaultline.storage import S3Storage
+from vaultline.vault import STAGING_PREFIX, Vault
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def vault_from_environment() -> Vault:
+    """Open (or on first use create) the vault the deployed stack points at.
+
+    ``VAULT_URL`` names it; ``VAULT_ENCRYPTION`` and ``VAULT_KMS_KEY_ID`` say how a new one is created.
+    """
+    url = os.environ.get("VAULT_URL")
+    if not url or not url.startswith("s3://"):
+        raise VaultError("VAULT_URL must be set to the vault's s3://bucket[/prefix]")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    storage = S3Storage(bucket, prefix)
+    if not storage.exists("config"):
+        encryption = os.environ.get("VAULT_ENCRYPTION", "kms")
+        kms_key = os.environ.get("VAULT_KMS_KEY_ID")
+        from vaultline.errors import VaultExists
+
+        try:
+            return Vault.init(storage, "kms" if encryption == "kms" else "none", kms_key)
+        except VaultExists:
+            pass  # another run created it between our check and our write
+    return Vault.open(storage)
+
+
+def s3_storage(vault: Vault) -> S3Storage:
+    if not isinstance(vault.storage, S3Storage):
+        raise VaultError(f"{vault.url}: the serverless workflows need an S3 vault")
+    return vault.storage
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{STAGING_PREFIX}{run_id}/"
+
+
+def put_sealed(vault: Vault, key: str, value: BaseModel) -> None:
+    """Stage a document sealed like everything else in the vault (it holds keys, metadata and tags)."""
+    vault.storage.put(key, vault.cipher.seal(value.model_dump_json().encode(), key.encode()))
+
+
+def get_sealed(vault: Vault, key: str, model: type[M]) -> M:
+    return model.model_validate_json(vault.cipher.open(vault.storage.get(key), key.encode(), f"{vault.url}: {key}"))
+
+
+def put_work_list(vault: Vault, key: str, items: list[dict[str, Any]]) -> None:
+    """The Map state's ItemReader reads this one as plain JSON: it holds only batch numbers and staging keys."""
+    vault.storage.put(key, json.dumps(items).encode())
+
+
+def full_key(vault: Vault, key: str) -> str:
+    """The bucket key of a vault key (what an ItemReader needs)."""
+    return s3_storage(vault).prefix + key
+
+
+def clean_run(vault: Vault, run_id: str) -> int:
+    """Delete a run's staging objects; return how many."""
+    keys = [o.key for o in vault.storage.list(run_prefix(run_id))]
+    for key in keys:
+        vault.storage.delete(key)
+    return len(keys)
