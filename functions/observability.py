@@ -7,18 +7,20 @@ renamed VaultlineRetryable so the state machine retries them with backoff.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
 
 from vaultline.errors import VaultlineRetryable
 
-logger = Logger()
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "vaultline"))
 tracer = Tracer()
-metrics = Metrics()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Vaultline"))
 
 _TRANSIENT_CODES = {
     "Throttling",
@@ -55,6 +57,7 @@ def lambda_handler(step: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str,
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         with transient_errors_retryable():
             result: dict[str, Any] = step(event).model_dump(mode="json")
+        metrics.add_metric(name="StepsCompleted", unit=MetricUnit.Count, value=1)
         return result
 
     handler.__doc__ = step.__doc__

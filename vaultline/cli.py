@@ -21,6 +21,7 @@ from vaultline.backup import run_backup
 from vaultline.check import check_vault
 from vaultline.errors import UsageError, VaultlineError
 from vaultline.manifest import iter_entries, list_recovery_points, resolve_recovery_point
+from vaultline.remote import MapProgress, StackInfo, find_stack, follow, plan_inputs, start
 from vaultline.restore import restore_entries, select_entries
 from vaultline.sources import open_source
 from vaultline.storage import open_storage
@@ -67,6 +68,8 @@ def _progress(enabled: bool, label: str, total: int | None = None) -> Iterator[C
 
 def _vault_url(args: argparse.Namespace) -> str:
     url: str | None = args.vault or os.environ.get("VAULTLINE_VAULT")
+    if not url and args.stack:
+        url = _stack(args).vault_url
     if not url:
         raise UsageError("no vault given: pass --vault URL or set VAULTLINE_VAULT")
     return url
@@ -166,6 +169,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    if args.remote:
+        return _restore_remote(args)
     vault = _open(args)
     rp = resolve_recovery_point(vault, args.recovery_point)
     entries = select_entries(vault, rp, args.include)
@@ -190,6 +195,83 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if outcome.unmappable:
         err.print(f"{len(outcome.unmappable)} keys could not be restored to {target.url}")
         return 1
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> StackInfo:
+    return find_stack(args.stack or os.environ.get("VAULTLINE_STACK") or "Vaultline")
+
+
+@contextmanager
+def _follow_display(enabled: bool, label: str) -> Iterator[Callable[[str, MapProgress], None] | None]:
+    """A progress bar of map items done and failed while an execution runs."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}")]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None, detail="starting")
+
+        def show(status: str, progress: MapProgress) -> None:
+            done = progress.succeeded + progress.failed
+            detail = f"{status.lower()}: {done}/{progress.total} items, {progress.failed} failed"
+            bar.update(task, total=progress.total or None, completed=done, detail=detail)
+
+        yield show
+
+
+def cmd_plan_list(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    if args.json:
+        _emit_json({"stack": stack.name, "vault": stack.vault_url, "plans": stack.plans})
+        return 0
+    table = Table("plan", "sources", "compression", "concurrency")
+    for name, inputs in sorted(stack.plans.items()):
+        sources = ", ".join(i.get("source", {}).get("url", "?") for i in inputs)
+        first = inputs[0] if inputs else {}
+        table.add_row(name, sources, str(first.get("compression_level", "")), str(first.get("worker_concurrency", "")))
+    out.print(table)
+    out.print(f"vault: {stack.vault_url}")
+    return 0
+
+
+def cmd_plan_run(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    results = []
+    for payload in plan_inputs(stack, args.name):
+        execution = start(stack.backup_state_machine, payload)
+        with _follow_display(not args.json, f"plan {args.name}: {payload['source']['url']}") as show:
+            output = follow(execution, show, poll_seconds=args.poll)
+        committed = output.get("committed", {})
+        results.append({"execution": execution, **committed})
+        if not args.json:
+            stats = committed.get("stats", {})
+            out.print(
+                f"recovery point [bold]{committed.get('recovery_point')}[/] of {committed.get('source')}: "
+                f"{stats.get('objects', 0)} objects, {_human_bytes(stats.get('bytes', 0))}, "
+                f"stored {_human_bytes(stats.get('bytes_stored', 0))}"
+            )
+    if args.json:
+        _emit_json(results[0] if len(results) == 1 else results)
+    return 0
+
+
+def _restore_remote(args: argparse.Namespace) -> int:
+    if not args.to.startswith("s3://"):
+        raise UsageError("--remote restores go to s3://bucket[/prefix] targets")
+    stack = _stack(args)
+    payload = {"recovery_point": args.recovery_point, "target": args.to, "include": args.include}
+    execution = start(stack.restore_state_machine, payload)
+    with _follow_display(not args.json, f"restore {args.recovery_point}") as show:
+        output = follow(execution, show, poll_seconds=args.poll)
+    finished = output.get("finished", {})
+    if args.json:
+        _emit_json({"execution": execution, **finished})
+    else:
+        out.print(
+            f"restored {finished.get('objects', 0)} objects ({_human_bytes(finished.get('bytes', 0))}) "
+            f"of {finished.get('recovery_point')} to {args.to}"
+        )
     return 0
 
 
@@ -223,6 +305,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vaultline", description="Deduplicated, encrypted backups of S3 buckets and directories.")
     parser.add_argument("--vault", help="s3://bucket[/prefix] or a directory (default: $VAULTLINE_VAULT)")
+    parser.add_argument("--stack", help="deployed stack for plan and --remote commands (default: Vaultline)")
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -252,7 +335,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
     p.add_argument("--to", required=True, help="s3://bucket[/prefix] or a directory")
     p.add_argument("--include", action="append", default=[], metavar="GLOB")
+    p.add_argument("--remote", action="store_true", help="run the deployed restore state machine instead")
+    p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_restore)
+
+    plan = sub.add_parser("plan", help="backup plans of the deployed stack")
+    plan_sub = plan.add_subparsers(dest="plan_command", required=True, parser_class=_Parser)
+    p = plan_sub.add_parser("list", parents=[common], help="list the deployed plans")
+    p.set_defaults(handler=cmd_plan_list)
+    p = plan_sub.add_parser("run", parents=[common], help="run a plan now and follow it to the end")
+    p.add_argument("name")
+    p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    p.set_defaults(handler=cmd_plan_run)
 
     p = sub.add_parser("check", parents=[common], help="verify the vault's structure and, optionally, every blob")
     p.add_argument("--read-data", action="store_true", help="read, decrypt and hash every blob")

@@ -1,0 +1,31 @@
+"""Synthesize the CDK app in a subprocess and read the template, keeping CDK out of the engine's imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from vaultline.errors import VaultlineError
+
+
+def synthesize(
+    project_dir: str | Path, stack_name: str = "Vaultline", outdir: str | Path | None = None
+) -> dict[str, Any]:
+    """Run ``app.py`` (as ``cdk synth`` would) and return the stack's template as a dict."""
+    project = Path(project_dir).resolve()
+    out = Path(outdir or project / "cdk.out").resolve()
+    env = {**os.environ, "CDK_OUTDIR": str(out), "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise VaultlineError(f"cdk synth failed:\n{result.stderr.strip() or result.stdout.strip()}")
+    template_path = out / f"{stack_name}.template.json"
+    if not template_path.exists():
+        raise VaultlineError(f"cdk synth wrote no {template_path.name} in {out}")
+    template: dict[str, Any] = json.loads(template_path.read_text())
+    return template
