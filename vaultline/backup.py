@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vaultline.chunking import Chunker
-from vaultline.errors import SourceError
+from vaultline.errors import IntegrityError, SourceError
 from vaultline.index import write_index
 from vaultline.manifest import (
     BackupStats,
@@ -25,7 +25,7 @@ from vaultline.manifest import (
     write_entries,
 )
 from vaultline.packer import BlobWriter
-from vaultline.packs import BlobType, pack_id_of_key
+from vaultline.packs import BlobType, list_pack_ids
 from vaultline.sources.base import Source
 from vaultline.vault import Vault
 
@@ -108,14 +108,17 @@ def _store_object(
 def recover_unindexed_packs(vault: Vault) -> int:
     """Index packs that a crashed backup uploaded but never indexed, so the next backup reuses them.
 
-    Reads two ranges of each such pack (its trailer and header) and writes one index object for all of them.
+    Each such pack is read whole and verified (its bytes hash to its name, its header matches its blob area)
+    before it is indexed: a damaged leftover is skipped, never trusted, and prune removes it later.
     """
     known = vault.index.packs
-    orphans = [pack_id_of_key(o.key) for o in vault.storage.list("data/") if pack_id_of_key(o.key) not in known]
+    orphans = [pack_id for pack_id in list_pack_ids(vault.storage) if pack_id not in known]
     recovered = []
     for pack_id in orphans:
-        entries = vault.read_pack_header(pack_id)
-        recovered.append((pack_id, entries))
+        try:
+            recovered.append((pack_id, vault.read_verified_pack_entries(pack_id)))
+        except IntegrityError:
+            continue
     if recovered:
         write_index(vault.storage, recovered, vault.cipher)
         for pack_id, entries in recovered:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from vaultline.errors import VaultlineError
 from vaultline.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
-from vaultline.packs import pack_id_of_key, pack_key, read_pack_entries
+from vaultline.packs import list_pack_ids, pack_key, read_pack_entries
 from vaultline.vault import Vault
 
 
@@ -42,7 +42,7 @@ def check_vault(
     except VaultlineError as exc:
         report.errors.append(str(exc))
         return report
-    stored = {pack_id_of_key(o.key): o.size for o in vault.storage.list("data/")}
+    stored = list_pack_ids(vault.storage)
     report.packs = len(index.packs)
     report.blobs = len(index)
     for pack_id in index.packs:

@@ -153,7 +153,9 @@ def iter_entries(vault: Vault, rp: RecoveryPoint) -> Iterator[ObjectEntry]:
 
 
 def list_recovery_point_ids(vault: Vault) -> list[str]:
-    return sorted(obj.key[len(MANIFEST_PREFIX) :] for obj in vault.storage.list(MANIFEST_PREFIX))
+    """Ids of every recovery point, oldest first; stray objects under ``recovery-points/`` are ignored."""
+    names = (obj.key[len(MANIFEST_PREFIX) :] for obj in vault.storage.list(MANIFEST_PREFIX))
+    return sorted(name for name in names if _RP_ID.match(name))
 
 
 def list_recovery_points(vault: Vault) -> list[RecoveryPoint]:

@@ -8,6 +8,7 @@ running sum of stored lengths.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import blake3
 
 from vaultline.crypto import ID_SIZE, Cipher
 from vaultline.errors import IntegrityError
+from vaultline.storage import Storage
 
 PACK_MAGIC = b"VLP1"
 TRAILER = struct.Struct("<I4s")
@@ -58,8 +60,24 @@ def pack_key(pack_id: str) -> str:
     return f"{DATA_PREFIX}{pack_id[:2]}/{pack_id}"
 
 
-def pack_id_of_key(key: str) -> str:
-    return key.rsplit("/", 1)[-1]
+_PACK_KEY = re.compile(r"^data/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
+
+
+def pack_id_of_key(key: str) -> str | None:
+    """The pack id a storage key names, or None for anything else found under ``data/`` (stray files such as
+    ``.DS_Store`` or a copy tool's temporaries are not packs and must not stop a backup)."""
+    match = _PACK_KEY.match(key)
+    return match.group(2) if match else None
+
+
+def list_pack_ids(storage: Storage) -> dict[str, int]:
+    """Pack id -> stored size, for every well-formed pack key."""
+    found = {}
+    for obj in storage.list(DATA_PREFIX):
+        pack_id = pack_id_of_key(obj.key)
+        if pack_id:
+            found[pack_id] = obj.size
+    return found
 
 
 class PackBuilder:

@@ -16,13 +16,15 @@ import uuid
 from functools import cached_property
 from typing import Any, Literal
 
+import blake3
+
 from vaultline.aws import client
 from vaultline.compression import decompress
 from vaultline.config import CONFIG_KEY, CompressionSettings, EncryptionSettings, VaultConfig, b64, unb64
 from vaultline.crypto import Cipher, check_key, key_check_value
 from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultExists, VaultNotFound, WrongKeyError
 from vaultline.index import MasterIndex, load_master_index
-from vaultline.packs import TRAILER, BlobEntry, pack_key, parse_header, split_trailer
+from vaultline.packs import BlobEntry, pack_key, read_pack_entries
 from vaultline.storage import Storage, open_storage
 
 STAGING_PREFIX = "staging/"
@@ -130,14 +132,13 @@ class Vault:
             raise IntegrityError(f"{what}: content does not hash to its id")
         return data
 
-    def read_pack_header(self, pack_id: str) -> list[BlobEntry]:
-        """Entries of a pack read from its own header (two ranged reads): used to rebuild a lost index."""
-        key = pack_key(pack_id)
+    def read_verified_pack_entries(self, pack_id: str) -> list[BlobEntry]:
+        """Entries of a pack read from its own header, after checking the whole pack hashes to its name."""
+        data = self.storage.get(pack_key(pack_id))
         what = f"{self.url}: pack {pack_id}"
-        tail = self.storage.get_tail(key, TRAILER.size)
-        length = split_trailer(tail, self.config.pack_size * 2, what)
-        sealed = self.storage.get_tail(key, length + TRAILER.size)[:length]
-        return parse_header(sealed, self.cipher, what)
+        if blake3.blake3(data).hexdigest() != pack_id:
+            raise IntegrityError(f"{what}: content does not hash to its name")
+        return read_pack_entries(data, self.cipher, what)
 
 
 def _generate_data_key(kms_key_id: str) -> tuple[bytes, bytes]:
