@@ -41,8 +41,17 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return dctx
 
 
+# Incompressible data (gzip, media, ciphertext) is a fifth of a typical bucket: a trial on a sample decides
+# before zstd spends a full pass on a chunk only to throw the result away.
+_SAMPLE = 64 * 1024
+
+
 def compress(data: bytes | memoryview, level: int) -> tuple[Compression, bytes]:
     """Compress ``data``; return it unchanged (``Compression.NONE``) when zstd does not pay."""
+    if len(data) > 2 * _SAMPLE:
+        sample = _compressor(1).compress(data[:_SAMPLE])
+        if len(sample) > _SAMPLE * (1 - _MIN_SAVING):
+            return Compression.NONE, bytes(data)
     packed = _compressor(level).compress(data)
     if len(packed) <= len(data) * (1 - _MIN_SAVING):
         return Compression.ZSTD, packed

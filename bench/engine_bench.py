@@ -1,0 +1,266 @@
+"""Vaultline engine benchmark: first backup, day-2 backup, restore and check --read-data on a generated corpus.
+
+Run ``make bench`` (1 GiB corpus) or ``.venv/bin/python bench/engine_bench.py --quick`` (64 MiB). Every step runs in
+its own process so its peak RSS is its own. Raw single-core zstd-3 on the same bytes is the reference; restic, if
+it is on PATH, runs the same steps for side-by-side ratios. Throughputs are in MB/s (10^6 bytes per second) of
+source bytes. Everything lives in ``bench/.work`` (gitignored); the page cache is warm for every tool alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import corpus
+import restic_bench
+import zstandard
+from measure import BENCH_DIR, StepResult, dir_bytes, run_engine_step
+
+MB = 1_000_000
+PIECE = 1024 * 1024
+
+
+@dataclass
+class Figures:
+    """What one tool measured; ``None`` where a step did not run."""
+
+    backup: StepResult | None = None
+    vault_bytes: int = 0
+    day2: StepResult | None = None
+    day2_growth: int = 0
+    restore: StepResult | None = None
+    check: StepResult | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """Paths and sizes shared by every step."""
+
+    work: Path
+    source_bytes: int = 0
+    day2_bytes: int = 0
+
+    @property
+    def corpus(self) -> Path:
+        return self.work / "corpus"
+
+    @property
+    def vault(self) -> Path:
+        return self.work / "vault"
+
+    def restored(self, tool: str) -> Path:
+        return self.work / f"restore-{tool}"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024, help="corpus size in MiB (default 1024)")
+    parser.add_argument("--quick", action="store_true", help="64 MiB corpus: checks the script end to end")
+    parser.add_argument("--seed", type=int, default=20261128, help="corpus seed (default %(default)s)")
+    parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / ".work", help="scratch directory")
+    parser.add_argument("--no-restic", action="store_true", help="skip restic even if it is on PATH")
+    parser.add_argument("--no-verify", action="store_true", help="skip comparing restored trees with the corpus")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size_mib = 64
+    return args
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def mbps(nbytes: int, seconds: float) -> float:
+    return nbytes / MB / seconds if seconds > 0 else float("nan")
+
+
+# -- corpus and reference -------------------------------------------------------------------------------------
+
+
+def build_corpus(run: Run, size_mib: int, seed: int) -> list[corpus.FileSpec]:
+    clock = time.perf_counter()
+    specs = corpus.plan_corpus(size_mib * 1024 * 1024, seed)
+    corpus.generate(run.corpus, specs)
+    files, run.source_bytes = corpus.tree_size(run.corpus)
+    shares = {kind: sum(s.size for s in specs if s.kind == kind) / run.source_bytes for kind in corpus.KIND_SHARES}
+    mix = ", ".join(f"{kind} {share:.0%}" for kind, share in shares.items())
+    sizes = sorted(s.size for s in specs)
+    log(
+        f"corpus: {files} files, {run.source_bytes / MB:.1f} MB in {time.perf_counter() - clock:.1f} s "
+        f"(sizes {sizes[0] / 1024:.0f} KiB .. {sizes[-1] / 2**20:.1f} MiB; {mix})"
+    )
+    return specs
+
+
+def zstd_reference(root: Path) -> tuple[float, float]:
+    """Single-thread zstd level 3 over every file in 1 MiB pieces: (MB/s, compressed/raw). Reads are not timed."""
+    cctx = zstandard.ZstdCompressor(level=3, threads=0)
+    raw = packed = 0
+    spent = 0.0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = memoryview(path.read_bytes())
+        clock = time.perf_counter()
+        for start in range(0, len(data), PIECE):
+            packed += len(cctx.compress(data[start : start + PIECE]))
+        spent += time.perf_counter() - clock
+        raw += len(data)
+    return mbps(raw, spent), packed / raw
+
+
+# -- tools ----------------------------------------------------------------------------------------------------
+
+
+def vaultline_day1(run: Run) -> Figures:
+    shutil.rmtree(run.vault, ignore_errors=True)
+    step = run_engine_step("init-backup", str(run.vault), str(run.corpus))
+    figures = Figures(backup=step, vault_bytes=dir_bytes(run.vault))
+    report = step.report
+    chunks = report["new_chunks"] + report["duplicate_chunks"]
+    figures.extra["packs"] = report["packs"]
+    figures.extra["avg_chunk_kib"] = report["bytes_read"] / max(1, chunks) / 1024
+    log(f"vaultline backup 1: {step.seconds:.1f} s, {chunks} chunks, {report['packs']} packs")
+    return figures
+
+
+def vaultline_day2(run: Run, figures: Figures) -> None:
+    figures.day2 = run_engine_step("backup", str(run.vault), str(run.corpus))
+    size = dir_bytes(run.vault)
+    figures.day2_growth, figures.vault_bytes = size - figures.vault_bytes, size
+    log(f"vaultline backup 2: {figures.day2.seconds:.1f} s, +{figures.day2_growth / MB:.2f} MB")
+
+
+def vaultline_restore_check(run: Run, figures: Figures) -> None:
+    target = run.restored("vaultline")
+    shutil.rmtree(target, ignore_errors=True)
+    figures.restore = run_engine_step("restore", str(run.vault), str(run.corpus), str(target))
+    log(f"vaultline restore: {figures.restore.seconds:.1f} s")
+    figures.check = run_engine_step("check", str(run.vault))
+    if figures.check.report.get("errors"):
+        log(f"  CHECK FAILED: {figures.check.report}")
+    log(f"vaultline check --read-data: {figures.check.seconds:.1f} s")
+
+
+def restic_day1(run: Run, restic: restic_bench.Restic) -> Figures:
+    restic.init()
+    step = restic.backup(run.corpus)
+    figures = Figures(backup=step, vault_bytes=dir_bytes(restic.repo))
+    log(f"restic backup 1: {step.seconds:.1f} s")
+    return figures
+
+
+def restic_day2(run: Run, restic: restic_bench.Restic, figures: Figures) -> None:
+    figures.day2 = restic.backup(run.corpus)
+    size = dir_bytes(restic.repo)
+    figures.day2_growth, figures.vault_bytes = size - figures.vault_bytes, size
+    log(f"restic backup 2: {figures.day2.seconds:.1f} s, +{figures.day2_growth / MB:.2f} MB")
+
+
+def restic_restore_check(run: Run, restic: restic_bench.Restic, figures: Figures) -> None:
+    figures.restore = restic.restore(run.restored("restic"))
+    log(f"restic restore: {figures.restore.seconds:.1f} s")
+    figures.check = restic.check_read_data()
+    log(f"restic check --read-data: {figures.check.seconds:.1f} s")
+
+
+def verify_restore(source: Path, restored: Path) -> bool:
+    """True if ``restored`` holds exactly the files of ``source``, byte for byte."""
+    names = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
+    got = sorted(p.relative_to(restored) for p in restored.rglob("*") if p.is_file())
+    if names != got:
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(source, restored, [str(n) for n in names], shallow=False)
+    return not mismatch and not errors
+
+
+# -- report ---------------------------------------------------------------------------------------------------
+
+
+def _rows(run: Run, fig: Figures) -> dict[str, float]:
+    assert fig.backup and fig.day2 and fig.restore and fig.check
+    return {
+        "first backup MB/s": mbps(run.source_bytes, fig.backup.seconds),
+        "first backup s": fig.backup.seconds,
+        "vault size / source": fig.vault_bytes / run.source_bytes,
+        "day-2 backup s": fig.day2.seconds,
+        "day-2 growth MB": fig.day2_growth / MB,
+        "restore MB/s": mbps(run.day2_bytes, fig.restore.seconds),
+        "check --read-data s": fig.check.seconds,
+        "check --read-data MB/s": mbps(run.day2_bytes, fig.check.seconds),
+        "peak RSS backup-1 MiB": fig.backup.peak_rss_mib,
+        "peak RSS backup-2 MiB": fig.day2.peak_rss_mib,
+        "peak RSS restore MiB": fig.restore.peak_rss_mib,
+        "peak RSS check MiB": fig.check.peak_rss_mib,
+    }
+
+
+# Rows where a higher figure is better: the ratio column reads "x times better" either way.
+HIGHER_IS_BETTER = {"first backup MB/s", "restore MB/s", "check --read-data MB/s"}
+
+
+def print_table(run: Run, zstd: tuple[float, float], ours: Figures, theirs: Figures | None) -> None:
+    rows = _rows(run, ours)
+    other = _rows(run, theirs) if theirs else {}
+    header = f"{'figure':<26}{'vaultline':>12}" + (f"{'restic':>12}{'vl/restic':>11}" if other else "")
+    log("\n" + header + "\n" + "-" * len(header))
+    for name, value in rows.items():
+        line = f"{name:<26}{value:>12.3f}" if value < 10 else f"{name:<26}{value:>12.1f}"
+        if other:
+            line += f"{other[name]:>12.3f}" if other[name] < 10 else f"{other[name]:>12.1f}"
+            line += f"{value / other[name]:>10.2f}x" if other[name] else f"{'-':>11}"
+        log(line)
+    log("-" * len(header))
+    log(f"{'zstd-3 1 core MB/s':<26}{zstd[0]:>12.1f}   (compressed/raw {zstd[1]:.3f})")
+    log(f"{'backup-1 / zstd-3 1 core':<26}{rows['first backup MB/s'] / zstd[0]:>12.2f}")
+    log(f"{'packs':<26}{ours.extra['packs']:>12.0f}")
+    log(f"{'average chunk KiB':<26}{ours.extra['avg_chunk_kib']:>12.1f}")
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    run = Run(work=args.work_dir.resolve())
+    run.work.mkdir(parents=True, exist_ok=True)
+    specs = build_corpus(run, args.size_mib, args.seed)
+    zstd = zstd_reference(run.corpus)
+    log(f"zstd-3 single core: {zstd[0]:.1f} MB/s, ratio {zstd[1]:.3f}")
+
+    restic = None
+    if not args.no_restic and restic_bench.available():
+        restic = restic_bench.Restic(run.work / "restic-repo", run.work / "restic-cache")
+        log(restic_bench.version())
+    elif not args.no_restic:
+        log("restic not on PATH: Vaultline figures only")
+
+    ours = vaultline_day1(run)
+    theirs = restic_day1(run, restic) if restic else None
+
+    summary = corpus.make_day2(run.corpus, specs, args.seed)
+    _, run.day2_bytes = corpus.tree_size(run.corpus)
+    log(
+        f"day 2: {summary.appended} appended, {summary.edited} edited, {summary.added} new, {summary.deleted} "
+        f"deleted of {summary.files_before} files; {summary.new_bytes / MB:.2f} MB of new raw content"
+    )
+    vaultline_day2(run, ours)
+    if restic and theirs:
+        restic_day2(run, restic, theirs)
+
+    vaultline_restore_check(run, ours)
+    if restic and theirs:
+        restic_restore_check(run, restic, theirs)
+    if not args.no_verify:
+        log(f"vaultline restore matches the corpus: {verify_restore(run.corpus, run.restored('vaultline'))}")
+
+    print_table(run, zstd, ours, theirs)
+    return 0 if not ours.check or not ours.check.report.get("errors") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
