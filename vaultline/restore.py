@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -73,8 +74,11 @@ def restore_entries(
     mapped, outcome.unmappable = target.plan(list(entries))
     reader = ChunkReader(vault)
     try:
+        # One read-ahead stream over every chunk of every object, split back per object: small objects would
+        # otherwise each wait a full fetch round trip with the read-ahead empty.
+        stream = reader.stream([chunk for entry, _ in mapped for chunk in entry.chunks])
         for entry, key in mapped:
-            target.write(entry, key, _counting(reader.stream(entry.chunks), progress))
+            target.write(entry, key, _counting(itertools.islice(stream, len(entry.chunks)), progress))
             outcome.stats.objects += 1
             outcome.stats.bytes += entry.size
             if progress:
