@@ -260,7 +260,12 @@ def _restore_remote(args: argparse.Namespace) -> int:
     if not args.to.startswith("s3://"):
         raise UsageError("--remote restores go to s3://bucket[/prefix] targets")
     stack = _stack(args)
-    payload = {"recovery_point": args.recovery_point, "target": args.to, "include": args.include}
+    payload = {
+        "recovery_point": args.recovery_point,
+        "target": args.to,
+        "include": args.include,
+        "worker_concurrency": args.concurrency,
+    }
     execution = start(stack.restore_state_machine, payload)
     with _follow_display(not args.json, f"restore {args.recovery_point}") as show:
         output = follow(execution, show, poll_seconds=args.poll)
@@ -336,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, help="s3://bucket[/prefix] or a directory")
     p.add_argument("--include", action="append", default=[], metavar="GLOB")
     p.add_argument("--remote", action="store_true", help="run the deployed restore state machine instead")
+    p.add_argument("--concurrency", type=int, default=10, help="parallel restore workers with --remote")
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_restore)
 
@@ -361,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except VaultlineError as exc:
-        err.print(f"vaultline: error: {exc}", markup=False, highlight=False)
+        err.print(f"vaultline: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("vaultline: interrupted; no recovery point was written")

@@ -137,7 +137,10 @@ def main() -> int:
         client("s3").create_bucket(Bucket=RESTORE_BUCKET)
         restore_clock = time.monotonic()
         restored = follow(
-            start(stack.restore_state_machine, {"recovery_point": rp, "target": f"s3://{RESTORE_BUCKET}"}),
+            start(
+                stack.restore_state_machine,
+                {"recovery_point": rp, "target": f"s3://{RESTORE_BUCKET}", "worker_concurrency": 8},
+            ),
             poll_seconds=0.2,
         )["finished"]
         restore_seconds = time.monotonic() - restore_clock
@@ -151,9 +154,7 @@ def main() -> int:
         big = bytearray(objects["big/disk-image.raw"][0])
         big[30_000_000:30_000_100] = b"x" * 100
         s3.put_object(Bucket=source_bucket, Key="big/disk-image.raw", Body=bytes(big))
-        console.print(
-            "changed 2 objects (one is the 66 MiB image), added 1, deleted 1; running the plan again ..."
-        )
+        console.print("changed 2 objects (one is the 66 MiB image), added 1, deleted 1; running the plan again ...")
         second = run_plan(stack.backup_state_machine, payload, None)
 
         report = check_vault(Vault.open(stack.vault_url), read_data=True)

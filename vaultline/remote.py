@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,9 +67,9 @@ def plan_inputs(stack: StackInfo, plan: str) -> list[dict[str, Any]]:
 
 
 def start(state_machine: str, payload: dict[str, Any], name: str | None = None) -> str:
-    args: dict[str, Any] = {"stateMachineArn": state_machine, "input": json.dumps(payload)}
-    if name:
-        args["name"] = name
+    # A unique name per run: Step Functions keeps names 90 days, and a client-chosen one makes the run findable.
+    run_name = name or f"vaultline-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    args: dict[str, Any] = {"stateMachineArn": state_machine, "input": json.dumps(payload), "name": run_name}
     arn: str = client("stepfunctions").start_execution(**args)["executionArn"]
     return arn
 
@@ -112,11 +113,24 @@ def follow(
             raise ExecutionFailed(f"execution {execution_arn} still {status} after {timeout_seconds} s")
         time.sleep(poll_seconds)
     if status != "SUCCEEDED":
-        cause = description.get("cause", "")
-        with contextlib.suppress(ValueError, AttributeError):
-            cause = json.loads(cause).get("errorMessage", cause)
-        raise ExecutionFailed(
-            f"execution {execution_arn.rsplit(':', 1)[-1]} {status}: {description.get('error')}: {cause}"
-        )
+        error, cause = _root_cause(execution_arn, description)
+        raise ExecutionFailed(f"execution {execution_arn} {status}: {error}: {cause}")
     output: dict[str, Any] = json.loads(description.get("output") or "{}")
     return output
+
+
+def _root_cause(execution_arn: str, description: dict[str, Any]) -> tuple[str, str]:
+    """The first task failure in the history (what Abort was told), else the execution's own error."""
+    history = client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)
+    for event in history.get("events", []):
+        for key in ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails", "mapRunFailedEventDetails"):
+            details = event.get(key)
+            if details:
+                return details.get("error", "?"), _message(details.get("cause", ""))
+    return description.get("error", "?"), _message(description.get("cause", ""))
+
+
+def _message(cause: str) -> str:
+    with contextlib.suppress(ValueError, AttributeError):
+        return str(json.loads(cause).get("errorMessage", cause))
+    return cause

@@ -60,6 +60,8 @@ class S3Target(Target):
             value = getattr(entry, field)
             if value:
                 args[header] = value
+        if entry.expires:
+            args["Expires"] = entry.expires
         if entry.tags:
             args["Tagging"] = urlencode(entry.tags)
         if entry.storage_class and entry.storage_class not in ("STANDARD",):
@@ -145,13 +147,17 @@ class DirectoryTarget(Target):
                 continue  # a folder marker: directories appear with the files under them
             files[entry.key] = entry.key
         folded: dict[str, str] = {}
-        directories = {"/".join(k.split("/")[:i]) for k in files for i in range(1, k.count("/") + 1)}
+        directories = {
+            unicodedata.normalize("NFC", "/".join(k.split("/")[:i])).casefold()
+            for k in files
+            for i in range(1, k.count("/") + 1)
+        }
         for entry in entries:
             key = entry.key
             if key not in files:
                 continue
             fold = unicodedata.normalize("NFC", key).casefold()
-            if key in directories:
+            if fold in directories:
                 rejected.append((key, "collides with a directory of the same name"))
             elif fold in folded:
                 rejected.append((key, f"collides with {folded[fold]!r} on case- or normalization-insensitive disks"))
@@ -161,7 +167,7 @@ class DirectoryTarget(Target):
         return mapped, rejected
 
     def write(self, entry: ObjectEntry, key: str, chunks: Iterable[bytes]) -> None:
-        path = self.root.joinpath(*key.split("/"))
+        path = Path(os.path.normpath(self.root.joinpath(*key.split("/"))))
         # Belt and braces: the key was vetted by plan(), but never write outside the root whatever happens.
         if self.root not in path.parents:
             raise TargetError(f"{key}: refuses to write outside {self.root}")

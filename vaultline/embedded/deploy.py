@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import uuid
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -206,7 +207,9 @@ def fire_schedule(name: str) -> str:
     """Do what EventBridge Scheduler does when schedule ``name`` comes due: start its target with its input."""
     schedule = client("scheduler").get_schedule(Name=name)
     target = schedule["Target"]
-    response = client("stepfunctions").start_execution(stateMachineArn=target["Arn"], input=target.get("Input", "{}"))
+    response = client("stepfunctions").start_execution(
+        stateMachineArn=target["Arn"], input=target.get("Input", "{}"), name=f"{name}-{uuid.uuid4().hex}"
+    )
     execution_arn: str = response["executionArn"]
     return execution_arn
 

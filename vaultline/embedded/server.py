@@ -37,6 +37,9 @@ class EmbeddedAws:
     def __enter__(self) -> EmbeddedAws:
         # werkzeug logs every request at INFO; the demo's report is what a user should read.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self.quiet:
+            # The interpreter logs every handled state failure (caught and retried ones too) as a warning.
+            logging.getLogger("moto").setLevel(logging.ERROR)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"

@@ -18,7 +18,13 @@ def synthesize(
     """Run ``app.py`` (as ``cdk synth`` would) and return the stack's template as a dict."""
     project = Path(project_dir).resolve()
     out = Path(outdir or project / "cdk.out").resolve()
-    env = {**os.environ, "CDK_OUTDIR": str(out), "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(out),
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+    }
     result = subprocess.run(
         [sys.executable, "app.py"], cwd=project, env=env, capture_output=True, text=True, check=False
     )

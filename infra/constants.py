@@ -1,0 +1,100 @@
+"""Names and numbers the infrastructure shares, in one place. Handlers and the CLI rely on several of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTIONS_DIR = ROOT / "functions"
+LAYER_DIR = ROOT / "build" / "layer"
+LAYER_BUILD_SCRIPT = ROOT / "layers" / "build.py"
+
+# --- context keys (cdk.json) and their defaults -------------------------------------------------------------
+CTX_PLANS_FILE = "plansFile"
+CTX_STACK_NAME = "stackName"
+CTX_OBJECT_LOCK_MODE = "objectLockMode"
+CTX_OBJECT_LOCK_DAYS = "objectLockRetentionDays"
+CTX_NONCURRENT_DAYS = "noncurrentVersionExpirationDays"
+CTX_RESTORE_TARGETS = "restoreTargetBuckets"
+
+DEFAULT_PLANS_FILE = "plans.yaml"
+DEFAULT_STACK_NAME = "Vaultline"
+DEFAULT_OBJECT_LOCK_DAYS = 0
+DEFAULT_NONCURRENT_DAYS = 30
+DEFAULT_RESTORE_TARGETS = ("vaultline-*",)
+
+# --- vault layout ------------------------------------------------------------------------------------------
+STAGING_PREFIX = "staging/"
+MAP_RESULTS_PREFIX = "staging/map-results"
+STAGING_EXPIRATION_DAYS = 7
+ABORT_MULTIPART_DAYS = 1
+ACCESS_LOG_EXPIRATION_DAYS = 365
+
+# --- Lambda ------------------------------------------------------------------------------------------------
+SERVICE_NAME = "vaultline"
+METRICS_NAMESPACE = "Vaultline"
+LOG_LEVEL = "INFO"
+HANDLERS = {
+    "backup_prepare": "backup_prepare.handler",
+    "backup_worker": "backup_worker.handler",
+    "backup_commit": "backup_commit.handler",
+    "restore_prepare": "restore_prepare.handler",
+    "restore_worker": "restore_worker.handler",
+    "restore_finish": "restore_finish.handler",
+    "abort": "abort.handler",
+}
+# 1769 MB is where Lambda grants one full vCPU: chunking, BLAKE3 and zstd are CPU-bound and single-threaded per
+# object, so less memory is slower *and* not cheaper; a 16 MiB pack buffer plus read-ahead fits easily.
+WORKER_MEMORY_MB = 1769
+# Prepare lists the source and streams the work list out in batches: I/O-bound, modest memory.
+PREPARE_MEMORY_MB = 1024
+# Commit merges every worker's entries into one manifest held in memory; millions of objects need room.
+COMMIT_MEMORY_MB = 2048
+FINISH_MEMORY_MB = 512
+ABORT_MEMORY_MB = 256
+FUNCTION_TIMEOUT_MINUTES = 15  # Lambda's maximum; workers return early on their own time budget.
+ABORT_TIMEOUT_MINUTES = 5
+LOG_RETENTION_DAYS = 30
+
+# --- Step Functions contract (the handlers are written against these) --------------------------------------
+RETRYABLE_ERROR = "VaultlineRetryable"
+LAMBDA_TRANSIENT_ERRORS = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+RETRY_INTERVAL_SECONDS = 2
+RETRY_BACKOFF_RATE = 2
+RETRY_MAX_ATTEMPTS = 6
+# The task's own timeout: a little over the function's, so a hung invoke surfaces as States.Timeout.
+TASK_TIMEOUT_MARGIN_SECONDS = 60
+STATE_MACHINE_TIMEOUT_HOURS = 24
+
+EVENT_SOURCE = "vaultline"
+BACKUP_SUCCEEDED = "Vaultline Backup Succeeded"
+BACKUP_FAILED = "Vaultline Backup Failed"
+RESTORE_SUCCEEDED = "Vaultline Restore Succeeded"
+RESTORE_FAILED = "Vaultline Restore Failed"
+SFN_STATUS_CHANGE = "Step Functions Execution Status Change"
+SFN_FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+
+# --- Scheduler ---------------------------------------------------------------------------------------------
+SCHEDULE_PREFIX = "vaultline-"
+SCHEDULE_RETRY_ATTEMPTS = 3
+SCHEDULE_MAX_EVENT_AGE_SECONDS = 3600  # a backup started more than an hour late is better skipped than piled up
+
+# --- CDK ---------------------------------------------------------------------------------------------------
+# Feature flags the constructs rely on; cdk.json sets them too, build_app() makes sure tests get the same.
+FEATURE_FLAGS = {
+    # Without it CDK renders only the deprecated ResultWriter (and silently drops ResultWriterV2).
+    "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2": True,
+    # Grant S3 log delivery through the bucket policy instead of the legacy LogDeliveryWrite ACL.
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+}
+
+OUTPUT_BACKUP_STATE_MACHINE = "BackupStateMachineArn"
+OUTPUT_RESTORE_STATE_MACHINE = "RestoreStateMachineArn"
+OUTPUT_VAULT_BUCKET = "VaultBucketName"
+OUTPUT_VAULT_KEY = "VaultKeyArn"
+OUTPUT_PLANS = "Plans"

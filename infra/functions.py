@@ -1,0 +1,253 @@
+"""The seven Lambda functions of both workflows, and exactly the permissions each one needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import constants as c
+from infra.nag import acknowledge, logical_id
+from infra.vault import Vault
+from vaultline.plans import PlansFile
+
+S3_BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning")
+S3_OBJECT_READ_ACTIONS = (
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
+)
+SOURCE_READ_ACTIONS = S3_OBJECT_READ_ACTIONS + S3_BUCKET_LIST_ACTIONS
+VAULT_READ_ACTIONS = ("s3:GetObject", "s3:ListBucket")
+VAULT_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
+TARGET_WRITE_ACTIONS = ("s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload")
+# GenerateDataKey: SSE-KMS writes and the vault's own data key; Decrypt: SSE-KMS reads and unwrapping that key.
+VAULT_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+
+
+@dataclass(frozen=True)
+class _Spec:
+    memory_mb: int
+    timeout_minutes: int
+    description: str
+
+
+SPECS = {
+    "backup_prepare": _Spec(c.PREPARE_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Open a recovery point, write work list"),
+    "backup_worker": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Chunk, compress, encrypt, pack a batch"),
+    "backup_commit": _Spec(c.COMMIT_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Merge worker results, write manifest"),
+    "restore_prepare": _Spec(c.PREPARE_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Select objects, write work list"),
+    "restore_worker": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Rebuild and write a batch of objects"),
+    "restore_finish": _Spec(c.FINISH_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Summarise a restore"),
+    "abort": _Spec(c.ABORT_MEMORY_MB, c.ABORT_TIMEOUT_MINUTES, "Record a failed run, clean its staging area"),
+}
+
+
+class Functions(Construct):
+    """Lambda functions sharing one layer, one environment and per-function least-privilege roles."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vault: Vault,
+        layer: lambda_.ILayerVersion,
+        plans: PlansFile,
+        restore_targets: Sequence[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._vault = vault
+        code = lambda_.Code.from_asset(str(c.FUNCTIONS_DIR), exclude=["__pycache__", "*.pyc", "tests", ".*"])
+        environment = {
+            "VAULT_URL": vault.url,
+            "VAULT_ENCRYPTION": plans.encryption,
+            "VAULT_KMS_KEY_ID": vault.key.key_arn,
+            "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+            "LOG_LEVEL": c.LOG_LEVEL,
+        }
+        self.by_name: dict[str, lambda_.Function] = {}
+        for name, handler in c.HANDLERS.items():
+            spec = SPECS[name]
+            construct = "".join(part.title() for part in name.split("_"))
+            log_group = logs.LogGroup(
+                self,
+                f"{construct}Logs",
+                retention=logs.RetentionDays.ONE_MONTH,
+            )
+            self.by_name[name] = lambda_.Function(
+                self,
+                construct,
+                description=f"Vaultline {name}: {spec.description}",
+                runtime=lambda_.Runtime.PYTHON_3_12,
+                architecture=lambda_.Architecture.ARM_64,
+                handler=handler,
+                code=code,
+                layers=[layer],
+                memory_size=spec.memory_mb,
+                timeout=Duration.minutes(spec.timeout_minutes),
+                environment=environment,
+                tracing=lambda_.Tracing.ACTIVE,
+                log_group=log_group,
+            )
+
+        # The IAM5 findings (wildcard resources) this construct creates on purpose, as cdk-nag names them.
+        vault_arn = f"<{logical_id(vault.bucket)}.Arn>"
+        self.wildcard_findings: list[str] = ["Resource::*", f"Resource::{vault_arn}/*"]
+        self.wildcard_findings.append(f"Resource::{vault_arn}/{c.STAGING_PREFIX}*")
+        self._grant_vault()
+        self._grant_sources(plans)
+        self._grant_restore_targets(restore_targets)
+        self._acknowledge_findings()
+
+    # --- accessors for the workflows -----------------------------------------------------------------------
+    @property
+    def backup_prepare(self) -> lambda_.Function:
+        return self.by_name["backup_prepare"]
+
+    @property
+    def backup_worker(self) -> lambda_.Function:
+        return self.by_name["backup_worker"]
+
+    @property
+    def backup_commit(self) -> lambda_.Function:
+        return self.by_name["backup_commit"]
+
+    @property
+    def restore_prepare(self) -> lambda_.Function:
+        return self.by_name["restore_prepare"]
+
+    @property
+    def restore_worker(self) -> lambda_.Function:
+        return self.by_name["restore_worker"]
+
+    @property
+    def restore_finish(self) -> lambda_.Function:
+        return self.by_name["restore_finish"]
+
+    @property
+    def abort(self) -> lambda_.Function:
+        return self.by_name["abort"]
+
+    # --- permissions ---------------------------------------------------------------------------------------
+    def _grant_vault(self) -> None:
+        bucket = self._vault.bucket
+        for name, function in self.by_name.items():
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="VaultRead",
+                    actions=list(VAULT_READ_ACTIONS),
+                    resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
+                )
+            )
+            # Every step writes something: packs and indexes, work lists, manifests, worker summaries, or the
+            # abort record. Objects are written once and never modified; only prune (maintenance) deletes.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="VaultWrite", actions=list(VAULT_WRITE_ACTIONS), resources=[bucket.arn_for_objects("*")]
+                )
+            )
+            if name in ("backup_commit", "restore_finish", "abort"):
+                # The steps that end a run tidy its staging area (versioning keeps a record until lifecycle ends it).
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid="VaultStagingCleanup",
+                        actions=["s3:DeleteObject"],
+                        resources=[bucket.arn_for_objects(f"{c.STAGING_PREFIX}*")],
+                    )
+                )
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="VaultKey", actions=list(VAULT_KEY_ACTIONS), resources=[self._vault.key.key_arn]
+                )
+            )
+
+    def _grant_sources(self, plans: PlansFile) -> None:
+        """Prepare lists the sources, workers read their objects; read-only, and only the plans' buckets."""
+        prepare, worker = self.backup_prepare, self.backup_worker
+        buckets: dict[str, set[str]] = {}
+        roles: set[str] = set()
+        for plan in plans.plans:
+            for source in plan.sources:
+                if source.role_arn:
+                    # Cross-account: the source account's role grants the reads; we may only assume it.
+                    roles.add(source.role_arn)
+                else:
+                    buckets.setdefault(source.bucket, set()).add(source.prefix)
+        for bucket, prefixes in sorted(buckets.items()):
+            bucket_arn = Stack.of(self).format_arn(service="s3", region="", account="", resource=bucket)
+            # An empty prefix means the whole bucket; otherwise only the planned prefixes.
+            patterns = ["*"] if "" in prefixes else sorted(f"{p}*" for p in prefixes)
+            prepare.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid=_sid("SourceList", bucket), actions=list(S3_BUCKET_LIST_ACTIONS), resources=[bucket_arn]
+                )
+            )
+            self.wildcard_findings += [f"Resource::arn:<AWS::Partition>:s3:::{bucket}/{p}" for p in patterns]
+            worker.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid=_sid("SourceRead", bucket),
+                    actions=list(S3_OBJECT_READ_ACTIONS),
+                    resources=[f"{bucket_arn}/{pattern}" for pattern in patterns],
+                )
+            )
+        if roles:
+            for function in (prepare, worker):
+                function.add_to_role_policy(
+                    iam.PolicyStatement(sid="SourceRoles", actions=["sts:AssumeRole"], resources=sorted(roles))
+                )
+
+    def _grant_restore_targets(self, patterns: Iterable[str]) -> None:
+        stack = Stack.of(self)
+        patterns = list(patterns)
+        buckets = [stack.format_arn(service="s3", region="", account="", resource=p) for p in patterns]
+        for pattern in patterns:
+            findings = [f"{pattern}/*"] + ([pattern] if "*" in pattern else [])
+            self.wildcard_findings += [f"Resource::arn:<AWS::Partition>:s3:::{finding}" for finding in findings]
+        # HeadBucket (a target must exist before anything is written) needs s3:ListBucket.
+        for function in (self.restore_prepare, self.restore_worker):
+            function.add_to_role_policy(
+                iam.PolicyStatement(sid="RestoreTargetCheck", actions=["s3:ListBucket"], resources=buckets)
+            )
+        self.restore_worker.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RestoreTargetWrite",
+                actions=list(TARGET_WRITE_ACTIONS),
+                resources=[f"{arn}/*" for arn in buckets],
+            )
+        )
+
+    def _acknowledge_findings(self) -> None:
+        acknowledge(
+            self,
+            "AwsSolutions-IAM4",
+            "AWSLambdaBasicExecutionRole only allows writing the function's own CloudWatch logs; it is the AWS-"
+            "maintained minimum for a Lambda function and carries no data access.",
+            findings=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
+        )
+        acknowledge(
+            self,
+            "AwsSolutions-IAM5",
+            "Object-level wildcards are scoped to one bucket each: the vault's objects are content-addressed names "
+            "that cannot be listed in advance, source objects are whatever the plan's prefix holds, restore targets "
+            "are the configured bucket patterns, and X-Ray trace submission has no resource-level permissions.",
+            findings=self.wildcard_findings,
+        )
+        acknowledge(
+            self,
+            "AwsSolutions-L1",
+            "The shared layer's binary wheels are built for CPython 3.12 (layers/build.py); moving the runtime is a "
+            "deliberate change made together with the layer, not an automatic upgrade.",
+        )
+
+
+def _sid(prefix: str, bucket: str) -> str:
+    """IAM statement ids are alphanumeric."""
+    return prefix + "".join(ch for ch in bucket.title() if ch.isalnum())

@@ -1,0 +1,155 @@
+"""Notifications, alarms and a dashboard: nobody should learn from a restore that the backups stopped."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra import constants as c
+
+
+class NotificationKey(Construct):
+    """The CMK of the topic and the schedules' dead-letter queue; the services that publish may use it."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Vaultline notifications: SNS topic and scheduler dead-letter queue",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # EventBridge (rules -> SNS, Scheduler -> SQS) and CloudWatch alarms publish to encrypted destinations
+        # only if the key lets them encrypt.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowServicePublishers",
+                principals=[
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                ],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+
+
+class Observability(Construct):
+    """SNS topic for outcomes, EventBridge rules feeding it, alarms and a dashboard."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        backup: sfn.StateMachine,
+        restore: sfn.StateMachine,
+        workers: list[lambda_.Function],
+        dead_letters: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            display_name="Vaultline backup and restore outcomes",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        topic_target = targets.SnsTopic(self.topic)
+
+        # Covers what our own Failed event cannot: a timeout, a manual stop, or a failure before Abort ran.
+        self.execution_failures = events.Rule(
+            self,
+            "ExecutionFailures",
+            description="Vaultline state machine executions that failed, timed out or were aborted",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=[c.SFN_STATUS_CHANGE],
+                detail={
+                    "status": list(c.SFN_FAILED_STATUSES),
+                    "stateMachineArn": [backup.state_machine_arn, restore.state_machine_arn],
+                },
+            ),
+            targets=[topic_target],
+        )
+        self.outcomes = events.Rule(
+            self,
+            "Outcomes",
+            description="Vaultline backup and restore outcome events",
+            event_pattern=events.EventPattern(
+                source=[c.EVENT_SOURCE],
+                detail_type=[c.BACKUP_FAILED, c.RESTORE_FAILED, c.BACKUP_SUCCEEDED, c.RESTORE_SUCCEEDED],
+            ),
+            targets=[topic_target],
+        )
+
+        alarm_action = cw_actions.SnsAction(self.topic)
+        self.backup_failed_alarm = cw.Alarm(
+            self,
+            "BackupFailedAlarm",
+            alarm_description="A Vaultline backup execution failed",
+            metric=backup.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        self.backup_failed_alarm.add_alarm_action(alarm_action)
+        dead_letter_depth = dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5))
+        self.schedule_failed_alarm = cw.Alarm(
+            self,
+            "ScheduleFailedAlarm",
+            alarm_description="EventBridge Scheduler could not start a Vaultline backup (see the dead-letter queue)",
+            metric=dead_letter_depth,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        self.schedule_failed_alarm.add_alarm_action(alarm_action)
+
+        self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
+        period = Duration.hours(1)
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Backup executions",
+                left=[
+                    backup.metric_started(period=period),
+                    backup.metric_succeeded(period=period),
+                    backup.metric_failed(period=period),
+                ],
+            ),
+            cw.GraphWidget(
+                title="Restore executions",
+                left=[
+                    restore.metric_started(period=period),
+                    restore.metric_succeeded(period=period),
+                    restore.metric_failed(period=period),
+                ],
+            ),
+            cw.AlarmStatusWidget(title="Alarms", alarms=[self.backup_failed_alarm, self.schedule_failed_alarm]),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Worker duration (p90)",
+                left=[w.metric_duration(period=period, statistic="p90") for w in workers],
+            ),
+            cw.GraphWidget(
+                title="Worker errors and throttles",
+                left=[w.metric_errors(period=period) for w in workers]
+                + [w.metric_throttles(period=period) for w in workers],
+            ),
+            cw.GraphWidget(title="Scheduler dead letters", left=[dead_letter_depth]),
+        )

@@ -1,0 +1,105 @@
+"""One EventBridge Scheduler schedule per plan source, starting the backup state machine with its input."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra import constants as c
+from infra.nag import acknowledge
+from vaultline.plans import Plan, PlansFile, plan_input
+
+
+def schedule_name(plan: Plan, index: int) -> str:
+    """``vaultline-<plan>``, or ``vaultline-<plan>-<n>`` (1-based) when the plan has several sources."""
+    base = f"{c.SCHEDULE_PREFIX}{plan.name}"
+    return base if len(plan.sources) == 1 else f"{base}-{index + 1}"
+
+
+class Schedules(Construct):
+    """The schedules, the role Scheduler assumes to start executions, and the queue of starts that failed."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plans: PlansFile,
+        state_machine: sfn.IStateMachine,
+        key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+
+        # A schedule whose start keeps failing (throttled, state machine missing) lands here instead of vanishing.
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the schedules; nothing consumes it automatically, an "
+            "alarm on its depth tells an operator.",
+        )
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            description="Assumed by EventBridge Scheduler to start Vaultline backups",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                # Confused-deputy guard: only schedules of this account may use the role.
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
+        )
+        state_machine.grant_start_execution(self.role)
+        # Exactly what sending to an SSE-KMS queue needs (grant_send_messages would add ReEncrypt* and more).
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn])
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn])
+        )
+
+        self.schedules: dict[str, scheduler.CfnSchedule] = {}
+        for plan in plans.plans:
+            for index, source in enumerate(plan.sources):
+                name = schedule_name(plan, index)
+                window = plan.schedule.flexible_window_minutes
+                self.schedules[name] = scheduler.CfnSchedule(
+                    self,
+                    name,
+                    name=name,
+                    description=f"Vaultline plan {plan.name}: back up {source.url}",
+                    schedule_expression=plan.schedule.expression,
+                    schedule_expression_timezone=plan.schedule.timezone,
+                    flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(
+                        mode="FLEXIBLE" if window else "OFF",
+                        maximum_window_in_minutes=window or None,
+                    ),
+                    state="ENABLED",
+                    target=scheduler.CfnSchedule.TargetProperty(
+                        arn=state_machine.state_machine_arn,
+                        role_arn=self.role.role_arn,
+                        input=json.dumps(plan_input(plan, source), sort_keys=True),
+                        retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                            maximum_event_age_in_seconds=c.SCHEDULE_MAX_EVENT_AGE_SECONDS,
+                            maximum_retry_attempts=c.SCHEDULE_RETRY_ATTEMPTS,
+                        ),
+                        dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(
+                            arn=self.dead_letters.queue_arn
+                        ),
+                    ),
+                )

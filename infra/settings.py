@@ -1,0 +1,59 @@
+"""Deployment settings read from CDK context (cdk.json or `cdk synth -c key=value`), validated on the way in."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from constructs import Node
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from infra import constants as c
+
+
+class SettingsError(ValueError):
+    """A context value is invalid; the message names the context key."""
+
+
+class StackSettings(BaseModel):
+    """Everything a deployment may tune without editing code."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    plans_file: str = c.DEFAULT_PLANS_FILE
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    # 0 keeps Object Lock enabled on the bucket (it can only be turned on at creation) without a default retention.
+    object_lock_retention_days: int = Field(default=c.DEFAULT_OBJECT_LOCK_DAYS, ge=0, le=36500)
+    noncurrent_version_expiration_days: int = Field(default=c.DEFAULT_NONCURRENT_DAYS, ge=1)
+    restore_target_buckets: tuple[str, ...] = Field(default=c.DEFAULT_RESTORE_TARGETS, min_length=1)
+
+    @classmethod
+    def from_context(cls, node: Node) -> StackSettings:
+        keys = {
+            "plans_file": c.CTX_PLANS_FILE,
+            "object_lock_mode": c.CTX_OBJECT_LOCK_MODE,
+            "object_lock_retention_days": c.CTX_OBJECT_LOCK_DAYS,
+            "noncurrent_version_expiration_days": c.CTX_NONCURRENT_DAYS,
+            "restore_target_buckets": c.CTX_RESTORE_TARGETS,
+        }
+        raw: dict[str, Any] = {}
+        for field, key in keys.items():
+            value = node.try_get_context(key)
+            if value is not None:
+                raw[field] = _coerce(value)
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = keys.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else "(context)"
+            raise SettingsError(f"cdk context {key}: {first['msg']}") from None
+
+
+def _coerce(value: Any) -> Any:
+    """`-c key=value` on the command line always yields strings; accept JSON there (numbers, lists)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -1,0 +1,97 @@
+"""VaultlineStack: composes the vault, the layer, the functions, the workflows, the schedules and observability."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra import constants as c
+from infra.functions import Functions
+from infra.layer import SharedLayer
+from infra.observability import NotificationKey, Observability
+from infra.schedules import Schedules
+from infra.settings import StackSettings
+from infra.vault import Vault
+from infra.workflows import Workflows
+from vaultline.plans import PlansFile, load_plans, plan_inputs
+
+
+class VaultlineStack(Stack):
+    """Everything `cdk deploy` creates for one vault and the plans that fill it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        plans: PlansFile,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, description="Vaultline: serverless deduplicated S3 backups", **kwargs)
+        self.settings = settings
+        self.plans = plans
+
+        self.vault = Vault(self, "Vault", settings=settings)
+        self.layer = SharedLayer(self, "SharedLayer")
+        self.functions = Functions(
+            self,
+            "Functions",
+            vault=self.vault,
+            layer=self.layer.layer,
+            plans=plans,
+            restore_targets=settings.restore_target_buckets,
+        )
+        self.workflows = Workflows(self, "Workflows", functions=self.functions, vault=self.vault)
+        self.notification_key = NotificationKey(self, "NotificationKey")
+        self.schedules = Schedules(
+            self,
+            "Schedules",
+            plans=plans,
+            state_machine=self.workflows.backup.state_machine,
+            key=self.notification_key.key,
+        )
+        self.observability = Observability(
+            self,
+            "Observability",
+            key=self.notification_key.key,
+            backup=self.workflows.backup.state_machine,
+            restore=self.workflows.restore.state_machine,
+            workers=[self.functions.backup_worker, self.functions.restore_worker],
+            dead_letters=self.schedules.dead_letters,
+        )
+        self._outputs()
+
+    def _outputs(self) -> None:
+        """What the CLI needs to drive a deployed Vaultline from the stack alone."""
+        CfnOutput(self, c.OUTPUT_BACKUP_STATE_MACHINE, value=self.workflows.backup.state_machine.state_machine_arn)
+        CfnOutput(self, c.OUTPUT_RESTORE_STATE_MACHINE, value=self.workflows.restore.state_machine.state_machine_arn)
+        CfnOutput(self, c.OUTPUT_VAULT_BUCKET, value=self.vault.bucket.bucket_name)
+        CfnOutput(self, c.OUTPUT_VAULT_KEY, value=self.vault.key.key_arn)
+        CfnOutput(
+            self,
+            c.OUTPUT_PLANS,
+            description="Plan name -> backup execution input per source (what `vaultline plan run` starts)",
+            value=json.dumps(plan_inputs(self.plans), sort_keys=True, separators=(",", ":")),
+        )
+
+
+def load_stack_plans(settings: StackSettings, base: Path = c.ROOT) -> PlansFile:
+    """The plans file named by the context, relative to the project root unless absolute."""
+    path = Path(settings.plans_file)
+    shown = settings.plans_file
+    if not path.is_absolute():
+        path = base / path
+    # Load by the path, but name the file in errors as the user wrote it in cdk.json.
+    try:
+        return load_plans(path)
+    except Exception as exc:
+        message = str(exc).replace(str(path), shown, 1)
+        raise type(exc)(message) from None
+
+
+__all__ = ["VaultlineStack", "load_stack_plans"]

@@ -1,0 +1,100 @@
+"""The vault: a versioned, Object-Locked, SSE-KMS bucket and the customer-managed key that protects it."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra import constants as c
+from infra.nag import acknowledge
+from infra.settings import StackSettings
+
+
+class Vault(Construct):
+    """Vault bucket, its CMK (rotated yearly) and the bucket that receives its server access logs.
+
+    Everything here is retained on stack deletion: a backup system that deletes its backups with its stack would be
+    a liability, and Object Lock would refuse most deletions anyway.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings) -> None:
+        super().__init__(scope, construct_id)
+
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Vaultline vault: SSE-KMS of the vault bucket and wrapping of the vault data key",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            # S3 server access logging can only deliver to SSE-S3 buckets, not SSE-KMS ones.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            # ACLs off: log delivery is granted by the bucket policy (feature flag serverAccessLogsUseBucketPolicy).
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-logs", expiration=Duration.days(c.ACCESS_LOG_EXPIRATION_DAYS))
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.access_logs,
+            "AwsSolutions-S1",
+            "This is the access-log bucket of the vault; logging its own access would recurse into itself.",
+        )
+
+        retention_days = settings.object_lock_retention_days
+        default_retention = None
+        if retention_days:
+            duration = Duration.days(retention_days)
+            if settings.object_lock_mode == "COMPLIANCE":
+                default_retention = s3.ObjectLockRetention.compliance(duration)
+            else:
+                default_retention = s3.ObjectLockRetention.governance(duration)
+
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            versioned=True,
+            # Object Lock can only be enabled when the bucket is created; keep it on even without a default
+            # retention so that a later retention period (or per-object legal holds) is possible.
+            object_lock_enabled=True,
+            object_lock_default_retention=default_retention,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            # One data key per bucket instead of one KMS call per object: packs are many and small requests add up.
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="vault/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-staging",
+                    prefix=c.STAGING_PREFIX,
+                    expiration=Duration.days(c.STAGING_EXPIRATION_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=Duration.days(settings.noncurrent_version_expiration_days),
+                    expired_object_delete_marker=True,
+                ),
+                s3.LifecycleRule(
+                    id="abort-incomplete-multipart-uploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(c.ABORT_MULTIPART_DAYS),
+                ),
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    @property
+    def url(self) -> str:
+        """``s3://<bucket>``: the vault URL the engine opens (a token until deploy time)."""
+        return f"s3://{self.bucket.bucket_name}"

@@ -1,0 +1,297 @@
+"""The backup and restore state machines (STANDARD). Their shape is a contract with the handlers in functions/
+and is described in docs/state-machines.md; change both together.
+
+Both read::
+
+    Prepare -> <Batches: Distributed Map over the work list in the vault> -> Commit|Finish -> <Succeeded event> -> Done
+       \\______________________ any error (Catch States.ALL -> $.error) ___/
+                                     -> Abort -> <Failed event> -> Failed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra import constants as c
+from infra.functions import Functions
+from infra.nag import acknowledge, logical_id
+from infra.vault import Vault
+
+
+@dataclass(frozen=True)
+class WorkflowShape:
+    """What differs between the backup and the restore workflow."""
+
+    kind: str  # "Backup" | "Restore"
+    prepare: lambda_.IFunction
+    prepare_result: dict[str, str]  # ResultSelector field -> path into the Lambda response
+    item_selector: dict[str, str]  # ItemSelector field -> path
+    worker: lambda_.IFunction
+    finish_state: str  # "Commit" | "Finish"
+    finish: lambda_.IFunction
+    finish_result_path: str
+    abort: lambda_.IFunction
+    succeeded_detail_type: str
+    failed_detail_type: str
+
+
+def _lambda_retry(state: sfn.TaskStateBase, *extra_errors: str) -> None:
+    """Retry the Lambda service's transient errors (and our own retryable one) with full jitter."""
+    state.add_retry(
+        errors=[*c.LAMBDA_TRANSIENT_ERRORS, *extra_errors, c.RETRYABLE_ERROR],
+        interval=Duration.seconds(c.RETRY_INTERVAL_SECONDS),
+        backoff_rate=c.RETRY_BACKOFF_RATE,
+        max_attempts=c.RETRY_MAX_ATTEMPTS,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+
+
+def _task_timeout(function: lambda_.IFunction) -> sfn.Timeout:
+    timeout = function.timeout if isinstance(function, lambda_.Function) else None
+    seconds = (timeout.to_seconds() if timeout else c.FUNCTION_TIMEOUT_MINUTES * 60) + c.TASK_TIMEOUT_MARGIN_SECONDS
+    return sfn.Timeout.duration(Duration.seconds(seconds))
+
+
+class _StrictDistributedMap(sfn.DistributedMap):
+    """A Distributed Map that always writes ``ToleratedFailureCount``.
+
+    CDK leaves the field out when it is 0 (the service default). We write it anyway: the definition is a contract that
+    people and the embedded-AWS harness read, and "no item may fail" deserves to be explicit.
+    """
+
+    def to_state_json(self, state_machine_query_language: sfn.QueryLanguage | None = None) -> dict[Any, Any]:
+        state: dict[Any, Any] = dict(super().to_state_json(state_machine_query_language))
+        state.setdefault("ToleratedFailureCount", 0)
+        return state
+
+
+class Workflow(Construct):
+    """One STANDARD state machine of the Prepare -> Distributed Map -> Commit shape, with Abort on any failure."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, shape: WorkflowShape, vault: Vault) -> None:
+        super().__init__(scope, construct_id)
+        self.shape = shape
+        kind = shape.kind
+
+        prepare = tasks.LambdaInvoke(
+            self,
+            "Prepare",
+            lambda_function=shape.prepare,
+            payload=sfn.TaskInput.from_object(
+                {"request": sfn.JsonPath.entire_payload, "execution": sfn.JsonPath.execution_id}
+            ),
+            result_selector={field: sfn.JsonPath.string_at(path) for field, path in shape.prepare_result.items()},
+            result_path="$.prepared",
+            retry_on_service_exceptions=False,
+            task_timeout=_task_timeout(shape.prepare),
+        )
+        _lambda_retry(prepare)
+
+        worker = tasks.LambdaInvoke(
+            self,
+            "Worker",
+            state_name=f"{kind}Worker",
+            lambda_function=shape.worker,
+            # The whole selected item is the event; the function's return value is the item's result.
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            task_timeout=_task_timeout(shape.worker),
+        )
+        # A worker is idempotent (packs are content-addressed), so even a timed-out attempt may run again.
+        _lambda_retry(worker, "States.Timeout")
+
+        batches = _StrictDistributedMap(
+            self,
+            "Batches",
+            state_name=f"{kind}Batches",
+            item_reader=sfn.S3JsonItemReader(
+                bucket=vault.bucket, key=sfn.JsonPath.string_at("$.prepared.work_list_key")
+            ),
+            item_selector={field: sfn.JsonPath.string_at(path) for field, path in shape.item_selector.items()},
+            max_concurrency_path=sfn.JsonPath.string_at("$.worker_concurrency"),
+            tolerated_failure_count=0,
+            # Per-item summaries can exceed the 256 KiB payload limit in aggregate; they go to the vault instead.
+            result_writer_v2=sfn.ResultWriterV2(bucket=vault.bucket, prefix=c.MAP_RESULTS_PREFIX),
+            # STANDARD child executions: a batch may run for many minutes, and the embedded AWS only runs STANDARD.
+            map_execution_type=sfn.StateMachineType.STANDARD,
+            result_path="$.map",
+        )
+        batches.item_processor(worker)
+
+        finish = tasks.LambdaInvoke(
+            self,
+            shape.finish_state,
+            lambda_function=shape.finish,
+            payload_response_only=True,
+            result_path=shape.finish_result_path,
+            retry_on_service_exceptions=False,
+            task_timeout=_task_timeout(shape.finish),
+        )
+        _lambda_retry(finish)
+
+        succeeded = self._put_event(
+            f"{kind}Succeeded", shape.succeeded_detail_type, sfn.TaskInput.from_json_path_at(shape.finish_result_path)
+        )
+        done = sfn.Succeed(self, "Done")
+
+        abort = tasks.LambdaInvoke(
+            self,
+            "Abort",
+            lambda_function=shape.abort,
+            payload_response_only=True,
+            result_path="$.aborted",
+            retry_on_service_exceptions=False,
+            task_timeout=_task_timeout(shape.abort),
+        )
+        _lambda_retry(abort)
+        failed_event = self._put_event(f"{kind}Failed", shape.failed_detail_type, sfn.TaskInput.from_json_path_at("$"))
+        failed = sfn.Fail(
+            self,
+            "Failed",
+            error=f"{kind}Failed",
+            cause=f"The {kind.lower()} failed and was aborted; the '{shape.failed_detail_type}' event has the error.",
+        )
+        # If recording the failure fails too, still announce it: an unreported failed backup is the worst outcome.
+        abort.add_catch(failed_event, errors=[sfn.Errors.ALL], result_path="$.abort_error")
+        abort.next(failed_event).next(failed)
+
+        for state in (prepare, batches, finish):
+            state.add_catch(abort, errors=[sfn.Errors.ALL], result_path="$.error")
+
+        definition = prepare.next(batches).next(finish).next(succeeded).next(done)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            comment=f"Vaultline {kind.lower()}: Prepare, Distributed Map, {shape.finish_state}; Abort on failure",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=Duration.hours(c.STATE_MACHINE_TIMEOUT_HOURS),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group,
+                level=sfn.LogLevel.ALL,
+                # Execution data holds object keys of the sources; keep them out of the logs, they are in the vault.
+                include_execution_data=False,
+            ),
+        )
+        # The ItemReader reads and the ResultWriter writes SSE-KMS objects of the vault: CDK grants S3, not KMS.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[vault.key.key_arn])
+        )
+        self._acknowledge_findings(vault)
+
+    def _acknowledge_findings(self, vault: Vault) -> None:
+        shape = self.shape
+        functions = (shape.prepare, shape.worker, shape.finish, shape.abort)
+        machine = logical_id(self.state_machine)
+        executions = (
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine}"}}]}}]}}'
+        )
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions-IAM5",
+            "CDK's own grants for this workflow: invoking each function by any version qualifier (ARN:*), the "
+            "Distributed Map reading the work list and writing results under the vault bucket (bucket/*), "
+            "describing and stopping its own child executions, and X-Ray and log delivery, which have no "
+            "resource-level permissions (Resource::*).",
+            findings=[
+                "Resource::*",
+                f"Resource::arn:<AWS::Partition>:s3:::<{logical_id(vault.bucket)}>/*",
+                f"Resource::{executions}:*",
+                f"Resource::{executions}/*:*",
+                *(f"Resource::<{logical_id(function)}.Arn>:*" for function in functions),
+            ],
+        )
+
+    def _put_event(self, state_id: str, detail_type: str, detail: sfn.TaskInput) -> tasks.EventBridgePutEvents:
+        """A PutEvents on the default bus that leaves the state untouched."""
+        task = tasks.EventBridgePutEvents(
+            self,
+            state_id,
+            entries=[tasks.EventBridgePutEventsEntry(detail=detail, detail_type=detail_type, source=c.EVENT_SOURCE)],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        task.add_retry(
+            errors=[sfn.Errors.ALL],
+            interval=Duration.seconds(c.RETRY_INTERVAL_SECONDS),
+            backoff_rate=c.RETRY_BACKOFF_RATE,
+            max_attempts=3,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
+
+
+class Workflows(Construct):
+    """The backup and the restore state machine."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, functions: Functions, vault: Vault) -> None:
+        super().__init__(scope, construct_id)
+        self.backup = Workflow(
+            self,
+            "Backup",
+            vault=vault,
+            shape=WorkflowShape(
+                kind="Backup",
+                prepare=functions.backup_prepare,
+                prepare_result={
+                    "recovery_point": "$.Payload.recovery_point",
+                    "vault_bucket": "$.Payload.vault_bucket",
+                    "work_list_key": "$.Payload.work_list_key",
+                    "batches": "$.Payload.batches",
+                    "objects": "$.Payload.objects",
+                },
+                item_selector={"recovery_point": "$.prepared.recovery_point", "item": "$$.Map.Item.Value"},
+                worker=functions.backup_worker,
+                finish_state="Commit",
+                finish=functions.backup_commit,
+                finish_result_path="$.committed",
+                abort=functions.abort,
+                succeeded_detail_type=c.BACKUP_SUCCEEDED,
+                failed_detail_type=c.BACKUP_FAILED,
+            ),
+        )
+        self.restore = Workflow(
+            self,
+            "Restore",
+            vault=vault,
+            shape=WorkflowShape(
+                kind="Restore",
+                prepare=functions.restore_prepare,
+                prepare_result={
+                    "restore_id": "$.Payload.restore_id",
+                    "vault_bucket": "$.Payload.vault_bucket",
+                    "work_list_key": "$.Payload.work_list_key",
+                    "batches": "$.Payload.batches",
+                    "objects": "$.Payload.objects",
+                },
+                item_selector={
+                    "restore_id": "$.prepared.restore_id",
+                    "target": "$.target",
+                    "item": "$$.Map.Item.Value",
+                },
+                worker=functions.restore_worker,
+                finish_state="Finish",
+                finish=functions.restore_finish,
+                finish_result_path="$.finished",
+                abort=functions.abort,
+                succeeded_detail_type=c.RESTORE_SUCCEEDED,
+                failed_detail_type=c.RESTORE_FAILED,
+            ),
+        )

@@ -1,0 +1,68 @@
+"""The embedded AWS for e2e tests: the stack synthesized once per session, deployed fresh for every test."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vaultline.embedded import EmbeddedAws, deploy_template
+from vaultline.embedded.deploy import DeployedStack, register_stack
+from vaultline.embedded.lambdas import invocations
+from vaultline.embedded.server import MOTO_CONFIG
+from vaultline.embedded.synth import synthesize
+from vaultline.remote import StackInfo, find_stack
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return synthesize(PROJECT, "Vaultline", tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def embedded() -> Iterator[EmbeddedAws]:
+    with EmbeddedAws(PROJECT / "functions", quiet=True) as aws:
+        yield aws
+
+
+class Deployment:
+    """A freshly deployed stack and what the tests need of it."""
+
+    def __init__(self, aws: EmbeddedAws, deployed: DeployedStack, stack: StackInfo) -> None:
+        self.aws = aws
+        self.deployed = deployed
+        self.stack = stack
+
+    def plan_input(self, url: str, **extra: Any) -> dict[str, Any]:
+        base = dict(self.stack.plans["demo"][0])
+        base["source"] = {**base["source"], "url": url, "exclude": []}
+        return {**base, **extra}
+
+
+@pytest.fixture
+def deployment(embedded: EmbeddedAws, template: dict[str, Any]) -> Iterator[Deployment]:
+    _post(embedded.endpoint + "/moto-api/reset", {})
+    _post(embedded.endpoint + "/moto-api/config", MOTO_CONFIG)
+    from vaultline.aws import reset_clients
+
+    reset_clients()
+    invocations.calls.clear()
+    invocations.errors.clear()
+    invocations.interceptors.clear()
+    deployed = deploy_template(template)
+    register_stack("Vaultline", deployed.outputs)
+    yield Deployment(embedded, deployed, find_stack("Vaultline"))
+    invocations.interceptors.clear()
+
+
+def _post(url: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    urllib.request.urlopen(request, timeout=30).close()

@@ -1,0 +1,175 @@
+"""The real state machines, synthesized by CDK, executed by moto's interpreter with our handlers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Deployment
+from vaultline.aws import client
+from vaultline.cli import main as cli
+from vaultline.embedded.deploy import fire_schedule
+from vaultline.manifest import iter_entries, list_recovery_points
+from vaultline.remote import ExecutionFailed, follow, start
+from vaultline.vault import Vault
+
+pytestmark = pytest.mark.e2e
+
+
+def _fill(bucket: str, objects: dict[str, bytes], **extra: Any) -> None:
+    s3 = client("s3")
+    s3.create_bucket(Bucket=bucket)
+    for key, body in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+
+
+def _sample(n: int = 40) -> dict[str, bytes]:
+    objects = {f"docs/{i:03d}.txt": (f"line {i}\n" * (i * 50 + 1)).encode() for i in range(n)}
+    objects["big/blob.bin"] = bytes(range(256)) * (20 * 4096)  # 20 MiB: CDC chunks and a multipart restore
+    return objects
+
+
+def _backup(d: Deployment, bucket: str, **extra: Any) -> dict[str, Any]:
+    output = follow(start(d.stack.backup_state_machine, d.plan_input(f"s3://{bucket}", **extra)), poll_seconds=0.05)
+    committed: dict[str, Any] = output["committed"]
+    return committed
+
+
+def _staging_keys(d: Deployment) -> list[str]:
+    s3 = client("s3")
+    listing = s3.list_objects_v2(Bucket=d.stack.vault_bucket, Prefix="staging/")
+    return [o["Key"] for o in listing.get("Contents", []) if not o["Key"].startswith("staging/map-results/")]
+
+
+def test_scheduled_backup_restores_bit_exact_through_the_restore_state_machine(deployment: Deployment) -> None:
+    source = deployment.stack.plans["demo"][0]["source"]["url"][len("s3://") :]
+    objects = _sample()
+    _fill(source, objects, ContentType="text/plain", Metadata={"team": "data"}, Tagging="tier=hot")
+    schedule = next(s for s in deployment.deployed.schedules if "demo" in s)
+
+    committed = follow(fire_schedule(schedule), poll_seconds=0.05)["committed"]
+
+    assert committed["stats"]["objects"] == len(objects)
+    client("s3").create_bucket(Bucket="restored")
+    finished = follow(
+        start(
+            deployment.stack.restore_state_machine,
+            {"recovery_point": committed["recovery_point"], "target": "s3://restored", "worker_concurrency": 4},
+        ),
+        poll_seconds=0.05,
+    )["finished"]
+    assert finished["objects"] == len(objects)
+    s3 = client("s3")
+    for key, body in objects.items():
+        restored = s3.get_object(Bucket="restored", Key=key)
+        assert restored["Body"].read() == body, key
+        assert restored["Metadata"] == {"team": "data"}
+        assert s3.get_object_tagging(Bucket="restored", Key=key)["TagSet"] == [{"Key": "tier", "Value": "hot"}]
+    assert _staging_keys(deployment) == []
+
+
+def test_second_run_reads_only_changed_objects(deployment: Deployment) -> None:
+    objects = _sample(20)
+    _fill("incremental", objects)
+    first = _backup(deployment, "incremental")
+    client("s3").put_object(Bucket="incremental", Key="docs/000.txt", Body=b"changed")
+
+    second = _backup(deployment, "incremental")
+
+    assert first["stats"]["objects_read"] == len(objects)
+    assert second["stats"]["objects_read"] == 1
+    assert second["stats"]["objects_unchanged"] == len(objects) - 1
+    assert second["stats"]["bytes_stored"] < 64 * 1024
+
+
+def test_worker_failing_once_is_retried_without_duplicate_data(deployment: Deployment) -> None:
+    from vaultline.embedded.lambdas import invocations
+    from vaultline.errors import VaultlineRetryable
+
+    _fill("flaky", _sample(10))
+    failures = {"left": 1}
+
+    def fail_first_worker(function: str, event: dict[str, Any]) -> None:
+        if "Worker" in function and "Backup" in function and failures["left"]:
+            failures["left"] -= 1
+            raise VaultlineRetryable("injected transient failure")
+
+    invocations.interceptors.append(fail_first_worker)
+    committed = _backup(deployment, "flaky")
+
+    assert failures["left"] == 0
+    assert sum(v for k, v in invocations.errors.items() if "Worker" in k) == 1
+    vault = Vault.open(deployment.stack.vault_url)
+    stored_ids = [entry.id for entries in vault.index.packs.values() for entry in entries]
+    assert len(stored_ids) == len(set(stored_ids)), "a retried worker stored a blob twice"
+    assert committed["stats"]["objects"] == 11
+
+
+def test_worker_that_always_fails_aborts_without_a_recovery_point(deployment: Deployment) -> None:
+    from vaultline.embedded.lambdas import invocations
+
+    _fill("broken", _sample(5))
+    events = client("events")
+    sqs = client("sqs")
+    queue = sqs.create_queue(QueueName="failures")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="failed-backups", EventPattern=json.dumps({"detail-type": ["Vaultline Backup Failed"]}))
+    events.put_targets(Rule="failed-backups", Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    def always_fail(function: str, event: dict[str, Any]) -> None:
+        if "Worker" in function and "Backup" in function:
+            raise RuntimeError("injected permanent failure")
+
+    invocations.interceptors.append(always_fail)
+    with pytest.raises(ExecutionFailed, match="BackupFailed"):
+        _backup(deployment, "broken")
+
+    vault = Vault.open(deployment.stack.vault_url)
+    assert list_recovery_points(vault) == []
+    assert _staging_keys(deployment) == []
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert any("Vaultline Backup Failed" in m["Body"] for m in messages)
+
+
+def test_empty_bucket_commits_an_empty_recovery_point(deployment: Deployment) -> None:
+    client("s3").create_bucket(Bucket="empty")
+    committed = _backup(deployment, "empty")
+    assert committed["stats"]["objects"] == 0
+    vault = Vault.open(deployment.stack.vault_url)
+    (rp,) = list_recovery_points(vault)
+    assert list(iter_entries(vault, rp)) == []
+
+
+@pytest.mark.slow
+def test_bucket_over_ten_thousand_objects_with_a_key_list_over_256_kib(deployment: Deployment) -> None:
+    s3 = client("s3")
+    s3.create_bucket(Bucket="many")
+    keys = [f"tenant-{i % 97:03d}/very/long/path/segment/for/payload/size/object-{i:06d}.json" for i in range(10_050)]
+    assert sum(len(k) for k in keys) > 256 * 1024
+    for key in keys:
+        s3.put_object(Bucket="many", Key=key, Body=key.encode())
+    execution = start(deployment.stack.backup_state_machine, deployment.plan_input("s3://many", worker_concurrency=4))
+
+    committed = follow(execution, poll_seconds=0.2)["committed"]
+
+    assert committed["stats"]["objects"] == len(keys)
+    description = client("stepfunctions").describe_execution(executionArn=execution)
+    assert len(description["output"]) < 8 * 1024, "a state-machine payload grew with the bucket"
+    vault = Vault.open(deployment.stack.vault_url)
+    (rp,) = list_recovery_points(vault)
+    assert sorted(e.key for e in iter_entries(vault, rp)) == sorted(keys)
+
+
+def test_cli_plan_run_and_remote_restore(deployment: Deployment, capsys: pytest.CaptureFixture[str]) -> None:
+    source = deployment.stack.plans["demo"][0]["source"]["url"][len("s3://") :]
+    _fill(source, {"a.txt": b"a", "b/c.txt": b"c"})
+    client("s3").create_bucket(Bucket="cli-restore")
+
+    assert cli(["plan", "run", "demo", "--json", "--poll", "0.05"]) == 0
+    rp = json.loads(capsys.readouterr().out)["recovery_point"]
+    assert cli(["restore", rp, "--to", "s3://cli-restore", "--remote", "--json", "--poll", "0.05"]) == 0
+    assert json.loads(capsys.readouterr().out)["objects"] == 2
+    assert client("s3").get_object(Bucket="cli-restore", Key="b/c.txt")["Body"].read() == b"c"
+    assert cli(["plan", "run", "nope"]) == 2

@@ -1,0 +1,167 @@
+"""The Lambda functions: runtime, architecture, handlers, environment, and least-privilege IAM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import constants as c
+from tests.infra.conftest import Synth, actions_of, resources_of, statements
+
+HANDLERS = {
+    "BackupPrepare": "backup_prepare.handler",
+    "BackupWorker": "backup_worker.handler",
+    "BackupCommit": "backup_commit.handler",
+    "RestorePrepare": "restore_prepare.handler",
+    "RestoreWorker": "restore_worker.handler",
+    "RestoreFinish": "restore_finish.handler",
+    "Abort": "abort.handler",
+}
+
+
+def _function(synth: Synth, name: str) -> dict[str, Any]:
+    found = [
+        v
+        for k, v in synth.resources("AWS::Lambda::Function").items()
+        if k.startswith(f"Functions{name}") and "ServiceRole" not in k
+    ]
+    assert len(found) == 1, name
+    return found[0]["Properties"]
+
+
+def test_exactly_the_seven_handlers_exist(synth: Synth) -> None:
+    handlers = sorted(f["Properties"]["Handler"] for f in synth.resources("AWS::Lambda::Function").values())
+    assert handlers == sorted(HANDLERS.values())
+
+
+@pytest.mark.parametrize("name", HANDLERS)
+def test_function_runs_python_312_on_arm64_with_tracing_and_the_layer(synth: Synth, name: str) -> None:
+    props = _function(synth, name)
+    assert props["Handler"] == HANDLERS[name]
+    assert props["Runtime"] == "python3.12"
+    assert props["Architectures"] == ["arm64"]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    layer_id, _ = synth.only("AWS::Lambda::LayerVersion")
+    assert props["Layers"] == [{"Ref": layer_id}]
+
+
+@pytest.mark.parametrize("name", HANDLERS)
+def test_function_environment_names_the_vault_and_powertools_settings(synth: Synth, name: str) -> None:
+    env = _function(synth, name)["Environment"]["Variables"]
+    vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
+    key_id, _ = synth.only("AWS::KMS::Key", "VaultKey")
+    assert env["VAULT_URL"] == {"Fn::Join": ["", ["s3://", {"Ref": vault_id}]]}
+    assert env["VAULT_ENCRYPTION"] == "kms"
+    assert env["VAULT_KMS_KEY_ID"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert env["POWERTOOLS_SERVICE_NAME"] == "vaultline"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Vaultline"
+    assert env["LOG_LEVEL"] == "INFO"
+
+
+def test_workers_get_one_full_vcpu_and_long_steps_the_lambda_maximum(synth: Synth) -> None:
+    for name in ("BackupWorker", "RestoreWorker"):
+        assert _function(synth, name)["MemorySize"] == 1769
+    for name in ("BackupPrepare", "BackupWorker", "BackupCommit", "RestorePrepare", "RestoreWorker"):
+        assert _function(synth, name)["Timeout"] == 900
+
+
+def test_functions_are_packaged_from_the_functions_directory(synth: Synth) -> None:
+    assets = json.loads((synth.template_path.parent / "Vaultline.assets.json").read_text())["files"]
+    # Asset staging is off in tests, so the asset's source is the directory itself.
+    functions_assets = {h for h, a in assets.items() if Path(a["source"]["path"]) == c.FUNCTIONS_DIR}
+    assert len(functions_assets) == 1
+    (asset_hash,) = functions_assets
+    for function in synth.resources("AWS::Lambda::Function").values():
+        assert function["Properties"]["Code"]["S3Key"] == f"{asset_hash}.zip"
+
+
+def _all_actions(synth: Synth, role: str) -> set[str]:
+    return set().union(*(actions_of(s) for s in statements(synth, role)))
+
+
+def test_only_backup_prepare_and_worker_touch_source_buckets(synth: Synth) -> None:
+    for role in ("BackupCommit", "RestorePrepare", "RestoreWorker", "RestoreFinish", "Abort"):
+        for statement in statements(synth, f"Functions{role}"):
+            assert not any("vaultline-demo-source" in r for r in resources_of(statement)), role
+
+
+def test_backup_prepare_lists_sources_and_worker_reads_their_objects_read_only(synth: Synth) -> None:
+    prepare = [s for s in statements(synth, "FunctionsBackupPrepare") if s.get("Sid", "").startswith("SourceList")]
+    worker = [s for s in statements(synth, "FunctionsBackupWorker") if s.get("Sid", "").startswith("SourceRead")]
+    assert len(prepare) == 1 and len(worker) == 1
+    assert actions_of(prepare[0]) == {"s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning"}
+    assert resources_of(prepare[0]) == ["arn:REF_AWS__Partition:s3:::vaultline-demo-source"]
+    assert actions_of(worker[0]) == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:GetObjectTagging",
+        "s3:GetObjectVersionTagging",
+    }
+    assert resources_of(worker[0]) == ["arn:REF_AWS__Partition:s3:::vaultline-demo-source/*"]
+
+
+def test_source_object_reads_are_limited_to_the_planned_prefix(multi_synth: Synth) -> None:
+    worker = statements(multi_synth, "FunctionsBackupWorker")
+    reads = {r for s in worker if s.get("Sid", "").startswith("SourceRead") for r in resources_of(s)}
+    assert reads == {
+        "arn:REF_AWS__Partition:s3:::photo-originals/raw/*",
+        "arn:REF_AWS__Partition:s3:::company-docs/*",
+    }
+
+
+def test_cross_account_sources_are_read_through_their_role_not_direct_grants(multi_synth: Synth) -> None:
+    for role in ("FunctionsBackupPrepare", "FunctionsBackupWorker"):
+        assume = [s for s in statements(multi_synth, role) if s.get("Sid") == "SourceRoles"]
+        assert len(assume) == 1
+        assert actions_of(assume[0]) == {"sts:AssumeRole"}
+        assert resources_of(assume[0]) == ["arn:aws:iam::123456789012:role/vaultline-read"]
+        assert not any("partner-photos" in r for s in statements(multi_synth, role) for r in resources_of(s))
+
+
+@pytest.mark.parametrize("name", HANDLERS)
+def test_no_function_gets_write_or_delete_outside_the_vault_and_restore_targets(synth: Synth, name: str) -> None:
+    for statement in statements(synth, f"Functions{name}"):
+        assert statement["Effect"] == "Allow"
+        assert not any(a.endswith(":*") or a == "*" for a in actions_of(statement)), statement
+        if actions_of(statement) & {"s3:PutObject", "s3:DeleteObject"}:
+            for resource in resources_of(statement):
+                assert "VaultBucket" in resource or resource.startswith("arn:REF_AWS__Partition:s3:::vaultline-*")
+
+
+@pytest.mark.parametrize("name", HANDLERS)
+def test_kms_use_is_limited_to_the_vault_key(synth: Synth, name: str) -> None:
+    kms = [s for s in statements(synth, f"Functions{name}") if any(a.startswith("kms:") for a in actions_of(s))]
+    assert len(kms) == 1
+    assert actions_of(kms[0]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert resources_of(kms[0]) == [f"GETATT_{synth.only('AWS::KMS::Key', 'VaultKey')[0]}_Arn"]
+
+
+def test_only_the_run_ending_steps_may_delete_and_only_in_staging(synth: Synth) -> None:
+    deleters = {name for name in HANDLERS if "s3:DeleteObject" in _all_actions(synth, f"Functions{name}")}
+    assert deleters == {"BackupCommit", "RestoreFinish", "Abort"}
+    vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
+    for name in deleters:
+        delete = [s for s in statements(synth, f"Functions{name}") if "s3:DeleteObject" in actions_of(s)]
+        assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/staging/*"]
+
+
+def test_restore_worker_writes_only_to_configured_target_buckets(synth: Synth, multi_synth: Synth) -> None:
+    def targets(s: Synth) -> set[str]:
+        write = [x for x in statements(s, "FunctionsRestoreWorker") if x.get("Sid") == "RestoreTargetWrite"]
+        assert actions_of(write[0]) == {"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"}
+        return set(resources_of(write[0]))
+
+    assert targets(synth) == {"arn:REF_AWS__Partition:s3:::vaultline-*/*"}
+    assert targets(multi_synth) == {
+        "arn:REF_AWS__Partition:s3:::restore-*/*",
+        "arn:REF_AWS__Partition:s3:::scratch-bucket/*",
+    }
+    assert "s3:PutObject" not in {
+        a
+        for s in statements(synth, "FunctionsBackupWorker")
+        if s.get("Sid", "").startswith("Restore")
+        for a in actions_of(s)
+    }

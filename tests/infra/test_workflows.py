@@ -1,0 +1,219 @@
+"""The state machine definitions: the exact contract the handlers and the embedded-AWS harness rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import Synth, definition
+
+LAMBDA_TRANSIENT = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+CATCH_TO_ABORT = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Abort"}]
+
+
+def _retry(errors: list[str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "ErrorEquals": errors,
+            "IntervalSeconds": 2,
+            "MaxAttempts": 6,
+            "BackoffRate": 2,
+            "JitterStrategy": "FULL",
+        }
+    ]
+
+
+def _function_ref(synth: Synth, name: str) -> str:
+    function_id = next(k for k in synth.resources("AWS::Lambda::Function") if k.startswith(f"Functions{name}"))
+    return f"GETATT_{function_id}_Arn"
+
+
+@pytest.fixture(scope="module")
+def backup(synth: Synth) -> dict[str, Any]:
+    return definition(synth, "Backup")
+
+
+@pytest.fixture(scope="module")
+def restore(synth: Synth) -> dict[str, Any]:
+    return definition(synth, "Restore")
+
+
+def test_both_state_machines_are_standard_traced_and_log_everything(synth: Synth) -> None:
+    machines = synth.resources("AWS::StepFunctions::StateMachine")
+    assert len(machines) == 2
+    for machine in machines.values():
+        props = machine["Properties"]
+        assert props["StateMachineType"] == "STANDARD"
+        assert props["TracingConfiguration"] == {"Enabled": True}
+        assert props["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_backup_state_names_and_flow(backup: dict[str, Any]) -> None:
+    states = backup["States"]
+    assert backup["StartAt"] == "Prepare"
+    assert set(states) == {
+        "Prepare",
+        "BackupBatches",
+        "Commit",
+        "BackupSucceeded",
+        "Done",
+        "Abort",
+        "BackupFailed",
+        "Failed",
+    }
+    assert states["Prepare"]["Next"] == "BackupBatches"
+    assert states["BackupBatches"]["Next"] == "Commit"
+    assert states["Commit"]["Next"] == "BackupSucceeded"
+    assert states["BackupSucceeded"]["Next"] == "Done"
+    assert states["Done"]["Type"] == "Succeed"
+    assert states["Abort"]["Next"] == "BackupFailed"
+    assert states["BackupFailed"]["Next"] == "Failed"
+    assert states["Failed"]["Type"] == "Fail" and states["Failed"]["Error"] == "BackupFailed"
+
+
+def test_backup_prepare_sends_the_request_and_execution_and_keeps_a_small_result(
+    synth: Synth, backup: dict[str, Any]
+) -> None:
+    prepare = backup["States"]["Prepare"]
+    assert prepare["Resource"].endswith(":states:::lambda:invoke")
+    assert prepare["Parameters"]["FunctionName"] == _function_ref(synth, "BackupPrepare")
+    assert prepare["Parameters"]["Payload"] == {"request.$": "$", "execution.$": "$$.Execution.Id"}
+    assert prepare["ResultSelector"] == {
+        "recovery_point.$": "$.Payload.recovery_point",
+        "vault_bucket.$": "$.Payload.vault_bucket",
+        "work_list_key.$": "$.Payload.work_list_key",
+        "batches.$": "$.Payload.batches",
+        "objects.$": "$.Payload.objects",
+    }
+    assert prepare["ResultPath"] == "$.prepared"
+    assert prepare["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
+    assert prepare["Catch"] == CATCH_TO_ABORT
+
+
+def test_backup_map_reads_the_work_list_from_the_vault_and_writes_results_there(
+    synth: Synth, backup: dict[str, Any]
+) -> None:
+    batches = backup["States"]["BackupBatches"]
+    vault = f"REF_{synth.only('AWS::S3::Bucket', 'VaultBucket')[0]}"
+    assert batches["Type"] == "Map"
+    assert batches["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert batches["ItemReader"] == {
+        "Resource": "arn:REF_AWS__Partition:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "JSON"},
+        "Parameters": {"Bucket": vault, "Key.$": "$.prepared.work_list_key"},
+    }
+    assert batches["ItemSelector"] == {"recovery_point.$": "$.prepared.recovery_point", "item.$": "$$.Map.Item.Value"}
+    assert batches["MaxConcurrencyPath"] == "$.worker_concurrency"
+    assert batches["ToleratedFailureCount"] == 0
+    assert batches["ResultWriter"] == {
+        "Resource": "arn:REF_AWS__Partition:states:::s3:putObject",
+        "Parameters": {"Bucket": vault, "Prefix": "staging/map-results"},
+    }
+    assert batches["ResultPath"] == "$.map"
+    assert batches["Catch"] == CATCH_TO_ABORT
+
+
+def test_backup_worker_returns_its_payload_and_retries_transient_and_retryable_errors(
+    synth: Synth, backup: dict[str, Any]
+) -> None:
+    processor = backup["States"]["BackupBatches"]["ItemProcessor"]
+    assert processor["StartAt"] == "BackupWorker"
+    worker = processor["States"]["BackupWorker"]
+    # Direct function ARN = payload_response_only: the item is the event, the return value the result.
+    assert worker["Resource"] == _function_ref(synth, "BackupWorker")
+    assert "Parameters" not in worker
+    assert worker["Retry"] == _retry([*LAMBDA_TRANSIENT, "States.Timeout", "VaultlineRetryable"])
+    assert worker["TimeoutSeconds"] > 900  # States.Timeout only if the invoke outlives the function's own timeout
+
+
+def test_backup_commit_gets_the_whole_state_and_stores_its_result(synth: Synth, backup: dict[str, Any]) -> None:
+    commit = backup["States"]["Commit"]
+    assert commit["Resource"] == _function_ref(synth, "BackupCommit")
+    assert "Parameters" not in commit and "InputPath" not in commit
+    assert commit["ResultPath"] == "$.committed"
+    assert commit["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
+    assert commit["Catch"] == CATCH_TO_ABORT
+
+
+def test_backup_success_and_failure_events_go_to_the_default_bus(backup: dict[str, Any]) -> None:
+    states = backup["States"]
+    for name, detail_type, detail in (
+        ("BackupSucceeded", "Vaultline Backup Succeeded", "$.committed"),
+        ("BackupFailed", "Vaultline Backup Failed", "$"),
+    ):
+        state = states[name]
+        assert state["Resource"].endswith(":states:::events:putEvents")
+        assert state["Parameters"]["Entries"] == [
+            {"Detail.$": detail, "DetailType": detail_type, "Source": "vaultline"}
+        ]
+        assert state["ResultPath"] is None  # the event does not replace the state
+
+
+def test_abort_gets_the_state_with_the_error_and_failure_is_announced_even_if_abort_fails(
+    synth: Synth, backup: dict[str, Any]
+) -> None:
+    abort = backup["States"]["Abort"]
+    assert abort["Resource"] == _function_ref(synth, "Abort")
+    assert abort["ResultPath"] == "$.aborted"
+    assert abort["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
+    assert abort["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.abort_error", "Next": "BackupFailed"}]
+
+
+def test_restore_state_names_and_contract(synth: Synth, restore: dict[str, Any]) -> None:
+    states = restore["States"]
+    assert restore["StartAt"] == "Prepare"
+    assert set(states) == {
+        "Prepare",
+        "RestoreBatches",
+        "Finish",
+        "RestoreSucceeded",
+        "Done",
+        "Abort",
+        "RestoreFailed",
+        "Failed",
+    }
+    prepare = states["Prepare"]
+    assert prepare["Parameters"]["FunctionName"] == _function_ref(synth, "RestorePrepare")
+    assert prepare["Parameters"]["Payload"] == {"request.$": "$", "execution.$": "$$.Execution.Id"}
+    assert prepare["ResultSelector"] == {
+        "restore_id.$": "$.Payload.restore_id",
+        "vault_bucket.$": "$.Payload.vault_bucket",
+        "work_list_key.$": "$.Payload.work_list_key",
+        "batches.$": "$.Payload.batches",
+        "objects.$": "$.Payload.objects",
+    }
+    batches = states["RestoreBatches"]
+    assert batches["ItemSelector"] == {
+        "restore_id.$": "$.prepared.restore_id",
+        "target.$": "$.target",
+        "item.$": "$$.Map.Item.Value",
+    }
+    assert batches["ItemReader"]["Parameters"]["Key.$"] == "$.prepared.work_list_key"
+    assert batches["MaxConcurrencyPath"] == "$.worker_concurrency"
+    assert batches["ToleratedFailureCount"] == 0
+    assert batches["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] == "STANDARD"
+    assert batches["ItemProcessor"]["States"]["RestoreWorker"]["Resource"] == _function_ref(synth, "RestoreWorker")
+    finish = states["Finish"]
+    assert finish["Resource"] == _function_ref(synth, "RestoreFinish")
+    assert finish["ResultPath"] == "$.finished"
+    for name in ("Prepare", "RestoreBatches", "Finish"):
+        assert states[name]["Catch"] == CATCH_TO_ABORT
+    assert states["RestoreSucceeded"]["Parameters"]["Entries"][0]["DetailType"] == "Vaultline Restore Succeeded"
+    assert states["RestoreSucceeded"]["Parameters"]["Entries"][0]["Detail.$"] == "$.finished"
+    assert states["RestoreFailed"]["Parameters"]["Entries"][0]["DetailType"] == "Vaultline Restore Failed"
+    assert states["Failed"]["Error"] == "RestoreFailed"
+
+
+def test_state_machine_roles_may_use_the_vault_key_for_item_reader_and_result_writer(synth: Synth) -> None:
+    from tests.infra.conftest import actions_of, resources_of, statements
+
+    key = f"GETATT_{synth.only('AWS::KMS::Key', 'VaultKey')[0]}_Arn"
+    for kind in ("Backup", "Restore"):
+        kms = [s for s in statements(synth, f"Workflows{kind}StateMachineRole") if "kms:Decrypt" in actions_of(s)]
+        assert len(kms) == 1 and resources_of(kms[0]) == [key]

@@ -1,0 +1,71 @@
+"""Per-blob zstd compression and whole-document frames."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from vaultline.compression import Compression, compress, compress_document, decompress, decompress_document
+from vaultline.errors import IntegrityError
+
+
+def test_compressible_data_is_stored_as_zstd() -> None:
+    data = b"vaultline " * 10_000
+    kind, payload = compress(data, 3)
+    assert kind == Compression.ZSTD
+    assert len(payload) < len(data) // 10
+    assert decompress(payload, kind, len(data), "blob") == data
+
+
+def test_random_data_is_stored_as_is() -> None:
+    data = os.urandom(64 * 1024)
+    kind, payload = compress(data, 3)
+    assert kind == Compression.NONE
+    assert payload == data
+    assert decompress(payload, kind, len(data), "blob") == data
+
+
+def test_empty_data_round_trips() -> None:
+    kind, payload = compress(b"", 3)
+    assert decompress(payload, kind, 0, "blob") == b""
+
+
+def test_memoryview_input_round_trips() -> None:
+    data = b"abc" * 5000
+    kind, payload = compress(memoryview(data), 19)
+    assert decompress(payload, kind, len(data), "blob") == data
+
+
+def test_truncated_frame_raises_integrity_error() -> None:
+    data = b"vaultline " * 10_000
+    _, payload = compress(data, 3)
+    with pytest.raises(IntegrityError, match="zstd frame is corrupt"):
+        decompress(payload[: len(payload) // 2], Compression.ZSTD, len(data), "blob")
+
+
+def test_garbage_frame_raises_integrity_error() -> None:
+    with pytest.raises(IntegrityError, match="blob-x"):
+        decompress(b"\x28\xb5\x2f\xfd" + b"\xff" * 40, Compression.ZSTD, 100, "blob-x")
+
+
+def test_frame_larger_than_its_declared_length_raises_integrity_error() -> None:
+    # A frame without a content size is bounded by raw_length: it cannot balloon past what the index says.
+    import zstandard
+
+    frame = zstandard.ZstdCompressor(write_content_size=False).compress(b"a" * 100_000)
+    with pytest.raises(IntegrityError):
+        decompress(frame, Compression.ZSTD, 10, "blob")
+
+
+def test_unknown_compression_raises_integrity_error() -> None:
+    with pytest.raises(IntegrityError, match="unknown compression 7"):
+        decompress(b"x", 7, 1, "blob")
+
+
+def test_document_round_trip_and_corruption() -> None:
+    doc = b'{"a": 1}' * 100
+    frame = compress_document(doc)
+    assert decompress_document(frame, "doc") == doc
+    with pytest.raises(IntegrityError):
+        decompress_document(frame[:-5], "doc")

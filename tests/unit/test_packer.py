@@ -1,0 +1,59 @@
+"""BlobWriter: dedup, packs of the configured size, one index per flush, blobs readable after flush."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vaultline.index import INDEX_PREFIX
+from vaultline.packer import BlobWriter
+from vaultline.packs import BlobType
+from vaultline.vault import Vault
+
+
+def test_duplicate_blobs_are_stored_once(local_vault: Vault) -> None:
+    with BlobWriter(local_vault) as writer:
+        first = writer.add(b"same" * 1000, BlobType.DATA)
+        second = writer.add(b"same" * 1000, BlobType.DATA)
+        stats = writer.flush()
+    assert first == second
+    assert stats.new_blobs == 1
+    assert stats.duplicate_blobs == 1
+    assert len(stats.packs) == 1
+    assert local_vault.read_blob(first) == b"same" * 1000
+
+
+def test_blobs_already_in_the_vault_are_not_stored_again(local_vault: Vault) -> None:
+    with BlobWriter(local_vault) as writer:
+        writer.add(b"once", BlobType.DATA)
+        writer.flush()
+    reopened = Vault.open(local_vault.storage)
+    with BlobWriter(reopened) as writer:
+        writer.add(b"once", BlobType.DATA)
+        stats = writer.flush()
+    assert stats.new_blobs == 0
+    assert stats.packs == []
+    assert stats.index_ids == []
+
+
+def test_packs_are_cut_at_the_configured_size(
+    local_vault: Vault, small_packs: Callable[[Vault, int], Vault], rand: Callable[[int, int], bytes]
+) -> None:
+    vault = small_packs(local_vault, 100_000)
+    blobs = [rand(30_000, seed) for seed in range(10)]
+    with BlobWriter(vault, threads=2) as writer:
+        ids = [writer.add(b, BlobType.DATA) for b in blobs]
+        stats = writer.flush()
+    assert len(stats.packs) >= 3
+    assert len(stats.index_ids) == 1
+    assert len(list(vault.storage.list(INDEX_PREFIX))) == 1
+    fresh = Vault.open(vault.storage)
+    assert [fresh.read_blob(i) for i in ids] == blobs
+    for pack_id in stats.packs:
+        assert [e.id for e in fresh.read_verified_pack_entries(pack_id)] == [e.id for e in fresh.index.packs[pack_id]]
+
+
+def test_unflushed_blobs_are_not_indexed(local_vault: Vault) -> None:
+    with BlobWriter(local_vault) as writer:
+        writer.add(b"abandoned", BlobType.DATA)
+    assert list(local_vault.storage.list(INDEX_PREFIX)) == []
+    assert len(Vault.open(local_vault.storage).index) == 0
