@@ -114,7 +114,7 @@ def follow(
         time.sleep(poll_seconds)
     if status != "SUCCEEDED":
         error, cause = _root_cause(execution_arn, description)
-        raise ExecutionFailed(f"execution {execution_arn} {status}: {error}: {cause}")
+        raise ExecutionFailed(f"execution {execution_arn} {status} ({description.get('error')}): {error}: {cause}")
     output: dict[str, Any] = json.loads(description.get("output") or "{}")
     return output
 

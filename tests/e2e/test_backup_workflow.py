@@ -123,7 +123,7 @@ def test_worker_that_always_fails_aborts_without_a_recovery_point(deployment: De
             raise RuntimeError("injected permanent failure")
 
     invocations.interceptors.append(always_fail)
-    with pytest.raises(ExecutionFailed, match="BackupFailed"):
+    with pytest.raises(ExecutionFailed, match=r"FAILED \(BackupFailed\)"):
         _backup(deployment, "broken")
 
     vault = Vault.open(deployment.stack.vault_url)
