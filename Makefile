@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lint test unit demo bench clean
+# Node 20 works for synthesis; jsii's banners about it would bury real output.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+
+.PHONY: venv lint test unit e2e infra demo bench layer synth deploy clean
 
 venv: $(STAMP)
 
@@ -20,7 +25,22 @@ lint: venv
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q --durations=5
+
+e2e: venv
+	$(BIN)/pytest -q -m e2e
+
+infra: venv
+	$(BIN)/pytest -q tests/infra
+
+layer: venv
+	$(BIN)/python layers/build.py
+
+synth: venv
+	$(BIN)/python app.py
+
+deploy: venv
+	npx --yes aws-cdk@2 deploy --app "$(BIN)/python app.py"
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
@@ -30,6 +50,7 @@ demo: venv
 
 bench: venv
 	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/workflow_bench.py
 
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache

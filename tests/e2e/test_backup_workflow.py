@@ -144,12 +144,15 @@ def test_empty_bucket_commits_an_empty_recovery_point(deployment: Deployment) ->
 
 @pytest.mark.slow
 def test_bucket_over_ten_thousand_objects_with_a_key_list_over_256_kib(deployment: Deployment) -> None:
-    s3 = client("s3")
-    s3.create_bucket(Bucket="many")
+    from moto.s3.models import s3_backends
+
+    client("s3").create_bucket(Bucket="many")
     keys = [f"tenant-{i % 97:03d}/very/long/path/segment/for/payload/size/object-{i:06d}.json" for i in range(10_050)]
     assert sum(len(k) for k in keys) > 256 * 1024
+    # Filled through moto's backend directly: 10,000 PUTs over HTTP would cost minutes of fixture time.
+    backend = s3_backends["123456789012"]["aws"]
     for key in keys:
-        s3.put_object(Bucket="many", Key=key, Body=key.encode())
+        backend.put_object("many", key, key.encode())
     execution = start(deployment.stack.backup_state_machine, deployment.plan_input("s3://many", worker_concurrency=4))
 
     committed = follow(execution, poll_seconds=0.2)["committed"]

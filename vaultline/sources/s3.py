@@ -95,7 +95,9 @@ class S3Source(Source):
             args["VersionId"] = listed.version_id
         try:
             response = self.s3.get_object(**args)
-            tag_set = self.s3.get_object_tagging(**args).get("TagSet", [])
+            # GetObject reports how many tags there are: skip the tagging request (half of all requests in a
+            # bucket of small objects) when there are none.
+            tag_set = self.s3.get_object_tagging(**args).get("TagSet", []) if response.get("TagCount") else []
         except ClientError as exc:
             raise self._error(exc, listed.key) from None
         entry = listed.model_copy()
