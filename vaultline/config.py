@@ -63,7 +63,8 @@ class VaultConfig(BaseModel):
             raise VaultError(f"{where}: config is not JSON ({exc})") from None
         if not isinstance(raw, dict) or raw.get("format") != "vaultline":
             raise VaultError(f"{where}: not a Vaultline vault config")
-        if raw.get("version") not in SUPPORTED_VERSIONS:
+        version = raw.get("version")
+        if type(version) is not int or version not in SUPPORTED_VERSIONS:
             raise FormatVersionError(
                 f"{where}: vault format version {raw.get('version')} is not supported by this build "
                 f"(supported: {', '.join(map(str, SUPPORTED_VERSIONS))})"

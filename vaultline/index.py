@@ -15,7 +15,7 @@ import blake3
 
 from vaultline.compression import compress_document, decompress_document
 from vaultline.crypto import Cipher
-from vaultline.errors import IntegrityError
+from vaultline.errors import FormatVersionError, IntegrityError
 from vaultline.packs import BlobEntry
 from vaultline.storage import Storage
 
@@ -80,6 +80,8 @@ def decode_index(stored: bytes, cipher: Cipher, what: str) -> list[tuple[str, li
     """Inverse of :func:`encode_index`."""
     try:
         document = json.loads(decompress_document(cipher.open(stored, INDEX_AAD, what), what))
+        if document.get("version") != 1 or isinstance(document.get("version"), bool):
+            raise FormatVersionError(f"{what}: index version {document.get('version')!r} is not supported")
         return [
             (pack["id"], [BlobEntry(bytes.fromhex(b[0]), b[1], b[2], b[3], b[4], b[5]) for b in pack["blobs"]])
             for pack in document["packs"]
