@@ -86,6 +86,20 @@ class _Prepended:
         self._head = memoryview(head)
         self._stream = stream
 
+    def readinto(self, buffer: memoryview) -> int:
+        """pyfastcdc prefers readinto: the tail of the stream then lands in its buffer without a copy."""
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:
+            return int(readinto(buffer))
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
     def read(self, n: int = -1, /) -> bytes:
         if self._head:
             size = len(self._head) if n < 0 else min(n, len(self._head))
