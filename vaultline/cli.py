@@ -19,6 +19,8 @@ from rich.table import Table
 
 from vaultline.backup import run_backup
 from vaultline.check import check_vault
+from vaultline.dynamodb import cli as dynamodb_cli
+from vaultline.dynamodb.table import is_table_url
 from vaultline.errors import UsageError, VaultlineError
 from vaultline.manifest import iter_entries, list_recovery_points, resolve_recovery_point
 from vaultline.remote import MapProgress, StackInfo, find_stack, follow, plan_inputs, start
@@ -93,6 +95,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    if is_table_url(args.source):
+        return _backup_table(args)
     vault = _open(args)
     source = open_source(args.source, args.include, args.exclude)
     tags = dict(_parse_tag(t) for t in args.tag)
@@ -107,6 +111,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
             f"read {s.objects_read} ({_human_bytes(s.bytes_read)}), {s.objects_unchanged} unchanged; "
             f"stored {_human_bytes(s.bytes_stored)} in {s.new_chunks} new chunks; {s.seconds:.1f} s"
         )
+    return 0
+
+
+def _backup_table(args: argparse.Namespace) -> int:
+    doc, line = dynamodb_cli.backup(_open(args), args, dict(_parse_tag(t) for t in args.tag))
+    if args.json:
+        _emit_json(doc)
+    else:
+        out.print(line, markup=False, highlight=False)
     return 0
 
 
@@ -171,6 +184,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     if args.remote:
         return _restore_remote(args)
+    if is_table_url(args.to):
+        doc, line = dynamodb_cli.restore(_open(args), args)
+        if args.json:
+            _emit_json(doc)
+        else:
+            out.print(line, markup=False, highlight=False)
+        return 0
+    if args.key:
+        raise UsageError("--key restores single items of a DynamoDB table: use --to dynamodb://TABLE")
     vault = _open(args)
     rp = resolve_recovery_point(vault, args.recovery_point)
     entries = select_entries(vault, rp, args.include)
@@ -280,6 +302,15 @@ def _restore_remote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_get(args: argparse.Namespace) -> int:
+    items = dynamodb_cli.get(_open(args), args)
+    if args.json:
+        _emit_json(items[0] if len(items) == 1 else items)
+    else:
+        print(dynamodb_cli.render_items(items))
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     vault = _open(args)
     with _progress(not args.json and args.read_data, "read data") as progress:
@@ -322,10 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_init)
 
     p = sub.add_parser("backup", parents=[common], help="back up an S3 bucket/prefix or a directory")
-    p.add_argument("source", help="s3://bucket[/prefix] or a directory")
+    p.add_argument("source", help="s3://bucket[/prefix], dynamodb://TABLE[?region=R&role=ARN] or a directory")
     p.add_argument("--include", action="append", default=[], metavar="GLOB")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--mode", choices=["scan", "export"], default="scan", help="dynamodb:// sources: how to read")
+    p.add_argument("--segments", type=int, help="dynamodb:// scan: TotalSegments (default: from the table size)")
+    p.add_argument("--read-rate", type=float, metavar="RCU/S", help="dynamodb:// scan: read capacity units per second")
+    p.add_argument("--consistent-read", action="store_true", help="dynamodb:// scan: strongly consistent reads")
     p.set_defaults(handler=cmd_backup)
 
     p = sub.add_parser("list", parents=[common], help="list recovery points")
@@ -338,12 +373,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("restore", parents=[common], help="restore a recovery point")
     p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
-    p.add_argument("--to", required=True, help="s3://bucket[/prefix] or a directory")
+    p.add_argument("--to", required=True, help="s3://bucket[/prefix], dynamodb://TABLE or a directory")
     p.add_argument("--include", action="append", default=[], metavar="GLOB")
     p.add_argument("--remote", action="store_true", help="run the deployed restore state machine instead")
     p.add_argument("--concurrency", type=int, default=10, help="parallel restore workers with --remote")
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    p.add_argument("--key", action="append", default=[], metavar="JSON", help="dynamodb:// targets: restore this item")
+    p.add_argument("--write-rate", type=float, metavar="WCU/S", help="dynamodb:// targets: write capacity units/s")
     p.set_defaults(handler=cmd_restore)
+
+    p = sub.add_parser("get", parents=[common], help="print items of a DynamoDB recovery point as they were")
+    p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
+    p.add_argument("--key", action="append", default=[], metavar="JSON", help='{"pk":"a"} or {"pk":{"S":"a"}}')
+    p.set_defaults(handler=cmd_get)
 
     plan = sub.add_parser("plan", help="backup plans of the deployed stack")
     plan_sub = plan.add_subparsers(dest="plan_command", required=True, parser_class=_Parser)

@@ -1,0 +1,394 @@
+"""DynamoDB backups and restores against moto: fidelity, schema, bad input, dedup, time budget, throttling."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from vaultline.cli import main
+from vaultline.dynamodb import BackupOptions, iter_table_items, restore_table, run_table_backup, table_info
+from vaultline.dynamodb.items import encode_item
+from vaultline.manifest import load_recovery_point
+from vaultline.serverless import dynamodb_steps as steps
+from vaultline.serverless.models import PrepareEvent
+from vaultline.vault import Vault
+
+Run = Callable[..., tuple[int, str, str]]
+NO_SLEEP: Callable[[float], None] = lambda _: None  # noqa: E731
+
+
+@pytest.fixture
+def ddb(aws: None) -> Any:
+    return boto3.client("dynamodb", region_name="us-east-1")
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    def invoke(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke
+
+
+def put_all(ddb: Any, table: str, items: list[dict[str, Any]]) -> None:
+    for start in range(0, len(items), 25):
+        requests = [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
+        ddb.batch_write_item(RequestItems={table: requests})
+
+
+def scan_all(ddb: Any, table: str) -> list[dict[str, Any]]:
+    items, args = [], {"TableName": table}
+    while True:
+        page = ddb.scan(**args)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return sorted(items, key=encode_item)
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def simple_table(ddb: Any, name: str, key_type: str = "S", sort: str | None = None) -> None:
+    keys = [{"AttributeName": "pk", "KeyType": "HASH"}]
+    attrs = [{"AttributeName": "pk", "AttributeType": key_type}]
+    if sort:
+        keys.append({"AttributeName": "sk", "KeyType": "RANGE"})
+        attrs.append({"AttributeName": "sk", "AttributeType": sort})
+    ddb.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
+
+
+def every_type_item(n: int) -> dict[str, Any]:
+    deep: dict[str, Any] = {"S": "bottom"}
+    for level in range(30):  # DynamoDB allows 32 levels of nesting
+        deep = {"L": [deep, {"N": str(level)}]} if level % 2 else {"M": {f"l{level}": deep, "n": {"NULL": True}}}
+    return {
+        "pk": {"S": f"item-{n:04d}"},
+        "sk": {"N": str(n)},
+        "s": {"S": 'héllo ✓ \u2028 "quoted" \\ line\nbreak'},
+        "empty": {"S": ""},
+        "n38": {"N": "1234567890123456789012345678901234567.8"},
+        "big": {"N": "1E+125"},
+        "tiny": {"N": "1E-130"},
+        "neg": {"N": "-9.9999999999999999999999999999999999999E+125"},
+        "b": {"B": bytes(range(256))},
+        "empty_b": {"B": b""},
+        "ss": {"SS": ["a", "b", "ç"]},
+        "ns": {"NS": ["1", "-0.5", "1E+100"]},
+        "bs": {"BS": [b"\x00", b"\xff\xfe"]},
+        "m": {"M": {"inner": {"L": [{"NULL": True}, {"BOOL": False}, {"S": ""}]}, "empty_map": {"M": {}}}},
+        "l": {"L": [{"N": "0"}, {"L": []}, {"BOOL": True}]},
+        "null": {"NULL": True},
+        "t": {"BOOL": True},
+        "deep": deep,
+        "gsi_pk": {"S": f"g{n % 3}"},
+        "lsi_sk": {"S": f"l{n}"},
+        "expires": {"N": str(1_900_000_000 + n)},
+    }
+
+
+def rich_table(ddb: Any, name: str) -> None:
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+            {"AttributeName": "gsi_pk", "AttributeType": "S"},
+            {"AttributeName": "lsi_sk", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-gsi",
+                "KeySchema": [
+                    {"AttributeName": "gsi_pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["s", "n38"]},
+                "ProvisionedThroughput": {"ReadCapacityUnits": 7, "WriteCapacityUnits": 3},
+            }
+        ],
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": "by-lsi",
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "lsi_sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        BillingMode="PROVISIONED",
+        ProvisionedThroughput={"ReadCapacityUnits": 11, "WriteCapacityUnits": 5},
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        Tags=[{"Key": "team", "Value": "payments"}, {"Key": "env", "Value": "prod"}],
+    )
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"})
+
+
+def comparable(ddb: Any, name: str) -> dict[str, Any]:
+    """What must survive a restore: schema, indexes, billing, capacity, stream, TTL, tags."""
+    t = ddb.describe_table(TableName=name)["Table"]
+    strip = lambda idx: sorted(  # noqa: E731
+        (
+            {
+                "IndexName": i["IndexName"],
+                "KeySchema": i["KeySchema"],
+                "Projection": i["Projection"],
+                "Throughput": {k: v for k, v in i.get("ProvisionedThroughput", {}).items() if k.endswith("Units")},
+            }
+            for i in idx
+        ),
+        key=lambda i: i["IndexName"],
+    )
+    arn = t["TableArn"]
+    return {
+        "KeySchema": t["KeySchema"],
+        "AttributeDefinitions": sorted(t["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
+        "GSI": strip(t.get("GlobalSecondaryIndexes", [])),
+        "LSI": [
+            {k: i[k] for k in ("IndexName", "KeySchema", "Projection")} for i in t.get("LocalSecondaryIndexes", [])
+        ],
+        "Billing": t.get("BillingModeSummary", {}).get("BillingMode"),
+        "Throughput": {k: v for k, v in t["ProvisionedThroughput"].items() if k.endswith("Units")},
+        "Stream": t.get("StreamSpecification"),
+        "TTL": ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"],
+        "Tags": sorted(ddb.list_tags_of_resource(ResourceArn=arn)["Tags"], key=lambda x: x["Key"]),
+    }
+
+
+def test_every_attribute_type_indexes_ttl_and_tags_survive_a_restore_into_a_new_table(
+    ddb: Any, s3_vault: Vault
+) -> None:
+    rich_table(ddb, "orders")
+    items = [every_type_item(n) for n in range(24)]
+    put_all(ddb, "orders", items)
+    rp = run_table_backup(s3_vault, "dynamodb://orders", BackupOptions(segments=3), sleep=NO_SLEEP)
+    info = table_info(rp)
+    assert info.items == 24 and info.total_segments == 3
+    assert [t["Key"] for t in info.table.tags] == ["team", "env"] or len(info.table.tags) == 2
+    assert info.table.time_to_live["AttributeName"] == "expires"
+    stats = restore_table(s3_vault, load_recovery_point(s3_vault, rp.id), "dynamodb://orders-copy", sleep=NO_SLEEP)
+    assert stats.table_created and stats.items == 24
+    assert scan_all(ddb, "orders-copy") == scan_all(ddb, "orders") == sorted(items, key=encode_item)
+    assert comparable(ddb, "orders-copy") == comparable(ddb, "orders")
+
+
+@pytest.mark.parametrize(
+    ("key_type", "make_key"),
+    [("B", lambda n: {"B": n.to_bytes(4, "big") + b"\x00"}), ("N", lambda n: {"N": f"{n}.5E-3"})],
+)
+def test_binary_and_numeric_keys_round_trip(
+    ddb: Any, s3_vault: Vault, key_type: str, make_key: Callable[[int], dict[str, Any]]
+) -> None:
+    simple_table(ddb, "keys", key_type)
+    put_all(ddb, "keys", [{"pk": make_key(n), "v": {"N": str(n)}} for n in range(40)])
+    rp = run_table_backup(s3_vault, "dynamodb://keys", sleep=NO_SLEEP)
+    restore_table(s3_vault, rp, "dynamodb://keys-copy", sleep=NO_SLEEP)
+    assert scan_all(ddb, "keys-copy") == scan_all(ddb, "keys")
+
+
+def test_items_near_the_400_kb_limit_round_trip(ddb: Any, s3_vault: Vault) -> None:
+    simple_table(ddb, "big")
+    rng = random.Random(4)
+    items = [{"pk": {"S": f"k{n}"}, "blob": {"B": rng.randbytes(395_000)}, "s": {"S": "x" * 1000}} for n in range(4)]
+    for item in items:
+        ddb.put_item(TableName="big", Item=item)
+    rp = run_table_backup(s3_vault, "dynamodb://big", sleep=NO_SLEEP)
+    assert sorted(iter_table_items(s3_vault, rp), key=encode_item) == sorted(items, key=encode_item)
+    restore_table(s3_vault, rp, "dynamodb://big-copy", sleep=NO_SLEEP)
+    assert scan_all(ddb, "big-copy") == scan_all(ddb, "big")
+
+
+def test_cli_backup_restore_get_and_item_level_restore(ddb: Any, s3: Any, run: Run) -> None:
+    s3.create_bucket(Bucket="vaults")
+    simple_table(ddb, "users", sort="N")
+    put_all(ddb, "users", [{"pk": {"S": f"u{n % 5}"}, "sk": {"N": str(n)}, "v": {"S": f"v{n}"}} for n in range(50)])
+    vault = ("--vault", "s3://vaults/v")
+    assert run(*vault, "init")[0] == 0
+    code, out, err = run(*vault, "backup", "dynamodb://users", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["recovery_point"] and doc["items"] == 50 and doc["stats"]["objects"] == 50
+    rp = doc["recovery_point"]
+    ddb.put_item(TableName="users", Item={"pk": {"S": "u1"}, "sk": {"N": "1"}, "v": {"S": "changed"}})
+
+    code, out, _ = run(*vault, "get", rp, "--key", '{"pk":"u1","sk":1}', "--json")
+    assert code == 0 and json.loads(out) == {"pk": {"S": "u1"}, "sk": {"N": "1"}, "v": {"S": "v1"}}
+
+    code, out, err = run(*vault, "restore", rp, "--to", "dynamodb://users", "--key", '{"pk":{"S":"u1"},"sk":{"N":"1"}}')
+    assert code == 0, err
+    assert ddb.get_item(TableName="users", Key={"pk": {"S": "u1"}, "sk": {"N": "1"}})["Item"]["v"] == {"S": "v1"}
+
+    code, out, err = run(*vault, "restore", rp, "--to", "dynamodb://users-2", "--json")
+    assert code == 0, err
+    assert json.loads(out)["items"] == 50
+    assert len(scan_all(ddb, "users-2")) == 50
+
+
+def test_missing_table_is_a_clear_error(ddb: Any, s3: Any, run: Run) -> None:
+    s3.create_bucket(Bucket="vaults")
+    run("--vault", "s3://vaults/v", "init")
+    code, out, err = run("--vault", "s3://vaults/v", "backup", "dynamodb://nope", "--json")
+    assert code == 1 and "table nope does not exist" in err and out == ""
+    assert run("--vault", "s3://vaults/v", "list", "--json")[1].strip() == "[]"
+
+
+def test_restore_onto_another_key_schema_or_with_a_bad_key_writes_nothing(ddb: Any, s3: Any, run: Run) -> None:
+    s3.create_bucket(Bucket="vaults")
+    simple_table(ddb, "src")
+    put_all(ddb, "src", [{"pk": {"S": f"k{n}"}} for n in range(10)])
+    simple_table(ddb, "other", key_type="N")
+    vault = ("--vault", "s3://vaults/v")
+    run(*vault, "init")
+    run(*vault, "backup", "dynamodb://src")
+    code, _, err = run(*vault, "restore", "latest", "--to", "dynamodb://other")
+    assert code == 1 and "table other has key schema" in err and "nothing was written" in err
+    assert scan_all(ddb, "other") == []
+    for bad in ('{"id":"k1"}', '{"pk":1}', '{"pk":"k1","sk":"x"}'):
+        code, _, err = run(*vault, "restore", "latest", "--to", "dynamodb://fresh", "--key", bad)
+        assert code == 1 and "table src" in err and bad in err, err
+        code, _, err = run(*vault, "get", "latest", "--key", bad)
+        assert code == 1 and "table src" in err
+    code, _, err = run(*vault, "restore", "latest", "--to", "dynamodb://fresh", "--key", '{"pk":"absent"}')
+    assert code == 1 and "absent" in err
+    assert "fresh" not in ddb.list_tables()["TableNames"]
+
+
+def test_one_percent_changed_items_grow_the_vault_a_little(ddb: Any, s3_vault: Vault) -> None:
+    simple_table(ddb, "events")
+    rng = random.Random(7)
+    items = [{"pk": {"S": f"e{n:05d}"}, "body": {"S": rng.randbytes(700).hex()}} for n in range(3000)]
+    put_all(ddb, "events", items)
+    day1 = run_table_backup(s3_vault, "dynamodb://events", sleep=NO_SLEEP)
+    for item in rng.sample(items, 30):
+        ddb.put_item(TableName="events", Item={**item, "body": {"S": rng.randbytes(700).hex()}})
+    day2 = run_table_backup(s3_vault, "dynamodb://events", sleep=NO_SLEEP)
+    assert day2.parent == day1.id and day2.stats.objects == 3000
+    growth = day2.stats.bytes_stored / day1.stats.bytes_stored
+    assert growth < 0.35, f"day-2 stored {growth:.0%} of day 1"
+
+
+class Throttling:
+    """A DynamoDB client whose scan and batch_write_item fail with throttling on some calls."""
+
+    def __init__(self, inner: Any, every: int = 3) -> None:
+        self.inner, self.every, self.calls, self.throttled, self.unprocessed = inner, every, 0, 0, 0
+
+    def _maybe(self, op: str) -> None:
+        self.calls += 1
+        if self.calls % self.every == 1:
+            self.throttled += 1
+            error = {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}
+            raise ClientError({"Error": error}, op)
+
+    def scan(self, **kwargs: Any) -> Any:
+        self._maybe("Scan")
+        return self.inner.scan(**kwargs)
+
+    def batch_write_item(self, **kwargs: Any) -> Any:
+        self._maybe("BatchWriteItem")
+        ((table, requests),) = kwargs["RequestItems"].items()
+        if len(requests) < 2:
+            return self.inner.batch_write_item(**kwargs)
+        # Write half and hand the rest back as unprocessed, as a throttled table does.
+        half = len(requests) // 2
+        response = self.inner.batch_write_item(**{**kwargs, "RequestItems": {table: requests[:half]}})
+        self.unprocessed += len(requests) - half
+        return {**response, "UnprocessedItems": {table: requests[half:]}}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_throttled_pages_and_writes_lose_and_duplicate_nothing(ddb: Any, s3_vault: Vault) -> None:
+    simple_table(ddb, "hot")
+    items = [{"pk": {"S": f"h{n:04d}"}, "v": {"N": str(n)}} for n in range(400)]
+    put_all(ddb, "hot", items)
+    slow = Throttling(ddb)
+    options = BackupOptions(segments=2, read_rate=50, page_size=30)
+    rp = run_table_backup(s3_vault, "dynamodb://hot", options, sleep=NO_SLEEP, ddb=slow)
+    assert slow.throttled > 0
+    restored = list(iter_table_items(s3_vault, rp))
+    assert len(restored) == 400 and sorted(restored, key=encode_item) == sorted(items, key=encode_item)
+    writes = Throttling(ddb, every=2)
+    restore_table(s3_vault, rp, "dynamodb://hot-copy", write_rate=20, sleep=NO_SLEEP, ddb=writes)
+    assert writes.throttled > 0 and writes.unprocessed > 0
+    assert scan_all(ddb, "hot-copy") == scan_all(ddb, "hot")
+
+
+def test_segment_worker_out_of_time_returns_a_cursor_and_resuming_reads_every_item_once(
+    ddb: Any, s3_vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simple_table(ddb, "long")
+    items = [{"pk": {"S": f"l{n:04d}"}, "pad": {"S": "p" * 200}} for n in range(600)]
+    put_all(ddb, "long", items)
+    request = {"source": {"type": "dynamodb", "url": "dynamodb://long", "options": {"segments": 2, "page_size": 50}}}
+    prepared = steps.prepare(s3_vault, PrepareEvent(request=request))
+    work = json.loads(s3_vault.storage.get(prepared.work_list_key.split("vaults/main/", 1)[1]))
+    assert [w["segment"] for w in work] == [0, 1]
+    monkeypatch.setattr(steps, "RESERVE_MS", 1000)
+    invocations = 0
+    for item in work:
+        event = steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=item)
+        while True:
+            pages = iter([5000, 5000, 10])  # two pages fit, then the budget is spent
+            invocations += 1
+            summary = steps.segment_worker(s3_vault, event, remaining_ms=lambda p=pages: next(p, 0), sleep=NO_SLEEP)
+            if summary.done:
+                break
+            assert summary.next is not None and summary.next.cursor.start_key
+            event = steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=summary.next)
+    assert invocations >= 4  # 600 items, 50 a page, two pages an invocation
+    committed = steps.commit(s3_vault, steps.TableCommitEvent(prepared=prepared))
+    rp = load_recovery_point(s3_vault, committed.recovery_point)
+    got = [encode_item(i) for i in iter_table_items(s3_vault, rp)]
+    assert len(got) == len(set(got)) == 600 and sorted(got) == sorted(encode_item(i) for i in items)
+    assert not list(s3_vault.storage.list(f"staging/{rp.id}/"))
+
+
+def test_commit_refuses_a_segment_whose_last_part_is_missing(ddb: Any, s3_vault: Vault) -> None:
+    simple_table(ddb, "tab1")
+    put_all(ddb, "tab1", [{"pk": {"S": f"k{n}"}} for n in range(5)])
+    request = {"source": {"type": "dynamodb", "url": "dynamodb://tab1", "options": {"segments": 2}}}
+    prepared = steps.prepare(s3_vault, PrepareEvent(request=request))
+    steps.segment_worker(
+        s3_vault, steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item={"segment": 0})
+    )
+    with pytest.raises(Exception, match=r"segments \[1\] are incomplete"):
+        steps.commit(s3_vault, steps.TableCommitEvent(prepared=prepared))
+
+
+def test_export_mode_and_serverless_restore(ddb: Any, s3_vault: Vault) -> None:
+    simple_table(ddb, "pitr")
+    items = [every_type_item(n) | {"pk": {"S": f"p{n}"}} for n in range(30)]
+    put_all(ddb, "pitr", items)
+    with pytest.raises(Exception, match="point-in-time recovery is off"):
+        run_table_backup(s3_vault, "dynamodb://pitr", BackupOptions(mode="export"), sleep=NO_SLEEP)
+    ddb.update_continuous_backups(
+        TableName="pitr", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    rp = run_table_backup(s3_vault, "dynamodb://pitr", BackupOptions(mode="export"), sleep=NO_SLEEP)
+    info = table_info(rp)
+    assert info.mode == "export" and info.export_arn and info.items == 30 and info.read_capacity_units == 0
+    assert not list(s3_vault.storage.list(f"staging/{rp.id}/"))
+
+    prepared = steps.restore_prepare(
+        s3_vault, PrepareEvent(request={"recovery_point": rp.id, "target": "dynamodb://pitr-copy"})
+    )
+    assert prepared.table_created
+    for part in range(prepared.parts):
+        work = json.loads(s3_vault.storage.get(prepared.work_list_key.split("vaults/main/", 1)[1]))[part]
+        steps.restore_worker(s3_vault, steps.TableRestoreWorkerEvent(restore_id=prepared.restore_id, item=work))
+    finished = steps.restore_finish(s3_vault, steps.TableRestoreFinishEvent(prepared=prepared))
+    assert finished.items == 30
+    assert scan_all(ddb, "pitr-copy") == scan_all(ddb, "pitr")

@@ -1,0 +1,131 @@
+"""DynamoDB items as type-preserving JSON lines, and keys given on the command line.
+
+Items come from the low-level client, so numbers stay the strings DynamoDB sent (no float or Decimal loss), binaries
+stay bytes (base64 in JSON), and sets stay sets. One item is one line of canonical JSON (sorted attribute names, no
+spaces), so an unchanged item always serializes to the same bytes and unchanged stretches of a table dedup.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from vaultline.errors import UsageError, VaultlineError
+
+Item = dict[str, Any]
+"""An item as the low-level client returns it: ``{"pk": {"S": "a"}, "n": {"N": "1"}, "b": {"B": b"..."}}``."""
+
+KEY_TYPES = ("S", "N", "B")
+
+
+class KeyMismatch(VaultlineError):
+    """A key given for item-level restore or `get` does not fit the table's key schema (exit 1, nothing written)."""
+
+
+def _to_json(value: Mapping[str, Any]) -> dict[str, Any]:
+    (kind, inner), *rest = value.items()
+    if rest:
+        raise ValueError(f"an attribute value has exactly one type, got {sorted(value)}")
+    if kind == "B":
+        return {"B": base64.b64encode(bytes(inner)).decode()}
+    if kind == "BS":
+        return {"BS": [base64.b64encode(bytes(b)).decode() for b in inner]}
+    if kind == "M":
+        return {"M": {k: _to_json(v) for k, v in inner.items()}}
+    if kind == "L":
+        return {"L": [_to_json(v) for v in inner]}
+    return {kind: inner}
+
+
+def _from_json(value: Mapping[str, Any]) -> dict[str, Any]:
+    (kind, inner), *_ = value.items()
+    if kind == "B":
+        return {"B": base64.b64decode(inner)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(b) for b in inner]}
+    if kind == "M":
+        return {"M": {k: _from_json(v) for k, v in inner.items()}}
+    if kind == "L":
+        return {"L": [_from_json(v) for v in inner]}
+    return {kind: inner}
+
+
+def item_to_json(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item with binaries as base64 strings: what DynamoDB's own JSON wire format and exports look like."""
+    return {name: _to_json(value) for name, value in item.items()}
+
+
+def item_from_json(doc: Mapping[str, Any]) -> Item:
+    """The inverse of :func:`item_to_json`: base64 strings back to bytes."""
+    return {name: _from_json(value) for name, value in doc.items()}
+
+
+def encode_item(item: Mapping[str, Any]) -> bytes:
+    """One canonical JSON line (with its newline)."""
+    text = json.dumps(item_to_json(item), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode() + b"\n"
+
+
+def decode_item(line: bytes) -> Item:
+    return item_from_json(json.loads(line))
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a stream cut at arbitrary places (a line may span chunks)."""
+    carry = b""
+    for chunk in chunks:
+        lines = (carry + chunk).split(b"\n")
+        carry = lines.pop()
+        yield from (line for line in lines if line)
+    if carry.strip():
+        yield carry
+
+
+def key_of(item: Mapping[str, Any], key_names: Sequence[str]) -> bytes:
+    """The canonical bytes of an item's primary key: equal keys give equal bytes whatever the attribute order."""
+    return encode_item({name: item[name] for name in key_names})
+
+
+def parse_key(text: str, key_types: Mapping[str, str], table: str) -> Item:
+    """A key from the command line, as DynamoDB JSON (``{"pk":{"S":"a"}}``) or plain JSON (``{"pk":"a"}``, converted
+    with the table's attribute definitions; binary key values are base64). Raise KeyMismatch naming the table when
+    the key does not match its key schema."""
+    schema = ", ".join(f"{name} ({kind})" for name, kind in key_types.items())
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--key {text!r} is not JSON ({exc.msg})") from None
+    if not isinstance(doc, dict) or set(doc) != set(key_types):
+        names = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
+        raise KeyMismatch(f"--key {text}: table {table} has key {schema}, the key given has {names}")
+    key: Item = {}
+    for name, kind in key_types.items():
+        value = doc[name]
+        if isinstance(value, dict):  # DynamoDB JSON
+            if list(value) != [kind]:
+                raise KeyMismatch(f"--key {text}: {name} must be of type {kind} in table {table} (key {schema})")
+            value = value[kind]
+        try:
+            key[name] = _key_value(kind, value)
+        except (ValueError, TypeError, binascii.Error):
+            raise KeyMismatch(f"--key {text}: {name}={value!r} is not a valid {kind} for table {table}") from None
+    return key
+
+
+def _key_value(kind: str, value: Any) -> dict[str, Any]:
+    if kind == "S":
+        if not isinstance(value, str) or not value:
+            raise ValueError("not a non-empty string")
+        return {"S": value}
+    if kind == "N":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError("not a number")
+        text = str(value)
+        float(text)  # validates the syntax; the string itself is what DynamoDB gets
+        return {"N": text}
+    if not isinstance(value, str):
+        raise ValueError("not base64")
+    return {"B": base64.b64decode(value, validate=True)}
