@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from vaultline.chunking import Chunker
 from vaultline.errors import IntegrityError, SourceError
 from vaultline.index import write_index
+from vaultline.locks import vault_lock
 from vaultline.manifest import (
     BackupStats,
     ObjectEntry,
@@ -184,15 +185,21 @@ def run_backup(
     progress: Progress | None = None,
     compression_level: int | None = None,
 ) -> RecoveryPoint:
-    """Back up ``source`` in this process and commit a recovery point (the CLI path)."""
+    """Back up ``source`` in this process and commit a recovery point (the CLI path).
+
+    A shared vault lock is held throughout, taken before the index is read: a prune (exclusive lock) cannot
+    delete a blob this backup deduplicates against while it runs (docs/vault-format.md, section 17).
+    """
     clock = time.monotonic()
     started = datetime.now(UTC)
     rp_id = new_recovery_point_id(started)
-    recover_unindexed_packs(vault)
-    parent = latest_for_source(vault, source.url)
-    previous = load_previous(vault, parent)
-    with BlobWriter(vault, compression_level) as writer:
-        outcome = backup_objects(vault, source, source.list(), previous, writer, progress)
-        return finish_recovery_point(
-            vault, writer, rp_id, source, started, outcome.entries, outcome.stats, parent, plan, tags, clock
-        )
+    with vault_lock(vault.storage, "backup", exclusive=False):
+        vault.reload_index()  # the index may have changed (a prune) since this Vault object loaded it
+        recover_unindexed_packs(vault)
+        parent = latest_for_source(vault, source.url)
+        previous = load_previous(vault, parent)
+        with BlobWriter(vault, compression_level) as writer:
+            outcome = backup_objects(vault, source, source.list(), previous, writer, progress)
+            return finish_recovery_point(
+                vault, writer, rp_id, source, started, outcome.entries, outcome.stats, parent, plan, tags, clock
+            )

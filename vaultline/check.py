@@ -3,13 +3,15 @@ every blob of every pack (decrypts, decompresses, hashes to its id; every pack h
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import blake3
 from pydantic import BaseModel, Field
 
-from vaultline.errors import VaultlineError
+from vaultline.errors import UsageError, VaultlineError
 from vaultline.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
 from vaultline.packs import list_pack_ids, pack_key, read_pack_entries
 from vaultline.vault import Vault
@@ -32,10 +34,46 @@ class CheckReport(BaseModel):
         return not self.errors
 
 
+def parse_subset(spec: str) -> tuple[int, int] | float:
+    """``n/m`` (1 <= n <= m) -> (n, m); ``P%`` (0 < P <= 100) -> P / 100. Raises UsageError otherwise."""
+    text = spec.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+            if 0 < share <= 1:
+                return share
+        else:
+            n_text, sep, m_text = text.partition("/")
+            n, m = int(n_text), int(m_text)
+            if sep and 1 <= n <= m:
+                return n, m
+    except ValueError:
+        pass
+    raise UsageError(f"--read-data-subset {spec!r}: expected n/m (1 <= n <= m, e.g. 2/7) or a percentage (e.g. 10%)")
+
+
+def select_subset(pack_ids: list[str], spec: str, rng: random.Random | None = None) -> list[str]:
+    """The packs a ``--read-data-subset`` reads. ``n/m`` takes the packs whose id, read as a number, is
+    ``n - 1`` modulo ``m``: ids are hashes, so the parts are even, stable across runs, and ``1/m`` .. ``m/m``
+    together read every pack once. ``P%`` samples that share of packs at random (at least one)."""
+    parsed = parse_subset(spec)
+    if isinstance(parsed, tuple):
+        n, m = parsed
+        return [p for p in pack_ids if int(p, 16) % m == n - 1]
+    count = min(len(pack_ids), max(1, math.ceil(len(pack_ids) * parsed)))
+    return sorted((rng or random.SystemRandom()).sample(sorted(pack_ids), count)) if pack_ids else []
+
+
 def check_vault(
-    vault: Vault, read_data: bool = False, progress: Callable[[int, int], None] | None = None
+    vault: Vault,
+    read_data: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    read_data_subset: str | None = None,
 ) -> CheckReport:
-    """Check ``vault``; collect every problem rather than stopping at the first."""
+    """Check ``vault``; collect every problem rather than stopping at the first. ``read_data_subset`` (``n/m`` or
+    ``P%``) reads only that part of the packs (see :func:`select_subset`)."""
+    if read_data_subset is not None:
+        parse_subset(read_data_subset)  # refuse a bad spec before any work
     report = CheckReport()
     try:
         index = vault.reload_index()
@@ -73,8 +111,11 @@ def check_vault(
         except VaultlineError as exc:
             report.errors.append(f"recovery point {rp_id}: {exc}")
 
-    if read_data:
-        _read_all_packs(vault, [p for p in index.packs if p in stored], report, progress)
+    if read_data or read_data_subset is not None:
+        readable = [p for p in index.packs if p in stored]
+        if read_data_subset is not None and not read_data:
+            readable = select_subset(readable, read_data_subset)
+        _read_all_packs(vault, readable, report, progress)
     return report
 
 

@@ -279,21 +279,30 @@ def cmd_plan_run(args: argparse.Namespace) -> int:
 
 
 def _restore_remote(args: argparse.Namespace) -> int:
-    if not args.to.startswith("s3://"):
-        raise UsageError("--remote restores go to s3://bucket[/prefix] targets")
+    table = is_table_url(args.to)
+    if not (table or args.to.startswith("s3://")):
+        raise UsageError("--remote restores go to s3://bucket[/prefix] or dynamodb://TABLE targets")
+    if table and (args.key or args.include):
+        raise UsageError("--remote restores of a table restore all of it; --key and --include work without --remote")
     stack = _stack(args)
-    payload = {
-        "recovery_point": args.recovery_point,
-        "target": args.to,
-        "include": args.include,
-        "worker_concurrency": args.concurrency,
-    }
+    # The restore state machine branches on the target itself (dynamodb://... takes the DynamoDB path).
+    payload: dict[str, Any] = {"recovery_point": args.recovery_point, "target": args.to}
+    if table:
+        payload |= {"write_rate": args.write_rate} if args.write_rate else {}
+    else:
+        payload["include"] = args.include
+    payload["worker_concurrency"] = args.concurrency
     execution = start(stack.restore_state_machine, payload)
     with _follow_display(not args.json, f"restore {args.recovery_point}") as show:
         output = follow(execution, show, poll_seconds=args.poll)
     finished = output.get("finished", {})
     if args.json:
         _emit_json({"execution": execution, **finished})
+    elif table:
+        created = "a new table" if finished.get("table_created") else "the existing table"
+        out.print(
+            f"restored {finished.get('items', 0)} items of {finished.get('recovery_point')} to {args.to} ({created})"
+        )
     else:
         out.print(
             f"restored {finished.get('objects', 0)} objects ({_human_bytes(finished.get('bytes', 0))}) "
@@ -313,8 +322,9 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     vault = _open(args)
-    with _progress(not args.json and args.read_data, "read data") as progress:
-        report = check_vault(vault, read_data=args.read_data, progress=progress)
+    reading = args.read_data or args.read_data_subset is not None
+    with _progress(not args.json and reading, "read data") as progress:
+        report = check_vault(vault, read_data=args.read_data, progress=progress, read_data_subset=args.read_data_subset)
     if args.json:
         _emit_json({"ok": report.ok, **report.model_dump()})
     else:
@@ -323,7 +333,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         for error in report.errors:
             err.print(f"[red]error[/] {error}")
         verdict = "no errors" if report.ok else f"{len(report.errors)} errors"
-        detail = f", read {report.packs_read} packs ({_human_bytes(report.bytes_read)})" if args.read_data else ""
+        detail = f", read {report.packs_read} packs ({_human_bytes(report.bytes_read)})" if reading else ""
         out.print(
             f"checked {report.recovery_points} recovery points, {report.objects} objects, "
             f"{report.packs} packs, {report.blobs} blobs{detail}: {verdict}"
@@ -397,8 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_plan_run)
 
     p = sub.add_parser("check", parents=[common], help="verify the vault's structure and, optionally, every blob")
-    p.add_argument("--read-data", action="store_true", help="read, decrypt and hash every blob")
+    reads = p.add_mutually_exclusive_group()
+    reads.add_argument("--read-data", action="store_true", help="read, decrypt and hash every blob")
+    reads.add_argument("--read-data-subset", metavar="SPEC", help="read part n of m packs (n/m) or a share (10%%)")
     p.set_defaults(handler=cmd_check)
+
+    from vaultline import cli_maintenance  # late: it uses this module's helpers
+
+    cli_maintenance.register(sub, common)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,18 @@ class StoredObject:
 
     key: str
     size: int
+
+
+@dataclass(frozen=True)
+class Retention:
+    """S3 Object Lock state of one object: it cannot be deleted before ``retain_until`` or while on legal hold."""
+
+    mode: str | None
+    retain_until: datetime | None
+    legal_hold: bool = False
+
+    def holds(self, now: datetime) -> bool:
+        return self.legal_hold or (self.retain_until is not None and self.retain_until > now)
 
 
 class Storage(ABC):
@@ -50,3 +63,7 @@ class Storage(ABC):
 
     def describe(self) -> str:
         return self.url
+
+    def retention(self, key: str) -> Retention | None:
+        """The object's lock state, or None where storage has no object lock (directories, unlocked buckets)."""
+        return None

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from vaultline.aws import client
 from vaultline.errors import ObjectMissing, VaultError
-from vaultline.storage.base import Storage, StoredObject
+from vaultline.storage.base import Retention, Storage, StoredObject
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
@@ -34,9 +36,51 @@ class S3Storage(Storage):
             return VaultError(f"vault bucket {self.bucket} does not exist")
         return VaultError(f"{self.url}: {key}: {code or exc}")
 
+    @cached_property
+    def _object_lock(self) -> Any:
+        # Read once per storage object, and only when a lockable object is first written.
+        from vaultline.object_lock import load_object_lock
+
+        return load_object_lock(self)
+
+    def _lock_args(self, key: str) -> dict[str, Any]:
+        from vaultline.object_lock import LOCKED_PREFIXES
+
+        if not key.startswith(LOCKED_PREFIXES) or self._object_lock is None:
+            return {}
+        settings = self._object_lock
+        return {
+            "ObjectLockMode": settings.mode,
+            "ObjectLockRetainUntilDate": settings.retain_until(datetime.now(UTC)),
+        }
+
+    @cached_property
+    def _lock_enabled(self) -> bool:
+        try:
+            config = self.s3.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError:
+            return False  # ObjectLockConfigurationNotFoundError: no object is ever locked here
+        return bool(config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled")
+
+    def retention(self, key: str) -> Retention | None:
+        if not self._lock_enabled:
+            return None
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in _MISSING:
+                return None
+            raise self._fail(exc, key) from None
+        mode = head.get("ObjectLockMode")
+        until = head.get("ObjectLockRetainUntilDate")
+        hold = head.get("ObjectLockLegalHoldStatus") == "ON"
+        if not mode and not hold:
+            return None
+        return Retention(mode=mode, retain_until=until, legal_hold=hold)
+
     def put(self, key: str, data: bytes) -> None:
         try:
-            self.s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+            self.s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **self._lock_args(key))
         except ClientError as exc:
             raise self._fail(exc, key) from None
 

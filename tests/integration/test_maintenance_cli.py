@@ -1,0 +1,195 @@
+"""Verification subsets, damage detection, restore drills, stats, diff, and the maintenance CLI contract."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import set_pack_size
+from vaultline.backup import run_backup
+from vaultline.check import check_vault, select_subset
+from vaultline.chunking import Chunker
+from vaultline.cli import main
+from vaultline.drill import restore_drill
+from vaultline.insight import diff_recovery_points, vault_stats
+from vaultline.locks import acquire
+from vaultline.maintenance import DrillStepInput, VerifyStepInput, drill_step, verify_step
+from vaultline.manifest import ObjectEntry, RecoveryPoint, commit_recovery_point, list_recovery_points, write_entries
+from vaultline.packer import BlobWriter
+from vaultline.packs import pack_key
+from vaultline.sources import open_source
+from vaultline.storage import LocalStorage
+from vaultline.vault import Vault
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    def invoke(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke
+
+
+@pytest.fixture
+def vault_dir(tmp_path: Path) -> tuple[Path, list[RecoveryPoint]]:
+    """Three recovery points of a small directory with churn, in packs of about three files."""
+    src = tmp_path / "src"
+    src.mkdir()
+    vault = set_pack_size(Vault.init(LocalStorage(tmp_path / "vault")), 60_000)
+    rps = []
+    for generation in range(3):
+        for i in range(6):
+            if generation == 0 or i % 3 == generation:
+                (src / f"f{i}").write_bytes(random.Random(generation * 10 + i).randbytes(20_000))
+        if generation == 2:
+            (src / "f5").unlink()
+            (src / "new").write_bytes(b"hello")
+        rps.append(run_backup(vault, open_source(str(src))))
+    return tmp_path / "vault", rps
+
+
+def test_subset_parts_partition_the_packs_and_percentages_sample(vault_dir: tuple[Path, list[RecoveryPoint]]) -> None:
+    root, _ = vault_dir
+    vault = Vault.open(str(root))
+    packs = sorted(vault.index.packs)
+    parts = [select_subset(packs, f"{n}/3") for n in (1, 2, 3)]
+    assert sorted(p for part in parts for p in part) == packs
+    assert sum(check_vault(vault, read_data_subset=f"{n}/3").packs_read for n in (1, 2, 3)) == len(packs)
+    assert len(select_subset(packs, "50%", random.Random(1))) == -(-len(packs) // 2)
+    assert verify_step(VerifyStepInput(vault=str(root), parts=3, run=4)).subset == "2/3"
+
+
+def flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_check_catches_a_flipped_byte_only_in_the_part_that_holds_it(
+    vault_dir: tuple[Path, list[RecoveryPoint]], run: Run
+) -> None:
+    root, _ = vault_dir
+    vault = Vault.open(str(root))
+    packs = sorted(vault.index.packs)
+    target = packs[0]
+    flip(root / pack_key(target), 100)
+    part = next(n for n in (1, 2, 3) if target in select_subset(packs, f"{n}/3"))
+    code, out, _ = run("--vault", str(root), "check", "--read-data-subset", f"{part}/3", "--json")
+    assert code == 1 and any(target in e for e in json.loads(out)["errors"])
+    others = [n for n in (1, 2, 3) if n != part]
+    assert all(run("--vault", str(root), "check", "--read-data-subset", f"{n}/3")[0] == 0 for n in others)
+    assert run("--vault", str(root), "check", "--read-data")[0] == 1
+    assert run("--vault", str(root), "check")[0] == 0  # structure alone cannot see it
+
+
+def test_check_catches_a_missing_pack_a_truncated_index_and_a_dangling_chunk(
+    vault_dir: tuple[Path, list[RecoveryPoint]], run: Run, tmp_path: Path
+) -> None:
+    root, _ = vault_dir
+    vault = Vault.open(str(root))
+    (root / pack_key(sorted(vault.index.packs)[0])).unlink()
+    code, out, _ = run("--vault", str(root), "check", "--json")
+    assert code == 1 and any("missing" in e for e in json.loads(out)["errors"])
+
+    # A manifest whose entry names a chunk that no pack holds.
+    with BlobWriter(vault) as writer:
+        entry = ObjectEntry(key="ghost", size=3, chunks=["ab" * 32])
+        blobs, _count = write_entries(writer, Chunker(vault.config.chunker), [entry])
+        writer.flush()
+    template = list_recovery_points(vault)[-1]
+    commit_recovery_point(
+        vault, template.model_copy(update={"id": "20990101T000000Z-00000000", "entry_blobs": blobs, "entry_count": 1})
+    )
+    report = check_vault(Vault.open(str(root)))
+    assert any("ghost" in e and "chunks are missing" in e for e in report.errors)
+
+    index = next((root / "index").iterdir())
+    index.write_bytes(index.read_bytes()[:-10])
+    code, out, _ = run("--vault", str(root), "check", "--json")
+    assert code == 1 and any("corrupt index" in e for e in json.loads(out)["errors"])
+
+
+def test_restore_drill_into_a_scratch_bucket_verifies_and_cleans_up(
+    vault_dir: tuple[Path, list[RecoveryPoint]], s3: Any
+) -> None:
+    root, rps = vault_dir
+    s3.create_bucket(Bucket="scratch")
+    out = drill_step(DrillStepInput(vault=str(root), scratch="s3://scratch/drills", recovery_point=rps[1].id))
+    assert out.ok and out.verified == out.objects == 6 and out.cleaned_up
+    assert s3.list_objects_v2(Bucket="scratch").get("KeyCount", 0) == 0
+
+
+def test_restore_drill_reports_damage(vault_dir: tuple[Path, list[RecoveryPoint]], tmp_path: Path) -> None:
+    root, _ = vault_dir
+    vault = Vault.open(str(root))
+    flip(root / pack_key(sorted(vault.index.packs)[0]), 5)
+    reports = [
+        restore_drill(Vault.open(str(root)), str(tmp_path / "scratch"), rp.id) for rp in list_recovery_points(vault)
+    ]
+    assert any(not r.ok for r in reports)
+    assert not any((tmp_path / "scratch").iterdir())
+
+
+def test_stats_and_diff(vault_dir: tuple[Path, list[RecoveryPoint]], run: Run) -> None:
+    root, rps = vault_dir
+    vault = Vault.open(str(root))
+    stats = vault_stats(vault)
+    assert stats.recovery_points == 3 and len(stats.sources) == 1 and stats.garbage_bytes == 0
+    assert stats.sources[0].latest == rps[-1].id and stats.dedup_ratio > 1.5
+    diff = diff_recovery_points(vault, rps[1], rps[2])
+    assert [a.key for a in diff.added] == ["new"] and [r.key for r in diff.removed] == ["f5"]
+    assert sorted(c.key for c in diff.changed) == ["f2"] and diff.unchanged == 4
+    code, out, _ = run("--vault", str(root), "diff", rps[1].id, rps[2].id[:20], "--json")
+    assert code == 0 and json.loads(out)["added"] == [{"key": "new", "size": 5}]
+    code, out, _ = run("--vault", str(root), "stats", "--json")
+    assert code == 0 and json.loads(out)["recovery_points"] == 3
+    assert run("--vault", str(root), "stats")[0] == 0
+    assert run("--vault", str(root), "diff", rps[0].id, rps[2].id)[0] == 0
+
+
+def test_forget_and_prune_cli_forms_and_exit_codes(vault_dir: tuple[Path, list[RecoveryPoint]], run: Run) -> None:
+    root, rps = vault_dir
+    v = ("--vault", str(root))
+    code, out, _ = run(*v, "forget", "--keep-last", "1", "--keep-daily", "1", "--dry-run", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["dry_run"] and doc["removed"] == [rps[1].id, rps[0].id]
+    assert doc["decisions"][0]["reasons"] == ["last snapshot", "daily snapshot"]
+    assert len(list_recovery_points(Vault.open(str(root)))) == 3
+    code, out, _ = run(
+        *v, "forget", "--keep-last", "2", "--keep-hourly", "0", "--keep-weekly", "1", "--keep-monthly", "1",
+        "--keep-yearly", "1", "--keep-within", "1h", "--keep-tag", "x", "--dry-run",
+    )  # fmt: skip
+    assert code == 0 and "keep" in out
+    code, out, _ = run(*v, "forget", "--keep-last", "1", "--prune", "--json")
+    doc = json.loads(out)
+    assert code == 0 and len(doc["removed"]) == 2 and doc["prune"]["packs_deleted"] >= 1
+    code, out, _ = run(*v, "prune", "--json")
+    assert code == 0 and json.loads(out)["packs_deleted"] == 0
+    assert run(*v, "prune")[0] == 0
+    assert run(*v, "check", "--read-data", "--json")[0] == 0
+
+    assert run(*v, "forget")[0] == 2  # no keep rule
+    assert run(*v, "forget", "--keep-within", "2w")[0] == 2
+    assert run(*v, "check", "--read-data", "--read-data-subset", "1/2")[0] == 2
+    assert run(*v, "check", "--read-data-subset", "3/2")[0] == 2
+    assert run(*v, "check", "--read-data-subset", "0%")[0] == 2
+    assert run(*v, "diff", "latest", "nope")[0] == 1
+
+    acquire(LocalStorage(root), "backup", exclusive=False, owner="someone")
+    code, _, err = run(*v, "prune")
+    assert code == 1 and "locked" in err
+    assert run(*v, "unlock", "--remove-all")[0] == 0
+    assert run(*v, "prune")[0] == 0

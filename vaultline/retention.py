@@ -1,0 +1,175 @@
+"""Keep rules: which recovery points `forget` keeps, with restic's `forget` semantics.
+
+Recovery points are grouped by source; each group is evaluated on its own, newest first:
+
+* ``keep_last N``: the N newest recovery points.
+* ``keep_hourly/daily/weekly/monthly/yearly N``: walking newest first, a recovery point is kept when its time bucket
+  (hour, day, ISO week, month, year, in UTC) differs from the bucket of the previous one this rule kept, until the
+  rule has kept N; so each rule keeps the newest recovery point of each of its N newest distinct buckets. While a
+  rule still has count left, it also keeps the oldest recovery point of the group (restic >= 0.16: the history
+  reaches as far back as the counts allow). ``-1`` means unlimited.
+* ``keep_within DURATION`` (``1y2m3d4h``): every recovery point strictly newer than the group's newest recovery
+  point minus the duration (calendar arithmetic, like Go's ``AddDate``).
+* ``keep_tags``: every recovery point carrying all the tags of one entry (``"a,b=c"``: tag key ``a`` present and
+  tag ``b`` equal to ``c``).
+
+A recovery point that no rule keeps is removed. An empty policy is refused rather than read as "remove
+everything" (restic refuses it too).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+
+from pydantic import BaseModel, Field, field_validator
+
+from vaultline.errors import UsageError
+
+_DURATION = re.compile(r"(\d+)([ymdh])")
+
+
+class Duration(BaseModel):
+    """A calendar duration as restic writes it: ``1y2m3d4h`` (any subset, in this order or not)."""
+
+    years: int = 0
+    months: int = 0
+    days: int = 0
+    hours: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        """Parse ``1y2m3d4h``; raise UsageError naming the text otherwise."""
+        compact = text.strip()
+        parts = _DURATION.findall(compact)
+        if not compact or "".join(n + u for n, u in parts) != compact:
+            raise UsageError(f"invalid duration {text!r}: expected a combination of Ny, Nm, Nd, Nh (e.g. 1y2m3d4h)")
+        values = {"y": 0, "m": 0, "d": 0, "h": 0}
+        for number, unit in parts:
+            values[unit] += int(number)
+        return cls(years=values["y"], months=values["m"], days=values["d"], hours=values["h"])
+
+    def __str__(self) -> str:
+        units = ((self.years, "y"), (self.months, "m"), (self.days, "d"), (self.hours, "h"))
+        return "".join(f"{value}{unit}" for value, unit in units if value) or "0h"
+
+    def before(self, moment: datetime) -> datetime:
+        """``moment`` minus this duration, normalizing overflowing days like Go's ``time.AddDate`` does
+        (March 31 minus one month is "February 31", which is March 3 or 2)."""
+        month_index = moment.year * 12 + (moment.month - 1) - self.years * 12 - self.months
+        year, month = divmod(month_index, 12)
+        first = date(year, month + 1, 1)
+        day = first + timedelta(days=moment.day - 1 - self.days)
+        shifted = datetime.combine(day, moment.timetz()).replace(tzinfo=moment.tzinfo)
+        return shifted - timedelta(hours=self.hours)
+
+
+class RetentionPolicy(BaseModel):
+    """Keep rules; counts of ``-1`` mean unlimited, ``0`` means the rule is off."""
+
+    keep_last: int = Field(default=0, ge=-1)
+    keep_hourly: int = Field(default=0, ge=-1)
+    keep_daily: int = Field(default=0, ge=-1)
+    keep_weekly: int = Field(default=0, ge=-1)
+    keep_monthly: int = Field(default=0, ge=-1)
+    keep_yearly: int = Field(default=0, ge=-1)
+    keep_within: Duration | None = None
+    keep_tags: list[str] = Field(default_factory=list)
+
+    @field_validator("keep_within", mode="before")
+    @classmethod
+    def _parse_within(cls, value: object) -> object:
+        return Duration.parse(value) if isinstance(value, str) else value
+
+    def empty(self) -> bool:
+        counts = (self.keep_last, self.keep_hourly, self.keep_daily, self.keep_weekly, self.keep_monthly)
+        return not any(counts) and not self.keep_yearly and self.keep_within is None and not self.keep_tags
+
+
+class PointInTime(BaseModel):
+    """What retention needs to know about a recovery point."""
+
+    id: str
+    source: str
+    time: datetime
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class Decision(BaseModel):
+    """The verdict on one recovery point: kept (with the rules that keep it) or removed."""
+
+    id: str
+    source: str
+    time: datetime
+    keep: bool
+    reasons: list[str] = Field(default_factory=list)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _iso_week(t: datetime) -> int:
+    year, week, _ = t.isocalendar()
+    return year * 100 + week
+
+
+# (rule name, reason shown, bucket of a time). keep-last's bucket is the position, so every point differs.
+_BUCKETS: list[tuple[str, str, Callable[[datetime, int], int]]] = [
+    ("keep_last", "last snapshot", lambda t, nr: nr),
+    ("keep_hourly", "hourly snapshot", lambda t, nr: t.year * 1_000_000 + t.month * 10_000 + t.day * 100 + t.hour),
+    ("keep_daily", "daily snapshot", lambda t, nr: t.year * 10_000 + t.month * 100 + t.day),
+    ("keep_weekly", "weekly snapshot", lambda t, nr: _iso_week(t)),
+    ("keep_monthly", "monthly snapshot", lambda t, nr: t.year * 100 + t.month),
+    ("keep_yearly", "yearly snapshot", lambda t, nr: t.year),
+]
+
+
+def _has_tags(point: PointInTime, spec: str) -> bool:
+    for tag in (t.strip() for t in spec.split(",") if t.strip()):
+        key, sep, value = tag.partition("=")
+        if key not in point.tags or (sep and point.tags[key] != value):
+            return False
+    return True
+
+
+def apply_group(points: Iterable[PointInTime], policy: RetentionPolicy) -> list[Decision]:
+    """Decide on the recovery points of one source, returned newest first."""
+    ordered = sorted(points, key=lambda p: (_utc(p.time), p.id), reverse=True)
+    if not ordered:
+        return []
+    newest = _utc(ordered[0].time)
+    counts = {name: getattr(policy, name) for name, _, _ in _BUCKETS}
+    last: dict[str, int | None] = {name: None for name, _, _ in _BUCKETS}
+    within_start = policy.keep_within.before(newest) if policy.keep_within else None
+    decisions = []
+    for nr, point in enumerate(ordered):
+        moment = _utc(point.time)
+        reasons = [f"has tags {spec}" for spec in policy.keep_tags if _has_tags(point, spec)]
+        if within_start is not None and moment > within_start:
+            reasons.append(f"within {policy.keep_within}")
+        for name, reason, bucket in _BUCKETS:
+            if counts[name] == 0:
+                continue
+            value = bucket(moment, nr)
+            # The oldest point is kept while a rule has count left: the history reaches as far back as it can.
+            if value != last[name] or nr == len(ordered) - 1:
+                last[name] = value
+                if counts[name] > 0:
+                    counts[name] -= 1
+                reasons.append(reason)
+        decisions.append(
+            Decision(id=point.id, source=point.source, time=point.time, keep=bool(reasons), reasons=reasons)
+        )
+    return decisions
+
+
+def apply_policy(points: Iterable[PointInTime], policy: RetentionPolicy) -> list[Decision]:
+    """Decide on every recovery point, group by group (by source); sources in name order, newest first in each."""
+    if policy.empty():
+        raise UsageError("no keep rule given: refusing to forget every recovery point (pass at least one --keep-*)")
+    groups: dict[str, list[PointInTime]] = {}
+    for point in points:
+        groups.setdefault(point.source, []).append(point)
+    return [decision for source in sorted(groups) for decision in apply_group(groups[source], policy)]
