@@ -43,6 +43,11 @@ def _staging_keys(d: Deployment) -> list[str]:
     return [o["Key"] for o in listing.get("Contents", []) if not o["Key"].startswith("staging/map-results/")]
 
 
+def _lock_keys(d: Deployment) -> list[str]:
+    listing = client("s3").list_objects_v2(Bucket=d.stack.vault_bucket, Prefix="locks/")
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
 def test_scheduled_backup_restores_bit_exact_through_the_restore_state_machine(deployment: Deployment) -> None:
     source = deployment.stack.plans["demo"][0]["source"]["url"][len("s3://") :]
     objects = _sample()
@@ -68,6 +73,7 @@ def test_scheduled_backup_restores_bit_exact_through_the_restore_state_machine(d
         assert restored["Metadata"] == {"team": "data"}
         assert s3.get_object_tagging(Bucket="restored", Key=key)["TagSet"] == [{"Key": "tier", "Value": "hot"}]
     assert _staging_keys(deployment) == []
+    assert _lock_keys(deployment) == [], "the backup's shared vault lock outlived the run"
 
 
 def test_second_run_reads_only_changed_objects(deployment: Deployment) -> None:
@@ -129,6 +135,7 @@ def test_worker_that_always_fails_aborts_without_a_recovery_point(deployment: De
     vault = Vault.open(deployment.stack.vault_url)
     assert list_recovery_points(vault) == []
     assert _staging_keys(deployment) == []
+    assert _lock_keys(deployment) == [], "Abort left the run's vault lock behind"
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     assert any("Vaultline Backup Failed" in m["Body"] for m in messages)
 
@@ -169,10 +176,27 @@ def test_cli_plan_run_and_remote_restore(deployment: Deployment, capsys: pytest.
     source = deployment.stack.plans["demo"][0]["source"]["url"][len("s3://") :]
     _fill(source, {"a.txt": b"a", "b/c.txt": b"c"})
     client("s3").create_bucket(Bucket="cli-restore")
+    # The demo plan's second source is a table: `plan run` starts one execution per source, in order.
+    table = deployment.stack.plans["demo"][1]["source"]["url"][len("dynamodb://") :]
+    ddb = client("dynamodb")
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in range(3):
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, "n": {"N": str(i)}})
 
     assert cli(["plan", "run", "demo", "--json", "--poll", "0.05"]) == 0
-    rp = json.loads(capsys.readouterr().out)["recovery_point"]
+    bucket_run, table_run = json.loads(capsys.readouterr().out)
+    assert table_run["source"] == f"dynamodb://{table}"
+    rp = bucket_run["recovery_point"]
     assert cli(["restore", rp, "--to", "s3://cli-restore", "--remote", "--json", "--poll", "0.05"]) == 0
     assert json.loads(capsys.readouterr().out)["objects"] == 2
     assert client("s3").get_object(Bucket="cli-restore", Key="b/c.txt")["Body"].read() == b"c"
+    target = f"dynamodb://{table}-cli-restored"
+    assert cli(["restore", table_run["recovery_point"], "--to", target, "--remote", "--json", "--poll", "0.05"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == 3
+    assert ddb.get_item(TableName=f"{table}-cli-restored", Key={"pk": {"S": "k2"}})["Item"]["n"] == {"N": "2"}
     assert cli(["plan", "run", "nope"]) == 2

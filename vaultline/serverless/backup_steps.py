@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
+from vaultline import locks
 from vaultline.backup import (
     backup_objects,
     finish_recovery_point,
     load_previous,
     recover_unindexed_packs,
 )
-from vaultline.errors import IntegrityError
+from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultlineError
 from vaultline.manifest import BackupStats, ObjectEntry, latest_for_source, load_recovery_point, new_recovery_point_id
 from vaultline.packer import BlobWriter
 from vaultline.serverless.models import (
@@ -72,6 +76,11 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
     started = datetime.now(UTC)
     rp_id = new_recovery_point_id(started)
     prefix = run_prefix(rp_id)
+    # A shared lock for the whole run, taken before the index is read: a prune (exclusive) cannot delete
+    # garbage blobs this run's workers will find in the index and reuse. Workers refresh it; Commit and
+    # Abort release it; a run that dies without either leaves a lock that goes stale in 30 minutes.
+    lock = locks.acquire(vault.storage, "backup", exclusive=False, owner=event.execution or rp_id)
+    vault.reload_index()
     recover_unindexed_packs(vault)
     parent = latest_for_source(vault, source.url)
     previous = load_previous(vault, parent)
@@ -104,6 +113,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         started=started.isoformat(),
         batches=len(work),
         execution=event.execution,
+        lock_id=lock.id,
     )
     put_sealed(vault, f"{prefix}run.json", run)
     work_list_key = f"{prefix}work-list.json"
@@ -117,10 +127,27 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
     )
 
 
+def _refresh_lock(vault: Vault, run: StagedRun) -> None:
+    """Keep the run's shared lock fresh while its workers run (a long map outlives the 30-minute staleness).
+
+    A lock that is gone was removed as stale, so a prune may have run since Prepare read the index: going on
+    could commit references to deleted blobs, so the run fails (and Abort cleans up) instead.
+    """
+    if not run.lock_id:
+        return
+    key = locks.LOCK_PREFIX + run.lock_id
+    try:
+        info = locks.LockInfo.model_validate_json(vault.storage.get(key))
+    except ObjectMissing:
+        raise VaultError(f"{vault.url}: backup {run.recovery_point} lost its lock {key}; run it again") from None
+    locks.refresh(vault.storage, locks.Lock(id=run.lock_id, info=info))
+
+
 def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     """Back up one batch. Safe to run again: chunks already stored are found in the index and skipped."""
     prefix = run_prefix(event.recovery_point)
     run = get_sealed(vault, f"{prefix}run.json", StagedRun)
+    _refresh_lock(vault, run)
     batch = get_sealed(vault, event.item.key, BatchResult)
     with BlobWriter(vault, run.compression_level) as writer:
         outcome = backup_objects(vault, _source(BackupRequest(source=run.source)), batch.entries, {}, writer)
@@ -179,6 +206,8 @@ def commit(vault: Vault, event: CommitEvent) -> Committed:
             run.tags,
         )
     clean_run(vault, rp_id)
+    if run.lock_id:
+        locks.release(vault.storage, run.lock_id)
     return Committed(recovery_point=rp_id, source=header.source, plan=header.plan, stats=header.stats)
 
 
@@ -187,6 +216,12 @@ def abort(vault: Vault, event: AbortEvent) -> Aborted:
     was written, so no recovery point exists."""
     prepared = event.prepared or {}
     run_id = prepared.get("recovery_point") or prepared.get("restore_id")
+    if run_id:
+        # Prepare may have failed before it staged the run; a DynamoDB run's run.json is a TableStagedRun (no lock).
+        with contextlib.suppress(VaultlineError, ValidationError):
+            run = get_sealed(vault, f"{run_prefix(str(run_id))}run.json", StagedRun)
+            if run.lock_id:
+                locks.release(vault.storage, run.lock_id)
     cleaned = clean_run(vault, str(run_id)) if run_id else 0
     error = event.error or {}
     return Aborted(run=run_id, staging_objects_deleted=cleaned, error=error.get("Error"), cause=error.get("Cause"))

@@ -89,6 +89,7 @@ class StagedRun(BaseModel):
     started: str
     batches: int
     execution: str | None = None
+    lock_id: str | None = None
 
 
 class CommitEvent(_Event):
