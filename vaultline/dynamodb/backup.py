@@ -24,6 +24,7 @@ from vaultline.dynamodb.model import EXTRA_KEY, BackupOptions, TableBackupInfo, 
 from vaultline.dynamodb.scan import ScanOptions, scan_segment, store_items
 from vaultline.dynamodb.table import TableSnapshot, describe_table, parse_table_url, table_client
 from vaultline.dynamodb.throttle import Backoff, RateLimiter
+from vaultline.locks import vault_lock
 from vaultline.manifest import (
     BackupStats,
     ObjectEntry,
@@ -124,21 +125,24 @@ def run_table_backup(
     snapshot = describe_table(ddb, ref.name)
     started = datetime.now(UTC)
     rp_id = new_recovery_point_id(started)
-    recover_unindexed_packs(vault)
-    parent = latest_for_source(vault, ref.url)
-    with BlobWriter(vault, compression_level) as writer:
-        if options.mode == "export":
-            info, parts = _export_parts(vault, ddb, snapshot, rp_id, parent, writer, options, sleep)
-        else:
-            info, parts = _scan_parts(ddb, snapshot, writer, options, sleep)
-        stats = stats_for_parts(parts)
-        try:
-            return commit_table_backup(
-                vault, writer, rp_id, ref.url, started, [e for e, _ in parts], stats, parent, info, plan, tags
-            )
-        finally:
+    # Shared vault lock, as for S3 backups: a prune cannot delete blobs this backup finds in the index and reuses.
+    with vault_lock(vault.storage, "backup", exclusive=False):
+        vault.reload_index()
+        recover_unindexed_packs(vault)
+        parent = latest_for_source(vault, ref.url)
+        with BlobWriter(vault, compression_level) as writer:
             if options.mode == "export":
-                clean_run(vault, rp_id)
+                info, parts = _export_parts(vault, ddb, snapshot, rp_id, parent, writer, options, sleep)
+            else:
+                info, parts = _scan_parts(ddb, snapshot, writer, options, sleep)
+            stats = stats_for_parts(parts)
+            try:
+                return commit_table_backup(
+                    vault, writer, rp_id, ref.url, started, [e for e, _ in parts], stats, parent, info, plan, tags
+                )
+            finally:
+                if options.mode == "export":
+                    clean_run(vault, rp_id)
 
 
 def _scan_parts(
