@@ -48,15 +48,22 @@ def transient_errors_retryable() -> Iterator[None]:
         raise VaultlineRetryable(f"transient network error: {exc}") from exc
 
 
-def lambda_handler(step: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """Wrap a step (event dict -> pydantic result) with logging, tracing, metrics and error naming."""
+def lambda_handler(
+    step: Callable[[dict[str, Any]], Any] | Callable[[dict[str, Any], Any], Any], *, with_context: bool = False
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Wrap a step (event dict -> pydantic result) with logging, tracing, metrics and error naming.
+
+    ``with_context=True`` hands the step the Lambda context too (``step(event, context)``), for steps that budget
+    their own time with ``context.get_remaining_time_in_millis``.
+    """
 
     @logger.inject_lambda_context(log_event=False)
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(raise_on_empty_metrics=False)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         with transient_errors_retryable():
-            result: dict[str, Any] = step(event).model_dump(mode="json")
+            outcome = step(event, context) if with_context else step(event)  # type: ignore[call-arg]
+            result: dict[str, Any] = outcome.model_dump(mode="json")
         metrics.add_metric(name="StepsCompleted", unit=MetricUnit.Count, value=1)
         return result
 

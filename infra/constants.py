@@ -16,12 +16,17 @@ CTX_OBJECT_LOCK_MODE = "objectLockMode"
 CTX_OBJECT_LOCK_DAYS = "objectLockRetentionDays"
 CTX_NONCURRENT_DAYS = "noncurrentVersionExpirationDays"
 CTX_RESTORE_TARGETS = "restoreTargetBuckets"
+CTX_RESTORE_TARGET_TABLES = "restoreTargetTables"
+CTX_MAINTENANCE_SCHEDULE = "maintenanceSchedule"
+CTX_MAINTENANCE_DRILL = "maintenanceDrill"
 
 DEFAULT_PLANS_FILE = "plans.yaml"
 DEFAULT_STACK_NAME = "Vaultline"
 DEFAULT_OBJECT_LOCK_DAYS = 0
 DEFAULT_NONCURRENT_DAYS = 30
 DEFAULT_RESTORE_TARGETS = ("vaultline-*",)
+DEFAULT_RESTORE_TARGET_TABLES = ("vaultline-*",)
+DEFAULT_MAINTENANCE_SCHEDULE = "cron(0 3 * * ? *)"  # daily, 03:00 UTC
 
 # --- vault layout ------------------------------------------------------------------------------------------
 STAGING_PREFIX = "staging/"
@@ -42,6 +47,20 @@ HANDLERS = {
     "restore_worker": "restore_worker.handler",
     "restore_finish": "restore_finish.handler",
     "abort": "abort.handler",
+    # DynamoDB sources and targets (docs/dynamodb.md); the state machines branch to them on the source/target type.
+    "ddb_backup_prepare": "ddb_backup_prepare.handler",
+    "ddb_export_status": "ddb_export_status.handler",
+    "ddb_segment_worker": "ddb_segment_worker.handler",
+    "ddb_backup_commit": "ddb_backup_commit.handler",
+    "ddb_restore_prepare": "ddb_restore_prepare.handler",
+    "ddb_restore_worker": "ddb_restore_worker.handler",
+    "ddb_restore_finish": "ddb_restore_finish.handler",
+    # Retention after a backup's commit, and the Maintenance state machine (infra/maintenance.py).
+    "apply_retention": "apply_retention.handler",
+    "maintenance_forget": "maintenance_forget.handler",
+    "maintenance_prune": "maintenance_prune.handler",
+    "maintenance_verify": "maintenance_verify.handler",
+    "maintenance_drill": "maintenance_drill.handler",
 }
 # 1769 MB is where Lambda grants one full vCPU: chunking, BLAKE3 and zstd are CPU-bound and single-threaded per
 # object, so less memory is slower *and* not cheaper; a 16 MiB pack buffer plus read-ahead fits easily.
@@ -70,12 +89,16 @@ RETRY_MAX_ATTEMPTS = 6
 # The task's own timeout: a little over the function's, so a hung invoke surfaces as States.Timeout.
 TASK_TIMEOUT_MARGIN_SECONDS = 60
 STATE_MACHINE_TIMEOUT_HOURS = 24
+# How long the backup waits between polls of a DynamoDB export (exports take minutes even for tiny tables).
+EXPORT_POLL_SECONDS = 30
 
 EVENT_SOURCE = "vaultline"
 BACKUP_SUCCEEDED = "Vaultline Backup Succeeded"
 BACKUP_FAILED = "Vaultline Backup Failed"
 RESTORE_SUCCEEDED = "Vaultline Restore Succeeded"
 RESTORE_FAILED = "Vaultline Restore Failed"
+MAINTENANCE_SUCCEEDED = "Vaultline Maintenance Succeeded"
+MAINTENANCE_FAILED = "Vaultline Maintenance Failed"
 SFN_STATUS_CHANGE = "Step Functions Execution Status Change"
 SFN_FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
@@ -83,6 +106,18 @@ SFN_FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 SCHEDULE_PREFIX = "vaultline-"
 SCHEDULE_RETRY_ATTEMPTS = 3
 SCHEDULE_MAX_EVENT_AGE_SECONDS = 3600  # a backup started more than an hour late is better skipped than piled up
+MAINTENANCE_SCHEDULE_NAME = "vaultline-maintenance"
+
+# --- Maintenance (infra/maintenance.py) ---------------------------------------------------------------------
+# Prune takes the vault's exclusive lock; a running backup holds a shared one. Retry for about half an hour:
+# 60 + 120 + 240 + 480 + 960 s of waiting over five attempts (a backup outlasting that is retried the next day).
+VAULT_LOCKED_ERROR = "VaultLocked"
+LOCKED_RETRY_INTERVAL_SECONDS = 60
+LOCKED_RETRY_BACKOFF_RATE = 2
+LOCKED_RETRY_MAX_ATTEMPTS = 5
+VERIFY_PARTS = 7  # the scheduled verify reads 1/7 of the packs a day: all of them every week
+DRILL_SCRATCH_PREFIX = "drill-scratch"
+DRILL_SCRATCH_EXPIRATION_DAYS = 1
 
 # --- CDK ---------------------------------------------------------------------------------------------------
 # Feature flags the constructs rely on; cdk.json sets them too, build_app() makes sure tests get the same.
@@ -95,6 +130,7 @@ FEATURE_FLAGS = {
 
 OUTPUT_BACKUP_STATE_MACHINE = "BackupStateMachineArn"
 OUTPUT_RESTORE_STATE_MACHINE = "RestoreStateMachineArn"
+OUTPUT_MAINTENANCE_STATE_MACHINE = "MaintenanceStateMachineArn"
 OUTPUT_VAULT_BUCKET = "VaultBucketName"
 OUTPUT_VAULT_KEY = "VaultKeyArn"
 OUTPUT_PLANS = "Plans"

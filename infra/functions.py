@@ -1,4 +1,4 @@
-"""The seven Lambda functions of both workflows, and exactly the permissions each one needs."""
+"""The Lambda functions of both workflows (S3 and DynamoDB paths), and exactly the permissions each one needs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from constructs import Construct
 from infra import constants as c
 from infra.nag import acknowledge, logical_id
 from infra.vault import Vault
-from vaultline.plans import PlansFile
+from vaultline.plans import DynamoDBSource, PlansFile, S3Source
 
 S3_BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning")
 S3_OBJECT_READ_ACTIONS = (
@@ -27,6 +27,26 @@ SOURCE_READ_ACTIONS = S3_OBJECT_READ_ACTIONS + S3_BUCKET_LIST_ACTIONS
 VAULT_READ_ACTIONS = ("s3:GetObject", "s3:ListBucket")
 VAULT_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 TARGET_WRITE_ACTIONS = ("s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload")
+# DynamoDB: Prepare describes a source table (what DescribeTable, TTL, PITR and tags say goes into the recovery
+# point), workers scan it; export mode starts and polls an ExportTableToPointInTime into the vault's staging area.
+TABLE_DESCRIBE_ACTIONS = (
+    "dynamodb:DescribeTable",
+    "dynamodb:DescribeTimeToLive",
+    "dynamodb:DescribeContinuousBackups",
+    "dynamodb:ListTagsOfResource",
+)
+TABLE_SCAN_ACTIONS = ("dynamodb:Scan",)
+TABLE_EXPORT_ACTIONS = ("dynamodb:ExportTableToPointInTime",)
+TABLE_EXPORT_STATUS_ACTIONS = ("dynamodb:DescribeExport",)
+# A restore creates the target from the saved description (with its tags), switches TTL and PITR back on, and writes.
+TABLE_RESTORE_PREPARE_ACTIONS = (
+    "dynamodb:CreateTable",
+    "dynamodb:DescribeTable",
+    "dynamodb:UpdateTimeToLive",
+    "dynamodb:UpdateContinuousBackups",
+    "dynamodb:TagResource",
+)
+TABLE_RESTORE_WRITE_ACTIONS = ("dynamodb:BatchWriteItem",)
 # GenerateDataKey: SSE-KMS writes and the vault's own data key; Decrypt: SSE-KMS reads and unwrapping that key.
 VAULT_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
@@ -46,6 +66,20 @@ SPECS = {
     "restore_worker": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Rebuild and write a batch of objects"),
     "restore_finish": _Spec(c.FINISH_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Summarise a restore"),
     "abort": _Spec(c.ABORT_MEMORY_MB, c.ABORT_TIMEOUT_MINUTES, "Record a failed run, clean its staging area"),
+    "ddb_backup_prepare": _Spec(c.PREPARE_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Describe a table, stage segments"),
+    "ddb_export_status": _Spec(c.ABORT_MEMORY_MB, c.ABORT_TIMEOUT_MINUTES, "Poll a table export, stage its files"),
+    "ddb_segment_worker": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Scan one table segment into packs"),
+    "ddb_backup_commit": _Spec(c.COMMIT_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Merge segment parts, write manifest"),
+    "ddb_restore_prepare": _Spec(c.PREPARE_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Create or check the target table"),
+    "ddb_restore_worker": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Write one segment part's items"),
+    "ddb_restore_finish": _Spec(c.FINISH_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Summarise a table restore"),
+    # Retention and maintenance (infra/maintenance.py grants their deletes): prune holds every live blob id in
+    # memory while it marks; verify and the drill read and hash packs, CPU-bound like a worker.
+    "apply_retention": _Spec(c.FINISH_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Apply a plan's keep rules to a source"),
+    "maintenance_forget": _Spec(c.FINISH_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Apply every plan's keep rules"),
+    "maintenance_prune": _Spec(c.COMMIT_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Delete unreferenced data, repack"),
+    "maintenance_verify": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Check the vault, read some packs"),
+    "maintenance_drill": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Restore drill into scratch space"),
 }
 
 
@@ -61,6 +95,7 @@ class Functions(Construct):
         layer: lambda_.ILayerVersion,
         plans: PlansFile,
         restore_targets: Sequence[str],
+        restore_target_tables: Sequence[str] = c.DEFAULT_RESTORE_TARGET_TABLES,
     ) -> None:
         super().__init__(scope, construct_id)
         self._vault = vault
@@ -104,7 +139,9 @@ class Functions(Construct):
         self.wildcard_findings.append(f"Resource::{vault_arn}/{c.STAGING_PREFIX}*")
         self._grant_vault()
         self._grant_sources(plans)
+        self._grant_table_sources(plans)
         self._grant_restore_targets(restore_targets)
+        self._grant_restore_target_tables(restore_target_tables)
         self._acknowledge_findings()
 
     # --- accessors for the workflows -----------------------------------------------------------------------
@@ -136,6 +173,34 @@ class Functions(Construct):
     def abort(self) -> lambda_.Function:
         return self.by_name["abort"]
 
+    @property
+    def ddb_backup_prepare(self) -> lambda_.Function:
+        return self.by_name["ddb_backup_prepare"]
+
+    @property
+    def ddb_export_status(self) -> lambda_.Function:
+        return self.by_name["ddb_export_status"]
+
+    @property
+    def ddb_segment_worker(self) -> lambda_.Function:
+        return self.by_name["ddb_segment_worker"]
+
+    @property
+    def ddb_backup_commit(self) -> lambda_.Function:
+        return self.by_name["ddb_backup_commit"]
+
+    @property
+    def ddb_restore_prepare(self) -> lambda_.Function:
+        return self.by_name["ddb_restore_prepare"]
+
+    @property
+    def ddb_restore_worker(self) -> lambda_.Function:
+        return self.by_name["ddb_restore_worker"]
+
+    @property
+    def ddb_restore_finish(self) -> lambda_.Function:
+        return self.by_name["ddb_restore_finish"]
+
     # --- permissions ---------------------------------------------------------------------------------------
     def _grant_vault(self) -> None:
         bucket = self._vault.bucket
@@ -154,7 +219,7 @@ class Functions(Construct):
                     sid="VaultWrite", actions=list(VAULT_WRITE_ACTIONS), resources=[bucket.arn_for_objects("*")]
                 )
             )
-            if name in ("backup_commit", "restore_finish", "abort"):
+            if name in ("backup_commit", "restore_finish", "abort", "ddb_backup_commit", "ddb_restore_finish"):
                 # The steps that end a run tidy its staging area (versioning keeps a record until lifecycle ends it).
                 function.add_to_role_policy(
                     iam.PolicyStatement(
@@ -176,6 +241,8 @@ class Functions(Construct):
         roles: set[str] = set()
         for plan in plans.plans:
             for source in plan.sources:
+                if not isinstance(source, S3Source):
+                    continue
                 if source.role_arn:
                     # Cross-account: the source account's role grants the reads; we may only assume it.
                     roles.add(source.role_arn)
@@ -203,6 +270,84 @@ class Functions(Construct):
                 function.add_to_role_policy(
                     iam.PolicyStatement(sid="SourceRoles", actions=["sts:AssumeRole"], resources=sorted(roles))
                 )
+
+    def _grant_table_sources(self, plans: PlansFile) -> None:
+        """Prepare describes the plans' tables, segment workers scan them; export mode may export them and poll the
+        export. Read-only, and only the planned tables (in their region); a table behind a role: AssumeRole only."""
+        stack = Stack.of(self)
+        prepare, worker, status = self.ddb_backup_prepare, self.ddb_segment_worker, self.ddb_export_status
+        tables: dict[str, DynamoDBSource] = {}
+        roles: set[str] = set()
+        for plan in plans.plans:
+            for source in plan.sources:
+                if isinstance(source, DynamoDBSource):
+                    if source.role_arn:
+                        roles.add(source.role_arn)
+                    else:
+                        tables.setdefault(source.url, source)
+        exported = False
+        for source in tables.values():
+            table_arn = stack.format_arn(
+                service="dynamodb", region=source.region, resource="table", resource_name=source.table
+            )
+            sid = _sid("Table", f"{source.table}-{source.region}" if source.region else source.table)
+            prepare.add_to_role_policy(
+                iam.PolicyStatement(sid=f"{sid}Describe", actions=list(TABLE_DESCRIBE_ACTIONS), resources=[table_arn])
+            )
+            worker.add_to_role_policy(
+                iam.PolicyStatement(sid=f"{sid}Scan", actions=list(TABLE_SCAN_ACTIONS), resources=[table_arn])
+            )
+            if source.mode == "export":
+                exported = True
+                prepare.add_to_role_policy(
+                    iam.PolicyStatement(sid=f"{sid}Export", actions=list(TABLE_EXPORT_ACTIONS), resources=[table_arn])
+                )
+                status.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid=f"{sid}ExportStatus",
+                        actions=list(TABLE_EXPORT_STATUS_ACTIONS),
+                        resources=[f"{table_arn}/export/*"],
+                    )
+                )
+                region = source.region or "<AWS::Region>"
+                self.wildcard_findings.append(
+                    f"Resource::arn:<AWS::Partition>:dynamodb:{region}:<AWS::AccountId>:table/{source.table}/export/*"
+                )
+        if exported:
+            # DynamoDB writes the export's files into the vault's staging area with the caller's permissions.
+            prepare.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="TableExportWrite",
+                    actions=["s3:PutObjectAcl"],
+                    resources=[self._vault.bucket.arn_for_objects(f"{c.STAGING_PREFIX}*")],
+                )
+            )
+        if roles:
+            for function in (prepare, worker, status):
+                function.add_to_role_policy(
+                    iam.PolicyStatement(sid="TableSourceRoles", actions=["sts:AssumeRole"], resources=sorted(roles))
+                )
+
+    def _grant_restore_target_tables(self, patterns: Iterable[str]) -> None:
+        """DynamoDB restores create (or check) and write only tables matching the configured patterns."""
+        stack = Stack.of(self)
+        patterns = list(patterns)
+        tables = [stack.format_arn(service="dynamodb", resource="table", resource_name=p) for p in patterns]
+        self.wildcard_findings += [
+            f"Resource::arn:<AWS::Partition>:dynamodb:<AWS::Region>:<AWS::AccountId>:table/{p}"
+            for p in patterns
+            if "*" in p or "?" in p
+        ]
+        self.ddb_restore_prepare.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RestoreTargetTables", actions=list(TABLE_RESTORE_PREPARE_ACTIONS), resources=tables
+            )
+        )
+        self.ddb_restore_worker.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RestoreTargetTableWrite", actions=list(TABLE_RESTORE_WRITE_ACTIONS), resources=tables
+            )
+        )
 
     def _grant_restore_targets(self, patterns: Iterable[str]) -> None:
         stack = Stack.of(self)

@@ -6,9 +6,10 @@ import json
 from typing import Any, Literal
 
 from constructs import Node
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from infra import constants as c
+from vaultline.plans import Schedule
 
 
 class SettingsError(ValueError):
@@ -26,6 +27,20 @@ class StackSettings(BaseModel):
     object_lock_retention_days: int = Field(default=c.DEFAULT_OBJECT_LOCK_DAYS, ge=0, le=36500)
     noncurrent_version_expiration_days: int = Field(default=c.DEFAULT_NONCURRENT_DAYS, ge=1)
     restore_target_buckets: tuple[str, ...] = Field(default=c.DEFAULT_RESTORE_TARGETS, min_length=1)
+    # Table-name patterns DynamoDB restores may create and write (IAM wildcards: * and ?).
+    restore_target_tables: tuple[str, ...] = Field(default=c.DEFAULT_RESTORE_TARGET_TABLES, min_length=1)
+    # When the Maintenance state machine runs (an EventBridge Scheduler cron or rate expression, UTC), and whether
+    # its scheduled runs include a restore drill.
+    maintenance_schedule: str = c.DEFAULT_MAINTENANCE_SCHEDULE
+    maintenance_drill: bool = False
+
+    @field_validator("maintenance_schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        try:
+            return Schedule(expression=value).expression
+        except ValidationError as exc:
+            raise ValueError(_clean_message(exc.errors()[0]["msg"])) from None
 
     @classmethod
     def from_context(cls, node: Node) -> StackSettings:
@@ -35,6 +50,9 @@ class StackSettings(BaseModel):
             "object_lock_retention_days": c.CTX_OBJECT_LOCK_DAYS,
             "noncurrent_version_expiration_days": c.CTX_NONCURRENT_DAYS,
             "restore_target_buckets": c.CTX_RESTORE_TARGETS,
+            "restore_target_tables": c.CTX_RESTORE_TARGET_TABLES,
+            "maintenance_schedule": c.CTX_MAINTENANCE_SCHEDULE,
+            "maintenance_drill": c.CTX_MAINTENANCE_DRILL,
         }
         raw: dict[str, Any] = {}
         for field, key in keys.items():
@@ -47,6 +65,10 @@ class StackSettings(BaseModel):
             first = exc.errors()[0]
             key = keys.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else "(context)"
             raise SettingsError(f"cdk context {key}: {first['msg']}") from None
+
+
+def _clean_message(message: str) -> str:
+    return message.removeprefix("Value error, ")
 
 
 def _coerce(value: Any) -> Any:

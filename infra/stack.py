@@ -12,6 +12,7 @@ from constructs import Construct
 from infra import constants as c
 from infra.functions import Functions
 from infra.layer import SharedLayer
+from infra.maintenance import Maintenance
 from infra.observability import NotificationKey, Observability
 from infra.schedules import Schedules
 from infra.settings import StackSettings
@@ -32,7 +33,9 @@ class VaultlineStack(Stack):
         plans: PlansFile,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, description="Vaultline: serverless deduplicated S3 backups", **kwargs)
+        super().__init__(
+            scope, construct_id, description="Vaultline: serverless deduplicated S3 and DynamoDB backups", **kwargs
+        )
         self.settings = settings
         self.plans = plans
 
@@ -45,6 +48,7 @@ class VaultlineStack(Stack):
             layer=self.layer.layer,
             plans=plans,
             restore_targets=settings.restore_target_buckets,
+            restore_target_tables=settings.restore_target_tables,
         )
         self.workflows = Workflows(self, "Workflows", functions=self.functions, vault=self.vault)
         self.notification_key = NotificationKey(self, "NotificationKey")
@@ -61,8 +65,24 @@ class VaultlineStack(Stack):
             key=self.notification_key.key,
             backup=self.workflows.backup.state_machine,
             restore=self.workflows.restore.state_machine,
-            workers=[self.functions.backup_worker, self.functions.restore_worker],
+            workers=[
+                self.functions.backup_worker,
+                self.functions.restore_worker,
+                self.functions.ddb_segment_worker,
+                self.functions.ddb_restore_worker,
+            ],
             dead_letters=self.schedules.dead_letters,
+        )
+        self.maintenance = Maintenance(
+            self,
+            "Maintenance",
+            functions=self.functions,
+            vault=self.vault,
+            plans=plans,
+            settings=settings,
+            topic=self.observability.topic,
+            dead_letters=self.schedules.dead_letters,
+            key=self.notification_key.key,
         )
         self._outputs()
 
@@ -70,6 +90,9 @@ class VaultlineStack(Stack):
         """What the CLI needs to drive a deployed Vaultline from the stack alone."""
         CfnOutput(self, c.OUTPUT_BACKUP_STATE_MACHINE, value=self.workflows.backup.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_RESTORE_STATE_MACHINE, value=self.workflows.restore.state_machine.state_machine_arn)
+        CfnOutput(
+            self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn
+        )
         CfnOutput(self, c.OUTPUT_VAULT_BUCKET, value=self.vault.bucket.bucket_name)
         CfnOutput(self, c.OUTPUT_VAULT_KEY, value=self.vault.key.key_arn)
         CfnOutput(

@@ -6,6 +6,10 @@ Both read::
     Prepare -> <Batches: Distributed Map over the work list in the vault> -> Commit|Finish -> <Succeeded event> -> Done
        \\______________________ any error (Catch States.ALL -> $.error) ___/
                                      -> Abort -> <Failed event> -> Failed
+
+and both start with a Choice that sends DynamoDB sources (backup: ``$.source.type == "dynamodb"``) and targets
+(restore: ``$.target`` matches ``dynamodb://*``) down a branch of the same shape whose map items are scan segments
+(backup; a segment worker loops on its own cursor) or segment parts (restore). They share Abort and the events.
 """
 
 from __future__ import annotations
@@ -23,8 +27,30 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.functions import Functions
+from infra.maintenance import retention_state
 from infra.nag import acknowledge, logical_id
 from infra.vault import Vault
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """The DynamoDB branch of a workflow (docs/state-machines.md, "DynamoDB")."""
+
+    choice_state: str  # "SourceType" | "TargetType"
+    condition: sfn.Condition  # true: the DynamoDB branch; false: the S3 path
+    prepare_state: str
+    prepare: lambda_.IFunction
+    prepare_result: dict[str, str]
+    map_state: str
+    work_list_key: str  # path of the work list's key when the map starts
+    item_selector: dict[str, str]
+    worker_state: str
+    worker: lambda_.IFunction
+    finish_state: str
+    finish: lambda_.IFunction
+    # Backup only: the export-status poll before the map, and the worker's cursor loop inside it.
+    export_status: lambda_.IFunction | None = None
+    loop: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +68,9 @@ class WorkflowShape:
     abort: lambda_.IFunction
     succeeded_detail_type: str
     failed_detail_type: str
+    table: TableShape | None = None
+    # Backup only: the plan's keep rules applied after a successful commit (infra/maintenance.py: retention_state).
+    retention: lambda_.IFunction | None = None
 
 
 def _lambda_retry(state: sfn.TaskStateBase, *extra_errors: str) -> None:
@@ -142,6 +171,11 @@ class Workflow(Construct):
             f"{kind}Succeeded", shape.succeeded_detail_type, sfn.TaskInput.from_json_path_at(shape.finish_result_path)
         )
         done = sfn.Succeed(self, "Done")
+        succeeded.next(done)
+        # Commit (S3 and DynamoDB) -> Retention -> the success event; Retention's failure does not fail the backup.
+        after_finish: sfn.IChainable = succeeded
+        if shape.retention:
+            after_finish = retention_state(self, shape.retention, succeeded)
 
         abort = tasks.LambdaInvoke(
             self,
@@ -167,7 +201,15 @@ class Workflow(Construct):
         for state in (prepare, batches, finish):
             state.add_catch(abort, errors=[sfn.Errors.ALL], result_path="$.error")
 
-        definition = prepare.next(batches).next(finish).next(succeeded).next(done)
+        s3_path = prepare.next(batches).next(finish).next(after_finish)
+        definition: sfn.IChainable = s3_path
+        if shape.table:
+            table_prepare = self._table_branch(shape.table, vault, abort, after_finish)
+            # Anything that is not the DynamoDB branch takes the S3 path, whose Prepare validates the input: an
+            # unknown source type still ends in Abort and the failure event rather than a silent Choice error.
+            definition = (
+                sfn.Choice(self, shape.table.choice_state).when(shape.table.condition, table_prepare).otherwise(prepare)
+            )
 
         self.log_group = logs.LogGroup(
             self,
@@ -178,7 +220,10 @@ class Workflow(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            comment=f"Vaultline {kind.lower()}: Prepare, Distributed Map, {shape.finish_state}; Abort on failure",
+            comment=(
+                f"Vaultline {kind.lower()}: S3 or DynamoDB; Prepare, Distributed Map, {shape.finish_state}; "
+                "Abort on failure"
+            ),
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             timeout=Duration.hours(c.STATE_MACHINE_TIMEOUT_HOURS),
@@ -198,7 +243,11 @@ class Workflow(Construct):
 
     def _acknowledge_findings(self, vault: Vault) -> None:
         shape = self.shape
-        functions = (shape.prepare, shape.worker, shape.finish, shape.abort)
+        functions = [shape.prepare, shape.worker, shape.finish, shape.abort]
+        functions += [shape.retention] if shape.retention else []
+        if shape.table:
+            functions += [shape.table.prepare, shape.table.worker, shape.table.finish]
+            functions += [shape.table.export_status] if shape.table.export_status else []
         machine = logical_id(self.state_machine)
         executions = (
             "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
@@ -219,6 +268,132 @@ class Workflow(Construct):
                 *(f"Resource::<{logical_id(function)}.Arn>:*" for function in functions),
             ],
         )
+
+    def _table_branch(
+        self, table: TableShape, vault: Vault, abort: sfn.IChainable, succeeded: sfn.IChainable
+    ) -> sfn.IChainable:
+        """DdbPrepare [-> export poll] -> Distributed Map of segment workers -> DdbCommit|DdbRestoreFinish."""
+        prepare = tasks.LambdaInvoke(
+            self,
+            "DdbPrepareState",
+            state_name=table.prepare_state,
+            lambda_function=table.prepare,
+            payload=sfn.TaskInput.from_object(
+                {"request": sfn.JsonPath.entire_payload, "execution": sfn.JsonPath.execution_id}
+            ),
+            result_selector={field: sfn.JsonPath.string_at(path) for field, path in table.prepare_result.items()},
+            result_path="$.prepared",
+            retry_on_service_exceptions=False,
+            task_timeout=_task_timeout(table.prepare),
+        )
+        _lambda_retry(prepare)
+
+        worker = tasks.LambdaInvoke(
+            self,
+            "DdbWorker",
+            state_name=table.worker_state,
+            lambda_function=table.worker,
+            payload_response_only=True,
+            # Backup: keep the item beside the worker's summary, so a continuing segment can be sent back in.
+            result_path="$.part" if table.loop else None,
+            retry_on_service_exceptions=False,
+            task_timeout=_task_timeout(table.worker),
+        )
+        _lambda_retry(worker, "States.Timeout")
+        processor: sfn.IChainable = worker
+        if table.loop:
+            # A worker returns done=false with `next` (same segment, next part, cursor) when its time budget runs
+            # low; the item loops until the segment is done, so a segment of any size fits 15-minute invocations.
+            next_part = sfn.Pass(
+                self,
+                "DdbNextPart",
+                parameters={
+                    "recovery_point": sfn.JsonPath.string_at("$.recovery_point"),
+                    "item": sfn.JsonPath.object_at("$.part.next"),
+                },
+            )
+            stored = sfn.Succeed(self, "DdbSegmentStored", output_path="$.part")
+            worker.next(
+                sfn.Choice(self, "DdbSegmentDone")
+                .when(sfn.Condition.boolean_equals("$.part.done", True), stored)
+                .otherwise(next_part)
+            )
+            next_part.next(worker)
+
+        segments = _StrictDistributedMap(
+            self,
+            "DdbMap",
+            state_name=table.map_state,
+            item_reader=sfn.S3JsonItemReader(bucket=vault.bucket, key=sfn.JsonPath.string_at(table.work_list_key)),
+            item_selector={field: sfn.JsonPath.string_at(path) for field, path in table.item_selector.items()},
+            max_concurrency_path=sfn.JsonPath.string_at("$.worker_concurrency"),
+            tolerated_failure_count=0,
+            result_writer_v2=sfn.ResultWriterV2(bucket=vault.bucket, prefix=c.MAP_RESULTS_PREFIX),
+            map_execution_type=sfn.StateMachineType.STANDARD,
+            result_path="$.map",
+        )
+        segments.item_processor(processor)
+
+        finish = tasks.LambdaInvoke(
+            self,
+            "DdbFinish",
+            state_name=table.finish_state,
+            lambda_function=table.finish,
+            payload_response_only=True,
+            result_path=self.shape.finish_result_path,
+            retry_on_service_exceptions=False,
+            task_timeout=_task_timeout(table.finish),
+        )
+        _lambda_retry(finish)
+        for state in (prepare, segments, finish):
+            state.add_catch(abort, errors=[sfn.Errors.ALL], result_path="$.error")
+        segments.next(finish).next(succeeded)
+
+        if table.export_status is None:
+            prepare.next(segments)
+            return prepare
+
+        # Scan mode staged its work list in Prepare; export mode has one once the export is COMPLETED. Either way
+        # the map reads the key from $.work.
+        scan_work = sfn.Pass(
+            self,
+            "DdbScanWorkList",
+            parameters={"status": "READY", "work_list_key": sfn.JsonPath.string_at("$.prepared.work_list_key")},
+            result_path="$.work",
+        )
+        status = tasks.LambdaInvoke(
+            self,
+            "DdbExportStatus",
+            lambda_function=table.export_status,
+            payload_response_only=True,
+            result_path="$.work",
+            retry_on_service_exceptions=False,
+            task_timeout=_task_timeout(table.export_status),
+        )
+        _lambda_retry(status)
+        status.add_catch(abort, errors=[sfn.Errors.ALL], result_path="$.error")
+        wait = sfn.Wait(self, "DdbExportWait", time=sfn.WaitTime.duration(Duration.seconds(c.EXPORT_POLL_SECONDS)))
+        export_failed = sfn.Pass(
+            self,
+            "DdbExportFailed",
+            result=sfn.Result.from_object(
+                {"Error": "ExportFailed", "Cause": "the DynamoDB export ended neither COMPLETED nor IN_PROGRESS"}
+            ),
+            result_path="$.error",
+        )
+        export_failed.next(abort)
+        status.next(
+            sfn.Choice(self, "DdbExportDone")
+            .when(sfn.Condition.string_equals("$.work.status", "COMPLETED"), segments)
+            .when(sfn.Condition.string_equals("$.work.status", "IN_PROGRESS"), wait.next(status))
+            .otherwise(export_failed)
+        )
+        prepare.next(
+            sfn.Choice(self, "DdbMode")
+            .when(sfn.Condition.string_equals("$.prepared.mode", "export"), status)
+            .otherwise(scan_work.next(segments))
+        )
+        return prepare
 
     def _put_event(self, state_id: str, detail_type: str, detail: sfn.TaskInput) -> tasks.EventBridgePutEvents:
         """A PutEvents on the default bus that leaves the state untouched."""
@@ -263,8 +438,35 @@ class Workflows(Construct):
                 finish=functions.backup_commit,
                 finish_result_path="$.committed",
                 abort=functions.abort,
+                retention=functions.by_name["apply_retention"],
                 succeeded_detail_type=c.BACKUP_SUCCEEDED,
                 failed_detail_type=c.BACKUP_FAILED,
+                table=TableShape(
+                    choice_state="SourceType",
+                    condition=sfn.Condition.and_(
+                        sfn.Condition.is_present("$.source.type"),
+                        sfn.Condition.string_equals("$.source.type", "dynamodb"),
+                    ),
+                    prepare_state="DdbPrepare",
+                    prepare=functions.ddb_backup_prepare,
+                    prepare_result={
+                        "recovery_point": "$.Payload.recovery_point",
+                        "vault_bucket": "$.Payload.vault_bucket",
+                        "mode": "$.Payload.mode",
+                        "work_list_key": "$.Payload.work_list_key",
+                        "segments": "$.Payload.segments",
+                        "export_arn": "$.Payload.export_arn",
+                    },
+                    export_status=functions.ddb_export_status,
+                    map_state="DdbSegments",
+                    work_list_key="$.work.work_list_key",
+                    item_selector={"recovery_point": "$.prepared.recovery_point", "item": "$$.Map.Item.Value"},
+                    worker_state="DdbSegmentWorker",
+                    worker=functions.ddb_segment_worker,
+                    loop=True,
+                    finish_state="DdbCommit",
+                    finish=functions.ddb_backup_commit,
+                ),
             ),
         )
         self.restore = Workflow(
@@ -293,5 +495,29 @@ class Workflows(Construct):
                 abort=functions.abort,
                 succeeded_detail_type=c.RESTORE_SUCCEEDED,
                 failed_detail_type=c.RESTORE_FAILED,
+                table=TableShape(
+                    choice_state="TargetType",
+                    condition=sfn.Condition.and_(
+                        sfn.Condition.is_present("$.target"),
+                        sfn.Condition.string_matches("$.target", "dynamodb://*"),
+                    ),
+                    prepare_state="DdbRestorePrepare",
+                    prepare=functions.ddb_restore_prepare,
+                    prepare_result={
+                        "restore_id": "$.Payload.restore_id",
+                        "recovery_point": "$.Payload.recovery_point",
+                        "vault_bucket": "$.Payload.vault_bucket",
+                        "work_list_key": "$.Payload.work_list_key",
+                        "parts": "$.Payload.parts",
+                        "table_created": "$.Payload.table_created",
+                    },
+                    map_state="DdbRestoreParts",
+                    work_list_key="$.prepared.work_list_key",
+                    item_selector={"restore_id": "$.prepared.restore_id", "item": "$$.Map.Item.Value"},
+                    worker_state="DdbRestoreWorker",
+                    worker=functions.ddb_restore_worker,
+                    finish_state="DdbRestoreFinish",
+                    finish=functions.ddb_restore_finish,
+                ),
             ),
         )

@@ -3,7 +3,9 @@
 Synthesizes the CDK app, deploys the template into moto's server on 127.0.0.1, fills a sample bucket, fires the
 plan's schedule as EventBridge Scheduler would, follows the backup state machine, restores through the restore
 state machine into a new bucket, verifies every object bit for bit with its metadata, then changes a few objects
-and runs the plan again to show the incremental backup.
+and runs the plan again to show the incremental backup. The plan's second source, a DynamoDB table, is backed up by
+its own schedule through the backup state machine's segment map and restored through the restore state machine into
+a new table, compared item for item.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 STACK = "Vaultline"
 PLAN = "demo"
 RESTORE_BUCKET = "vaultline-demo-restore"
+RESTORE_TABLE = "vaultline-demo-table-restored"
 console = Console()
 
 
@@ -78,6 +81,73 @@ def sample_objects(seed: int = 7) -> dict[str, tuple[bytes, dict[str, Any]]]:
     return objects
 
 
+def sample_items(n: int = 400, seed: int = 11) -> list[dict[str, Any]]:
+    """Table items of mixed types in DynamoDB JSON: strings, exact decimals, binary, sets, lists, maps, nulls."""
+    rng = random.Random(seed)
+    items = []
+    for i in range(n):
+        item: dict[str, Any] = {
+            "customer": {"S": f"customer#{i % 50:03d}"},
+            "order": {"N": str(1000 + i)},
+            "total": {"N": f"{rng.randrange(10**6)}.{rng.randrange(10**12):012d}"},
+            "paid": {"BOOL": rng.random() < 0.8},
+            "receipt": {"B": rng.randbytes(rng.randrange(1, 64))},
+            "lines": {"L": [{"M": {"sku": {"S": f"sku-{rng.randrange(999)}"}, "qty": {"N": "2"}}}]},
+        }
+        if i % 3 == 0:
+            item["labels"] = {"SS": sorted({f"l{rng.randrange(9)}", "all"})}
+            item["weights"] = {"NS": sorted({str(rng.randrange(100)), "0.5"})}
+        if i % 7 == 0:
+            item["note"] = {"NULL": True}
+        items.append(item)
+    return items
+
+
+def fill_table(name: str, items: list[dict[str, Any]]) -> None:
+    ddb = client("dynamodb")
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"}, {"AttributeName": "order", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "customer", "AttributeType": "S"},
+            {"AttributeName": "order", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        Tags=[{"Key": "owner", "Value": "platform"}],
+    )
+    for start_at in range(0, len(items), 25):
+        ddb.batch_write_item(
+            RequestItems={name: [{"PutRequest": {"Item": it}} for it in items[start_at : start_at + 25]]}
+        )
+
+
+def table_items(name: str) -> dict[str, Any]:
+    """Every item of a table by its key, sets in a stable order, for comparison."""
+    ddb = client("dynamodb")
+    found: dict[str, Any] = {}
+    args: dict[str, Any] = {"TableName": name}
+    while True:
+        page = ddb.scan(**args)
+        for item in page["Items"]:
+            normal = {
+                k: ({t: sorted(v) for t, v in value.items()} if "SS" in value or "NS" in value else value)
+                for k, value in item.items()
+            }
+            found[json.dumps([item["customer"], item["order"]], sort_keys=True)] = normal
+        if "LastEvaluatedKey" not in page:
+            return found
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def schedule_for(schedules: list[str], url: str) -> str:
+    """The schedule (one per plan source) whose input backs up ``url``."""
+    for name in schedules:
+        target = client("scheduler").get_schedule(Name=name)["Target"]
+        if json.loads(target.get("Input", "{}")).get("source", {}).get("url") == url:
+            return name
+    raise LookupError(f"no schedule backs up {url}")
+
+
 def fill_bucket(bucket: str, objects: dict[str, tuple[bytes, dict[str, Any]]]) -> None:
     s3 = client("s3")
     for key, (body, extra) in objects.items():
@@ -121,7 +191,10 @@ def main() -> int:
         stack = find_stack(STACK)
         payload = stack.plans[PLAN][0]
         source_bucket, _ = parse_s3_url(payload["source"]["url"])
-        schedule = next(name for name in deployed.schedules if PLAN in name)
+        schedule = schedule_for(deployed.schedules, payload["source"]["url"])
+        table_url = next(p["source"]["url"] for p in stack.plans[PLAN] if p["source"]["type"] == "dynamodb")
+        table = table_url[len("dynamodb://") :]
+        table_schedule = schedule_for(deployed.schedules, table_url)
 
         objects = sample_objects()
         client("s3").create_bucket(Bucket=source_bucket)
@@ -157,6 +230,31 @@ def main() -> int:
         console.print("changed 2 objects (one is the 66 MiB image), added 1, deleted 1; running the plan again ...")
         second = run_plan(stack.backup_state_machine, payload, None)
 
+        items = sample_items()
+        fill_table(table, items)
+        console.print(
+            f"filled {table_url} with {len(items)} items of mixed types; firing schedule {table_schedule} ..."
+        )
+        table_clock = time.monotonic()
+        table_backup = run_plan(stack.backup_state_machine, None, table_schedule)
+        table_backup_seconds = time.monotonic() - table_clock
+        console.print(f"restoring {table_backup['recovery_point']} into dynamodb://{RESTORE_TABLE} ...")
+        table_clock = time.monotonic()
+        table_restored = follow(
+            start(
+                stack.restore_state_machine,
+                {
+                    "recovery_point": table_backup["recovery_point"],
+                    "target": f"dynamodb://{RESTORE_TABLE}",
+                    "worker_concurrency": 8,
+                },
+            ),
+            poll_seconds=0.2,
+        )["finished"]
+        table_restore_seconds = time.monotonic() - table_clock
+        original, copy = table_items(table), table_items(RESTORE_TABLE)
+        table_equal = len(original) == len(items) and original == copy
+
         report = check_vault(Vault.open(stack.vault_url), read_data=True)
 
     s1, s2 = first["stats"], second["stats"]
@@ -179,10 +277,18 @@ def main() -> int:
         f"space: source / stored = {ratio:.2f}x (dedup + zstd); "
         f"check --read-data: {report.packs_read} packs, {'no errors' if report.ok else report.errors[:3]}"
     )
+    console.print(
+        f"table: {table_url} -> {table_backup['recovery_point']} "
+        f"({table_backup['stats']['objects']} items, {_mib(table_backup['stats']['bytes'])} as DynamoDB JSON, "
+        f"{table_backup_seconds:.1f} s); restored {table_restored['items']} items into "
+        f"dynamodb://{RESTORE_TABLE} in {table_restore_seconds:.1f} s: "
+        + ("[green]equal item for item[/]" if table_equal else f"[red]{len(copy)} of {len(original)} items, differ[/]")
+    )
     console.print(f"demo finished in {time.monotonic() - clock:.0f} s")
     for problem in problems[:10]:
         console.print(f"[red]{problem}[/]")
-    return 0 if not problems and report.ok and s2["objects_read"] < s2["objects"] else 1
+    ok = not problems and report.ok and s2["objects_read"] < s2["objects"] and table_equal
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ A plans file is YAML (or JSON, which is YAML too) shaped like::
       - name: photos
         sources:
           - {type: s3, bucket: my-photos, prefix: originals/, exclude: ["*.tmp"]}
+          - {type: dynamodb, table: photo-index, mode: scan, read_rate: 100}
         schedule: {expression: "cron(0 3 * * ? *)", timezone: Europe/Berlin, flexible_window_minutes: 30}
         retention: {keep_daily: 7, keep_monthly: 12}
 
@@ -22,6 +23,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -35,6 +37,8 @@ PLANS_FILE_VERSION: Literal[1] = 1
 PLAN_NAME = r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$"
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"
+TABLE_NAME = r"^[A-Za-z0-9_.-]{3,255}$"
+REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]$"
 KEEP_WITHIN = r"^([0-9]+y)?([0-9]+m)?([0-9]+w)?([0-9]+d)?([0-9]+h)?$"
 
 _RATE = re.compile(r"^rate\((?P<value>[1-9]\d*) (?P<unit>minutes?|hours?|days?)\)$")
@@ -84,8 +88,33 @@ class S3Source(_Model):
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
 
-# A discriminated union, so that `type: dynamodb` can join without changing how files are read or errors named.
-Source = Annotated[S3Source, Field(discriminator="type")]
+class DynamoDBSource(_Model):
+    """One DynamoDB table, read by a parallel scan (default) or a point-in-time export, optionally through a role
+    or in another region."""
+
+    type: Literal["dynamodb"]
+    table: str = Field(pattern=TABLE_NAME)
+    mode: Literal["scan", "export"] = "scan"
+    read_rate: float | None = Field(default=None, gt=0, description="read capacity units per second, all workers")
+    consistent_read: bool = False
+    role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
+    region: str | None = Field(default=None, pattern=REGION)
+
+    @model_validator(mode="after")
+    def _options_fit_the_mode(self) -> DynamoDBSource:
+        if self.mode == "export" and (self.read_rate is not None or self.consistent_read):
+            raise ValueError("read_rate and consistent_read apply to mode scan only (an export reads no capacity)")
+        return self
+
+    @property
+    def url(self) -> str:
+        """``dynamodb://TABLE[?region=R&role=ARN]``, the form the engine's sources take."""
+        query = {k: v for k, v in (("region", self.region), ("role", self.role_arn)) if v}
+        return f"dynamodb://{self.table}" + (f"?{urlencode(query)}" if query else "")
+
+
+# A discriminated union on `type`: new source kinds join without changing how files are read or errors named.
+Source = Annotated[S3Source | DynamoDBSource, Field(discriminator="type")]
 
 
 class Schedule(_Model):
@@ -154,6 +183,10 @@ class Retention(_Model):
     keep_yearly: int | None = Field(default=None, ge=0)
     keep_within: str | None = Field(default=None, pattern=KEEP_WITHIN, description="e.g. 30d, 1y6m, 12h")
     keep_tags: list[str] = Field(default_factory=list)
+
+    def rules(self) -> dict[str, Any]:
+        """Only the rules given (``{}`` when none: nothing is forgotten), as execution inputs carry them."""
+        return self.model_dump(exclude_defaults=True)
 
     @field_validator("keep_within")
     @classmethod
@@ -299,28 +332,33 @@ def _clean(message: str) -> str:
     return message.removeprefix("Value error, ").replace("\n", " ")
 
 
-_SOURCE_TYPES = {"s3"}
+_SOURCE_TYPES = {"s3", "dynamodb"}
 # Say what a pattern means rather than print the regular expression.
 _PATTERN_HINTS = {
     "name": "is not a plan name: lowercase letters, digits and '-', at most 48 characters",
     "bucket": "is not an S3 bucket name",
+    "table": "is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)",
+    "region": "is not an AWS region name (e.g. eu-west-1)",
     "role_arn": "is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
     "keep_within": "is not a duration such as 30d, 1y6m or 12h",
 }
 
 
-def plan_input(plan: Plan, source: S3Source) -> dict[str, Any]:
+def plan_input(plan: Plan, source: S3Source | DynamoDBSource) -> dict[str, Any]:
     """The backup state machine's execution input for one source of a plan (what the schedule sends).
 
     ``role_arn`` appears in ``source`` only when the source is read through a role, so the common case stays
-    exactly the documented contract.
+    exactly the documented contract. A DynamoDB source carries its region and role in its ``dynamodb://`` URL
+    (as the CLI's) and its read options under ``options``; ``source.type`` is what the state machine branches on.
     """
-    described: dict[str, Any] = {
-        "type": source.type,
-        "url": source.url,
-        "include": list(source.include),
-        "exclude": list(source.exclude),
-    }
+    described: dict[str, Any] = {"type": source.type, "url": source.url}
+    if isinstance(source, DynamoDBSource):
+        options: dict[str, Any] = {"mode": source.mode, "consistent_read": source.consistent_read}
+        if source.read_rate is not None:
+            options["read_rate"] = source.read_rate
+        described["options"] = options
+    else:
+        described |= {"include": list(source.include), "exclude": list(source.exclude)}
     if source.role_arn:
         described["role_arn"] = source.role_arn
     return {
@@ -329,6 +367,8 @@ def plan_input(plan: Plan, source: S3Source) -> dict[str, Any]:
         "compression_level": plan.compression_level,
         "worker_concurrency": plan.worker_concurrency,
         "tags": dict(plan.tags),
+        # The keep rules the backup's Retention step applies to this source after a successful commit.
+        "retention": plan.retention.rules(),
     }
 
 
@@ -337,7 +377,18 @@ def plan_inputs(plans: PlansFile) -> dict[str, list[dict[str, Any]]]:
     return {plan.name: [plan_input(plan, source) for source in plan.sources] for plan in plans.plans}
 
 
+def maintenance_policies(plans: PlansFile) -> list[dict[str, Any]]:
+    """Every plan source with its plan's keep rules: the ``policies`` of the Maintenance state machine's input
+    (``vaultline.serverless.maintenance_steps.MaintenanceInput``). A source of several plans appears once per plan."""
+    return [
+        {"source": source.url, "plan": plan.name, "rules": plan.retention.rules()}
+        for plan in plans.plans
+        for source in plan.sources
+    ]
+
+
 __all__ = [
+    "DynamoDBSource",
     "Plan",
     "PlansFile",
     "PlansFileError",
@@ -346,6 +397,7 @@ __all__ = [
     "Schedule",
     "Source",
     "load_plans",
+    "maintenance_policies",
     "parse_plans",
     "plan_input",
     "plan_inputs",

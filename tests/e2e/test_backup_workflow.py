@@ -40,7 +40,7 @@ def _backup(d: Deployment, bucket: str, **extra: Any) -> dict[str, Any]:
 def _staging_keys(d: Deployment) -> list[str]:
     s3 = client("s3")
     listing = s3.list_objects_v2(Bucket=d.stack.vault_bucket, Prefix="staging/")
-    return [o["Key"] for o in listing.get("Contents", []) if not o["Key"].startswith("staging/map-results/")]
+    return [o["Key"] for o in listing.get("Contents", [])]
 
 
 def _lock_keys(d: Deployment) -> list[str]:

@@ -19,6 +19,18 @@ HANDLERS = {
     "RestoreWorker": "restore_worker.handler",
     "RestoreFinish": "restore_finish.handler",
     "Abort": "abort.handler",
+    "DdbBackupPrepare": "ddb_backup_prepare.handler",
+    "DdbExportStatus": "ddb_export_status.handler",
+    "DdbSegmentWorker": "ddb_segment_worker.handler",
+    "DdbBackupCommit": "ddb_backup_commit.handler",
+    "DdbRestorePrepare": "ddb_restore_prepare.handler",
+    "DdbRestoreWorker": "ddb_restore_worker.handler",
+    "DdbRestoreFinish": "ddb_restore_finish.handler",
+    "ApplyRetention": "apply_retention.handler",
+    "MaintenanceForget": "maintenance_forget.handler",
+    "MaintenancePrune": "maintenance_prune.handler",
+    "MaintenanceVerify": "maintenance_verify.handler",
+    "MaintenanceDrill": "maintenance_drill.handler",
 }
 
 
@@ -32,7 +44,7 @@ def _function(synth: Synth, name: str) -> dict[str, Any]:
     return found[0]["Properties"]
 
 
-def test_exactly_the_seven_handlers_exist(synth: Synth) -> None:
+def test_exactly_the_nineteen_handlers_exist(synth: Synth) -> None:
     handlers = sorted(f["Properties"]["Handler"] for f in synth.resources("AWS::Lambda::Function").values())
     assert handlers == sorted(HANDLERS.values())
 
@@ -62,7 +74,7 @@ def test_function_environment_names_the_vault_and_powertools_settings(synth: Syn
 
 
 def test_workers_get_one_full_vcpu_and_long_steps_the_lambda_maximum(synth: Synth) -> None:
-    for name in ("BackupWorker", "RestoreWorker"):
+    for name in ("BackupWorker", "RestoreWorker", "DdbSegmentWorker", "DdbRestoreWorker"):
         assert _function(synth, name)["MemorySize"] == 1769
     for name in ("BackupPrepare", "BackupWorker", "BackupCommit", "RestorePrepare", "RestoreWorker"):
         assert _function(synth, name)["Timeout"] == 900
@@ -83,7 +95,7 @@ def _all_actions(synth: Synth, role: str) -> set[str]:
 
 
 def test_only_backup_prepare_and_worker_touch_source_buckets(synth: Synth) -> None:
-    for role in ("BackupCommit", "RestorePrepare", "RestoreWorker", "RestoreFinish", "Abort"):
+    for role in ("BackupCommit", "RestorePrepare", "RestoreWorker", "RestoreFinish", "Abort", "DdbSegmentWorker"):
         for statement in statements(synth, f"Functions{role}"):
             assert not any("vaultline-demo-source" in r for r in resources_of(statement)), role
 
@@ -128,7 +140,11 @@ def test_no_function_gets_write_or_delete_outside_the_vault_and_restore_targets(
         assert not any(a.endswith(":*") or a == "*" for a in actions_of(statement)), statement
         if actions_of(statement) & {"s3:PutObject", "s3:DeleteObject"}:
             for resource in resources_of(statement):
-                assert "VaultBucket" in resource or resource.startswith("arn:REF_AWS__Partition:s3:::vaultline-*")
+                assert (
+                    "VaultBucket" in resource
+                    or resource.startswith("arn:REF_AWS__Partition:s3:::vaultline-*")
+                    or (name == "MaintenanceDrill" and "MaintenanceDrillScratch" in resource)
+                ), resource
 
 
 @pytest.mark.parametrize("name", HANDLERS)
@@ -140,8 +156,11 @@ def test_kms_use_is_limited_to_the_vault_key(synth: Synth, name: str) -> None:
 
 
 def test_only_the_run_ending_steps_may_delete_and_only_in_staging(synth: Synth) -> None:
+    # Retention and maintenance delete elsewhere in the vault: tests/infra/test_maintenance.py pins those down.
+    maintenance = {"ApplyRetention", "MaintenanceForget", "MaintenancePrune", "MaintenanceDrill"}
     deleters = {name for name in HANDLERS if "s3:DeleteObject" in _all_actions(synth, f"Functions{name}")}
-    assert deleters == {"BackupCommit", "RestoreFinish", "Abort"}
+    assert deleters - maintenance == {"BackupCommit", "RestoreFinish", "Abort", "DdbBackupCommit", "DdbRestoreFinish"}
+    deleters -= maintenance
     vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
     for name in deleters:
         delete = [s for s in statements(synth, f"Functions{name}") if "s3:DeleteObject" in actions_of(s)]
@@ -165,3 +184,78 @@ def test_restore_worker_writes_only_to_configured_target_buckets(synth: Synth, m
         if s.get("Sid", "").startswith("Restore")
         for a in actions_of(s)
     }
+
+
+# --- DynamoDB -------------------------------------------------------------------------------------------------
+
+TABLE = "arn:REF_AWS__Partition:dynamodb:REF_AWS__Region:REF_AWS__AccountId:table/"
+
+
+def _dynamodb_statements(s: Synth, role: str) -> list[dict[str, Any]]:
+    return [x for x in statements(s, role) if any(a.startswith("dynamodb:") for a in actions_of(x))]
+
+
+def test_dynamodb_source_tables_are_described_by_prepare_and_scanned_by_workers_only(synth: Synth) -> None:
+    (describe,) = _dynamodb_statements(synth, "FunctionsDdbBackupPrepare")
+    assert actions_of(describe) == {
+        "dynamodb:DescribeTable",
+        "dynamodb:DescribeTimeToLive",
+        "dynamodb:DescribeContinuousBackups",
+        "dynamodb:ListTagsOfResource",
+    }
+    assert resources_of(describe) == [f"{TABLE}vaultline-demo-table"]
+    (scan,) = _dynamodb_statements(synth, "FunctionsDdbSegmentWorker")
+    assert actions_of(scan) == {"dynamodb:Scan"} and resources_of(scan) == [f"{TABLE}vaultline-demo-table"]
+    # A scan-mode plan grants no export; nothing but the DynamoDB steps touches tables.
+    assert _dynamodb_statements(synth, "FunctionsDdbExportStatus") == []
+    for name in ("BackupPrepare", "BackupWorker", "BackupCommit", "DdbBackupCommit", "Abort", "DdbRestoreFinish"):
+        assert _dynamodb_statements(synth, f"Functions{name}") == [], name
+
+
+def test_dynamodb_restores_create_and_write_only_configured_target_tables(synth: Synth) -> None:
+    (prepare,) = _dynamodb_statements(synth, "FunctionsDdbRestorePrepare")
+    assert actions_of(prepare) == {
+        "dynamodb:CreateTable",
+        "dynamodb:DescribeTable",
+        "dynamodb:UpdateTimeToLive",
+        "dynamodb:UpdateContinuousBackups",
+        "dynamodb:TagResource",
+    }
+    assert resources_of(prepare) == [f"{TABLE}vaultline-*"]
+    (write,) = _dynamodb_statements(synth, "FunctionsDdbRestoreWorker")
+    assert actions_of(write) == {"dynamodb:BatchWriteItem"} and resources_of(write) == [f"{TABLE}vaultline-*"]
+
+
+TABLE_PLANS = """\
+version: 1
+plans:
+  - name: tables
+    sources:
+      - {type: dynamodb, table: orders, mode: export}
+      - {type: dynamodb, table: events, region: eu-west-1, read_rate: 50}
+      - {type: dynamodb, table: partner, role_arn: "arn:aws:iam::123456789012:role/vaultline-read"}
+    schedule: {expression: "rate(1 day)"}
+"""
+
+
+def test_export_mode_and_cross_region_and_cross_account_tables(tmp_path: Path) -> None:
+    from tests.infra.conftest import synthesize
+
+    plans = tmp_path / "plans.yaml"
+    plans.write_text(TABLE_PLANS)
+    s = synthesize({"plansFile": str(plans), "restoreTargetTables": ["restored-*"]}, nag=True)
+    assert s.synth_error is None, s.synth_error
+    prepare = {x["Sid"]: x for x in _dynamodb_statements(s, "FunctionsDdbBackupPrepare")}
+    assert actions_of(prepare["TableOrdersExport"]) == {"dynamodb:ExportTableToPointInTime"}
+    assert resources_of(prepare["TableEventsEuWest1Describe"]) == [
+        "arn:REF_AWS__Partition:dynamodb:eu-west-1:REF_AWS__AccountId:table/events"
+    ]
+    assert not any("partner" in r for x in prepare.values() for r in resources_of(x))
+    (status,) = _dynamodb_statements(s, "FunctionsDdbExportStatus")
+    assert actions_of(status) == {"dynamodb:DescribeExport"}
+    assert resources_of(status) == [f"{TABLE}orders/export/*"]
+    for role in ("FunctionsDdbBackupPrepare", "FunctionsDdbSegmentWorker", "FunctionsDdbExportStatus"):
+        assume = [x for x in statements(s, role) if x.get("Sid") == "TableSourceRoles"]
+        assert resources_of(assume[0]) == ["arn:aws:iam::123456789012:role/vaultline-read"]
+    (write,) = _dynamodb_statements(s, "FunctionsDdbRestoreWorker")
+    assert resources_of(write) == [f"{TABLE}restored-*"]

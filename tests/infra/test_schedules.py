@@ -10,13 +10,22 @@ from vaultline.plans import load_plans, parse_plans, plan_input
 
 
 def _schedules(synth: Synth) -> dict[str, dict]:
-    return {v["Properties"]["Name"]: v["Properties"] for v in synth.resources("AWS::Scheduler::Schedule").values()}
+    """The plans' backup schedules (the maintenance schedule is tests/infra/test_maintenance.py's)."""
+    return {
+        v["Properties"]["Name"]: v["Properties"]
+        for v in synth.resources("AWS::Scheduler::Schedule").values()
+        if v["Properties"]["Name"] != c.MAINTENANCE_SCHEDULE_NAME
+    }
 
 
-def test_sample_plan_gets_one_hourly_schedule_starting_the_backup_state_machine(synth: Synth) -> None:
+def test_sample_plan_gets_one_hourly_schedule_per_source_starting_the_backup_state_machine(synth: Synth) -> None:
     schedules = _schedules(synth)
-    assert list(schedules) == ["vaultline-demo"]
-    schedule = schedules["vaultline-demo"]
+    assert list(schedules) == ["vaultline-demo-1", "vaultline-demo-2"]
+    plans = load_plans(c.ROOT / "plans.yaml")
+    for index, name in enumerate(schedules):
+        sent = json.loads(schedules[name]["Target"]["Input"])
+        assert sent == plan_input(plans.plans[0], plans.plans[0].sources[index])
+    schedule = schedules["vaultline-demo-1"]
     assert schedule["ScheduleExpression"] == "rate(1 hour)"
     assert schedule["ScheduleExpressionTimezone"] == "UTC"
     assert schedule["FlexibleTimeWindow"] == {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15}
@@ -28,13 +37,30 @@ def test_sample_plan_gets_one_hourly_schedule_starting_the_backup_state_machine(
 
 
 def test_schedule_input_is_the_backup_contract(synth: Synth) -> None:
-    sent = json.loads(_schedules(synth)["vaultline-demo"]["Target"]["Input"])
+    sent = json.loads(_schedules(synth)["vaultline-demo-1"]["Target"]["Input"])
     assert sent == {
         "plan": "demo",
         "source": {"type": "s3", "url": "s3://vaultline-demo-source", "include": [], "exclude": ["*.tmp", "tmp/**"]},
         "compression_level": 3,
         "worker_concurrency": 10,
         "tags": {"owner": "platform"},
+        "retention": {"keep_last": 3, "keep_hourly": 24, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12},
+    }
+
+
+def test_table_source_schedule_sends_the_dynamodb_contract(synth: Synth) -> None:
+    sent = json.loads(_schedules(synth)["vaultline-demo-2"]["Target"]["Input"])
+    assert sent == {
+        "plan": "demo",
+        "source": {
+            "type": "dynamodb",
+            "url": "dynamodb://vaultline-demo-table",
+            "options": {"mode": "scan", "consistent_read": False},
+        },
+        "compression_level": 3,
+        "worker_concurrency": 10,
+        "tags": {"owner": "platform"},
+        "retention": {"keep_last": 3, "keep_hourly": 24, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12},
     }
 
 
@@ -55,7 +81,7 @@ def test_one_schedule_per_source_with_cron_timezone_and_window_off(multi_synth: 
 
 
 def test_failed_starts_are_retried_then_dead_lettered_to_an_encrypted_queue(synth: Synth) -> None:
-    target = _schedules(synth)["vaultline-demo"]["Target"]
+    target = _schedules(synth)["vaultline-demo-1"]["Target"]
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3}
     queue_id, queue = synth.only("AWS::SQS::Queue")
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}

@@ -45,8 +45,8 @@ def restore(synth: Synth) -> dict[str, Any]:
 
 
 def test_both_state_machines_are_standard_traced_and_log_everything(synth: Synth) -> None:
-    machines = synth.resources("AWS::StepFunctions::StateMachine")
-    assert len(machines) == 2
+    machines = {k: v for k, v in synth.resources("AWS::StepFunctions::StateMachine").items() if "Workflows" in k}
+    assert len(machines) == 2  # the Maintenance machine: tests/infra/test_maintenance.py
     for machine in machines.values():
         props = machine["Properties"]
         assert props["StateMachineType"] == "STANDARD"
@@ -54,13 +54,56 @@ def test_both_state_machines_are_standard_traced_and_log_everything(synth: Synth
         assert props["LoggingConfiguration"]["Level"] == "ALL"
 
 
+S3_BACKUP_STATES = {
+    "Prepare",
+    "BackupBatches",
+    "Commit",
+    "Retention",
+    "BackupSucceeded",
+    "Done",
+    "Abort",
+    "BackupFailed",
+    "Failed",
+}
+DDB_BACKUP_STATES = {
+    "SourceType",
+    "DdbPrepare",
+    "DdbMode",
+    "DdbScanWorkList",
+    "DdbExportStatus",
+    "DdbExportDone",
+    "DdbExportWait",
+    "DdbExportFailed",
+    "DdbSegments",
+    "DdbCommit",
+}
+
+
+def test_backup_starts_by_choosing_the_path_on_the_source_type(backup: dict[str, Any]) -> None:
+    assert backup["StartAt"] == "SourceType"
+    choice = backup["States"]["SourceType"]
+    assert choice["Type"] == "Choice"
+    assert choice["Choices"] == [
+        {
+            "And": [
+                {"Variable": "$.source.type", "IsPresent": True},
+                {"Variable": "$.source.type", "StringEquals": "dynamodb"},
+            ],
+            "Next": "DdbPrepare",
+        }
+    ]
+    # s3 (and anything unknown, which the S3 Prepare rejects into Abort) takes the S3 path.
+    assert choice["Default"] == "Prepare"
+
+
 def test_backup_state_names_and_flow(backup: dict[str, Any]) -> None:
     states = backup["States"]
-    assert backup["StartAt"] == "Prepare"
-    assert set(states) == {
+    assert set(states) == S3_BACKUP_STATES | DDB_BACKUP_STATES
+    assert set(states) - DDB_BACKUP_STATES == {
         "Prepare",
         "BackupBatches",
         "Commit",
+        "Retention",
         "BackupSucceeded",
         "Done",
         "Abort",
@@ -69,7 +112,8 @@ def test_backup_state_names_and_flow(backup: dict[str, Any]) -> None:
     }
     assert states["Prepare"]["Next"] == "BackupBatches"
     assert states["BackupBatches"]["Next"] == "Commit"
-    assert states["Commit"]["Next"] == "BackupSucceeded"
+    assert states["Commit"]["Next"] == "Retention"
+    assert states["Retention"]["Next"] == "BackupSucceeded"
     assert states["BackupSucceeded"]["Next"] == "Done"
     assert states["Done"]["Type"] == "Succeed"
     assert states["Abort"]["Next"] == "BackupFailed"
@@ -167,8 +211,9 @@ def test_abort_gets_the_state_with_the_error_and_failure_is_announced_even_if_ab
 
 def test_restore_state_names_and_contract(synth: Synth, restore: dict[str, Any]) -> None:
     states = restore["States"]
-    assert restore["StartAt"] == "Prepare"
-    assert set(states) == {
+    assert restore["StartAt"] == "TargetType"
+    assert states["TargetType"]["Default"] == "Prepare"
+    assert set(states) - {"TargetType", "DdbRestorePrepare", "DdbRestoreParts", "DdbRestoreFinish"} == {
         "Prepare",
         "RestoreBatches",
         "Finish",
@@ -217,3 +262,122 @@ def test_state_machine_roles_may_use_the_vault_key_for_item_reader_and_result_wr
     for kind in ("Backup", "Restore"):
         kms = [s for s in statements(synth, f"Workflows{kind}StateMachineRole") if "kms:Decrypt" in actions_of(s)]
         assert len(kms) == 1 and resources_of(kms[0]) == [key]
+
+
+# --- DynamoDB -------------------------------------------------------------------------------------------------
+
+
+def test_backup_dynamodb_prepare_keeps_a_small_result_and_branches_on_the_mode(
+    synth: Synth, backup: dict[str, Any]
+) -> None:
+    states = backup["States"]
+    prepare = states["DdbPrepare"]
+    assert prepare["Parameters"]["FunctionName"] == _function_ref(synth, "DdbBackupPrepare")
+    assert prepare["Parameters"]["Payload"] == {"request.$": "$", "execution.$": "$$.Execution.Id"}
+    assert prepare["ResultSelector"] == {
+        f"{field}.$": f"$.Payload.{field}"
+        for field in ("recovery_point", "vault_bucket", "mode", "work_list_key", "segments", "export_arn")
+    }
+    assert prepare["ResultPath"] == "$.prepared"
+    assert prepare["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
+    assert prepare["Catch"] == CATCH_TO_ABORT
+    assert prepare["Next"] == "DdbMode"
+    mode = states["DdbMode"]
+    assert mode["Choices"] == [{"Variable": "$.prepared.mode", "StringEquals": "export", "Next": "DdbExportStatus"}]
+    assert mode["Default"] == "DdbScanWorkList"
+    scan = states["DdbScanWorkList"]
+    assert scan["Type"] == "Pass" and scan["ResultPath"] == "$.work" and scan["Next"] == "DdbSegments"
+    assert scan["Parameters"]["work_list_key.$"] == "$.prepared.work_list_key"
+
+
+def test_backup_dynamodb_export_mode_polls_until_the_export_completes(synth: Synth, backup: dict[str, Any]) -> None:
+    states = backup["States"]
+    status = states["DdbExportStatus"]
+    assert status["Resource"] == _function_ref(synth, "DdbExportStatus")
+    assert status["ResultPath"] == "$.work" and status["Next"] == "DdbExportDone"
+    assert status["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
+    assert status["Catch"] == CATCH_TO_ABORT
+    done = states["DdbExportDone"]
+    assert done["Choices"] == [
+        {"Variable": "$.work.status", "StringEquals": "COMPLETED", "Next": "DdbSegments"},
+        {"Variable": "$.work.status", "StringEquals": "IN_PROGRESS", "Next": "DdbExportWait"},
+    ]
+    assert done["Default"] == "DdbExportFailed"
+    assert states["DdbExportWait"] == {"Type": "Wait", "Seconds": 30, "Next": "DdbExportStatus"}
+    failed = states["DdbExportFailed"]
+    assert failed["ResultPath"] == "$.error" and failed["Result"]["Error"] == "ExportFailed"
+    assert failed["Next"] == "Abort"
+
+
+def test_backup_dynamodb_segment_map_loops_each_segment_on_its_cursor(synth: Synth, backup: dict[str, Any]) -> None:
+    segments = backup["States"]["DdbSegments"]
+    vault = f"REF_{synth.only('AWS::S3::Bucket', 'VaultBucket')[0]}"
+    assert segments["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert segments["ItemReader"]["Parameters"] == {"Bucket": vault, "Key.$": "$.work.work_list_key"}
+    assert segments["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
+    assert segments["ItemSelector"] == {"recovery_point.$": "$.prepared.recovery_point", "item.$": "$$.Map.Item.Value"}
+    assert segments["MaxConcurrencyPath"] == "$.worker_concurrency"
+    assert segments["ToleratedFailureCount"] == 0
+    assert segments["ResultWriter"]["Parameters"] == {"Bucket": vault, "Prefix": "staging/map-results"}
+    assert segments["ResultPath"] == "$.map"
+    assert segments["Catch"] == CATCH_TO_ABORT
+    assert segments["Next"] == "DdbCommit"
+
+    processor = segments["ItemProcessor"]
+    assert processor["StartAt"] == "DdbSegmentWorker"
+    inner = processor["States"]
+    worker = inner["DdbSegmentWorker"]
+    assert worker["Resource"] == _function_ref(synth, "DdbSegmentWorker")
+    assert worker["ResultPath"] == "$.part" and worker["Next"] == "DdbSegmentDone"
+    assert worker["Retry"] == _retry([*LAMBDA_TRANSIENT, "States.Timeout", "VaultlineRetryable"])
+    assert worker["TimeoutSeconds"] > 900
+    assert inner["DdbSegmentDone"]["Choices"] == [
+        {"Variable": "$.part.done", "BooleanEquals": True, "Next": "DdbSegmentStored"}
+    ]
+    assert inner["DdbSegmentDone"]["Default"] == "DdbNextPart"
+    assert inner["DdbNextPart"] == {
+        "Type": "Pass",
+        "Parameters": {"recovery_point.$": "$.recovery_point", "item.$": "$.part.next"},
+        "Next": "DdbSegmentWorker",
+    }
+    assert inner["DdbSegmentStored"] == {"Type": "Succeed", "OutputPath": "$.part"}
+
+
+def test_backup_dynamodb_commit_shares_the_success_event_and_abort(synth: Synth, backup: dict[str, Any]) -> None:
+    commit = backup["States"]["DdbCommit"]
+    assert commit["Resource"] == _function_ref(synth, "DdbBackupCommit")
+    assert commit["ResultPath"] == "$.committed"
+    assert commit["Next"] == "Retention"
+    assert commit["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
+    assert commit["Catch"] == CATCH_TO_ABORT
+
+
+def test_restore_dynamodb_targets_take_the_table_branch(synth: Synth, restore: dict[str, Any]) -> None:
+    states = restore["States"]
+    assert states["TargetType"]["Choices"] == [
+        {
+            "And": [
+                {"Variable": "$.target", "IsPresent": True},
+                {"Variable": "$.target", "StringMatches": "dynamodb://*"},
+            ],
+            "Next": "DdbRestorePrepare",
+        }
+    ]
+    prepare = states["DdbRestorePrepare"]
+    assert prepare["Parameters"]["FunctionName"] == _function_ref(synth, "DdbRestorePrepare")
+    assert prepare["ResultPath"] == "$.prepared" and prepare["Next"] == "DdbRestoreParts"
+    assert set(prepare["ResultSelector"]) == {
+        f"{f}.$" for f in ("restore_id", "recovery_point", "vault_bucket", "work_list_key", "parts", "table_created")
+    }
+    parts = states["DdbRestoreParts"]
+    assert parts["ItemReader"]["Parameters"]["Key.$"] == "$.prepared.work_list_key"
+    assert parts["ItemSelector"] == {"restore_id.$": "$.prepared.restore_id", "item.$": "$$.Map.Item.Value"}
+    assert parts["ToleratedFailureCount"] == 0 and parts["MaxConcurrencyPath"] == "$.worker_concurrency"
+    worker = parts["ItemProcessor"]["States"]["DdbRestoreWorker"]
+    assert worker["Resource"] == _function_ref(synth, "DdbRestoreWorker")
+    assert worker["Retry"] == _retry([*LAMBDA_TRANSIENT, "States.Timeout", "VaultlineRetryable"])
+    finish = states["DdbRestoreFinish"]
+    assert finish["Resource"] == _function_ref(synth, "DdbRestoreFinish")
+    assert finish["ResultPath"] == "$.finished" and finish["Next"] == "RestoreSucceeded"
+    for name in ("DdbRestorePrepare", "DdbRestoreParts", "DdbRestoreFinish"):
+        assert states[name]["Catch"] == CATCH_TO_ABORT

@@ -33,6 +33,7 @@ from vaultline.serverless.models import (
     WorkItem,
 )
 from vaultline.serverless.staging import (
+    clean_map_results,
     clean_run,
     full_key,
     get_sealed,
@@ -48,6 +49,8 @@ from vaultline.vault import Vault
 # than the byte budget get a batch of their own.
 BATCH_MAX_OBJECTS = 500
 BATCH_MAX_BYTES = 2 * 1024**3
+BATCH_MIN_OBJECTS = 25
+BATCH_MIN_BYTES = 64 * 1024**2
 CARRIED_BATCH = -1  # the result that holds unchanged objects carried over from the parent
 
 
@@ -55,12 +58,17 @@ def _source(request: BackupRequest) -> S3Source:
     return S3Source(request.source.url, KeyFilter(request.source.include, request.source.exclude))
 
 
-def batches(listed: Iterator[ObjectEntry]) -> Iterator[list[ObjectEntry]]:
-    """Group objects into batches bounded by count and bytes."""
+def batches(listed: list[ObjectEntry], workers: int = 1) -> Iterator[list[ObjectEntry]]:
+    """Group objects into batches bounded by count and bytes, and spread over at least ``workers`` batches when
+    there are enough objects (25 or more each): a small bucket should not run on one worker of ten."""
+    total_bytes = sum(e.size for e in listed)
+    spread = max(1, min(workers, len(listed) // BATCH_MIN_OBJECTS))
+    max_objects = min(BATCH_MAX_OBJECTS, -(-len(listed) // spread))
+    max_bytes = min(BATCH_MAX_BYTES, max(BATCH_MIN_BYTES, -(-total_bytes // spread)))
     batch: list[ObjectEntry] = []
     size = 0
     for entry in listed:
-        if batch and (len(batch) >= BATCH_MAX_OBJECTS or size + entry.size > BATCH_MAX_BYTES):
+        if batch and (len(batch) >= max_objects or size + entry.size > max_bytes):
             yield batch
             batch, size = [], 0
         batch.append(entry)
@@ -99,7 +107,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
     put_sealed(vault, f"{prefix}results/carried.json", carried)
 
     work: list[dict[str, object]] = []
-    for number, batch in enumerate(batches(iter(changed))):
+    for number, batch in enumerate(batches(changed, request.worker_concurrency)):
         key = f"{prefix}batches/{number:06d}.json"
         put_sealed(vault, key, BatchResult(batch=number, entries=batch, stats=BackupStats()))
         work.append(WorkItem(batch=number, key=key).model_dump())
@@ -206,6 +214,7 @@ def commit(vault: Vault, event: CommitEvent) -> Committed:
             run.tags,
         )
     clean_run(vault, rp_id)
+    clean_map_results(vault, event.map)
     if run.lock_id:
         locks.release(vault.storage, run.lock_id)
     return Committed(recovery_point=rp_id, source=header.source, plan=header.plan, stats=header.stats)
@@ -223,5 +232,6 @@ def abort(vault: Vault, event: AbortEvent) -> Aborted:
             if run.lock_id:
                 locks.release(vault.storage, run.lock_id)
     cleaned = clean_run(vault, str(run_id)) if run_id else 0
+    clean_map_results(vault, event.map)
     error = event.error or {}
     return Aborted(run=run_id, staging_objects_deleted=cleaned, error=error.get("Error"), cause=error.get("Cause"))

@@ -52,6 +52,7 @@ from vaultline.manifest import (
 from vaultline.packer import BlobWriter
 from vaultline.serverless.models import Committed, PrepareEvent
 from vaultline.serverless.staging import (
+    clean_map_results,
     clean_run,
     full_key,
     get_sealed,
@@ -165,6 +166,7 @@ class ExportStatus(_Event):
 
 
 class TableCommitEvent(_Event):
+    map: dict[str, Any] | None = None
     prepared: TablePrepared
 
 
@@ -345,6 +347,7 @@ def commit(vault: Vault, event: TableCommitEvent) -> Committed:
             run.tags,
         )
     clean_run(vault, rp_id)
+    clean_map_results(vault, event.map)
     return Committed(recovery_point=rp_id, source=header.source, plan=header.plan, stats=header.stats)
 
 
@@ -393,6 +396,7 @@ class TableRestoreSummary(_Event):
 
 
 class TableRestoreFinishEvent(_Event):
+    map: dict[str, Any] | None = None
     prepared: TableRestorePrepared
 
 
@@ -461,6 +465,7 @@ def restore_finish(vault: Vault, event: TableRestoreFinishEvent) -> TableRestore
     if missing:
         raise IntegrityError(f"restore {prepared.restore_id}: parts {missing[:10]} did not report")
     clean_run(vault, prepared.restore_id)
+    clean_map_results(vault, event.map)
     return TableRestoreFinished(
         restore_id=prepared.restore_id,
         recovery_point=staged.recovery_point,

@@ -94,6 +94,7 @@ class StagedRun(BaseModel):
 
 class CommitEvent(_Event):
     prepared: Prepared
+    map: dict[str, Any] | None = None
 
 
 class Committed(_Event):
@@ -106,6 +107,7 @@ class Committed(_Event):
 class AbortEvent(_Event):
     prepared: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    map: dict[str, Any] | None = None
 
 
 class Aborted(_Event):
@@ -147,6 +149,7 @@ class RestoreBatchSummary(_Event):
 class RestoreFinishEvent(_Event):
     prepared: RestorePrepared
     target: str
+    map: dict[str, Any] | None = None
 
 
 class RestoreFinished(_Event):

@@ -21,6 +21,7 @@ from vaultline.serverless.models import (
     WorkItem,
 )
 from vaultline.serverless.staging import (
+    clean_map_results,
     clean_run,
     full_key,
     get_sealed,
@@ -48,7 +49,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> RestorePrepared:
     prefix = run_prefix(restore_id)
     entries = select_entries(vault, rp, request.include)
     work = []
-    for number, batch in enumerate(batches(iter(entries))):
+    for number, batch in enumerate(batches(entries, request.worker_concurrency)):
         key = f"{prefix}batches/{number:06d}.json"
         put_sealed(vault, key, RestoreBatch(batch=number, recovery_point=rp.id, entries=batch))
         work.append(WorkItem(batch=number, key=key).model_dump())
@@ -83,6 +84,7 @@ def finish(vault: Vault, event: RestoreFinishEvent) -> RestoreFinished:
     if missing:
         raise IntegrityError(f"restore {prepared.restore_id}: batches {missing[:10]} did not report")
     clean_run(vault, prepared.restore_id)
+    clean_map_results(vault, event.map)
     return RestoreFinished(
         restore_id=prepared.restore_id,
         recovery_point=prepared.recovery_point or prepared.restore_id.split("-", 1)[1].rsplit("-", 1)[0],

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from vaultline.errors import VaultError
+from vaultline.errors import VaultError, VaultExists, VaultNotFound
 from vaultline.storage import S3Storage
 from vaultline.vault import STAGING_PREFIX, Vault
 
@@ -25,15 +25,15 @@ def vault_from_environment() -> Vault:
         raise VaultError("VAULT_URL must be set to the vault's s3://bucket[/prefix]")
     bucket, _, prefix = url[len("s3://") :].partition("/")
     storage = S3Storage(bucket, prefix)
-    if not storage.exists("config"):
-        encryption = os.environ.get("VAULT_ENCRYPTION", "kms")
-        kms_key = os.environ.get("VAULT_KMS_KEY_ID")
-        from vaultline.errors import VaultExists
-
-        try:
-            return Vault.init(storage, "kms" if encryption == "kms" else "none", kms_key)
-        except VaultExists:
-            pass  # another run created it between our check and our write
+    try:
+        return Vault.open(storage)
+    except VaultNotFound:
+        pass  # first run against a new vault bucket: create the vault
+    encryption = os.environ.get("VAULT_ENCRYPTION", "kms")
+    try:
+        return Vault.init(storage, "kms" if encryption == "kms" else "none", os.environ.get("VAULT_KMS_KEY_ID"))
+    except VaultExists:
+        pass  # another run created it between our read and our write
     return Vault.open(storage)
 
 
@@ -72,3 +72,14 @@ def clean_run(vault: Vault, run_id: str) -> int:
     for key in keys:
         vault.storage.delete(key)
     return len(keys)
+
+
+def clean_map_results(vault: Vault, map_output: dict[str, Any] | None) -> None:
+    """Delete the ResultWriter's files of a run's map (``$.map`` in the state): workers already left their
+    results in staging, so these are an operator's aid that would otherwise wait for the lifecycle rule."""
+    key = ((map_output or {}).get("ResultWriterDetails") or {}).get("Key", "")
+    storage = s3_storage(vault)
+    prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    if prefix.startswith(storage.prefix + STAGING_PREFIX + "map-results/"):
+        for obj in vault.storage.list(prefix[len(storage.prefix) :]):
+            vault.storage.delete(obj.key)

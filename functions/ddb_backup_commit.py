@@ -1,0 +1,17 @@
+"""Lambda handler: Check every segment's parts, merge them and write the manifest last."""
+
+from typing import Any
+
+from observability import lambda_handler
+
+from vaultline.serverless import dynamodb_steps
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Check every segment's parts, merge them and write the manifest last."""
+    result = dynamodb_steps.commit(vault_from_environment(), dynamodb_steps.TableCommitEvent.model_validate(event))
+    return result
+
+
+handler = lambda_handler(step)

@@ -1,0 +1,18 @@
+"""Lambda handler: Describe a DynamoDB table and stage its scan segments (or start its export)."""
+
+from typing import Any
+
+from observability import lambda_handler
+
+from vaultline.serverless import dynamodb_steps
+from vaultline.serverless.models import PrepareEvent
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Describe a DynamoDB table and stage its scan segments (or start its export)."""
+    result = dynamodb_steps.prepare(vault_from_environment(), PrepareEvent.model_validate(event))
+    return result
+
+
+handler = lambda_handler(step)

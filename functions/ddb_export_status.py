@@ -1,0 +1,19 @@
+"""Lambda handler: Poll a DynamoDB export; once complete, stage its data files as the work list."""
+
+from typing import Any
+
+from observability import lambda_handler
+
+from vaultline.serverless import dynamodb_steps
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Poll a DynamoDB export; once complete, stage its data files as the work list."""
+    result = dynamodb_steps.export_status(
+        vault_from_environment(), dynamodb_steps.ExportStatusEvent.model_validate(event)
+    )
+    return result
+
+
+handler = lambda_handler(step)

@@ -1,0 +1,19 @@
+"""Lambda handler: Check every part reported and clean staging."""
+
+from typing import Any
+
+from observability import lambda_handler
+
+from vaultline.serverless import dynamodb_steps
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Check every part reported and clean staging."""
+    result = dynamodb_steps.restore_finish(
+        vault_from_environment(), dynamodb_steps.TableRestoreFinishEvent.model_validate(event)
+    )
+    return result
+
+
+handler = lambda_handler(step)

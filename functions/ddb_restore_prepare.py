@@ -1,0 +1,18 @@
+"""Lambda handler: Create or check the target table and stage one restore item per segment part."""
+
+from typing import Any
+
+from observability import lambda_handler
+
+from vaultline.serverless import dynamodb_steps
+from vaultline.serverless.models import PrepareEvent
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Create or check the target table and stage one restore item per segment part."""
+    result = dynamodb_steps.restore_prepare(vault_from_environment(), PrepareEvent.model_validate(event))
+    return result
+
+
+handler = lambda_handler(step)

@@ -1,0 +1,21 @@
+"""Lambda handler: Write the items of one segment part to the target table."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from observability import lambda_handler, metrics
+
+from vaultline.serverless import dynamodb_steps
+from vaultline.serverless.staging import vault_from_environment
+
+
+def step(event: dict[str, Any]) -> Any:
+    """Write the items of one segment part to the target table."""
+    result = dynamodb_steps.restore_worker(
+        vault_from_environment(), dynamodb_steps.TableRestoreWorkerEvent.model_validate(event)
+    )
+    metrics.add_metric(name="ItemsRestored", unit=MetricUnit.Count, value=result.items)
+    return result
+
+
+handler = lambda_handler(step)

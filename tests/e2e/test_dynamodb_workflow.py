@@ -1,0 +1,165 @@
+"""DynamoDB sources through the real state machines: the backup's segment map (with its cursor loop) and the restore's
+part map, synthesized by CDK and executed by moto's interpreter with our handlers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Deployment
+from vaultline.aws import client
+from vaultline.embedded.lambdas import LambdaContext, invocations
+from vaultline.manifest import list_recovery_points
+from vaultline.remote import ExecutionFailed, follow, start
+from vaultline.vault import Vault
+
+pytestmark = pytest.mark.e2e
+
+
+def _items(n: int) -> list[dict[str, Any]]:
+    """Mixed types: strings, integers and exact decimals, binary, sets, lists, maps, booleans and nulls."""
+    items = []
+    for i in range(n):
+        item: dict[str, Any] = {
+            "pk": {"S": f"user#{i % 37:03d}"},
+            "sk": {"N": str(i)},
+            "name": {"S": f"name {i} ü"},
+            "price": {"N": f"{i}.{i:03d}0000000000000000000001"},
+            "blob": {"B": bytes([i % 256, 0, 255]) * (i % 5 + 1)},
+            "active": {"BOOL": i % 2 == 0},
+        }
+        if i % 3 == 0:
+            item["tags"] = {"SS": [f"t{i}", "all"]}
+            item["scores"] = {"NS": [str(i), "-1.5"]}
+            item["bins"] = {"BS": [b"\x00", bytes([i % 256, 1])]}
+        if i % 4 == 0:
+            item["doc"] = {"M": {"nested": {"L": [{"S": "a"}, {"N": "1"}, {"NULL": True}]}, "n": {"NULL": True}}}
+        items.append(item)
+    return items
+
+
+def _create_table(name: str, items: list[dict[str, Any]]) -> None:
+    ddb = client("dynamodb")
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        Tags=[{"Key": "team", "Value": "data"}],
+    )
+    for start_at in range(0, len(items), 25):
+        batch = [{"PutRequest": {"Item": item}} for item in items[start_at : start_at + 25]]
+        ddb.batch_write_item(RequestItems={name: batch})
+
+
+def _table_items(name: str) -> dict[tuple[str, Decimal], dict[str, Any]]:
+    ddb = client("dynamodb")
+    found: dict[tuple[str, Decimal], dict[str, Any]] = {}
+    args: dict[str, Any] = {"TableName": name}
+    while True:
+        page = ddb.scan(**args)
+        for item in page["Items"]:
+            found[(item["pk"]["S"], Decimal(item["sk"]["N"]))] = _normalized(item)
+        if "LastEvaluatedKey" not in page:
+            return found
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _normalized(value: Any) -> Any:
+    """Sets compare as sets; everything else exactly (numbers as DynamoDB's strings)."""
+    if isinstance(value, dict):
+        return {k: (sorted(v) if k in ("SS", "NS", "BS") else _normalized(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalized(v) for v in value]
+    return value
+
+
+def _table_input(d: Deployment, table: str, **options: Any) -> dict[str, Any]:
+    base = dict(d.stack.plans["demo"][1])
+    assert base["source"]["type"] == "dynamodb"
+    return {**base, "source": {"type": "dynamodb", "url": f"dynamodb://{table}", "options": options}}
+
+
+def test_table_backs_up_through_the_segment_map_and_restores_item_for_item(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = _items(300)
+    _create_table("orders", items)
+    # Every invocation's time budget is spent after its first page: each segment needs several worker invocations,
+    # so the map item's cursor loop (DdbSegmentDone -> DdbNextPart -> DdbSegmentWorker) runs for real.
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda self: 1_000)
+
+    execution = start(
+        deployment.stack.backup_state_machine, _table_input(deployment, "orders", segments=2, page_size=60)
+    )
+    output = follow(execution, poll_seconds=0.05)
+
+    committed = output["committed"]
+    assert committed["source"] == "dynamodb://orders"
+    assert output["prepared"]["segments"] == 2 and output["prepared"]["mode"] == "scan"
+    worker_calls = sum(n for name, n in invocations.calls.items() if "SegmentWorker" in name)
+    # moto walks the whole table for each segment: ~150 items per segment in pages of 60 -> at least 3 parts each.
+    assert worker_calls >= 6, invocations.calls
+    vault = Vault.open(deployment.stack.vault_url)
+    assert [rp.id for rp in list_recovery_points(vault)] == [committed["recovery_point"]]
+    assert _staging_keys(deployment) == []
+
+    restore = start(
+        deployment.stack.restore_state_machine,
+        {
+            "recovery_point": committed["recovery_point"],
+            "target": "dynamodb://vaultline-orders-restored",
+            "worker_concurrency": 4,
+        },
+    )
+    finished = follow(restore, poll_seconds=0.05)["finished"]
+
+    assert finished["items"] == len(items) and finished["table_created"] is True
+    assert finished["target"] == "dynamodb://vaultline-orders-restored"
+    assert _table_items("vaultline-orders-restored") == _table_items("orders")
+    assert len(_table_items("orders")) == len(items)
+    assert _staging_keys(deployment) == []
+
+
+def test_a_missing_table_fails_the_execution_and_leaves_no_recovery_point(deployment: Deployment) -> None:
+    execution = start(deployment.stack.backup_state_machine, _table_input(deployment, "no-such-table"))
+    with pytest.raises(ExecutionFailed, match="no-such-table"):
+        follow(execution, poll_seconds=0.05)
+    history = client("stepfunctions").get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered[:2] == ["SourceType", "DdbPrepare"]
+    assert "Abort" in entered and "BackupFailed" in entered
+    assert list_recovery_points(Vault.open(deployment.stack.vault_url)) == []
+
+
+def _staging_keys(d: Deployment) -> list[str]:
+    listing = client("s3").list_objects_v2(Bucket=d.stack.vault_bucket, Prefix="staging/")
+    return [o["Key"] for o in listing.get("Contents", []) if not o["Key"].startswith("staging/map-results/")]
+
+
+def test_a_segment_failing_mid_table_aborts_and_cleans_its_staging(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _create_table("halfway", _items(120))
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda self: 1_000)
+    calls = {"worker": 0}
+
+    def fail_after_first_part(function: str, event: dict[str, Any]) -> None:
+        if "SegmentWorker" in function:
+            calls["worker"] += 1
+            if calls["worker"] > 1:
+                raise RuntimeError("injected permanent failure")
+
+    invocations.interceptors.append(fail_after_first_part)
+    execution = start(deployment.stack.backup_state_machine, _table_input(deployment, "halfway", page_size=50))
+    with pytest.raises(ExecutionFailed, match=r"FAILED \(BackupFailed\)"):
+        follow(execution, poll_seconds=0.05)
+
+    # Part 0 reached staging before the failure; Abort (or Commit's refusal, then Abort) leaves none of it behind.
+    assert list_recovery_points(Vault.open(deployment.stack.vault_url)) == []
+    assert _staging_keys(deployment) == []
