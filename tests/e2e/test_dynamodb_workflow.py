@@ -108,6 +108,7 @@ def test_table_backs_up_through_the_segment_map_and_restores_item_for_item(
     vault = Vault.open(deployment.stack.vault_url)
     assert [rp.id for rp in list_recovery_points(vault)] == [committed["recovery_point"]]
     assert _staging_keys(deployment) == []
+    assert _lock_keys(deployment) == [], "the run's shared vault lock outlived it"
 
     restore = start(
         deployment.stack.restore_state_machine,
@@ -124,6 +125,7 @@ def test_table_backs_up_through_the_segment_map_and_restores_item_for_item(
     assert _table_items("vaultline-orders-restored") == _table_items("orders")
     assert len(_table_items("orders")) == len(items)
     assert _staging_keys(deployment) == []
+    assert _lock_keys(deployment) == [], "the run's shared vault lock outlived it"
 
 
 def test_a_missing_table_fails_the_execution_and_leaves_no_recovery_point(deployment: Deployment) -> None:
@@ -139,7 +141,12 @@ def test_a_missing_table_fails_the_execution_and_leaves_no_recovery_point(deploy
 
 def _staging_keys(d: Deployment) -> list[str]:
     listing = client("s3").list_objects_v2(Bucket=d.stack.vault_bucket, Prefix="staging/")
-    return [o["Key"] for o in listing.get("Contents", []) if not o["Key"].startswith("staging/map-results/")]
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def _lock_keys(d: Deployment) -> list[str]:
+    listing = client("s3").list_objects_v2(Bucket=d.stack.vault_bucket, Prefix="locks/")
+    return [o["Key"] for o in listing.get("Contents", [])]
 
 
 def test_a_segment_failing_mid_table_aborts_and_cleans_its_staging(
@@ -163,3 +170,4 @@ def test_a_segment_failing_mid_table_aborts_and_cleans_its_staging(
     # Part 0 reached staging before the failure; Abort (or Commit's refusal, then Abort) leaves none of it behind.
     assert list_recovery_points(Vault.open(deployment.stack.vault_url)) == []
     assert _staging_keys(deployment) == []
+    assert _lock_keys(deployment) == [], "the run's shared vault lock outlived it"

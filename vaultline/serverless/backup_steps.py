@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vaultline import locks
 from vaultline.backup import (
@@ -77,6 +77,13 @@ def batches(listed: list[ObjectEntry], workers: int = 1) -> Iterator[list[Object
         yield batch
 
 
+class RunLock(BaseModel):
+    """The part of any staged run document that Abort needs."""
+
+    model_config = ConfigDict(extra="ignore")
+    lock_id: str | None = None
+
+
 def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
     """Open a recovery point: list the source, carry unchanged objects over, stage batches of the rest."""
     request = BackupRequest.model_validate(event.request)
@@ -135,27 +142,27 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
     )
 
 
-def _refresh_lock(vault: Vault, run: StagedRun) -> None:
+def refresh_run_lock(vault: Vault, lock_id: str | None, run_id: str) -> None:
     """Keep the run's shared lock fresh while its workers run (a long map outlives the 30-minute staleness).
 
     A lock that is gone was removed as stale, so a prune may have run since Prepare read the index: going on
     could commit references to deleted blobs, so the run fails (and Abort cleans up) instead.
     """
-    if not run.lock_id:
+    if not lock_id:
         return
-    key = locks.LOCK_PREFIX + run.lock_id
+    key = locks.LOCK_PREFIX + lock_id
     try:
         info = locks.LockInfo.model_validate_json(vault.storage.get(key))
     except ObjectMissing:
-        raise VaultError(f"{vault.url}: backup {run.recovery_point} lost its lock {key}; run it again") from None
-    locks.refresh(vault.storage, locks.Lock(id=run.lock_id, info=info))
+        raise VaultError(f"{vault.url}: backup {run_id} lost its lock {key}; run it again") from None
+    locks.refresh(vault.storage, locks.Lock(id=lock_id, info=info))
 
 
 def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     """Back up one batch. Safe to run again: chunks already stored are found in the index and skipped."""
     prefix = run_prefix(event.recovery_point)
     run = get_sealed(vault, f"{prefix}run.json", StagedRun)
-    _refresh_lock(vault, run)
+    refresh_run_lock(vault, run.lock_id, run.recovery_point)
     batch = get_sealed(vault, event.item.key, BatchResult)
     with BlobWriter(vault, run.compression_level) as writer:
         outcome = backup_objects(vault, _source(BackupRequest(source=run.source)), batch.entries, {}, writer)
@@ -226,9 +233,10 @@ def abort(vault: Vault, event: AbortEvent) -> Aborted:
     prepared = event.prepared or {}
     run_id = prepared.get("recovery_point") or prepared.get("restore_id")
     if run_id:
-        # Prepare may have failed before it staged the run; a DynamoDB run's run.json is a TableStagedRun (no lock).
+        # Prepare may have failed before it staged the run. S3 and DynamoDB runs stage different run.json
+        # documents; both carry the lock id.
         with contextlib.suppress(VaultlineError, ValidationError):
-            run = get_sealed(vault, f"{run_prefix(str(run_id))}run.json", StagedRun)
+            run = get_sealed(vault, f"{run_prefix(str(run_id))}run.json", RunLock)
             if run.lock_id:
                 locks.release(vault.storage, run.lock_id)
     cleaned = clean_run(vault, str(run_id)) if run_id else 0

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from vaultline import locks
 from vaultline.backup import recover_unindexed_packs
 from vaultline.dynamodb.backup import commit_table_backup, segments_for, stats_for_parts
 from vaultline.dynamodb.export import (
@@ -50,6 +51,7 @@ from vaultline.manifest import (
     resolve_recovery_point,
 )
 from vaultline.packer import BlobWriter
+from vaultline.serverless.backup_steps import refresh_run_lock
 from vaultline.serverless.models import Committed, PrepareEvent
 from vaultline.serverless.staging import (
     clean_map_results,
@@ -113,6 +115,7 @@ class TableStagedRun(BaseModel):
     execution: str | None = None
     export_arn: str | None = None
     export_time: datetime | None = None
+    lock_id: str | None = None
 
 
 class TablePrepared(_Event):
@@ -184,9 +187,13 @@ def prepare(vault: Vault, event: PrepareEvent) -> TablePrepared:
     options = request.source.options
     started = datetime.now(UTC)
     rp_id = new_recovery_point_id(started)
+    # The same shared vault lock as an S3 run (see backup_steps.prepare): held until Commit or Abort.
+    lock = locks.acquire(vault.storage, "backup", exclusive=False, owner=event.execution or rp_id)
+    vault.reload_index()
     recover_unindexed_packs(vault)
     parent = latest_for_source(vault, ref.url)
     run = TableStagedRun(
+        lock_id=lock.id,
         recovery_point=rp_id,
         url=ref.url,
         options=options,
@@ -245,6 +252,7 @@ def segment_worker(
     RESERVE_MS (then return ``done: false`` and ``next``), or ingest one export data file. Re-running the same
     part rewrites the same result: safe."""
     run = _run(vault, event.recovery_point)
+    refresh_run_lock(vault, run.lock_id, run.recovery_point)
     item = event.item
     options = run.options
     with BlobWriter(vault, run.compression_level) as writer:
@@ -348,6 +356,8 @@ def commit(vault: Vault, event: TableCommitEvent) -> Committed:
         )
     clean_run(vault, rp_id)
     clean_map_results(vault, event.map)
+    if run.lock_id:
+        locks.release(vault.storage, run.lock_id)
     return Committed(recovery_point=rp_id, source=header.source, plan=header.plan, stats=header.stats)
 
 
