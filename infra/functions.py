@@ -137,6 +137,7 @@ class Functions(Construct):
         vault_arn = f"<{logical_id(vault.bucket)}.Arn>"
         self.wildcard_findings: list[str] = ["Resource::*", f"Resource::{vault_arn}/*"]
         self.wildcard_findings.append(f"Resource::{vault_arn}/{c.STAGING_PREFIX}*")
+        self.wildcard_findings.append(f"Resource::{vault_arn}/locks/*")
         self._grant_vault()
         self._grant_sources(plans)
         self._grant_table_sources(plans)
@@ -220,12 +221,22 @@ class Functions(Construct):
                 )
             )
             if name in ("backup_commit", "restore_finish", "abort", "ddb_backup_commit", "ddb_restore_finish"):
-                # The steps that end a run tidy its staging area (versioning keeps a record until lifecycle ends it).
+                # The steps that end a run tidy its staging area (versioning keeps a record until lifecycle ends it)
+                # and release the run's shared vault lock.
                 function.add_to_role_policy(
                     iam.PolicyStatement(
                         sid="VaultStagingCleanup",
                         actions=["s3:DeleteObject"],
-                        resources=[bucket.arn_for_objects(f"{c.STAGING_PREFIX}*")],
+                        resources=[bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"), bucket.arn_for_objects("locks/*")],
+                    )
+                )
+            if name in ("backup_prepare", "ddb_backup_prepare"):
+                # Taking the shared lock writes it, then deletes it again if a prune holds the exclusive one.
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid="VaultLockWithdraw",
+                        actions=["s3:DeleteObject"],
+                        resources=[bucket.arn_for_objects("locks/*")],
                     )
                 )
             function.add_to_role_policy(

@@ -90,9 +90,7 @@ class VaultlineStack(Stack):
         """What the CLI needs to drive a deployed Vaultline from the stack alone."""
         CfnOutput(self, c.OUTPUT_BACKUP_STATE_MACHINE, value=self.workflows.backup.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_RESTORE_STATE_MACHINE, value=self.workflows.restore.state_machine.state_machine_arn)
-        CfnOutput(
-            self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn
-        )
+        CfnOutput(self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_VAULT_BUCKET, value=self.vault.bucket.bucket_name)
         CfnOutput(self, c.OUTPUT_VAULT_KEY, value=self.vault.key.key_arn)
         CfnOutput(

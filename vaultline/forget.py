@@ -6,6 +6,7 @@ retention is not deleted: it is reported as held, with its date, and a later for
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
@@ -26,10 +27,21 @@ class ForgetReport(BaseModel):
     held: list[HeldObject] = Field(default_factory=list)
 
 
-def forget(vault: Vault, policy: RetentionPolicy, dry_run: bool = False, now: datetime | None = None) -> ForgetReport:
-    """Apply ``policy`` to every source's recovery points; delete the manifests of those not kept."""
+def forget(
+    vault: Vault,
+    policy: RetentionPolicy,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    sources: Collection[str] | None = None,
+) -> ForgetReport:
+    """Apply ``policy`` to every source's recovery points (or only those of ``sources``, when given: a plan's
+    rules apply to its own sources); delete the manifests of those not kept."""
     now = now or datetime.now(UTC)
-    points = [PointInTime(id=rp.id, source=rp.source, time=rp.time, tags=rp.tags) for rp in list_recovery_points(vault)]
+    points = [
+        PointInTime(id=rp.id, source=rp.source, time=rp.time, tags=rp.tags)
+        for rp in list_recovery_points(vault)
+        if sources is None or rp.source in sources
+    ]
     report = ForgetReport(dry_run=dry_run, decisions=apply_policy(points, policy))
     for decision in report.decisions:
         if decision.keep:

@@ -31,6 +31,7 @@ class ForgetStepInput(BaseModel):
     vault: str
     policy: RetentionPolicy
     dry_run: bool = False
+    sources: list[str] | None = Field(default=None, description="only these sources' recovery points (default: all)")
 
 
 class ForgetStepOutput(BaseModel):
@@ -42,7 +43,7 @@ class ForgetStepOutput(BaseModel):
 
 def forget_step(event: ForgetStepInput) -> ForgetStepOutput:
     """Apply the plan's keep rules; delete the manifests of recovery points not kept."""
-    report = forget(Vault.open(event.vault), event.policy, dry_run=event.dry_run)
+    report = forget(Vault.open(event.vault), event.policy, dry_run=event.dry_run, sources=event.sources)
     return ForgetStepOutput(
         removed=report.removed,
         kept=len(report.kept),

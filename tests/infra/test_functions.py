@@ -155,16 +155,20 @@ def test_kms_use_is_limited_to_the_vault_key(synth: Synth, name: str) -> None:
     assert resources_of(kms[0]) == [f"GETATT_{synth.only('AWS::KMS::Key', 'VaultKey')[0]}_Arn"]
 
 
-def test_only_the_run_ending_steps_may_delete_and_only_in_staging(synth: Synth) -> None:
+def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_locks(synth: Synth) -> None:
     # Retention and maintenance delete elsewhere in the vault: tests/infra/test_maintenance.py pins those down.
     maintenance = {"ApplyRetention", "MaintenanceForget", "MaintenancePrune", "MaintenanceDrill"}
     deleters = {name for name in HANDLERS if "s3:DeleteObject" in _all_actions(synth, f"Functions{name}")}
-    assert deleters - maintenance == {"BackupCommit", "RestoreFinish", "Abort", "DdbBackupCommit", "DdbRestoreFinish"}
-    deleters -= maintenance
+    lock_takers = {"BackupPrepare", "DdbBackupPrepare"}
+    run_enders = {"BackupCommit", "RestoreFinish", "Abort", "DdbBackupCommit", "DdbRestoreFinish"}
+    assert deleters - maintenance == run_enders | lock_takers
     vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
-    for name in deleters:
+    for name in run_enders:
         delete = [s for s in statements(synth, f"Functions{name}") if "s3:DeleteObject" in actions_of(s)]
-        assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/staging/*"]
+        assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/staging/*", f"GETATT_{vault_id}_Arn/locks/*"]
+    for name in lock_takers:
+        delete = [s for s in statements(synth, f"Functions{name}") if "s3:DeleteObject" in actions_of(s)]
+        assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/locks/*"]
 
 
 def test_restore_worker_writes_only_to_configured_target_buckets(synth: Synth, multi_synth: Synth) -> None:

@@ -1,0 +1,131 @@
+"""Retention after each backup, and the scheduled Maintenance state machine, on the embedded AWS."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Deployment
+from vaultline.aws import client
+from vaultline.manifest import list_recovery_points
+from vaultline.remote import ExecutionFailed, follow, start
+from vaultline.vault import Vault
+
+pytestmark = pytest.mark.e2e
+
+BUCKET = "rotating"
+
+
+def _backup(d: Deployment, round_: int) -> dict[str, Any]:
+    """Each round replaces the bucket's contents with data of its own, so a forgotten round leaves garbage packs."""
+    s3 = client("s3")
+    for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        s3.delete_object(Bucket=BUCKET, Key=item["Key"])
+    for i in range(5):
+        s3.put_object(Bucket=BUCKET, Key=f"round/{i}.bin", Body=(f"round {round_} object {i} ".encode() * 4000))
+    request = d.plan_input(f"s3://{BUCKET}", retention={"keep_last": 2}, worker_concurrency=2)
+    output: dict[str, Any] = follow(start(d.stack.backup_state_machine, request), poll_seconds=0.05)
+    return output
+
+
+def _maintenance_input(d: Deployment) -> dict[str, Any]:
+    """What the daily schedule sends, plus this test's source and a drill and a full read."""
+    schedule = client("scheduler").get_schedule(Name="vaultline-maintenance")
+    sent: dict[str, Any] = json.loads(schedule["Target"]["Input"])
+    sent["policies"].append({"source": f"s3://{BUCKET}", "rules": {"keep_last": 2}})
+    sent["verify"] = {"subset": "100%"}
+    sent["drill"]["enabled"] = True
+    return sent
+
+
+def test_retention_after_commit_then_maintenance_prunes_verifies_and_drills(deployment: Deployment) -> None:
+    client("s3").create_bucket(Bucket=BUCKET)
+    sqs, events = client("sqs"), client("events")
+    queue = sqs.create_queue(QueueName="maintenance-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="maintenance", EventPattern=json.dumps({"detail-type": ["Vaultline Maintenance Succeeded"]}))
+    events.put_targets(Rule="maintenance", Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    outputs = [_backup(deployment, n) for n in range(3)]
+
+    assert [o["retention_result"]["removed"] for o in outputs[:2]] == [[], []]
+    first = outputs[0]["committed"]["recovery_point"]
+    assert outputs[2]["retention"] == {"keep_last": 2}
+    assert outputs[2]["retention_result"] == {
+        "source": f"s3://{BUCKET}",
+        "applied": True,
+        "removed": [first],
+        "kept": 2,
+        "held_count": 0,
+    }
+    vault = Vault.open(deployment.stack.vault_url)
+    kept = sorted(rp.id for rp in list_recovery_points(vault))
+    assert kept == sorted(o["committed"]["recovery_point"] for o in outputs[1:])
+
+    scheduled = _maintenance_input(deployment)
+    scratch = scheduled["drill"]["scratch"]
+    assert scratch.startswith("s3://") and scratch.endswith("/drill-scratch")
+    arn = deployment.deployed.outputs["MaintenanceStateMachineArn"]
+    results = follow(start(arn, scheduled), poll_seconds=0.05)["results"]
+
+    assert results["forget"]["removed_count"] == 0 and results["forget"]["kept"] == 2
+    prune = results["prune"]
+    assert prune["packs_deleted"] >= 1 and prune["bytes_freed"] > 0, prune
+    verify = results["verify"]
+    assert verify["ok"] and verify["error_count"] == 0 and verify["recovery_points"] == 2, verify
+    assert verify["packs_read"] == prune["packs_after"]
+    drill = results["drill"]
+    assert drill["ok"] and drill["mismatches"] == [] and drill["cleaned_up"], drill
+    assert drill["recovery_point"] in kept and drill["verified"] == 5
+    scratch_bucket = scratch[len("s3://") :].split("/")[0]
+    assert client("s3").list_objects_v2(Bucket=scratch_bucket).get("KeyCount", 0) == 0
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    details = [json.loads(m["Body"])["detail"] for m in messages]
+    assert any(d.get("prune", {}).get("packs_deleted") == prune["packs_deleted"] for d in details), details
+
+
+def test_retention_failure_does_not_fail_the_backup(deployment: Deployment) -> None:
+    from vaultline.embedded.lambdas import invocations
+
+    client("s3").create_bucket(Bucket=BUCKET)
+
+    def broken_retention(function: str, event: dict[str, Any]) -> None:
+        if "ApplyRetention" in function:
+            raise RuntimeError("injected retention failure")
+
+    invocations.interceptors.append(broken_retention)
+    output = _backup(deployment, 0)
+
+    assert output["committed"]["stats"]["objects"] == 5
+    assert output["retention_error"]["Error"] == "RuntimeError"
+    assert "retention_result" not in output
+
+
+def test_maintenance_failure_sends_the_failed_event(deployment: Deployment) -> None:
+    from vaultline.embedded.lambdas import invocations
+
+    def broken_verify(function: str, event: dict[str, Any]) -> None:
+        if "MaintenanceVerify" in function:
+            raise RuntimeError("injected verify failure")
+
+    client("s3").create_bucket(Bucket=BUCKET)
+    sqs, events = client("sqs"), client("events")
+    queue = sqs.create_queue(QueueName="maintenance-failures")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="failed-maintenance", EventPattern=json.dumps({"detail-type": ["Vaultline Maintenance Failed"]})
+    )
+    events.put_targets(Rule="failed-maintenance", Targets=[{"Id": "q", "Arn": queue_arn}])
+    _backup(deployment, 0)
+    invocations.interceptors.append(broken_verify)
+
+    arn = deployment.deployed.outputs["MaintenanceStateMachineArn"]
+    with pytest.raises(ExecutionFailed, match=r"MaintenanceFailed"):
+        follow(start(arn, _maintenance_input(deployment)), poll_seconds=0.05)
+
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    (detail,) = [json.loads(m["Body"])["detail"] for m in messages]
+    assert detail["error"]["Error"] == "RuntimeError"
+    assert "prune" in detail["results"], "the steps before the failure are reported with it"

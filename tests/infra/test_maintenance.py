@@ -1,0 +1,248 @@
+"""The Maintenance state machine, its schedule, the drill scratch bucket, and the backup's Retention state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra import constants as c
+from tests.infra.conftest import Synth, actions_of, definition, resolve, resources_of, statements
+
+LAMBDA_RETRY = {
+    "ErrorEquals": [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+        "VaultlineRetryable",
+    ],
+    "IntervalSeconds": 2,
+    "MaxAttempts": 6,
+    "BackoffRate": 2,
+    "JitterStrategy": "FULL",
+}
+CATCH_TO_FAILED = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MaintenanceFailed"}]
+
+
+def _function_ref(synth: Synth, name: str) -> str:
+    function_id = next(k for k in synth.resources("AWS::Lambda::Function") if k.startswith(f"Functions{name}"))
+    return f"GETATT_{function_id}_Arn"
+
+
+@pytest.fixture(scope="module")
+def machine(synth: Synth) -> dict[str, Any]:
+    _, resource = synth.only("AWS::StepFunctions::StateMachine", "Maintenance")
+    return resource
+
+
+@pytest.fixture(scope="module")
+def states(machine: dict[str, Any]) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(resolve(machine["Properties"]["DefinitionString"]))
+    assert parsed["StartAt"] == "Forget"
+    return dict(parsed["States"])
+
+
+def test_maintenance_machine_is_standard_traced_and_logs_without_execution_data(machine: dict[str, Any]) -> None:
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+
+
+def test_maintenance_flow(states: dict[str, Any]) -> None:
+    assert set(states) == {
+        "Forget",
+        "PruneEnabled",
+        "Prune",
+        "Verify",
+        "DrillEnabled",
+        "Drill",
+        "MaintenanceSucceeded",
+        "Done",
+        "MaintenanceFailed",
+        "Failed",
+    }
+    assert states["Forget"]["Next"] == "PruneEnabled"
+    assert states["PruneEnabled"]["Choices"][0]["Next"] == "Prune"
+    assert states["PruneEnabled"]["Default"] == "Verify"
+    assert states["Prune"]["Next"] == "Verify"
+    assert states["Verify"]["Next"] == "DrillEnabled"
+    drill_choice = states["DrillEnabled"]
+    assert drill_choice["Choices"] == [
+        {
+            "And": [
+                {"Variable": "$.drill.enabled", "IsPresent": True},
+                {"Variable": "$.drill.enabled", "BooleanEquals": True},
+            ],
+            "Next": "Drill",
+        }
+    ]
+    assert drill_choice["Default"] == "MaintenanceSucceeded"
+    assert states["Drill"]["Next"] == "MaintenanceSucceeded"
+    assert states["MaintenanceSucceeded"]["Next"] == "Done"
+    assert states["MaintenanceFailed"]["Next"] == "Failed"
+    assert states["Failed"] == {
+        "Type": "Fail",
+        "Error": "MaintenanceFailed",
+        "Cause": "A maintenance step failed; the 'Vaultline Maintenance Failed' event has the error.",
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "function"),
+    [
+        ("Forget", "MaintenanceForget"),
+        ("Prune", "MaintenancePrune"),
+        ("Verify", "MaintenanceVerify"),
+        ("Drill", "MaintenanceDrill"),
+    ],
+)
+def test_each_step_gets_the_whole_state_and_stores_its_result_under_results(
+    synth: Synth, states: dict[str, Any], state: str, function: str
+) -> None:
+    task = states[state]
+    assert task["Resource"] == _function_ref(synth, function)
+    assert "Parameters" not in task and "InputPath" not in task
+    assert task["ResultPath"] == f"$.results.{state.lower()}"
+    assert task["Retry"][0] == LAMBDA_RETRY
+    assert task["Catch"] == CATCH_TO_FAILED
+    assert task["TimeoutSeconds"] == 960
+
+
+def test_prune_waits_for_running_backups_on_vault_locked(states: dict[str, Any]) -> None:
+    assert states["Prune"]["Retry"][1] == {
+        "ErrorEquals": ["VaultLocked"],
+        "IntervalSeconds": 60,
+        "MaxAttempts": 5,
+        "BackoffRate": 2,
+        "JitterStrategy": "FULL",
+    }
+    for state in ("Forget", "Verify", "Drill"):
+        assert len(states[state]["Retry"]) == 1
+
+
+def test_results_and_failures_are_events_on_the_default_bus(states: dict[str, Any]) -> None:
+    for name, detail_type, detail in (
+        ("MaintenanceSucceeded", "Vaultline Maintenance Succeeded", "$.results"),
+        ("MaintenanceFailed", "Vaultline Maintenance Failed", "$"),
+    ):
+        state = states[name]
+        assert state["Resource"].endswith(":states:::events:putEvents")
+        assert state["Parameters"]["Entries"] == [
+            {"Detail.$": detail, "DetailType": detail_type, "Source": "vaultline"}
+        ]
+        assert state["ResultPath"] is None
+
+
+def test_daily_schedule_sends_every_plan_sources_keep_rules(synth: Synth) -> None:
+    (schedule,) = [
+        v["Properties"]
+        for v in synth.resources("AWS::Scheduler::Schedule").values()
+        if v["Properties"]["Name"] == c.MAINTENANCE_SCHEDULE_NAME
+    ]
+    assert schedule["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    machine_id, _ = synth.only("AWS::StepFunctions::StateMachine", "Maintenance")
+    assert schedule["Target"]["Arn"] == {"Ref": machine_id}
+    sent = json.loads(resolve(schedule["Target"]["Input"]))
+    rules = {"keep_last": 3, "keep_hourly": 24, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12}
+    scratch_id, _ = synth.only("AWS::S3::Bucket", "DrillScratch")
+    assert sent == {
+        "policies": [
+            {"source": "s3://vaultline-demo-source", "plan": "demo", "rules": rules},
+            {"source": "dynamodb://vaultline-demo-table", "plan": "demo", "rules": rules},
+        ],
+        "prune": True,
+        "verify": {"parts": 7},
+        "drill": {"enabled": False, "scratch": f"s3://REF_{scratch_id}/drill-scratch"},
+    }
+    role = [s for s in statements(synth, "MaintenanceScheduleRole") if "states:StartExecution" in actions_of(s)]
+    assert resources_of(role[0]) == [f"REF_{machine_id}"]
+
+
+def test_schedule_and_drill_come_from_the_context() -> None:
+    from tests.infra.conftest import synthesize
+
+    s = synthesize({"maintenanceSchedule": "rate(12 hours)", "maintenanceDrill": True}, nag=False)
+    (schedule,) = [
+        v["Properties"]
+        for v in s.resources("AWS::Scheduler::Schedule").values()
+        if v["Properties"]["Name"] == c.MAINTENANCE_SCHEDULE_NAME
+    ]
+    assert schedule["ScheduleExpression"] == "rate(12 hours)"
+    assert json.loads(resolve(schedule["Target"]["Input"]))["drill"]["enabled"] is True
+
+
+def test_scratch_bucket_is_encrypted_private_logged_and_expires_leftovers(synth: Synth) -> None:
+    _, bucket = synth.only("AWS::S3::Bucket", "DrillScratch")
+    props = bucket["Properties"]
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] == "aws:kms"
+    assert props["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+    assert props["LoggingConfiguration"]["LogFilePrefix"] == "drill-scratch/"
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["Prefix"] == "drill-scratch/" and rule["ExpirationInDays"] == 1
+
+
+def _deletes(synth: Synth, function: str) -> list[str]:
+    found = [s for s in statements(synth, f"Functions{function}") if "s3:DeleteObject" in actions_of(s)]
+    return sorted(r for s in found for r in resources_of(s))
+
+
+def test_only_forget_and_prune_delete_in_the_vault_and_only_their_prefixes(synth: Synth) -> None:
+    vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
+    vault = f"GETATT_{vault_id}_Arn"
+    assert _deletes(synth, "MaintenanceForget") == [f"{vault}/recovery-points/*"]
+    assert _deletes(synth, "ApplyRetention") == [f"{vault}/recovery-points/*"]
+    assert _deletes(synth, "MaintenancePrune") == [f"{vault}/data/*", f"{vault}/index/*", f"{vault}/locks/*"]
+    assert _deletes(synth, "MaintenanceVerify") == []
+    scratch_id, _ = synth.only("AWS::S3::Bucket", "DrillScratch")
+    assert _deletes(synth, "MaintenanceDrill") == [f"GETATT_{scratch_id}_Arn/drill-scratch/*"]
+
+
+def test_forget_and_prune_may_read_object_lock_state(synth: Synth) -> None:
+    for function in ("MaintenanceForget", "MaintenancePrune", "ApplyRetention"):
+        granted = {a for s in statements(synth, f"Functions{function}") for a in actions_of(s)}
+        assert {"s3:GetObjectRetention", "s3:GetObjectLegalHold", "s3:GetBucketObjectLockConfiguration"} <= granted
+    granted = {a for s in statements(synth, "FunctionsMaintenanceVerify") for a in actions_of(s)}
+    assert "s3:GetObjectRetention" not in granted
+
+
+def test_stack_outputs_the_maintenance_state_machine(synth: Synth) -> None:
+    machine_id, _ = synth.only("AWS::StepFunctions::StateMachine", "Maintenance")
+    assert synth.template["Outputs"]["MaintenanceStateMachineArn"]["Value"] == {"Ref": machine_id}
+
+
+def test_maintenance_failures_and_integrity_problems_reach_the_topic(synth: Synth) -> None:
+    topic_id, _ = synth.only("AWS::SNS::Topic")
+    rules = {k: v["Properties"] for k, v in synth.resources("AWS::Events::Rule").items() if "Maintenance" in k}
+    patterns = [r["EventPattern"] for r in rules.values()]
+    assert {"source": ["vaultline"], "detail-type": [c.MAINTENANCE_SUCCEEDED, c.MAINTENANCE_FAILED]} in patterns
+    assert any(p.get("source") == ["aws.states"] for p in patterns)
+    for rule in rules.values():
+        assert rule["Targets"][0]["Arn"] == {"Ref": topic_id}
+    _, alarm = synth.only("AWS::CloudWatch::Alarm", "MaintenanceIntegrity")
+    names = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Properties"]["Metrics"] if "MetricStat" in m}
+    assert names == {"VerifyErrors", "DrillFailures"}
+    assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+
+
+# --- the backup's Retention state ---------------------------------------------------------------------------
+
+
+def test_backup_retention_runs_after_both_commits_and_never_fails_the_backup(synth: Synth) -> None:
+    backup_states = definition(synth, "Backup")["States"]
+    assert backup_states["Commit"]["Next"] == "Retention"
+    assert backup_states["DdbCommit"]["Next"] == "Retention"
+    retention = backup_states["Retention"]
+    assert retention["Resource"] == _function_ref(synth, "ApplyRetention")
+    assert "Parameters" not in retention
+    assert retention["ResultPath"] == "$.retention_result"
+    assert retention["Next"] == "BackupSucceeded"
+    assert retention["Retry"] == [LAMBDA_RETRY]
+    assert retention["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.retention_error", "Next": "BackupSucceeded"}
+    ]
+    assert "Retention" not in definition(synth, "Restore")["States"]
