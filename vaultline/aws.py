@@ -1,4 +1,5 @@
-"""boto3 clients configured once: standard credential chain and AWS_ENDPOINT_URL, adaptive retries."""
+"""boto3 clients configured once: standard credential chain and AWS_ENDPOINT_URL, adaptive retries; and clients
+that read through a role in another account."""
 
 from __future__ import annotations
 
@@ -6,20 +7,79 @@ import threading
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, DeferredRefreshableCredentials
+from botocore.exceptions import ClientError
+
+from vaultline.errors import SourceError
 
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=32)
+SESSION_NAME = "vaultline"
 _lock = threading.Lock()
-_clients: dict[tuple[str, str | None], Any] = {}
+_clients: dict[tuple[str, str | None, str | None], Any] = {}
 
 
 def client(service: str, region: str | None = None) -> Any:
     """A shared, thread-safe boto3 client for ``service`` (boto3 clients are thread-safe, sessions are not)."""
-    key = (service, region)
+    key = (service, region, None)
     with _lock:
         if key not in _clients:
             _clients[key] = boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
         return _clients[key]
+
+
+def role_client(service: str, role_arn: str, region: str | None = None) -> Any:
+    """A shared client for ``service`` acting as ``role_arn`` (a source in another account).
+
+    The role is assumed once up front, so a role we may not assume fails here with a clear error rather than on
+    the first read. Credentials refresh themselves before they expire: a CLI backup of a large bucket outlives
+    the one-hour session an AssumeRole grants.
+    """
+    key = (service, region, role_arn)
+    with _lock:
+        cached = _clients.get(key)
+    if cached is not None:
+        return cached
+    credentials = DeferredRefreshableCredentials(
+        refresh_using=lambda: _assume(role_arn, region), method="sts-assume-role"
+    )
+    credentials.get_frozen_credentials()  # fail now, naming the role, if it cannot be assumed
+    botocore_session = botocore.session.Session()
+    # Put the role first in the session's own resolver chain, so nothing (environment, profile) shadows it.
+    botocore_session.get_component("credential_provider").insert_before("env", _Provided(credentials))
+    made = boto3.session.Session(botocore_session=botocore_session).client(  # type: ignore[call-overload]
+        service, region_name=region, config=_CONFIG
+    )
+    with _lock:
+        return _clients.setdefault(key, made)
+
+
+class _Provided(CredentialProvider):
+    """Hands the resolver credentials made elsewhere (the refreshing role credentials above)."""
+
+    METHOD = "vaultline-assume-role"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self._credentials
+
+
+def _assume(role_arn: str, region: str | None) -> dict[str, str]:
+    try:
+        creds = client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", str(exc))
+        raise SourceError(f"cannot assume role {role_arn} ({code})") from None
+    return {
+        "access_key": creds["AccessKeyId"],
+        "secret_key": creds["SecretAccessKey"],
+        "token": creds["SessionToken"],
+        "expiry_time": creds["Expiration"].isoformat(),
+    }
 
 
 def reset_clients() -> None:

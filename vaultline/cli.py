@@ -98,7 +98,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if is_table_url(args.source):
         return _backup_table(args)
     vault = _open(args)
-    source = open_source(args.source, args.include, args.exclude)
+    source = open_source(args.source, args.include, args.exclude, role_arn=args.role_arn)
     tags = dict(_parse_tag(t) for t in args.tag)
     with _progress(not args.json, f"backup {source.url}") as progress:
         rp = run_backup(vault, source, tags=tags, progress=progress)
@@ -367,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include", action="append", default=[], metavar="GLOB")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--role-arn", metavar="ARN", help="read the source through this IAM role (a bucket or table in another account)"
+    )
     p.add_argument("--mode", choices=["scan", "export"], default="scan", help="dynamodb:// sources: how to read")
     p.add_argument("--segments", type=int, help="dynamodb:// scan: TotalSegments (default: from the table size)")
     p.add_argument("--read-rate", type=float, metavar="RCU/S", help="dynamodb:// scan: read capacity units per second")

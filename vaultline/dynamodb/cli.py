@@ -13,6 +13,7 @@ from vaultline.dynamodb.backup import run_table_backup
 from vaultline.dynamodb.items import item_to_json
 from vaultline.dynamodb.model import BackupOptions, table_info
 from vaultline.dynamodb.restore import find_items, parse_keys, restore_table
+from vaultline.dynamodb.table import TableRef, parse_table_url
 from vaultline.errors import UsageError
 from vaultline.manifest import resolve_recovery_point
 from vaultline.vault import Vault
@@ -26,7 +27,7 @@ def backup(vault: Vault, args: argparse.Namespace, tags: dict[str, str]) -> tupl
         read_rate=getattr(args, "read_rate", None),
         consistent_read=bool(getattr(args, "consistent_read", False)),
     )
-    rp = run_table_backup(vault, args.source, options, tags=tags)
+    rp = run_table_backup(vault, _with_role(args.source, getattr(args, "role_arn", None)), options, tags=tags)
     info = table_info(rp)
     s = rp.stats
     doc = {
@@ -45,6 +46,16 @@ def backup(vault: Vault, args: argparse.Namespace, tags: dict[str, str]) -> tupl
         f"{s.bytes} bytes; stored {s.bytes_stored} bytes in {s.new_chunks} new chunks; {s.seconds:.1f} s"
     )
     return doc, line
+
+
+def _with_role(url: str, role_arn: str | None) -> str:
+    """``--role-arn`` is the CLI's spelling of the URL's ``role=``; both may be given only if they agree."""
+    if not role_arn:
+        return url
+    ref = parse_table_url(url)
+    if ref.role and ref.role != role_arn:
+        raise UsageError(f"{url}: role= in the URL and --role-arn {role_arn} disagree")
+    return TableRef(ref.name, ref.region, role_arn).url
 
 
 def restore(vault: Vault, args: argparse.Namespace) -> tuple[dict[str, Any], str]:

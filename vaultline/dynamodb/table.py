@@ -10,16 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from vaultline.aws import client
+from vaultline.aws import client, role_client
 from vaultline.errors import SourceError, TargetError, UsageError
 
 SCHEME = "dynamodb://"
-_ROLE_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=32)
 
 
 @dataclass(frozen=True)
@@ -55,19 +52,13 @@ def is_table_url(url: str) -> bool:
 
 
 def table_client(ref: TableRef) -> Any:
-    """A DynamoDB client for the table's region, with the role's credentials when one is named."""
+    """A DynamoDB client for the table's region, acting as the table's role when one is named."""
     if not ref.role:
         return client("dynamodb", ref.region)
     try:
-        creds = client("sts", ref.region).assume_role(RoleArn=ref.role, RoleSessionName="vaultline")["Credentials"]
-    except ClientError as exc:
-        raise SourceError(f"{ref.url}: cannot assume role {ref.role} ({_code(exc)})") from None
-    session = boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-    return session.client("dynamodb", region_name=ref.region, config=_ROLE_CONFIG)
+        return role_client("dynamodb", ref.role, ref.region)
+    except SourceError as exc:
+        raise SourceError(f"{ref.url}: {exc}") from None
 
 
 def _code(exc: ClientError) -> str:

@@ -55,7 +55,8 @@ CARRIED_BATCH = -1  # the result that holds unchanged objects carried over from 
 
 
 def _source(request: BackupRequest) -> S3Source:
-    return S3Source(request.source.url, KeyFilter(request.source.include, request.source.exclude))
+    spec = request.source
+    return S3Source(spec.url, KeyFilter(spec.include, spec.exclude), role_arn=spec.role_arn)
 
 
 def batches(listed: list[ObjectEntry], workers: int = 1) -> Iterator[list[ObjectEntry]]:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from vaultline.manifest import BackupStats, ObjectEntry
+from vaultline.plans import ROLE_ARN
 
 
 class _Event(BaseModel):
@@ -19,6 +20,8 @@ class SourceSpec(_Event):
     url: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
+    # A bucket in another account is read through a role there; the stack may only assume the planned roles.
+    role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
 
 
 class BackupRequest(_Event):

@@ -1,4 +1,5 @@
-"""An S3 bucket (optionally a prefix) as a source, read with the standard credential chain."""
+"""An S3 bucket (optionally a prefix) as a source, read with the standard credential chain or through a role in
+the bucket's account."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from vaultline.aws import client
+from vaultline.aws import client, role_client
 from vaultline.chunking import Readable
 from vaultline.errors import SourceError
 from vaultline.manifest import ObjectEntry
@@ -35,11 +36,30 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 class S3Source(Source):
     kind: Literal["s3", "local"] = "s3"
 
-    def __init__(self, url: str, key_filter: KeyFilter | None = None, s3: Any = None) -> None:
+    def __init__(
+        self, url: str, key_filter: KeyFilter | None = None, s3: Any = None, role_arn: str | None = None
+    ) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
+        # The role is how the bucket is read, not what it is: the url (the source's identity, which incremental
+        # backups match on) is the same either way.
         self.url = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
         self.filter = key_filter or KeyFilter()
-        self.s3 = s3 or client("s3")
+        self.role_arn = role_arn
+        self._s3 = s3
+
+    @property
+    def s3(self) -> Any:
+        """The client, made on first use: a step that only needs the source's identity (Commit) must not need
+        the right to assume its role."""
+        if self._s3 is None:
+            if not self.role_arn:
+                self._s3 = client("s3")
+            else:
+                try:
+                    self._s3 = role_client("s3", self.role_arn)
+                except SourceError as exc:
+                    raise SourceError(f"source bucket {self.bucket}: {exc}") from None
+        return self._s3
 
     def _error(self, exc: ClientError, key: str | None = None) -> SourceError:
         code = exc.response.get("Error", {}).get("Code", "")
