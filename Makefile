@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 # Node 20 works for synthesis; jsii's banners about it would bury real output.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+# jsii wants the end-of-life majors listed by number (not a flag) before it stops shouting about them.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20,22
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
 .PHONY: venv lint test unit e2e infra demo bench layer synth deploy clean

@@ -23,7 +23,8 @@ def synthesize(
         "CDK_OUTDIR": str(out),
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
         "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+        # This one takes the end-of-life majors to silence, by number, not a flag.
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "18,20,22",
     }
     result = subprocess.run(
         [sys.executable, "app.py"], cwd=project, env=env, capture_output=True, text=True, check=False
