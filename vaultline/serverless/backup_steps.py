@@ -41,6 +41,7 @@ from vaultline.serverless.staging import (
     put_work_list,
     run_prefix,
     s3_storage,
+    undone_on_failure,
 )
 from vaultline.sources import KeyFilter, S3Source
 from vaultline.vault import Vault
@@ -96,44 +97,45 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
     # garbage blobs this run's workers will find in the index and reuse. Workers refresh it; Commit and
     # Abort release it; a run that dies without either leaves a lock that goes stale in 30 minutes.
     lock = locks.acquire(vault.storage, "backup", exclusive=False, owner=event.execution or rp_id)
-    vault.reload_index()
-    recover_unindexed_packs(vault)
-    parent = latest_for_source(vault, source.url)
-    previous = load_previous(vault, parent)
+    with undone_on_failure(vault, rp_id, lock):
+        vault.reload_index()
+        recover_unindexed_packs(vault)
+        parent = latest_for_source(vault, source.url)
+        previous = load_previous(vault, parent)
 
-    carried = BatchResult(batch=CARRIED_BATCH, entries=[], stats=BackupStats())
-    changed: list[ObjectEntry] = []
-    for item in source.list():
-        before = previous.get(item.key)
-        if before is not None and before.same_content(item):
-            carried.entries.append(before)
-            carried.stats.objects += 1
-            carried.stats.objects_unchanged += 1
-            carried.stats.bytes += item.size
-        else:
-            changed.append(item)
-    put_sealed(vault, f"{prefix}results/carried.json", carried)
+        carried = BatchResult(batch=CARRIED_BATCH, entries=[], stats=BackupStats())
+        changed: list[ObjectEntry] = []
+        for item in source.list():
+            before = previous.get(item.key)
+            if before is not None and before.same_content(item):
+                carried.entries.append(before)
+                carried.stats.objects += 1
+                carried.stats.objects_unchanged += 1
+                carried.stats.bytes += item.size
+            else:
+                changed.append(item)
+        put_sealed(vault, f"{prefix}results/carried.json", carried)
 
-    work: list[dict[str, object]] = []
-    for number, batch in enumerate(batches(changed, request.worker_concurrency)):
-        key = f"{prefix}batches/{number:06d}.json"
-        put_sealed(vault, key, BatchResult(batch=number, entries=batch, stats=BackupStats()))
-        work.append(WorkItem(batch=number, key=key).model_dump())
-    run = StagedRun(
-        recovery_point=rp_id,
-        source=request.source,
-        plan=request.plan,
-        tags=request.tags,
-        compression_level=request.compression_level,
-        parent=parent.id if parent else None,
-        started=started.isoformat(),
-        batches=len(work),
-        execution=event.execution,
-        lock_id=lock.id,
-    )
-    put_sealed(vault, f"{prefix}run.json", run)
-    work_list_key = f"{prefix}work-list.json"
-    put_work_list(vault, work_list_key, work)
+        work: list[dict[str, object]] = []
+        for number, batch in enumerate(batches(changed, request.worker_concurrency)):
+            key = f"{prefix}batches/{number:06d}.json"
+            put_sealed(vault, key, BatchResult(batch=number, entries=batch, stats=BackupStats()))
+            work.append(WorkItem(batch=number, key=key).model_dump())
+        run = StagedRun(
+            recovery_point=rp_id,
+            source=request.source,
+            plan=request.plan,
+            tags=request.tags,
+            compression_level=request.compression_level,
+            parent=parent.id if parent else None,
+            started=started.isoformat(),
+            batches=len(work),
+            execution=event.execution,
+            lock_id=lock.id,
+        )
+        put_sealed(vault, f"{prefix}run.json", run)
+        work_list_key = f"{prefix}work-list.json"
+        put_work_list(vault, work_list_key, work)
     return Prepared(
         recovery_point=rp_id,
         vault_bucket=s3_storage(vault).bucket,

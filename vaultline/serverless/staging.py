@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from vaultline import locks
 from vaultline.errors import VaultError, VaultExists, VaultNotFound
 from vaultline.storage import S3Storage
 from vaultline.vault import STAGING_PREFIX, Vault
@@ -72,6 +75,24 @@ def clean_run(vault: Vault, run_id: str) -> int:
     for key in keys:
         vault.storage.delete(key)
     return len(keys)
+
+
+@contextlib.contextmanager
+def undone_on_failure(vault: Vault, run_id: str, lock: locks.Lock) -> Iterator[None]:
+    """Wrap a Prepare step after it took the run's lock: on any failure, delete what it staged and release the lock.
+
+    Abort cannot do this for Prepare: a Prepare that fails returns no ``$.prepared``, so Abort does not know the
+    run. Without it, a Prepare failing on bad input (a missing bucket, a table without PITR in export mode) would
+    leave a shared lock that blocks prune until it goes stale, and a staged work list behind.
+    """
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            clean_run(vault, run_id)
+        with contextlib.suppress(Exception):
+            locks.release(vault.storage, lock.id)
+        raise
 
 
 def clean_map_results(vault: Vault, map_output: dict[str, Any] | None) -> None:
