@@ -52,6 +52,9 @@ demo: venv
 bench: venv
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/workflow_bench.py
+	$(BIN)/python bench/dynamodb_bench.py
+	$(BIN)/python bench/dynamodb_workflow_bench.py --quick
+	$(BIN)/python bench/maintenance_bench.py
 
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache
