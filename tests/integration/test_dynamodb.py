@@ -274,8 +274,11 @@ def test_one_percent_changed_items_grow_the_vault_a_little(ddb: Any, s3_vault: V
         ddb.put_item(TableName="events", Item={**item, "body": {"S": rng.randbytes(700).hex()}})
     day2 = run_table_backup(s3_vault, "dynamodb://events", sleep=NO_SLEEP)
     assert day2.parent == day1.id and day2.stats.objects == 3000
+    # 30 of 3000 items: stored bytes (data and manifest) grow about as the share of small chunks holding one of them.
+    # FastCDC over the stream bytes (before item anchors) stored 17% here; item anchors store under 5%.
     growth = day2.stats.bytes_stored / day1.stats.bytes_stored
-    assert growth < 0.35, f"day-2 stored {growth:.0%} of day 1"
+    assert growth < 0.08, f"day-2 stored {growth:.0%} of day 1"
+    assert day2.stats.new_chunks <= 2 * 30 + 10
 
 
 class Throttling:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,22 @@ from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vaultline.chunking import Chunker
 from vaultline.dynamodb.export import apply_changes, change_set
 from vaultline.dynamodb.items import KeyMismatch, decode_item, encode_item, iter_lines, key_of, parse_key
 from vaultline.dynamodb.restore import iter_stream_items
-from vaultline.dynamodb.scan import StreamWriter
+from vaultline.dynamodb.scan import (
+    ITEM_STREAM_CHUNKER,
+    LEGACY_ITEM_STREAM_CHUNKER,
+    StreamWriter,
+    item_anchor,
+    line_anchor,
+)
 from vaultline.dynamodb.throttle import Backoff, RateLimiter
 from vaultline.errors import VaultlineRetryable
 from vaultline.manifest import ObjectEntry
 from vaultline.packer import BlobWriter
+from vaultline.packs import BlobType
 from vaultline.storage import LocalStorage
 from vaultline.vault import Vault
 
@@ -60,10 +69,12 @@ def test_any_item_round_trips_through_its_json_line(item: dict[str, Any]) -> Non
 @given(st.lists(items, min_size=1, max_size=40))
 def test_item_streams_round_trip_through_the_vault(tmp_path_factory: pytest.TempPathFactory, batch: list[Any]) -> None:
     vault = Vault.init(LocalStorage(tmp_path_factory.mktemp("v") / "vault"))
+    # Tiny chunks, so that items of a few bytes are cut too; anchors on the first attribute when it is a key type.
+    params = ITEM_STREAM_CHUNKER.model_copy(update={"min_size": 16, "avg_size": 64, "max_size": 256})
     with BlobWriter(vault) as writer:
-        stream = StreamWriter(writer)
+        stream = StreamWriter(writer, params)
         for item in batch:
-            stream.add(encode_item(item))
+            stream.add(encode_item(item), item_anchor(item, [next(iter(item))]))
         entry = ObjectEntry(key="segment/00000/part/0000", size=stream.size, chunks=stream.finish())
         writer.flush()
     assert list(iter_stream_items(vault, [entry])) == batch
@@ -76,15 +87,93 @@ def test_canonical_lines_ignore_attribute_order() -> None:
     assert key_of(a, ["pk"]) == key_of(b, ["pk"])
 
 
-def test_stream_cut_in_pieces_gives_the_chunks_of_one_pass(local_vault: Vault) -> None:
-    lines = [encode_item({"pk": {"S": f"k{i:06d}"}, "v": {"S": "x" * (i % 300)}}) for i in range(6000)]
+def order(n: int, body: str = "x") -> dict[str, Any]:
+    return {"pk": {"S": f"k{n:06d}"}, "v": {"S": body * (200 + n % 300)}}
+
+
+class Recorder:
+    """Stands in for a BlobWriter: keeps each chunk's plaintext under its id."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[bytes, bytes] = {}
+
+    def add(self, data: bytes, blob_type: int) -> bytes:
+        blob_id = hashlib.sha256(data).digest()
+        self.blobs[blob_id] = data
+        return blob_id
+
+
+def cut(batch: list[dict[str, Any]]) -> list[bytes]:
+    """The chunk plaintexts of ``batch`` as a scan worker cuts them."""
+    recorder = Recorder()
+    stream = StreamWriter(recorder)  # type: ignore[arg-type]
+    for item in batch:
+        stream.add(encode_item(item), item_anchor(item, ["pk"]))
+    return [recorder.blobs[bytes.fromhex(i)] for i in stream.finish()]
+
+
+def test_item_streams_are_cut_between_items_within_the_size_bounds() -> None:
+    batch = [order(i) for i in range(3000)]
+    chunks = cut(batch)
+    params = ITEM_STREAM_CHUNKER
+    assert b"".join(chunks) == b"".join(encode_item(i) for i in batch)
+    assert all(c.endswith(b"\n") for c in chunks)
+    assert all(len(c) <= params.max_size for c in chunks)
+    assert all(len(c) >= params.min_size for c in chunks[:-1])
+    mean = sum(map(len, chunks)) / len(chunks)
+    assert params.min_size < mean < params.min_size + 2 * params.avg_size
+
+
+def test_a_changed_item_changes_only_its_own_chunk() -> None:
+    """Boundaries follow keys: an item updated in place (same length) leaves every other chunk as it was, and an
+    inserted or deleted item disturbs only the chunks around it."""
+    batch = [order(i) for i in range(3000)]
+    before = cut(batch)
+    updated = [order(i, "y") if i == 1500 else item for i, item in enumerate(batch)]
+    after = cut(updated)
+    assert len(after) == len(before) and sum(a != b for a, b in zip(after, before, strict=True)) == 1
+    churned = [*batch[:700], order(10_000), *batch[700:2100], *batch[2101:]]
+    assert len(set(cut(churned)) - set(before)) <= 4
+
+
+def test_item_anchor_of_a_line_is_the_anchor_of_its_item() -> None:
+    keys = ["pk", "sk"]
+    for item in (
+        {"pk": {"S": "a"}, "sk": {"N": "1.5"}, "v": {"S": "x"}},
+        {"pk": {"B": b"\x00\n\xff"}, "sk": {"S": "é"}},
+    ):
+        assert line_anchor(encode_item(item), keys) == item_anchor(item, keys) is not None
+    assert item_anchor({"pk": {"S": "a"}}, keys) is None  # no sort key: the line is the anchor
+    assert item_anchor({"pk": {"S": "ab"}, "sk": {"S": "c"}}, keys) != item_anchor(
+        {"pk": {"S": "a"}, "sk": {"S": "bc"}}, keys
+    )
+
+
+def test_a_worker_without_key_names_anchors_on_lines(local_vault: Vault) -> None:
+    batch = [order(i) for i in range(1000)]
     with BlobWriter(local_vault) as writer:
-        piecewise = StreamWriter(writer)
-        for line in lines:
-            piecewise.add(line)
-        one_pass = list(piecewise.chunker.split_bytes(b"".join(lines)))
-        assert piecewise.finish() == [local_vault.cipher.chunk_id(c).hex() for c in one_pass]
-        assert len(one_pass) > 10
+        stream = StreamWriter(writer)
+        for item in batch:
+            stream.add(encode_item(item))
+        entry = ObjectEntry(key="segment/00000/part/0000", size=stream.size, chunks=stream.finish())
+        writer.flush()
+    assert len(entry.chunks) > 10
+    assert list(iter_stream_items(local_vault, [entry])) == batch
+
+
+def test_recovery_points_cut_with_fastcdc_still_read(local_vault: Vault) -> None:
+    """Streams written before item anchors (FastCDC over the bytes, boundaries inside lines) read as before."""
+    batch = [order(i) for i in range(2000)]
+    data = b"".join(encode_item(i) for i in batch)
+    with BlobWriter(local_vault) as writer:
+        pieces = list(Chunker(LEGACY_ITEM_STREAM_CHUNKER).split_bytes(data))
+        ids = [writer.add(p, BlobType.DATA).hex() for p in pieces]
+        writer.flush()
+    assert any(not p.endswith(b"\n") for p in pieces)
+    entry = ObjectEntry(key="segment/00000/part/0000", size=len(data), chunks=ids)
+    assert list(iter_stream_items(local_vault, [entry])) == batch
+    with pytest.raises(ValueError, match="item streams are cut with"):
+        StreamWriter(BlobWriter(local_vault), LEGACY_ITEM_STREAM_CHUNKER)
 
 
 def test_lines_spanning_chunks_are_reassembled() -> None:

@@ -154,6 +154,7 @@ def _scan_parts(
         page_limit=options.page_size,
         limiter=RateLimiter(options.read_rate, sleep=sleep),
         backoff=Backoff(sleep=sleep),
+        key_names=list(snapshot.key_types),
     )
     parts = []
     for segment in range(total):
@@ -189,7 +190,8 @@ def _export_parts(
         parts = _merge_incremental(vault, parent, keys, snapshot, writer)
     else:
         for segment, key in enumerate(keys):
-            parts.append(store_items(writer, segment, 0, full_export_lines(read_export_file(vault, key))))
+            lines = full_export_lines(read_export_file(vault, key))
+            parts.append(store_items(writer, segment, 0, lines, list(snapshot.key_types)))
     info = TableBackupInfo(
         table=snapshot,
         mode="export",
@@ -212,7 +214,7 @@ def _merge_incremental(
     try:
         streams = (reader.stream(entry.chunks) for entry in iter_entries(vault, parent))
         return [
-            store_items(writer, segment, 0, lines)
+            store_items(writer, segment, 0, lines, key_names)
             for segment, lines in enumerate(apply_changes(streams, changes, key_names))
         ]
     finally:
