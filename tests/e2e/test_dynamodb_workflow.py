@@ -10,8 +10,9 @@ import pytest
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
+from vaultline.dynamodb.model import table_info
 from vaultline.embedded.lambdas import LambdaContext, invocations
-from vaultline.manifest import list_recovery_points
+from vaultline.manifest import list_recovery_points, load_recovery_point
 from vaultline.remote import ExecutionFailed, follow, start
 from vaultline.vault import Vault
 
@@ -40,7 +41,7 @@ def _items(n: int) -> list[dict[str, Any]]:
     return items
 
 
-def _create_table(name: str, items: list[dict[str, Any]]) -> None:
+def _create_table(name: str, items: list[dict[str, Any]], pitr: bool = False) -> None:
     ddb = client("dynamodb")
     ddb.create_table(
         TableName=name,
@@ -52,6 +53,10 @@ def _create_table(name: str, items: list[dict[str, Any]]) -> None:
         BillingMode="PAY_PER_REQUEST",
         Tags=[{"Key": "team", "Value": "data"}],
     )
+    if pitr:
+        ddb.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
     for start_at in range(0, len(items), 25):
         batch = [{"PutRequest": {"Item": item}} for item in items[start_at : start_at + 25]]
         ddb.batch_write_item(RequestItems={name: batch})
@@ -171,3 +176,83 @@ def test_a_segment_failing_mid_table_aborts_and_cleans_its_staging(
     assert list_recovery_points(Vault.open(deployment.stack.vault_url)) == []
     assert _staging_keys(deployment) == []
     assert _lock_keys(deployment) == [], "the run's shared vault lock outlived it"
+
+
+def _entered_states(execution: str) -> list[str]:
+    history = client("stepfunctions").get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
+def test_export_mode_backs_up_a_pitr_table_through_the_export_poll_and_restores_item_for_item(
+    deployment: Deployment,
+) -> None:
+    items = _items(120)
+    _create_table("ledger", items, pitr=True)
+
+    execution = start(deployment.stack.backup_state_machine, _table_input(deployment, "ledger", mode="export"))
+    output = follow(execution, poll_seconds=0.05)
+
+    prepared, committed = output["prepared"], output["committed"]
+    assert prepared["mode"] == "export" and prepared["work_list_key"] is None and prepared["export_arn"]
+    assert output["work"]["status"] == "COMPLETED" and output["work"]["files"] >= 1
+    entered = _entered_states(execution)
+    assert entered[:4] == ["SourceType", "DdbPrepare", "DdbMode", "DdbExportStatus"]
+    assert "DdbScanWorkList" not in entered and "Abort" not in entered
+    # The workers run in the map's child executions: count their invocations, one per export data file.
+    assert sum(n for name, n in invocations.calls.items() if "SegmentWorker" in name) == output["work"]["files"]
+    assert committed["source"] == "dynamodb://ledger"
+
+    vault = Vault.open(deployment.stack.vault_url)
+    assert [rp.id for rp in list_recovery_points(vault)] == [committed["recovery_point"]]
+    info = table_info(load_recovery_point(vault, committed["recovery_point"]))
+    assert info.mode == "export" and info.export_type == "FULL_EXPORT"
+    assert info.export_arn == prepared["export_arn"] and info.export_time is not None
+    assert info.items == len(items) and info.read_capacity_units == 0
+    assert info.total_segments == output["work"]["files"]
+    assert info.table.name == "ledger"
+    assert info.table.pitr_enabled
+    assert {k["AttributeName"]: k["KeyType"] for k in info.table.description["KeySchema"]} == {
+        "pk": "HASH",
+        "sk": "RANGE",
+    }
+    assert {"Key": "team", "Value": "data"} in info.table.tags
+    # The export's data files were written under staging/<rp>/export/; Commit cleaned them with the rest.
+    assert _staging_keys(deployment) == []
+    assert _lock_keys(deployment) == [], "the run's shared vault lock outlived it"
+
+    restore = start(
+        deployment.stack.restore_state_machine,
+        {
+            "recovery_point": committed["recovery_point"],
+            "target": "dynamodb://vaultline-ledger-restored",
+            "worker_concurrency": 4,
+        },
+    )
+    finished = follow(restore, poll_seconds=0.05)["finished"]
+
+    assert finished["items"] == len(items) and finished["table_created"] is True
+    assert _table_items("vaultline-ledger-restored") == _table_items("ledger")
+    assert len(_table_items("ledger")) == len(items)
+    restored_pitr = client("dynamodb").describe_continuous_backups(TableName="vaultline-ledger-restored")
+    assert (
+        restored_pitr["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+        == "ENABLED"
+    )
+    assert _staging_keys(deployment) == []
+    assert _lock_keys(deployment) == [], "the run's shared vault lock outlived it"
+
+
+def test_export_mode_without_pitr_fails_clearly_and_leaves_nothing_behind(deployment: Deployment) -> None:
+    _create_table("no-pitr", _items(10))
+
+    execution = start(deployment.stack.backup_state_machine, _table_input(deployment, "no-pitr", mode="export"))
+    with pytest.raises(ExecutionFailed, match="point-in-time recovery is off"):
+        follow(execution, poll_seconds=0.05)
+
+    entered = _entered_states(execution)
+    assert entered[:2] == ["SourceType", "DdbPrepare"]
+    assert "DdbExportStatus" not in entered and "DdbSegments" not in entered
+    assert "Abort" in entered and "BackupFailed" in entered
+    assert list_recovery_points(Vault.open(deployment.stack.vault_url)) == []
+    assert _staging_keys(deployment) == []
+    assert _lock_keys(deployment) == [], "the failed run's shared vault lock outlived it"

@@ -65,8 +65,9 @@ def start_export(
             "ExportViewType": "NEW_IMAGE",
         }
     else:
+        # No ExportTime: AWS then copies the table as of its own clock's now, and says when in the response. Asking
+        # for our clock's now could name a moment past the end of the PITR window and be refused.
         args["ExportType"] = "FULL_EXPORT"
-        args["ExportTime"] = now
     try:
         described = ddb.export_table_to_point_in_time(**args)["ExportDescription"]
     except ClientError as exc:

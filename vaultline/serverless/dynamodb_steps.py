@@ -62,6 +62,7 @@ from vaultline.serverless.staging import (
     put_work_list,
     run_prefix,
     s3_storage,
+    undone_on_failure,
 )
 from vaultline.vault import Vault
 
@@ -189,33 +190,34 @@ def prepare(vault: Vault, event: PrepareEvent) -> TablePrepared:
     rp_id = new_recovery_point_id(started)
     # The same shared vault lock as an S3 run (see backup_steps.prepare): held until Commit or Abort.
     lock = locks.acquire(vault.storage, "backup", exclusive=False, owner=event.execution or rp_id)
-    vault.reload_index()
-    recover_unindexed_packs(vault)
-    parent = latest_for_source(vault, ref.url)
-    run = TableStagedRun(
-        lock_id=lock.id,
-        recovery_point=rp_id,
-        url=ref.url,
-        options=options,
-        snapshot=snapshot,
-        total_segments=segments_for(snapshot, options.segments),
-        plan=request.plan,
-        tags=request.tags,
-        compression_level=request.compression_level,
-        parent=parent.id if parent else None,
-        started=started.isoformat(),
-        execution=event.execution,
-    )
-    prefix = run_prefix(rp_id)
-    work_list_key = None
-    if options.mode == "export":
-        # Serverless export runs are full exports: each data file becomes a segment stream independently.
-        run.export_arn, _, run.export_time = start_export(ddb, vault, snapshot, rp_id, None)
-    else:
-        items = [SegmentWorkItem(segment=s).model_dump(mode="json") for s in range(run.total_segments)]
-        put_work_list(vault, f"{prefix}work-list.json", items)
-        work_list_key = full_key(vault, f"{prefix}work-list.json")
-    put_sealed(vault, f"{prefix}run.json", run)
+    with undone_on_failure(vault, rp_id, lock):
+        vault.reload_index()
+        recover_unindexed_packs(vault)
+        parent = latest_for_source(vault, ref.url)
+        run = TableStagedRun(
+            lock_id=lock.id,
+            recovery_point=rp_id,
+            url=ref.url,
+            options=options,
+            snapshot=snapshot,
+            total_segments=segments_for(snapshot, options.segments),
+            plan=request.plan,
+            tags=request.tags,
+            compression_level=request.compression_level,
+            parent=parent.id if parent else None,
+            started=started.isoformat(),
+            execution=event.execution,
+        )
+        prefix = run_prefix(rp_id)
+        work_list_key = None
+        if options.mode == "export":
+            # Serverless export runs are full exports: each data file becomes a segment stream independently.
+            run.export_arn, _, run.export_time = start_export(ddb, vault, snapshot, rp_id, None)
+        else:
+            items = [SegmentWorkItem(segment=s).model_dump(mode="json") for s in range(run.total_segments)]
+            put_work_list(vault, f"{prefix}work-list.json", items)
+            work_list_key = full_key(vault, f"{prefix}work-list.json")
+        put_sealed(vault, f"{prefix}run.json", run)
     return TablePrepared(
         recovery_point=rp_id,
         vault_bucket=s3_storage(vault).bucket,
@@ -257,7 +259,8 @@ def segment_worker(
     options = run.options
     with BlobWriter(vault, run.compression_level) as writer:
         if item.file is not None:
-            entry, count = store_items(writer, item.segment, 0, full_export_lines(read_export_file(vault, item.file)))
+            lines = full_export_lines(read_export_file(vault, item.file))
+            entry, count = store_items(writer, item.segment, 0, lines, list(run.snapshot.key_types))
             units, following = 0.0, None
         else:
             ddb = ddb or table_client(parse_table_url(run.url))
@@ -269,6 +272,7 @@ def segment_worker(
                 backoff=Backoff(sleep=sleep),
                 remaining_ms=remaining_ms,
                 reserve_ms=RESERVE_MS,
+                key_names=list(run.snapshot.key_types),
             )
             result = scan_segment(ddb, run.snapshot.name, item.segment, run.total_segments, writer, item.cursor, scan)
             entry, count, units, following = result.entry, result.items, result.read_units, result.next
