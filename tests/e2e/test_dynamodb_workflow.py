@@ -220,13 +220,10 @@ def test_export_mode_backs_up_a_pitr_table_through_the_export_poll_and_restores_
     assert _staging_keys(deployment) == []
     assert _lock_keys(deployment) == [], "the run's shared vault lock outlived it"
 
+    # Started by hand with no worker_concurrency: the map takes Prepare's validated default, not the raw input.
     restore = start(
         deployment.stack.restore_state_machine,
-        {
-            "recovery_point": committed["recovery_point"],
-            "target": "dynamodb://vaultline-ledger-restored",
-            "worker_concurrency": 4,
-        },
+        {"recovery_point": committed["recovery_point"], "target": "dynamodb://vaultline-ledger-restored"},
     )
     finished = follow(restore, poll_seconds=0.05)["finished"]
 

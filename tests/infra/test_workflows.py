@@ -134,6 +134,7 @@ def test_backup_prepare_sends_the_request_and_execution_and_keeps_a_small_result
         "work_list_key.$": "$.Payload.work_list_key",
         "batches.$": "$.Payload.batches",
         "objects.$": "$.Payload.objects",
+        "worker_concurrency.$": "$.Payload.worker_concurrency",
     }
     assert prepare["ResultPath"] == "$.prepared"
     assert prepare["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
@@ -153,7 +154,7 @@ def test_backup_map_reads_the_work_list_from_the_vault_and_writes_results_there(
         "Parameters": {"Bucket": vault, "Key.$": "$.prepared.work_list_key"},
     }
     assert batches["ItemSelector"] == {"recovery_point.$": "$.prepared.recovery_point", "item.$": "$$.Map.Item.Value"}
-    assert batches["MaxConcurrencyPath"] == "$.worker_concurrency"
+    assert batches["MaxConcurrencyPath"] == "$.prepared.worker_concurrency"
     assert batches["ToleratedFailureCount"] == 0
     assert batches["ResultWriter"] == {
         "Resource": "arn:REF_AWS__Partition:states:::s3:putObject",
@@ -232,6 +233,7 @@ def test_restore_state_names_and_contract(synth: Synth, restore: dict[str, Any])
         "work_list_key.$": "$.Payload.work_list_key",
         "batches.$": "$.Payload.batches",
         "objects.$": "$.Payload.objects",
+        "worker_concurrency.$": "$.Payload.worker_concurrency",
     }
     batches = states["RestoreBatches"]
     assert batches["ItemSelector"] == {
@@ -240,7 +242,7 @@ def test_restore_state_names_and_contract(synth: Synth, restore: dict[str, Any])
         "item.$": "$$.Map.Item.Value",
     }
     assert batches["ItemReader"]["Parameters"]["Key.$"] == "$.prepared.work_list_key"
-    assert batches["MaxConcurrencyPath"] == "$.worker_concurrency"
+    assert batches["MaxConcurrencyPath"] == "$.prepared.worker_concurrency"
     assert batches["ToleratedFailureCount"] == 0
     assert batches["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] == "STANDARD"
     assert batches["ItemProcessor"]["States"]["RestoreWorker"]["Resource"] == _function_ref(synth, "RestoreWorker")
@@ -276,7 +278,15 @@ def test_backup_dynamodb_prepare_keeps_a_small_result_and_branches_on_the_mode(
     assert prepare["Parameters"]["Payload"] == {"request.$": "$", "execution.$": "$$.Execution.Id"}
     assert prepare["ResultSelector"] == {
         f"{field}.$": f"$.Payload.{field}"
-        for field in ("recovery_point", "vault_bucket", "mode", "work_list_key", "segments", "export_arn")
+        for field in (
+            "recovery_point",
+            "vault_bucket",
+            "mode",
+            "work_list_key",
+            "segments",
+            "export_arn",
+            "worker_concurrency",
+        )
     }
     assert prepare["ResultPath"] == "$.prepared"
     assert prepare["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
@@ -316,7 +326,7 @@ def test_backup_dynamodb_segment_map_loops_each_segment_on_its_cursor(synth: Syn
     assert segments["ItemReader"]["Parameters"] == {"Bucket": vault, "Key.$": "$.work.work_list_key"}
     assert segments["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
     assert segments["ItemSelector"] == {"recovery_point.$": "$.prepared.recovery_point", "item.$": "$$.Map.Item.Value"}
-    assert segments["MaxConcurrencyPath"] == "$.worker_concurrency"
+    assert segments["MaxConcurrencyPath"] == "$.prepared.worker_concurrency"
     assert segments["ToleratedFailureCount"] == 0
     assert segments["ResultWriter"]["Parameters"] == {"Bucket": vault, "Prefix": "staging/map-results"}
     assert segments["ResultPath"] == "$.map"
@@ -367,12 +377,21 @@ def test_restore_dynamodb_targets_take_the_table_branch(synth: Synth, restore: d
     assert prepare["Parameters"]["FunctionName"] == _function_ref(synth, "DdbRestorePrepare")
     assert prepare["ResultPath"] == "$.prepared" and prepare["Next"] == "DdbRestoreParts"
     assert set(prepare["ResultSelector"]) == {
-        f"{f}.$" for f in ("restore_id", "recovery_point", "vault_bucket", "work_list_key", "parts", "table_created")
+        f"{f}.$"
+        for f in (
+            "restore_id",
+            "recovery_point",
+            "vault_bucket",
+            "work_list_key",
+            "parts",
+            "table_created",
+            "worker_concurrency",
+        )
     }
     parts = states["DdbRestoreParts"]
     assert parts["ItemReader"]["Parameters"]["Key.$"] == "$.prepared.work_list_key"
     assert parts["ItemSelector"] == {"restore_id.$": "$.prepared.restore_id", "item.$": "$$.Map.Item.Value"}
-    assert parts["ToleratedFailureCount"] == 0 and parts["MaxConcurrencyPath"] == "$.worker_concurrency"
+    assert parts["ToleratedFailureCount"] == 0 and parts["MaxConcurrencyPath"] == "$.prepared.worker_concurrency"
     worker = parts["ItemProcessor"]["States"]["DdbRestoreWorker"]
     assert worker["Resource"] == _function_ref(synth, "DdbRestoreWorker")
     assert worker["Retry"] == _retry([*LAMBDA_TRANSIENT, "States.Timeout", "VaultlineRetryable"])

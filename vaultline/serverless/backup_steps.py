@@ -142,6 +142,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         work_list_key=full_key(vault, work_list_key),
         batches=len(work),
         objects=len(changed) + len(carried.entries),
+        worker_concurrency=request.worker_concurrency,
     )
 
 

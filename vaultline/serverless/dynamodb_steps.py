@@ -128,6 +128,8 @@ class TablePrepared(_Event):
     work_list_key: str | None = None
     segments: int
     export_arn: str | None = None
+    # The map reads its MaxConcurrency here, from the validated request, not from the raw input (which may omit it).
+    worker_concurrency: int = Field(ge=1, le=1000)
 
 
 class SegmentWorkerEvent(_Event):
@@ -225,6 +227,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> TablePrepared:
         work_list_key=work_list_key,
         segments=run.total_segments,
         export_arn=run.export_arn,
+        worker_concurrency=request.worker_concurrency,
     )
 
 
@@ -382,6 +385,8 @@ class TableRestorePrepared(_Event):
     work_list_key: str
     parts: int
     table_created: bool
+    # The map reads its MaxConcurrency here, from the validated request, not from the raw input (which may omit it).
+    worker_concurrency: int = Field(ge=1, le=1000)
 
 
 class TableRestoreItem(_Event):
@@ -450,6 +455,7 @@ def restore_prepare(vault: Vault, event: PrepareEvent) -> TableRestorePrepared:
         work_list_key=full_key(vault, f"{prefix}work-list.json"),
         parts=len(entries),
         table_created=created,
+        worker_concurrency=request.worker_concurrency,
     )
 
 

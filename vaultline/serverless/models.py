@@ -54,6 +54,8 @@ class Prepared(_Event):
     work_list_key: str
     batches: int
     objects: int
+    # The map reads its MaxConcurrency here, from the validated request, not from the raw input (which may omit it).
+    worker_concurrency: int = Field(ge=1, le=1000)
 
 
 class BackupWorkerEvent(_Event):
@@ -135,6 +137,8 @@ class RestorePrepared(_Event):
     objects: int
     recovery_point: str | None = None
     bytes: int = 0
+    # The map reads its MaxConcurrency here, from the validated request, not from the raw input (which may omit it).
+    worker_concurrency: int = Field(ge=1, le=1000)
 
 
 class RestoreWorkerEvent(_Event):

@@ -63,6 +63,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> RestorePrepared:
         batches=len(work),
         objects=len(entries),
         bytes=sum(e.size for e in entries),
+        worker_concurrency=request.worker_concurrency,
     )
 
 
