@@ -19,6 +19,7 @@ CTX_RESTORE_TARGETS = "restoreTargetBuckets"
 CTX_RESTORE_TARGET_TABLES = "restoreTargetTables"
 CTX_MAINTENANCE_SCHEDULE = "maintenanceSchedule"
 CTX_MAINTENANCE_DRILL = "maintenanceDrill"
+CTX_EXPORT_POLL_SECONDS = "exportPollSeconds"
 
 DEFAULT_PLANS_FILE = "plans.yaml"
 DEFAULT_STACK_NAME = "Vaultline"

@@ -33,6 +33,9 @@ class StackSettings(BaseModel):
     # its scheduled runs include a restore drill.
     maintenance_schedule: str = c.DEFAULT_MAINTENANCE_SCHEDULE
     maintenance_drill: bool = False
+    # How long the backup state machine waits between DescribeExport polls of a DynamoDB export (exports take
+    # minutes to hours; each poll is two state transitions and one Lambda invocation).
+    export_poll_seconds: int = Field(default=c.EXPORT_POLL_SECONDS, ge=1, le=3600)
 
     @field_validator("maintenance_schedule")
     @classmethod
@@ -53,6 +56,7 @@ class StackSettings(BaseModel):
             "restore_target_tables": c.CTX_RESTORE_TARGET_TABLES,
             "maintenance_schedule": c.CTX_MAINTENANCE_SCHEDULE,
             "maintenance_drill": c.CTX_MAINTENANCE_DRILL,
+            "export_poll_seconds": c.CTX_EXPORT_POLL_SECONDS,
         }
         raw: dict[str, Any] = {}
         for field, key in keys.items():

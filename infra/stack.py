@@ -50,7 +50,13 @@ class VaultlineStack(Stack):
             restore_targets=settings.restore_target_buckets,
             restore_target_tables=settings.restore_target_tables,
         )
-        self.workflows = Workflows(self, "Workflows", functions=self.functions, vault=self.vault)
+        self.workflows = Workflows(
+            self,
+            "Workflows",
+            functions=self.functions,
+            vault=self.vault,
+            export_poll_seconds=settings.export_poll_seconds,
+        )
         self.notification_key = NotificationKey(self, "NotificationKey")
         self.schedules = Schedules(
             self,

@@ -50,6 +50,7 @@ class TableShape:
     finish: lambda_.IFunction
     # Backup only: the export-status poll before the map, and the worker's cursor loop inside it.
     export_status: lambda_.IFunction | None = None
+    export_poll_seconds: int = c.EXPORT_POLL_SECONDS
     loop: bool = False
 
 
@@ -372,7 +373,7 @@ class Workflow(Construct):
         )
         _lambda_retry(status)
         status.add_catch(abort, errors=[sfn.Errors.ALL], result_path="$.error")
-        wait = sfn.Wait(self, "DdbExportWait", time=sfn.WaitTime.duration(Duration.seconds(c.EXPORT_POLL_SECONDS)))
+        wait = sfn.Wait(self, "DdbExportWait", time=sfn.WaitTime.duration(Duration.seconds(table.export_poll_seconds)))
         export_failed = sfn.Pass(
             self,
             "DdbExportFailed",
@@ -416,7 +417,15 @@ class Workflow(Construct):
 class Workflows(Construct):
     """The backup and the restore state machine."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, functions: Functions, vault: Vault) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: Functions,
+        vault: Vault,
+        export_poll_seconds: int = c.EXPORT_POLL_SECONDS,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.backup = Workflow(
             self,
@@ -460,6 +469,7 @@ class Workflows(Construct):
                         "worker_concurrency": "$.Payload.worker_concurrency",
                     },
                     export_status=functions.ddb_export_status,
+                    export_poll_seconds=export_poll_seconds,
                     map_state="DdbSegments",
                     work_list_key="$.work.work_list_key",
                     item_selector={"recovery_point": "$.prepared.recovery_point", "item": "$$.Map.Item.Value"},

@@ -18,11 +18,14 @@ from vaultline.embedded.synth import synthesize
 from vaultline.remote import StackInfo, find_stack
 
 PROJECT = Path(__file__).resolve().parents[2]
+E2E_CONTEXT = {"exportPollSeconds": 1}
 
 
 @pytest.fixture(scope="session")
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return synthesize(PROJECT, "Vaultline", tmp_path_factory.mktemp("cdk.out"))
+    # The one setting tests change: an export poll of 1 s, so a test can go round the export Wait loop. Everything
+    # else is exactly what `cdk synth` produces from cdk.json.
+    return synthesize(PROJECT, "Vaultline", tmp_path_factory.mktemp("cdk.out"), context=E2E_CONTEXT)
 
 
 @pytest.fixture(scope="session")

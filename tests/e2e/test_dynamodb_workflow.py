@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from moto.dynamodb.models import DynamoDBBackend
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
@@ -253,3 +254,41 @@ def test_export_mode_without_pitr_fails_clearly_and_leaves_nothing_behind(deploy
     assert list_recovery_points(Vault.open(deployment.stack.vault_url)) == []
     assert _staging_keys(deployment) == []
     assert _lock_keys(deployment) == [], "the failed run's shared vault lock outlived it"
+
+
+class _SlowExport:
+    """An export moto finished at once, described as still running: AWS exports take minutes."""
+
+    def __init__(self, export: Any) -> None:
+        self.export = export
+
+    def response(self) -> dict[str, Any]:
+        return {**self.export.response(), "ExportStatus": "IN_PROGRESS"}
+
+
+def test_an_export_still_running_is_polled_again_after_the_wait(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    described: list[str] = []
+    real_describe = DynamoDBBackend.describe_export
+
+    def describe_export(backend: DynamoDBBackend, export_arn: str) -> Any:
+        described.append(export_arn)
+        export = real_describe(backend, export_arn)
+        return _SlowExport(export) if len(described) == 1 else export
+
+    monkeypatch.setattr(DynamoDBBackend, "describe_export", describe_export)
+    items = _items(40)
+    _create_table("slow-ledger", items, pitr=True)
+
+    execution = start(deployment.stack.backup_state_machine, _table_input(deployment, "slow-ledger", mode="export"))
+    output = follow(execution, poll_seconds=0.05)
+
+    entered = _entered_states(execution)
+    poll = ["DdbExportStatus", "DdbExportDone"]
+    assert entered[3:9] == [*poll, "DdbExportWait", *poll, "DdbSegments"]
+    assert len(described) == 2 and output["work"]["status"] == "COMPLETED"
+    vault = Vault.open(deployment.stack.vault_url)
+    info = table_info(load_recovery_point(vault, output["committed"]["recovery_point"]))
+    assert info.mode == "export" and info.items == len(items)
+    assert _staging_keys(deployment) == [] and _lock_keys(deployment) == []

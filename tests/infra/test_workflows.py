@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Synth, definition
+from infra.app import build_app
+from infra.settings import SettingsError
+from tests.infra.conftest import Synth, definition, synthesize
 
 LAMBDA_TRANSIENT = [
     "Lambda.ServiceException",
@@ -400,3 +402,13 @@ def test_restore_dynamodb_targets_take_the_table_branch(synth: Synth, restore: d
     assert finish["ResultPath"] == "$.finished" and finish["Next"] == "RestoreSucceeded"
     for name in ("DdbRestorePrepare", "DdbRestoreParts", "DdbRestoreFinish"):
         assert states[name]["Catch"] == CATCH_TO_ABORT
+
+
+def test_export_poll_interval_comes_from_the_context() -> None:
+    quick = definition(synthesize({"exportPollSeconds": 5}, nag=False), "Backup")
+    assert quick["States"]["DdbExportWait"]["Seconds"] == 5
+
+
+def test_an_export_poll_interval_out_of_range_names_the_context_key() -> None:
+    with pytest.raises(SettingsError, match=r"^cdk context exportPollSeconds: .*greater than or equal to 1"):
+        build_app({"exportPollSeconds": 0}, nag=False, stage_assets=False)

@@ -13,9 +13,16 @@ from vaultline.errors import VaultlineError
 
 
 def synthesize(
-    project_dir: str | Path, stack_name: str = "Vaultline", outdir: str | Path | None = None
+    project_dir: str | Path,
+    stack_name: str = "Vaultline",
+    outdir: str | Path | None = None,
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``app.py`` (as ``cdk synth`` would) and return the stack's template as a dict."""
+    """Run ``app.py`` (as ``cdk synth`` would) and return the stack's template as a dict.
+
+    ``context`` overrides cdk.json's context as ``cdk synth -c key=value`` does: through ``CDK_CONTEXT_JSON``, which
+    the CDK app reads after the context it was constructed with.
+    """
     project = Path(project_dir).resolve()
     out = Path(outdir or project / "cdk.out").resolve()
     env = {
@@ -26,6 +33,8 @@ def synthesize(
         # This one takes the end-of-life majors to silence, by number, not a flag.
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "18,20,22",
     }
+    if context:
+        env["CDK_CONTEXT_JSON"] = json.dumps(context)
     result = subprocess.run(
         [sys.executable, "app.py"], cwd=project, env=env, capture_output=True, text=True, check=False
     )
