@@ -373,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["scan", "export"], default="scan", help="dynamodb:// sources: how to read")
     p.add_argument("--segments", type=int, help="dynamodb:// scan: TotalSegments (default: from the table size)")
     p.add_argument("--read-rate", type=float, metavar="RCU/S", help="dynamodb:// scan: read capacity units per second")
+    p.add_argument(
+        "--read-share", type=float, metavar="FRACTION", help="dynamodb:// scan: share of the provisioned RCU, 0-1"
+    )
     p.add_argument("--consistent-read", action="store_true", help="dynamodb:// scan: strongly consistent reads")
     p.set_defaults(handler=cmd_backup)
 

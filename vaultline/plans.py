@@ -96,14 +96,20 @@ class DynamoDBSource(_Model):
     table: str = Field(pattern=TABLE_NAME)
     mode: Literal["scan", "export"] = "scan"
     read_rate: float | None = Field(default=None, gt=0, description="read capacity units per second, all workers")
+    read_share: float | None = Field(default=None, gt=0, le=1, description="share of the provisioned RCU, all workers")
     consistent_read: bool = False
     role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
     region: str | None = Field(default=None, pattern=REGION)
 
     @model_validator(mode="after")
     def _options_fit_the_mode(self) -> DynamoDBSource:
-        if self.mode == "export" and (self.read_rate is not None or self.consistent_read):
-            raise ValueError("read_rate and consistent_read apply to mode scan only (an export reads no capacity)")
+        limited = self.read_rate is not None or self.read_share is not None
+        if self.mode == "export" and (limited or self.consistent_read):
+            raise ValueError(
+                "read_rate, read_share and consistent_read apply to mode scan only (an export reads no capacity)"
+            )
+        if self.read_rate is not None and self.read_share is not None:
+            raise ValueError("give read_rate (RCU/s, any table) or read_share (of provisioned RCU), not both")
         return self
 
     @property
@@ -356,6 +362,8 @@ def plan_input(plan: Plan, source: S3Source | DynamoDBSource) -> dict[str, Any]:
         options: dict[str, Any] = {"mode": source.mode, "consistent_read": source.consistent_read}
         if source.read_rate is not None:
             options["read_rate"] = source.read_rate
+        if source.read_share is not None:
+            options["read_share"] = source.read_share
         described["options"] = options
     else:
         described |= {"include": list(source.include), "exclude": list(source.exclude)}

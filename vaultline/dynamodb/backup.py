@@ -123,6 +123,7 @@ def run_table_backup(
     ref = parse_table_url(url)
     ddb = ddb or table_client(ref)
     snapshot = describe_table(ddb, ref.name)
+    options.read_units_per_second(snapshot)  # a share of an on-demand table fails here, before any lock or write
     started = datetime.now(UTC)
     rp_id = new_recovery_point_id(started)
     # Shared vault lock, as for S3 backups: a prune cannot delete blobs this backup finds in the index and reuses.
@@ -152,7 +153,7 @@ def _scan_parts(
     scan = ScanOptions(
         consistent_read=options.consistent_read,
         page_limit=options.page_size,
-        limiter=RateLimiter(options.read_rate, sleep=sleep),
+        limiter=RateLimiter(options.read_units_per_second(snapshot), sleep=sleep),
         backoff=Backoff(sleep=sleep),
         key_names=list(snapshot.key_types),
     )

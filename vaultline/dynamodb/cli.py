@@ -9,6 +9,8 @@ import argparse
 import json
 from typing import Any
 
+from pydantic import ValidationError
+
 from vaultline.dynamodb.backup import run_table_backup
 from vaultline.dynamodb.items import item_to_json
 from vaultline.dynamodb.model import BackupOptions, table_info
@@ -21,12 +23,18 @@ from vaultline.vault import Vault
 
 def backup(vault: Vault, args: argparse.Namespace, tags: dict[str, str]) -> tuple[dict[str, Any], str]:
     """`vaultline backup dynamodb://T`."""
-    options = BackupOptions(
-        mode=getattr(args, "mode", None) or "scan",
-        segments=getattr(args, "segments", None),
-        read_rate=getattr(args, "read_rate", None),
-        consistent_read=bool(getattr(args, "consistent_read", False)),
-    )
+    try:
+        options = BackupOptions(
+            mode=getattr(args, "mode", None) or "scan",
+            segments=getattr(args, "segments", None),
+            read_rate=getattr(args, "read_rate", None),
+            read_share=getattr(args, "read_share", None),
+            consistent_read=bool(getattr(args, "consistent_read", False)),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "options"
+        raise UsageError(f"{option}: {str(first['msg']).removeprefix('Value error, ')}") from None
     rp = run_table_backup(vault, _with_role(args.source, getattr(args, "role_arn", None)), options, tags=tags)
     info = table_info(rp)
     s = rp.stats

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from vaultline.chunking import ChunkerParams
 from vaultline.dynamodb.scan import ITEM_STREAM_CHUNKER
 from vaultline.dynamodb.table import TableSnapshot
-from vaultline.errors import UsageError
+from vaultline.errors import SourceError, UsageError
 from vaultline.manifest import RecoveryPoint
 
 EXTRA_KEY = "dynamodb"
@@ -37,9 +37,34 @@ class BackupOptions(BaseModel):
     mode: Literal["scan", "export"] = "scan"
     segments: int | None = Field(default=None, ge=1, le=1_000_000)
     read_rate: float | None = Field(default=None, gt=0, description="read capacity units per second, all workers")
+    read_share: float | None = Field(
+        default=None, gt=0, le=1, description="share of the table's provisioned RCU per second, all workers"
+    )
     consistent_read: bool = False
     page_size: int | None = Field(default=None, ge=1, description="scan Limit per page (default: 1 MB pages)")
     incremental: bool = Field(default=True, description="export mode: incremental since the parent's export time")
+
+    @model_validator(mode="after")
+    def _one_read_limit(self) -> BackupOptions:
+        if self.read_rate is not None and self.read_share is not None:
+            raise ValueError("give read_rate (RCU/s) or read_share (of provisioned RCU), not both")
+        return self
+
+    def read_units_per_second(self, snapshot: TableSnapshot) -> float | None:
+        """The scan's read limit for all workers together, in RCU/s; None for no limit.
+
+        A share needs provisioned capacity to be a share of: on an on-demand table it is an error that says to
+        give a rate instead, never a silent "no limit".
+        """
+        if self.read_share is None:
+            return self.read_rate
+        provisioned = snapshot.provisioned_read_units
+        if provisioned <= 0:
+            raise SourceError(
+                f"table {snapshot.name} is on-demand: it has no provisioned read capacity to take a share of; "
+                "give read_rate in RCU/s instead"
+            )
+        return self.read_share * provisioned
 
 
 def table_info(rp: RecoveryPoint) -> TableBackupInfo:

@@ -95,6 +95,13 @@ class TableSnapshot(BaseModel):
         return bool(pitr.get("PointInTimeRecoveryStatus") == "ENABLED")
 
     @property
+    def provisioned_read_units(self) -> int:
+        """The table's provisioned RCU; 0 for an on-demand table, which has none to take a share of."""
+        if self.description.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST":
+            return 0
+        return int(self.description.get("ProvisionedThroughput", {}).get("ReadCapacityUnits") or 0)
+
+    @property
     def size_bytes(self) -> int:
         return int(self.description.get("TableSizeBytes") or 0)
 

@@ -117,6 +117,8 @@ class TableStagedRun(BaseModel):
     export_arn: str | None = None
     export_time: datetime | None = None
     lock_id: str | None = None
+    # The plan's read limit split over the segments that run at once (the map's concurrency), in RCU/s.
+    read_rate_per_worker: float | None = None
 
 
 class TablePrepared(_Event):
@@ -188,6 +190,8 @@ def prepare(vault: Vault, event: PrepareEvent) -> TablePrepared:
     ddb = table_client(ref)
     snapshot = describe_table(ddb, ref.name)
     options = request.source.options
+    read_rate = options.read_units_per_second(snapshot)  # a share of an on-demand table fails before the lock
+    total_segments = segments_for(snapshot, options.segments)
     started = datetime.now(UTC)
     rp_id = new_recovery_point_id(started)
     # The same shared vault lock as an S3 run (see backup_steps.prepare): held until Commit or Abort.
@@ -202,7 +206,8 @@ def prepare(vault: Vault, event: PrepareEvent) -> TablePrepared:
             url=ref.url,
             options=options,
             snapshot=snapshot,
-            total_segments=segments_for(snapshot, options.segments),
+            total_segments=total_segments,
+            read_rate_per_worker=read_rate / min(total_segments, request.worker_concurrency) if read_rate else None,
             plan=request.plan,
             tags=request.tags,
             compression_level=request.compression_level,
@@ -270,8 +275,7 @@ def segment_worker(
             scan = ScanOptions(
                 consistent_read=options.consistent_read,
                 page_limit=options.page_size,
-                # The plan's rate is shared by every segment running at once.
-                limiter=RateLimiter(options.read_rate / run.total_segments if options.read_rate else None, sleep=sleep),
+                limiter=RateLimiter(run.read_rate_per_worker, sleep=sleep),
                 backoff=Backoff(sleep=sleep),
                 remaining_ms=remaining_ms,
                 reserve_ms=RESERVE_MS,
