@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
+import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto.dynamodb.models.table_export import TableExport
 
 from vaultline.cli import main
 from vaultline.dynamodb import BackupOptions, iter_table_items, restore_table, run_table_backup, table_info
+from vaultline.dynamodb.export import data_file_keys
 from vaultline.dynamodb.items import encode_item
 from vaultline.manifest import load_recovery_point
 from vaultline.serverless import dynamodb_steps as steps
@@ -21,6 +26,13 @@ from vaultline.vault import Vault
 
 Run = Callable[..., tuple[int, str, str]]
 NO_SLEEP: Callable[[float], None] = lambda _: None  # noqa: E731
+
+
+def finish_moto_exports(_: float = 0.0) -> None:
+    """Instead of sleeping between export polls: let moto's export threads (it runs each export in one) finish."""
+    for thread in threading.enumerate():
+        if isinstance(thread, TableExport):
+            thread.join()
 
 
 @pytest.fixture
@@ -380,7 +392,7 @@ def test_export_mode_and_serverless_restore(ddb: Any, s3_vault: Vault) -> None:
     ddb.update_continuous_backups(
         TableName="pitr", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
     )
-    rp = run_table_backup(s3_vault, "dynamodb://pitr", BackupOptions(mode="export"), sleep=NO_SLEEP)
+    rp = run_table_backup(s3_vault, "dynamodb://pitr", BackupOptions(mode="export"), sleep=finish_moto_exports)
     info = table_info(rp)
     assert info.mode == "export" and info.export_arn and info.items == 30 and info.read_capacity_units == 0
     assert not list(s3_vault.storage.list(f"staging/{rp.id}/"))
@@ -395,3 +407,75 @@ def test_export_mode_and_serverless_restore(ddb: Any, s3_vault: Vault) -> None:
     finished = steps.restore_finish(s3_vault, steps.TableRestoreFinishEvent(prepared=prepared))
     assert finished.items == 30
     assert scan_all(ddb, "pitr-copy") == scan_all(ddb, "pitr")
+
+
+def _export_through_the_steps(vault: Vault, url: str, rewrite: Callable[[list[str]], None] | None = None) -> str:
+    """One export-mode backup driven step by step as the state machine does; ``rewrite`` may replace the export's
+    data files (moto writes one full dump whatever was asked) before the workers read them."""
+    request = {"source": {"type": "dynamodb", "url": url, "options": {"mode": "export"}}, "worker_concurrency": 2}
+    prepared = steps.prepare(vault, PrepareEvent(request=request))
+    finish_moto_exports()
+    if rewrite:
+        rewrite(data_file_keys(vault, prepared.recovery_point))
+    status = steps.export_status(vault, steps.ExportStatusEvent(prepared=prepared))
+    assert status.status == "COMPLETED" and status.work_list_key
+    work = json.loads(vault.storage.get(status.work_list_key.split("vaults/main/", 1)[1]))
+    for item in work:
+        event = steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=item)
+        assert steps.segment_worker(vault, event).done
+    return steps.commit(vault, steps.TableCommitEvent(prepared=prepared)).recovery_point
+
+
+def _write_export_files(vault: Vault, keys: list[str], records: list[dict[str, Any]], files: int) -> None:
+    folder = keys[0].rsplit("/", 1)[0]
+    for key in keys:
+        vault.storage.delete(key)
+    for n in range(files):
+        lines = b"".join(json.dumps(r).encode() + b"\n" for r in records[n::files])
+        vault.storage.put(f"{folder}/part-{n}.json.gz", gzip.compress(lines))
+
+
+def test_serverless_incremental_export_merges_changes_into_the_parent_segments(
+    ddb: Any, s3_vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simple_table(ddb, "ledger")
+    ddb.update_continuous_backups(
+        TableName="ledger", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    put_all(ddb, "ledger", [{"pk": {"S": f"k{n:04d}"}, "v": {"S": f"{n}" * 200}} for n in range(300)])
+
+    def as_three_full_files(keys: list[str]) -> None:
+        # AWS splits an export into many data files; moto writes one. Three make three parent segments.
+        items = [{"Item": item} for item in scan_all(ddb, "ledger")]
+        _write_export_files(s3_vault, keys, items, files=3)
+
+    first = _export_through_the_steps(s3_vault, "dynamodb://ledger", as_three_full_files)
+    day1 = load_recovery_point(s3_vault, first)
+    assert table_info(day1).export_type == "FULL_EXPORT" and table_info(day1).total_segments == 3
+
+    # Twenty minutes later (an incremental window is 15 minutes to 24 hours): 3 updates, 2 deletions, 4 new items.
+    later = datetime.now(UTC) + timedelta(minutes=20)
+    monkeypatch.setattr(steps, "datetime", type("Later", (datetime,), {"now": staticmethod(lambda tz=None: later)}))
+    updated = [{"pk": {"S": f"k{n:04d}"}, "v": {"S": "changed"}} for n in (5, 150, 299)]
+    deleted = [{"pk": {"S": f"k{n:04d}"}} for n in (0, 200)]
+    created = [{"pk": {"S": f"new{n}"}, "v": {"N": str(n)}} for n in range(4)]
+    put_all(ddb, "ledger", updated + created)
+    for key in deleted:
+        ddb.delete_item(TableName="ledger", Key=key)
+
+    def as_aws_change_records(keys: list[str]) -> None:
+        # What an incremental export with NEW_IMAGE holds: the key, and the new image unless the item was deleted.
+        records = [{"Keys": {"pk": i["pk"]}, "NewImage": i} for i in updated + created]
+        records += [{"Keys": key} for key in deleted]
+        _write_export_files(s3_vault, keys, records, files=2)
+
+    second = _export_through_the_steps(s3_vault, "dynamodb://ledger", as_aws_change_records)
+    day2 = load_recovery_point(s3_vault, second)
+    info = table_info(day2)
+    assert info.export_type == "INCREMENTAL_EXPORT" and info.export_time == later
+    assert info.total_segments == 4  # the parent's three, merged, and the new items
+    assert sorted(iter_table_items(s3_vault, day2), key=encode_item) == scan_all(ddb, "ledger")
+    assert info.items == 300 - 2 + 4
+    # Unchanged stretches of the parent's segments kept their chunks: 9 changed items touch a few chunks of 44.
+    assert day2.stats.duplicate_chunks > 0 and day2.stats.new_chunks <= day1.stats.new_chunks // 4
+    assert not list(s3_vault.storage.list("staging/")) and not list(s3_vault.storage.list("locks/"))

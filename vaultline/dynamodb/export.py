@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -21,6 +21,8 @@ from vaultline.dynamodb.table import TableSnapshot
 from vaultline.errors import SourceError, VaultError
 from vaultline.storage import S3Storage
 from vaultline.vault import STAGING_PREFIX, Vault
+
+ExportType = Literal["FULL_EXPORT", "INCREMENTAL_EXPORT"]
 
 # DynamoDB accepts incremental windows of 15 minutes to 24 hours.
 INCREMENTAL_MIN = timedelta(minutes=15)
@@ -44,7 +46,7 @@ def incremental_window(parent: TableBackupInfo | None, now: datetime) -> tuple[d
 
 def start_export(
     ddb: Any, vault: Vault, snapshot: TableSnapshot, rp_id: str, window: tuple[datetime, datetime] | None
-) -> tuple[str, str, datetime]:
+) -> tuple[str, ExportType, datetime]:
     """Start the export; return (export ARN, export type, export time)."""
     if not isinstance(vault.storage, S3Storage):
         raise VaultError(f"{vault.url}: export mode writes into the vault bucket; it needs an s3:// vault")
@@ -74,9 +76,11 @@ def start_export(
         raise SourceError(
             f"table {snapshot.name}: export failed to start ({exc.response['Error'].get('Code')})"
         ) from None
-    # moto reports no ExportTime; the time asked for is the time of the copy.
-    export_time = described.get("ExportTime") or (window[1] if window else now)
-    return described["ExportArn"], args["ExportType"], export_time
+    # An incremental copy is as of the end of its window (where the next window starts); a full one as of the
+    # ExportTime AWS chose (moto reports none: then our clock's now).
+    export_time = window[1] if window else (described.get("ExportTime") or now)
+    export_type: ExportType = "INCREMENTAL_EXPORT" if window else "FULL_EXPORT"
+    return described["ExportArn"], export_type, export_time
 
 
 def export_status(ddb: Any, arn: str) -> dict[str, Any]:
@@ -143,14 +147,35 @@ def apply_changes(
     more stream with the items the parent did not have. Only the change set is held in memory."""
     pending = dict(changes)
     for chunks in parent_streams:
-        lines = []
-        for line in iter_lines(chunks):
-            key = key_of(item_from_json(json.loads(line)), key_names)
-            if key in pending:
-                new = pending.pop(key)
-                if new is not None:
-                    lines.append(new)
-            else:
-                lines.append(line + b"\n")
+        lines, applied = apply_to_stream(chunks, pending, key_names)
+        for key in applied:
+            del pending[key]
         yield lines
-    yield [line for line in pending.values() if line is not None]
+    yield new_items(pending, set())
+
+
+def apply_to_stream(
+    chunks: Iterable[bytes], changes: dict[bytes, bytes | None], key_names: list[str]
+) -> tuple[list[bytes], list[bytes]]:
+    """One parent stream with the changes to its items applied in place: (its new lines, the keys it applied).
+
+    A worker of the state machine merges one segment this way; what no segment applied are new items (see
+    :func:`new_items`)."""
+    lines: list[bytes] = []
+    applied: list[bytes] = []
+    for line in iter_lines(chunks):
+        key = key_of(item_from_json(json.loads(line)), key_names)
+        if key in changes:
+            applied.append(key)
+            new = changes[key]
+            if new is not None:
+                lines.append(new)
+        else:
+            lines.append(line + b"\n")
+    return lines, applied
+
+
+def new_items(changes: dict[bytes, bytes | None], applied: set[bytes]) -> list[bytes]:
+    """The put lines of changes to keys no parent stream held: items created since the parent, in key order so the
+    stream (and its chunks) does not depend on the order the change records came in."""
+    return [line for key, line in sorted(changes.items()) if key not in applied and line is not None]

@@ -27,8 +27,12 @@ from vaultline import locks
 from vaultline.backup import recover_unindexed_packs
 from vaultline.dynamodb.backup import commit_table_backup, segments_for, stats_for_parts
 from vaultline.dynamodb.export import (
+    apply_to_stream,
+    change_set,
     data_file_keys,
     full_export_lines,
+    incremental_window,
+    new_items,
     read_export_file,
     start_export,
 )
@@ -51,6 +55,7 @@ from vaultline.manifest import (
     resolve_recovery_point,
 )
 from vaultline.packer import BlobWriter
+from vaultline.restore import ChunkReader
 from vaultline.serverless.backup_steps import refresh_run_lock
 from vaultline.serverless.models import Committed, PrepareEvent
 from vaultline.serverless.staging import (
@@ -98,6 +103,8 @@ class SegmentWorkItem(_Event):
     segment: int = Field(ge=0)
     cursor: ScanCursor = Field(default_factory=ScanCursor)
     file: str | None = None
+    # Incremental export: merge the change files into the parent's stream of this segment number.
+    merge: bool = False
 
 
 class TableStagedRun(BaseModel):
@@ -119,6 +126,11 @@ class TableStagedRun(BaseModel):
     lock_id: str | None = None
     # The plan's read limit split over the segments that run at once (the map's concurrency), in RCU/s.
     read_rate_per_worker: float | None = None
+    export_type: Literal["FULL_EXPORT", "INCREMENTAL_EXPORT"] | None = None
+    # Incremental export: the change files every merging worker reads, and the parent's segment count (the merged
+    # recovery point has one more segment: the items created since the parent, stored by Commit).
+    change_files: list[str] = Field(default_factory=list)
+    parent_segments: int = 0
 
 
 class TablePrepared(_Event):
@@ -149,6 +161,8 @@ class SegmentPartResult(BaseModel):
     read_units: float
     done: bool
     stats: BackupStats
+    # Incremental export merges: the keys of the change set this segment applied (base64 of key_of's bytes).
+    applied: list[str] = Field(default_factory=list)
 
 
 class SegmentSummary(_Event):
@@ -218,8 +232,13 @@ def prepare(vault: Vault, event: PrepareEvent) -> TablePrepared:
         prefix = run_prefix(rp_id)
         work_list_key = None
         if options.mode == "export":
-            # Serverless export runs are full exports: each data file becomes a segment stream independently.
-            run.export_arn, _, run.export_time = start_export(ddb, vault, snapshot, rp_id, None)
+            # Incremental when the parent is an export 15 minutes to 24 hours old: only the changes are exported,
+            # and workers merge them into the parent's streams. Otherwise a full export, one stream per data file.
+            parent_info = table_info(parent) if parent is not None and options.incremental else None
+            window = incremental_window(parent_info, started) if parent_info else None
+            run.export_arn, run.export_type, run.export_time = start_export(ddb, vault, snapshot, rp_id, window)
+            if run.export_type == "INCREMENTAL_EXPORT" and parent is not None:
+                run.parent_segments = sum(1 for _ in iter_entries(vault, parent))
         else:
             items = [SegmentWorkItem(segment=s).model_dump(mode="json") for s in range(run.total_segments)]
             put_work_list(vault, f"{prefix}work-list.json", items)
@@ -245,8 +264,15 @@ def export_status(vault: Vault, event: ExportStatusEvent) -> ExportStatus:
         return ExportStatus(status=status)
     files = data_file_keys(vault, run.recovery_point)
     key = f"{run_prefix(run.recovery_point)}work-list.json"
-    put_work_list(vault, key, [SegmentWorkItem(segment=n, file=f).model_dump(mode="json") for n, f in enumerate(files)])
-    run.total_segments = len(files)
+    if run.export_type == "INCREMENTAL_EXPORT":
+        # One merging worker per parent segment; Commit stores the items no segment held as one more segment.
+        run.change_files = files
+        work = [SegmentWorkItem(segment=n, merge=True) for n in range(run.parent_segments)]
+        run.total_segments = run.parent_segments + 1
+    else:
+        work = [SegmentWorkItem(segment=n, file=f) for n, f in enumerate(files)]
+        run.total_segments = len(files)
+    put_work_list(vault, key, [item.model_dump(mode="json") for item in work])
     put_sealed(vault, f"{run_prefix(run.recovery_point)}run.json", run)
     return ExportStatus(status=status, work_list_key=full_key(vault, key), files=len(files))
 
@@ -265,8 +291,12 @@ def segment_worker(
     refresh_run_lock(vault, run.lock_id, run.recovery_point)
     item = event.item
     options = run.options
+    applied: list[bytes] = []
     with BlobWriter(vault, run.compression_level) as writer:
-        if item.file is not None:
+        if item.merge:
+            entry, count, applied = _merge_segment(vault, run, item.segment, writer)
+            units, following = 0.0, None
+        elif item.file is not None:
             lines = full_export_lines(read_export_file(vault, item.file))
             entry, count = store_items(writer, item.segment, 0, lines, list(run.snapshot.key_types))
             units, following = 0.0, None
@@ -299,6 +329,7 @@ def segment_worker(
             read_units=units,
             done=following is None,
             stats=stats,
+            applied=[key.decode() for key in applied],
         ),
     )
     return SegmentSummary(
@@ -312,6 +343,36 @@ def segment_worker(
     )
 
 
+def _changes(vault: Vault, run: TableStagedRun) -> dict[bytes, bytes | None]:
+    """The incremental export's change set, by key (every merging worker and Commit read it whole)."""
+    key_names = list(run.snapshot.key_types)
+    changes: dict[bytes, bytes | None] = {}
+    for key in run.change_files:
+        changes.update(change_set(read_export_file(vault, key), key_names))
+    return changes
+
+
+def _merge_segment(
+    vault: Vault, run: TableStagedRun, segment: int, writer: BlobWriter
+) -> tuple[ObjectEntry, int, list[bytes]]:
+    """The parent's stream number ``segment`` with the change set applied in place (unchanged stretches keep their
+    chunks): its entry, item count and the change keys it applied."""
+    if not run.parent:
+        raise IntegrityError(f"recovery point {run.recovery_point}: an incremental merge without a parent")
+    parent = load_recovery_point(vault, run.parent)
+    entry = next((e for n, e in enumerate(iter_entries(vault, parent)) if n == segment), None)
+    if entry is None:
+        raise IntegrityError(f"recovery point {run.parent} has no segment {segment} to merge changes into")
+    key_names = list(run.snapshot.key_types)
+    reader = ChunkReader(vault)
+    try:
+        lines, applied = apply_to_stream(reader.stream(entry.chunks), _changes(vault, run), key_names)
+    finally:
+        reader.close()
+    stored, count = store_items(writer, segment, 0, lines, key_names)
+    return stored, count, applied
+
+
 def commit(vault: Vault, event: TableCommitEvent) -> Committed:
     """Check every segment's parts form a complete chain, merge them into the manifest, write it last."""
     rp_id = event.prepared.recovery_point
@@ -321,9 +382,12 @@ def commit(vault: Vault, event: TableCommitEvent) -> Committed:
     by_segment: dict[int, list[SegmentPartResult]] = {}
     for result in sorted(results, key=lambda r: (r.segment, r.part)):
         by_segment.setdefault(result.segment, []).append(result)
+    incremental = run.export_type == "INCREMENTAL_EXPORT"
+    # An incremental run's last segment (the items created since the parent) is Commit's own, below.
+    worker_segments = run.parent_segments if incremental else run.total_segments
     incomplete = [
         s
-        for s in range(run.total_segments)
+        for s in range(worker_segments)
         if [r.part for r in by_segment.get(s, [])] != list(range(len(by_segment.get(s, []))))
         or not by_segment.get(s)
         or not by_segment[s][-1].done
@@ -334,7 +398,7 @@ def commit(vault: Vault, event: TableCommitEvent) -> Committed:
     stats = BackupStats()
     entries: list[ObjectEntry] = []
     units = 0.0
-    for segment in range(run.total_segments):
+    for segment in range(worker_segments):
         for result in by_segment[segment]:
             stats.merge(result.stats)
             entries.append(result.entry)
@@ -347,11 +411,19 @@ def commit(vault: Vault, event: TableCommitEvent) -> Committed:
         read_capacity_units=round(units, 3),
         consistent_read=run.options.consistent_read,
         export_arn=run.export_arn,
-        export_type="FULL_EXPORT" if run.export_arn else None,
+        export_type=run.export_type or ("FULL_EXPORT" if run.export_arn else None),
         export_time=run.export_time,
     )
     parent = load_recovery_point(vault, run.parent) if run.parent else None
     with BlobWriter(vault, run.compression_level) as writer:
+        if incremental:
+            applied = {
+                key.encode() for segment in range(worker_segments) for r in by_segment[segment] for key in r.applied
+            }
+            created = new_items(_changes(vault, run), applied)
+            entry, count = store_items(writer, worker_segments, 0, created, list(run.snapshot.key_types))
+            stats.merge(stats_for_parts([(entry, count)]))
+            entries.append(entry)
         header = commit_table_backup(
             vault,
             writer,
