@@ -28,7 +28,7 @@ def site() -> Path:
     return c.LAYER_DIR / "python"
 
 
-@pytest.mark.parametrize("package", ["pyfastcdc", "zstandard", "blake3", "cryptography", "pydantic_core"])
+@pytest.mark.parametrize("package", ["pyfastcdc", "zstandard", "blake3", "cryptography", "pydantic_core", "orjson"])
 def test_native_modules_are_aarch64_for_cpython_312(site: Path, package: str) -> None:
     modules = list((site / package).rglob("*.so"))
     assert modules, f"no compiled module in {package}"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from vaultline.chunking import Chunker
 from vaultline.dynamodb.export import apply_changes, change_set
-from vaultline.dynamodb.items import KeyMismatch, decode_item, encode_item, iter_lines, key_of, parse_key
+from vaultline.dynamodb.items import KeyMismatch, decode_item, encode_item, item_to_json, iter_lines, key_of, parse_key
 from vaultline.dynamodb.restore import iter_stream_items
 from vaultline.dynamodb.scan import (
     ITEM_STREAM_CHUNKER,
@@ -63,6 +63,14 @@ def test_any_item_round_trips_through_its_json_line(item: dict[str, Any]) -> Non
     line = encode_item(item)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert decode_item(line) == item
+
+
+@settings(max_examples=200, deadline=None)
+@given(items)
+def test_encoding_is_byte_for_byte_the_standard_librarys_canonical_json(item: dict[str, Any]) -> None:
+    # Streams written before orjson serialized items must dedup against streams written now.
+    reference = json.dumps(item_to_json(item), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert encode_item(item) == reference.encode() + b"\n"
 
 
 @settings(max_examples=12, deadline=None)

@@ -7,12 +7,12 @@ table and an S3 vault (DynamoDB writes the export into the vault bucket, under `
 from __future__ import annotations
 
 import gzip
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 from botocore.exceptions import ClientError
 
 from vaultline.dynamodb.items import encode_item, item_from_json, iter_lines, key_of
@@ -116,7 +116,7 @@ def read_export_file(vault: Vault, key: str) -> Iterator[dict[str, Any]]:
     """The JSON documents of one gzipped data file: ``{"Item": ...}`` lines (full) or change records (incremental)."""
     for line in gzip.decompress(vault.storage.get(key)).split(b"\n"):
         if line.strip():
-            yield json.loads(line)
+            yield orjson.loads(line)
 
 
 def full_export_lines(docs: Iterable[dict[str, Any]]) -> Iterator[bytes]:
@@ -164,7 +164,7 @@ def apply_to_stream(
     lines: list[bytes] = []
     applied: list[bytes] = []
     for line in iter_lines(chunks):
-        key = key_of(item_from_json(json.loads(line)), key_names)
+        key = key_of(item_from_json(orjson.loads(line)), key_names)
         if key in changes:
             applied.append(key)
             new = changes[key]

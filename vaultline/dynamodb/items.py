@@ -13,6 +13,8 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from vaultline.errors import UsageError, VaultlineError
 
 Item = dict[str, Any]
@@ -63,14 +65,25 @@ def item_from_json(doc: Mapping[str, Any]) -> Item:
     return {name: _from_json(value) for name, value in doc.items()}
 
 
+def _base64(value: Any) -> str:
+    # orjson calls this for what it cannot serialize itself: the bytes of B and BS values.
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not a DynamoDB attribute value")
+
+
 def encode_item(item: Mapping[str, Any]) -> bytes:
-    """One canonical JSON line (with its newline)."""
-    text = json.dumps(item_to_json(item), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode() + b"\n"
+    """One canonical JSON line (with its newline): sorted names, no spaces, UTF-8, binaries as base64.
+
+    The bytes are exactly those of ``json.dumps(item_to_json(item), sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)`` (a property test pins it, so streams written before dedup against streams written now);
+    orjson makes them in one pass, several times faster, and this runs once per item of every table.
+    """
+    return orjson.dumps(item, default=_base64, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
 def decode_item(line: bytes) -> Item:
-    return item_from_json(json.loads(line))
+    return item_from_json(orjson.loads(line))
 
 
 def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from vaultline.chunking import ChunkerParams
@@ -128,7 +128,7 @@ def line_anchor(line: bytes, key_names: Sequence[str]) -> bytes | None:
     """:func:`item_anchor` of an encoded item line (the same bytes as for the item it encodes)."""
     if not key_names:
         return None
-    doc = json.loads(line)
+    doc = orjson.loads(line)
     try:
         key = item_from_json({name: doc[name] for name in key_names})
     except (KeyError, TypeError, ValueError, binascii.Error):
