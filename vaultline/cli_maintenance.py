@@ -15,7 +15,7 @@ from rich.table import Table
 from vaultline import cli
 from vaultline.drill import restore_drill
 from vaultline.forget import forget
-from vaultline.insight import diff_recovery_points, vault_stats
+from vaultline.insight import S3_STANDARD_PER_GIB_MONTH, diff_recovery_points, storage_cost, vault_stats
 from vaultline.locks import list_locks, release, remove_stale
 from vaultline.manifest import resolve_recovery_point
 from vaultline.prune import DEFAULT_REPACK_THRESHOLD, HeldObject, PruneOptions, PruneReport, prune
@@ -92,8 +92,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     stats = vault_stats(cli._open(args))
+    cost = storage_cost(stats, args.price_per_gib_month)
     if args.json:
-        cli._emit_json(stats.model_dump(mode="json"))
+        cli._emit_json(stats.model_dump(mode="json") | {"cost": cost.model_dump(mode="json")})
         return 0
     h = cli._human_bytes
     table = Table("source", "points", "latest", "latest size", "logical", "stored", "dedup", "compression")
@@ -115,7 +116,24 @@ def cmd_stats(args: argparse.Namespace) -> int:
         f"dedup {stats.dedup_ratio:.2f}x, compression {stats.compression_ratio:.2f}x; "
         f"garbage {h(stats.garbage_bytes)} ({stats.garbage_share:.1%}, prune frees it)"
     )
+    cli.out.print(
+        f"storage at ${cost.price_per_gib_month}/GiB-month: ${cost.vault_per_month:,.2f}/month "
+        f"(prune would save ${cost.garbage_per_month:,.2f}); a plain copy per recovery point would cost "
+        f"${cost.full_copies_per_month:,.2f}/month; requests, KMS and transfer not included",
+        markup=False,
+        highlight=False,
+    )
     return 0
+
+
+def _price(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a price in USD") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a price cannot be negative")
+    return value
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -216,7 +234,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     _add_prune_options(p)
     p.set_defaults(handler=cmd_prune)
 
-    p = sub.add_parser("stats", parents=[common], help="sizes, dedup and compression ratios, garbage share")
+    p = sub.add_parser(
+        "stats", parents=[common], help="sizes, dedup and compression ratios, garbage share, storage cost"
+    )
+    p.add_argument(
+        "--price-per-gib-month",
+        type=_price,
+        default=S3_STANDARD_PER_GIB_MONTH,
+        metavar="USD",
+        help="storage price of the vault's class and region (default %(default)s: S3 Standard, us-east-1)",
+    )
     p.set_defaults(handler=cmd_stats)
 
     p = sub.add_parser("diff", parents=[common], help="objects added, removed and changed between recovery points")

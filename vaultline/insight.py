@@ -113,6 +113,31 @@ def vault_stats(vault: Vault) -> VaultStats:
     return stats
 
 
+# S3 Standard in us-east-1, first 50 TB, per GB-month (AWS's GB is 2^30 bytes). Other regions and classes differ:
+# the CLI takes the price as an option.
+S3_STANDARD_PER_GIB_MONTH = 0.023
+
+
+class StorageCost(BaseModel):
+    """What the vault's storage costs per month at one price, and what it saves."""
+
+    price_per_gib_month: float
+    vault_per_month: float
+    garbage_per_month: float  # what `prune` would save
+    full_copies_per_month: float  # every recovery point stored as a plain copy (no dedup, no compression)
+
+
+def storage_cost(stats: VaultStats, price_per_gib_month: float = S3_STANDARD_PER_GIB_MONTH) -> StorageCost:
+    """Monthly storage cost of the vault at ``price_per_gib_month`` (requests, KMS and transfer not included)."""
+    per_byte = price_per_gib_month / 1024**3
+    return StorageCost(
+        price_per_gib_month=price_per_gib_month,
+        vault_per_month=round(stats.vault_bytes * per_byte, 4),
+        garbage_per_month=round(stats.garbage_bytes * per_byte, 4),
+        full_copies_per_month=round(stats.logical_bytes * per_byte, 4),
+    )
+
+
 def _sizes(vault: Vault, blobs: set[bytes]) -> tuple[int, int]:
     raw = stored = 0
     for blob_id in blobs:

@@ -156,9 +156,16 @@ def test_stats_and_diff(vault_dir: tuple[Path, list[RecoveryPoint]], run: Run) -
     assert sorted(c.key for c in diff.changed) == ["f2"] and diff.unchanged == 4
     code, out, _ = run("--vault", str(root), "diff", rps[1].id, rps[2].id[:20], "--json")
     assert code == 0 and json.loads(out)["added"] == [{"key": "new", "size": 5}]
-    code, out, _ = run("--vault", str(root), "stats", "--json")
-    assert code == 0 and json.loads(out)["recovery_points"] == 3
-    assert run("--vault", str(root), "stats")[0] == 0
+    code, out, _ = run("--vault", str(root), "stats", "--json", "--price-per-gib-month", "1024")
+    doc = json.loads(out)
+    assert code == 0 and doc["recovery_points"] == 3
+    # At $1024 per GiB-month a byte costs a millionth of a dollar: the estimate is the byte counts, scaled.
+    assert doc["cost"]["vault_per_month"] == pytest.approx(doc["vault_bytes"] / 1024**2, abs=1e-4)
+    assert doc["cost"]["full_copies_per_month"] == pytest.approx(doc["logical_bytes"] / 1024**2, abs=1e-4)
+    assert doc["cost"]["full_copies_per_month"] > doc["cost"]["vault_per_month"]  # dedup pays
+    code, out, _ = run("--vault", str(root), "stats")
+    assert code == 0 and "/month" in out
+    assert run("--vault", str(root), "stats", "--price-per-gib-month", "-1")[0] == 2
     assert run("--vault", str(root), "diff", rps[0].id, rps[2].id)[0] == 0
 
 
