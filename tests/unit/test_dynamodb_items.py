@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vaultline.chunking import Chunker
-from vaultline.dynamodb.export import apply_changes, change_set
+from vaultline.dynamodb.export import apply_changes, change_set, incremental_window
 from vaultline.dynamodb.items import KeyMismatch, decode_item, encode_item, item_to_json, iter_lines, key_of, parse_key
+from vaultline.dynamodb.model import TableBackupInfo
 from vaultline.dynamodb.restore import iter_stream_items
 from vaultline.dynamodb.scan import (
     ITEM_STREAM_CHUNKER,
@@ -23,6 +25,7 @@ from vaultline.dynamodb.scan import (
     item_anchor,
     line_anchor,
 )
+from vaultline.dynamodb.table import TableSnapshot
 from vaultline.dynamodb.throttle import Backoff, RateLimiter
 from vaultline.errors import VaultlineRetryable
 from vaultline.manifest import ObjectEntry
@@ -263,3 +266,20 @@ def test_incremental_changes_apply_in_place(tmp_path: Path) -> None:
         [{"pk": {"S": "d"}, "v": {"N": "1"}}],
         [{"pk": {"S": "e"}, "v": {"N": "5"}}],
     ]
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "window_end"),
+    [
+        (timedelta(minutes=10), None),  # too soon for DynamoDB: a full export
+        (timedelta(hours=23, minutes=59), timedelta(hours=23, minutes=59)),
+        (timedelta(hours=24, minutes=40), timedelta(hours=24)),  # a daily run a little late: cut at 24 h
+        (timedelta(hours=27), None),  # a missed day: a full export, not a copy three hours old
+    ],
+)
+def test_incremental_windows_follow_the_parent_export(elapsed: timedelta, window_end: timedelta | None) -> None:
+    parent_time = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+    snapshot = TableSnapshot(description={"TableName": "t", "KeySchema": [], "AttributeDefinitions": []})
+    parent = TableBackupInfo(table=snapshot, mode="export", total_segments=1, export_time=parent_time)
+    window = incremental_window(parent, parent_time + elapsed)
+    assert window == (None if window_end is None else (parent_time, parent_time + window_end))

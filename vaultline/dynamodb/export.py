@@ -27,6 +27,10 @@ ExportType = Literal["FULL_EXPORT", "INCREMENTAL_EXPORT"]
 # DynamoDB accepts incremental windows of 15 minutes to 24 hours.
 INCREMENTAL_MIN = timedelta(minutes=15)
 INCREMENTAL_MAX = timedelta(hours=24)
+# A daily schedule starts a little more or less than 24 hours after the last export (flexible windows, start-up
+# jitter): up to this much past 24 hours, the window is cut at 24 hours (a copy that many minutes old) rather than
+# falling back to a full export on about every other day.
+INCREMENTAL_SLACK = timedelta(hours=2)
 
 
 def export_prefix(rp_id: str) -> str:
@@ -39,9 +43,10 @@ def incremental_window(parent: TableBackupInfo | None, now: datetime) -> tuple[d
     if parent is None or parent.mode != "export" or parent.export_time is None:
         return None
     start = parent.export_time
-    if not INCREMENTAL_MIN <= now - start <= INCREMENTAL_MAX:
+    elapsed = now - start
+    if elapsed < INCREMENTAL_MIN or elapsed > INCREMENTAL_MAX + INCREMENTAL_SLACK:
         return None
-    return start, now
+    return start, min(now, start + INCREMENTAL_MAX)
 
 
 def start_export(
