@@ -3,6 +3,7 @@ part map, synthesized by CDK and executed by moto's interpreter with our handler
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from vaultline.dynamodb.model import table_info
 from vaultline.embedded.lambdas import LambdaContext, invocations
 from vaultline.manifest import list_recovery_points, load_recovery_point
 from vaultline.remote import ExecutionFailed, follow, start
+from vaultline.serverless import dynamodb_steps as steps
 from vaultline.vault import Vault
 
 pytestmark = pytest.mark.e2e
@@ -291,4 +293,41 @@ def test_an_export_still_running_is_polled_again_after_the_wait(
     vault = Vault.open(deployment.stack.vault_url)
     info = table_info(load_recovery_point(vault, output["committed"]["recovery_point"]))
     assert info.mode == "export" and info.items == len(items)
+    assert _staging_keys(deployment) == [] and _lock_keys(deployment) == []
+
+
+def test_a_second_export_within_a_day_is_incremental_and_merges_into_the_parent(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = _items(90)
+    _create_table("journal", items, pitr=True)
+    first = follow(start(deployment.stack.backup_state_machine, _table_input(deployment, "journal", mode="export")))
+
+    # An hour later (Prepare runs in this process, as every routed handler does): 3 items changed, 2 added.
+    later = datetime.now(UTC) + timedelta(hours=1)
+    monkeypatch.setattr(steps, "datetime", type("Later", (datetime,), {"now": staticmethod(lambda tz=None: later)}))
+    ddb = client("dynamodb")
+    changed = [{**items[n], "name": {"S": "renamed"}} for n in (1, 40, 89)]
+    added = [{**items[0], "pk": {"S": "user#new"}, "sk": {"N": str(n)}} for n in (1, 2)]
+    for item in changed + added:
+        ddb.put_item(TableName="journal", Item=item)
+
+    execution = start(deployment.stack.backup_state_machine, _table_input(deployment, "journal", mode="export"))
+    output = follow(execution, poll_seconds=0.05)
+
+    vault = Vault.open(deployment.stack.vault_url)
+    parent = table_info(load_recovery_point(vault, first["committed"]["recovery_point"]))
+    info = table_info(load_recovery_point(vault, output["committed"]["recovery_point"]))
+    assert info.export_type == "INCREMENTAL_EXPORT" and info.export_time == later
+    # One merge worker per parent segment, and the items the parent did not have as one more segment.
+    assert output["work"]["files"] >= 1 and info.total_segments == parent.total_segments + 1
+    assert info.items == len(items) + len(added)
+    assert sum(n for name, n in invocations.calls.items() if "SegmentWorker" in name) == 2 * parent.total_segments
+
+    restore = start(
+        deployment.stack.restore_state_machine,
+        {"recovery_point": output["committed"]["recovery_point"], "target": "dynamodb://vaultline-journal-restored"},
+    )
+    follow(restore, poll_seconds=0.05)
+    assert _table_items("vaultline-journal-restored") == _table_items("journal")
     assert _staging_keys(deployment) == [] and _lock_keys(deployment) == []
