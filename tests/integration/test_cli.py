@@ -10,25 +10,7 @@ from typing import Any
 
 import pytest
 
-from vaultline.cli import main
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run the CLI; return (exit code, stdout, stderr). argparse's SystemExit counts as an exit code."""
-
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
+from tests.integration.conftest import Run
 
 
 @pytest.fixture

@@ -7,15 +7,15 @@ with the role's credentials is invisible to ours: a backup that ignored the role
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.integration.conftest import Run
 from vaultline import aws
-from vaultline.cli import main
 from vaultline.manifest import iter_entries, load_recovery_point
 from vaultline.serverless import backup_steps
 from vaultline.serverless.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
@@ -25,7 +25,6 @@ from vaultline.vault import Vault
 
 OTHER_ACCOUNT = "222222222222"
 ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/vaultline-reader"
-Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -50,20 +49,6 @@ def foreign_bucket(other_account: boto3.session.Session) -> dict[str, bytes]:
     for key, body in objects.items():
         s3.put_object(Bucket="their-data", Key=key, Body=body, Metadata={"owner": "them"})
     return objects
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
 
 
 def _account_of(client: Any) -> str:

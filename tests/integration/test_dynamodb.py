@@ -10,12 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto.dynamodb.models.table_export import TableExport
 
-from vaultline.cli import main
+from tests.integration.conftest import Run
 from vaultline.dynamodb import BackupOptions, iter_table_items, restore_table, run_table_backup, table_info
 from vaultline.dynamodb.export import data_file_keys
 from vaultline.dynamodb.items import encode_item
@@ -24,7 +23,6 @@ from vaultline.serverless import dynamodb_steps as steps
 from vaultline.serverless.models import PrepareEvent
 from vaultline.vault import Vault
 
-Run = Callable[..., tuple[int, str, str]]
 NO_SLEEP: Callable[[float], None] = lambda _: None  # noqa: E731
 
 
@@ -33,25 +31,6 @@ def finish_moto_exports(_: float = 0.0) -> None:
     for thread in threading.enumerate():
         if isinstance(thread, TableExport):
             thread.join()
-
-
-@pytest.fixture
-def ddb(aws: None) -> Any:
-    return boto3.client("dynamodb", region_name="us-east-1")
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
 
 
 def put_all(ddb: Any, table: str, items: list[dict[str, Any]]) -> None:

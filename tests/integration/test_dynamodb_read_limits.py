@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.integration.test_dynamodb import Run, put_all, simple_table
-from tests.integration.test_dynamodb import run as run
+from tests.integration.conftest import Run
+from tests.integration.test_dynamodb import put_all, simple_table
 from vaultline.dynamodb import BackupOptions, run_table_backup, table_info
 from vaultline.errors import SourceError
 from vaultline.serverless import dynamodb_steps as steps
 from vaultline.serverless.models import PrepareEvent
 from vaultline.vault import Vault
-
-
-@pytest.fixture
-def ddb(aws: None) -> Any:
-    return boto3.client("dynamodb", region_name="us-east-1")
 
 
 def provisioned_table(ddb: Any, name: str, read_units: int, items: int) -> None:

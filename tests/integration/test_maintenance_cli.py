@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import set_pack_size
+from tests.integration.conftest import Run
 from vaultline.backup import run_backup
 from vaultline.check import check_vault, select_subset
 from vaultline.chunking import Chunker
-from vaultline.cli import main
 from vaultline.drill import restore_drill
 from vaultline.insight import diff_recovery_points, vault_stats
 from vaultline.locks import acquire
@@ -25,22 +24,6 @@ from vaultline.packs import BlobType, pack_key
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage
 from vaultline.vault import Vault
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
 
 
 @pytest.fixture
