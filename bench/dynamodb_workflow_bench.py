@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from instrument import S3_GROUPS, HandlerTimer, RequestCounter, StateCounter, s3_group
+from instrument import S3_GROUPS, s3_group
 from moto.dynamodb.models import dynamodb_backends
 from workflow_bench import (
     GIB,
@@ -137,11 +137,7 @@ def table_payload(info: StackInfo) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, template: dict[str, Any]) -> None:
     with EmbeddedAws(PROJECT / "functions", quiet=True), ExitStack() as stack:
-        instruments = Instruments(
-            stack.enter_context(RequestCounter().installed()),
-            stack.enter_context(HandlerTimer().installed()),
-            stack.enter_context(StateCounter().installed()),
-        )
+        instruments = Instruments.installed(stack)
         _, info = deploy(template)
         clock = time.monotonic()
         raw, size = fill_table(args.items, args.seed)

@@ -280,6 +280,15 @@ class Instruments:
     def take(self) -> tuple[RequestLog, list[HandlerCall], Counter[str]]:
         return self.requests.take(), self.handlers.take(), self.states.take()
 
+    @classmethod
+    def installed(cls, stack: ExitStack) -> Instruments:
+        """All three counters, installed until ``stack`` closes."""
+        return cls(
+            stack.enter_context(RequestCounter().installed()),
+            stack.enter_context(HandlerTimer().installed()),
+            stack.enter_context(StateCounter().installed()),
+        )
+
 
 @dataclass
 class Phase:
@@ -768,11 +777,7 @@ def run_workflows(args: argparse.Namespace, instruments: Instruments, info: Stac
 
 def run_all(args: argparse.Namespace, template: dict[str, Any]) -> BenchRun:
     with EmbeddedAws(PROJECT / "functions", quiet=True), ExitStack() as stack:
-        instruments = Instruments(
-            stack.enter_context(RequestCounter().installed()),
-            stack.enter_context(HandlerTimer().installed()),
-            stack.enter_context(StateCounter().installed()),
-        )
+        instruments = Instruments.installed(stack)
         deployed, info = deploy(template)
         run = run_workflows(args, instruments, info)
         run.memory = lambda_memory(template, deployed)

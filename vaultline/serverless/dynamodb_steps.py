@@ -238,7 +238,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> TablePrepared:
             window = incremental_window(parent_info, started) if parent_info else None
             run.export_arn, run.export_type, run.export_time = start_export(ddb, vault, snapshot, rp_id, window)
             if run.export_type == "INCREMENTAL_EXPORT" and parent is not None:
-                run.parent_segments = sum(1 for _ in iter_entries(vault, parent))
+                run.parent_segments = parent.entry_count  # the manifest header counts its entries
         else:
             items = [SegmentWorkItem(segment=s).model_dump(mode="json") for s in range(run.total_segments)]
             put_work_list(vault, f"{prefix}work-list.json", items)
