@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The Node tools (CDK CLI, asl-validator, the IAM simulator of the embedded AWS), pinned by package-lock.json.
+NODE_STAMP := node_modules/.installed
 
 # Node 20 works for synthesis; jsii's banners about it would bury real output.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -10,9 +12,15 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20,22
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: venv lint test unit e2e infra demo bench layer synth deploy clean
+.PHONY: venv node lint test unit e2e infra demo bench layer synth deploy clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(NODE_STAMP)
+
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,7 +49,7 @@ synth: venv
 	$(BIN)/python app.py
 
 deploy: venv
-	npx --yes aws-cdk@2 deploy --app "$(BIN)/python app.py"
+	npx --no-install cdk deploy --app "$(BIN)/python app.py"
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
@@ -58,4 +66,4 @@ bench: venv
 	$(BIN)/python bench/large_object_bench.py
 
 clean:
-	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules build cdk.out .pytest_cache .mypy_cache .ruff_cache
