@@ -9,9 +9,12 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from vaultline.aws import reset_clients
+from vaultline.embedded.faults import FaultInjector, moto_role_lookup
 from vaultline.embedded.lambdas import restore_moto_lambda, route_lambda_to_handlers
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -24,13 +27,29 @@ FAKE_CREDENTIALS = {
 }
 
 
+class _Server(ThreadedMotoServer):
+    """moto's threaded server with our middleware in front of its WSGI application."""
+
+    def __init__(self, faults: FaultInjector, port: int) -> None:
+        super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
+        self._faults = faults
+
+    def _server_entry(self) -> None:
+        app = self._faults.middleware(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 class EmbeddedAws:
     """A context manager: the server runs, and this process's boto3 clients point at it, while it is open."""
 
     def __init__(self, functions_dir: str | Path = "functions", port: int = 0, quiet: bool = False) -> None:
         self.functions_dir = Path(functions_dir).resolve()
         self.quiet = quiet
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        # Faults a test may switch on (``aws.faults.set_rates(...)``); none until then.
+        self.faults = FaultInjector(lookup_role=moto_role_lookup)
+        self._server = _Server(self.faults, port)
         self._saved_env: dict[str, str | None] = {}
         self.endpoint = ""
 
