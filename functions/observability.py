@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
 
+from vaultline.aws import retry_counts
 from vaultline.errors import VaultlineRetryable
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "vaultline"))
@@ -61,9 +62,17 @@ def lambda_handler(
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(raise_on_empty_metrics=False)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        with transient_errors_retryable():
-            outcome = step(event, context) if with_context else step(event)  # type: ignore[call-arg]
-            result: dict[str, Any] = outcome.model_dump(mode="json")
+        before = sum(retry_counts().values())
+        try:
+            with transient_errors_retryable():
+                outcome = step(event, context) if with_context else step(event)  # type: ignore[call-arg]
+                result: dict[str, Any] = outcome.model_dump(mode="json")
+        finally:
+            # Throttling and 5xx the SDK retried through: invisible in the result, the first sign of a hot source.
+            retried = sum(retry_counts().values()) - before
+            if retried:
+                metrics.add_metric(name="AwsRetries", unit=MetricUnit.Count, value=retried)
+                logger.info("AWS requests retried", extra={"aws_retries": retried})
         metrics.add_metric(name="StepsCompleted", unit=MetricUnit.Count, value=1)
         return result
 

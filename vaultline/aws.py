@@ -18,6 +18,27 @@ _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_conn
 SESSION_NAME = "vaultline"
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None, str | None], Any] = {}
+_retries: dict[str, int] = {}
+
+
+def _count_retries(parsed: dict[str, Any] | None = None, model: Any = None, **_: Any) -> None:
+    """botocore's after-call hook: add the attempts the SDK retried (throttling, 5xx) to this process's count."""
+    attempts = int(((parsed or {}).get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
+    if attempts:
+        service = getattr(getattr(model, "service_model", None), "service_name", "aws")
+        with _lock:
+            _retries[service] = _retries.get(service, 0) + attempts
+
+
+def retry_counts() -> dict[str, int]:
+    """How many times this process's clients retried a request, by service: the cost of throttling and 5xx."""
+    with _lock:
+        return dict(_retries)
+
+
+def _counted(made: Any) -> Any:
+    made.meta.events.register("after-call", _count_retries)
+    return made
 
 
 def client(service: str, region: str | None = None) -> Any:
@@ -25,7 +46,7 @@ def client(service: str, region: str | None = None) -> Any:
     key = (service, region, None)
     with _lock:
         if key not in _clients:
-            _clients[key] = boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+            _clients[key] = _counted(boto3.session.Session().client(service, region_name=region, config=_CONFIG))  # type: ignore[call-overload]
         return _clients[key]
 
 
@@ -48,8 +69,10 @@ def role_client(service: str, role_arn: str, region: str | None = None) -> Any:
     botocore_session = botocore.session.Session()
     # Put the role first in the session's own resolver chain, so nothing (environment, profile) shadows it.
     botocore_session.get_component("credential_provider").insert_before("env", _Provided(credentials))
-    made = boto3.session.Session(botocore_session=botocore_session).client(  # type: ignore[call-overload]
-        service, region_name=region, config=_CONFIG
+    made = _counted(
+        boto3.session.Session(botocore_session=botocore_session).client(  # type: ignore[call-overload]
+            service, region_name=region, config=_CONFIG
+        )
     )
     with _lock:
         return _clients.setdefault(key, made)

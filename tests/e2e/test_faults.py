@@ -110,3 +110,22 @@ def test_unknown_fault_names_and_rates_are_refused(faulty: EmbeddedAws) -> None:
         faulty.faults.set_rates({"s3-gremlins": 0.1})
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         faulty.faults.set_rates({"s3-slowdown": 1.5})
+
+
+def test_the_engine_counts_the_retries_its_clients_made(faulty: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaultline import aws
+
+    worker = _role(faulty, "fault-worker", "lambda.amazonaws.com")
+    for name, value in worker.as_environment().items():
+        monkeypatch.setenv(name, value)
+    aws.reset_clients()
+    before = aws.retry_counts().get("s3", 0)
+    faulty.faults.set_rates({"s3-internal-error": 0.2}, seed=3)
+    try:
+        for n in range(15):
+            aws.client("s3").put_object(Bucket="fault-bucket", Key=f"e{n}", Body=b"z")
+    finally:
+        faulty.faults.clear()
+        aws.reset_clients()
+    assert faulty.faults.injected["s3-internal-error"] > 0
+    assert aws.retry_counts()["s3"] - before == faulty.faults.injected["s3-internal-error"]
