@@ -172,7 +172,8 @@ class Functions(Construct):
                 layers=[layer],
                 memory_size=spec.memory_mb,
                 timeout=Duration.minutes(spec.timeout_minutes),
-                environment=environment,
+                # Only the steps that start a backup create a vault on first use (and may write its config).
+                environment={**environment, c.ENV_VAULT_CREATE: "true" if name in VAULT_CREATORS else "false"},
                 tracing=lambda_.Tracing.ACTIVE,
                 log_group=log_group,
                 reserved_concurrent_executions=reserved or None,
