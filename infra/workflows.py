@@ -112,8 +112,10 @@ class Workflow(Construct):
             retry_on_service_exceptions=False,
             task_timeout=_task_timeout(shape.prepare),
         )
-        # A backup that overlaps a prune waits for the prune's exclusive lock, as prune waits for backups.
-        locked_retry(prepare)
+        # A backup's Prepare takes the vault's shared lock: overlapping a prune, it waits for the prune's
+        # exclusive one, as prune waits for backups. (A restore takes no lock.)
+        if kind == "Backup":
+            locked_retry(prepare)
         _lambda_retry(prepare)
 
         worker = tasks.LambdaInvoke(
@@ -272,7 +274,8 @@ class Workflow(Construct):
             retry_on_service_exceptions=False,
             task_timeout=_task_timeout(table.prepare),
         )
-        locked_retry(prepare)
+        if self.shape.kind == "Backup":
+            locked_retry(prepare)
         _lambda_retry(prepare)
 
         worker = tasks.LambdaInvoke(
