@@ -308,7 +308,10 @@ def test_sse_kms_source_objects_are_decrypted_only_through_s3_for_the_planned_ob
     assert actions_of(key) == {"kms:Decrypt"} and key["Resource"] == "*"
     assert resolve(key["Condition"]["StringEquals"]["kms:ViaService"]) == "s3.REF_AWS__Region.amazonaws.com"
     context = [resolve(r) for r in key["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]]
-    assert context == ["arn:REF_AWS__Partition:s3:::photo-originals", "arn:REF_AWS__Partition:s3:::photo-originals/raw/*"]
+    assert context == [
+        "arn:REF_AWS__Partition:s3:::photo-originals",
+        "arn:REF_AWS__Partition:s3:::photo-originals/raw/*",
+    ]
 
 
 def test_restore_workers_may_write_sse_kms_targets_through_s3(synth: Synth) -> None:
