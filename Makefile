@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The Node tools (CDK CLI, asl-validator, the IAM simulator of the embedded AWS), pinned by package-lock.json.
 NODE_STAMP := node_modules/.installed
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 # Node 20 works for synthesis; jsii's banners about it would bury real output.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -28,10 +30,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-lint: venv
+lint: venv $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	CDK_OUTDIR=cdk.out $(BIN)/python app.py >/dev/null
+	$(CHECKOV) --config-file .checkov.yaml
+
+# checkov (pyproject.toml extra `checkov`) lives in a virtualenv of its own: it pins boto3 to an old release.
+$(CHECKOV): pyproject.toml | $(STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q "$$($(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["checkov"])')"
+	touch $(CHECKOV)
 
 test: lint
 	$(BIN)/pytest -n 2 -q --durations=5

@@ -20,6 +20,8 @@ CTX_RESTORE_TARGET_TABLES = "restoreTargetTables"
 CTX_MAINTENANCE_SCHEDULE = "maintenanceSchedule"
 CTX_MAINTENANCE_DRILL = "maintenanceDrill"
 CTX_EXPORT_POLL_SECONDS = "exportPollSeconds"
+CTX_NOTIFICATION_EMAIL = "notificationEmail"
+CTX_WORKER_RESERVED_CONCURRENCY = "workerReservedConcurrency"
 
 DEFAULT_PLANS_FILE = "plans.yaml"
 DEFAULT_STACK_NAME = "Vaultline"
@@ -84,14 +86,26 @@ LAMBDA_TRANSIENT_ERRORS = (
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 )
+# How Lambda reports a function that ran out of its time (the invoke returns; the error is the function's) and an
+# invoke the Lambda client gave up waiting for. Retried where a step is idempotent (workers, the export poll).
+LAMBDA_TIMEOUT_ERRORS = ("Sandbox.Timedout", "Lambda.ClientExecutionTimeoutException", "States.Timeout")
 RETRY_INTERVAL_SECONDS = 2
 RETRY_BACKOFF_RATE = 2
 RETRY_MAX_ATTEMPTS = 6
-# The task's own timeout: a little over the function's, so a hung invoke surfaces as States.Timeout.
-TASK_TIMEOUT_MARGIN_SECONDS = 60
+# The task's own timeout, a backstop for an invoke whose response never arrives: Lambda ends a function at its own
+# timeout and reports Sandbox.Timedout, so the task waits only a few seconds longer than that.
+TASK_TIMEOUT_MARGIN_SECONDS = 10
 STATE_MACHINE_TIMEOUT_HOURS = 24
 # How long the backup waits between polls of a DynamoDB export (exports take minutes even for tiny tables).
 EXPORT_POLL_SECONDS = 30
+# Step Functions fails an execution past 25,000 history events. One poll round (Wait, the status task, the poll
+# counter and the Choice) writes at most EVENTS_PER_EXPORT_POLL of them; the rest of a backup (Prepare, the map,
+# Commit, Retention, events, Abort) fits in the reserve. The loop fails clearly after the polls that fit.
+HISTORY_EVENT_LIMIT = 25_000
+HISTORY_EVENT_RESERVE = 1_000
+EVENTS_PER_EXPORT_POLL = 14
+MAX_EXPORT_POLLS = (HISTORY_EVENT_LIMIT - HISTORY_EVENT_RESERVE) // EVENTS_PER_EXPORT_POLL
+EXPORT_POLL_LIMIT_ERROR = "ExportPollLimit"
 
 EVENT_SOURCE = "vaultline"
 BACKUP_SUCCEEDED = "Vaultline Backup Succeeded"
@@ -116,6 +130,10 @@ VAULT_LOCKED_ERROR = "VaultLocked"
 LOCKED_RETRY_INTERVAL_SECONDS = 60
 LOCKED_RETRY_BACKOFF_RATE = 2
 LOCKED_RETRY_MAX_ATTEMPTS = 5
+# Reserved concurrency of each worker function: a backup's fan-out cannot starve the account's other functions
+# of concurrency, nor be starved by them. AWS keeps at least 100 of an account's concurrency unreserved: four
+# workers at this value need an account limit of 100 + 4 x 100 (the default limit is 1000). 0: not reserved.
+WORKER_RESERVED_CONCURRENCY = 100
 VERIFY_PARTS = 7  # the scheduled verify reads 1/7 of the packs a day: all of them every week
 DRILL_SCRATCH_PREFIX = "drill-scratch"
 DRILL_SCRATCH_EXPIRATION_DAYS = 1
@@ -135,3 +153,10 @@ OUTPUT_MAINTENANCE_STATE_MACHINE = "MaintenanceStateMachineArn"
 OUTPUT_VAULT_BUCKET = "VaultBucketName"
 OUTPUT_VAULT_KEY = "VaultKeyArn"
 OUTPUT_PLANS = "Plans"
+OUTPUT_NOTIFICATION_TOPIC = "NotificationTopicArn"
+
+# --- environment of the functions (read by vaultline/serverless) ---------------------------------------------
+ENV_ACCESS_LOG_BUCKET = "VAULT_ACCESS_LOG_BUCKET"  # vaultline.target_guard.ACCESS_LOG_BUCKET_ENV
+ENV_OBJECT_LOCK_MODE = "VAULT_OBJECT_LOCK_MODE"  # vaultline.object_lock.MODE_ENV
+ENV_OBJECT_LOCK_DAYS = "VAULT_OBJECT_LOCK_DAYS"  # vaultline.object_lock.DAYS_ENV
+ENV_VAULT_CREATE = "VAULT_CREATE"  # vaultline.serverless.staging.CREATE_ENV

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -12,18 +13,22 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import constants as c
+from infra.logs import LogKey
 from infra.nag import acknowledge, logical_id
+from infra.settings import StackSettings
 from infra.vault import Vault
+from vaultline.object_lock import LOCKED_PREFIXES
 from vaultline.plans import DynamoDBSource, PlansFile, S3Source
 
-S3_BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning")
+# Listing takes the plan's prefix (condition s3:prefix); reading the versioning status has no prefix.
+S3_BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions")
+S3_BUCKET_STATUS_ACTIONS = ("s3:GetBucketVersioning",)
 S3_OBJECT_READ_ACTIONS = (
     "s3:GetObject",
     "s3:GetObjectVersion",
     "s3:GetObjectTagging",
     "s3:GetObjectVersionTagging",
 )
-SOURCE_READ_ACTIONS = S3_OBJECT_READ_ACTIONS + S3_BUCKET_LIST_ACTIONS
 VAULT_READ_ACTIONS = ("s3:GetObject", "s3:ListBucket")
 VAULT_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 TARGET_WRITE_ACTIONS = ("s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload")
@@ -49,6 +54,39 @@ TABLE_RESTORE_PREPARE_ACTIONS = (
 TABLE_RESTORE_WRITE_ACTIONS = ("dynamodb:BatchWriteItem",)
 # GenerateDataKey: SSE-KMS writes and the vault's own data key; Decrypt: SSE-KMS reads and unwrapping that key.
 VAULT_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+# The vault objects whose only writer is the step that creates a vault, and only as a conditional create.
+VAULT_CREATED_ONCE = ("config", "object-lock")
+VAULT_CREATORS = ("backup_prepare", "ddb_backup_prepare")
+# The steps that write what Object Lock protects (packs, indexes, manifests: vaultline/object_lock.py): a put with
+# a retention date needs s3:PutObjectRetention. Prepare writes an index for packs a crashed run left unindexed.
+LOCK_WRITERS = (
+    "backup_prepare",
+    "backup_worker",
+    "backup_commit",
+    "ddb_backup_prepare",
+    "ddb_segment_worker",
+    "ddb_backup_commit",
+    "maintenance_prune",
+)
+# Everything under the vault root but staging/, where a restore worker leaves its batch summaries. A restore
+# target pattern may match the vault's own bucket: its roles are denied these outright (and the engine refuses).
+VAULT_OWN_KEYS = ("config", "object-lock", "data/*", "index/*", "recovery-points/*", "locks/*")
+S3_WRITE_ACTIONS = (
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+    "s3:PutObjectAcl",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+)
+# Decrypting (reads) and generating data keys (writes) of SSE-KMS objects, only as S3 does it for the object.
+S3_KMS_READ_ACTIONS = ("kms:Decrypt",)
+S3_KMS_WRITE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+
+
+# The functions a Distributed Map fans out: each gets the reserved concurrency of the settings.
+WORKERS = ("backup_worker", "restore_worker", "ddb_segment_worker", "ddb_restore_worker")
 
 
 @dataclass(frozen=True)
@@ -96,9 +134,13 @@ class Functions(Construct):
         plans: PlansFile,
         restore_targets: Sequence[str],
         restore_target_tables: Sequence[str] = c.DEFAULT_RESTORE_TARGET_TABLES,
+        settings: StackSettings | None = None,
+        log_key: LogKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        settings = settings or StackSettings()
         self._vault = vault
+        self.log_key = log_key or LogKey(self, "LogKey")
         code = lambda_.Code.from_asset(str(c.FUNCTIONS_DIR), exclude=["__pycache__", "*.pyc", "tests", ".*"])
         environment = {
             "VAULT_URL": vault.url,
@@ -107,16 +149,18 @@ class Functions(Construct):
             "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
             "LOG_LEVEL": c.LOG_LEVEL,
+            # A restore into the vault or its access-log bucket is refused (vaultline/target_guard.py).
+            c.ENV_ACCESS_LOG_BUCKET: vault.access_logs.bucket_name,
+            # What the writers lock and for how long (vaultline/object_lock.py); 0 days: nothing is locked.
+            c.ENV_OBJECT_LOCK_MODE: vault.object_lock_mode,
+            c.ENV_OBJECT_LOCK_DAYS: str(vault.object_lock_days),
         }
         self.by_name: dict[str, lambda_.Function] = {}
         for name, handler in c.HANDLERS.items():
             spec = SPECS[name]
             construct = "".join(part.title() for part in name.split("_"))
-            log_group = logs.LogGroup(
-                self,
-                f"{construct}Logs",
-                retention=logs.RetentionDays.ONE_MONTH,
-            )
+            log_group = self.log_key.log_group(self, f"{construct}Logs", logs.RetentionDays.ONE_MONTH)
+            reserved = settings.worker_reserved_concurrency if name in WORKERS else 0
             self.by_name[name] = lambda_.Function(
                 self,
                 construct,
@@ -128,9 +172,11 @@ class Functions(Construct):
                 layers=[layer],
                 memory_size=spec.memory_mb,
                 timeout=Duration.minutes(spec.timeout_minutes),
-                environment=environment,
+                # Only the steps that start a backup create a vault on first use (and may write its config).
+                environment={**environment, c.ENV_VAULT_CREATE: "true" if name in VAULT_CREATORS else "false"},
                 tracing=lambda_.Tracing.ACTIVE,
                 log_group=log_group,
+                reserved_concurrent_executions=reserved or None,
             )
 
         # The IAM5 findings (wildcard resources) this construct creates on purpose, as cdk-nag names them.
@@ -138,6 +184,7 @@ class Functions(Construct):
         self.wildcard_findings: list[str] = ["Resource::*", f"Resource::{vault_arn}/*"]
         self.wildcard_findings.append(f"Resource::{vault_arn}/{c.STAGING_PREFIX}*")
         self.wildcard_findings.append(f"Resource::{vault_arn}/locks/*")
+        self.wildcard_findings += [f"Resource::{vault_arn}/{prefix}*" for prefix in LOCKED_PREFIXES]
         self._grant_vault()
         self._grant_sources(plans)
         self._grant_table_sources(plans)
@@ -220,6 +267,27 @@ class Functions(Construct):
                     sid="VaultWrite", actions=list(VAULT_WRITE_ACTIONS), resources=[bucket.arn_for_objects("*")]
                 )
             )
+            # `config` says how to read everything else: a second writer would orphan the whole vault. Only the
+            # steps that create a vault may write it, and only as a create (If-None-Match: *, which S3 refuses
+            # with 412 when it exists); every other step may not write it at all.
+            created_once = [bucket.arn_for_objects(key) for key in VAULT_CREATED_ONCE]
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="VaultConfigCreateOnly",
+                    effect=iam.Effect.DENY,
+                    actions=["s3:PutObject"],
+                    resources=created_once,
+                    conditions={"Null": {"s3:if-none-match": "true"}} if name in VAULT_CREATORS else None,
+                )
+            )
+            if name in LOCK_WRITERS:
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid="VaultObjectLockWrite",
+                        actions=["s3:PutObjectRetention"],
+                        resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in LOCKED_PREFIXES],
+                    )
+                )
             if name in ("backup_commit", "restore_finish", "abort", "ddb_backup_commit", "ddb_restore_finish"):
                 # The steps that end a run tidy its staging area (versioning keeps a record until lifecycle ends it)
                 # and release the run's shared vault lock.
@@ -230,13 +298,14 @@ class Functions(Construct):
                         resources=[bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"), bucket.arn_for_objects("locks/*")],
                     )
                 )
-            if name in ("backup_prepare", "ddb_backup_prepare"):
-                # Taking the shared lock writes it, then deletes it again if a prune holds the exclusive one.
+            if name in VAULT_CREATORS:
+                # Taking the shared lock writes it, then deletes it again if a prune holds the exclusive one; a
+                # Prepare that fails deletes what it staged (its run's prefix under staging/) and its lock.
                 function.add_to_role_policy(
                     iam.PolicyStatement(
-                        sid="VaultLockWithdraw",
+                        sid="VaultPrepareUndo",
                         actions=["s3:DeleteObject"],
-                        resources=[bucket.arn_for_objects("locks/*")],
+                        resources=[bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"), bucket.arn_for_objects("locks/*")],
                     )
                 )
             function.add_to_role_policy(
@@ -259,13 +328,24 @@ class Functions(Construct):
                     roles.add(source.role_arn)
                 else:
                     buckets.setdefault(source.bucket, set()).add(source.prefix)
+        stack = Stack.of(self)
         for bucket, prefixes in sorted(buckets.items()):
-            bucket_arn = Stack.of(self).format_arn(service="s3", region="", account="", resource=bucket)
+            bucket_arn = stack.format_arn(service="s3", region="", account="", resource=bucket)
             # An empty prefix means the whole bucket; otherwise only the planned prefixes.
             patterns = ["*"] if "" in prefixes else sorted(f"{p}*" for p in prefixes)
+            # Listing only under the planned prefixes (the listing asks with the plan's prefix, s3:prefix).
+            listing = None if "" in prefixes else {"StringLike": {"s3:prefix": patterns}}
             prepare.add_to_role_policy(
                 iam.PolicyStatement(
-                    sid=_sid("SourceList", bucket), actions=list(S3_BUCKET_LIST_ACTIONS), resources=[bucket_arn]
+                    sid=_sid("SourceList", bucket),
+                    actions=list(S3_BUCKET_LIST_ACTIONS),
+                    resources=[bucket_arn],
+                    conditions=listing,
+                )
+            )
+            prepare.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid=_sid("SourceStatus", bucket), actions=list(S3_BUCKET_STATUS_ACTIONS), resources=[bucket_arn]
                 )
             )
             self.wildcard_findings += [f"Resource::arn:<AWS::Partition>:s3:::{bucket}/{p}" for p in patterns]
@@ -274,6 +354,26 @@ class Functions(Construct):
                     sid=_sid("SourceRead", bucket),
                     actions=list(S3_OBJECT_READ_ACTIONS),
                     resources=[f"{bucket_arn}/{pattern}" for pattern in patterns],
+                )
+            )
+            # Without ListBucket, S3 answers a GET of a key deleted since Prepare listed it with 403, not 404:
+            # the worker could not tell a vanished object from a denied one.
+            worker.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid=_sid("SourceKeyCheck", bucket),
+                    actions=["s3:ListBucket"],
+                    resources=[bucket_arn],
+                    conditions=listing,
+                )
+            )
+            # SSE-KMS source objects: S3 decrypts with the object's key on the worker's behalf, for this bucket's
+            # planned objects only (the encryption context is the object's ARN, or the bucket's with bucket keys).
+            worker.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid=_sid("SourceKey", bucket),
+                    actions=list(S3_KMS_READ_ACTIONS),
+                    resources=["*"],
+                    conditions=_via_s3(stack, [bucket_arn, *(f"{bucket_arn}/{pattern}" for pattern in patterns)]),
                 )
             )
         if roles:
@@ -354,6 +454,25 @@ class Functions(Construct):
                 sid="RestoreTargetTables", actions=list(TABLE_RESTORE_PREPARE_ACTIONS), resources=tables
             )
         )
+        # A saved description may name a customer-managed key: DynamoDB describes it and takes a grant on it for
+        # the new table, on the function's behalf (GrantIsForAWSResource exists only on CreateGrant).
+        via_dynamodb = {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}
+        self.ddb_restore_prepare.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RestoreTargetTableKeyDescribe",
+                actions=["kms:DescribeKey"],
+                resources=["*"],
+                conditions={"StringEquals": via_dynamodb},
+            )
+        )
+        self.ddb_restore_prepare.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RestoreTargetTableKeyGrant",
+                actions=["kms:CreateGrant"],
+                resources=["*"],
+                conditions={"StringEquals": via_dynamodb, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
         self.ddb_restore_worker.add_to_role_policy(
             iam.PolicyStatement(
                 sid="RestoreTargetTableWrite", actions=list(TABLE_RESTORE_WRITE_ACTIONS), resources=tables
@@ -379,6 +498,29 @@ class Functions(Construct):
                 resources=[f"{arn}/*" for arn in buckets],
             )
         )
+        # SSE-KMS targets: S3 generates the object's data key (and decrypts it for multipart parts) for the
+        # worker, for objects of the target patterns only.
+        self.restore_worker.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RestoreTargetKey",
+                actions=list(S3_KMS_WRITE_ACTIONS),
+                resources=["*"],
+                conditions=_via_s3(stack, [*buckets, *(f"{arn}/*" for arn in buckets)]),
+            )
+        )
+        # The patterns may match the vault's own buckets (CloudFormation names them after the stack): whatever
+        # they match, a restore never writes the vault's objects or its access logs (the engine refuses too).
+        vault, access_logs = self._vault.bucket, self._vault.access_logs
+        for function in (self.restore_prepare, self.restore_worker):
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="RestoreNeverIntoTheVault",
+                    effect=iam.Effect.DENY,
+                    actions=list(S3_WRITE_ACTIONS),
+                    resources=[vault.arn_for_objects(key) for key in VAULT_OWN_KEYS]
+                    + [access_logs.arn_for_objects("*")],
+                )
+            )
 
     def _acknowledge_findings(self) -> None:
         acknowledge(
@@ -402,6 +544,14 @@ class Functions(Construct):
             "The shared layer's binary wheels are built for CPython 3.12 (layers/build.py); moving the runtime is a "
             "deliberate change made together with the layer, not an automatic upgrade.",
         )
+
+
+def _via_s3(stack: Stack, arns: Sequence[str]) -> dict[str, Any]:
+    """Conditions of a KMS grant usable only by S3, for objects (or bucket keys) of the given ARNs."""
+    return {
+        "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"},
+        "StringLike": {"kms:EncryptionContext:aws:s3:arn": list(arns)},
+    }
 
 
 def _sid(prefix: str, bucket: str) -> str:

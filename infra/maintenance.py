@@ -50,18 +50,32 @@ PRUNE_DELETES = ("data/", "index/", "locks/")
 SCRATCH_ACTIONS = ("s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
 
 
-def _task_timeout(function: lambda_.IFunction) -> sfn.Timeout:
+def task_timeout(function: lambda_.IFunction) -> sfn.Timeout:
+    """A Lambda task's timeout: the function's own plus a small margin (Lambda reports its timeout first)."""
     timeout = function.timeout if isinstance(function, lambda_.Function) else None
     seconds = (timeout.to_seconds() if timeout else c.FUNCTION_TIMEOUT_MINUTES * 60) + c.TASK_TIMEOUT_MARGIN_SECONDS
     return sfn.Timeout.duration(Duration.seconds(seconds))
 
 
-def _lambda_retry(state: sfn.TaskStateBase) -> None:
+def lambda_retry(state: sfn.TaskStateBase, *extra_errors: str) -> None:
+    """Retry the Lambda service's transient errors (and our own retryable one) with full jitter."""
     state.add_retry(
-        errors=[*c.LAMBDA_TRANSIENT_ERRORS, c.RETRYABLE_ERROR],
+        errors=[*c.LAMBDA_TRANSIENT_ERRORS, *extra_errors, c.RETRYABLE_ERROR],
         interval=Duration.seconds(c.RETRY_INTERVAL_SECONDS),
         backoff_rate=c.RETRY_BACKOFF_RATE,
         max_attempts=c.RETRY_MAX_ATTEMPTS,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+
+
+def locked_retry(state: sfn.TaskStateBase) -> None:
+    """Wait out a conflicting vault lock (``VaultLocked``, raised under its own name): about half an hour with
+    backoff. Every step that takes a vault lock (prune's exclusive one, the Prepare steps' shared one) has it."""
+    state.add_retry(
+        errors=[c.VAULT_LOCKED_ERROR],
+        interval=Duration.seconds(c.LOCKED_RETRY_INTERVAL_SECONDS),
+        backoff_rate=c.LOCKED_RETRY_BACKOFF_RATE,
+        max_attempts=c.LOCKED_RETRY_MAX_ATTEMPTS,
         jitter_strategy=sfn.JitterType.FULL,
     )
 
@@ -75,9 +89,9 @@ def _invoke(scope: Construct, state_id: str, function: lambda_.IFunction, result
         payload_response_only=True,
         result_path=result_path,
         retry_on_service_exceptions=False,
-        task_timeout=_task_timeout(function),
+        task_timeout=task_timeout(function),
     )
-    _lambda_retry(task)
+    lambda_retry(task)
     return task
 
 
@@ -135,6 +149,7 @@ class Maintenance(Construct):
         self.verify = functions.by_name["maintenance_verify"]
         self.drill = functions.by_name["maintenance_drill"]
         self.apply_retention = functions.by_name["apply_retention"]
+        self.log_key = functions.log_key
 
         self.scratch = s3.Bucket(
             self,
@@ -226,13 +241,7 @@ class Maintenance(Construct):
         forget = _invoke(self, "Forget", self.forget, "$.results.forget")
         prune = _invoke(self, "Prune", self.prune, "$.results.prune")
         # A running backup holds the vault's shared lock; prune needs it exclusively. Wait for the backup.
-        prune.add_retry(
-            errors=[c.VAULT_LOCKED_ERROR],
-            interval=Duration.seconds(c.LOCKED_RETRY_INTERVAL_SECONDS),
-            backoff_rate=c.LOCKED_RETRY_BACKOFF_RATE,
-            max_attempts=c.LOCKED_RETRY_MAX_ATTEMPTS,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        locked_retry(prune)
         verify = _invoke(self, "Verify", self.verify, "$.results.verify")
         drill = _invoke(self, "Drill", self.drill, "$.results.drill")
 
@@ -272,9 +281,7 @@ class Maintenance(Construct):
             .otherwise(verify)
         )
 
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN
-        )
+        self.log_group = self.log_key.log_group(self, "Logs", logs.RetentionDays.THREE_MONTHS)
         machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -372,9 +379,11 @@ class Maintenance(Construct):
             targets=[topic_target],
         )
         # A damaged vault or a drill that did not restore bit-exact is news even when the run itself succeeded.
+        # A metric with no data point in a period makes the whole sum empty: with drills off (no DrillFailures
+        # ever), "verify + drill" would never alarm on verify errors. FILL turns a missing point into 0.
         period = Duration.days(1)
         problems = cw.MathExpression(
-            expression="verify + drill",
+            expression="FILL(verify, 0) + FILL(drill, 0)",
             using_metrics={
                 "verify": self._metric("VerifyErrors", period),
                 "drill": self._metric("DrillFailures", period),

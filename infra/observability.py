@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -11,6 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -41,6 +42,8 @@ class NotificationKey(Construct):
                 ],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                # Only on behalf of this account's alarms and rules.
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
             )
         )
 
@@ -58,6 +61,7 @@ class Observability(Construct):
         restore: sfn.StateMachine,
         workers: list[lambda_.Function],
         dead_letters: sqs.IQueue,
+        notification_email: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(
@@ -67,6 +71,30 @@ class Observability(Construct):
             master_key=key,
             enforce_ssl=True,
         )
+        stack = Stack.of(self)
+        # CloudWatch alarms publish as cloudwatch.amazonaws.com, on behalf of this account's alarms only (the
+        # EventBridge rules below add their own statement through the SnsTopic target).
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
+        if notification_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(notification_email))
         topic_target = targets.SnsTopic(self.topic)
 
         # Covers what our own Failed event cannot: a timeout, a manual stop, or a failure before Abort ran.

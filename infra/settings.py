@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from constructs import Node
@@ -10,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from infra import constants as c
 from vaultline.plans import Schedule
+
+# One address, as SNS accepts it: local part, @, a dotted domain; no spaces or display names.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$")
 
 
 class SettingsError(ValueError):
@@ -36,6 +41,10 @@ class StackSettings(BaseModel):
     # How long the backup state machine waits between DescribeExport polls of a DynamoDB export (exports take
     # minutes to hours; each poll is two state transitions and one Lambda invocation).
     export_poll_seconds: int = Field(default=c.EXPORT_POLL_SECONDS, ge=1, le=3600)
+    # Where the topic's notifications (failed runs, alarms) go by email; AWS asks the address to confirm first.
+    notification_email: str | None = None
+    # Reserved concurrency of each worker function (constants.WORKER_RESERVED_CONCURRENCY; 0: none reserved).
+    worker_reserved_concurrency: int = Field(default=c.WORKER_RESERVED_CONCURRENCY, ge=0)
 
     @field_validator("maintenance_schedule")
     @classmethod
@@ -44,6 +53,13 @@ class StackSettings(BaseModel):
             return Schedule(expression=value).expression
         except ValidationError as exc:
             raise ValueError(_clean_message(exc.errors()[0]["msg"])) from None
+
+    @field_validator("notification_email")
+    @classmethod
+    def _valid_email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an email address (one address, like ops@example.com)")
+        return value
 
     @classmethod
     def from_context(cls, node: Node) -> StackSettings:
@@ -57,6 +73,8 @@ class StackSettings(BaseModel):
             "maintenance_schedule": c.CTX_MAINTENANCE_SCHEDULE,
             "maintenance_drill": c.CTX_MAINTENANCE_DRILL,
             "export_poll_seconds": c.CTX_EXPORT_POLL_SECONDS,
+            "notification_email": c.CTX_NOTIFICATION_EMAIL,
+            "worker_reserved_concurrency": c.CTX_WORKER_RESERVED_CONCURRENCY,
         }
         raw: dict[str, Any] = {}
         for field, key in keys.items():

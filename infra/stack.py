@@ -12,6 +12,7 @@ from constructs import Construct
 from infra import constants as c
 from infra.functions import Functions
 from infra.layer import SharedLayer
+from infra.logs import LogKey
 from infra.maintenance import Maintenance
 from infra.observability import NotificationKey, Observability
 from infra.schedules import Schedules
@@ -41,6 +42,7 @@ class VaultlineStack(Stack):
 
         self.vault = Vault(self, "Vault", settings=settings)
         self.layer = SharedLayer(self, "SharedLayer")
+        self.log_key = LogKey(self, "LogKey")
         self.functions = Functions(
             self,
             "Functions",
@@ -49,6 +51,8 @@ class VaultlineStack(Stack):
             plans=plans,
             restore_targets=settings.restore_target_buckets,
             restore_target_tables=settings.restore_target_tables,
+            settings=settings,
+            log_key=self.log_key,
         )
         self.workflows = Workflows(
             self,
@@ -78,6 +82,7 @@ class VaultlineStack(Stack):
                 self.functions.ddb_restore_worker,
             ],
             dead_letters=self.schedules.dead_letters,
+            notification_email=settings.notification_email,
         )
         self.maintenance = Maintenance(
             self,
@@ -99,6 +104,12 @@ class VaultlineStack(Stack):
         CfnOutput(self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_VAULT_BUCKET, value=self.vault.bucket.bucket_name)
         CfnOutput(self, c.OUTPUT_VAULT_KEY, value=self.vault.key.key_arn)
+        CfnOutput(
+            self,
+            c.OUTPUT_NOTIFICATION_TOPIC,
+            description="SNS topic of failed runs, outcomes and alarms: subscribe to it (or set notificationEmail)",
+            value=self.observability.topic.topic_arn,
+        )
         CfnOutput(
             self,
             c.OUTPUT_PLANS,

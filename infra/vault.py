@@ -21,6 +21,8 @@ class Vault(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings) -> None:
         super().__init__(scope, construct_id)
+        self.object_lock_mode = settings.object_lock_mode
+        self.object_lock_days = settings.object_lock_retention_days
 
         self.key = kms.Key(
             self,
@@ -50,23 +52,16 @@ class Vault(Construct):
             "This is the access-log bucket of the vault; logging its own access would recurse into itself.",
         )
 
-        retention_days = settings.object_lock_retention_days
-        default_retention = None
-        if retention_days:
-            duration = Duration.days(retention_days)
-            if settings.object_lock_mode == "COMPLIANCE":
-                default_retention = s3.ObjectLockRetention.compliance(duration)
-            else:
-                default_retention = s3.ObjectLockRetention.governance(duration)
-
         self.bucket = s3.Bucket(
             self,
             "Bucket",
             versioned=True,
-            # Object Lock can only be enabled when the bucket is created; keep it on even without a default
-            # retention so that a later retention period (or per-object legal holds) is possible.
+            # Object Lock can only be enabled when the bucket is created. There is deliberately no default
+            # retention: on AWS it applies to every object written, config, locks and staging included, so locks
+            # could not be released and staging not cleaned for its whole period. Vaultline sets retention per
+            # object on what a recovery point needs (packs, indexes, manifests; vaultline/object_lock.py), for
+            # objectLockRetentionDays in objectLockMode (the functions' VAULT_OBJECT_LOCK_* environment).
             object_lock_enabled=True,
-            object_lock_default_retention=default_retention,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             # One data key per bucket instead of one KMS call per object: packs are many and small requests add up.

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -27,7 +27,10 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.functions import Functions
-from infra.maintenance import retention_state
+from infra.logs import LogKey
+from infra.maintenance import lambda_retry as _lambda_retry
+from infra.maintenance import locked_retry, retention_state
+from infra.maintenance import task_timeout as _task_timeout
 from infra.nag import acknowledge, logical_id
 from infra.vault import Vault
 
@@ -74,23 +77,6 @@ class WorkflowShape:
     retention: lambda_.IFunction | None = None
 
 
-def _lambda_retry(state: sfn.TaskStateBase, *extra_errors: str) -> None:
-    """Retry the Lambda service's transient errors (and our own retryable one) with full jitter."""
-    state.add_retry(
-        errors=[*c.LAMBDA_TRANSIENT_ERRORS, *extra_errors, c.RETRYABLE_ERROR],
-        interval=Duration.seconds(c.RETRY_INTERVAL_SECONDS),
-        backoff_rate=c.RETRY_BACKOFF_RATE,
-        max_attempts=c.RETRY_MAX_ATTEMPTS,
-        jitter_strategy=sfn.JitterType.FULL,
-    )
-
-
-def _task_timeout(function: lambda_.IFunction) -> sfn.Timeout:
-    timeout = function.timeout if isinstance(function, lambda_.Function) else None
-    seconds = (timeout.to_seconds() if timeout else c.FUNCTION_TIMEOUT_MINUTES * 60) + c.TASK_TIMEOUT_MARGIN_SECONDS
-    return sfn.Timeout.duration(Duration.seconds(seconds))
-
-
 class _StrictDistributedMap(sfn.DistributedMap):
     """A Distributed Map that always writes ``ToleratedFailureCount``.
 
@@ -107,7 +93,9 @@ class _StrictDistributedMap(sfn.DistributedMap):
 class Workflow(Construct):
     """One STANDARD state machine of the Prepare -> Distributed Map -> Commit shape, with Abort on any failure."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, shape: WorkflowShape, vault: Vault) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, shape: WorkflowShape, vault: Vault, log_key: LogKey
+    ) -> None:
         super().__init__(scope, construct_id)
         self.shape = shape
         kind = shape.kind
@@ -124,6 +112,10 @@ class Workflow(Construct):
             retry_on_service_exceptions=False,
             task_timeout=_task_timeout(shape.prepare),
         )
+        # A backup's Prepare takes the vault's shared lock: overlapping a prune, it waits for the prune's
+        # exclusive one, as prune waits for backups. (A restore takes no lock.)
+        if kind == "Backup":
+            locked_retry(prepare)
         _lambda_retry(prepare)
 
         worker = tasks.LambdaInvoke(
@@ -137,7 +129,7 @@ class Workflow(Construct):
             task_timeout=_task_timeout(shape.worker),
         )
         # A worker is idempotent (packs are content-addressed), so even a timed-out attempt may run again.
-        _lambda_retry(worker, "States.Timeout")
+        _lambda_retry(worker, *c.LAMBDA_TIMEOUT_ERRORS)
 
         batches = _StrictDistributedMap(
             self,
@@ -212,12 +204,7 @@ class Workflow(Construct):
                 sfn.Choice(self, shape.table.choice_state).when(shape.table.condition, table_prepare).otherwise(prepare)
             )
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=logs.RetentionDays.THREE_MONTHS,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.log_group = log_key.log_group(self, "Logs", logs.RetentionDays.THREE_MONTHS)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -287,6 +274,8 @@ class Workflow(Construct):
             retry_on_service_exceptions=False,
             task_timeout=_task_timeout(table.prepare),
         )
+        if self.shape.kind == "Backup":
+            locked_retry(prepare)
         _lambda_retry(prepare)
 
         worker = tasks.LambdaInvoke(
@@ -300,7 +289,7 @@ class Workflow(Construct):
             retry_on_service_exceptions=False,
             task_timeout=_task_timeout(table.worker),
         )
-        _lambda_retry(worker, "States.Timeout")
+        _lambda_retry(worker, *c.LAMBDA_TIMEOUT_ERRORS)
         processor: sfn.IChainable = worker
         if table.loop:
             # A worker returns done=false with `next` (same segment, next part, cursor) when its time budget runs
@@ -371,9 +360,35 @@ class Workflow(Construct):
             retry_on_service_exceptions=False,
             task_timeout=_task_timeout(table.export_status),
         )
-        _lambda_retry(status)
+        # A poll only reads the export's status: any attempt may run again.
+        _lambda_retry(status, *c.LAMBDA_TIMEOUT_ERRORS)
         status.add_catch(abort, errors=[sfn.Errors.ALL], result_path="$.error")
         wait = sfn.Wait(self, "DdbExportWait", time=sfn.WaitTime.duration(Duration.seconds(table.export_poll_seconds)))
+        # The poll loop counts its rounds in $.export_polls and gives up before the execution's history would
+        # outgrow Step Functions' 25,000 events (constants.MAX_EXPORT_POLLS), with an error that says so.
+        polls_start = sfn.Pass(
+            self, "DdbExportPollsStart", result=sfn.Result.from_object({"count": 0}), result_path="$.export_polls"
+        )
+        polls_count = sfn.Pass(
+            self,
+            "DdbExportPollCount",
+            parameters={"count": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.export_polls.count"), 1)},
+            result_path="$.export_polls",
+        )
+        poll_limit = sfn.Pass(
+            self,
+            "DdbExportPollLimit",
+            result=sfn.Result.from_object(
+                {
+                    "Error": c.EXPORT_POLL_LIMIT_ERROR,
+                    "Cause": f"the DynamoDB export was still IN_PROGRESS after {c.MAX_EXPORT_POLLS} polls "
+                    f"{table.export_poll_seconds} s apart: more would outgrow the execution's "
+                    f"{c.HISTORY_EVENT_LIMIT}-event history (raise exportPollSeconds for exports this long)",
+                }
+            ),
+            result_path="$.error",
+        )
+        poll_limit.next(abort)
         export_failed = sfn.Pass(
             self,
             "DdbExportFailed",
@@ -383,15 +398,20 @@ class Workflow(Construct):
             result_path="$.error",
         )
         export_failed.next(abort)
+        polls_count.next(
+            sfn.Choice(self, "DdbExportPollsLeft")
+            .when(sfn.Condition.number_greater_than_equals("$.export_polls.count", c.MAX_EXPORT_POLLS), poll_limit)
+            .otherwise(wait.next(status))
+        )
         status.next(
             sfn.Choice(self, "DdbExportDone")
             .when(sfn.Condition.string_equals("$.work.status", "COMPLETED"), segments)
-            .when(sfn.Condition.string_equals("$.work.status", "IN_PROGRESS"), wait.next(status))
+            .when(sfn.Condition.string_equals("$.work.status", "IN_PROGRESS"), polls_count)
             .otherwise(export_failed)
         )
         prepare.next(
             sfn.Choice(self, "DdbMode")
-            .when(sfn.Condition.string_equals("$.prepared.mode", "export"), status)
+            .when(sfn.Condition.string_equals("$.prepared.mode", "export"), polls_start.next(status))
             .otherwise(scan_work.next(segments))
         )
         return prepare
@@ -431,6 +451,7 @@ class Workflows(Construct):
             self,
             "Backup",
             vault=vault,
+            log_key=functions.log_key,
             shape=WorkflowShape(
                 kind="Backup",
                 prepare=functions.backup_prepare,
@@ -485,6 +506,7 @@ class Workflows(Construct):
             self,
             "Restore",
             vault=vault,
+            log_key=functions.log_key,
             shape=WorkflowShape(
                 kind="Restore",
                 prepare=functions.restore_prepare,

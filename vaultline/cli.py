@@ -27,6 +27,7 @@ from vaultline.remote import MapProgress, StackInfo, find_stack, follow, plan_in
 from vaultline.restore import restore_entries, select_entries
 from vaultline.sources import open_source
 from vaultline.storage import open_storage
+from vaultline.target_guard import refuse_vault_buckets
 from vaultline.targets import open_target
 from vaultline.vault import Vault
 
@@ -196,6 +197,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     vault = _open(args)
     rp = resolve_recovery_point(vault, args.recovery_point)
     entries = select_entries(vault, rp, args.include)
+    refuse_vault_buckets(args.to, vault)
     target = open_target(args.to)
     total = sum(e.size for e in entries)
     with _progress(not args.json, f"restore {rp.id}", total) as progress:

@@ -52,7 +52,7 @@ class Vault:
         kms_key_id: str | None = None,
         compression_level: int = 3,
     ) -> Vault:
-        """Create a new vault; refuse if one exists already."""
+        """Create a new vault; refuse (VaultExists) if one exists already, even one created a moment ago."""
         if storage.exists(CONFIG_KEY):
             raise VaultExists(f"{storage.url}: a vault already exists here")
         if encryption == "kms":
@@ -76,7 +76,10 @@ class Vault:
             encryption=settings,
             compression=CompressionSettings(level=compression_level),
         )
-        storage.put(CONFIG_KEY, config.to_bytes())
+        # Two first runs may both get here: the conditional create lets exactly one config exist, and the other
+        # caller learns it lost (VaultExists) and opens the winner's vault instead of using its own key.
+        if not storage.create(CONFIG_KEY, config.to_bytes()):
+            raise VaultExists(f"{storage.url}: a vault already exists here (created concurrently)")
         return cls(storage, config, cipher)
 
     @classmethod

@@ -18,13 +18,15 @@ from vaultline.embedded.synth import synthesize
 from vaultline.remote import StackInfo, find_stack
 
 PROJECT = Path(__file__).resolve().parents[2]
-E2E_CONTEXT = {"exportPollSeconds": 1}
+E2E_CONTEXT = {"exportPollSeconds": 1, "objectLockRetentionDays": 0}
 
 
 @pytest.fixture(scope="session")
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    # The one setting tests change: an export poll of 1 s, so a test can go round the export Wait loop. Everything
-    # else is exactly what `cdk synth` produces from cdk.json.
+    # The settings tests change: an export poll of 1 s, so a test can go round the export Wait loop, and no Object
+    # Lock retention, so that retention and prune can delete what a test wrote a moment ago (with cdk.json's 30
+    # days they rightly hold it: tests/integration/test_deployed_vault.py). Everything else is what `cdk synth`
+    # produces from cdk.json.
     return synthesize(PROJECT, "Vaultline", tmp_path_factory.mktemp("cdk.out"), context=E2E_CONTEXT)
 
 

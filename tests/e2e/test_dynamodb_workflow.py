@@ -288,8 +288,11 @@ def test_an_export_still_running_is_polled_again_after_the_wait(
 
     entered = _entered_states(execution)
     poll = ["DdbExportStatus", "DdbExportDone"]
-    assert entered[3:9] == [*poll, "DdbExportWait", *poll, "DdbSegments"]
+    # The loop counts its rounds (bounded by the 25,000-event history: infra/constants.py MAX_EXPORT_POLLS).
+    counted = ["DdbExportPollCount", "DdbExportPollsLeft", "DdbExportWait"]
+    assert entered[3:12] == ["DdbExportPollsStart", *poll, *counted, *poll, "DdbSegments"]
     assert len(described) == 2 and output["work"]["status"] == "COMPLETED"
+    assert output["export_polls"] == {"count": 1}
     vault = Vault.open(deployment.stack.vault_url)
     info = table_info(load_recovery_point(vault, output["committed"]["recovery_point"]))
     assert info.mode == "export" and info.items == len(items)

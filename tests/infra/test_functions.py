@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from infra import constants as c
-from tests.infra.conftest import Synth, actions_of, resources_of, statements
+from tests.infra.conftest import Synth, actions_of, resolve, resources_of, statements
 
 HANDLERS = {
     "BackupPrepare": "backup_prepare.handler",
@@ -91,7 +91,8 @@ def test_functions_are_packaged_from_the_functions_directory(synth: Synth) -> No
 
 
 def _all_actions(synth: Synth, role: str) -> set[str]:
-    return set().union(*(actions_of(s) for s in statements(synth, role)))
+    """What the role is allowed (the explicit denies guarding the vault are tested on their own)."""
+    return set().union(*(actions_of(s) for s in statements(synth, role) if s["Effect"] == "Allow"))
 
 
 def test_only_backup_prepare_and_worker_touch_source_buckets(synth: Synth) -> None:
@@ -104,8 +105,10 @@ def test_backup_prepare_lists_sources_and_worker_reads_their_objects_read_only(s
     prepare = [s for s in statements(synth, "FunctionsBackupPrepare") if s.get("Sid", "").startswith("SourceList")]
     worker = [s for s in statements(synth, "FunctionsBackupWorker") if s.get("Sid", "").startswith("SourceRead")]
     assert len(prepare) == 1 and len(worker) == 1
-    assert actions_of(prepare[0]) == {"s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning"}
+    assert actions_of(prepare[0]) == {"s3:ListBucket", "s3:ListBucketVersions"}
     assert resources_of(prepare[0]) == ["arn:REF_AWS__Partition:s3:::vaultline-demo-source"]
+    status = [s for s in statements(synth, "FunctionsBackupPrepare") if s.get("Sid", "").startswith("SourceStatus")]
+    assert [actions_of(s) for s in status] == [{"s3:GetBucketVersioning"}]
     assert actions_of(worker[0]) == {
         "s3:GetObject",
         "s3:GetObjectVersion",
@@ -136,6 +139,9 @@ def test_cross_account_sources_are_read_through_their_role_not_direct_grants(mul
 @pytest.mark.parametrize("name", HANDLERS)
 def test_no_function_gets_write_or_delete_outside_the_vault_and_restore_targets(synth: Synth, name: str) -> None:
     for statement in statements(synth, f"Functions{name}"):
+        if statement["Effect"] == "Deny":  # the guards of the vault's own objects (tests below)
+            assert statement["Sid"] in ("VaultConfigCreateOnly", "RestoreNeverIntoTheVault"), statement
+            continue
         assert statement["Effect"] == "Allow"
         assert not any(a.endswith(":*") or a == "*" for a in actions_of(statement)), statement
         if actions_of(statement) & {"s3:PutObject", "s3:DeleteObject"}:
@@ -148,11 +154,16 @@ def test_no_function_gets_write_or_delete_outside_the_vault_and_restore_targets(
 
 
 @pytest.mark.parametrize("name", HANDLERS)
-def test_kms_use_is_limited_to_the_vault_key(synth: Synth, name: str) -> None:
+def test_kms_use_is_limited_to_the_vault_key_or_to_a_service_acting_for_the_function(synth: Synth, name: str) -> None:
     kms = [s for s in statements(synth, f"Functions{name}") if any(a.startswith("kms:") for a in actions_of(s))]
-    assert len(kms) == 1
-    assert actions_of(kms[0]) == {"kms:Decrypt", "kms:GenerateDataKey"}
-    assert resources_of(kms[0]) == [f"GETATT_{synth.only('AWS::KMS::Key', 'VaultKey')[0]}_Arn"]
+    vault_key = [s for s in kms if s.get("Sid") == "VaultKey"]
+    assert len(vault_key) == 1
+    assert actions_of(vault_key[0]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert resources_of(vault_key[0]) == [f"GETATT_{synth.only('AWS::KMS::Key', 'VaultKey')[0]}_Arn"]
+    # Any other key only through S3 or DynamoDB on the function's behalf (SSE-KMS sources, targets, tables).
+    for statement in kms:
+        if statement is not vault_key[0]:
+            assert "kms:ViaService" in statement["Condition"]["StringEquals"], statement
 
 
 def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_locks(synth: Synth) -> None:
@@ -167,8 +178,10 @@ def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_l
         delete = [s for s in statements(synth, f"Functions{name}") if "s3:DeleteObject" in actions_of(s)]
         assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/staging/*", f"GETATT_{vault_id}_Arn/locks/*"]
     for name in lock_takers:
+        # A lock taker withdraws its lock on conflict; a failed Prepare deletes what it staged and its lock.
         delete = [s for s in statements(synth, f"Functions{name}") if "s3:DeleteObject" in actions_of(s)]
-        assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/locks/*"]
+        delete = [s for s in delete if s["Effect"] == "Allow"]
+        assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/staging/*", f"GETATT_{vault_id}_Arn/locks/*"]
 
 
 def test_restore_worker_writes_only_to_configured_target_buckets(synth: Synth, multi_synth: Synth) -> None:
@@ -263,3 +276,141 @@ def test_export_mode_and_cross_region_and_cross_account_tables(tmp_path: Path) -
         assert resources_of(assume[0]) == ["arn:aws:iam::123456789012:role/vaultline-read"]
     (write,) = _dynamodb_statements(s, "FunctionsDdbRestoreWorker")
     assert resources_of(write) == [f"{TABLE}restored-*"]
+
+
+# --- issue 9: grants that a real deploy needs, and no wider -----------------------------------------------------
+
+
+def _sid(s: Synth, role: str, sid: str) -> dict[str, Any]:
+    (found,) = [x for x in statements(s, f"Functions{role}") if x.get("Sid") == sid]
+    return found
+
+
+def test_listing_a_source_is_limited_to_the_planned_prefix(multi_synth: Synth, synth: Synth) -> None:
+    listing = _sid(multi_synth, "BackupPrepare", "SourceListPhotoOriginals")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["raw/*"]}}
+    # A whole-bucket source lists the whole bucket.
+    assert "Condition" not in _sid(multi_synth, "BackupPrepare", "SourceListCompanyDocs")
+    assert "Condition" not in _sid(synth, "BackupPrepare", "SourceListVaultlineDemoSource")
+
+
+def test_the_worker_may_list_its_sources_so_a_vanished_key_is_a_404(multi_synth: Synth) -> None:
+    check = _sid(multi_synth, "BackupWorker", "SourceKeyCheckPhotoOriginals")
+    assert actions_of(check) == {"s3:ListBucket"}
+    assert resources_of(check) == ["arn:REF_AWS__Partition:s3:::photo-originals"]
+    assert check["Condition"] == {"StringLike": {"s3:prefix": ["raw/*"]}}
+    whole = _sid(multi_synth, "BackupWorker", "SourceKeyCheckCompanyDocs")
+    assert resources_of(whole) == ["arn:REF_AWS__Partition:s3:::company-docs"] and "Condition" not in whole
+
+
+def test_sse_kms_source_objects_are_decrypted_only_through_s3_for_the_planned_objects(multi_synth: Synth) -> None:
+    key = _sid(multi_synth, "BackupWorker", "SourceKeyPhotoOriginals")
+    assert actions_of(key) == {"kms:Decrypt"} and key["Resource"] == "*"
+    assert resolve(key["Condition"]["StringEquals"]["kms:ViaService"]) == "s3.REF_AWS__Region.amazonaws.com"
+    context = [resolve(r) for r in key["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]]
+    assert context == [
+        "arn:REF_AWS__Partition:s3:::photo-originals",
+        "arn:REF_AWS__Partition:s3:::photo-originals/raw/*",
+    ]
+
+
+def test_restore_workers_may_write_sse_kms_targets_through_s3(synth: Synth) -> None:
+    key = _sid(synth, "RestoreWorker", "RestoreTargetKey")
+    assert actions_of(key) == {"kms:Decrypt", "kms:GenerateDataKey"} and key["Resource"] == "*"
+    assert resolve(key["Condition"]["StringEquals"]["kms:ViaService"]) == "s3.REF_AWS__Region.amazonaws.com"
+    context = [resolve(r) for r in key["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]]
+    assert context == ["arn:REF_AWS__Partition:s3:::vaultline-*", "arn:REF_AWS__Partition:s3:::vaultline-*/*"]
+
+
+def test_a_table_restore_may_use_a_customer_managed_key_through_dynamodb(synth: Synth) -> None:
+    describe = _sid(synth, "DdbRestorePrepare", "RestoreTargetTableKeyDescribe")
+    grant = _sid(synth, "DdbRestorePrepare", "RestoreTargetTableKeyGrant")
+    assert actions_of(describe) == {"kms:DescribeKey"} and actions_of(grant) == {"kms:CreateGrant"}
+    for statement in (describe, grant):
+        via = resolve(statement["Condition"]["StringEquals"]["kms:ViaService"])
+        assert via == "dynamodb.REF_AWS__Region.amazonaws.com"
+    assert grant["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+
+
+def test_only_the_backup_prepares_may_write_config_and_only_as_a_create(synth: Synth) -> None:
+    vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
+    for name in HANDLERS:
+        deny = _sid(synth, name, "VaultConfigCreateOnly")
+        assert deny["Effect"] == "Deny" and actions_of(deny) == {"s3:PutObject"}
+        assert resources_of(deny) == [f"GETATT_{vault_id}_Arn/config", f"GETATT_{vault_id}_Arn/object-lock"]
+        creator = name in ("BackupPrepare", "DdbBackupPrepare")
+        # A creator's put without If-None-Match is denied; everyone else's put is denied outright.
+        assert deny.get("Condition") == ({"Null": {"s3:if-none-match": "true"}} if creator else None), name
+        env = _function(synth, name)["Environment"]["Variables"]
+        assert env["VAULT_CREATE"] == ("true" if creator else "false"), name
+
+
+def test_exactly_the_writers_of_locked_objects_may_set_their_retention(synth: Synth) -> None:
+    vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
+    writers = {name for name in HANDLERS if "s3:PutObjectRetention" in _all_actions(synth, f"Functions{name}")}
+    assert writers == {
+        "BackupPrepare",
+        "BackupWorker",
+        "BackupCommit",
+        "DdbBackupPrepare",
+        "DdbSegmentWorker",
+        "DdbBackupCommit",
+        "MaintenancePrune",
+    }
+    for name in writers:
+        assert resources_of(_sid(synth, name, "VaultObjectLockWrite")) == [
+            f"GETATT_{vault_id}_Arn/{prefix}*" for prefix in ("data/", "index/", "recovery-points/")
+        ]
+
+
+def test_restore_roles_may_never_write_the_vault_or_its_access_logs(synth: Synth) -> None:
+    vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
+    logs_id, _ = synth.only("AWS::S3::Bucket", "VaultAccessLogs")
+    for name in ("RestorePrepare", "RestoreWorker"):
+        deny = _sid(synth, name, "RestoreNeverIntoTheVault")
+        assert deny["Effect"] == "Deny" and "Condition" not in deny
+        assert {"s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging"} <= actions_of(deny)
+        vault = [f"GETATT_{vault_id}_Arn/{key}" for key in ("config", "object-lock")]
+        vault += [f"GETATT_{vault_id}_Arn/{p}/*" for p in ("data", "index", "recovery-points", "locks")]
+        assert resources_of(deny) == [*vault, f"GETATT_{logs_id}_Arn/*"]
+        env = _function(synth, name)["Environment"]["Variables"]
+        assert env["VAULT_ACCESS_LOG_BUCKET"] == {"Ref": logs_id}
+
+
+def test_workers_have_reserved_concurrency_and_other_functions_none(synth: Synth) -> None:
+    for name in HANDLERS:
+        reserved = _function(synth, name).get("ReservedConcurrentExecutions")
+        workers = ("BackupWorker", "RestoreWorker", "DdbSegmentWorker", "DdbRestoreWorker")
+        assert reserved == (c.WORKER_RESERVED_CONCURRENCY if name in workers else None), name
+
+
+def test_worker_reserved_concurrency_comes_from_the_context() -> None:
+    from tests.infra.conftest import synthesize
+
+    none = synthesize({"workerReservedConcurrency": 0}, nag=False)
+    assert not any(
+        "ReservedConcurrentExecutions" in f["Properties"] for f in none.resources("AWS::Lambda::Function").values()
+    )
+
+
+def test_every_log_group_is_encrypted_with_the_logs_key(synth: Synth) -> None:
+    key_id, key = synth.only("AWS::KMS::Key", "LogKey")
+    assert key["Properties"]["EnableKeyRotation"] is True
+    groups = synth.resources("AWS::Logs::LogGroup")
+    assert len(groups) == len(HANDLERS) + 3  # the functions', the backup, restore and maintenance machines'
+    for group in groups.values():
+        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    (logs,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == "AllowCloudWatchLogs"]
+    assert resolve(logs["Principal"]["Service"]) == "logs.REF_AWS__Region.amazonaws.com"
+    assert resolve(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]) == (
+        "arn:REF_AWS__Partition:logs:REF_AWS__Region:REF_AWS__AccountId:log-group:*"
+    )
+
+
+def test_the_environment_names_match_what_the_engine_reads() -> None:
+    from vaultline import object_lock, target_guard
+    from vaultline.serverless import staging
+
+    assert c.ENV_OBJECT_LOCK_MODE == object_lock.MODE_ENV and c.ENV_OBJECT_LOCK_DAYS == object_lock.DAYS_ENV
+    assert c.ENV_ACCESS_LOG_BUCKET == target_guard.ACCESS_LOG_BUCKET_ENV
+    assert c.ENV_VAULT_CREATE == staging.CREATE_ENV

@@ -109,7 +109,7 @@ def test_each_step_gets_the_whole_state_and_stores_its_result_under_results(
     assert task["ResultPath"] == f"$.results.{state.lower()}"
     assert task["Retry"][0] == LAMBDA_RETRY
     assert task["Catch"] == CATCH_TO_FAILED
-    assert task["TimeoutSeconds"] == 960
+    assert task["TimeoutSeconds"] == 910  # Lambda's own 900 s report their timeout first (Sandbox.Timedout)
 
 
 def test_prune_waits_for_running_backups_on_vault_locked(states: dict[str, Any]) -> None:
@@ -227,6 +227,18 @@ def test_maintenance_failures_and_integrity_problems_reach_the_topic(synth: Synt
     names = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Properties"]["Metrics"] if "MetricStat" in m}
     assert names == {"VerifyErrors", "DrillFailures"}
     assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_integrity_alarm_fires_on_verify_errors_while_drills_report_nothing(synth: Synth) -> None:
+    # With drills off DrillFailures has no data; metric math over a missing point yields no point at all, so
+    # the sum must FILL each metric with 0 or a verify error never alarms.
+    _, alarm = synth.only("AWS::CloudWatch::Alarm", "MaintenanceIntegrity")
+    metrics = alarm["Properties"]["Metrics"]
+    ids = {m["MetricStat"]["Metric"]["MetricName"]: m["Id"] for m in metrics if "MetricStat" in m}
+    expression = next(m["Expression"] for m in metrics if "Expression" in m)
+    terms = [term.strip() for term in expression.split("+")]
+    assert sorted(terms) == sorted(f"FILL({ids[name]}, 0)" for name in ("VerifyErrors", "DrillFailures"))
+    assert alarm["Properties"]["Threshold"] == 1
 
 
 # --- the backup's Retention state ---------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aws_cdk.assertions import Match
 
 from tests.infra.conftest import Synth
+from vaultline.object_lock import DAYS_ENV as OBJECT_LOCK_DAYS_ENV
+from vaultline.object_lock import MODE_ENV as OBJECT_LOCK_MODE_ENV
 
 
 def _vault(synth: Synth) -> dict:
@@ -28,16 +30,23 @@ def test_vault_bucket_is_versioned_object_locked_and_sse_kms_with_the_vault_key(
     assert rule["BucketKeyEnabled"] is True
 
 
-def test_object_lock_default_retention_comes_from_context(synth: Synth) -> None:
-    # cdk.json: GOVERNANCE, 30 days.
-    lock = _vault(synth)["Properties"]["ObjectLockConfiguration"]
-    assert lock == {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}}}
+def test_the_vault_bucket_has_no_default_retention_and_the_functions_lock_per_object(synth: Synth) -> None:
+    # A bucket default would lock config, locks/ and staging/ too (forget and prune could release nothing for
+    # 30 days); the context's mode and days (cdk.json: GOVERNANCE, 30) reach the writers instead.
+    props = _vault(synth)["Properties"]
+    assert props["ObjectLockEnabled"] is True
+    assert "Rule" not in props.get("ObjectLockConfiguration", {})
+    for function in synth.resources("AWS::Lambda::Function").values():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env[OBJECT_LOCK_MODE_ENV] == "GOVERNANCE" and env[OBJECT_LOCK_DAYS_ENV] == "30"
 
 
 def test_zero_retention_days_keeps_object_lock_enabled_without_default_retention(multi_synth: Synth) -> None:
     props = _vault(multi_synth)["Properties"]
     assert props["ObjectLockEnabled"] is True
     assert "Rule" not in props.get("ObjectLockConfiguration", {})
+    for function in multi_synth.resources("AWS::Lambda::Function").values():
+        assert function["Properties"]["Environment"]["Variables"][OBJECT_LOCK_DAYS_ENV] == "0"
 
 
 def test_vault_bucket_blocks_public_access_and_is_retained(synth: Synth) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from infra import constants as c
 from infra.app import build_app
 from infra.settings import SettingsError
 from tests.infra.conftest import Synth, definition, synthesize
@@ -16,6 +17,16 @@ LAMBDA_TRANSIENT = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
+# How Lambda reports a function that outlived its timeout, and a client that gave up on the invoke.
+LAMBDA_TIMEOUTS = ["Sandbox.Timedout", "Lambda.ClientExecutionTimeoutException", "States.Timeout"]
+# A Prepare that meets a prune's exclusive lock waits its turn, with the backoff prune uses to wait for backups.
+LOCKED_RETRY = {
+    "ErrorEquals": ["VaultLocked"],
+    "IntervalSeconds": 60,
+    "MaxAttempts": 5,
+    "BackoffRate": 2,
+    "JitterStrategy": "FULL",
+}
 CATCH_TO_ABORT = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Abort"}]
 
 
@@ -76,6 +87,10 @@ DDB_BACKUP_STATES = {
     "DdbExportDone",
     "DdbExportWait",
     "DdbExportFailed",
+    "DdbExportPollsStart",
+    "DdbExportPollCount",
+    "DdbExportPollsLeft",
+    "DdbExportPollLimit",
     "DdbSegments",
     "DdbCommit",
 }
@@ -139,7 +154,7 @@ def test_backup_prepare_sends_the_request_and_execution_and_keeps_a_small_result
         "worker_concurrency.$": "$.Payload.worker_concurrency",
     }
     assert prepare["ResultPath"] == "$.prepared"
-    assert prepare["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
+    assert prepare["Retry"] == [LOCKED_RETRY, *_retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])]
     assert prepare["Catch"] == CATCH_TO_ABORT
 
 
@@ -175,8 +190,9 @@ def test_backup_worker_returns_its_payload_and_retries_transient_and_retryable_e
     # Direct function ARN = payload_response_only: the item is the event, the return value the result.
     assert worker["Resource"] == _function_ref(synth, "BackupWorker")
     assert "Parameters" not in worker
-    assert worker["Retry"] == _retry([*LAMBDA_TRANSIENT, "States.Timeout", "VaultlineRetryable"])
-    assert worker["TimeoutSeconds"] > 900  # States.Timeout only if the invoke outlives the function's own timeout
+    assert worker["Retry"] == _retry([*LAMBDA_TRANSIENT, *LAMBDA_TIMEOUTS, "VaultlineRetryable"])
+    # Lambda ends the function at 900 s and reports Sandbox.Timedout; the task's timeout is only a backstop.
+    assert 900 < worker["TimeoutSeconds"] <= 910
 
 
 def test_backup_commit_gets_the_whole_state_and_stores_its_result(synth: Synth, backup: dict[str, Any]) -> None:
@@ -291,11 +307,11 @@ def test_backup_dynamodb_prepare_keeps_a_small_result_and_branches_on_the_mode(
         )
     }
     assert prepare["ResultPath"] == "$.prepared"
-    assert prepare["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
+    assert prepare["Retry"] == [LOCKED_RETRY, *_retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])]
     assert prepare["Catch"] == CATCH_TO_ABORT
     assert prepare["Next"] == "DdbMode"
     mode = states["DdbMode"]
-    assert mode["Choices"] == [{"Variable": "$.prepared.mode", "StringEquals": "export", "Next": "DdbExportStatus"}]
+    assert mode["Choices"] == [{"Variable": "$.prepared.mode", "StringEquals": "export", "Next": "DdbExportPollsStart"}]
     assert mode["Default"] == "DdbScanWorkList"
     scan = states["DdbScanWorkList"]
     assert scan["Type"] == "Pass" and scan["ResultPath"] == "$.work" and scan["Next"] == "DdbSegments"
@@ -307,12 +323,12 @@ def test_backup_dynamodb_export_mode_polls_until_the_export_completes(synth: Syn
     status = states["DdbExportStatus"]
     assert status["Resource"] == _function_ref(synth, "DdbExportStatus")
     assert status["ResultPath"] == "$.work" and status["Next"] == "DdbExportDone"
-    assert status["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])
+    assert status["Retry"] == _retry([*LAMBDA_TRANSIENT, *LAMBDA_TIMEOUTS, "VaultlineRetryable"])
     assert status["Catch"] == CATCH_TO_ABORT
     done = states["DdbExportDone"]
     assert done["Choices"] == [
         {"Variable": "$.work.status", "StringEquals": "COMPLETED", "Next": "DdbSegments"},
-        {"Variable": "$.work.status", "StringEquals": "IN_PROGRESS", "Next": "DdbExportWait"},
+        {"Variable": "$.work.status", "StringEquals": "IN_PROGRESS", "Next": "DdbExportPollCount"},
     ]
     assert done["Default"] == "DdbExportFailed"
     assert states["DdbExportWait"] == {"Type": "Wait", "Seconds": 30, "Next": "DdbExportStatus"}
@@ -341,8 +357,8 @@ def test_backup_dynamodb_segment_map_loops_each_segment_on_its_cursor(synth: Syn
     worker = inner["DdbSegmentWorker"]
     assert worker["Resource"] == _function_ref(synth, "DdbSegmentWorker")
     assert worker["ResultPath"] == "$.part" and worker["Next"] == "DdbSegmentDone"
-    assert worker["Retry"] == _retry([*LAMBDA_TRANSIENT, "States.Timeout", "VaultlineRetryable"])
-    assert worker["TimeoutSeconds"] > 900
+    assert worker["Retry"] == _retry([*LAMBDA_TRANSIENT, *LAMBDA_TIMEOUTS, "VaultlineRetryable"])
+    assert 900 < worker["TimeoutSeconds"] <= 910
     assert inner["DdbSegmentDone"]["Choices"] == [
         {"Variable": "$.part.done", "BooleanEquals": True, "Next": "DdbSegmentStored"}
     ]
@@ -396,7 +412,7 @@ def test_restore_dynamodb_targets_take_the_table_branch(synth: Synth, restore: d
     assert parts["ToleratedFailureCount"] == 0 and parts["MaxConcurrencyPath"] == "$.prepared.worker_concurrency"
     worker = parts["ItemProcessor"]["States"]["DdbRestoreWorker"]
     assert worker["Resource"] == _function_ref(synth, "DdbRestoreWorker")
-    assert worker["Retry"] == _retry([*LAMBDA_TRANSIENT, "States.Timeout", "VaultlineRetryable"])
+    assert worker["Retry"] == _retry([*LAMBDA_TRANSIENT, *LAMBDA_TIMEOUTS, "VaultlineRetryable"])
     finish = states["DdbRestoreFinish"]
     assert finish["Resource"] == _function_ref(synth, "DdbRestoreFinish")
     assert finish["ResultPath"] == "$.finished" and finish["Next"] == "RestoreSucceeded"
@@ -412,3 +428,74 @@ def test_export_poll_interval_comes_from_the_context() -> None:
 def test_an_export_poll_interval_out_of_range_names_the_context_key() -> None:
     with pytest.raises(SettingsError, match=r"^cdk context exportPollSeconds: .*greater than or equal to 1"):
         build_app({"exportPollSeconds": 0}, nag=False, stage_assets=False)
+
+
+def _run_export_polls(backup: dict[str, Any], status: str) -> tuple[list[str], dict[str, Any]]:
+    """Walk the export branch from DdbMode with a DescribeExport that always answers ``status``; return the states
+    visited up to the first state outside the loop, and the state data there. Only what the loop uses is modelled:
+    Pass (Result or a States.MathAdd parameter), Choice on numbers and strings, Wait, and the status task."""
+    states = backup["States"]
+    data: dict[str, Any] = {"prepared": {"mode": "export"}}
+    name = states["DdbMode"]["Choices"][0]["Next"]
+    visited: list[str] = []
+    loop = {"DdbExportPollsStart", "DdbExportPollCount", "DdbExportPollsLeft", "DdbExportWait", "DdbExportStatus"}
+    loop |= {"DdbExportDone"}
+    while name in loop:
+        visited.append(name)
+        state = states[name]
+        if name == "DdbExportStatus":
+            data["work"] = {"status": status}
+        elif state["Type"] == "Pass":
+            if "Result" in state:
+                result = state["Result"]
+            else:
+                ((field, expression),) = state["Parameters"].items()
+                assert field == "count.$" and expression == "States.MathAdd($.export_polls.count, 1)"
+                result = {"count": data["export_polls"]["count"] + 1}
+            assert state["ResultPath"] == "$.export_polls"
+            data["export_polls"] = result
+        elif state["Type"] == "Choice":
+            nxt = state["Default"]
+            for choice in state["Choices"]:
+                path = choice["Variable"].removeprefix("$.").split(".")
+                value: Any = data
+                for part in path:
+                    value = value[part]
+                if ("StringEquals" in choice and value == choice["StringEquals"]) or (
+                    "NumericGreaterThanEquals" in choice and value >= choice["NumericGreaterThanEquals"]
+                ):
+                    nxt = choice["Next"]
+                    break
+            name = nxt
+            continue
+        name = state["Next"]
+    visited.append(name)
+    return visited, data
+
+
+def test_export_poll_loop_fails_clearly_before_the_execution_history_limit(backup: dict[str, Any]) -> None:
+    visited, data = _run_export_polls(backup, "IN_PROGRESS")
+    polls = visited.count("DdbExportStatus")
+    assert visited[-1] == "DdbExportPollLimit"
+    assert polls == c.MAX_EXPORT_POLLS == data["export_polls"]["count"]
+    # Events per round as Step Functions writes them: a Lambda task 5 (entered, scheduled, started, succeeded,
+    # exited), each Pass, Choice and Wait 2; the rounds and the rest of a run fit the 25,000-event history.
+    per_round = 5 + 2 * (visited.count("DdbExportPollCount") + visited.count("DdbExportPollsLeft")) // polls
+    per_round += 2 * (visited.count("DdbExportDone") + visited.count("DdbExportWait")) // polls
+    assert per_round <= c.EVENTS_PER_EXPORT_POLL
+    assert polls * c.EVENTS_PER_EXPORT_POLL + c.HISTORY_EVENT_RESERVE <= 25_000
+    limit = backup["States"]["DdbExportPollLimit"]
+    assert limit["ResultPath"] == "$.error" and limit["Next"] == "Abort"
+    assert limit["Result"]["Error"] == "ExportPollLimit"
+    assert f"after {c.MAX_EXPORT_POLLS} polls 30 s apart" in limit["Result"]["Cause"]
+
+
+def test_a_completed_export_leaves_the_poll_loop_for_the_segment_map(backup: dict[str, Any]) -> None:
+    visited, data = _run_export_polls(backup, "COMPLETED")
+    assert visited == ["DdbExportPollsStart", "DdbExportStatus", "DdbExportDone", "DdbSegments"]
+    assert data["export_polls"] == {"count": 0}
+
+
+def test_only_the_backup_prepares_wait_out_a_vault_lock(restore: dict[str, Any]) -> None:
+    for name in ("Prepare", "DdbRestorePrepare"):
+        assert restore["States"][name]["Retry"] == _retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 
 from vaultline import locks
-from vaultline.errors import SourceError
+from vaultline.errors import SourceError, VaultError
 from vaultline.serverless import backup_steps
 from vaultline.serverless.models import PrepareEvent
 from vaultline.storage import S3Storage
@@ -26,3 +27,53 @@ def test_prepare_of_a_missing_bucket_fails_naming_it_and_releases_its_lock(s3: A
     assert list(vault.storage.list(STAGING_PREFIX)) == []
     # The lock really was taken and given back: an exclusive lock (what prune takes) is free at once.
     locks.release(vault.storage, locks.acquire(vault.storage, "prune", exclusive=True))
+
+
+def _failing_after_staging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prepare fails after it staged its batches (writing the work list is its last step)."""
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("work list write failed")
+
+    monkeypatch.setattr(backup_steps, "put_work_list", fail)
+
+
+def test_a_failed_prepare_deletes_what_it_staged(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3.create_bucket(Bucket="vault-bucket")
+    s3.create_bucket(Bucket="source")
+    s3.put_object(Bucket="source", Key="a", Body=b"a")
+    vault = Vault.init(S3Storage("vault-bucket", "v"))
+    _failing_after_staging(monkeypatch)
+    with pytest.raises(RuntimeError, match="work list write failed"):
+        backup_steps.prepare(vault, PrepareEvent(request={"source": {"type": "s3", "url": "s3://source"}}))
+    assert list(vault.storage.list(STAGING_PREFIX)) == []
+    assert list(vault.storage.list(locks.LOCK_PREFIX)) == []
+
+
+def test_a_cleanup_that_fails_is_logged_with_its_key_and_the_original_error_is_raised(
+    s3: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    s3.create_bucket(Bucket="vault-bucket")
+    s3.create_bucket(Bucket="source")
+    s3.put_object(Bucket="source", Key="a", Body=b"a")
+    vault = Vault.init(S3Storage("vault-bucket", "v"))
+    _failing_after_staging(monkeypatch)
+    deletes = S3Storage.delete
+
+    def denied(self: S3Storage, key: str) -> None:
+        if key.startswith(STAGING_PREFIX):  # a role that may delete only locks/*, as before issue 9
+            raise VaultError(f"{self.url}: {key}: AccessDenied")
+        deletes(self, key)
+
+    monkeypatch.setattr(S3Storage, "delete", denied)
+    request = PrepareEvent(request={"source": {"type": "s3", "url": "s3://source"}})
+    with (
+        caplog.at_level(logging.ERROR, logger="vaultline.serverless.staging"),
+        pytest.raises(RuntimeError, match="work list write failed"),
+    ):
+        backup_steps.prepare(vault, request)
+    (record,) = [r for r in caplog.records if "could not delete its staging" in r.getMessage()]
+    staged = [o.key for o in vault.storage.list(STAGING_PREFIX)]
+    assert staged and any(f"{key}: AccessDenied" in record.getMessage() for key in staged)
+    # The lock is still released: a cleanup failure of one kind does not stop the other.
+    assert list(vault.storage.list(locks.LOCK_PREFIX)) == []

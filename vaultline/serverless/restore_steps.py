@@ -30,6 +30,7 @@ from vaultline.serverless.staging import (
     run_prefix,
     s3_storage,
 )
+from vaultline.target_guard import refuse_vault_buckets
 from vaultline.targets import S3Target
 from vaultline.vault import Vault
 
@@ -44,6 +45,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> RestorePrepared:
     """Resolve the recovery point, check the target exists, stage batches of entries to restore."""
     request = RestoreRequest.model_validate(event.request)
     rp = resolve_recovery_point(vault, request.recovery_point)
+    refuse_vault_buckets(request.target, vault)  # before anything is written (vaultline/target_guard.py)
     S3Target(request.target)  # fails now, clearly, if the target bucket is missing
     restore_id = f"restore-{rp.id}-{os.urandom(4).hex()}"
     prefix = run_prefix(restore_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any, TypeVar
@@ -12,32 +13,46 @@ from pydantic import BaseModel
 
 from vaultline import locks
 from vaultline.errors import VaultError, VaultExists, VaultNotFound
+from vaultline.object_lock import create_object_lock, object_lock_from_environment
 from vaultline.storage import S3Storage
 from vaultline.vault import STAGING_PREFIX, Vault
 
 M = TypeVar("M", bound=BaseModel)
+# Whether this step may create the vault (infra sets it true only for the Prepare steps of a backup).
+CREATE_ENV = "VAULT_CREATE"
+log = logging.getLogger(__name__)
 
 
 def vault_from_environment() -> Vault:
     """Open (or on first use create) the vault the deployed stack points at.
 
-    ``VAULT_URL`` names it; ``VAULT_ENCRYPTION`` and ``VAULT_KMS_KEY_ID`` say how a new one is created.
+    ``VAULT_URL`` names it; ``VAULT_ENCRYPTION`` and ``VAULT_KMS_KEY_ID`` say how a new one is created, and only a
+    step with ``VAULT_CREATE`` true (or unset) creates one: the others find VaultNotFound. ``VAULT_OBJECT_LOCK_*``
+    say what the writes lock (vaultline/object_lock.py); a new vault records them in its ``object-lock`` object.
     """
     url = os.environ.get("VAULT_URL")
     if not url or not url.startswith("s3://"):
         raise VaultError("VAULT_URL must be set to the vault's s3://bucket[/prefix]")
     bucket, _, prefix = url[len("s3://") :].partition("/")
     storage = S3Storage(bucket, prefix)
+    overridden, lock_settings = object_lock_from_environment()
+    if overridden:
+        storage.use_object_lock(lock_settings)
     try:
         return Vault.open(storage)
     except VaultNotFound:
-        pass  # first run against a new vault bucket: create the vault
+        if os.environ.get(CREATE_ENV, "true").lower() != "true":
+            raise
     encryption = os.environ.get("VAULT_ENCRYPTION", "kms")
     try:
-        return Vault.init(storage, "kms" if encryption == "kms" else "none", os.environ.get("VAULT_KMS_KEY_ID"))
+        vault = Vault.init(storage, "kms" if encryption == "kms" else "none", os.environ.get("VAULT_KMS_KEY_ID"))
     except VaultExists:
-        pass  # another run created it between our read and our write
-    return Vault.open(storage)
+        # Another first run created it between our read and our write (the create is conditional): use theirs.
+        return Vault.open(storage)
+    if lock_settings is not None:
+        create_object_lock(storage, lock_settings)
+        storage.use_object_lock(lock_settings)
+    return vault
 
 
 def s3_storage(vault: Vault) -> S3Storage:
@@ -88,10 +103,16 @@ def undone_on_failure(vault: Vault, run_id: str, lock: locks.Lock) -> Iterator[N
     try:
         yield
     except BaseException:
-        with contextlib.suppress(Exception):
+        # The original error is the one raised; a failed cleanup is logged with what it left behind (the
+        # staging lifecycle rule and lock staleness end it), never dropped silently.
+        try:
             clean_run(vault, run_id)
-        with contextlib.suppress(Exception):
+        except Exception as exc:
+            log.error("failed Prepare of %s: could not delete its staging %s: %s", run_id, run_prefix(run_id), exc)
+        try:
             locks.release(vault.storage, lock.id)
+        except Exception as exc:
+            log.error("failed Prepare of %s: could not release its lock %s: %s", run_id, lock.key, exc)
         raise
 
 

@@ -37,6 +37,15 @@ class Storage(ABC):
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` atomically: readers see all of it or nothing."""
 
+    def create(self, key: str, data: bytes) -> bool:
+        """Store ``data`` under ``key`` only if nothing is there; return whether this call created it (False: the
+        key existed, and is left as it was). S3 and local storage do it atomically against concurrent creators;
+        this fallback, for storages wrapping another (test doubles, counters), checks first and is not atomic."""
+        if self.exists(key):
+            return False
+        self.put(key, data)
+        return True
+
     @abstractmethod
     def get(self, key: str) -> bytes:
         """Return the whole object; raise ObjectMissing naming the key if it does not exist."""

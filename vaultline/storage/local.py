@@ -36,6 +36,22 @@ class LocalStorage(Storage):
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def create(self, key: str, data: bytes) -> bool:
+        # Write a temporary file, then hard-link it to the name: link(2) fails if the name exists, and a reader
+        # never sees a partial file (the O_EXCL of a whole object).
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()

@@ -14,6 +14,7 @@ from vaultline.errors import ObjectMissing, VaultError
 from vaultline.storage.base import Retention, Storage, StoredObject
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_CONFLICT_RETRIES = 5
 
 
 class S3Storage(Storage):
@@ -42,6 +43,11 @@ class S3Storage(Storage):
         from vaultline.object_lock import load_object_lock
 
         return load_object_lock(self)
+
+    def use_object_lock(self, settings: Any) -> None:
+        """Lock with ``settings`` (ObjectLockSettings, or None: no retention) instead of the vault's own
+        ``object-lock`` object: a deployed stack's functions lock by the stack's configuration."""
+        self.__dict__["_object_lock"] = settings
 
     def _lock_args(self, key: str) -> dict[str, Any]:
         from vaultline.object_lock import LOCKED_PREFIXES
@@ -83,6 +89,23 @@ class S3Storage(Storage):
             self.s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **self._lock_args(key))
         except ClientError as exc:
             raise self._fail(exc, key) from None
+
+    def create(self, key: str, data: bytes) -> bool:
+        # If-None-Match: * makes S3 refuse (412) a put over an existing object, atomically. A 409 means another
+        # conditional write to the key is in flight: try again, and one of the two then sees the other's object.
+        for _ in range(_CONFLICT_RETRIES):
+            try:
+                self.s3.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **self._lock_args(key)
+                )
+                return True
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in ("PreconditionFailed", "412"):
+                    return False
+                if code not in ("ConditionalRequestConflict", "409"):
+                    raise self._fail(exc, key) from None
+        raise VaultError(f"{self.url}: {key}: concurrent creators kept conflicting; retry")
 
     def get(self, key: str) -> bytes:
         try:

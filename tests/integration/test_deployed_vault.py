@@ -1,0 +1,169 @@
+"""The vault as the stack really deploys it (issue 9): created once even by two first runs at a time, Object Lock
+on the bucket with versioning and no default retention (the functions lock per object from their environment),
+and forget and prune working there."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vaultline import locks
+from vaultline.aws import client
+from vaultline.config import CONFIG_KEY
+from vaultline.errors import VaultExists, VaultNotFound
+from vaultline.forget import forget
+from vaultline.manifest import MANIFEST_PREFIX
+from vaultline.object_lock import OBJECT_LOCK_KEY, ObjectLockSettings, load_object_lock
+from vaultline.packs import list_pack_ids, pack_key
+from vaultline.prune import prune
+from vaultline.retention import RetentionPolicy
+from vaultline.serverless import backup_steps
+from vaultline.serverless.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
+from vaultline.serverless.staging import vault_from_environment
+from vaultline.storage import LocalStorage, S3Storage
+from vaultline.vault import STAGING_PREFIX, Vault
+
+# --- one config, even when two first runs create the vault at the same moment ---------------------------------
+
+
+def _stack_environment(monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
+    monkeypatch.setenv("VAULT_URL", "s3://vault-bucket")
+    monkeypatch.setenv("VAULT_ENCRYPTION", extra.pop("encryption", "none"))
+    for name, value in extra.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_two_first_runs_end_with_one_config_and_both_use_it(s3: Any, kms: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3.create_bucket(Bucket="vault-bucket")
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    _stack_environment(monkeypatch, encryption="kms", VAULT_KMS_KEY_ID=key)
+    client("s3"), client("kms")  # the engine's clients, made before the threads share them
+    # Both runs find no config, then both create one at once: the window in which a plain put lets both win.
+    barrier = threading.Barrier(2)
+    looked = S3Storage.exists
+
+    def racing_exists(self: S3Storage, name: str) -> bool:
+        if name == CONFIG_KEY:
+            barrier.wait(timeout=10)
+            return False
+        return looked(self, name)
+
+    monkeypatch.setattr(S3Storage, "exists", racing_exists)
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: vault_from_environment(), range(2))
+
+    stored = s3.get_object(Bucket="vault-bucket", Key=CONFIG_KEY)["Body"].read()
+    assert first.config == second.config and first.config.to_bytes() == stored
+    # The same data key: what one run writes, the other reads.
+    assert first.cipher.chunk_id(b"same chunk") == second.cipher.chunk_id(b"same chunk")
+    versions = s3.list_object_versions(Bucket="vault-bucket", Prefix=CONFIG_KEY).get("Versions", [])
+    assert len(versions) == 1
+
+
+def test_init_that_lost_the_race_refuses_and_leaves_the_winners_config(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.create_bucket(Bucket="vault-bucket")
+    winner = Vault.init(S3Storage("vault-bucket"))
+    monkeypatch.setattr(S3Storage, "exists", lambda self, name: False)  # it looked before the winner wrote
+
+    with pytest.raises(VaultExists, match="created concurrently"):
+        Vault.init(S3Storage("vault-bucket"))
+    assert Vault.open(S3Storage("vault-bucket")).config == winner.config
+
+
+def test_a_directory_vault_is_created_exclusively_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = LocalStorage(tmp_path / "vault")
+    assert storage.create("config", b"first") is True
+    assert storage.create("config", b"second") is False
+    assert storage.get("config") == b"first"
+    assert [p.name for p in (tmp_path / "vault").iterdir()] == ["config"]  # no temporary file left
+    (tmp_path / "vault" / "config").unlink()
+    winner = Vault.init(storage)
+    monkeypatch.setattr(LocalStorage, "exists", lambda self, name: False)
+    with pytest.raises(VaultExists):
+        Vault.init(storage)
+    assert Vault.open(storage).config == winner.config
+
+
+def test_only_a_step_allowed_to_create_a_vault_creates_one(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3.create_bucket(Bucket="vault-bucket")
+    _stack_environment(monkeypatch, VAULT_CREATE="false")
+    with pytest.raises(VaultNotFound, match="no vault here"):
+        vault_from_environment()
+    assert "Contents" not in s3.list_objects_v2(Bucket="vault-bucket")
+
+
+# --- Object Lock as deployed: enabled, versioned, no default retention; retention set per object -------------
+
+
+@pytest.fixture
+def deployed(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Vault:
+    """The stack's vault bucket (Object Lock and versioning on, no default retention) as a function opens it."""
+    s3.create_bucket(Bucket="vault-bucket", ObjectLockEnabledForBucket=True)
+    s3.put_bucket_versioning(Bucket="vault-bucket", VersioningConfiguration={"Status": "Enabled"})
+    assert "Rule" not in s3.get_object_lock_configuration(Bucket="vault-bucket")["ObjectLockConfiguration"]
+    s3.create_bucket(Bucket="source")
+    _stack_environment(
+        monkeypatch, VAULT_CREATE="true", VAULT_OBJECT_LOCK_MODE="GOVERNANCE", VAULT_OBJECT_LOCK_DAYS="30"
+    )
+    return vault_from_environment()
+
+
+def _backup(vault: Vault, s3: Any) -> str:
+    """One backup of s3://source through the serverless steps (Prepare, workers, Commit), as the state machine."""
+    prepared = backup_steps.prepare(vault, PrepareEvent(request={"source": {"type": "s3", "url": "s3://source"}}))
+    work_list = json.loads(s3.get_object(Bucket="vault-bucket", Key=prepared.work_list_key)["Body"].read())
+    for item in work_list:
+        backup_steps.work(vault, BackupWorkerEvent(recovery_point=prepared.recovery_point, item=WorkItem(**item)))
+    return backup_steps.commit(vault, CommitEvent(prepared=prepared)).recovery_point
+
+
+def _current(s3: Any, prefix: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket="vault-bucket", Prefix=prefix).get("Contents", [])]
+
+
+def test_the_functions_lock_what_a_recovery_point_needs_and_nothing_else(deployed: Vault, s3: Any) -> None:
+    s3.put_object(Bucket="source", Key="a", Body=b"alpha " * 5000)
+    rp = _backup(deployed, s3)
+
+    locked = [pack_key(p) for p in list_pack_ids(deployed.storage)] + _current(s3, "index/")
+    locked.append(MANIFEST_PREFIX + rp)
+    soon = datetime.now(UTC) + timedelta(days=29)
+    for key in locked:
+        head = s3.head_object(Bucket="vault-bucket", Key=key)
+        assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"] > soon, key
+    for key in (CONFIG_KEY, OBJECT_LOCK_KEY):
+        assert "ObjectLockMode" not in s3.head_object(Bucket="vault-bucket", Key=key), key
+    # The new vault recorded the stack's settings, so the CLI writing to it locks the same way.
+    assert load_object_lock(S3Storage("vault-bucket")) == ObjectLockSettings(mode="GOVERNANCE", days=30)
+    # Commit cleaned the run's staging area and released its lock: neither was locked.
+    assert _current(s3, STAGING_PREFIX) == [] and _current(s3, locks.LOCK_PREFIX) == []
+
+
+def test_forget_and_prune_work_and_report_what_object_lock_holds(deployed: Vault, s3: Any) -> None:
+    s3.put_object(Bucket="source", Key="a", Body=b"first version " * 4000)
+    first = _backup(deployed, s3)
+    s3.put_object(Bucket="source", Key="a", Body=b"second version " * 4000)
+    _backup(deployed, s3)
+    # A stale lock left by a run that died: prune removes it.
+    stale = locks.acquire(deployed.storage, "backup", exclusive=False, now=datetime.now(UTC) - timedelta(hours=2))
+
+    report = forget(deployed, RetentionPolicy(keep_last=1))
+    assert report.removed == [] and [h.key for h in report.held] == [MANIFEST_PREFIX + first]
+
+    later = datetime.now(UTC) + timedelta(days=31)
+    assert forget(deployed, RetentionPolicy(keep_last=1), now=later).removed == [first]
+    packs = set(list_pack_ids(deployed.storage))
+    pruned = prune(Vault.open(deployed.storage))
+    # The first backup's pack is garbage now but held: reported with its date, kept, and no error.
+    assert pruned.held and all(h.mode == "GOVERNANCE" and h.retain_until for h in pruned.held)
+    assert set(list_pack_ids(deployed.storage)) == packs
+    assert pruned.stale_locks_removed == 1 and _current(s3, locks.LOCK_PREFIX) == []
+    assert stale.key not in _current(s3, locks.LOCK_PREFIX)
