@@ -17,12 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
-from vaultline.backup import run_backup
+from vaultline.backup import BackupOptions, run_backup
 from vaultline.check import check_vault
 from vaultline.dynamodb import cli as dynamodb_cli
 from vaultline.dynamodb.table import is_table_url
 from vaultline.errors import UsageError, VaultlineError
-from vaultline.manifest import iter_entries, list_recovery_points, resolve_recovery_point
+from vaultline.manifest import ISSUES_REPORTED, iter_entries, list_recovery_points, resolve_recovery_point
+from vaultline.plans import TagsRefresh
 from vaultline.remote import MapProgress, StackInfo, find_stack, follow, plan_inputs, start
 from vaultline.restore import restore_entries, select_entries
 from vaultline.sources import open_source
@@ -100,10 +101,21 @@ def cmd_backup(args: argparse.Namespace) -> int:
     vault = _open(args)
     source = open_source(args.source, args.include, args.exclude, role_arn=args.role_arn)
     tags = dict(_parse_tag(t) for t in args.tag)
+    options = BackupOptions(archived_objects=args.archived_objects, tags_refresh=_tags_refresh(args.tags_refresh))
     with _progress(not args.json, f"backup {source.url}") as progress:
-        rp = run_backup(vault, source, tags=tags, progress=progress)
+        rp = run_backup(vault, source, tags=tags, progress=progress, options=options)
+    issues = rp.issues
     if args.json:
-        _emit_json({"recovery_point": rp.id, "source": rp.source, "time": rp.time.isoformat(), **rp.stats.model_dump()})
+        _emit_json(
+            {
+                "recovery_point": rp.id,
+                "source": rp.source,
+                "time": rp.time.isoformat(),
+                **rp.stats.model_dump(),
+                "status": rp.status,
+                "issues": issues.first(ISSUES_REPORTED).model_dump(),
+            }
+        )
     else:
         s = rp.stats
         out.print(
@@ -111,7 +123,19 @@ def cmd_backup(args: argparse.Namespace) -> int:
             f"read {s.objects_read} ({_human_bytes(s.bytes_read)}), {s.objects_unchanged} unchanged; "
             f"stored {_human_bytes(s.bytes_stored)} in {s.new_chunks} new chunks; {s.seconds:.1f} s"
         )
+        if issues.total:
+            err.print(f"[yellow]completed with issues[/]: {issues.summary()}", highlight=False)
+            for issue in issues.objects[:ISSUES_REPORTED]:
+                err.print(f"  skipped {issue.key!r}: {issue.reason}", markup=False, highlight=False)
     return 0
+
+
+def _tags_refresh(text: str) -> TagsRefresh:
+    if text in ("always", "never"):
+        return text  # type: ignore[return-value]
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise UsageError(f"--tags-refresh {text!r}: expected always, never or a number of backups (1 or more)")
 
 
 def _backup_table(args: argparse.Namespace) -> int:
@@ -147,12 +171,14 @@ def cmd_list(args: argparse.Namespace) -> int:
                     "objects": rp.stats.objects,
                     "bytes": rp.stats.bytes,
                     "bytes_stored": rp.stats.bytes_stored,
+                    "status": rp.status,
+                    "issues": {"archived": rp.issues.archived, "vanished": rp.issues.vanished},
                 }
                 for rp in points
             ]
         )
         return 0
-    table = Table("id", "time", "source", "objects", "size", "added")
+    table = Table("id", "time", "source", "objects", "size", "added", "status")
     for rp in points:
         table.add_row(
             rp.id,
@@ -161,6 +187,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             str(rp.stats.objects),
             _human_bytes(rp.stats.bytes),
             _human_bytes(rp.stats.bytes_stored),
+            f"with issues: {rp.issues.summary()}" if rp.issues.total else "completed",
         )
     out.print(table)
     return 0
@@ -377,6 +404,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-share", type=float, metavar="FRACTION", help="dynamodb:// scan: share of the provisioned RCU, 0-1"
     )
     p.add_argument("--consistent-read", action="store_true", help="dynamodb:// scan: strongly consistent reads")
+    p.add_argument(
+        "--archived-objects",
+        choices=["skip", "fail"],
+        default="skip",
+        help="objects in an archive tier (Glacier, Deep Archive): skip and report them, or fail the backup",
+    )
+    p.add_argument(
+        "--tags-refresh",
+        default="always",
+        metavar="always|never|N",
+        help="re-read the tags of unchanged objects every backup, never, or every N-th backup",
+    )
     p.set_defaults(handler=cmd_backup)
 
     p = sub.add_parser("list", parents=[common], help="list recovery points")
