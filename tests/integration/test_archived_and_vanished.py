@@ -14,7 +14,7 @@ from tests.integration.conftest import Run
 from vaultline import aws
 from vaultline.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
 from vaultline.serverless import backup_steps
-from vaultline.serverless.models import BackupWorkerEvent, CommitEvent, Prepared, PrepareEvent, WorkItem
+from vaultline.serverless.models import AbortEvent, BackupWorkerEvent, CommitEvent, Prepared, PrepareEvent, WorkItem
 from vaultline.sources.base import ObjectArchived
 from vaultline.storage import S3Storage
 from vaultline.vault import STAGING_PREFIX, Vault
@@ -41,7 +41,9 @@ def archive_bucket(s3: Any) -> str:
 READABLE = {"hot.txt": b"hot", "instant.bin": b"ir", "thawed.bin": b"thawed"}
 
 
-def test_archived_objects_are_skipped_and_the_recovery_point_completes_with_issues(run: Run, archive_bucket: str) -> None:
+def test_archived_objects_are_skipped_and_the_recovery_point_completes_with_issues(
+    run: Run, archive_bucket: str
+) -> None:
     run("--vault", VAULT, "init")
 
     code, out, _ = run("--vault", VAULT, "backup", "s3://src", "--json")
@@ -162,16 +164,14 @@ def test_serverless_worker_fails_on_an_archived_object_when_the_plan_says_fail(a
     request = {"source": {"type": "s3", "url": "s3://src"}, "archived_objects": "fail"}
     prepared, work_list = _prepare(vault, request)
 
-    with pytest.raises(ObjectArchived, match="s3://src/cold/deep.bin: storage class DEEP_ARCHIVE"):
+    with pytest.raises(ObjectArchived, match=r"s3://src/cold/deep\.bin: storage class DEEP_ARCHIVE"):
         _work(vault, prepared, work_list)
     backup_steps.abort(vault, _abort_event(prepared))
     assert list_recovery_point_ids(vault) == []
     assert list(vault.storage.list(STAGING_PREFIX)) == []
 
 
-def _abort_event(prepared: Prepared) -> Any:
-    from vaultline.serverless.models import AbortEvent
-
+def _abort_event(prepared: Prepared) -> AbortEvent:
     return AbortEvent(prepared=prepared.model_dump(), error={"Error": "ObjectArchived"})
 
 
