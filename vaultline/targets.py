@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from vaultline.aws import client
 from vaultline.errors import TargetError
 from vaultline.manifest import ObjectEntry
+from vaultline.sources.local import path_of
 from vaultline.sources.s3 import HEADER_FIELDS, parse_s3_url
 
 NAME_MAX = 255  # bytes per path component on Linux, macOS and Windows file systems
@@ -130,7 +131,7 @@ class DirectoryTarget(Target):
             return "empty path component (//)"
         if any(p in (".", "..") for p in parts):
             return "'.' or '..' path component"
-        if any(len(p.encode()) > NAME_MAX for p in parts):
+        if any(len(os.fsencode(p)) > NAME_MAX for p in parts):
             return f"a path component is longer than {NAME_MAX} bytes"
         return None
 
@@ -139,7 +140,7 @@ class DirectoryTarget(Target):
         rejected: list[tuple[str, str]] = []
         files: dict[str, str] = {}
         for entry in entries:
-            reason = self.unsafe_reason(entry.key)
+            reason = self.unsafe_reason(path_of(entry))
             if reason:
                 rejected.append((entry.key, reason))
                 continue
@@ -167,7 +168,9 @@ class DirectoryTarget(Target):
         return mapped, rejected
 
     def write(self, entry: ObjectEntry, key: str, chunks: Iterable[bytes]) -> None:
-        path = Path(os.path.normpath(self.root.joinpath(*key.split("/"))))
+        # A file name that was not UTF-8 is restored to its exact bytes (raw_key), not to its display key.
+        relative = path_of(entry) if entry.raw_key else key
+        path = Path(os.path.normpath(self.root.joinpath(*relative.split("/"))))
         # Belt and braces: the key was vetted by plan(), but never write outside the root whatever happens.
         if self.root not in path.parents:
             raise TargetError(f"{key}: refuses to write outside {self.root}")
