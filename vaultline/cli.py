@@ -28,7 +28,7 @@ from vaultline.remote import MapProgress, StackInfo, find_stack, follow, plan_in
 from vaultline.restore import restore_entries, select_entries
 from vaultline.sources import open_source
 from vaultline.storage import open_storage
-from vaultline.targets import open_target
+from vaultline.targets import Overwrite, open_target
 from vaultline.vault import Vault
 
 # Piped output gets wide tables rather than 80 columns of wrapped ids.
@@ -209,6 +209,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    if args.overwrite and is_table_url(args.to):
+        raise UsageError("--overwrite applies to s3:// and directory targets; a table restore writes every item")
     if args.remote:
         return _restore_remote(args)
     if is_table_url(args.to):
@@ -220,13 +222,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 0
     if args.key:
         raise UsageError("--key restores single items of a DynamoDB table: use --to dynamodb://TABLE")
+    overwrite: Overwrite = args.overwrite or "never"
     vault = _open(args)
     rp = resolve_recovery_point(vault, args.recovery_point)
     entries = select_entries(vault, rp, args.include)
     target = open_target(args.to)
     total = sum(e.size for e in entries)
     with _progress(not args.json, f"restore {rp.id}", total) as progress:
-        outcome = restore_entries(vault, entries, target, progress)
+        outcome = restore_entries(vault, entries, target, progress, overwrite)
     if args.json:
         _emit_json(
             {
@@ -239,12 +242,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
     else:
         s = outcome.stats
         out.print(f"restored {s.objects} objects ({_human_bytes(s.bytes)}) to {target.url} in {s.seconds:.1f} s")
+        _print_skipped(s.skipped_existing, s.skipped_unchanged)
         for key, reason in outcome.unmappable:
             err.print(f"[yellow]not restored[/] {key!r}: {reason}")
     if outcome.unmappable:
         err.print(f"{len(outcome.unmappable)} keys could not be restored to {target.url}")
         return 1
     return 0
+
+
+def _print_skipped(existing: int, unchanged: int) -> None:
+    if existing:
+        err.print(f"[yellow]kept {existing} objects already at the target[/] (--overwrite if-changed or always)")
+    if unchanged:
+        err.print(f"skipped {unchanged} objects the target already holds unchanged")
 
 
 def _stack(args: argparse.Namespace) -> StackInfo:
@@ -318,6 +329,7 @@ def _restore_remote(args: argparse.Namespace) -> int:
         payload |= {"write_rate": args.write_rate} if args.write_rate else {}
     else:
         payload["include"] = args.include
+        payload["overwrite"] = args.overwrite or "never"
     payload["worker_concurrency"] = args.concurrency
     execution = start(stack.restore_state_machine, payload)
     with _follow_display(not args.json, f"restore {args.recovery_point}") as show:
@@ -335,6 +347,7 @@ def _restore_remote(args: argparse.Namespace) -> int:
             f"restored {finished.get('objects', 0)} objects ({_human_bytes(finished.get('bytes', 0))}) "
             f"of {finished.get('recovery_point')} to {args.to}"
         )
+        _print_skipped(finished.get("skipped_existing", 0), finished.get("skipped_unchanged", 0))
     return 0
 
 
@@ -435,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     p.add_argument("--key", action="append", default=[], metavar="JSON", help="dynamodb:// targets: restore this item")
     p.add_argument("--write-rate", type=float, metavar="WCU/S", help="dynamodb:// targets: write capacity units/s")
+    p.add_argument(
+        "--overwrite",
+        choices=["never", "if-changed", "always"],
+        help="objects already at an S3 or directory target: keep them (default), rewrite those that differ, or all",
+    )
     p.set_defaults(handler=cmd_restore)
 
     p = sub.add_parser("get", parents=[common], help="print items of a DynamoDB recovery point as they were")

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vaultline.manifest import BackupStats, Issues, ObjectEntry, ObjectIssue
 from vaultline.plans import ROLE_ARN, ArchivedObjects, TagsRefresh
+from vaultline.targets import Overwrite
 
 
 class _Event(BaseModel):
@@ -140,6 +141,9 @@ class RestoreRequest(_Event):
     target: str = Field(pattern=r"^s3://.+")
     include: list[str] = Field(default_factory=list)
     worker_concurrency: int = Field(default=10, ge=1, le=1000)
+    # An object already at the target is kept (never), rewritten when its content differs (if-changed), or always
+    # rewritten; AWS Backup's default, so a restore can never destroy data by default.
+    overwrite: Overwrite = "never"
 
 
 class RestorePrepared(_Event):
@@ -164,6 +168,8 @@ class RestoreBatchSummary(_Event):
     batch: int
     objects: int
     bytes: int
+    skipped_existing: int = 0
+    skipped_unchanged: int = 0
 
 
 class RestoreFinishEvent(_Event):
@@ -178,3 +184,5 @@ class RestoreFinished(_Event):
     target: str
     objects: int
     bytes: int
+    skipped_existing: int = 0
+    skipped_unchanged: int = 0
