@@ -388,7 +388,8 @@ def plan_input(plan: Plan, source: S3Source | DynamoDBSource) -> dict[str, Any]:
         "retention": plan.retention.rules(),
     }
     if isinstance(source, S3Source):
-        payload |= {"archived_objects": plan.archived_objects, "tags_refresh": plan.tags_refresh}
+        # Like role_arn: only when set otherwise than the default, so the common case stays the documented contract.
+        payload |= plan.model_dump(include={"archived_objects", "tags_refresh"}, exclude_defaults=True)
     return payload
 
 
