@@ -83,9 +83,10 @@ class S3Target(Target):
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("404", "NoSuchKey", "NotFound"):
                 return None
-            # Without s3:ListBucket S3 answers 403 for a missing key too: whether it exists cannot be told.
+            # HeadObject needs s3:GetObject, and without s3:ListBucket S3 answers 403 for a missing key too.
             raise TargetError(
-                f"s3://{self.bucket}/{self.prefix}{key}: cannot tell whether it exists ({code})"
+                f"s3://{self.bucket}/{self.prefix}{key}: cannot tell whether it exists ({code}); --overwrite never "
+                "and if-changed need s3:GetObject and s3:ListBucket on the target (--overwrite always needs neither)"
             ) from None
         return Existing(size=head["ContentLength"], etag=head.get("ETag"))
 

@@ -126,3 +126,23 @@ def test_restore_request_refuses_an_unknown_overwrite_mode() -> None:
 
     with pytest.raises(ValidationError, match="overwrite"):
         RestoreRequest.model_validate({"recovery_point": "latest", "target": "s3://dst", "overwrite": "sometimes"})
+
+
+def test_a_target_that_refuses_head_object_fails_naming_the_key_and_the_grant(
+    run: Run, backed_up: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from vaultline import aws
+
+    backed_up.create_bucket(Bucket="dst")
+
+    def denied(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+
+    # What S3 answers a role without s3:GetObject on the target (moto does not enforce IAM in this process).
+    monkeypatch.setattr(aws.client("s3"), "head_object", denied)
+    code, _, err = run("--vault", VAULT, "restore", "latest", "--to", "s3://dst")
+    assert code == 1
+    assert "s3://dst/changed.txt: cannot tell whether it exists (403)" in err and "s3:GetObject" in err
+    assert run("--vault", VAULT, "restore", "latest", "--to", "s3://dst", "--overwrite", "always")[0] == 0
