@@ -18,6 +18,8 @@ from vaultline.sources.base import KeyFilter
 from vaultline.targets import Existing, Overwrite, Target
 from vaultline.vault import Vault
 
+EXISTENCE_THREADS = 16
+
 
 class RestoreStats(BaseModel):
     objects: int = 0
@@ -81,7 +83,14 @@ def restore_entries(
     outcome = RestoreOutcome()
     mapped, outcome.unmappable = target.plan(list(entries))
     if overwrite != "always":
-        mapped = [(e, k) for e, k in mapped if not _skipped(vault, target, e, k, overwrite, outcome.stats)]
+        # One HeadObject per key: in parallel, or a batch of small objects would wait on them one by one.
+        with ThreadPoolExecutor(max_workers=EXISTENCE_THREADS, thread_name_prefix="vl-head") as pool:
+            found = list(pool.map(lambda pair: target.existing(*pair), mapped))
+        mapped = [
+            (entry, key)
+            for (entry, key), existing in zip(mapped, found, strict=True)
+            if not _skipped(vault, target, entry, key, existing, overwrite, outcome.stats)
+        ]
     reader = ChunkReader(vault)
     try:
         # One read-ahead stream over every chunk of every object, split back per object: small objects would
@@ -101,10 +110,15 @@ def restore_entries(
 
 
 def _skipped(
-    vault: Vault, target: Target, entry: ObjectEntry, key: str, overwrite: Overwrite, stats: RestoreStats
+    vault: Vault,
+    target: Target,
+    entry: ObjectEntry,
+    key: str,
+    existing: Existing | None,
+    overwrite: Overwrite,
+    stats: RestoreStats,
 ) -> bool:
     """Whether ``entry`` is not written because of what the target holds at ``key`` (and count it)."""
-    existing = target.existing(entry, key)
     if existing is None:
         return False
     if overwrite == "never":
