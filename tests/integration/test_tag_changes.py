@@ -133,3 +133,21 @@ def test_serverless_backup_with_tags_refresh_never_carries_unchanged_objects_in_
     second, batches = _serverless_backup(vault, request)
     assert batches == 0
     assert _tags(vault, second.recovery_point)["doc.txt"] == {"class": "draft"}
+
+
+def test_an_unchanged_object_deleted_before_its_tags_are_read_is_recorded_as_vanished(tagged_bucket: Any) -> None:
+    s3 = tagged_bucket
+    vault = Vault.init(S3Storage("vaults", "v"))
+    request = {"source": {"type": "s3", "url": "s3://src"}}
+    _serverless_backup(vault, request)
+    prepared = backup_steps.prepare(vault, PrepareEvent(request=request))
+    for version in s3.list_object_versions(Bucket="src", Prefix="other.txt")["Versions"]:
+        s3.delete_object(Bucket="src", Key="other.txt", VersionId=version["VersionId"])
+    work_list = json.loads(s3.get_object(Bucket="vaults", Key=prepared.work_list_key)["Body"].read())
+    for item in work_list:
+        backup_steps.work(vault, BackupWorkerEvent(recovery_point=prepared.recovery_point, item=WorkItem(**item)))
+
+    committed = backup_steps.commit(vault, CommitEvent(prepared=prepared))
+
+    assert [(i.key, i.kind) for i in committed.issues.objects] == [("other.txt", "vanished")]
+    assert set(_tags(vault, committed.recovery_point)) == {"doc.txt"}
