@@ -7,17 +7,24 @@ over the whole listing in one process, the Lambda workers each run it over one b
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from vaultline.chunking import Chunker
-from vaultline.errors import IntegrityError, SourceError
+from vaultline.errors import IntegrityError
 from vaultline.index import write_index
 from vaultline.locks import vault_lock
 from vaultline.manifest import (
     BackupStats,
+    Issues,
     ObjectEntry,
+    ObjectIssue,
     RecoveryPoint,
     commit_recovery_point,
     iter_entries,
@@ -27,20 +34,50 @@ from vaultline.manifest import (
 )
 from vaultline.packer import BlobWriter
 from vaultline.packs import BlobType, list_pack_ids
-from vaultline.sources.base import Source
+from vaultline.plans import ArchivedObjects, TagsRefresh
+from vaultline.sources.base import ObjectArchived, ObjectVanished, Source
 from vaultline.vault import Vault
 
 Progress = Callable[[int, int], None]
 """Called with (objects done, bytes done) increments."""
 
 
+class BackupOptions(BaseModel):
+    """How a backup treats what it cannot read and what its change test cannot see (plan options)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # skip: record an archived object as an issue and back up the rest; fail: the run fails, no recovery point.
+    archived_objects: ArchivedObjects = "skip"
+    # Re-read the tags of unchanged objects (one GetObjectTagging each): every backup, every N-th, or never.
+    tags_refresh: TagsRefresh = "always"
+
+    def tags_due(self, parent: RecoveryPoint | None) -> bool:
+        """Whether this backup re-reads the tags of unchanged objects, given the parent's tags age."""
+        if parent is None or self.tags_refresh == "never":
+            return False
+        if self.tags_refresh == "always" or parent.tags_age is None:
+            return True
+        return parent.tags_age + 1 >= self.tags_refresh
+
+    def tags_age(self, parent: RecoveryPoint | None, refreshed: bool) -> int | None:
+        """The new recovery point's ``extra.tags_age``: 0 when every object's tags were read."""
+        if parent is None or refreshed:
+            return 0
+        return None if parent.tags_age is None else parent.tags_age + 1
+
+
+TAG_THREADS = 16
+TAG_LOOKAHEAD = 64
+
+
 @dataclass
 class BatchOutcome:
-    """What backing up one batch produced: entries for the manifest, figures, vanished keys."""
+    """What backing up one batch produced: entries for the manifest, figures, objects skipped and why."""
 
     entries: list[ObjectEntry] = field(default_factory=list)
     stats: BackupStats = field(default_factory=BackupStats)
-    vanished: list[str] = field(default_factory=list)
+    issues: list[ObjectIssue] = field(default_factory=list)
 
 
 def backup_objects(
@@ -50,42 +87,80 @@ def backup_objects(
     previous: Mapping[str, ObjectEntry],
     writer: BlobWriter,
     progress: Progress | None = None,
+    options: BackupOptions | None = None,
+    refresh_tags: bool = False,
 ) -> BatchOutcome:
-    """Back up ``listed`` objects; those matching ``previous`` (same key, version, size, ETag, mtime) are not read.
+    """Back up ``listed`` objects; those matching ``previous`` (same key, version, size, ETag, mtime) are not read,
+    only their tags when ``refresh_tags`` (and the source has tags).
 
-    The caller flushes ``writer`` before the entries may be committed anywhere.
+    An object deleted since the listing, or (with ``archived_objects: skip``) one in an archive tier, is left out
+    and reported in ``issues``. The caller flushes ``writer`` before the entries may be committed anywhere.
     """
+    options = options or BackupOptions()
     chunker = Chunker(vault.config.chunker)
     outcome = BatchOutcome()
     stats = outcome.stats
-    for item in listed:
+    retag = refresh_tags and source.has_tags
+    for item, before, tags in _tags_read_ahead(source, listed, previous, retag):
+        unchanged = before is not None
+        try:
+            if before is not None:
+                entry = before if tags is None else before.model_copy(update={"tags": tags.result()})
+            else:
+                entry = _store_object(source, item, chunker, writer, progress)
+        except ObjectVanished as exc:
+            # Deleted between listing and reading: the recovery point records the bucket as it is now.
+            outcome.issues.append(_issue(item, "vanished", exc))
+            continue
+        except ObjectArchived as exc:
+            if options.archived_objects == "fail":
+                raise
+            outcome.issues.append(_issue(item, "archived", exc, exc.storage_class))
+            stats.errors += 1
+            continue
         stats.objects += 1
-        stats.bytes += item.size
-        before = previous.get(item.key)
-        if before is not None and before.same_content(item):
-            outcome.entries.append(before)
+        stats.bytes += entry.size
+        if unchanged:
             stats.objects_unchanged += 1
             if progress:
                 progress(1, item.size)
-            continue
-        try:
-            entry = _store_object(source, item, chunker, writer, progress)
-        except SourceError as exc:
-            if _vanished(exc):
-                # Deleted between listing and reading: the recovery point records the bucket as it is now.
-                outcome.vanished.append(item.key)
-                stats.objects -= 1
-                stats.bytes -= item.size
-                continue
-            raise
-        stats.objects_read += 1
-        stats.bytes_read += entry.size
+        else:
+            stats.objects_read += 1
+            stats.bytes_read += entry.size
         outcome.entries.append(entry)
     return outcome
 
 
-def _vanished(exc: SourceError) -> bool:
-    return "NoSuchKey" in str(exc) or "NoSuchVersion" in str(exc)
+def _tags_read_ahead(
+    source: Source, listed: Iterable[ObjectEntry], previous: Mapping[str, ObjectEntry], retag: bool
+) -> Iterator[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None]]:
+    """Each listed item with its parent entry when unchanged (the same content: not read again) and, when ``retag``,
+    the pending GetObjectTagging of that entry: a few dozen run ahead in parallel, since one request per object
+    made one by one would be most of an unchanged bucket's backup time."""
+    window: deque[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None]] = deque()
+    with ThreadPoolExecutor(max_workers=TAG_THREADS, thread_name_prefix="vl-tags") as pool:
+        for item in listed:
+            before = previous.get(item.key)
+            if before is not None and not before.same_content(item):
+                before = None
+            tags = pool.submit(source.read_tags, before) if retag and before is not None else None
+            window.append((item, before, tags))
+            if len(window) > TAG_LOOKAHEAD:
+                yield window.popleft()
+        while window:
+            yield window.popleft()
+
+
+def _issue(
+    item: ObjectEntry, kind: Literal["archived", "vanished"], exc: Exception, storage: str | None = None
+) -> ObjectIssue:
+    return ObjectIssue(
+        key=item.key,
+        kind=kind,
+        reason=str(exc),
+        version_id=item.version_id,
+        storage_class=storage or item.storage_class,
+    )
 
 
 def _store_object(
@@ -146,11 +221,13 @@ def finish_recovery_point(
     plan: str | None = None,
     tags: Mapping[str, str] | None = None,
     clock_start: float | None = None,
+    issues: Iterable[ObjectIssue] = (),
+    tags_age: int | None = None,
 ) -> RecoveryPoint:
     """Store the entry stream, flush every pack and index, then write the manifest: the commit point.
 
     ``stats`` arrive with the figures of the data already written elsewhere (other workers); this writer's own
-    figures are added to them.
+    figures are added to them. Skipped objects (``issues``) and ``tags_age`` go under the header's ``extra``.
     """
     entry_blobs, count = write_entries(writer, Chunker(vault.config.chunker), entries)
     written = writer.flush()
@@ -172,9 +249,21 @@ def finish_recovery_point(
         stats=stats,
         entry_count=count,
         entry_blobs=entry_blobs,
+        extra=header_extra(issues, tags_age),
     )
     commit_recovery_point(vault, header)
     return header
+
+
+def header_extra(issues: Iterable[ObjectIssue], tags_age: int | None) -> dict[str, Any]:
+    """``extra`` of an S3 or directory recovery point: each key only when it says something."""
+    extra: dict[str, Any] = {}
+    summary = Issues.of(issues)
+    if summary.total:
+        extra["issues"] = summary.model_dump(mode="json", exclude_defaults=True)
+    if tags_age is not None:
+        extra["tags_age"] = tags_age
+    return extra
 
 
 def run_backup(
@@ -184,6 +273,7 @@ def run_backup(
     tags: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     compression_level: int | None = None,
+    options: BackupOptions | None = None,
 ) -> RecoveryPoint:
     """Back up ``source`` in this process and commit a recovery point (the CLI path).
 
@@ -198,8 +288,22 @@ def run_backup(
         recover_unindexed_packs(vault)
         parent = latest_for_source(vault, source.url)
         previous = load_previous(vault, parent)
+        options = options or BackupOptions()
+        retag = options.tags_due(parent) and source.has_tags
         with BlobWriter(vault, compression_level) as writer:
-            outcome = backup_objects(vault, source, source.list(), previous, writer, progress)
+            outcome = backup_objects(vault, source, source.list(), previous, writer, progress, options, retag)
             return finish_recovery_point(
-                vault, writer, rp_id, source, started, outcome.entries, outcome.stats, parent, plan, tags, clock
+                vault,
+                writer,
+                rp_id,
+                source,
+                started,
+                outcome.entries,
+                outcome.stats,
+                parent,
+                plan,
+                tags,
+                clock,
+                outcome.issues,
+                options.tags_age(parent, retag) if source.has_tags else None,
             )

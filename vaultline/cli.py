@@ -17,18 +17,19 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
-from vaultline.backup import run_backup
+from vaultline.backup import BackupOptions, run_backup
 from vaultline.check import check_vault
 from vaultline.dynamodb import cli as dynamodb_cli
 from vaultline.dynamodb.table import is_table_url
 from vaultline.errors import UsageError, VaultlineError
-from vaultline.manifest import iter_entries, list_recovery_points, resolve_recovery_point
+from vaultline.manifest import ISSUES_REPORTED, iter_entries, list_recovery_points, resolve_recovery_point
+from vaultline.plans import TagsRefresh
 from vaultline.remote import MapProgress, StackInfo, find_stack, follow, plan_inputs, start
 from vaultline.restore import restore_entries, select_entries
 from vaultline.sources import open_source
 from vaultline.storage import open_storage
 from vaultline.target_guard import refuse_vault_buckets
-from vaultline.targets import open_target
+from vaultline.targets import Overwrite, open_target
 from vaultline.vault import Vault
 
 # Piped output gets wide tables rather than 80 columns of wrapped ids.
@@ -101,10 +102,21 @@ def cmd_backup(args: argparse.Namespace) -> int:
     vault = _open(args)
     source = open_source(args.source, args.include, args.exclude, role_arn=args.role_arn)
     tags = dict(_parse_tag(t) for t in args.tag)
+    options = BackupOptions(archived_objects=args.archived_objects, tags_refresh=_tags_refresh(args.tags_refresh))
     with _progress(not args.json, f"backup {source.url}") as progress:
-        rp = run_backup(vault, source, tags=tags, progress=progress)
+        rp = run_backup(vault, source, tags=tags, progress=progress, options=options)
+    issues = rp.issues
     if args.json:
-        _emit_json({"recovery_point": rp.id, "source": rp.source, "time": rp.time.isoformat(), **rp.stats.model_dump()})
+        _emit_json(
+            {
+                "recovery_point": rp.id,
+                "source": rp.source,
+                "time": rp.time.isoformat(),
+                **rp.stats.model_dump(),
+                "status": rp.status,
+                "issues": issues.first(ISSUES_REPORTED).model_dump(),
+            }
+        )
     else:
         s = rp.stats
         out.print(
@@ -112,7 +124,19 @@ def cmd_backup(args: argparse.Namespace) -> int:
             f"read {s.objects_read} ({_human_bytes(s.bytes_read)}), {s.objects_unchanged} unchanged; "
             f"stored {_human_bytes(s.bytes_stored)} in {s.new_chunks} new chunks; {s.seconds:.1f} s"
         )
+        if issues.total:
+            err.print(f"[yellow]completed with issues[/]: {issues.summary()}", highlight=False)
+            for issue in issues.objects[:ISSUES_REPORTED]:
+                err.print(f"  skipped {issue.key!r}: {issue.reason}", markup=False, highlight=False)
     return 0
+
+
+def _tags_refresh(text: str) -> TagsRefresh:
+    if text in ("always", "never"):
+        return text  # type: ignore[return-value]
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise UsageError(f"--tags-refresh {text!r}: expected always, never or a number of backups (1 or more)")
 
 
 def _backup_table(args: argparse.Namespace) -> int:
@@ -148,12 +172,14 @@ def cmd_list(args: argparse.Namespace) -> int:
                     "objects": rp.stats.objects,
                     "bytes": rp.stats.bytes,
                     "bytes_stored": rp.stats.bytes_stored,
+                    "status": rp.status,
+                    "issues": {"archived": rp.issues.archived, "vanished": rp.issues.vanished},
                 }
                 for rp in points
             ]
         )
         return 0
-    table = Table("id", "time", "source", "objects", "size", "added")
+    table = Table("id", "time", "source", "objects", "size", "added", "status")
     for rp in points:
         table.add_row(
             rp.id,
@@ -162,6 +188,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             str(rp.stats.objects),
             _human_bytes(rp.stats.bytes),
             _human_bytes(rp.stats.bytes_stored),
+            f"with issues: {rp.issues.summary()}" if rp.issues.total else "completed",
         )
     out.print(table)
     return 0
@@ -183,6 +210,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    if args.overwrite and is_table_url(args.to):
+        raise UsageError("--overwrite applies to s3:// and directory targets; a table restore writes every item")
     if args.remote:
         return _restore_remote(args)
     if is_table_url(args.to):
@@ -194,6 +223,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 0
     if args.key:
         raise UsageError("--key restores single items of a DynamoDB table: use --to dynamodb://TABLE")
+    overwrite: Overwrite = args.overwrite or "never"
     vault = _open(args)
     rp = resolve_recovery_point(vault, args.recovery_point)
     entries = select_entries(vault, rp, args.include)
@@ -201,7 +231,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     target = open_target(args.to)
     total = sum(e.size for e in entries)
     with _progress(not args.json, f"restore {rp.id}", total) as progress:
-        outcome = restore_entries(vault, entries, target, progress)
+        outcome = restore_entries(vault, entries, target, progress, overwrite)
     if args.json:
         _emit_json(
             {
@@ -214,12 +244,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
     else:
         s = outcome.stats
         out.print(f"restored {s.objects} objects ({_human_bytes(s.bytes)}) to {target.url} in {s.seconds:.1f} s")
+        _print_skipped(s.skipped_existing, s.skipped_unchanged)
         for key, reason in outcome.unmappable:
             err.print(f"[yellow]not restored[/] {key!r}: {reason}")
     if outcome.unmappable:
         err.print(f"{len(outcome.unmappable)} keys could not be restored to {target.url}")
         return 1
     return 0
+
+
+def _print_skipped(existing: int, unchanged: int) -> None:
+    if existing:
+        err.print(f"[yellow]kept {existing} objects already at the target[/] (--overwrite if-changed or always)")
+    if unchanged:
+        err.print(f"skipped {unchanged} objects the target already holds unchanged")
 
 
 def _stack(args: argparse.Namespace) -> StackInfo:
@@ -293,6 +331,7 @@ def _restore_remote(args: argparse.Namespace) -> int:
         payload |= {"write_rate": args.write_rate} if args.write_rate else {}
     else:
         payload["include"] = args.include
+        payload["overwrite"] = args.overwrite or "never"
     payload["worker_concurrency"] = args.concurrency
     execution = start(stack.restore_state_machine, payload)
     with _follow_display(not args.json, f"restore {args.recovery_point}") as show:
@@ -310,6 +349,7 @@ def _restore_remote(args: argparse.Namespace) -> int:
             f"restored {finished.get('objects', 0)} objects ({_human_bytes(finished.get('bytes', 0))}) "
             f"of {finished.get('recovery_point')} to {args.to}"
         )
+        _print_skipped(finished.get("skipped_existing", 0), finished.get("skipped_unchanged", 0))
     return 0
 
 
@@ -379,6 +419,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-share", type=float, metavar="FRACTION", help="dynamodb:// scan: share of the provisioned RCU, 0-1"
     )
     p.add_argument("--consistent-read", action="store_true", help="dynamodb:// scan: strongly consistent reads")
+    p.add_argument(
+        "--archived-objects",
+        choices=["skip", "fail"],
+        default="skip",
+        help="objects in an archive tier (Glacier, Deep Archive): skip and report them, or fail the backup",
+    )
+    p.add_argument(
+        "--tags-refresh",
+        default="always",
+        metavar="always|never|N",
+        help="re-read the tags of unchanged objects every backup, never, or every N-th backup",
+    )
     p.set_defaults(handler=cmd_backup)
 
     p = sub.add_parser("list", parents=[common], help="list recovery points")
@@ -398,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     p.add_argument("--key", action="append", default=[], metavar="JSON", help="dynamodb:// targets: restore this item")
     p.add_argument("--write-rate", type=float, metavar="WCU/S", help="dynamodb:// targets: write capacity units/s")
+    p.add_argument(
+        "--overwrite",
+        choices=["never", "if-changed", "always"],
+        help="objects already at an S3 or directory target: keep them (default), rewrite those that differ, or all",
+    )
     p.set_defaults(handler=cmd_restore)
 
     p = sub.add_parser("get", parents=[common], help="print items of a DynamoDB recovery point as they were")

@@ -49,6 +49,9 @@ class ObjectEntry(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     storage_class: str | None = None
+    # Only for a file whose name is not valid UTF-8: the exact bytes of the relative path, base64; ``key`` is then
+    # its display form (invalid bytes as ``\\xNN``). docs/vault-format.md, section 10.2.
+    raw_key: str | None = None
 
     def same_content(self, other: ObjectEntry) -> bool:
         """Whether ``other`` (a listing of the same key) is the object this entry backed up: not read again."""
@@ -80,6 +83,56 @@ class BackupStats(BaseModel):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+ISSUES_LISTED = 1000  # objects named in a manifest header's issues; the counts are always complete
+ISSUES_REPORTED = 20  # objects named in a step result or an event (Step Functions payloads are small)
+
+
+class ObjectIssue(BaseModel):
+    """A listed object that the recovery point does not hold, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    kind: Literal["archived", "vanished"]
+    reason: str
+    version_id: str | None = None
+    storage_class: str | None = None
+
+
+class Issues(BaseModel):
+    """What made a recovery point "completed with issues": counts of skipped objects and the first of them by key.
+
+    Stored under the header's ``extra.issues`` (absent when there are none), so version 1 readers still parse it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    archived: int = 0
+    vanished: int = 0
+    objects: list[ObjectIssue] = Field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.archived + self.vanished
+
+    @classmethod
+    def of(cls, issues: Iterable[ObjectIssue], listed: int = ISSUES_LISTED) -> Issues:
+        """Count ``issues`` and keep the first ``listed`` of them in key order."""
+        ordered = sorted(issues, key=lambda i: i.key)
+        kinds = [i.kind for i in ordered]
+        return cls(archived=kinds.count("archived"), vanished=kinds.count("vanished"), objects=ordered[:listed])
+
+    def first(self, listed: int) -> Issues:
+        """The same counts, naming only the first ``listed`` objects (for results and events)."""
+        return self.model_copy(update={"objects": self.objects[:listed]})
+
+    def summary(self) -> str:
+        """``2 archived objects skipped, 1 vanished`` (empty when there are none)."""
+        parts = [f"{self.archived} archived objects skipped"] if self.archived else []
+        parts += [f"{self.vanished} deleted while the backup ran"] if self.vanished else []
+        return ", ".join(parts)
+
+
 class RecoveryPoint(BaseModel):
     """The manifest header: everything but the entries themselves."""
 
@@ -98,6 +151,22 @@ class RecoveryPoint(BaseModel):
     entry_count: int = 0
     entry_blobs: list[str] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def issues(self) -> Issues:
+        """The skipped objects recorded under ``extra.issues`` (none for a clean or an older recovery point)."""
+        return Issues.model_validate(self.extra.get("issues") or {})
+
+    @property
+    def status(self) -> Literal["completed", "completed_with_issues"]:
+        """AWS Backup's words: a recovery point that skipped objects is "completed with issues"."""
+        return "completed_with_issues" if self.issues.total else "completed"
+
+    @property
+    def tags_age(self) -> int | None:
+        """Backups since one last read every object's tags (0: this one did); None when not recorded."""
+        age = self.extra.get("tags_age")
+        return age if isinstance(age, int) else None
 
 
 def new_recovery_point_id(now: datetime | None = None) -> str:

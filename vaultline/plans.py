@@ -56,6 +56,12 @@ _CRON_FIELD_CHARS = (
 _CRON_FIELD_NAMES = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
 
 
+ArchivedObjects = Literal["skip", "fail"]
+"""What a backup does with an object that must be restored from an archive tier before it can be read."""
+TagsRefresh = Literal["always", "never"] | Annotated[int, Field(ge=1)]
+"""How often a backup re-reads the tags of objects it does not read again: every backup, every N-th, or never."""
+
+
 class PlansFileError(VaultlineError):
     """The plans file is missing, unparsable or invalid. The message is one line naming file, plan and field."""
 
@@ -213,6 +219,9 @@ class Plan(_Model):
     compression_level: int = Field(default=3, ge=1, le=22)
     encryption: Literal["none", "kms"] = "kms"
     tags: dict[str, str] = Field(default_factory=dict)
+    # S3 sources only (docs/cli.md, "Plan options"): skip or fail on archived objects; how often tags are re-read.
+    archived_objects: ArchivedObjects = "skip"
+    tags_refresh: TagsRefresh = "always"
 
 
 class PlansFile(_Model):
@@ -369,7 +378,7 @@ def plan_input(plan: Plan, source: S3Source | DynamoDBSource) -> dict[str, Any]:
         described |= {"include": list(source.include), "exclude": list(source.exclude)}
     if source.role_arn:
         described["role_arn"] = source.role_arn
-    return {
+    payload = {
         "plan": plan.name,
         "source": described,
         "compression_level": plan.compression_level,
@@ -378,6 +387,10 @@ def plan_input(plan: Plan, source: S3Source | DynamoDBSource) -> dict[str, Any]:
         # The keep rules the backup's Retention step applies to this source after a successful commit.
         "retention": plan.retention.rules(),
     }
+    if isinstance(source, S3Source):
+        # Like role_arn: only when set otherwise than the default, so the common case stays the documented contract.
+        payload |= plan.model_dump(include={"archived_objects", "tags_refresh"}, exclude_defaults=True)
+    return payload
 
 
 def plan_inputs(plans: PlansFile) -> dict[str, list[dict[str, Any]]]:

@@ -7,9 +7,10 @@ import tempfile
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Literal
 from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
@@ -17,6 +18,7 @@ from botocore.exceptions import ClientError
 from vaultline.aws import client
 from vaultline.errors import TargetError
 from vaultline.manifest import ObjectEntry
+from vaultline.sources.local import path_of
 from vaultline.sources.s3 import HEADER_FIELDS, parse_s3_url
 
 NAME_MAX = 255  # bytes per path component on Linux, macOS and Windows file systems
@@ -24,10 +26,30 @@ MULTIPART_THRESHOLD = 16 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 
 
+Overwrite = Literal["never", "if-changed", "always"]
+"""What a restore does with an object that already exists at the target (docs/cli.md, "restore")."""
+
+
+@dataclass(frozen=True)
+class Existing:
+    """What is already at a target key: its size, and its ETag where the target has one."""
+
+    size: int
+    etag: str | None = None
+
+
 class Target(ABC):
     """Where restored objects go."""
 
     url: str
+
+    @abstractmethod
+    def existing(self, entry: ObjectEntry, key: str) -> Existing | None:
+        """What is at ``key`` now, or None when nothing is."""
+
+    def open_existing(self, entry: ObjectEntry, key: str) -> BinaryIO | None:
+        """The bytes at ``key`` when reading them is cheap (a local file); None where it is not (S3)."""
+        return None
 
     @abstractmethod
     def write(self, entry: ObjectEntry, key: str, chunks: Iterable[bytes]) -> None:
@@ -53,6 +75,20 @@ class S3Target(Target):
             if code in ("404", "NoSuchBucket", "NotFound"):
                 raise TargetError(f"target bucket {self.bucket} does not exist") from None
             raise TargetError(f"target bucket {self.bucket}: {code or exc}") from None
+
+    def existing(self, entry: ObjectEntry, key: str) -> Existing | None:
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            # HeadObject needs s3:GetObject, and without s3:ListBucket S3 answers 403 for a missing key too.
+            raise TargetError(
+                f"s3://{self.bucket}/{self.prefix}{key}: cannot tell whether it exists ({code}); --overwrite never "
+                "and if-changed need s3:GetObject and s3:ListBucket on the target (--overwrite always needs neither)"
+            ) from None
+        return Existing(size=head["ContentLength"], etag=head.get("ETag"))
 
     def _args(self, entry: ObjectEntry, key: str) -> dict[str, Any]:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.prefix + key, "Metadata": entry.metadata}
@@ -130,7 +166,7 @@ class DirectoryTarget(Target):
             return "empty path component (//)"
         if any(p in (".", "..") for p in parts):
             return "'.' or '..' path component"
-        if any(len(p.encode()) > NAME_MAX for p in parts):
+        if any(len(os.fsencode(p)) > NAME_MAX for p in parts):
             return f"a path component is longer than {NAME_MAX} bytes"
         return None
 
@@ -139,7 +175,7 @@ class DirectoryTarget(Target):
         rejected: list[tuple[str, str]] = []
         files: dict[str, str] = {}
         for entry in entries:
-            reason = self.unsafe_reason(entry.key)
+            reason = self.unsafe_reason(path_of(entry))
             if reason:
                 rejected.append((entry.key, reason))
                 continue
@@ -166,8 +202,23 @@ class DirectoryTarget(Target):
                 mapped.append((entry, key))
         return mapped, rejected
 
+    def _path(self, entry: ObjectEntry, key: str) -> Path:
+        # A file name that was not UTF-8 is restored to its exact bytes (raw_key), not to its display key.
+        relative = path_of(entry) if entry.raw_key else key
+        return Path(os.path.normpath(self.root.joinpath(*relative.split("/"))))
+
+    def existing(self, entry: ObjectEntry, key: str) -> Existing | None:
+        path = self._path(entry, key)
+        return Existing(size=path.stat().st_size) if path.is_file() else None
+
+    def open_existing(self, entry: ObjectEntry, key: str) -> BinaryIO | None:
+        try:
+            return self._path(entry, key).open("rb")
+        except OSError as exc:
+            raise TargetError(f"cannot read {self._path(entry, key)}: {exc.strerror}") from None
+
     def write(self, entry: ObjectEntry, key: str, chunks: Iterable[bytes]) -> None:
-        path = Path(os.path.normpath(self.root.joinpath(*key.split("/"))))
+        path = self._path(entry, key)
         # Belt and braces: the key was vetted by plan(), but never write outside the root whatever happens.
         if self.root not in path.parents:
             raise TargetError(f"{key}: refuses to write outside {self.root}")

@@ -10,13 +10,23 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vaultline import locks
 from vaultline.backup import (
+    BackupOptions,
     backup_objects,
     finish_recovery_point,
     load_previous,
     recover_unindexed_packs,
 )
 from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultlineError
-from vaultline.manifest import BackupStats, ObjectEntry, latest_for_source, load_recovery_point, new_recovery_point_id
+from vaultline.manifest import (
+    ISSUES_REPORTED,
+    BackupStats,
+    Issues,
+    ObjectEntry,
+    ObjectIssue,
+    latest_for_source,
+    load_recovery_point,
+    new_recovery_point_id,
+)
 from vaultline.packer import BlobWriter
 from vaultline.serverless.models import (
     Aborted,
@@ -60,9 +70,13 @@ def _source(request: BackupRequest) -> S3Source:
     return S3Source(spec.url, KeyFilter(spec.include, spec.exclude), role_arn=spec.role_arn)
 
 
-def batches(listed: list[ObjectEntry], workers: int = 1) -> Iterator[list[ObjectEntry]]:
+def batches(listed: list[ObjectEntry], workers: int = 1, read: bool = True) -> Iterator[list[ObjectEntry]]:
     """Group objects into batches bounded by count and bytes, and spread over at least ``workers`` batches when
-    there are enough objects (25 or more each): a small bucket should not run on one worker of ten."""
+    there are enough objects (25 or more each): a small bucket should not run on one worker of ten.
+
+    ``read=False`` batches objects that are not read (only their tags are): their sizes do not count."""
+    if not read:
+        listed = [e.model_copy(update={"size": 0}) for e in listed]
     total_bytes = sum(e.size for e in listed)
     spread = max(1, min(workers, len(listed) // BATCH_MIN_OBJECTS))
     max_objects = min(BATCH_MAX_OBJECTS, -(-len(listed) // spread))
@@ -77,6 +91,10 @@ def batches(listed: list[ObjectEntry], workers: int = 1) -> Iterator[list[Object
         size += entry.size
     if batch:
         yield batch
+
+
+def _options(request: BackupRequest) -> BackupOptions:
+    return BackupOptions(archived_objects=request.archived_objects, tags_refresh=request.tags_refresh)
 
 
 class RunLock(BaseModel):
@@ -102,24 +120,36 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         recover_unindexed_packs(vault)
         parent = latest_for_source(vault, source.url)
         previous = load_previous(vault, parent)
+        options = _options(request)
+        retag = options.tags_due(parent)
 
         carried = BatchResult(batch=CARRIED_BATCH, entries=[], stats=BackupStats())
         changed: list[ObjectEntry] = []
+        unchanged: list[ObjectEntry] = []
         for item in source.list():
             before = previous.get(item.key)
-            if before is not None and before.same_content(item):
+            if before is None or not before.same_content(item):
+                changed.append(item)
+            elif retag:
+                unchanged.append(before)  # a worker reads its tags again; its chunks are reused
+            else:
                 carried.entries.append(before)
                 carried.stats.objects += 1
                 carried.stats.objects_unchanged += 1
                 carried.stats.bytes += item.size
-            else:
-                changed.append(item)
         put_sealed(vault, f"{prefix}results/carried.json", carried)
 
+        staged = [
+            BatchResult(batch=0, entries=batch, stats=BackupStats())
+            for batch in batches(changed, request.worker_concurrency)
+        ] + [
+            BatchResult(batch=0, entries=[], retag=batch, stats=BackupStats())
+            for batch in batches(unchanged, request.worker_concurrency, read=False)
+        ]
         work: list[dict[str, object]] = []
-        for number, batch in enumerate(batches(changed, request.worker_concurrency)):
+        for number, result in enumerate(staged):
             key = f"{prefix}batches/{number:06d}.json"
-            put_sealed(vault, key, BatchResult(batch=number, entries=batch, stats=BackupStats()))
+            put_sealed(vault, key, result.model_copy(update={"batch": number}))
             work.append(WorkItem(batch=number, key=key).model_dump())
         run = StagedRun(
             recovery_point=rp_id,
@@ -132,6 +162,8 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
             batches=len(work),
             execution=event.execution,
             lock_id=lock.id,
+            archived_objects=options.archived_objects,
+            tags_age=options.tags_age(parent, retag),
         )
         put_sealed(vault, f"{prefix}run.json", run)
         work_list_key = f"{prefix}work-list.json"
@@ -141,7 +173,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         vault_bucket=s3_storage(vault).bucket,
         work_list_key=full_key(vault, work_list_key),
         batches=len(work),
-        objects=len(changed) + len(carried.entries),
+        objects=len(changed) + len(unchanged) + len(carried.entries),
         worker_concurrency=request.worker_concurrency,
     )
 
@@ -168,9 +200,18 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     run = get_sealed(vault, f"{prefix}run.json", StagedRun)
     refresh_run_lock(vault, run.lock_id, run.recovery_point)
     batch = get_sealed(vault, event.item.key, BatchResult)
+    source = _source(BackupRequest(source=run.source))
+    options = BackupOptions(archived_objects=run.archived_objects)
     with BlobWriter(vault, run.compression_level) as writer:
-        outcome = backup_objects(vault, _source(BackupRequest(source=run.source)), batch.entries, {}, writer)
+        outcome = backup_objects(vault, source, batch.entries, {}, writer, options=options)
+        # Unchanged objects: the listing is the parent entry itself, so only the tags are read.
+        retagged = backup_objects(
+            vault, source, batch.retag, {e.key: e for e in batch.retag}, writer, options=options, refresh_tags=True
+        )
         written = writer.flush()
+    outcome.entries += retagged.entries
+    outcome.issues += retagged.issues
+    outcome.stats.merge(retagged.stats)
     stats = outcome.stats
     stats.bytes_stored = written.stored_bytes
     stats.new_chunks = written.new_blobs
@@ -180,14 +221,17 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     put_sealed(
         vault,
         result_key,
-        BatchResult(batch=event.item.batch, entries=outcome.entries, stats=stats, vanished=outcome.vanished),
+        BatchResult(batch=event.item.batch, entries=outcome.entries, stats=stats, issues=outcome.issues),
     )
+    kinds = [i.kind for i in outcome.issues]
     return BatchSummary(
         batch=event.item.batch,
         objects=stats.objects,
         bytes_read=stats.bytes_read,
         bytes_stored=stats.bytes_stored,
         result_key=full_key(vault, result_key),
+        archived=kinds.count("archived"),
+        vanished=kinds.count("vanished"),
     )
 
 
@@ -204,9 +248,11 @@ def commit(vault: Vault, event: CommitEvent) -> Committed:
         raise IntegrityError(f"recovery point {rp_id}: results of batches {missing[:10]} are missing from staging")
     stats = BackupStats()
     entries: list[ObjectEntry] = []
+    issues: list[ObjectIssue] = []
     for result in results:
         stats.merge(result.stats)
         entries.extend(result.entries)
+        issues.extend(result.issues)
     started = datetime.fromisoformat(run.started)
     stats.seconds = round((datetime.now(UTC) - started).total_seconds(), 3)
     source = _source(BackupRequest(source=run.source))
@@ -223,12 +269,21 @@ def commit(vault: Vault, event: CommitEvent) -> Committed:
             parent,
             run.plan,
             run.tags,
+            issues=issues,
+            tags_age=run.tags_age,
         )
     clean_run(vault, rp_id)
     clean_map_results(vault, event.map)
     if run.lock_id:
         locks.release(vault.storage, run.lock_id)
-    return Committed(recovery_point=rp_id, source=header.source, plan=header.plan, stats=header.stats)
+    return Committed(
+        recovery_point=rp_id,
+        source=header.source,
+        plan=header.plan,
+        stats=header.stats,
+        status=header.status,
+        issues=Issues.of(issues, ISSUES_REPORTED),
+    )
 
 
 def abort(vault: Vault, event: AbortEvent) -> Aborted:

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vaultline.manifest import BackupStats, ObjectEntry
-from vaultline.plans import ROLE_ARN
+from vaultline.manifest import BackupStats, Issues, ObjectEntry, ObjectIssue
+from vaultline.plans import ROLE_ARN, ArchivedObjects, TagsRefresh
+from vaultline.targets import Overwrite
 
 
 class _Event(BaseModel):
@@ -32,6 +33,8 @@ class BackupRequest(_Event):
     compression_level: int | None = Field(default=None, ge=1, le=22)
     worker_concurrency: int = Field(default=10, ge=1, le=1000)
     tags: dict[str, str] = Field(default_factory=dict)
+    archived_objects: ArchivedObjects = "skip"
+    tags_refresh: TagsRefresh = "always"
 
 
 class PrepareEvent(_Event):
@@ -69,7 +72,9 @@ class BatchResult(BaseModel):
     batch: int
     entries: list[ObjectEntry]
     stats: BackupStats
-    vanished: list[str] = Field(default_factory=list)
+    # Parent entries of unchanged objects whose tags this batch re-reads (chunks reused, nothing else read).
+    retag: list[ObjectEntry] = Field(default_factory=list)
+    issues: list[ObjectIssue] = Field(default_factory=list)
 
 
 class BatchSummary(_Event):
@@ -80,6 +85,8 @@ class BatchSummary(_Event):
     bytes_read: int
     bytes_stored: int
     result_key: str
+    archived: int = 0
+    vanished: int = 0
 
 
 class StagedRun(BaseModel):
@@ -95,6 +102,8 @@ class StagedRun(BaseModel):
     batches: int
     execution: str | None = None
     lock_id: str | None = None
+    archived_objects: ArchivedObjects = "skip"
+    tags_age: int | None = None
 
 
 class CommitEvent(_Event):
@@ -103,10 +112,15 @@ class CommitEvent(_Event):
 
 
 class Committed(_Event):
+    """Commit's result, and so the detail of the backup's success event."""
+
     recovery_point: str
     source: str
     plan: str | None
     stats: BackupStats
+    status: Literal["completed", "completed_with_issues"] = "completed"
+    # Counts of every skipped object; ``objects`` names the first few (the manifest header names more).
+    issues: Issues = Field(default_factory=Issues)
 
 
 class AbortEvent(_Event):
@@ -127,6 +141,9 @@ class RestoreRequest(_Event):
     target: str = Field(pattern=r"^s3://.+")
     include: list[str] = Field(default_factory=list)
     worker_concurrency: int = Field(default=10, ge=1, le=1000)
+    # An object already at the target is kept (never), rewritten when its content differs (if-changed), or always
+    # rewritten; AWS Backup's default, so a restore can never destroy data by default.
+    overwrite: Overwrite = "never"
 
 
 class RestorePrepared(_Event):
@@ -151,6 +168,8 @@ class RestoreBatchSummary(_Event):
     batch: int
     objects: int
     bytes: int
+    skipped_existing: int = 0
+    skipped_unchanged: int = 0
 
 
 class RestoreFinishEvent(_Event):
@@ -165,3 +184,5 @@ class RestoreFinished(_Event):
     target: str
     objects: int
     bytes: int
+    skipped_existing: int = 0
+    skipped_unchanged: int = 0

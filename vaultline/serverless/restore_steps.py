@@ -31,7 +31,7 @@ from vaultline.serverless.staging import (
     s3_storage,
 )
 from vaultline.target_guard import refuse_vault_buckets
-from vaultline.targets import S3Target
+from vaultline.targets import Overwrite, S3Target
 from vaultline.vault import Vault
 
 
@@ -39,6 +39,7 @@ class RestoreBatch(BaseModel):
     batch: int
     recovery_point: str
     entries: list[ObjectEntry]
+    overwrite: Overwrite = "never"
 
 
 def prepare(vault: Vault, event: PrepareEvent) -> RestorePrepared:
@@ -53,7 +54,8 @@ def prepare(vault: Vault, event: PrepareEvent) -> RestorePrepared:
     work = []
     for number, batch in enumerate(batches(entries, request.worker_concurrency)):
         key = f"{prefix}batches/{number:06d}.json"
-        put_sealed(vault, key, RestoreBatch(batch=number, recovery_point=rp.id, entries=batch))
+        staged = RestoreBatch(batch=number, recovery_point=rp.id, entries=batch, overwrite=request.overwrite)
+        put_sealed(vault, key, staged)
         work.append(WorkItem(batch=number, key=key).model_dump())
     work_list_key = f"{prefix}work-list.json"
     put_work_list(vault, work_list_key, work)
@@ -72,8 +74,16 @@ def prepare(vault: Vault, event: PrepareEvent) -> RestorePrepared:
 def work(vault: Vault, event: RestoreWorkerEvent) -> RestoreBatchSummary:
     """Restore one batch; rewriting an object that a failed attempt already wrote is harmless."""
     batch = get_sealed(vault, event.item.key, RestoreBatch)
-    outcome = restore_entries(vault, batch.entries, S3Target(event.target))
-    summary = RestoreBatchSummary(batch=event.item.batch, objects=outcome.stats.objects, bytes=outcome.stats.bytes)
+    # A retried worker finds the objects its failed attempt wrote: with overwrite never they count as skipped.
+    outcome = restore_entries(vault, batch.entries, S3Target(event.target), overwrite=batch.overwrite)
+    stats = outcome.stats
+    summary = RestoreBatchSummary(
+        batch=event.item.batch,
+        objects=stats.objects,
+        bytes=stats.bytes,
+        skipped_existing=stats.skipped_existing,
+        skipped_unchanged=stats.skipped_unchanged,
+    )
     put_sealed(vault, f"{run_prefix(event.restore_id)}results/{event.item.batch:06d}.json", summary)
     return summary
 
@@ -94,4 +104,6 @@ def finish(vault: Vault, event: RestoreFinishEvent) -> RestoreFinished:
         target=event.target,
         objects=sum(r.objects for r in results),
         bytes=sum(r.bytes for r in results),
+        skipped_existing=sum(r.skipped_existing for r in results),
+        skipped_unchanged=sum(r.skipped_unchanged for r in results),
     )

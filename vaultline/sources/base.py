@@ -9,7 +9,22 @@ from contextlib import AbstractContextManager
 from typing import Literal
 
 from vaultline.chunking import Readable
+from vaultline.errors import SourceError
 from vaultline.manifest import ObjectEntry
+
+
+class ObjectVanished(SourceError):
+    """A listed object is gone when read (deleted, or its version removed, after the listing)."""
+
+
+class ObjectArchived(SourceError):
+    """A listed object sits in an archive tier (Glacier Flexible Retrieval, Deep Archive, Intelligent-Tiering's
+    archive tiers) and must be restored from it before it can be read."""
+
+    def __init__(self, key: str, storage_class: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.storage_class = storage_class
 
 
 class KeyFilter:
@@ -30,6 +45,7 @@ class Source(ABC):
 
     url: str
     kind: Literal["s3", "local"]
+    has_tags: bool = False
 
     @abstractmethod
     def list(self) -> Iterator[ObjectEntry]:
@@ -38,3 +54,7 @@ class Source(ABC):
     @abstractmethod
     def open(self, listed: ObjectEntry) -> AbstractContextManager[tuple[Readable, ObjectEntry]]:
         """Open one object: its byte stream and its entry completed with metadata and tags."""
+
+    def read_tags(self, entry: ObjectEntry) -> dict[str, str]:
+        """The object's tags as they are now (raises ObjectVanished when it is gone). Only sources with tags."""
+        raise NotImplementedError(f"{self.url}: this source has no tags")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import mimetypes
 import os
 from collections.abc import Iterator
@@ -14,6 +15,21 @@ from vaultline.chunking import Readable
 from vaultline.errors import SourceError
 from vaultline.manifest import ObjectEntry
 from vaultline.sources.base import KeyFilter, Source
+
+
+def key_of(relative: str) -> tuple[str, str | None]:
+    """(key, raw_key) of a relative path as ``os`` gives it: for a name that is not valid UTF-8 the key shows each
+    undecodable byte as ``\\xNN`` and ``raw_key`` holds the exact bytes, base64 (docs/vault-format.md, 10.2)."""
+    raw = os.fsencode(relative)
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), base64.b64encode(raw).decode("ascii")
+
+
+def path_of(entry: ObjectEntry) -> str:
+    """The relative path (``/``-separated, in ``os``'s surrogateescape form) that ``entry`` was read from."""
+    return os.fsdecode(base64.b64decode(entry.raw_key)) if entry.raw_key else entry.key
 
 
 class LocalSource(Source):
@@ -29,16 +45,22 @@ class LocalSource(Source):
     def list(self) -> Iterator[ObjectEntry]:
         for dirpath, dirnames, filenames in os.walk(self.root, onerror=self._walk_error):
             dirnames.sort()
+            seen: dict[str, str] = {}
             for name in sorted(filenames):
                 path = Path(dirpath, name)
                 if not path.is_file() or path.is_symlink():
                     continue
-                key = path.relative_to(self.root).as_posix()
+                # Python decodes file names with surrogateescape: a name that is not UTF-8 holds lone surrogates.
+                key, raw_key = key_of(path.relative_to(self.root).as_posix())
+                if key in seen:
+                    raise SourceError(f"{path}: its name and {seen[key]!r} have the same key {key!r}; rename one")
+                seen[key] = name
                 if not self.filter(key):
                     continue
                 st = path.stat()
                 yield ObjectEntry(
                     key=key,
+                    raw_key=raw_key,
                     size=st.st_size,
                     # No ETag on a file system: mtime and size stand in for it in the unchanged-object test.
                     etag=f"{st.st_mtime_ns:x}-{st.st_size:x}",
@@ -51,7 +73,7 @@ class LocalSource(Source):
 
     @contextmanager
     def open(self, listed: ObjectEntry) -> Iterator[tuple[Readable, ObjectEntry]]:
-        path = self.root.joinpath(*listed.key.split("/"))
+        path = self.root / path_of(listed)
         try:
             handle = path.open("rb")
         except OSError as exc:

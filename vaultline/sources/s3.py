@@ -13,7 +13,7 @@ from vaultline.aws import client, role_client
 from vaultline.chunking import Readable
 from vaultline.errors import SourceError
 from vaultline.manifest import ObjectEntry
-from vaultline.sources.base import KeyFilter, Source
+from vaultline.sources.base import KeyFilter, ObjectArchived, ObjectVanished, Source
 
 # S3 response headers that the manifest keeps, and the put_object argument each restores through.
 HEADER_FIELDS = {
@@ -23,6 +23,9 @@ HEADER_FIELDS = {
     "ContentLanguage": "content_language",
     "CacheControl": "cache_control",
 }
+
+# What S3 answers when a listed key, or the listed version of it, no longer exists.
+VANISHED_CODES = ("NoSuchKey", "NoSuchVersion", "404")
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -35,6 +38,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 class S3Source(Source):
     kind: Literal["s3", "local"] = "s3"
+    has_tags = True
 
     def __init__(
         self, url: str, key_filter: KeyFilter | None = None, s3: Any = None, role_arn: str | None = None
@@ -61,15 +65,26 @@ class S3Source(Source):
                     raise SourceError(f"source bucket {self.bucket}: {exc}") from None
         return self._s3
 
-    def _error(self, exc: ClientError, key: str | None = None) -> SourceError:
-        code = exc.response.get("Error", {}).get("Code", "")
-        where = f"s3://{self.bucket}/{key}" if key else f"bucket {self.bucket}"
+    def _error(self, exc: ClientError, listed: ObjectEntry | None = None) -> SourceError:
+        error: dict[str, Any] = dict(exc.response.get("Error", {}))
+        code = error.get("Code", "")
+        where = f"s3://{self.bucket}/{listed.key}" if listed else f"bucket {self.bucket}"
         if code == "NoSuchBucket":
             return SourceError(f"source bucket {self.bucket} does not exist")
         if code in ("AccessDenied", "403"):
             return SourceError(f"{where}: access denied")
-        if code == "InvalidObjectState":
-            return SourceError(f"{where}: archived in Glacier; restore it from the archive tier first")
+        if listed and code in VANISHED_CODES:
+            version = f" (version {listed.version_id})" if listed.version_id else ""
+            return ObjectVanished(f"{where}{version}: deleted after the listing ({code})")
+        if listed and code == "InvalidObjectState":
+            # S3's error names the storage class and, for Intelligent-Tiering, the archive tier (AccessTier).
+            storage_class = error.get("StorageClass") or listed.storage_class or "an archive tier"
+            tier = f" ({error['AccessTier']})" if error.get("AccessTier") else ""
+            return ObjectArchived(
+                listed.key,
+                f"{storage_class}{tier}",
+                f"{where}: storage class {storage_class}{tier} must be restored from the archive before it is read",
+            )
         return SourceError(f"{where}: {code or exc}")
 
     def _versioned(self) -> bool:
@@ -119,7 +134,7 @@ class S3Source(Source):
             # bucket of small objects) when there are none.
             tag_set = self.s3.get_object_tagging(**args).get("TagSet", []) if response.get("TagCount") else []
         except ClientError as exc:
-            raise self._error(exc, listed.key) from None
+            raise self._error(exc, listed) from None
         entry = listed.model_copy()
         for header, field in HEADER_FIELDS.items():
             setattr(entry, field, response.get(header))
@@ -138,3 +153,14 @@ class S3Source(Source):
             yield body, entry
         finally:
             body.close()
+
+    def read_tags(self, entry: ObjectEntry) -> dict[str, str]:
+        """GetObjectTagging of the entry's version: one request, whatever the object's size or storage class."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": entry.key}
+        if entry.version_id:
+            args["VersionId"] = entry.version_id
+        try:
+            tag_set = self.s3.get_object_tagging(**args).get("TagSet", [])
+        except ClientError as exc:
+            raise self._error(exc, entry) from None
+        return {t["Key"]: t["Value"] for t in tag_set}
