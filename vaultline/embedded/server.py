@@ -12,6 +12,7 @@ from types import TracebackType
 from moto.server import ThreadedMotoServer
 
 from vaultline.aws import reset_clients
+from vaultline.embedded import service_gaps, stepfunctions_limits
 from vaultline.embedded.lambdas import restore_moto_lambda, route_lambda_to_handlers
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -66,10 +67,14 @@ class EmbeddedAws:
         )
         urllib.request.urlopen(request, timeout=10).close()
         route_lambda_to_handlers(self.functions_dir)
+        stepfunctions_limits.install()
+        service_gaps.install()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         restore_moto_lambda()
+        service_gaps.uninstall()
+        stepfunctions_limits.uninstall()
         self._server.stop()
         for key, value in self._saved_env.items():
             if value is None:
