@@ -264,6 +264,17 @@ PROPERTIES: dict[str, dict[str, Support]] = {
 TEMPLATE_SECTIONS = {"AWSTemplateFormatVersion", "Description", "Metadata", "Resources", "Outputs"}
 
 
+def support_table_markdown() -> str:
+    """The table as docs/embedded-aws.md shows it (``python -c`` this to refresh the docs after changing it)."""
+    lines = ["| resource type | property | what the deploy does | why |", "| --- | --- | --- | --- |"]
+    for attribute, support in RESOURCE_ATTRIBUTES.items():
+        lines.append(f"| `(any)` | `{attribute}` | {support.how.value} | {support.note} |")
+    for kind, properties in PROPERTIES.items():
+        for prop, support in properties.items():
+            lines.append(f"| `{kind}` | `{prop}` | {support.how.value} | {support.note} |")
+    return "\n".join(lines)
+
+
 def check_template(template: dict[str, Any]) -> None:
     """Fail, naming every offender, if the template has a section, type or property the table does not cover."""
     problems = [f"template section {name}" for name in template if name not in TEMPLATE_SECTIONS]
