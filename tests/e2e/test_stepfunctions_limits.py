@@ -33,8 +33,8 @@ def _run(definition: dict[str, Any], execution_input: str = "{}") -> dict[str, A
 
 
 def _pass_result(size: int, catch: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A Pass state whose output is ``size`` bytes (the JSON string "xx...x"), inside a catching Parallel if asked."""
-    big = {"Type": "Pass", "Result": "x" * (size - 2), "End": True}
+    """A Pass state whose output is ``size`` bytes of JSON ({"a":"xx...x"}), inside a catching Parallel if asked."""
+    big = {"Type": "Pass", "Result": {"a": "x" * (size - 8)}, "End": True}
     if not catch:
         return {"StartAt": "Big", "States": {"Big": big}}
     # A Pass state cannot Catch; a Parallel around it can, which is where our workflows catch.
@@ -65,7 +65,9 @@ def test_data_limit_exceeded_named_in_a_catch_is_caught(embedded: EmbeddedAws) -
 
 
 def test_execution_input_over_256_kib_fails_the_first_state(embedded: EmbeddedAws) -> None:
-    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+    # The first state's output is small: only the check of its input can fail it.
+    shrink = {"Type": "Pass", "Parameters": {"small": True}, "End": True}
+    definition = {"StartAt": "Shrink", "States": {"Shrink": shrink}}
     result = _run(definition, json.dumps({"blob": "x" * MAX_PAYLOAD_BYTES}))
     assert result["status"] == "FAILED"
     assert result["error"] == "States.DataLimitExceeded"

@@ -64,8 +64,8 @@ _originals: dict[str, Any] = {}
 
 
 def payload_bytes(value: Any) -> int:
-    """The size Step Functions counts for a state's input or output: the UTF-8 bytes of the value as JSON."""
-    return len(to_json_str(value).encode("utf-8"))
+    """The size Step Functions counts for a state's input or output: the UTF-8 bytes of the value as compact JSON."""
+    return len(to_json_str(value, separators=(",", ":")).encode("utf-8"))
 
 
 def within_payload_limit(value: Any) -> bool:
