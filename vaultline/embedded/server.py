@@ -14,6 +14,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from vaultline.aws import reset_clients
+from vaultline.embedded import service_gaps, stepfunctions_limits
 from vaultline.embedded.faults import FaultInjector, moto_role_lookup
 from vaultline.embedded.lambdas import restore_moto_lambda, route_lambda_to_handlers
 
@@ -85,10 +86,14 @@ class EmbeddedAws:
         )
         urllib.request.urlopen(request, timeout=10).close()
         route_lambda_to_handlers(self.functions_dir)
+        stepfunctions_limits.install()
+        service_gaps.install()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         restore_moto_lambda()
+        service_gaps.uninstall()
+        stepfunctions_limits.uninstall()
         self._server.stop()
         for key, value in self._saved_env.items():
             if value is None:
