@@ -22,7 +22,7 @@ from vaultline.check import check_vault
 from vaultline.dynamodb import cli as dynamodb_cli
 from vaultline.dynamodb.table import is_table_url
 from vaultline.errors import UsageError, VaultlineError
-from vaultline.manifest import ISSUES_REPORTED, iter_entries, list_recovery_points, resolve_recovery_point
+from vaultline.manifest import ISSUES_REPORTED, Issues, iter_entries, list_recovery_points, resolve_recovery_point
 from vaultline.plans import TagsRefresh
 from vaultline.remote import MapProgress, StackInfo, find_stack, follow, plan_inputs, start
 from vaultline.restore import restore_entries, select_entries
@@ -313,6 +313,9 @@ def cmd_plan_run(args: argparse.Namespace) -> int:
                 f"{stats.get('objects', 0)} objects, {_human_bytes(stats.get('bytes', 0))}, "
                 f"stored {_human_bytes(stats.get('bytes_stored', 0))}"
             )
+            issues = Issues.model_validate(committed.get("issues") or {})
+            if issues.total:
+                err.print(f"[yellow]completed with issues[/]: {issues.summary()}", highlight=False)
     if args.json:
         _emit_json(results[0] if len(results) == 1 else results)
     return 0
