@@ -220,9 +220,12 @@ def execution_rows(state_machine_arns: list[str]) -> list[ExecutionRow]:
 
 def executions_table(rows: list[ExecutionRow]) -> Table:
     """The executions as a table: name, state machine, status, map items succeeded and failed, duration."""
-    table = Table(
-        "execution", "state machine", "status", "map items ok", "map items failed", "duration", title="executions"
-    )
+    table = Table(title="executions")
+    # Execution and state-machine names are long (a schedule name and a UUID): fold them rather than cut them.
+    table.add_column("execution", overflow="fold")
+    table.add_column("state machine", overflow="fold")
+    for column in ("status", "map items succeeded", "map items failed", "duration"):
+        table.add_column(column, no_wrap=True)
     for row in rows:
         status = {"SUCCEEDED": "[green]SUCCEEDED[/]", "FAILED": "[red]FAILED[/]"}.get(row.status, row.status)
         table.add_row(

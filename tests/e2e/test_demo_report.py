@@ -37,8 +37,8 @@ def test_report_lists_each_execution_with_status_map_items_and_duration(deployme
     console.print(executions_table(rows))
     text = console.export_text()
     header = next(line for line in text.splitlines() if "state machine" in line)
-    for column in ("execution", "state machine", "status", "map items ok", "map items failed", "duration"):
+    for column in ("execution", "state machine", "status", "map items succeeded", "map items failed", "duration"):
         assert column in header
-    backup_line = next(line for line in text.splitlines() if rows[0].name in line)
+    backup_line = next(line for line in text.splitlines() if rows[0].name[:20] in line)
     assert "SUCCEEDED" in backup_line and f"{rows[0].seconds:.1f} s" in backup_line
     assert str(rows[0].map_items_succeeded) in backup_line
