@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
@@ -173,6 +174,71 @@ def verify_restore(source: str, target: str, keys: list[str]) -> list[str]:
     return problems
 
 
+class ExecutionRow(BaseModel):
+    """One state-machine execution as the Step Functions console lists it."""
+
+    name: str
+    state_machine: str
+    status: str
+    map_items_succeeded: int | None
+    map_items_failed: int | None
+    seconds: float | None
+
+
+def execution_rows(state_machine_arns: list[str]) -> list[ExecutionRow]:
+    """The executions of these state machines, oldest first, with their Distributed Map item counts.
+
+    Read as the console reads them: ListExecutions, DescribeExecution, ListMapRuns and DescribeMapRun.
+    """
+    sfn = client("stepfunctions")
+    rows: list[tuple[Any, ExecutionRow]] = []
+    for machine in state_machine_arns:
+        machine_name = machine.rsplit(":", 1)[-1]
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine):
+            for listed in page["executions"]:
+                execution = sfn.describe_execution(executionArn=listed["executionArn"])
+                runs = sfn.list_map_runs(executionArn=listed["executionArn"])["mapRuns"]
+                counts = [sfn.describe_map_run(mapRunArn=r["mapRunArn"])["itemCounts"] for r in runs]
+                stopped = execution.get("stopDate")
+                rows.append(
+                    (
+                        execution["startDate"],
+                        ExecutionRow(
+                            name=execution["name"],
+                            state_machine=machine_name,
+                            status=execution["status"],
+                            map_items_succeeded=sum(c["succeeded"] for c in counts) if counts else None,
+                            map_items_failed=sum(c["failed"] + c["timedOut"] + c["aborted"] for c in counts)
+                            if counts
+                            else None,
+                            seconds=(stopped - execution["startDate"]).total_seconds() if stopped else None,
+                        ),
+                    )
+                )
+    return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
+
+
+def executions_table(rows: list[ExecutionRow]) -> Table:
+    """The executions as a table: name, state machine, status, map items succeeded and failed, duration."""
+    table = Table(title="executions")
+    # Execution and state-machine names are long (a schedule name and a UUID): fold them rather than cut them.
+    table.add_column("execution", overflow="fold")
+    table.add_column("state machine", overflow="fold")
+    for column in ("status", "map items succeeded", "map items failed", "duration"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        status = {"SUCCEEDED": "[green]SUCCEEDED[/]", "FAILED": "[red]FAILED[/]"}.get(row.status, row.status)
+        table.add_row(
+            row.name,
+            row.state_machine,
+            status,
+            "-" if row.map_items_succeeded is None else str(row.map_items_succeeded),
+            "-" if row.map_items_failed is None else str(row.map_items_failed),
+            "-" if row.seconds is None else f"{row.seconds:.1f} s",
+        )
+    return table
+
+
 def run_plan(backup_state_machine: str, payload: dict[str, Any] | None, schedule: str | None) -> dict[str, Any]:
     execution = fire_schedule(schedule) if schedule else start(backup_state_machine, payload or {})
     output = follow(execution, poll_seconds=0.2)
@@ -256,6 +322,7 @@ def main() -> int:
         table_equal = len(original) == len(items) and original == copy
 
         report = check_vault(Vault.open(stack.vault_url), read_data=True)
+        executions = execution_rows([stack.backup_state_machine, stack.restore_state_machine])
 
     s1, s2 = first["stats"], second["stats"]
     table = Table("", "first backup", "incremental")
@@ -284,6 +351,7 @@ def main() -> int:
         f"dynamodb://{RESTORE_TABLE} in {table_restore_seconds:.1f} s: "
         + ("[green]equal item for item[/]" if table_equal else f"[red]{len(copy)} of {len(original)} items, differ[/]")
     )
+    console.print(executions_table(executions))
     console.print(f"demo finished in {time.monotonic() - clock:.0f} s")
     for problem in problems[:10]:
         console.print(f"[red]{problem}[/]")

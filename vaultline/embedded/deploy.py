@@ -816,6 +816,8 @@ def _dashboard(logical: str, p: _Props, ctx: _Context) -> Created:
     return Created(name)
 
 
+# One creator per resource type. vaultline/embedded/iam_deploy.py registers AWS::IAM::Policy (and applies a role's
+# managed and inline policies) here: the table marks those properties "applied by iam_deploy".
 _CREATORS: dict[str, Creator] = {
     "AWS::KMS::Key": _kms_key,
     "AWS::KMS::Alias": _kms_alias,
