@@ -19,7 +19,11 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
+
 from vaultline.aws import client
+from vaultline.embedded.iam_deploy import POLICY_TYPES, apply_policies
+from vaultline.embedded.identity import role_credentials
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -131,6 +135,9 @@ def deploy_template(template: dict[str, Any], bucket_names: dict[str, str] | Non
         for logical, resource in resources.items():
             if resource["Type"] == kind:
                 _create(kind, logical, resolve(resource.get("Properties", {})), stack, bucket_names or {})
+    for logical, resource in resources.items():  # policies last: they name roles, buckets, keys, topics, queues
+        if resource["Type"] in POLICY_TYPES:
+            apply_policies(resource["Type"], resolve(resource.get("Properties", {})), stack.physical, logical)
     stack.outputs = {name: str(resolve(output["Value"])) for name, output in template.get("Outputs", {}).items()}
     return stack
 
@@ -204,10 +211,17 @@ def _create(kind: str, logical: str, props: dict[str, Any], stack: DeployedStack
 
 
 def fire_schedule(name: str) -> str:
-    """Do what EventBridge Scheduler does when schedule ``name`` comes due: start its target with its input."""
+    """Do what EventBridge Scheduler does when schedule ``name`` comes due: start its target with its input.
+
+    The start is made as the schedule's ``Target.RoleArn``, as the scheduler makes it.
+    """
     schedule = client("scheduler").get_schedule(Name=name)
     target = schedule["Target"]
-    response = client("stepfunctions").start_execution(
+    role = role_credentials(target["RoleArn"], f"scheduler-{name}")
+    scheduler_session = boto3.session.Session(
+        role.access_key_id, role.secret_access_key, role.session_token, region_name=REGION
+    )
+    response = scheduler_session.client("stepfunctions").start_execution(
         stateMachineArn=target["Arn"], input=target.get("Input", "{}"), name=f"{name}-{uuid.uuid4().hex}"
     )
     execution_arn: str = response["executionArn"]

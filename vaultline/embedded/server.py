@@ -12,6 +12,7 @@ from types import TracebackType
 from moto.server import ThreadedMotoServer
 
 from vaultline.aws import reset_clients
+from vaultline.embedded import iam
 from vaultline.embedded.lambdas import restore_moto_lambda, route_lambda_to_handlers
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -33,6 +34,7 @@ class EmbeddedAws:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._saved_env: dict[str, str | None] = {}
         self.endpoint = ""
+        self.iam: iam.Enforcer | None = None
 
     def __enter__(self) -> EmbeddedAws:
         # werkzeug logs every request at INFO; the demo's report is what a user should read.
@@ -50,6 +52,8 @@ class EmbeddedAws:
             "MOTO_PORT": str(port),
             # X-Ray has no daemon here; everything else in Powertools runs as deployed.
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # Roles attach AWS managed policies (AWSLambdaBasicExecutionRole): moto knows them when asked to.
+            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
         }
         if self.quiet:
             # The demo prints a report; handler logs and metric records would bury it.
@@ -66,9 +70,12 @@ class EmbeddedAws:
         )
         urllib.request.urlopen(request, timeout=10).close()
         route_lambda_to_handlers(self.functions_dir)
+        # Every request is authorized from here on; the harness's own key is the account's administrator.
+        self.iam = iam.enforce(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], self.endpoint)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        iam.stop_enforcing()
         restore_moto_lambda()
         self._server.stop()
         for key, value in self._saved_env.items():
