@@ -24,11 +24,10 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -48,7 +47,7 @@ from moto.sqs.models import sqs_backends
 from moto.sts.models import sts_backends
 
 from vaultline.embedded.deploy import ACCOUNT
-from vaultline.embedded.iam_requests import Call, Check, KmsLookup, checks_for, iam_prefix, parse_params
+from vaultline.embedded.iam_requests import Call, Check, KmsLookup, checks_for, parse_params
 from vaultline.embedded.iam_simulator import Simulator, Verdict
 from vaultline.embedded.identity import RoleCredentials, role_credentials
 
@@ -57,11 +56,6 @@ log = logging.getLogger(__name__)
 # Services whose errors are JSON (awsJson / restJson protocols) and the status AWS gives their AccessDenied.
 _JSON_SERVICES = {"dynamodb": 400, "kms": 400, "states": 400, "events": 400, "logs": 400, "lambda": 403}
 _JSON_SERVICES |= {"scheduler": 403, "sqs": 400}
-_ORIGINAL = {
-    "normal": ActionAuthenticatorMixin._authenticate_and_authorize_normal_action,
-    "s3": ActionAuthenticatorMixin._authenticate_and_authorize_s3_action,
-    "bucket_permission": FakeBucket.get_permission,
-}
 _STATE_MACHINE_SESSION = "vaultline-states"
 
 
@@ -95,8 +89,14 @@ class Enforcer:
 
     # --- the hook ---------------------------------------------------------------------------------------------
 
-    def authorize(self, response: Any, iam_request_cls: type, moto_resource: str, bucket: str | None = None,
-                  key: str | None = None) -> None:
+    def authorize(
+        self,
+        response: Any,
+        iam_request_cls: type,
+        moto_resource: str,
+        bucket: str | None = None,
+        key: str | None = None,
+    ) -> None:
         """Authorize the request ``response`` (a moto response object) or raise the service's AccessDenied."""
         headers = response.headers
         authorization = headers.get("Authorization", "")
@@ -110,7 +110,11 @@ class Enforcer:
         call = _call_of(response, service, region, moto_resource, bucket, key)
         if call.operation == "GetCallerIdentity":
             return  # AWS answers it whatever the policies say
-        for check in checks_for(call, self._kms_lookup(region)):
+        kms = self._kms_lookup(region)
+        checks = checks_for(call, kms)
+        if service == "s3" and bucket and key:
+            checks += _sse_kms_checks(call, checks, kms)
+        for check in checks:
             self._require(caller, service, check)
         if service == "s3" and bucket and key:
             self._hide_missing_key(caller, call)
@@ -230,6 +234,7 @@ def _resolve_caller(response: Any, iam_request_cls: type) -> Caller:
 
 
 def _document(policy: Any) -> dict[str, Any]:
+    text: Any
     if isinstance(policy, Policy):
         text = next(version.document for version in policy.versions if version.is_default)
     elif isinstance(policy, str | dict):
@@ -240,8 +245,7 @@ def _document(policy: Any) -> dict[str, Any]:
     return document
 
 
-def _call_of(response: Any, service: str, region: str, moto_resource: str, bucket: str | None,
-             key: str | None) -> Call:
+def _call_of(response: Any, service: str, region: str, moto_resource: str, bucket: str | None, key: str | None) -> Call:
     parsed = urlparse(response.uri)
     body = response.raw_body if isinstance(response.raw_body, bytes) else str(response.raw_body or "").encode()
     query: dict[str, list[str]] = {k: list(v) for k, v in (response.querystring or {}).items()}
@@ -264,6 +268,48 @@ def _call_of(response: Any, service: str, region: str, moto_resource: str, bucke
         bucket=bucket,
         key=key,
     )
+
+
+def _sse_kms_checks(call: Call, checks: list[Check], kms: KmsLookup) -> list[Check]:
+    """What S3 asks KMS for the caller on an SSE-KMS bucket or object: writes need ``kms:GenerateDataKey``, reads
+    ``kms:Decrypt``, on the key (moto's S3 encrypts nothing; AWS's does, as the caller)."""
+    assert call.bucket is not None and call.key is not None
+    backend = s3_backends[call.account]["aws"]
+    bucket = backend.buckets.get(call.bucket)
+    if bucket is None:
+        return []
+    object_arn = f"arn:aws:s3:::{call.bucket}/{call.key}"
+    actions = {c.action for c in checks if c.resource == object_arn}
+    key_id: str | None = None
+    kms_actions: list[str] = []
+    if "s3:PutObject" in actions and not (set(call.query) - {"uploads", "uploadId", "partNumber"}):
+        headers = {k.lower(): v for k, v in call.headers.items()}
+        if headers.get("x-amz-server-side-encryption") == "aws:kms":
+            key_id = headers.get("x-amz-server-side-encryption-aws-kms-key-id")
+        else:
+            default = ((bucket.encryption or {}).get("Rule") or {}).get("ApplyServerSideEncryptionByDefault") or {}
+            key_id = default.get("KMSMasterKeyID") if default.get("SSEAlgorithm") == "aws:kms" else None
+        # A multipart upload's parts are encrypted under the data key its start generated: it decrypts it.
+        kms_actions = ["kms:GenerateDataKey", "kms:Decrypt"] if "uploads" in call.query else ["kms:GenerateDataKey"]
+    elif actions & {"s3:GetObject", "s3:GetObjectVersion"} and call.method in ("GET", "HEAD"):
+        version = call.query.get("versionId", [None])[0]
+        try:
+            stored = backend.get_object(call.bucket, call.key, version_id=version)
+        except S3ClientError:
+            stored = None
+        if stored is not None and stored.encryption == "aws:kms":
+            key_id = stored.kms_key_id
+        kms_actions = ["kms:Decrypt"]
+    if not key_id:
+        return []  # SSE-S3, or the AWS-managed aws/s3 key, which every principal of the account may use via S3
+    context: dict[str, str | list[str]] = {
+        "kms:ViaService": f"s3.{call.region}.amazonaws.com",
+        "kms:CallerAccount": call.account,
+        "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{call.bucket}"
+        if bucket.encryption and str((bucket.encryption.get("Rule") or {}).get("BucketKeyEnabled")).lower() == "true"
+        else object_arn,
+    }
+    return [Check(action, kms.key_arn(key_id), context) for action in kms_actions]
 
 
 def resource_policy(resource: str) -> dict[str, Any] | None:
@@ -333,16 +379,12 @@ def _session_exists(access_key_id: str) -> bool:
 
 
 def _authorize_normal(self: Any, resource: str = "*") -> None:
-    if _active is None:
-        _ORIGINAL["normal"](self, resource)
-        return
+    assert _active is not None, "installed by enforce() only"
     _active.authorize(self, IAMRequest, resource)
 
 
 def _authorize_s3(self: Any, bucket_name: str | None = None, key_name: str | None = None) -> None:
-    if _active is None:
-        _ORIGINAL["s3"](self, bucket_name, key_name)
-        return
+    assert _active is not None, "installed by enforce() only"
     _active.authorize(self, S3IAMRequest, "*", bucket_name, key_name)
 
 
@@ -366,7 +408,7 @@ def _state_machine_client(region: str, service: str, state_credentials: Any = No
     if _active is None or not role_arn:
         raise RuntimeError(f"a state machine called {service} without a role while IAM is enforced")
     session = _active.role_session(str(role_arn))
-    return boto3.session.Session().client(
+    return boto3.session.Session().client(  # type: ignore[call-overload]
         service,
         region_name=region,
         endpoint_url=f"http://localhost:{moto_server_port()}",
@@ -397,19 +439,26 @@ def _interpreter_modules() -> list[Any]:
     return modules
 
 
-_interpreter_originals: dict[Any, Any] = {}
+def _hooks() -> list[tuple[Any, str, Any]]:
+    return [
+        (ActionAuthenticatorMixin, "_authenticate_and_authorize_normal_action", _authorize_normal),
+        (ActionAuthenticatorMixin, "_authenticate_and_authorize_s3_action", _authorize_s3),
+        (FakeBucket, "get_permission", _no_bucket_policy_decision),
+        *((module, "boto_client_for", _state_machine_client) for module in _interpreter_modules()),
+    ]
+
+
+_saved: list[tuple[Any, str, Any]] = []
 
 
 def enforce(harness_key: str, endpoint: str) -> Enforcer:
     """Authorize every request of this process's moto server from now on (until :func:`stop_enforcing`)."""
     global _active
+    stop_enforcing()
     enforcer = Enforcer(harness_key, Simulator(), endpoint)
-    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = _authorize_normal  # type: ignore[method-assign]
-    ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = _authorize_s3  # type: ignore[method-assign]
-    FakeBucket.get_permission = _no_bucket_policy_decision  # type: ignore[method-assign]
-    for module in _interpreter_modules():
-        _interpreter_originals.setdefault(module, module.boto_client_for)
-        module.boto_client_for = _state_machine_client
+    for target, name, hook in _hooks():
+        _saved.append((target, name, getattr(target, name)))
+        setattr(target, name, hook)
     _active = enforcer
     return enforcer
 
@@ -418,12 +467,9 @@ def stop_enforcing() -> None:
     """Give moto back its own (permissive) authorization and stop the simulator."""
     global _active
     enforcer, _active = _active, None
-    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = _ORIGINAL["normal"]  # type: ignore[method-assign]
-    ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = _ORIGINAL["s3"]  # type: ignore[method-assign]
-    FakeBucket.get_permission = _ORIGINAL["bucket_permission"]  # type: ignore[method-assign]
-    for module, original in _interpreter_originals.items():
-        module.boto_client_for = original
-    _interpreter_originals.clear()
+    for target, name, original in reversed(_saved):
+        setattr(target, name, original)
+    _saved.clear()
     if enforcer is not None:
         enforcer.simulator.close()
 
@@ -431,5 +477,3 @@ def stop_enforcing() -> None:
 def active() -> Enforcer | None:
     """The enforcer of the running embedded AWS, if IAM is enforced."""
     return _active
-
-

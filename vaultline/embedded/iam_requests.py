@@ -4,18 +4,17 @@ moto names each request's operation, and for S3 and SQS also its resource; for m
 resource ``*``, which would let a grant on any table, key or function pass for every other one. This module is
 the one table that turns a request into what AWS authorizes (docs/embedded-aws.md, "IAM", lists it):
 
-| service | action | resource |
-| --- | --- | --- |
-| s3 | from method, sub-resource and headers (:func:`s3_checks`): HeadBucket is ``ListBucket``, ``?retention`` is ``PutObjectRetention``, a copy also needs ``GetObject`` on its source, DeleteObjects is ``DeleteObject`` per key | bucket ARN, object ARN ``arn:aws:s3:::B/K`` |
-| dynamodb | the operation; each table of a batch or transaction separately | ``table/T`` (``table/T/index/I`` with ``IndexName``), ``TableArn``, ``ExportArn`` |
-| kms | the operation | the key's ARN, whatever the request names it by (id, ARN, alias), and for Decrypt the key of the ciphertext |
-| lambda | ``Invoke`` is ``InvokeFunction`` | ``function:NAME`` (``:QUALIFIER``) |
-| states | the operation | ``stateMachineArn``, ``executionArn``, ``mapRunArn`` |
-| sns | the operation | ``TopicArn`` |
-| sqs | the operation | the queue ARN (moto's) |
-| events | the operation; PutEvents per entry | ``event-bus/NAME``, ``rule/NAME`` |
-| scheduler | the operation | ``schedule/GROUP/NAME``, ``schedule-group/NAME`` |
-| others (sts, iam, cloudformation, ...) | the operation | moto's resource (``*`` unless it knows better) |
+- s3: the action from method, sub-resource and headers (:func:`s3_checks`: HeadBucket is ``ListBucket``,
+  ``?retention`` is ``PutObjectRetention``, a copy also needs ``GetObject`` on its source, DeleteObjects is
+  ``DeleteObject`` per key) on the bucket or object ARN (``arn:aws:s3:::B/K``);
+- dynamodb: ``table/T`` (``table/T/index/I`` with ``IndexName``), ``TableArn`` or ``ExportArn``; each table of a
+  batch or transaction separately;
+- kms: the key's ARN, whatever the request names it by (id, ARN, alias), for Decrypt the ciphertext's key;
+- lambda: ``Invoke`` is ``lambda:InvokeFunction``, on ``function:NAME`` (``:QUALIFIER``);
+- states: ``stateMachineArn``, ``executionArn`` or ``mapRunArn``;
+- sns ``TopicArn``; sqs the queue ARN (moto's); events ``event-bus/NAME`` per PutEvents entry, ``rule/NAME``;
+  scheduler ``schedule/GROUP/NAME``, ``schedule-group/NAME``;
+- any other service (sts, iam, cloudformation, ...): the operation on moto's resource (``*`` unless it knows).
 
 Context keys: every request carries ``aws:SecureTransport`` = true (the endpoint is plain HTTP on loopback, standing
 in for AWS's TLS endpoints, so that the stack's deny-non-TLS policies decide as on AWS), the principal's
@@ -37,7 +36,10 @@ from xml.etree import ElementTree
 
 # Credential-scope service names whose IAM prefix differs.
 _IAM_PREFIX = {"monitoring": "cloudwatch", "email": "ses"}
-_OPERATION_TO_ACTION = {("lambda", "Invoke"): "InvokeFunction", ("lambda", "InvokeWithResponseStream"): "InvokeFunction"}
+_OPERATION_TO_ACTION = {
+    ("lambda", "Invoke"): "InvokeFunction",
+    ("lambda", "InvokeWithResponseStream"): "InvokeFunction",
+}
 
 
 @dataclass(frozen=True)
@@ -383,10 +385,11 @@ def _events(call: Call, action: str, kms: KmsLookup) -> list[Check]:
             }
             checks.append(Check(action, arn, context))
         return checks or [Check(action, f"{base}:event-bus/default")]
-    rule = params.get("Rule") or params.get("Name")
+    rule = str(params.get("Rule") or params.get("Name") or "")
     if rule and action != "events:ListRules":
-        bus = params.get("EventBusName")
-        return [Check(action, f"{base}:rule/{bus}/{rule}" if bus and bus != "default" else f"{base}:rule/{rule}")]
+        rule_bus = str(params.get("EventBusName") or "default")
+        path = f"rule/{rule}" if rule_bus == "default" else f"rule/{rule_bus}/{rule}"
+        return [Check(action, f"{base}:{path}")]
     return [Check(action, "*")]
 
 
