@@ -48,10 +48,10 @@ class Deployment:
         return {**base, **extra}
 
 
-@pytest.fixture
-def deployment(embedded: EmbeddedAws, template: dict[str, Any]) -> Iterator[Deployment]:
-    _post(embedded.endpoint + "/moto-api/reset", {})
-    _post(embedded.endpoint + "/moto-api/config", MOTO_CONFIG)
+def deploy_stack(aws: EmbeddedAws, template: dict[str, Any]) -> Deployment:
+    """Reset the embedded AWS and deploy ``template`` into it (tests that deploy an edited template call this)."""
+    _post(aws.endpoint + "/moto-api/reset", {})
+    _post(aws.endpoint + "/moto-api/config", MOTO_CONFIG)
     from vaultline.aws import reset_clients
 
     reset_clients()
@@ -60,7 +60,12 @@ def deployment(embedded: EmbeddedAws, template: dict[str, Any]) -> Iterator[Depl
     invocations.interceptors.clear()
     deployed = deploy_template(template)
     register_stack("Vaultline", deployed.outputs)
-    yield Deployment(embedded, deployed, find_stack("Vaultline"))
+    return Deployment(aws, deployed, find_stack("Vaultline"))
+
+
+@pytest.fixture
+def deployment(embedded: EmbeddedAws, template: dict[str, Any]) -> Iterator[Deployment]:
+    yield deploy_stack(embedded, template)
     invocations.interceptors.clear()
 
 
