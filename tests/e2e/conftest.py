@@ -28,10 +28,22 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return synthesize(PROJECT, "Vaultline", tmp_path_factory.mktemp("cdk.out"), context=E2E_CONTEXT)
 
 
+_iam_figures: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def embedded() -> Iterator[EmbeddedAws]:
     with EmbeddedAws(PROJECT / "functions", quiet=True) as aws:
         yield aws
+        if aws.iam is not None and aws.iam.simulator.median_ms() is not None:
+            count = len(aws.iam.simulator.timings)
+            _iam_figures.append(f"{count} decisions, median {aws.iam.simulator.median_ms():.2f} ms each")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The IAM evaluator's cost per authorized request over the run (docs/embedded-aws.md, "IAM")."""
+    for line in _iam_figures:
+        terminalreporter.write_line(f"embedded AWS IAM: {line}")
 
 
 class Deployment:

@@ -303,3 +303,16 @@ def test_backup_fails_with_access_denied_when_the_worker_may_not_write_the_vault
     history = _backup_failing(deploy_stack(embedded, _edited(template, no_vault_write)))
 
     assert "AccessDenied" in history and "s3:PutObject" in history
+
+
+def test_a_state_machine_whose_role_does_not_trust_step_functions_cannot_act(
+    embedded: EmbeddedAws, template: Template
+) -> None:
+    def trust_lambda_instead(resources: dict[str, Any]) -> None:
+        role = resources[_logical(resources, "WorkflowsBackupStateMachineRole", "AWS::IAM::Role")]
+        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        statement["Principal"] = {"Service": "lambda.amazonaws.com"}
+
+    history = _backup_failing(deploy_stack(embedded, _edited(template, trust_lambda_instead)))
+
+    assert "states.amazonaws.com may not assume" in history and "its trust policy does not allow it" in history

@@ -22,8 +22,8 @@ from typing import Any
 import boto3
 
 from vaultline.aws import client
+from vaultline.embedded.iam import assume_as_service
 from vaultline.embedded.iam_deploy import POLICY_TYPES, apply_policies
-from vaultline.embedded.identity import role_credentials
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -217,7 +217,8 @@ def fire_schedule(name: str) -> str:
     """
     schedule = client("scheduler").get_schedule(Name=name)
     target = schedule["Target"]
-    role = role_credentials(target["RoleArn"], f"scheduler-{name}")
+    schedule_arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{schedule.get('GroupName', 'default')}/{name}"
+    role = assume_as_service(target["RoleArn"], "scheduler.amazonaws.com", f"scheduler-{name}", schedule_arn)
     scheduler_session = boto3.session.Session(
         role.access_key_id, role.secret_access_key, role.session_token, region_name=REGION
     )

@@ -33,10 +33,11 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
 from moto.iam.access_control import IAMRequest, PermissionResult, S3IAMRequest
-from moto.iam.models import Policy
+from moto.iam.models import Policy, iam_backends
 from moto.kms.models import kms_backends
 from moto.kms.utils import _deserialize_ciphertext_blob
 from moto.s3.exceptions import S3ClientError
@@ -46,10 +47,10 @@ from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 from moto.sts.models import sts_backends
 
-from vaultline.embedded.deploy import ACCOUNT
 from vaultline.embedded.iam_requests import Call, Check, KmsLookup, checks_for, parse_params
 from vaultline.embedded.iam_simulator import Simulator, Verdict
 from vaultline.embedded.identity import RoleCredentials, role_credentials
+from vaultline.errors import VaultlineError
 
 log = logging.getLogger(__name__)
 
@@ -191,23 +192,66 @@ class Enforcer:
 
     # --- state machines ---------------------------------------------------------------------------------------
 
-    def role_session(self, role_arn: str) -> RoleCredentials:
+    def role_session(self, role_arn: str, region: str) -> RoleCredentials:
         """Session credentials of ``role_arn`` for a state machine, assumed once and reused while moto has them."""
         with self._lock:
             cached = self._credentials.get(role_arn)
             if cached is not None and _session_exists(cached.access_key_id):
                 return cached
+        self.require_trust(role_arn, "states.amazonaws.com", _state_machine_of(role_arn, region))
         fresh = role_credentials(role_arn, _STATE_MACHINE_SESSION, endpoint=self.endpoint)
         with self._lock:
             self._credentials[role_arn] = fresh
         return fresh
+
+    def require_trust(self, role_arn: str, service_principal: str, source_arn: str | None = None) -> None:
+        """Raise :class:`RoleNotAssumable` unless ``role_arn``'s trust policy lets ``service_principal`` assume it
+        on behalf of ``source_arn`` (the state machine or schedule: ``aws:SourceArn``) in this account."""
+        try:
+            role = iam_backends[_account()]["global"].get_role_by_arn(role_arn)
+        except Exception as exc:
+            raise RoleNotAssumable(f"{service_principal} cannot assume {role_arn}: no such role") from exc
+        trust = role.assume_role_policy_document
+        simulation = {
+            "request": {
+                "principal": service_principal,
+                "action": "sts:AssumeRole",
+                "resource": {"resource": role_arn, "accountId": _account()},
+                "contextVariables": {
+                    "aws:SecureTransport": "true",
+                    "aws:SourceAccount": _account(),
+                    **({"aws:SourceArn": source_arn} if source_arn else {}),
+                },
+            },
+            "identityPolicies": [],
+            "serviceControlPolicies": [],
+            "resourceControlPolicies": [],
+            "resourcePolicy": json.loads(trust) if isinstance(trust, str) else trust,
+        }
+        if not self.simulator.decide(simulation).allowed:
+            raise RoleNotAssumable(f"{service_principal} may not assume {role_arn}: its trust policy does not allow it")
+
+
+class RoleNotAssumable(VaultlineError):
+    """A service was to act as a role whose trust policy does not admit that service."""
+
+
+def assume_as_service(
+    role_arn: str, service_principal: str, session_name: str, source_arn: str | None = None
+) -> RoleCredentials:
+    """What a service (``scheduler.amazonaws.com``, ``lambda.amazonaws.com``) does to act as ``role_arn`` for
+    ``source_arn``: check that the role's trust policy admits it (while IAM is enforced), then assume the role."""
+    if _active is not None:
+        _active.require_trust(role_arn, service_principal, source_arn)
+    return role_credentials(role_arn, session_name)
 
 
 _active: Enforcer | None = None
 
 
 def _account() -> str:
-    return ACCOUNT
+    # moto files every request signed with a key it did not issue (the harness's) under its default account.
+    return str(DEFAULT_ACCOUNT_ID)
 
 
 def _service_of(response: Any) -> str:
@@ -370,6 +414,14 @@ class _XmlAccessDenied(AccessDeniedError):
         super(AccessDeniedError, self).__init__(code, message)
 
 
+def _state_machine_of(role_arn: str, region: str) -> str | None:
+    # The interpreter hands over the execution's role, not its state machine: the one deployed with that role.
+    from moto.stepfunctions.responses import get_backend
+
+    machines = [m.arn for m in get_backend(_account(), region).state_machines if m.roleArn == role_arn]
+    return machines[0] if len(machines) == 1 else None
+
+
 def _session_exists(access_key_id: str) -> bool:
     # A reset of the embedded AWS forgets every session; a cached one is then re-assumed.
     return any(r.access_key_id == access_key_id for r in sts_backends[_account()]["aws"].assumed_roles)
@@ -407,7 +459,7 @@ def _state_machine_client(region: str, service: str, state_credentials: Any = No
     role_arn = getattr(state_credentials, "role_arn", None)
     if _active is None or not role_arn:
         raise RuntimeError(f"a state machine called {service} without a role while IAM is enforced")
-    session = _active.role_session(str(role_arn))
+    session = _active.role_session(str(role_arn), region)
     return boto3.session.Session().client(  # type: ignore[call-overload]
         service,
         region_name=region,
