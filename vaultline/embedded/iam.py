@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 from botocore.config import Config
@@ -293,9 +293,7 @@ def _call_of(response: Any, service: str, region: str, moto_resource: str, bucke
     parsed = urlparse(response.uri)
     body = response.raw_body if isinstance(response.raw_body, bytes) else str(response.raw_body or "").encode()
     query: dict[str, list[str]] = {k: list(v) for k, v in (response.querystring or {}).items()}
-    if service == "s3":
-        from urllib.parse import parse_qs
-
+    if service == "s3":  # the URL's own query, blank sub-resources (?uploads, ?retention) kept
         query = parse_qs(parsed.query, keep_blank_values=True)
     return Call(
         service=service,
