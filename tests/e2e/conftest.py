@@ -30,10 +30,22 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return synthesize(PROJECT, "Vaultline", tmp_path_factory.mktemp("cdk.out"), context=E2E_CONTEXT)
 
 
+_iam_figures: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def embedded() -> Iterator[EmbeddedAws]:
     with EmbeddedAws(PROJECT / "functions", quiet=True) as aws:
         yield aws
+        if aws.iam is not None and aws.iam.simulator.median_ms() is not None:
+            count = len(aws.iam.simulator.timings)
+            _iam_figures.append(f"{count} decisions, median {aws.iam.simulator.median_ms():.2f} ms each")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The IAM evaluator's cost per authorized request over the run (docs/embedded-aws.md, "IAM")."""
+    for line in _iam_figures:
+        terminalreporter.write_line(f"embedded AWS IAM: {line}")
 
 
 class Deployment:
@@ -50,10 +62,10 @@ class Deployment:
         return {**base, **extra}
 
 
-@pytest.fixture
-def deployment(embedded: EmbeddedAws, template: dict[str, Any]) -> Iterator[Deployment]:
-    _post(embedded.endpoint + "/moto-api/reset", {})
-    _post(embedded.endpoint + "/moto-api/config", MOTO_CONFIG)
+def deploy_stack(aws: EmbeddedAws, template: dict[str, Any]) -> Deployment:
+    """Reset the embedded AWS and deploy ``template`` into it (tests that deploy an edited template call this)."""
+    _post(aws.endpoint + "/moto-api/reset", {})
+    _post(aws.endpoint + "/moto-api/config", MOTO_CONFIG)
     from vaultline.aws import reset_clients
 
     reset_clients()
@@ -62,7 +74,12 @@ def deployment(embedded: EmbeddedAws, template: dict[str, Any]) -> Iterator[Depl
     invocations.interceptors.clear()
     deployed = deploy_template(template)
     register_stack("Vaultline", deployed.outputs)
-    yield Deployment(embedded, deployed, find_stack("Vaultline"))
+    return Deployment(aws, deployed, find_stack("Vaultline"))
+
+
+@pytest.fixture
+def deployment(embedded: EmbeddedAws, template: dict[str, Any]) -> Iterator[Deployment]:
+    yield deploy_stack(embedded, template)
     invocations.interceptors.clear()
 
 

@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import boto3
+
 from vaultline.aws import client
+from vaultline.embedded.iam import assume_as_service
+from vaultline.embedded.iam_deploy import apply_policies
 from vaultline.embedded.intrinsics import Resolver, TemplateError, creation_order, pseudo_parameters
 from vaultline.errors import VaultlineError
 
@@ -853,6 +857,10 @@ def _create(kind: str, logical: str, props: _Props, ctx: _Context) -> Created:
     return created
 
 
+IDENTITY_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::Role")
+"""Resource types whose identity policies vaultline/embedded/iam_deploy.py attaches (the table's IAM_DEPLOY)."""
+
+
 def deploy_template(template: dict[str, Any], bucket_names: dict[str, str] | None = None) -> DeployedStack:
     """Create the template's resources in the embedded AWS as CloudFormation would; return ids and outputs.
 
@@ -882,15 +890,28 @@ def deploy_template(template: dict[str, Any], bucket_names: dict[str, str] | Non
             stack.arns[logical] = arn
     for call in ctx.deferred:
         call()
+    # Identity policies last, as CloudFormation attaches them once the roles and what they name exist (the
+    # resource policies of buckets, keys, topics and queues were set by their creators above).
+    for logical, resource in resources.items():
+        if resource["Type"] in IDENTITY_POLICY_TYPES:
+            apply_policies(resource["Type"], stack.deployed_properties[logical], stack.physical, logical)
     stack.outputs = {name: str(resolve(output["Value"])) for name, output in template.get("Outputs", {}).items()}
     return stack
 
 
 def fire_schedule(name: str) -> str:
-    """Do what EventBridge Scheduler does when schedule ``name`` comes due: start its target with its input."""
+    """Do what EventBridge Scheduler does when schedule ``name`` comes due: start its target with its input.
+
+    The start is made as the schedule's ``Target.RoleArn``, as the scheduler makes it.
+    """
     schedule = client("scheduler").get_schedule(Name=name)
     target = schedule["Target"]
-    response = client("stepfunctions").start_execution(
+    schedule_arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{schedule.get('GroupName', 'default')}/{name}"
+    role = assume_as_service(target["RoleArn"], "scheduler.amazonaws.com", f"scheduler-{name}", schedule_arn)
+    scheduler_session = boto3.session.Session(
+        role.access_key_id, role.secret_access_key, role.session_token, region_name=REGION
+    )
+    response = scheduler_session.client("stepfunctions").start_execution(
         stateMachineArn=target["Arn"], input=target.get("Input", "{}"), name=f"{name}-{uuid.uuid4().hex}"
     )
     execution_arn: str = response["executionArn"]

@@ -14,7 +14,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from vaultline.aws import reset_clients
-from vaultline.embedded import service_gaps, stepfunctions_limits
+from vaultline.embedded import iam, service_gaps, stepfunctions_limits
 from vaultline.embedded.faults import FaultInjector, moto_role_lookup
 from vaultline.embedded.lambdas import restore_moto_lambda, route_lambda_to_handlers
 
@@ -53,6 +53,7 @@ class EmbeddedAws:
         self._server = _Server(self.faults, port)
         self._saved_env: dict[str, str | None] = {}
         self.endpoint = ""
+        self.iam: iam.Enforcer | None = None
 
     def __enter__(self) -> EmbeddedAws:
         # werkzeug logs every request at INFO; the demo's report is what a user should read.
@@ -70,6 +71,8 @@ class EmbeddedAws:
             "MOTO_PORT": str(port),
             # X-Ray has no daemon here; everything else in Powertools runs as deployed.
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # Roles attach AWS managed policies (AWSLambdaBasicExecutionRole): moto knows them when asked to.
+            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
         }
         if self.quiet:
             # The demo prints a report; handler logs and metric records would bury it.
@@ -88,9 +91,12 @@ class EmbeddedAws:
         route_lambda_to_handlers(self.functions_dir)
         stepfunctions_limits.install()
         service_gaps.install()
+        # Every request is authorized from here on; the harness's own key is the account's administrator.
+        self.iam = iam.enforce(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], self.endpoint)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        iam.stop_enforcing()
         restore_moto_lambda()
         service_gaps.uninstall()
         stepfunctions_limits.uninstall()
