@@ -55,6 +55,8 @@ def deployment(embedded: EmbeddedAws, template: dict[str, Any]) -> Iterator[Depl
     from vaultline.aws import reset_clients
 
     reset_clients()
+    # Warm sandboxes hold the reset account's role credentials: a fresh deploy starts them afresh, as AWS would.
+    embedded.lambdas.pool.shutdown()
     invocations.calls.clear()
     invocations.errors.clear()
     invocations.interceptors.clear()
