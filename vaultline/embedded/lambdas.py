@@ -158,6 +158,11 @@ class LambdaRuntime:
             region=self.region,
         )
 
+    def logs(self, function_name: str) -> str:
+        """Everything the function's sandboxes logged, stream after stream (CloudWatch Logs' log group, here)."""
+        streams = sorted((self.pool.log_dir / function_name).glob("*.log"), key=lambda p: p.stat().st_mtime)
+        return "".join(p.read_text(errors="replace") for p in streams)
+
     def kill_running(self, function_name: str) -> int:
         """Kill the sandboxes now running an invocation of a function whose name contains ``function_name``.
 

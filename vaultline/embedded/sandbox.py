@@ -157,7 +157,7 @@ class Sandbox:
         python = runtime_python(config.runtime)
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
-        self._log = self.log_path.open("ab", buffering=0)
+        log = self.log_path.open("ab", buffering=0)
         started = time.monotonic()
         try:
             self.process = subprocess.Popen(
@@ -165,12 +165,13 @@ class Sandbox:
                 env=environment(config, credentials, self.log_stream),
                 cwd=config.code_dir,
                 stdin=subprocess.DEVNULL,
-                stdout=self._log,
+                stdout=log,
                 stderr=subprocess.STDOUT,
                 pass_fds=(request_read, response_write),
                 start_new_session=True,
             )
         finally:
+            log.close()  # the process has its own descriptor for it
             os.close(request_read)
             os.close(response_write)
         self._requests: IO[str] = os.fdopen(self._request_write, "w", encoding="utf-8")
@@ -279,7 +280,8 @@ class Sandbox:
             f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tMemory Size: {self.config.memory_mb} MB"
             f"\tMax Memory Used: {max(peak, 1):.0f} MB{init}\n"
         )
-        self._log.write(line.encode())
+        with self.log_path.open("a") as log:
+            log.write(line)
 
     def kill(self) -> None:
         """Kill the process now (fault injection): a running invocation fails with ``Runtime.ExitError``."""
@@ -298,7 +300,6 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
-        for stream in (self._requests, self._log):
-            with contextlib.suppress(OSError):
-                stream.close()
+        with contextlib.suppress(OSError):
+            self._requests.close()
         os.close(self._response_read)
