@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
 from vaultline.embedded import EmbeddedAws
+from vaultline.embedded.lambdas import KillSandbox, invocations
 from vaultline.embedded.sandbox import pyenv_root
 from vaultline.remote import ExecutionFailed, follow, start
 
@@ -207,6 +208,26 @@ def test_killed_sandbox_fails_its_invocation_as_a_runtime_exit(probes: Probes) -
     assert outcome["error"] == "Unhandled"
     assert outcome["payload"]["errorType"] == "Runtime.ExitError"
     assert outcome["payload"]["errorMessage"].endswith("Runtime exited with error: signal: killed")
+
+
+def test_interceptor_kills_one_invocation_mid_way_and_spares_one_that_finished(
+    probes: Probes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = probes.deploy("probe.slow")
+    monkeypatch.setattr(invocations, "interceptors", [_kill_after(0.3)])
+
+    killed, error = probes.invoke(name, {"seconds": 10})
+    spared, spared_error = probes.invoke(name, {"seconds": 0})
+
+    assert error == "Unhandled" and killed["errorType"] == "Runtime.ExitError"
+    assert spared_error is None and spared == {"slept": 0}
+
+
+def _kill_after(seconds: float) -> Callable[[str, dict[str, Any]], None]:
+    def interceptor(function: str, event: dict[str, Any]) -> None:
+        raise KillSandbox(after_seconds=seconds)
+
+    return interceptor
 
 
 def test_unhandled_exception_comes_back_named_by_its_class(probes: Probes) -> None:

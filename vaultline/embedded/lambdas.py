@@ -30,9 +30,21 @@ from vaultline.embedded.sandbox import RUNTIMES, Outcome, RuntimeNotInstalled, S
 _original_invoke = LambdaSimpleBackend.invoke
 
 Interceptor = Callable[[str, dict[str, Any]], None]
-"""Called before each invocation with (function name, event); raising fails the invocation (fault injection)."""
+"""Called before each invocation with (function name, event); raising fails the invocation, named by the
+exception's class (fault injection), except :class:`KillSandbox`, which kills the invocation's sandbox mid-way."""
 Observer = Callable[[str, float, float], None]
 """Called after each invocation with (function name, start, end) in ``time.perf_counter`` seconds."""
+
+
+class KillSandbox(Exception):
+    """Raised by an interceptor: run the invocation, but kill its sandbox ``after_seconds`` in unless it is done.
+
+    Fault injection of "a worker killed mid-batch": the invocation fails with ``Runtime.ExitError``.
+    """
+
+    def __init__(self, after_seconds: float = 0.0) -> None:
+        super().__init__(f"kill the sandbox {after_seconds} s into the invocation")
+        self.after_seconds = after_seconds
 
 
 @dataclass
@@ -195,16 +207,24 @@ def _dispatch(runtime: LambdaRuntime, fn: Any, event: Any) -> Outcome:
     except RuntimeNotInstalled as exc:
         return _function_error("Runtime.NotInstalled", str(exc))
     context = LambdaContext(config.function_name, config.function_arn, config.memory_mb, config.timeout_seconds)
+    kill_after: float | None = None
     try:
         for interceptor in list(invocations.interceptors):
             interceptor(config.function_name, event)
+    except KillSandbox as kill:
+        kill_after = kill.after_seconds
     except Exception as exc:
         return _function_error(type(exc).__name__, str(exc))
     sandbox = runtime.pool.acquire(config)
+    killer = threading.Timer(kill_after, sandbox.kill) if kill_after is not None else None
     outcome = sandbox.init_error or Outcome(b"", None, False)
     try:
+        if killer is not None:
+            killer.start()
         outcome = sandbox.invoke(event, context.aws_request_id, context.get_remaining_time_in_millis())
     finally:
+        if killer is not None:
+            killer.cancel()
         runtime.pool.release(sandbox, outcome.reusable)
     return outcome
 
