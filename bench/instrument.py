@@ -6,7 +6,7 @@ Three counters, each installed by patching one hook for the life of a ``with`` b
   HTTP request by service (from the SigV4 credential scope of the Authorization header) and operation (S3: from
   method, path and query; JSON protocols: from ``X-Amz-Target``). Requests whose User-Agent carries
   :data:`BENCH_AGENT` are the bench's own set-up and polling and are left out.
-* :class:`HandlerTimer` wraps the handler that ``vaultline.embedded.lambdas`` loads for each invocation and records
+* :class:`HandlerTimer` observes every invocation that ``vaultline.embedded.lambdas`` runs in a sandbox and records
   its wall time by function name.
 * :class:`StateCounter` counts every state the Step Functions interpreter enters, in the parent execution and in
   the Distributed Map's child executions alike (moto keeps no history for the children).
@@ -269,30 +269,18 @@ class HandlerTimer:
             calls, self.calls = self.calls, []
         return calls
 
-    def _wrap(self, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-        def timed(event: Any, context: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return handler(event, context)
-            finally:
-                call = HandlerCall(str(context.function_name), Interval(started, time.perf_counter()))
-                with self._lock:
-                    self.calls.append(call)
-
-        return timed
+    def _record(self, function: str, started: float, ended: float) -> None:
+        with self._lock:
+            self.calls.append(HandlerCall(function, Interval(started, ended)))
 
     @contextmanager
     def installed(self) -> Iterator[HandlerTimer]:
-        original = embedded_lambdas._load
-
-        def load(handler: str, code_dir: Any) -> Callable[[Any, Any], Any]:
-            return self._wrap(original(handler, code_dir))
-
-        embedded_lambdas._load = load
+        # Each invocation's wall time in the host, sandbox round trip included (a cold start's init too).
+        embedded_lambdas.invocations.observers.append(self._record)
         try:
             yield self
         finally:
-            embedded_lambdas._load = original
+            embedded_lambdas.invocations.observers.remove(self._record)
 
 
 class StateCounter:

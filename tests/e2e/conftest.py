@@ -69,6 +69,8 @@ def deploy_stack(aws: EmbeddedAws, template: dict[str, Any]) -> Deployment:
     from vaultline.aws import reset_clients
 
     reset_clients()
+    # Warm sandboxes hold the reset account's role credentials: a fresh deploy starts them afresh, as AWS would.
+    embedded.lambdas.pool.shutdown()
     invocations.calls.clear()
     invocations.errors.clear()
     invocations.interceptors.clear()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table_export import TableExport
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
@@ -16,7 +17,6 @@ from vaultline.dynamodb.model import table_info
 from vaultline.embedded.lambdas import LambdaContext, invocations
 from vaultline.manifest import list_recovery_points, load_recovery_point
 from vaultline.remote import ExecutionFailed, follow, start
-from vaultline.serverless import dynamodb_steps as steps
 from vaultline.vault import Vault
 
 pytestmark = pytest.mark.e2e
@@ -304,11 +304,15 @@ def test_a_second_export_within_a_day_is_incremental_and_merges_into_the_parent(
 ) -> None:
     items = _items(90)
     _create_table("journal", items, pitr=True)
+    # The first export is a copy as of an hour ago, as AWS's ExportTime says (the handlers run in their own
+    # sandboxes with the real clock: only the embedded AWS's answer is changed, and only for the first run).
+    earlier = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    response = TableExport.response
+    monkeypatch.setattr(TableExport, "response", lambda self: {**response(self), "ExportTime": earlier.timestamp()})
     first = follow(start(deployment.stack.backup_state_machine, _table_input(deployment, "journal", mode="export")))
+    monkeypatch.setattr(TableExport, "response", response)
 
-    # An hour later (Prepare runs in this process, as every routed handler does): 3 items changed, 2 added.
-    later = datetime.now(UTC) + timedelta(hours=1)
-    monkeypatch.setattr(steps, "datetime", type("Later", (datetime,), {"now": staticmethod(lambda tz=None: later)}))
+    # Now, an hour after that copy: 3 items changed, 2 added.
     ddb = client("dynamodb")
     changed = [{**items[n], "name": {"S": "renamed"}} for n in (1, 40, 89)]
     added = [{**items[0], "pk": {"S": "user#new"}, "sk": {"N": str(n)}} for n in (1, 2)]
@@ -321,7 +325,8 @@ def test_a_second_export_within_a_day_is_incremental_and_merges_into_the_parent(
     vault = Vault.open(deployment.stack.vault_url)
     parent = table_info(load_recovery_point(vault, first["committed"]["recovery_point"]))
     info = table_info(load_recovery_point(vault, output["committed"]["recovery_point"]))
-    assert info.export_type == "INCREMENTAL_EXPORT" and info.export_time == later
+    assert parent.export_time == earlier
+    assert info.export_type == "INCREMENTAL_EXPORT" and info.export_time > earlier + timedelta(minutes=59)
     # One merge worker per parent segment, and the items the parent did not have as one more segment.
     assert output["work"]["files"] >= 1 and info.total_segments == parent.total_segments + 1
     assert info.items == len(items) + len(added)

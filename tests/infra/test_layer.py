@@ -1,14 +1,18 @@
-"""The shared layer is built without Docker and holds arm64 (AArch64) binaries for CPython 3.12."""
+"""The shared layer is built without Docker and holds arm64 (AArch64) binaries for CPython 3.12; its host twin (what
+the embedded AWS runs) is the same build from the same pins, and every handler imports with only it."""
 
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from infra import constants as c
 from infra.layer import build_layer
+from vaultline.embedded import builds
+from vaultline.embedded.sandbox import runtime_python
 
 EM_AARCH64 = 183
 
@@ -43,7 +47,33 @@ def test_layer_holds_the_engine_and_not_boto3(site: Path) -> None:
     assert (site / "vaultline" / "__init__.py").is_file()
     assert (site / "vaultline" / "plans.py").is_file()
     assert not (site / "boto3").exists()  # the Lambda runtime provides it
+    assert not (site / "botocore").exists()  # and a copy here would shadow the runtime's
     assert not list((site / "vaultline").rglob("__pycache__"))
+    assert not (site / "vaultline" / "embedded").exists()  # the test harness (it imports moto) never ships
+
+
+def test_layer_holds_aws_xray_sdk_for_powertools_tracer(site: Path) -> None:
+    assert (site / "aws_xray_sdk" / "core" / "__init__.py").is_file()
+
+
+def test_host_twin_holds_the_same_pinned_distributions(site: Path) -> None:
+    host = builds.host_layer() / "python"
+    assert sorted(p.name for p in host.glob("*.dist-info")) == sorted(p.name for p in site.glob("*.dist-info"))
+
+
+def test_every_handler_imports_with_only_the_layer_and_the_runtimes_boto3() -> None:
+    # What the embedded Lambda gives a sandbox: CPython 3.12 isolated, the code, the layer's twin, the runtime's SDK.
+    path = [str(c.FUNCTIONS_DIR), str(builds.host_layer() / "python"), str(builds.runtime_sdk("3.12"))]
+    modules = sorted({handler.rpartition(".")[0] for handler in c.HANDLERS.values()})
+    script = f"import sys; sys.path[:0] = {path!r}\n" + "".join(f"import {m}\n" for m in modules)
+    result = subprocess.run(
+        [str(runtime_python("python3.12")), "-I", "-S", "-c", script],
+        env={"LAMBDA_TASK_ROOT": str(c.FUNCTIONS_DIR), "AWS_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1]
 
 
 def test_layer_rebuild_is_skipped_when_its_stamp_is_current() -> None:

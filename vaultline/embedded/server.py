@@ -1,10 +1,13 @@
-"""Start moto's server on 127.0.0.1 in this process, configured to execute state machines."""
+"""Start moto's server on 127.0.0.1 in this process, configured to execute state machines, with the embedded Lambda."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import shutil
+import tempfile
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -14,9 +17,10 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from vaultline.aws import reset_clients
-from vaultline.embedded import iam, service_gaps, stepfunctions_limits
+from vaultline.embedded import builds, iam, service_gaps, stepfunctions_limits
 from vaultline.embedded.faults import FaultInjector, moto_role_lookup
-from vaultline.embedded.lambdas import restore_moto_lambda, route_lambda_to_handlers
+from vaultline.embedded.lambdas import LambdaRuntime, SandboxPool, restore_moto_lambda, route_lambda_to_sandboxes
+from vaultline.embedded.sandbox import runtime_python
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 FAKE_CREDENTIALS = {
@@ -45,15 +49,35 @@ class _Server(ThreadedMotoServer):
 class EmbeddedAws:
     """A context manager: the server runs, and this process's boto3 clients point at it, while it is open."""
 
-    def __init__(self, functions_dir: str | Path = "functions", port: int = 0, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        functions_dir: str | Path = "functions",
+        port: int = 0,
+        quiet: bool = False,
+        layer_dir: Path | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        """``layer_dir`` defaults to the layer's host twin (built if stale); ``log_dir`` (the functions' log
+        streams, one file per sandbox under a folder per function) to a fresh temporary directory."""
         self.functions_dir = Path(functions_dir).resolve()
         self.quiet = quiet
+        self.layer_dir = layer_dir
+        self.log_dir = log_dir
         # Faults a test may switch on (``aws.faults.set_rates(...)``); none until then.
         self.faults = FaultInjector(lookup_role=moto_role_lookup)
         self._server = _Server(self.faults, port)
         self._saved_env: dict[str, str | None] = {}
         self.endpoint = ""
         self.iam: iam.Enforcer | None = None
+        self._lambdas: LambdaRuntime | None = None
+        self._own_log_dir: Path | None = None
+
+    @property
+    def lambdas(self) -> LambdaRuntime:
+        """The embedded Lambda: its code, layer and sandbox pool (tests change the layer or kill sandboxes here)."""
+        if self._lambdas is None:
+            raise RuntimeError("the embedded AWS is not open")
+        return self._lambdas
 
     def __enter__(self) -> EmbeddedAws:
         # werkzeug logs every request at INFO; the demo's report is what a user should read.
@@ -61,6 +85,13 @@ class EmbeddedAws:
         if self.quiet:
             # The interpreter logs every handled state failure (caught and retried ones too) as a warning.
             logging.getLogger("moto").setLevel(logging.ERROR)
+        # The layer is built for the stack's runtime, CPython 3.12: without it nothing can run, so say so first.
+        runtime_python("python3.12")
+        layer_dir = self.layer_dir or builds.host_layer()
+        if self.log_dir is None:
+            self._own_log_dir = log_dir = Path(tempfile.mkdtemp(prefix="vaultline-lambda-logs-"))
+        else:
+            log_dir = self.log_dir
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -69,14 +100,9 @@ class EmbeddedAws:
             "AWS_ENDPOINT_URL": self.endpoint,
             # moto's state-machine interpreter calls S3 and Lambda at localhost:$MOTO_PORT.
             "MOTO_PORT": str(port),
-            # X-Ray has no daemon here; everything else in Powertools runs as deployed.
-            "POWERTOOLS_TRACE_DISABLED": "true",
             # Roles attach AWS managed policies (AWSLambdaBasicExecutionRole): moto knows them when asked to.
             "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
         }
-        if self.quiet:
-            # The demo prints a report; handler logs and metric records would bury it.
-            env |= {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
         for key, value in env.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
@@ -88,7 +114,15 @@ class EmbeddedAws:
             method="POST",
         )
         urllib.request.urlopen(request, timeout=10).close()
-        route_lambda_to_handlers(self.functions_dir)
+        self._lambdas = LambdaRuntime(
+            code_dir=self.functions_dir,
+            layer_dir=layer_dir,
+            sdk_dir=functools.cache(builds.runtime_sdk),
+            endpoint=self.endpoint,
+            region=FAKE_CREDENTIALS["AWS_REGION"],
+            pool=SandboxPool(log_dir),
+        )
+        route_lambda_to_sandboxes(self._lambdas)
         stepfunctions_limits.install()
         service_gaps.install()
         # Every request is authorized from here on; the harness's own key is the account's administrator.
@@ -100,6 +134,9 @@ class EmbeddedAws:
         restore_moto_lambda()
         service_gaps.uninstall()
         stepfunctions_limits.uninstall()
+        self._lambdas = None
+        if self._own_log_dir is not None:
+            shutil.rmtree(self._own_log_dir, ignore_errors=True)
         self._server.stop()
         for key, value in self._saved_env.items():
             if value is None:
