@@ -24,7 +24,7 @@ from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
-from vaultline.embedded.identity import role_credentials
+from vaultline.embedded.iam import assume_as_service
 from vaultline.embedded.sandbox import RUNTIMES, Outcome, RuntimeNotInstalled, Sandbox, SandboxConfig, runtime_python
 
 _original_invoke = LambdaSimpleBackend.invoke
@@ -104,7 +104,8 @@ class SandboxPool:
         for old in stale:
             old.close()
         if sandbox is None:
-            credentials = role_credentials(config.role_arn, config.function_name, endpoint=config.endpoint)
+            # Lambda acts as the execution role only if its trust policy admits lambda.amazonaws.com.
+            credentials = assume_as_service(config.role_arn, "lambda.amazonaws.com", config.function_name)
             sandbox = Sandbox(config, credentials, self.log_dir)
             with self._lock:
                 self.started[config.function_name] = self.started.get(config.function_name, 0) + 1
