@@ -18,7 +18,13 @@ from vaultline.embedded.synth import synthesize
 from vaultline.remote import StackInfo, find_stack
 
 PROJECT = Path(__file__).resolve().parents[2]
-E2E_CONTEXT = {"exportPollSeconds": 1, "objectLockRetentionDays": 0}
+E2E_CONTEXT = {
+    "exportPollSeconds": 1,
+    "objectLockRetentionDays": 0,
+    # IAM is enforced: functions may read only what a plan names and restore only into the configured targets.
+    "plansFile": "tests/e2e/plans.yaml",
+    "restoreTargetBuckets": ["vaultline-*", "restored", "cli-restore"],
+}
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +76,7 @@ def deploy_stack(aws: EmbeddedAws, template: dict[str, Any]) -> Deployment:
 
     reset_clients()
     # Warm sandboxes hold the reset account's role credentials: a fresh deploy starts them afresh, as AWS would.
-    embedded.lambdas.pool.shutdown()
+    aws.lambdas.pool.shutdown()
     invocations.calls.clear()
     invocations.errors.clear()
     invocations.interceptors.clear()

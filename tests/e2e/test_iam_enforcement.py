@@ -291,11 +291,6 @@ def test_a_schedule_starts_its_state_machine_as_the_schedule_role(embedded: Embe
     assert "assumed-role/SchedulesRole" in message and "states:StartExecution" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="functions run in-process with the harness's credentials until each runs in its own sandbox with its "
-    "execution role (issue 9 item 1); strict: it turns red once lambdas.py gives handlers role_credentials()",
-)
 def test_backup_fails_with_access_denied_when_prepare_may_not_write_the_vault(
     embedded: EmbeddedAws, template: Template
 ) -> None:

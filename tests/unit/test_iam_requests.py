@@ -89,6 +89,11 @@ def test_s3_put_carries_its_encryption_and_object_lock_headers() -> None:
     assert check.context == {"s3:x-amz-server-side-encryption": "aws:kms", "s3:object-lock-mode": "GOVERNANCE"}
 
 
+def test_s3_conditional_put_carries_if_none_match_for_create_only_policies() -> None:
+    (check,) = _s3("PUT", "vault", "config", headers={"If-None-Match": "*"})
+    assert check.context == {"s3:if-none-match": "*"}
+
+
 def test_s3_delete_objects_is_authorized_key_by_key() -> None:
     body = (
         b'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Object><Key>locks/a</Key></Object>'

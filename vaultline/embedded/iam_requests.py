@@ -206,6 +206,9 @@ _S3_WRITE_HEADERS = (
     "x-amz-acl",
     "x-amz-copy-source",
     "x-amz-metadata-directive",
+    # Conditional writes: bucket and identity policies may require them (s3:if-none-match, s3:if-match).
+    "if-none-match",
+    "if-match",
 )
 
 
