@@ -535,7 +535,9 @@ class Functions(Construct):
             "AwsSolutions-IAM5",
             "Object-level wildcards are scoped to one bucket each: the vault's objects are content-addressed names "
             "that cannot be listed in advance, source objects are whatever the plan's prefix holds, restore targets "
-            "are the configured bucket patterns, and X-Ray trace submission has no resource-level permissions.",
+            "are the configured bucket patterns, X-Ray trace submission has no resource-level permissions, and the "
+            "KMS grants on Resource::* for SSE-KMS sources, targets and tables are usable only through S3 or "
+            "DynamoDB (kms:ViaService) for the planned objects (kms:EncryptionContext:aws:s3:arn).",
             findings=self.wildcard_findings,
         )
         acknowledge(

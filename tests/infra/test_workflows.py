@@ -440,7 +440,8 @@ def _run_export_polls(backup: dict[str, Any], status: str) -> tuple[list[str], d
     visited: list[str] = []
     loop = {"DdbExportPollsStart", "DdbExportPollCount", "DdbExportPollsLeft", "DdbExportWait", "DdbExportStatus"}
     loop |= {"DdbExportDone"}
-    while name in loop:
+    # Unbounded, the loop would poll forever; past the history's worth of states it has no bound at all.
+    while name in loop and len(visited) < 25_000:
         visited.append(name)
         state = states[name]
         if name == "DdbExportStatus":
