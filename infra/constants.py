@@ -88,7 +88,14 @@ LAMBDA_TRANSIENT_ERRORS = (
 )
 # How Lambda reports a function that ran out of its time (the invoke returns; the error is the function's) and an
 # invoke the Lambda client gave up waiting for. Retried where a step is idempotent (workers, the export poll).
-LAMBDA_TIMEOUT_ERRORS = ("Sandbox.Timedout", "Lambda.ClientExecutionTimeoutException", "States.Timeout")
+# A worker whose runtime died mid-batch (its host failed, it was killed) reports Runtime.ExitError: idempotent steps
+# run it again, as they would a timed-out one.
+LAMBDA_TIMEOUT_ERRORS = (
+    "Sandbox.Timedout",
+    "Lambda.ClientExecutionTimeoutException",
+    "States.Timeout",
+    "Runtime.ExitError",
+)
 RETRY_INTERVAL_SECONDS = 2
 RETRY_BACKOFF_RATE = 2
 RETRY_MAX_ATTEMPTS = 6

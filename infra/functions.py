@@ -498,6 +498,12 @@ class Functions(Construct):
                 resources=[f"{arn}/*" for arn in buckets],
             )
         )
+        # --overwrite never / if-changed (the default never) ask HeadObject whether a key is there, and what it holds.
+        self.restore_worker.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RestoreTargetHead", actions=["s3:GetObject"], resources=[f"{arn}/*" for arn in buckets]
+            )
+        )
         # SSE-KMS targets: S3 generates the object's data key (and decrypts it for multipart parts) for the
         # worker, for objects of the target patterns only.
         self.restore_worker.add_to_role_policy(

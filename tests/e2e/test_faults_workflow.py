@@ -12,6 +12,7 @@ import pytest
 from tests.e2e.conftest import Deployment
 from tests.e2e.test_dynamodb_workflow import _create_table, _items, _table_input, _table_items
 from vaultline.aws import client
+from vaultline.embedded.lambdas import KillSandbox, invocations
 from vaultline.manifest import iter_entries, list_recovery_points
 from vaultline.remote import follow, start
 from vaultline.vault import Vault
@@ -24,7 +25,7 @@ A_FEW_PERCENT = {
     "dynamodb-throughput": 0.03,
     "dynamodb-throttling": 0.03,
     "kms-throttling": 0.05,
-    "lambda-too-many-requests": 0.05,
+    "lambda-too-many-requests": 0.1,
 }
 
 
@@ -48,6 +49,14 @@ def test_s3_backup_and_restore_complete_exactly_once_under_faults(deployment: De
     for key, body in objects.items():
         s3.put_object(Bucket="stormy", Key=key, Body=body)
     s3.create_bucket(Bucket="vaultline-stormy-restored")
+    killed = {"left": 1}
+
+    def kill_first_worker_mid_batch(function: str, event: dict[str, Any]) -> None:
+        if "BackupWorker" in function and killed["left"]:
+            killed["left"] -= 1
+            raise KillSandbox(after_seconds=0.3)
+
+    invocations.interceptors.append(kill_first_worker_mid_batch)
     faults = deployment.aws.faults
     faults.set_rates(A_FEW_PERCENT, seed=11)
     try:
@@ -71,6 +80,7 @@ def test_s3_backup_and_restore_complete_exactly_once_under_faults(deployment: De
     print(f"\nfaults injected (each one retried by the SDK or the state machine): {injected}")
 
     assert injected.get("s3-slowdown", 0) + injected.get("s3-internal-error", 0) > 0, injected
+    assert killed["left"] == 0 and invocations.errors, "no worker was killed mid-batch"
     assert committed["stats"]["objects"] == len(objects) and finished["objects"] == len(objects)
     vault = Vault.open(deployment.stack.vault_url)
     (point,) = list_recovery_points(vault)

@@ -147,15 +147,39 @@ def test_other_services_answer_access_denied_in_their_own_protocol(deployment: D
 def test_missing_key_answers_404_to_a_role_that_may_list_the_bucket_and_403_to_one_that_may_not(
     deployment: Deployment,
 ) -> None:
-    s3 = _as_role(deployment, "FunctionsBackupWorkerServiceRole").client("s3")
+    worker = _as_role(deployment, "FunctionsBackupWorkerServiceRole").client("s3")
     source = _demo_source(deployment)
     client("s3").create_bucket(Bucket=source)
 
-    # The vault: the worker may GetObject and ListBucket.
-    with pytest.raises(ClientError) as vault_miss:
-        s3.get_object(Bucket=_vault(deployment), Key="packs/missing")
-    assert _denied(vault_miss)[0] == "NoSuchKey"
-    # A source: the worker may GetObject but not ListBucket, so S3 will not say whether the key exists.
+    # The vault, and the plan's source (issue 9: the worker may ListBucket its source under the plan's prefix, so a
+    # key deleted between listing and reading is a 404 the worker records as vanished, not a 403 that fails the run).
+    for bucket, key in ((_vault(deployment), "packs/missing"), (source, "vanished.txt")):
+        with pytest.raises(ClientError) as miss:
+            worker.get_object(Bucket=bucket, Key=key)
+        assert _denied(miss)[0] == "NoSuchKey", bucket
+    # A role that may GetObject but not ListBucket: S3 will not say whether the key exists.
+    iam = client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role_arn = iam.create_role(RoleName="objects-only", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    reads = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{source}/*"}
+    iam.put_role_policy(
+        RoleName="objects-only",
+        PolicyName="reads",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [reads]}),
+    )
+    keys = role_credentials(role_arn, "iam-test")
+    s3 = boto3.client(
+        "s3",
+        aws_access_key_id=keys.access_key_id,
+        aws_secret_access_key=keys.secret_access_key,
+        aws_session_token=keys.session_token,
+        region_name="us-east-1",
+    )
     with pytest.raises(ClientError) as source_miss:
         s3.get_object(Bucket=source, Key="vanished.txt")
     code, message, status = _denied(source_miss)

@@ -414,3 +414,11 @@ def test_the_environment_names_match_what_the_engine_reads() -> None:
     assert c.ENV_OBJECT_LOCK_MODE == object_lock.MODE_ENV and c.ENV_OBJECT_LOCK_DAYS == object_lock.DAYS_ENV
     assert c.ENV_ACCESS_LOG_BUCKET == target_guard.ACCESS_LOG_BUCKET_ENV
     assert c.ENV_VAULT_CREATE == staging.CREATE_ENV
+
+
+def test_restore_worker_may_ask_whether_a_target_key_exists_for_overwrite_never(synth: Synth) -> None:
+    # --overwrite never (the default) and if-changed call HeadObject on the target: without GetObject every default
+    # restore fails on AWS with 403.
+    head = [x for x in statements(synth, "FunctionsRestoreWorker") if x.get("Sid") == "RestoreTargetHead"]
+    assert actions_of(head[0]) == {"s3:GetObject"}
+    assert resources_of(head[0]) == ["arn:REF_AWS__Partition:s3:::vaultline-*/*"]

@@ -18,7 +18,7 @@ LAMBDA_TRANSIENT = [
     "Lambda.TooManyRequestsException",
 ]
 # How Lambda reports a function that outlived its timeout, and a client that gave up on the invoke.
-LAMBDA_TIMEOUTS = ["Sandbox.Timedout", "Lambda.ClientExecutionTimeoutException", "States.Timeout"]
+LAMBDA_TIMEOUTS = ["Sandbox.Timedout", "Lambda.ClientExecutionTimeoutException", "States.Timeout", "Runtime.ExitError"]
 # A Prepare that meets a prune's exclusive lock waits its turn, with the backoff prune uses to wait for backups.
 LOCKED_RETRY = {
     "ErrorEquals": ["VaultLocked"],

@@ -8,6 +8,10 @@
   AWS that statement denies nothing a Vaultline client sends; moto's condition-blind check is switched off, and
   resource policies are authorized by the embedded AWS's IAM evaluation (iam_deploy / the IAM layer), with
   their conditions.
+- A Lambda task whose Invoke call itself fails (throttled with 429, denied, the service erring): Step Functions names
+  the error after the Lambda service exception, ``Lambda.TooManyRequestsException``, ``Lambda.ServiceException``,
+  and the rest ``Lambda.AWSLambdaException``, which is what our retriers match. moto names every one ``Exception``,
+  so no retrier of ours would ever see a throttled invoke.
 """
 
 from __future__ import annotations
@@ -16,14 +20,33 @@ import copy
 import json
 from typing import Any
 
+from botocore.exceptions import ClientError
 from moto.events.models import Rule
 from moto.iam.access_control import PermissionResult
 from moto.s3.models import FakeBucket
 from moto.sns.models import sns_backends
+from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.utilities.arns import parse_arn
 
 _original_send_to_targets = Rule.send_to_targets
 _original_get_permission = FakeBucket.get_permission
+_original_lambda_from_error = StateTaskLambda._from_error
+
+# The Lambda service exceptions Step Functions reports by their own name; any other failed Invoke is AWSLambdaException.
+_NAMED_LAMBDA_ERRORS = frozenset(
+    {
+        "TooManyRequestsException",
+        "ServiceException",
+        "ResourceNotFoundException",
+        "ResourceNotReadyException",
+        "EC2ThrottledException",
+        "KMSAccessDeniedException",
+    }
+)
 
 
 def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
@@ -45,13 +68,31 @@ def _get_permission(self: FakeBucket, action: str, resource: str) -> Any:
     return PermissionResult.NEUTRAL
 
 
+def _lambda_from_error(self: StateTaskLambda, env: Any, ex: Exception) -> FailureEvent:
+    if not isinstance(ex, ClientError):
+        return _original_lambda_from_error(self, env, ex)
+    code = str(ex.response.get("Error", {}).get("Code", ""))
+    error = f"Lambda.{code if code in _NAMED_LAMBDA_ERRORS else 'AWSLambdaException'}"
+    cause = str(ex.response.get("Error", {}).get("Message", "")) or str(ex)
+    return FailureEvent(
+        env=env,
+        error_name=CustomErrorName(error),
+        event_type=HistoryEventType.LambdaFunctionFailed,
+        event_details=EventDetails(  # type: ignore[typeddict-item]
+            lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(error=error, cause=cause)
+        ),
+    )
+
+
 def install() -> None:
     """Close the gaps (idempotent)."""
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
+    StateTaskLambda._from_error = _lambda_from_error  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
     """Give moto its own behaviour back."""
     Rule.send_to_targets = _original_send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _original_get_permission  # type: ignore[method-assign]
+    StateTaskLambda._from_error = _original_lambda_from_error  # type: ignore[method-assign]
