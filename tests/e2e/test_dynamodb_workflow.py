@@ -199,7 +199,7 @@ def test_export_mode_backs_up_a_pitr_table_through_the_export_poll_and_restores_
     assert prepared["mode"] == "export" and prepared["work_list_key"] is None and prepared["export_arn"]
     assert output["work"]["status"] == "COMPLETED" and output["work"]["files"] >= 1
     entered = _entered_states(execution)
-    assert entered[:4] == ["SourceType", "DdbPrepare", "DdbMode", "DdbExportStatus"]
+    assert entered[:3] == ["SourceType", "DdbPrepare", "DdbMode"] and "DdbExportStatus" in entered[3:5]
     assert "DdbScanWorkList" not in entered and "Abort" not in entered
     # The workers run in the map's child executions: count their invocations, one per export data file.
     assert sum(n for name, n in invocations.calls.items() if "SegmentWorker" in name) == output["work"]["files"]

@@ -15,7 +15,7 @@ from vaultline.vault import Vault
 
 pytestmark = pytest.mark.e2e
 
-BUCKET = "rotating"
+BUCKET = "vaultline-demo-source"  # the demo plan's source: the functions may read only planned buckets
 
 
 def _backup(d: Deployment, round_: int) -> dict[str, Any]:
@@ -31,10 +31,12 @@ def _backup(d: Deployment, round_: int) -> dict[str, Any]:
 
 
 def _maintenance_input(d: Deployment) -> dict[str, Any]:
-    """What the daily schedule sends, plus this test's source and a drill and a full read."""
+    """What the daily schedule sends, with this test's keep rule for its (planned) source, a drill and a full read."""
     schedule = client("scheduler").get_schedule(Name="vaultline-maintenance")
     sent: dict[str, Any] = json.loads(schedule["Target"]["Input"])
-    sent["policies"].append({"source": f"s3://{BUCKET}", "rules": {"keep_last": 2}})
+    planned = [p for p in sent["policies"] if p["source"] == f"s3://{BUCKET}"]
+    assert len(planned) == 1, sent["policies"]
+    planned[0]["rules"] = {"keep_last": 2}
     sent["verify"] = {"subset": "100%"}
     sent["drill"]["enabled"] = True
     return sent
@@ -70,7 +72,7 @@ def test_retention_after_commit_then_maintenance_prunes_verifies_and_drills(depl
     arn = deployment.deployed.outputs["MaintenanceStateMachineArn"]
     results = follow(start(arn, scheduled), poll_seconds=0.05)["results"]
 
-    assert results["forget"]["removed_count"] == 0 and results["forget"]["kept"] == 2
+    assert results["forget"]["removed_count"] == 0 and results["forget"]["kept"] == 2, results["forget"]
     prune = results["prune"]
     assert prune["packs_deleted"] >= 1 and prune["bytes_freed"] > 0, prune
     verify = results["verify"]

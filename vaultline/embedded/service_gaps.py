@@ -12,6 +12,8 @@
   the error after the Lambda service exception, ``Lambda.TooManyRequestsException``, ``Lambda.ServiceException``,
   and the rest ``Lambda.AWSLambdaException``, which is what our retriers match. moto names every one ``Exception``,
   so no retrier of ours would ever see a throttled invoke.
+- DynamoDB export ARNs: moto names an export ``table/<the table's ARN>/import/<id>``; AWS names it
+  ``table/<table name>/export/<id>``, which is what the export-status function's grant (``table/T/export/*``) names.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 from typing import Any
 
 from botocore.exceptions import ClientError
+from moto.dynamodb.models.table_export import TableExport
 from moto.events.models import Rule
 from moto.iam.access_control import PermissionResult
 from moto.s3.models import FakeBucket
@@ -35,6 +38,7 @@ from moto.utilities.arns import parse_arn
 _original_send_to_targets = Rule.send_to_targets
 _original_get_permission = FakeBucket.get_permission
 _original_lambda_from_error = StateTaskLambda._from_error
+_original_export_init = TableExport.__init__
 
 # The Lambda service exceptions Step Functions reports by their own name; any other failed Invoke is AWSLambdaException.
 _NAMED_LAMBDA_ERRORS = frozenset(
@@ -84,11 +88,18 @@ def _lambda_from_error(self: StateTaskLambda, env: Any, ex: Exception) -> Failur
     )
 
 
+def _export_init(self: TableExport, *args: Any, **kwargs: Any) -> None:
+    _original_export_init(self, *args, **kwargs)
+    export_id = self.arn.rsplit("/", 1)[-1]
+    self.arn = f"{self.table.table_arn}/export/{export_id}"
+
+
 def install() -> None:
     """Close the gaps (idempotent)."""
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _lambda_from_error  # type: ignore[method-assign]
+    TableExport.__init__ = _export_init  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
@@ -96,3 +107,4 @@ def uninstall() -> None:
     Rule.send_to_targets = _original_send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _original_get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _original_lambda_from_error  # type: ignore[method-assign]
+    TableExport.__init__ = _original_export_init  # type: ignore[method-assign]
