@@ -37,7 +37,8 @@ STACK = "Vaultline"
 PLAN = "demo"
 RESTORE_BUCKET = "vaultline-demo-restore"
 RESTORE_TABLE = "vaultline-demo-table-restored"
-console = Console()
+# `make demo` is often piped or logged: rich would fold the report into 80 columns there; give it room instead.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _mib(n: float) -> str:
