@@ -131,3 +131,48 @@ def test_maintenance_failure_sends_the_failed_event(deployment: Deployment) -> N
     (detail,) = [json.loads(m["Body"])["detail"] for m in messages]
     assert detail["error"]["Error"] == "RuntimeError"
     assert "prune" in detail["results"], "the steps before the failure are reported with it"
+
+
+@pytest.fixture(scope="session")
+def locked_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The stack as cdk.json deploys it: 30 days of governance-mode Object Lock set by the functions per object."""
+    from tests.e2e.conftest import E2E_CONTEXT, PROJECT
+    from vaultline.embedded.synth import synthesize
+
+    context = {k: v for k, v in E2E_CONTEXT.items() if k != "objectLockRetentionDays"}
+    return synthesize(PROJECT, "Vaultline", tmp_path_factory.mktemp("cdk.out-locked"), context=context)
+
+
+def test_under_the_deployed_object_lock_runs_tidy_up_and_maintenance_reports_what_the_lock_holds(
+    embedded: Any, locked_template: dict[str, Any]
+) -> None:
+    from tests.e2e.conftest import deploy_stack
+
+    deployment = deploy_stack(embedded, locked_template)
+    client("s3").create_bucket(Bucket=BUCKET)
+    vault_bucket = deployment.stack.vault_bucket
+    lock = client("s3").get_object_lock_configuration(Bucket=vault_bucket)["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled" and not lock.get("Rule", {}).get("DefaultRetention"), lock
+
+    outputs = [_backup(deployment, n) for n in range(3)]
+
+    # Locks and staging are not locked (a bucket default would lock them: every run would leave them behind).
+    leftovers = client("s3").list_objects_v2(Bucket=vault_bucket, Prefix="locks/").get("KeyCount", 0)
+    leftovers += client("s3").list_objects_v2(Bucket=vault_bucket, Prefix="staging/").get("KeyCount", 0)
+    assert leftovers == 0
+    # What a recovery point needs is locked by the functions, per object; what says how to read the vault is not.
+    s3 = client("s3")
+    latest = outputs[2]["committed"]["recovery_point"]
+    manifest = s3.head_object(Bucket=vault_bucket, Key=f"recovery-points/{latest}")
+    assert manifest.get("ObjectLockMode") == "GOVERNANCE" and manifest.get("ObjectLockRetainUntilDate"), manifest
+    config = s3.head_object(Bucket=vault_bucket, Key="config")
+    assert "ObjectLockMode" not in config and "ObjectLockRetainUntilDate" not in config, config
+    # The first recovery point, due to be forgotten after the third backup, is held by its lock, not deleted.
+    assert outputs[2]["retention_result"]["held_count"] >= 1, outputs[2]["retention_result"]
+
+    arn = deployment.deployed.outputs["MaintenanceStateMachineArn"]
+    results = follow(start(arn, _maintenance_input(deployment)), poll_seconds=0.05)["results"]
+
+    assert results["forget"]["held_count"] >= 1, results["forget"]
+    assert results["verify"]["ok"], results["verify"]
+    assert len(list_recovery_points(Vault.open(deployment.stack.vault_url))) == 3
