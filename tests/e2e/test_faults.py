@@ -38,14 +38,8 @@ def _role(aws: EmbeddedAws, name: str, service: str) -> RoleCredentials:
 
 
 def _client(aws: EmbeddedAws, service: str, who: RoleCredentials | None, config: Config = NO_RETRIES) -> Any:
-    keys: dict[str, str] = {}
-    if who is not None:
-        keys = {
-            "aws_access_key_id": who.access_key_id,
-            "aws_secret_access_key": who.secret_access_key,
-            "aws_session_token": who.session_token,
-        }
-    return boto3.client(service, endpoint_url=aws.endpoint, region_name="us-east-1", config=config, **keys)
+    session = boto3.session.Session(region_name="us-east-1") if who is None else who.session("us-east-1")
+    return session.client(service, endpoint_url=aws.endpoint, config=config)
 
 
 @pytest.fixture

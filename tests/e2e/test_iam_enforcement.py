@@ -32,10 +32,7 @@ def _logical(resources: dict[str, Any], prefix: str, kind: str | None = None) ->
 
 def _as_role(d: Deployment, role_prefix: str) -> boto3.session.Session:
     role_arn = d.deployed.arns[_logical(d.deployed.resources, role_prefix, "AWS::IAM::Role")]
-    credentials = role_credentials(role_arn, "iam-test")
-    return boto3.session.Session(
-        credentials.access_key_id, credentials.secret_access_key, credentials.session_token, region_name="us-east-1"
-    )
+    return role_credentials(role_arn, "iam-test").session("us-east-1")
 
 
 def _vault(d: Deployment) -> str:
@@ -172,14 +169,7 @@ def test_missing_key_answers_404_to_a_role_that_may_list_the_bucket_and_403_to_o
         PolicyName="reads",
         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [reads]}),
     )
-    keys = role_credentials(role_arn, "iam-test")
-    s3 = boto3.client(
-        "s3",
-        aws_access_key_id=keys.access_key_id,
-        aws_secret_access_key=keys.secret_access_key,
-        aws_session_token=keys.session_token,
-        region_name="us-east-1",
-    )
+    s3 = role_credentials(role_arn, "iam-test").session("us-east-1").client("s3")
     with pytest.raises(ClientError) as source_miss:
         s3.get_object(Bucket=source, Key="vanished.txt")
     code, message, status = _denied(source_miss)

@@ -4,7 +4,6 @@ worker's writes anyway."""
 
 from __future__ import annotations
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -52,14 +51,7 @@ def test_the_restore_worker_may_not_write_the_vault_whatever_its_target_pattern_
         for k, r in deployment.deployed.resources.items()
         if r["Type"] == "AWS::IAM::Role" and k.startswith("FunctionsRestoreWorkerServiceRole")
     ]
-    keys = role_credentials(deployment.deployed.arns[role], "guard-test")
-    s3 = boto3.client(
-        "s3",
-        aws_access_key_id=keys.access_key_id,
-        aws_secret_access_key=keys.secret_access_key,
-        aws_session_token=keys.session_token,
-        region_name="us-east-1",
-    )
+    s3 = role_credentials(deployment.deployed.arns[role], "guard-test").session("us-east-1").client("s3")
     for bucket in (deployment.stack.vault_bucket, _bucket_of(deployment, "AccessLogs")):
         with pytest.raises(ClientError) as denied:
             s3.put_object(Bucket=bucket, Key="recovery-points/forged", Body=b"x")

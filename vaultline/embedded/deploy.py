@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-import boto3
-
 from vaultline.aws import client
 from vaultline.embedded.iam import assume_as_service
 from vaultline.embedded.iam_deploy import apply_policies
@@ -908,11 +906,12 @@ def fire_schedule(name: str) -> str:
     target = schedule["Target"]
     schedule_arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{schedule.get('GroupName', 'default')}/{name}"
     role = assume_as_service(target["RoleArn"], "scheduler.amazonaws.com", f"scheduler-{name}", schedule_arn)
-    scheduler_session = boto3.session.Session(
-        role.access_key_id, role.secret_access_key, role.session_token, region_name=REGION
-    )
-    response = scheduler_session.client("stepfunctions").start_execution(
-        stateMachineArn=target["Arn"], input=target.get("Input", "{}"), name=f"{name}-{uuid.uuid4().hex}"
+    response = (
+        role.session(REGION)
+        .client("stepfunctions")
+        .start_execution(
+            stateMachineArn=target["Arn"], input=target.get("Input", "{}"), name=f"{name}-{uuid.uuid4().hex}"
+        )
     )
     execution_arn: str = response["executionArn"]
     return execution_arn

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import boto3
 from botocore.config import Config
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.authorization import ActionAuthenticatorMixin
@@ -458,13 +457,9 @@ def _state_machine_client(region: str, service: str, state_credentials: Any = No
     if _active is None or not role_arn:
         raise RuntimeError(f"a state machine called {service} without a role while IAM is enforced")
     session = _active.role_session(str(role_arn), region)
-    return boto3.session.Session().client(  # type: ignore[call-overload]
+    return session.session(region).client(  # type: ignore[call-overload]
         service,
-        region_name=region,
         endpoint_url=f"http://localhost:{moto_server_port()}",
-        aws_access_key_id=session.access_key_id,
-        aws_secret_access_key=session.secret_access_key,
-        aws_session_token=session.session_token,
         config=Config(
             parameter_validation=False,
             retries={"max_attempts": 0, "total_max_attempts": 1},

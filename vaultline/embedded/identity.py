@@ -22,6 +22,12 @@ class RoleCredentials:
     secret_access_key: str
     session_token: str
 
+    def session(self, region_name: str | None = None) -> boto3.session.Session:
+        """A boto3 session acting as this role session (what a service's own calls are signed with)."""
+        return boto3.session.Session(
+            self.access_key_id, self.secret_access_key, self.session_token, region_name=region_name
+        )
+
     def as_environment(self) -> dict[str, str]:
         """The variables Lambda sets for the execution role's credentials."""
         return {

@@ -24,13 +24,23 @@ class LocalStorage(Storage):
             raise VaultError(f"{self.url}: invalid vault key {key!r}")
         return self.root.joinpath(*parts)
 
-    def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
+    @staticmethod
+    def _written_beside(path: Path, data: bytes) -> str:
+        """Write ``data`` to a temporary file in ``path``'s directory (made if needed) and return its name."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        tmp = self._written_beside(path, data)
+        try:
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -40,11 +50,8 @@ class LocalStorage(Storage):
         # Write a temporary file, then hard-link it to the name: link(2) fails if the name exists, and a reader
         # never sees a partial file (the O_EXCL of a whole object).
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        tmp = self._written_beside(path, data)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
             os.link(tmp, path)
             return True
         except FileExistsError:
