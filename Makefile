@@ -65,7 +65,7 @@ unit: venv
 	$(BIN)/pytest -q tests/unit
 
 demo: venv
-	$(BIN)/python -m vaultline.demo
+	$(BIN)/python -m vaultline_dev.demo
 
 bench: venv
 	$(BIN)/python bench/engine_bench.py

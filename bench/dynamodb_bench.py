@@ -22,14 +22,14 @@ from typing import Any
 
 import zstandard
 
-from vaultline.chunking import Chunker
-from vaultline.dynamodb.items import encode_item
-from vaultline.dynamodb.scan import LEGACY_ITEM_STREAM_CHUNKER, StreamWriter, item_anchor
-from vaultline.manifest import ObjectEntry, write_entries
-from vaultline.packer import BlobWriter
-from vaultline.packs import BlobType
+from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.chunking import Chunker
+from vaultline.repository.manifest import ObjectEntry, write_entries
+from vaultline.repository.packs import BlobType
+from vaultline.repository.vault import Vault
+from vaultline.sources.dynamodb.items import encode_item
+from vaultline.sources.dynamodb.scan import LEGACY_ITEM_STREAM_CHUNKER, StreamWriter, item_anchor
 from vaultline.storage import LocalStorage
-from vaultline.vault import Vault
 
 
 def make_items(count: int, size: int, seed: int = 1) -> list[dict[str, Any]]:

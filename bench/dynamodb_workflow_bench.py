@@ -43,10 +43,10 @@ from workflow_bench import (
     vault_usage,
 )
 
-from vaultline.embedded import EmbeddedAws
-from vaultline.embedded.deploy import ACCOUNT, REGION
-from vaultline.embedded.synth import synthesize
-from vaultline.remote import StackInfo
+from vaultline.cli.stack import StackInfo
+from vaultline_dev.embedded import EmbeddedAws
+from vaultline_dev.embedded.deploy import ACCOUNT, REGION
+from vaultline_dev.embedded.synth import synthesize
 
 TABLE = "vaultline-bench-orders"
 SCAN_PAGE_BYTES = 1024 * 1024  # a Scan page stops at 1 MB of items

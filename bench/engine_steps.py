@@ -14,14 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vaultline.backup import run_backup
-from vaultline.check import check_vault
-from vaultline.manifest import latest_for_source
-from vaultline.restore import restore_entries, select_entries
+from vaultline.operations.backup import run_backup
+from vaultline.operations.check import check_vault
+from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.repository.manifest import latest_for_source
+from vaultline.repository.vault import Vault
 from vaultline.sources.local import LocalSource
 from vaultline.storage.local import LocalStorage
 from vaultline.targets import DirectoryTarget
-from vaultline.vault import Vault
 
 
 def vm_hwm_mib() -> float:

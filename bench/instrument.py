@@ -6,7 +6,7 @@ Three counters, each installed by patching one hook for the life of a ``with`` b
   HTTP request by service (from the SigV4 credential scope of the Authorization header) and operation (S3: from
   method, path and query; JSON protocols: from ``X-Amz-Target``). Requests whose User-Agent carries
   :data:`BENCH_AGENT` are the bench's own set-up and polling and are left out.
-* :class:`HandlerTimer` observes every invocation that ``vaultline.embedded.lambdas`` runs in a sandbox and records
+* :class:`HandlerTimer` observes every invocation that ``vaultline_dev.embedded.lambdas`` runs in a sandbox and records
   its wall time by function name.
 * :class:`StateCounter` counts every state the Step Functions interpreter enters, in the parent execution and in
   the Distributed Map's child executions alike (moto keeps no history for the children).
@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 
-import vaultline.embedded.lambdas as embedded_lambdas
+import vaultline_dev.embedded.lambdas as embedded_lambdas
 
 BENCH_AGENT = "vaultline-bench"
 """User-Agent marker of the bench's own clients; their requests are not the product's and are not counted."""

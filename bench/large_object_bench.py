@@ -29,7 +29,7 @@ import boto3
 import zstandard
 from measure import run_measured
 
-from vaultline.embedded import EmbeddedAws
+from vaultline_dev.embedded import EmbeddedAws
 
 BLOCK = 8 * 1024 * 1024
 MIB = 1024 * 1024

@@ -17,16 +17,16 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from vaultline.backup import run_backup
-from vaultline.check import check_vault
-from vaultline.config import CONFIG_KEY
-from vaultline.forget import forget
-from vaultline.insight import vault_stats
-from vaultline.prune import prune
-from vaultline.retention import RetentionPolicy
+from vaultline.operations.backup import run_backup
+from vaultline.operations.check import check_vault
+from vaultline.operations.forget import forget
+from vaultline.operations.prune import prune
+from vaultline.operations.retention import RetentionPolicy
+from vaultline.operations.stats import vault_stats
+from vaultline.repository.config import CONFIG_KEY
+from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage, Storage, StoredObject
-from vaultline.vault import Vault
 
 
 class CountingStorage(Storage):

@@ -43,12 +43,12 @@ from instrument import (
     s3_tier,
 )
 
-from vaultline.embedded import EmbeddedAws, deploy_template
-from vaultline.embedded.deploy import DeployedStack, register_stack
-from vaultline.embedded.lambdas import invocations
-from vaultline.embedded.synth import synthesize
-from vaultline.remote import StackInfo, find_stack
-from vaultline.serverless.backup_steps import BATCH_MAX_BYTES, BATCH_MAX_OBJECTS
+from vaultline.cli.stack import StackInfo, find_stack
+from vaultline.runs.backup_steps import BATCH_MAX_BYTES, BATCH_MAX_OBJECTS
+from vaultline_dev.embedded import EmbeddedAws, deploy_template
+from vaultline_dev.embedded.deploy import DeployedStack, register_stack
+from vaultline_dev.embedded.lambdas import invocations
+from vaultline_dev.embedded.synth import synthesize
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORK = Path(__file__).resolve().parent / ".work"

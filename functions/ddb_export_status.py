@@ -4,8 +4,8 @@ from typing import Any
 
 from observability import lambda_handler
 
-from vaultline.serverless import dynamodb_steps
-from vaultline.serverless.staging import vault_from_environment
+from vaultline.runs import table_steps as dynamodb_steps
+from vaultline.runs.staging import vault_from_environment
 
 
 def step(event: dict[str, Any]) -> Any:

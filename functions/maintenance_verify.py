@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from observability import lambda_handler, metrics
 
-from vaultline.serverless import maintenance_steps
+from vaultline.runs import maintenance_steps
 
 
 def step(event: dict[str, Any]) -> Any:

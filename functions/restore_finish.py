@@ -5,9 +5,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from observability import lambda_handler, metrics
 
-from vaultline.serverless import restore_steps
-from vaultline.serverless.models import RestoreFinishEvent
-from vaultline.serverless.staging import vault_from_environment
+from vaultline.runs import restore_steps
+from vaultline.runs.models import RestoreFinishEvent
+from vaultline.runs.staging import vault_from_environment
 
 
 def step(event: dict[str, Any]) -> Any:

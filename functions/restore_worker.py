@@ -4,9 +4,9 @@ from typing import Any
 
 from observability import lambda_handler
 
-from vaultline.serverless import restore_steps
-from vaultline.serverless.models import RestoreWorkerEvent
-from vaultline.serverless.staging import vault_from_environment
+from vaultline.runs import restore_steps
+from vaultline.runs.models import RestoreWorkerEvent
+from vaultline.runs.staging import vault_from_environment
 
 
 def step(event: dict[str, Any]) -> Any:

@@ -162,8 +162,8 @@ OUTPUT_VAULT_KEY = "VaultKeyArn"
 OUTPUT_PLANS = "Plans"
 OUTPUT_NOTIFICATION_TOPIC = "NotificationTopicArn"
 
-# --- environment of the functions (read by vaultline/serverless) ---------------------------------------------
-ENV_ACCESS_LOG_BUCKET = "VAULT_ACCESS_LOG_BUCKET"  # vaultline.target_guard.ACCESS_LOG_BUCKET_ENV
-ENV_OBJECT_LOCK_MODE = "VAULT_OBJECT_LOCK_MODE"  # vaultline.object_lock.MODE_ENV
-ENV_OBJECT_LOCK_DAYS = "VAULT_OBJECT_LOCK_DAYS"  # vaultline.object_lock.DAYS_ENV
-ENV_VAULT_CREATE = "VAULT_CREATE"  # vaultline.serverless.staging.CREATE_ENV
+# --- environment of the functions (read by vaultline/runs) ---------------------------------------------
+ENV_ACCESS_LOG_BUCKET = "VAULT_ACCESS_LOG_BUCKET"  # vaultline.targets.guard.ACCESS_LOG_BUCKET_ENV
+ENV_OBJECT_LOCK_MODE = "VAULT_OBJECT_LOCK_MODE"  # vaultline.repository.object_lock.MODE_ENV
+ENV_OBJECT_LOCK_DAYS = "VAULT_OBJECT_LOCK_DAYS"  # vaultline.repository.object_lock.DAYS_ENV
+ENV_VAULT_CREATE = "VAULT_CREATE"  # vaultline.runs.staging.CREATE_ENV

@@ -17,8 +17,8 @@ from infra.logs import LogKey
 from infra.nag import acknowledge, logical_id
 from infra.settings import StackSettings
 from infra.vault import Vault
-from vaultline.object_lock import LOCKED_PREFIXES
 from vaultline.plans import DynamoDBSource, PlansFile, S3Source
+from vaultline.repository.object_lock import LOCKED_PREFIXES
 
 # Listing takes the plan's prefix (condition s3:prefix); reading the versioning status has no prefix.
 S3_BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions")
@@ -57,8 +57,9 @@ VAULT_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # The vault objects whose only writer is the step that creates a vault, and only as a conditional create.
 VAULT_CREATED_ONCE = ("config", "object-lock")
 VAULT_CREATORS = ("backup_prepare", "ddb_backup_prepare")
-# The steps that write what Object Lock protects (packs, indexes, manifests: vaultline/object_lock.py): a put with
-# a retention date needs s3:PutObjectRetention. Prepare writes an index for packs a crashed run left unindexed.
+# The steps that write what Object Lock protects (packs, indexes, manifests:
+# vaultline/repository/object_lock.py): a put with a retention date needs s3:PutObjectRetention. Prepare writes an
+# index for packs a crashed run left unindexed.
 LOCK_WRITERS = (
     "backup_prepare",
     "backup_worker",
@@ -149,9 +150,9 @@ class Functions(Construct):
             "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
             "LOG_LEVEL": c.LOG_LEVEL,
-            # A restore into the vault or its access-log bucket is refused (vaultline/target_guard.py).
+            # A restore into the vault or its access-log bucket is refused (vaultline/targets/guard.py).
             c.ENV_ACCESS_LOG_BUCKET: vault.access_logs.bucket_name,
-            # What the writers lock and for how long (vaultline/object_lock.py); 0 days: nothing is locked.
+            # What the writers lock and for how long (vaultline/repository/object_lock.py); 0 days: nothing is locked.
             c.ENV_OBJECT_LOCK_MODE: vault.object_lock_mode,
             c.ENV_OBJECT_LOCK_DAYS: str(vault.object_lock_days),
         }

@@ -1,7 +1,7 @@
 """The shared Lambda layer: the `vaultline` engine and its pinned runtime dependencies, for arm64 / Python 3.12.
 
 `layers/build.py` builds it; the embedded AWS runs a host-platform twin of it built by the same code from the same
-pins (`vaultline/embedded/builds.py`).
+pins (`vaultline_dev/embedded/builds.py`).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ from vaultline.plans import PlansFile, maintenance_policies
 # Object Lock: forget and prune leave objects under retention or legal hold in place and report them as held.
 # Reading an object's lock state needs these; without them HeadObject silently omits it.
 OBJECT_LOCK_READ_ACTIONS = ("s3:GetObjectRetention", "s3:GetObjectLegalHold")
-# What each maintenance function may delete in the vault (vaultline/vault.py, the vault format's prefixes).
+# What each maintenance function may delete in the vault (vaultline/repository/vault.py, the vault format's prefixes).
 FORGET_DELETES = ("recovery-points/",)
 PRUNE_DELETES = ("data/", "index/", "locks/")
 SCRATCH_ACTIONS = ("s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload")

@@ -59,7 +59,8 @@ class Vault(Construct):
             # Object Lock can only be enabled when the bucket is created. There is deliberately no default
             # retention: on AWS it applies to every object written, config, locks and staging included, so locks
             # could not be released and staging not cleaned for its whole period. Vaultline sets retention per
-            # object on what a recovery point needs (packs, indexes, manifests; vaultline/object_lock.py), for
+            # object on what a recovery point needs (packs, indexes, manifests;
+            # vaultline/repository/object_lock.py), for
             # objectLockRetentionDays in objectLockMode (the functions' VAULT_OBJECT_LOCK_* environment).
             object_lock_enabled=True,
             encryption=s3.BucketEncryption.KMS,

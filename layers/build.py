@@ -37,8 +37,8 @@ LAYER = BUILD / "layer"
 STAMP = BUILD / "layer.stamp"
 LOCK = BUILD / "layer.lock"
 LAYER_PYTHON_VERSION = "3.12"
-# What only the demo and the tests need (the embedded AWS imports moto) never ships in the layer.
-ENGINE_EXCLUDED = ("__pycache__", "*.pyc", "embedded", "demo.py")
+# The layer ships the `vaultline` package whole; what only the demo and the tests need lives in `vaultline_dev`.
+ENGINE_EXCLUDED = ("__pycache__", "*.pyc")
 
 
 class Target(NamedTuple):

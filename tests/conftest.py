@@ -11,9 +11,9 @@ import pytest
 from moto import mock_aws
 
 from vaultline.aws import reset_clients
-from vaultline.config import CONFIG_KEY
+from vaultline.repository.config import CONFIG_KEY
+from vaultline.repository.vault import Vault
 from vaultline.storage import LocalStorage, S3Storage
-from vaultline.vault import Vault
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

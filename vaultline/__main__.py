@@ -1,5 +1,5 @@
 import sys
 
-from vaultline.cli import main
+from vaultline.cli.main import main
 
 sys.exit(main())

@@ -400,7 +400,7 @@ def plan_inputs(plans: PlansFile) -> dict[str, list[dict[str, Any]]]:
 
 def maintenance_policies(plans: PlansFile) -> list[dict[str, Any]]:
     """Every plan source with its plan's keep rules: the ``policies`` of the Maintenance state machine's input
-    (``vaultline.serverless.maintenance_steps.MaintenanceInput``). A source of several plans appears once per plan."""
+    (``vaultline.runs.maintenance_steps.MaintenanceInput``). A source of several plans appears once per plan."""
     return [
         {"source": source.url, "plan": plan.name, "rules": plan.retention.rules()}
         for plan in plans.plans

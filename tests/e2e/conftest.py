@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from vaultline.embedded import EmbeddedAws, deploy_template
-from vaultline.embedded.deploy import DeployedStack, register_stack
-from vaultline.embedded.lambdas import invocations
-from vaultline.embedded.server import MOTO_CONFIG
-from vaultline.embedded.synth import synthesize
-from vaultline.remote import StackInfo, find_stack
+from vaultline.cli.stack import StackInfo, find_stack
+from vaultline_dev.embedded import EmbeddedAws, deploy_template
+from vaultline_dev.embedded.deploy import DeployedStack, register_stack
+from vaultline_dev.embedded.lambdas import invocations
+from vaultline_dev.embedded.server import MOTO_CONFIG
+from vaultline_dev.embedded.synth import synthesize
 
 PROJECT = Path(__file__).resolve().parents[2]
 E2E_CONTEXT = {

@@ -9,11 +9,11 @@ import pytest
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
-from vaultline.cli import main as cli
-from vaultline.embedded.deploy import fire_schedule
-from vaultline.manifest import iter_entries, list_recovery_points
-from vaultline.remote import ExecutionFailed, follow, start
-from vaultline.vault import Vault
+from vaultline.cli.main import main as cli
+from vaultline.cli.stack import ExecutionFailed, follow, start
+from vaultline.repository.manifest import iter_entries, list_recovery_points
+from vaultline.repository.vault import Vault
+from vaultline_dev.embedded.deploy import fire_schedule
 
 pytestmark = pytest.mark.e2e
 
@@ -91,8 +91,8 @@ def test_second_run_reads_only_changed_objects(deployment: Deployment) -> None:
 
 
 def test_worker_failing_once_is_retried_without_duplicate_data(deployment: Deployment) -> None:
-    from vaultline.embedded.lambdas import invocations
     from vaultline.errors import VaultlineRetryable
+    from vaultline_dev.embedded.lambdas import invocations
 
     _fill("flaky", _sample(10))
     failures = {"left": 1}
@@ -114,7 +114,7 @@ def test_worker_failing_once_is_retried_without_duplicate_data(deployment: Deplo
 
 
 def test_worker_that_always_fails_aborts_without_a_recovery_point(deployment: Deployment) -> None:
-    from vaultline.embedded.lambdas import invocations
+    from vaultline_dev.embedded.lambdas import invocations
 
     _fill("broken", _sample(5))
     events = client("events")

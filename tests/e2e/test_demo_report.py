@@ -7,8 +7,8 @@ from rich.console import Console
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
-from vaultline.demo import execution_rows, executions_table
-from vaultline.remote import ExecutionFailed, follow, start
+from vaultline.cli.stack import ExecutionFailed, follow, start
+from vaultline_dev.demo import execution_rows, executions_table
 
 pytestmark = pytest.mark.e2e
 

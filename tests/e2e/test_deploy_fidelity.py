@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
-from vaultline.embedded.deploy import PROPERTIES, RESOURCE_ATTRIBUTES, How, UnappliedProperty, check_template
+from vaultline_dev.embedded.deploy import PROPERTIES, RESOURCE_ATTRIBUTES, How, UnappliedProperty, check_template
 
 pytestmark = pytest.mark.e2e
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "embedded-aws.md"

@@ -13,11 +13,11 @@ from moto.dynamodb.models.table_export import TableExport
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
-from vaultline.dynamodb.model import table_info
-from vaultline.embedded.lambdas import LambdaContext, invocations
-from vaultline.manifest import list_recovery_points, load_recovery_point
-from vaultline.remote import ExecutionFailed, follow, start
-from vaultline.vault import Vault
+from vaultline.cli.stack import ExecutionFailed, follow, start
+from vaultline.repository.manifest import list_recovery_points, load_recovery_point
+from vaultline.repository.vault import Vault
+from vaultline.sources.dynamodb.model import table_info
+from vaultline_dev.embedded.lambdas import LambdaContext, invocations
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from vaultline.embedded import EmbeddedAws
-from vaultline.embedded.identity import RoleCredentials, role_credentials
+from vaultline_dev.embedded import EmbeddedAws
+from vaultline_dev.embedded.identity import RoleCredentials, role_credentials
 
 pytestmark = pytest.mark.e2e
 

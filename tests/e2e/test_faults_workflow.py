@@ -12,10 +12,10 @@ import pytest
 from tests.e2e.conftest import Deployment
 from tests.e2e.test_dynamodb_workflow import _create_table, _items, _table_input, _table_items
 from vaultline.aws import client
-from vaultline.embedded.lambdas import KillSandbox, invocations
-from vaultline.manifest import iter_entries, list_recovery_points
-from vaultline.remote import follow, start
-from vaultline.vault import Vault
+from vaultline.cli.stack import follow, start
+from vaultline.repository.manifest import iter_entries, list_recovery_points
+from vaultline.repository.vault import Vault
+from vaultline_dev.embedded.lambdas import KillSandbox, invocations
 
 pytestmark = pytest.mark.e2e
 

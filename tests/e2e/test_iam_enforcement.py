@@ -13,12 +13,12 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import Deployment, deploy_stack
 from vaultline.aws import client
-from vaultline.embedded import EmbeddedAws
-from vaultline.embedded.deploy import fire_schedule
-from vaultline.embedded.iam import Caller
-from vaultline.embedded.iam_requests import Check
-from vaultline.embedded.identity import role_credentials
-from vaultline.remote import ExecutionFailed, follow, start
+from vaultline.cli.stack import ExecutionFailed, follow, start
+from vaultline_dev.embedded import EmbeddedAws
+from vaultline_dev.embedded.deploy import fire_schedule
+from vaultline_dev.embedded.iam import Caller
+from vaultline_dev.embedded.iam_requests import Check
+from vaultline_dev.embedded.identity import role_credentials
 
 pytestmark = pytest.mark.e2e
 

@@ -17,10 +17,10 @@ import pytest
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
-from vaultline.embedded import EmbeddedAws
-from vaultline.embedded.lambdas import KillSandbox, invocations
-from vaultline.embedded.sandbox import pyenv_root
-from vaultline.remote import ExecutionFailed, follow, start
+from vaultline.cli.stack import ExecutionFailed, follow, start
+from vaultline_dev.embedded import EmbeddedAws
+from vaultline_dev.embedded.lambdas import KillSandbox, invocations
+from vaultline_dev.embedded.sandbox import pyenv_root
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ import pytest
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
-from vaultline.manifest import list_recovery_points
-from vaultline.remote import ExecutionFailed, follow, start
-from vaultline.vault import Vault
+from vaultline.cli.stack import ExecutionFailed, follow, start
+from vaultline.repository.manifest import list_recovery_points
+from vaultline.repository.vault import Vault
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +89,7 @@ def test_retention_after_commit_then_maintenance_prunes_verifies_and_drills(depl
 
 
 def test_retention_failure_does_not_fail_the_backup(deployment: Deployment) -> None:
-    from vaultline.embedded.lambdas import invocations
+    from vaultline_dev.embedded.lambdas import invocations
 
     client("s3").create_bucket(Bucket=BUCKET)
 
@@ -106,7 +106,7 @@ def test_retention_failure_does_not_fail_the_backup(deployment: Deployment) -> N
 
 
 def test_maintenance_failure_sends_the_failed_event(deployment: Deployment) -> None:
-    from vaultline.embedded.lambdas import invocations
+    from vaultline_dev.embedded.lambdas import invocations
 
     def broken_verify(function: str, event: dict[str, Any]) -> None:
         if "MaintenanceVerify" in function:
@@ -137,7 +137,7 @@ def test_maintenance_failure_sends_the_failed_event(deployment: Deployment) -> N
 def locked_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The stack as cdk.json deploys it: 30 days of governance-mode Object Lock set by the functions per object."""
     from tests.e2e.conftest import E2E_CONTEXT, PROJECT
-    from vaultline.embedded.synth import synthesize
+    from vaultline_dev.embedded.synth import synthesize
 
     context = {k: v for k, v in E2E_CONTEXT.items() if k != "objectLockRetentionDays"}
     return synthesize(PROJECT, "Vaultline", tmp_path_factory.mktemp("cdk.out-locked"), context=context)

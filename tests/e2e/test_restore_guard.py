@@ -9,8 +9,8 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
-from vaultline.embedded.identity import role_credentials
-from vaultline.remote import ExecutionFailed, follow, start
+from vaultline.cli.stack import ExecutionFailed, follow, start
+from vaultline_dev.embedded.identity import role_credentials
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
-from vaultline.remote import follow, start
+from vaultline.cli.stack import follow, start
 
 pytestmark = pytest.mark.e2e
 

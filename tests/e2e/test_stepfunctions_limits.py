@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from vaultline.aws import client
-from vaultline.embedded import EmbeddedAws
-from vaultline.embedded.stepfunctions_limits import HISTORY_LIMIT_CAUSE, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES
+from vaultline_dev.embedded import EmbeddedAws
+from vaultline_dev.embedded.stepfunctions_limits import HISTORY_LIMIT_CAUSE, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES
 
 pytestmark = pytest.mark.e2e
 ROLE = "arn:aws:iam::123456789012:role/limits-test"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.infra.conftest import Synth
-from vaultline.embedded.intrinsics import Resolver, pseudo_parameters
+from vaultline_dev.embedded.intrinsics import Resolver, pseudo_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"

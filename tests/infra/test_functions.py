@@ -408,8 +408,9 @@ def test_every_log_group_is_encrypted_with_the_logs_key(synth: Synth) -> None:
 
 
 def test_the_environment_names_match_what_the_engine_reads() -> None:
-    from vaultline import object_lock, target_guard
-    from vaultline.serverless import staging
+    from vaultline.repository import object_lock
+    from vaultline.runs import staging
+    from vaultline.targets import guard as target_guard
 
     assert c.ENV_OBJECT_LOCK_MODE == object_lock.MODE_ENV and c.ENV_OBJECT_LOCK_DAYS == object_lock.DAYS_ENV
     assert c.ENV_ACCESS_LOG_BUCKET == target_guard.ACCESS_LOG_BUCKET_ENV

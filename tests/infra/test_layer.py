@@ -11,8 +11,8 @@ import pytest
 
 from infra import constants as c
 from infra.layer import build_layer
-from vaultline.embedded import builds
-from vaultline.embedded.sandbox import runtime_python
+from vaultline_dev.embedded import builds
+from vaultline_dev.embedded.sandbox import runtime_python
 
 EM_AARCH64 = 183
 

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from vaultline.cli import main
+from vaultline.cli.main import main
 
 Run = Callable[..., tuple[int, str, str]]
 

@@ -12,12 +12,12 @@ import pytest
 
 from tests.integration.conftest import Run
 from vaultline import aws
-from vaultline.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
-from vaultline.serverless import backup_steps
-from vaultline.serverless.models import AbortEvent, BackupWorkerEvent, CommitEvent, Prepared, PrepareEvent, WorkItem
+from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
+from vaultline.repository.vault import STAGING_PREFIX, Vault
+from vaultline.runs import backup_steps
+from vaultline.runs.models import AbortEvent, BackupWorkerEvent, CommitEvent, Prepared, PrepareEvent, WorkItem
 from vaultline.sources.base import ObjectArchived
 from vaultline.storage import S3Storage
-from vaultline.vault import STAGING_PREFIX, Vault
 
 VAULT = "s3://vaults/main"
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from vaultline.backup import run_backup
-from vaultline.check import check_vault
-from vaultline.manifest import iter_entries, list_recovery_points
-from vaultline.restore import restore_entries, select_entries
+from vaultline.operations.backup import run_backup
+from vaultline.operations.check import check_vault
+from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.repository.manifest import iter_entries, list_recovery_points
+from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.targets import S3Target
-from vaultline.vault import Vault
 
 MiB = 1024 * 1024
 

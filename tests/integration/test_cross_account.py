@@ -16,12 +16,12 @@ from botocore.exceptions import ClientError
 
 from tests.integration.conftest import Run
 from vaultline import aws
-from vaultline.manifest import iter_entries, load_recovery_point
-from vaultline.serverless import backup_steps
-from vaultline.serverless.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
+from vaultline.repository.manifest import iter_entries, load_recovery_point
+from vaultline.repository.vault import Vault
+from vaultline.runs import backup_steps
+from vaultline.runs.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
 from vaultline.sources import s3 as s3_source
 from vaultline.storage import S3Storage
-from vaultline.vault import Vault
 
 OTHER_ACCOUNT = "222222222222"
 ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/vaultline-reader"

@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from vaultline.backup import run_backup
-from vaultline.check import check_vault
-from vaultline.cli import main
+from vaultline.cli.main import main
 from vaultline.errors import IntegrityError, ObjectMissing, VaultlineError
-from vaultline.manifest import RecoveryPoint, iter_entries
-from vaultline.packs import pack_key
-from vaultline.restore import restore_entries, select_entries
+from vaultline.operations.backup import run_backup
+from vaultline.operations.check import check_vault
+from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.repository.manifest import RecoveryPoint, iter_entries
+from vaultline.repository.packs import pack_key
+from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage
 from vaultline.targets import DirectoryTarget
-from vaultline.vault import Vault
 
 MiB = 1024 * 1024
 

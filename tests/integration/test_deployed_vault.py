@@ -13,21 +13,21 @@ from typing import Any
 
 import pytest
 
-from vaultline import locks
 from vaultline.aws import client
-from vaultline.config import CONFIG_KEY
 from vaultline.errors import VaultExists, VaultNotFound
-from vaultline.forget import forget
-from vaultline.manifest import MANIFEST_PREFIX
-from vaultline.object_lock import OBJECT_LOCK_KEY, ObjectLockSettings, load_object_lock
-from vaultline.packs import list_pack_ids, pack_key
-from vaultline.prune import prune
-from vaultline.retention import RetentionPolicy
-from vaultline.serverless import backup_steps
-from vaultline.serverless.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
-from vaultline.serverless.staging import vault_from_environment
+from vaultline.operations.forget import forget
+from vaultline.operations.prune import prune
+from vaultline.operations.retention import RetentionPolicy
+from vaultline.repository import locks
+from vaultline.repository.config import CONFIG_KEY
+from vaultline.repository.manifest import MANIFEST_PREFIX
+from vaultline.repository.object_lock import OBJECT_LOCK_KEY, ObjectLockSettings, load_object_lock
+from vaultline.repository.packs import list_pack_ids, pack_key
+from vaultline.repository.vault import STAGING_PREFIX, Vault
+from vaultline.runs import backup_steps
+from vaultline.runs.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
+from vaultline.runs.staging import vault_from_environment
 from vaultline.storage import LocalStorage, S3Storage
-from vaultline.vault import STAGING_PREFIX, Vault
 
 # --- one config, even when two first runs create the vault at the same moment ---------------------------------
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from vaultline.backup import run_backup
-from vaultline.check import check_vault
-from vaultline.cli import main
-from vaultline.manifest import list_recovery_point_ids
+from vaultline.cli.main import main
+from vaultline.operations.backup import run_backup
+from vaultline.operations.check import check_vault
+from vaultline.repository.manifest import list_recovery_point_ids
+from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage, S3Storage
-from vaultline.vault import Vault
 
 
 @pytest.fixture

@@ -15,13 +15,15 @@ from botocore.exceptions import ClientError
 from moto.dynamodb.models.table_export import TableExport
 
 from tests.integration.conftest import Run
-from vaultline.dynamodb import BackupOptions, iter_table_items, restore_table, run_table_backup, table_info
-from vaultline.dynamodb.export import data_file_keys
-from vaultline.dynamodb.items import encode_item
-from vaultline.manifest import load_recovery_point
-from vaultline.serverless import dynamodb_steps as steps
-from vaultline.serverless.models import PrepareEvent
-from vaultline.vault import Vault
+from vaultline.operations.table_backup import run_table_backup
+from vaultline.operations.table_restore import iter_table_items, restore_table
+from vaultline.repository.manifest import load_recovery_point
+from vaultline.repository.vault import Vault
+from vaultline.runs import table_steps as steps
+from vaultline.runs.models import PrepareEvent
+from vaultline.sources.dynamodb.export import data_file_keys
+from vaultline.sources.dynamodb.items import encode_item
+from vaultline.sources.dynamodb.model import BackupOptions, table_info
 
 NO_SLEEP: Callable[[float], None] = lambda _: None  # noqa: E731
 

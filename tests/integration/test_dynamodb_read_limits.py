@@ -8,11 +8,12 @@ import pytest
 
 from tests.integration.conftest import Run
 from tests.integration.test_dynamodb import put_all, simple_table
-from vaultline.dynamodb import BackupOptions, run_table_backup, table_info
 from vaultline.errors import SourceError
-from vaultline.serverless import dynamodb_steps as steps
-from vaultline.serverless.models import PrepareEvent
-from vaultline.vault import Vault
+from vaultline.operations.table_backup import run_table_backup
+from vaultline.repository.vault import Vault
+from vaultline.runs import table_steps as steps
+from vaultline.runs.models import PrepareEvent
+from vaultline.sources.dynamodb.model import BackupOptions, table_info
 
 
 def provisioned_table(ddb: Any, name: str, read_units: int, items: int) -> None:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from vaultline.backup import run_backup
-from vaultline.cli import main
+from vaultline.cli.main import main
 from vaultline.errors import RecoveryPointNotFound, SourceError, TargetError, VaultError, VaultNotFound
-from vaultline.manifest import resolve_recovery_point
+from vaultline.operations.backup import run_backup
+from vaultline.repository.manifest import resolve_recovery_point
+from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.targets import S3Target, open_target
-from vaultline.vault import Vault
 
 
 def test_restore_into_a_missing_bucket_raises_target_error_naming_it(aws: None) -> None:

@@ -9,19 +9,19 @@ from typing import Any
 
 import pytest
 
-import vaultline.backup
-import vaultline.packer
-from vaultline.backup import recover_unindexed_packs, run_backup
-from vaultline.check import check_vault
-from vaultline.chunking import Readable
-from vaultline.cli import main
+import vaultline.operations.backup
+import vaultline.repository.blob_writer
+from vaultline.cli.main import main
 from vaultline.errors import SourceError
-from vaultline.manifest import ObjectEntry, iter_entries, list_recovery_point_ids
-from vaultline.restore import restore_entries, select_entries
+from vaultline.operations.backup import recover_unindexed_packs, run_backup
+from vaultline.operations.check import check_vault
+from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.repository.chunking import Readable
+from vaultline.repository.manifest import ObjectEntry, iter_entries, list_recovery_point_ids
+from vaultline.repository.vault import Vault
 from vaultline.sources import S3Source, Source
 from vaultline.storage import LocalStorage
 from vaultline.targets import DirectoryTarget
-from vaultline.vault import Vault
 
 KiB = 1024
 OBJECTS = 20
@@ -61,7 +61,7 @@ def bucket(s3: Any, make_bucket: Callable[..., str], rand: Callable[[int, int], 
 def vault(tmp_path: Path, small_packs: Callable[[Vault, int], Vault], monkeypatch: pytest.MonkeyPatch) -> Vault:
     # Packs of 1 MiB so that a few MiB of objects ship several packs before the crash; two sealing threads so
     # that what is still in flight at the crash (a few chunks per thread) does not depend on the machine's cores.
-    monkeypatch.setattr(vaultline.packer, "default_threads", lambda: 2)
+    monkeypatch.setattr(vaultline.repository.blob_writer, "default_threads", lambda: 2)
     return small_packs(Vault.init(LocalStorage(tmp_path / "vault")), 1024 * KiB)
 
 
@@ -122,7 +122,7 @@ def test_crash_before_the_manifest_is_written_leaves_no_recovery_point(
         raise RuntimeError("lambda timed out")
 
     with monkeypatch.context() as patch:
-        patch.setattr(vaultline.backup, "commit_recovery_point", crash)
+        patch.setattr(vaultline.operations.backup, "commit_recovery_point", crash)
         with pytest.raises(RuntimeError, match="timed out"):
             run_backup(vault, S3Source("s3://busy"))
     assert list_recovery_point_ids(Vault.open(vault.storage)) == []
@@ -143,7 +143,7 @@ def test_crash_in_the_cli_exits_1_and_writes_no_recovery_point(
     def crash(*_: object) -> None:
         raise SourceError("source bucket busy vanished")
 
-    monkeypatch.setattr(vaultline.backup, "commit_recovery_point", crash)
+    monkeypatch.setattr(vaultline.operations.backup, "commit_recovery_point", crash)
     assert main(["--vault", str(vault.storage.url), "backup", "s3://busy", "--json"]) == 1
     assert "source bucket busy vanished" in capsys.readouterr().err
     monkeypatch.undo()

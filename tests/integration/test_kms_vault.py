@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 
-from vaultline.backup import run_backup
-from vaultline.cli import main
-from vaultline.config import CONFIG_KEY
-from vaultline.crypto import Cipher
+from vaultline.cli.main import main
 from vaultline.errors import IntegrityError, VaultError, WrongKeyError
-from vaultline.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
-from vaultline.packs import pack_key
-from vaultline.restore import restore_entries, select_entries
+from vaultline.operations.backup import run_backup
+from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.repository.config import CONFIG_KEY
+from vaultline.repository.crypto import Cipher
+from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
+from vaultline.repository.packs import pack_key
+from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import S3Storage
 from vaultline.targets import S3Target
-from vaultline.vault import Vault
 
 MARKER = b"TOP-SECRET-PLAINTEXT-MARKER " * 2000
 

@@ -11,19 +11,25 @@ import pytest
 
 from tests.conftest import set_pack_size
 from tests.integration.conftest import Run
-from vaultline.backup import run_backup
-from vaultline.check import check_vault, select_subset
-from vaultline.chunking import Chunker
-from vaultline.drill import restore_drill
-from vaultline.insight import diff_recovery_points, vault_stats
-from vaultline.locks import acquire
-from vaultline.maintenance import DrillStepInput, VerifyStepInput, drill_step, verify_step
-from vaultline.manifest import ObjectEntry, RecoveryPoint, commit_recovery_point, list_recovery_points, write_entries
-from vaultline.packer import BlobWriter
-from vaultline.packs import BlobType, pack_key
+from vaultline.operations.backup import run_backup
+from vaultline.operations.check import check_vault, select_subset
+from vaultline.operations.drill import restore_drill
+from vaultline.operations.stats import diff_recovery_points, vault_stats
+from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.chunking import Chunker
+from vaultline.repository.locks import acquire
+from vaultline.repository.manifest import (
+    ObjectEntry,
+    RecoveryPoint,
+    commit_recovery_point,
+    list_recovery_points,
+    write_entries,
+)
+from vaultline.repository.packs import BlobType, pack_key
+from vaultline.repository.vault import Vault
+from vaultline.runs.maintenance import DrillStepInput, VerifyStepInput, drill_step, verify_step
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage
-from vaultline.vault import Vault
 
 
 @pytest.fixture

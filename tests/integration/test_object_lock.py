@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from vaultline.backup import run_backup
-from vaultline.check import check_vault
-from vaultline.forget import forget
-from vaultline.manifest import MANIFEST_PREFIX, list_recovery_point_ids
-from vaultline.object_lock import ObjectLockSettings, save_object_lock
-from vaultline.packs import list_pack_ids, pack_key
-from vaultline.prune import prune
-from vaultline.retention import RetentionPolicy
+from vaultline.operations.backup import run_backup
+from vaultline.operations.check import check_vault
+from vaultline.operations.forget import forget
+from vaultline.operations.prune import prune
+from vaultline.operations.retention import RetentionPolicy
+from vaultline.repository.manifest import MANIFEST_PREFIX, list_recovery_point_ids
+from vaultline.repository.object_lock import ObjectLockSettings, save_object_lock
+from vaultline.repository.packs import list_pack_ids, pack_key
+from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import S3Storage
-from vaultline.vault import Vault
 
 
 @pytest.fixture

@@ -10,21 +10,21 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import set_pack_size, tree_files
-from vaultline.backup import run_backup
-from vaultline.check import check_vault
 from vaultline.errors import IntegrityError
-from vaultline.forget import forget
-from vaultline.locks import LOCK_PREFIX, VaultLocked, acquire, list_locks
-from vaultline.manifest import ObjectEntry, RecoveryPoint, list_recovery_points
-from vaultline.packs import list_pack_ids, pack_key
-from vaultline.prune import PruneOptions, prune
-from vaultline.restore import restore_entries, select_entries
-from vaultline.retention import RetentionPolicy
+from vaultline.operations.backup import run_backup
+from vaultline.operations.check import check_vault
+from vaultline.operations.forget import forget
+from vaultline.operations.prune import PruneOptions, prune
+from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.operations.retention import RetentionPolicy
+from vaultline.repository.locks import LOCK_PREFIX, VaultLocked, acquire, list_locks
+from vaultline.repository.manifest import ObjectEntry, RecoveryPoint, list_recovery_points
+from vaultline.repository.packs import list_pack_ids, pack_key
+from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.sources.base import Source
 from vaultline.storage import LocalStorage
 from vaultline.targets import DirectoryTarget
-from vaultline.vault import Vault
 
 BLOB = 20_000  # incompressible, one chunk each; three fill a 60 000-byte pack
 

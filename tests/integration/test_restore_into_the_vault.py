@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Run
-from vaultline.backup import run_backup
 from vaultline.errors import TargetError
-from vaultline.serverless import restore_steps
-from vaultline.serverless.models import PrepareEvent
+from vaultline.operations.backup import run_backup
+from vaultline.repository.vault import STAGING_PREFIX, Vault
+from vaultline.runs import restore_steps
+from vaultline.runs.models import PrepareEvent
 from vaultline.sources import open_source
 from vaultline.storage import S3Storage
-from vaultline.vault import STAGING_PREFIX, Vault
 
 VAULT = "vaultline-vaultbucket0925c477-abc"
 LOGS = "vaultline-vaultaccesslogs5c9c-def"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Run
-from vaultline.serverless import restore_steps
-from vaultline.serverless.models import PrepareEvent, RestoreFinishEvent, RestoreWorkerEvent, WorkItem
+from vaultline.repository.vault import Vault
+from vaultline.runs import restore_steps
+from vaultline.runs.models import PrepareEvent, RestoreFinishEvent, RestoreWorkerEvent, WorkItem
 from vaultline.storage import S3Storage
-from vaultline.vault import Vault
 
 VAULT = "s3://vaults/main"
 # same.txt: the target holds it as backed up; changed.txt: the target holds other bytes; new.txt: not there.
@@ -122,7 +122,7 @@ def test_restore_steps_take_the_overwrite_mode_from_the_request(backed_up: Any, 
 def test_restore_request_refuses_an_unknown_overwrite_mode() -> None:
     from pydantic import ValidationError
 
-    from vaultline.serverless.models import RestoreRequest
+    from vaultline.runs.models import RestoreRequest
 
     with pytest.raises(ValidationError, match="overwrite"):
         RestoreRequest.model_validate({"recovery_point": "latest", "target": "s3://dst", "overwrite": "sometimes"})

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from vaultline.aws import reset_clients
-from vaultline.backup import run_backup
-from vaultline.restore import restore_entries, select_entries
+from vaultline.operations.backup import run_backup
+from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.repository.vault import Vault
 from vaultline.sources import S3Source
 from vaultline.storage import S3Storage
 from vaultline.targets import S3Target
-from vaultline.vault import Vault
 
 MiB = 1024 * 1024
 KEY_ALPHABET = st.sampled_from([*list("abcXYZ0189 /._-%+#?&=;:@$,!'()*~"), "é", "ß", "日本", "Ω", "😀", "🗄️"])

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from vaultline import locks
 from vaultline.errors import SourceError, VaultError
-from vaultline.serverless import backup_steps
-from vaultline.serverless.models import PrepareEvent
+from vaultline.repository import locks
+from vaultline.repository.vault import STAGING_PREFIX, Vault
+from vaultline.runs import backup_steps
+from vaultline.runs.models import PrepareEvent
 from vaultline.storage import S3Storage
-from vaultline.vault import STAGING_PREFIX, Vault
 
 
 def test_prepare_of_a_missing_bucket_fails_naming_it_and_releases_its_lock(s3: Any) -> None:
@@ -68,7 +68,7 @@ def test_a_cleanup_that_fails_is_logged_with_its_key_and_the_original_error_is_r
     monkeypatch.setattr(S3Storage, "delete", denied)
     request = PrepareEvent(request={"source": {"type": "s3", "url": "s3://source"}})
     with (
-        caplog.at_level(logging.ERROR, logger="vaultline.serverless.staging"),
+        caplog.at_level(logging.ERROR, logger="vaultline.runs.staging"),
         pytest.raises(RuntimeError, match="work list write failed"),
     ):
         backup_steps.prepare(vault, request)

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Run
-from vaultline import backup
-from vaultline.manifest import iter_entries, load_recovery_point, resolve_recovery_point
-from vaultline.serverless import backup_steps
-from vaultline.serverless.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
+from vaultline.operations import backup
+from vaultline.repository.manifest import iter_entries, load_recovery_point, resolve_recovery_point
+from vaultline.repository.vault import Vault
+from vaultline.runs import backup_steps
+from vaultline.runs.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
 from vaultline.storage import S3Storage
-from vaultline.vault import Vault
 
 VAULT = "s3://vaults/main"
 

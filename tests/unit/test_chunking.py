@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from vaultline.chunking import Chunker, ChunkerParams
+from vaultline.repository.chunking import Chunker, ChunkerParams
 
 PARAMS = ChunkerParams()
 

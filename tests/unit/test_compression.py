@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from vaultline.compression import Compression, compress, compress_document, decompress, decompress_document
 from vaultline.errors import IntegrityError
+from vaultline.repository.compression import Compression, compress, compress_document, decompress, decompress_document
 
 
 def test_compressible_data_is_stored_as_zstd() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vaultline.config import CONFIG_KEY, EncryptionSettings, VaultConfig
 from vaultline.errors import FormatVersionError, VaultError, VaultExists, VaultNotFound
+from vaultline.repository.config import CONFIG_KEY, EncryptionSettings, VaultConfig
+from vaultline.repository.vault import Vault
 from vaultline.storage import LocalStorage
-from vaultline.vault import Vault
 
 
 def valid_config() -> dict:

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from vaultline.crypto import NONCE_SIZE, TAG_SIZE, Cipher, check_key, key_check_value
 from vaultline.errors import IntegrityError, WrongKeyError
+from vaultline.repository.crypto import NONCE_SIZE, TAG_SIZE, Cipher, check_key, key_check_value
 
 MASTER = bytes(range(32))
 OTHER = bytes(reversed(range(32)))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vaultline.errors import TargetError
-from vaultline.manifest import ObjectEntry
+from vaultline.repository.manifest import ObjectEntry
 from vaultline.targets import DirectoryTarget
 
 

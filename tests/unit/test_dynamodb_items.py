@@ -13,26 +13,34 @@ from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaultline.chunking import Chunker
-from vaultline.dynamodb.export import apply_changes, change_set, incremental_window
-from vaultline.dynamodb.items import KeyMismatch, decode_item, encode_item, item_to_json, iter_lines, key_of, parse_key
-from vaultline.dynamodb.model import TableBackupInfo
-from vaultline.dynamodb.restore import iter_stream_items
-from vaultline.dynamodb.scan import (
+from vaultline.errors import VaultlineRetryable
+from vaultline.operations.table_restore import iter_stream_items
+from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.chunking import Chunker
+from vaultline.repository.manifest import ObjectEntry
+from vaultline.repository.packs import BlobType
+from vaultline.repository.vault import Vault
+from vaultline.sources.dynamodb.export import apply_changes, change_set, incremental_window
+from vaultline.sources.dynamodb.items import (
+    KeyMismatch,
+    decode_item,
+    encode_item,
+    item_to_json,
+    iter_lines,
+    key_of,
+    parse_key,
+)
+from vaultline.sources.dynamodb.model import TableBackupInfo
+from vaultline.sources.dynamodb.scan import (
     ITEM_STREAM_CHUNKER,
     LEGACY_ITEM_STREAM_CHUNKER,
     StreamWriter,
     item_anchor,
     line_anchor,
 )
-from vaultline.dynamodb.table import TableSnapshot
-from vaultline.dynamodb.throttle import Backoff, RateLimiter
-from vaultline.errors import VaultlineRetryable
-from vaultline.manifest import ObjectEntry
-from vaultline.packer import BlobWriter
-from vaultline.packs import BlobType
+from vaultline.sources.dynamodb.table import TableSnapshot
+from vaultline.sources.dynamodb.throttle import Backoff, RateLimiter
 from vaultline.storage import LocalStorage
-from vaultline.vault import Vault
 
 numbers = st.one_of(
     st.integers(-(10**38) + 1, 10**38 - 1).map(str),

@@ -1,4 +1,4 @@
-"""The embedded AWS's request -> IAM action/resource/context table (vaultline/embedded/iam_requests.py)."""
+"""The embedded AWS's request -> IAM action/resource/context table (vaultline_dev/embedded/iam_requests.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from vaultline.embedded.iam_requests import Call, Check, KmsLookup, checks_for, parse_params
+from vaultline_dev.embedded.iam_requests import Call, Check, KmsLookup, checks_for, parse_params
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1111-2222"

@@ -6,10 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from vaultline.crypto import Cipher
 from vaultline.errors import IntegrityError
-from vaultline.index import INDEX_PREFIX, MasterIndex, decode_index, encode_index, load_master_index, write_index
-from vaultline.packs import BlobEntry
+from vaultline.repository.crypto import Cipher
+from vaultline.repository.index import (
+    INDEX_PREFIX,
+    MasterIndex,
+    decode_index,
+    encode_index,
+    load_master_index,
+    write_index,
+)
+from vaultline.repository.packs import BlobEntry
 from vaultline.storage import LocalStorage
 
 CIPHERS = {"encrypted": Cipher.from_master(b"k" * 32), "plain": Cipher.unencrypted(b"s" * 32)}
@@ -47,7 +54,7 @@ def test_truncated_index_raises_integrity_error() -> None:
 
 
 def test_malformed_index_document_raises_integrity_error() -> None:
-    from vaultline.compression import compress_document
+    from vaultline.repository.compression import compress_document
 
     stored = compress_document(b'{"version": 1, "packs": [{"id": "x"}]}')
     with pytest.raises(IntegrityError, match="malformed index"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vaultline.embedded.intrinsics import Resolver, TemplateError, creation_order, pseudo_parameters
+from vaultline_dev.embedded.intrinsics import Resolver, TemplateError, creation_order, pseudo_parameters
 
 
 def _resolver() -> Resolver:

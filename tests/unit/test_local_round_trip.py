@@ -10,13 +10,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vaultline.backup import run_backup
-from vaultline.check import check_vault
-from vaultline.restore import restore_entries, select_entries
+from vaultline.operations.backup import run_backup
+from vaultline.operations.check import check_vault
+from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.repository.vault import Vault
 from vaultline.sources import LocalSource
 from vaultline.storage import LocalStorage
 from vaultline.targets import DirectoryTarget
-from vaultline.vault import Vault
 
 MiB = 1024 * 1024
 COMPONENT_ALPHABET = st.sampled_from([*list("abcXYZ019 _-%+#?=&,;@~()[]"), "é", "ß", "日", "本", "😀", "Ω"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from vaultline.operations.retention import Duration
 from vaultline.plans import Retention
-from vaultline.retention import Duration
-from vaultline.serverless.maintenance_steps import MaintenanceInput, retention_policy
+from vaultline.runs.maintenance_steps import MaintenanceInput, retention_policy
 
 
 def test_plan_rules_become_the_engine_policy_with_weeks_as_days() -> None:

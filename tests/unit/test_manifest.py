@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vaultline.chunking import Chunker
 from vaultline.errors import IntegrityError, RecoveryPointNotFound, UsageError
-from vaultline.manifest import (
+from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.chunking import Chunker
+from vaultline.repository.manifest import (
     MANIFEST_PREFIX,
     BackupStats,
     ObjectEntry,
@@ -23,8 +24,7 @@ from vaultline.manifest import (
     resolve_recovery_point,
     write_entries,
 )
-from vaultline.packer import BlobWriter
-from vaultline.vault import Vault
+from vaultline.repository.vault import Vault
 
 
 def header(rp_id: str, source: str = "s3://b", **extra: object) -> RecoveryPoint:

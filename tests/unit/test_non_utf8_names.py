@@ -13,14 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vaultline.backup import run_backup
 from vaultline.errors import SourceError
-from vaultline.manifest import iter_entries
-from vaultline.restore import restore_entries, select_entries
+from vaultline.operations.backup import run_backup
+from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.repository.manifest import iter_entries
+from vaultline.repository.vault import Vault
 from vaultline.sources import LocalSource
 from vaultline.storage import LocalStorage
 from vaultline.targets import DirectoryTarget
-from vaultline.vault import Vault
 
 
 def _files(root: Path) -> dict[bytes, bytes]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vaultline.index import INDEX_PREFIX
-from vaultline.packer import BlobWriter
-from vaultline.packs import BlobType
-from vaultline.vault import Vault
+from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.index import INDEX_PREFIX
+from vaultline.repository.packs import BlobType
+from vaultline.repository.vault import Vault
 
 
 def test_duplicate_blobs_are_stored_once(local_vault: Vault) -> None:

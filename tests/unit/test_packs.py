@@ -5,10 +5,10 @@ from __future__ import annotations
 import blake3
 import pytest
 
-from vaultline.compression import compress
-from vaultline.crypto import Cipher
 from vaultline.errors import IntegrityError
-from vaultline.packs import (
+from vaultline.repository.compression import compress
+from vaultline.repository.crypto import Cipher
+from vaultline.repository.packs import (
     TRAILER,
     BlobType,
     PackBuilder,
@@ -50,7 +50,7 @@ def test_finish_and_read_entries_round_trip(mode: str) -> None:
     for entry, blob, original in zip(entries, sealed, blobs, strict=True):
         stored = data[entry.offset : entry.offset + entry.stored_length]
         assert stored == blob.payload
-        from vaultline.compression import decompress
+        from vaultline.repository.compression import decompress
 
         plain = decompress(cipher.open(stored, entry.id, "blob"), entry.compression, entry.raw_length, "blob")
         assert plain == original

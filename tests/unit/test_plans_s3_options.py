@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from vaultline.plans import PlansFileError, parse_plans, plan_input
-from vaultline.serverless.models import BackupRequest
+from vaultline.runs.models import BackupRequest
 
 PLAN = """
 plans:

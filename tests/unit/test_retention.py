@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from vaultline.errors import UsageError
-from vaultline.retention import Duration, PointInTime, RetentionPolicy, apply_policy
+from vaultline.operations.retention import Duration, PointInTime, RetentionPolicy, apply_policy
 
 
 def at(text: str) -> datetime:

@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Literal
 
-from vaultline.chunking import Readable
 from vaultline.errors import SourceError
-from vaultline.manifest import ObjectEntry
+from vaultline.repository.chunking import Readable
+from vaultline.repository.manifest import ObjectEntry
 
 
 class ObjectVanished(SourceError):

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from vaultline.chunking import Readable
 from vaultline.errors import SourceError
-from vaultline.manifest import ObjectEntry
+from vaultline.repository.chunking import Readable
+from vaultline.repository.manifest import ObjectEntry
 from vaultline.sources.base import KeyFilter, Source
 
 

@@ -10,9 +10,9 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from vaultline.aws import client, role_client
-from vaultline.chunking import Readable
 from vaultline.errors import SourceError
-from vaultline.manifest import ObjectEntry
+from vaultline.repository.chunking import Readable
+from vaultline.repository.manifest import ObjectEntry
 from vaultline.sources.base import KeyFilter, ObjectArchived, ObjectVanished, Source
 
 # S3 response headers that the manifest keeps, and the put_object argument each restores through.

@@ -40,7 +40,7 @@ class S3Storage(Storage):
     @cached_property
     def _object_lock(self) -> Any:
         # Read once per storage object, and only when a lockable object is first written.
-        from vaultline.object_lock import load_object_lock
+        from vaultline.repository.object_lock import load_object_lock
 
         return load_object_lock(self)
 
@@ -50,7 +50,7 @@ class S3Storage(Storage):
         self.__dict__["_object_lock"] = settings
 
     def _lock_args(self, key: str) -> dict[str, Any]:
-        from vaultline.object_lock import LOCKED_PREFIXES
+        from vaultline.repository.object_lock import LOCKED_PREFIXES
 
         if not key.startswith(LOCKED_PREFIXES) or self._object_lock is None:
             return {}

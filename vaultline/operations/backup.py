@@ -1,0 +1,309 @@
+"""Backing up a source into a vault: read what changed, store new chunks, commit a manifest last.
+
+The unit of work is :func:`backup_objects` (one batch of listed objects -> entries and stats): the CLI runs it
+over the whole listing in one process, the Lambda workers each run it over one batch of the work list.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from vaultline.errors import IntegrityError
+from vaultline.plans import ArchivedObjects, TagsRefresh
+from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.chunking import Chunker
+from vaultline.repository.index import write_index
+from vaultline.repository.locks import vault_lock
+from vaultline.repository.manifest import (
+    BackupStats,
+    Issues,
+    ObjectEntry,
+    ObjectIssue,
+    RecoveryPoint,
+    commit_recovery_point,
+    iter_entries,
+    latest_for_source,
+    new_recovery_point_id,
+    write_entries,
+)
+from vaultline.repository.packs import BlobType, list_pack_ids
+from vaultline.repository.vault import Vault
+from vaultline.sources.base import ObjectArchived, ObjectVanished, Source
+
+Progress = Callable[[int, int], None]
+"""Called with (objects done, bytes done) increments."""
+
+
+class BackupOptions(BaseModel):
+    """How a backup treats what it cannot read and what its change test cannot see (plan options)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # skip: record an archived object as an issue and back up the rest; fail: the run fails, no recovery point.
+    archived_objects: ArchivedObjects = "skip"
+    # Re-read the tags of unchanged objects (one GetObjectTagging each): every backup, every N-th, or never.
+    tags_refresh: TagsRefresh = "always"
+
+    def tags_due(self, parent: RecoveryPoint | None) -> bool:
+        """Whether this backup re-reads the tags of unchanged objects, given the parent's tags age."""
+        if parent is None or self.tags_refresh == "never":
+            return False
+        if self.tags_refresh == "always" or parent.tags_age is None:
+            return True
+        return parent.tags_age + 1 >= self.tags_refresh
+
+    def tags_age(self, parent: RecoveryPoint | None, refreshed: bool) -> int | None:
+        """The new recovery point's ``extra.tags_age``: 0 when every object's tags were read."""
+        if parent is None or refreshed:
+            return 0
+        return None if parent.tags_age is None else parent.tags_age + 1
+
+
+TAG_THREADS = 16
+TAG_LOOKAHEAD = 64
+
+
+@dataclass
+class BatchOutcome:
+    """What backing up one batch produced: entries for the manifest, figures, objects skipped and why."""
+
+    entries: list[ObjectEntry] = field(default_factory=list)
+    stats: BackupStats = field(default_factory=BackupStats)
+    issues: list[ObjectIssue] = field(default_factory=list)
+
+
+def backup_objects(
+    vault: Vault,
+    source: Source,
+    listed: Iterable[ObjectEntry],
+    previous: Mapping[str, ObjectEntry],
+    writer: BlobWriter,
+    progress: Progress | None = None,
+    options: BackupOptions | None = None,
+    refresh_tags: bool = False,
+) -> BatchOutcome:
+    """Back up ``listed`` objects; those matching ``previous`` (same key, version, size, ETag, mtime) are not read,
+    only their tags when ``refresh_tags`` (and the source has tags).
+
+    An object deleted since the listing, or (with ``archived_objects: skip``) one in an archive tier, is left out
+    and reported in ``issues``. The caller flushes ``writer`` before the entries may be committed anywhere.
+    """
+    options = options or BackupOptions()
+    chunker = Chunker(vault.config.chunker)
+    outcome = BatchOutcome()
+    stats = outcome.stats
+    retag = refresh_tags and source.has_tags
+    for item, before, tags in _tags_read_ahead(source, listed, previous, retag):
+        unchanged = before is not None
+        try:
+            if before is not None:
+                entry = before if tags is None else before.model_copy(update={"tags": tags.result()})
+            else:
+                entry = _store_object(source, item, chunker, writer, progress)
+        except ObjectVanished as exc:
+            # Deleted between listing and reading: the recovery point records the bucket as it is now.
+            outcome.issues.append(_issue(item, "vanished", exc))
+            continue
+        except ObjectArchived as exc:
+            if options.archived_objects == "fail":
+                raise
+            outcome.issues.append(_issue(item, "archived", exc, exc.storage_class))
+            stats.errors += 1
+            continue
+        stats.objects += 1
+        stats.bytes += entry.size
+        if unchanged:
+            stats.objects_unchanged += 1
+            if progress:
+                progress(1, item.size)
+        else:
+            stats.objects_read += 1
+            stats.bytes_read += entry.size
+        outcome.entries.append(entry)
+    return outcome
+
+
+def _tags_read_ahead(
+    source: Source, listed: Iterable[ObjectEntry], previous: Mapping[str, ObjectEntry], retag: bool
+) -> Iterator[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None]]:
+    """Each listed item with its parent entry when unchanged (the same content: not read again) and, when ``retag``,
+    the pending GetObjectTagging of that entry: a few dozen run ahead in parallel, since one request per object
+    made one by one would be most of an unchanged bucket's backup time."""
+    window: deque[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None]] = deque()
+    with ThreadPoolExecutor(max_workers=TAG_THREADS, thread_name_prefix="vl-tags") as pool:
+        for item in listed:
+            before = previous.get(item.key)
+            if before is not None and not before.same_content(item):
+                before = None
+            tags = pool.submit(source.read_tags, before) if retag and before is not None else None
+            window.append((item, before, tags))
+            if len(window) > TAG_LOOKAHEAD:
+                yield window.popleft()
+        while window:
+            yield window.popleft()
+
+
+def _issue(
+    item: ObjectEntry, kind: Literal["archived", "vanished"], exc: Exception, storage: str | None = None
+) -> ObjectIssue:
+    return ObjectIssue(
+        key=item.key,
+        kind=kind,
+        reason=str(exc),
+        version_id=item.version_id,
+        storage_class=storage or item.storage_class,
+    )
+
+
+def _store_object(
+    source: Source, item: ObjectEntry, chunker: Chunker, writer: BlobWriter, progress: Progress | None
+) -> ObjectEntry:
+    with source.open(item) as (stream, entry):
+        chunks = []
+        size = 0
+        for chunk in chunker.split(stream):
+            chunks.append(writer.add(chunk, BlobType.DATA).hex())
+            size += len(chunk)
+            if progress:
+                progress(0, len(chunk))
+        if progress:
+            progress(1, 0)
+    entry.chunks = chunks
+    entry.size = size
+    return entry
+
+
+def recover_unindexed_packs(vault: Vault) -> int:
+    """Index packs that a crashed backup uploaded but never indexed, so the next backup reuses them.
+
+    Each such pack is read whole and verified (its bytes hash to its name, its header matches its blob area)
+    before it is indexed: a damaged leftover is skipped, never trusted, and prune removes it later.
+    """
+    known = vault.index.packs
+    orphans = [pack_id for pack_id in list_pack_ids(vault.storage) if pack_id not in known]
+    recovered = []
+    for pack_id in orphans:
+        try:
+            recovered.append((pack_id, vault.read_verified_pack_entries(pack_id)))
+        except IntegrityError:
+            continue
+    if recovered:
+        write_index(vault.storage, recovered, vault.cipher)
+        for pack_id, entries in recovered:
+            vault.index.add_pack(pack_id, entries)
+    return len(recovered)
+
+
+def load_previous(vault: Vault, parent: RecoveryPoint | None) -> dict[str, ObjectEntry]:
+    """Entries of the parent recovery point by key (empty for a first backup)."""
+    if parent is None:
+        return {}
+    return {entry.key: entry for entry in iter_entries(vault, parent)}
+
+
+def finish_recovery_point(
+    vault: Vault,
+    writer: BlobWriter,
+    rp_id: str,
+    source: Source,
+    started: datetime,
+    entries: Iterable[ObjectEntry],
+    stats: BackupStats,
+    parent: RecoveryPoint | None,
+    plan: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    clock_start: float | None = None,
+    issues: Iterable[ObjectIssue] = (),
+    tags_age: int | None = None,
+) -> RecoveryPoint:
+    """Store the entry stream, flush every pack and index, then write the manifest: the commit point.
+
+    ``stats`` arrive with the figures of the data already written elsewhere (other workers); this writer's own
+    figures are added to them. Skipped objects (``issues``) and ``tags_age`` go under the header's ``extra``.
+    """
+    entry_blobs, count = write_entries(writer, Chunker(vault.config.chunker), entries)
+    written = writer.flush()
+    stats.packs += len(written.packs)
+    stats.bytes_stored += written.stored_bytes
+    stats.new_chunks += written.new_blobs
+    stats.duplicate_chunks += written.duplicate_blobs
+    if clock_start is not None:
+        stats.seconds = round(time.monotonic() - clock_start, 3)
+    header = RecoveryPoint(
+        id=rp_id,
+        source=source.url,
+        source_kind=source.kind,
+        time=started,
+        finished=datetime.now(UTC),
+        parent=parent.id if parent else None,
+        plan=plan,
+        tags=dict(tags or {}),
+        stats=stats,
+        entry_count=count,
+        entry_blobs=entry_blobs,
+        extra=header_extra(issues, tags_age),
+    )
+    commit_recovery_point(vault, header)
+    return header
+
+
+def header_extra(issues: Iterable[ObjectIssue], tags_age: int | None) -> dict[str, Any]:
+    """``extra`` of an S3 or directory recovery point: each key only when it says something."""
+    extra: dict[str, Any] = {}
+    summary = Issues.of(issues)
+    if summary.total:
+        extra["issues"] = summary.model_dump(mode="json", exclude_defaults=True)
+    if tags_age is not None:
+        extra["tags_age"] = tags_age
+    return extra
+
+
+def run_backup(
+    vault: Vault,
+    source: Source,
+    plan: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    compression_level: int | None = None,
+    options: BackupOptions | None = None,
+) -> RecoveryPoint:
+    """Back up ``source`` in this process and commit a recovery point (the CLI path).
+
+    A shared vault lock is held throughout, taken before the index is read: a prune (exclusive lock) cannot
+    delete a blob this backup deduplicates against while it runs (docs/vault-format.md, section 17).
+    """
+    clock = time.monotonic()
+    started = datetime.now(UTC)
+    rp_id = new_recovery_point_id(started)
+    with vault_lock(vault.storage, "backup", exclusive=False):
+        vault.reload_index()  # the index may have changed (a prune) since this Vault object loaded it
+        recover_unindexed_packs(vault)
+        parent = latest_for_source(vault, source.url)
+        previous = load_previous(vault, parent)
+        options = options or BackupOptions()
+        retag = options.tags_due(parent) and source.has_tags
+        with BlobWriter(vault, compression_level) as writer:
+            outcome = backup_objects(vault, source, source.list(), previous, writer, progress, options, retag)
+            return finish_recovery_point(
+                vault,
+                writer,
+                rp_id,
+                source,
+                started,
+                outcome.entries,
+                outcome.stats,
+                parent,
+                plan,
+                tags,
+                clock,
+                outcome.issues,
+                options.tags_age(parent, retag) if source.has_tags else None,
+            )

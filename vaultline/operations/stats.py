@@ -1,0 +1,214 @@
+"""Insight into a vault: statistics (sizes, dedup, compression, garbage) and the diff of two recovery points."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import BaseModel, Field
+
+from vaultline.repository.index import INDEX_PREFIX
+from vaultline.repository.manifest import (
+    MANIFEST_PREFIX,
+    ObjectEntry,
+    RecoveryPoint,
+    iter_entries,
+    list_recovery_points,
+)
+from vaultline.repository.packs import list_pack_ids
+from vaultline.repository.vault import Vault
+
+
+class SourceStats(BaseModel):
+    """One source's share of the vault."""
+
+    source: str
+    source_kind: str
+    recovery_points: int
+    latest: str
+    latest_objects: int
+    latest_bytes: int
+    logical_bytes: int = 0
+    unique_raw_bytes: int = 0
+    stored_bytes: int = 0
+    dedup_ratio: float = 0.0
+    compression_ratio: float = 0.0
+
+
+class VaultStats(BaseModel):
+    """Totals. ``logical_bytes`` sums every recovery point's size; the ratios compare it with what is stored."""
+
+    recovery_points: int = 0
+    packs: int = 0
+    blobs: int = 0
+    index_objects: int = 0
+    vault_bytes: int = 0
+    pack_bytes: int = 0
+    logical_bytes: int = 0
+    live_blobs: int = 0
+    live_raw_bytes: int = 0
+    live_stored_bytes: int = 0
+    garbage_bytes: int = 0
+    garbage_share: float = 0.0
+    dedup_ratio: float = 0.0
+    compression_ratio: float = 0.0
+    sources: list[SourceStats] = Field(default_factory=list)
+
+
+def _ratio(a: int, b: int) -> float:
+    return round(a / b, 3) if b else 0.0
+
+
+def _referenced(vault: Vault, rp: RecoveryPoint) -> Iterator[bytes]:
+    yield from (bytes.fromhex(b) for b in rp.entry_blobs)
+    for entry in iter_entries(vault, rp):
+        yield from (bytes.fromhex(c) for c in entry.chunks)
+
+
+def vault_stats(vault: Vault) -> VaultStats:
+    """Read every manifest and the index (no pack data) and compute sizes and ratios.
+
+    Dedup ratio = logical bytes / unique raw bytes of the live blobs; compression ratio = unique raw bytes /
+    their stored bytes; garbage = pack blob bytes no live recovery point references (what prune can free).
+    """
+    index = vault.reload_index()
+    stored = list_pack_ids(vault.storage)
+    stats = VaultStats(packs=len(stored), blobs=len(index), index_objects=len(index.index_ids))
+    stats.pack_bytes = sum(stored.values())
+    stats.vault_bytes = stats.pack_bytes + sum(
+        obj.size for prefix in (INDEX_PREFIX, MANIFEST_PREFIX) for obj in vault.storage.list(prefix)
+    )
+    points = list_recovery_points(vault)
+    stats.recovery_points = len(points)
+    live: set[bytes] = set()
+    by_source: dict[str, list[RecoveryPoint]] = {}
+    for rp in points:
+        by_source.setdefault(rp.source, []).append(rp)
+    for source in sorted(by_source):
+        rps = sorted(by_source[source], key=lambda rp: (rp.time, rp.id))  # ids order by second only
+        blobs: set[bytes] = set()
+        for rp in rps:
+            blobs.update(_referenced(vault, rp))
+        live |= blobs
+        raw, kept = _sizes(vault, blobs)
+        logical = sum(rp.stats.bytes for rp in rps)
+        latest = rps[-1]
+        stats.sources.append(
+            SourceStats(
+                source=source,
+                source_kind=latest.source_kind,
+                recovery_points=len(rps),
+                latest=latest.id,
+                latest_objects=latest.stats.objects,
+                latest_bytes=latest.stats.bytes,
+                logical_bytes=logical,
+                unique_raw_bytes=raw,
+                stored_bytes=kept,
+                dedup_ratio=_ratio(logical, raw),
+                compression_ratio=_ratio(raw, kept),
+            )
+        )
+        stats.logical_bytes += logical
+    stats.live_blobs = len(live)
+    stats.live_raw_bytes, stats.live_stored_bytes = _sizes(vault, live)
+    # Blob bytes in packs (all copies of every indexed blob in existing packs) minus one copy of each live blob.
+    indexed = sum(e.stored_length for p, entries in index.packs.items() if p in stored for e in entries)
+    stats.garbage_bytes = max(0, indexed - stats.live_stored_bytes)
+    stats.garbage_share = _ratio(stats.garbage_bytes, indexed)
+    stats.dedup_ratio = _ratio(stats.logical_bytes, stats.live_raw_bytes)
+    stats.compression_ratio = _ratio(stats.live_raw_bytes, stats.live_stored_bytes)
+    return stats
+
+
+# S3 Standard in us-east-1, first 50 TB, per GB-month (AWS's GB is 2^30 bytes). Other regions and classes differ:
+# the CLI takes the price as an option.
+S3_STANDARD_PER_GIB_MONTH = 0.023
+
+
+class StorageCost(BaseModel):
+    """What the vault's storage costs per month at one price, and what it saves."""
+
+    price_per_gib_month: float
+    vault_per_month: float
+    garbage_per_month: float  # what `prune` would save
+    full_copies_per_month: float  # every recovery point stored as a plain copy (no dedup, no compression)
+
+
+def storage_cost(stats: VaultStats, price_per_gib_month: float = S3_STANDARD_PER_GIB_MONTH) -> StorageCost:
+    """Monthly storage cost of the vault at ``price_per_gib_month`` (requests, KMS and transfer not included)."""
+    per_byte = price_per_gib_month / 1024**3
+    return StorageCost(
+        price_per_gib_month=price_per_gib_month,
+        vault_per_month=round(stats.vault_bytes * per_byte, 4),
+        garbage_per_month=round(stats.garbage_bytes * per_byte, 4),
+        full_copies_per_month=round(stats.logical_bytes * per_byte, 4),
+    )
+
+
+def _sizes(vault: Vault, blobs: set[bytes]) -> tuple[int, int]:
+    raw = stored = 0
+    for blob_id in blobs:
+        location = vault.index.get(blob_id)
+        if location is not None:
+            raw += location.entry.raw_length
+            stored += location.entry.stored_length
+    return raw, stored
+
+
+class ChangedObject(BaseModel):
+    key: str
+    old_size: int
+    new_size: int
+    size_delta: int
+
+
+class DiffObject(BaseModel):
+    key: str
+    size: int
+
+
+class RecoveryPointDiff(BaseModel):
+    """Objects (or DynamoDB segment parts) added, removed and changed from ``old`` to ``new``."""
+
+    old: str
+    new: str
+    added: list[DiffObject] = Field(default_factory=list)
+    removed: list[DiffObject] = Field(default_factory=list)
+    changed: list[ChangedObject] = Field(default_factory=list)
+    unchanged: int = 0
+    bytes_added: int = 0
+    bytes_removed: int = 0
+    size_delta: int = 0
+
+
+def _differs(a: ObjectEntry, b: ObjectEntry) -> bool:
+    # Same chunks means same content; metadata-only changes (tags, headers) count as changes too.
+    return a.model_dump(exclude={"last_modified", "etag", "version_id"}) != b.model_dump(
+        exclude={"last_modified", "etag", "version_id"}
+    )
+
+
+def diff_recovery_points(vault: Vault, old: RecoveryPoint, new: RecoveryPoint) -> RecoveryPointDiff:
+    """Merge-walk both entry streams (both are sorted by key), so memory stays bounded by one entry each."""
+    diff = RecoveryPointDiff(old=old.id, new=new.id)
+    left, right = iter_entries(vault, old), iter_entries(vault, new)
+    a, b = next(left, None), next(right, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a.key < b.key):
+            assert a is not None
+            diff.removed.append(DiffObject(key=a.key, size=a.size))
+            diff.bytes_removed += a.size
+            a = next(left, None)
+        elif a is None or b.key < a.key:
+            diff.added.append(DiffObject(key=b.key, size=b.size))
+            diff.bytes_added += b.size
+            b = next(right, None)
+        else:
+            if _differs(a, b):
+                diff.changed.append(
+                    ChangedObject(key=a.key, old_size=a.size, new_size=b.size, size_delta=b.size - a.size)
+                )
+            else:
+                diff.unchanged += 1
+            a, b = next(left, None), next(right, None)
+    diff.size_delta = diff.bytes_added - diff.bytes_removed + sum(c.size_delta for c in diff.changed)
+    return diff

@@ -1,0 +1,266 @@
+"""Manifests: one per recovery point, the only thing that makes a recovery point exist.
+
+A manifest object ``recovery-points/<rp id>`` is ``seal(zstd(JSON header))`` with AAD
+``b"vaultline manifest " + rp_id``. The header names the blobs (type MANIFEST) that hold the entry stream:
+JSON lines of :class:`ObjectEntry`, sorted by key, cut by the chunker so that an unchanged stretch of a large
+bucket's listing dedups against the previous recovery point like data does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vaultline import FORMAT_VERSION
+from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFound, UsageError
+from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.chunking import Chunker
+from vaultline.repository.compression import compress_document, decompress_document
+from vaultline.repository.packs import BlobType
+from vaultline.repository.vault import Vault
+
+MANIFEST_PREFIX = "recovery-points/"
+_RP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+
+
+class ObjectEntry(BaseModel):
+    """One backed-up object (S3 object or file): what it was and which chunks rebuild it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    size: int = Field(ge=0)
+    chunks: list[str] = Field(default_factory=list)
+    version_id: str | None = None
+    etag: str | None = None
+    last_modified: datetime | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    content_disposition: str | None = None
+    content_language: str | None = None
+    cache_control: str | None = None
+    expires: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    storage_class: str | None = None
+    # Only for a file whose name is not valid UTF-8: the exact bytes of the relative path, base64; ``key`` is then
+    # its display form (invalid bytes as ``\\xNN``). docs/vault-format.md, section 10.2.
+    raw_key: str | None = None
+
+    def same_content(self, other: ObjectEntry) -> bool:
+        """Whether ``other`` (a listing of the same key) is the object this entry backed up: not read again."""
+        return (
+            self.version_id == other.version_id
+            and self.size == other.size
+            and self.etag == other.etag
+            and self.last_modified == other.last_modified
+        )
+
+
+class BackupStats(BaseModel):
+    """Figures of one backup; also the `--json` stats of the CLI."""
+
+    objects: int = 0
+    bytes: int = 0
+    objects_read: int = 0
+    bytes_read: int = 0
+    objects_unchanged: int = 0
+    bytes_stored: int = 0
+    new_chunks: int = 0
+    duplicate_chunks: int = 0
+    packs: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+
+    def merge(self, other: BackupStats) -> None:
+        for name in BackupStats.model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+ISSUES_LISTED = 1000  # objects named in a manifest header's issues; the counts are always complete
+ISSUES_REPORTED = 20  # objects named in a step result or an event (Step Functions payloads are small)
+
+
+class ObjectIssue(BaseModel):
+    """A listed object that the recovery point does not hold, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    kind: Literal["archived", "vanished"]
+    reason: str
+    version_id: str | None = None
+    storage_class: str | None = None
+
+
+class Issues(BaseModel):
+    """What made a recovery point "completed with issues": counts of skipped objects and the first of them by key.
+
+    Stored under the header's ``extra.issues`` (absent when there are none), so version 1 readers still parse it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    archived: int = 0
+    vanished: int = 0
+    objects: list[ObjectIssue] = Field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.archived + self.vanished
+
+    @classmethod
+    def of(cls, issues: Iterable[ObjectIssue], listed: int = ISSUES_LISTED) -> Issues:
+        """Count ``issues`` and keep the first ``listed`` of them in key order."""
+        ordered = sorted(issues, key=lambda i: i.key)
+        kinds = [i.kind for i in ordered]
+        return cls(archived=kinds.count("archived"), vanished=kinds.count("vanished"), objects=ordered[:listed])
+
+    def first(self, listed: int) -> Issues:
+        """The same counts, naming only the first ``listed`` objects (for results and events)."""
+        return self.model_copy(update={"objects": self.objects[:listed]})
+
+    def summary(self) -> str:
+        """``2 archived objects skipped, 1 vanished`` (empty when there are none)."""
+        parts = [f"{self.archived} archived objects skipped"] if self.archived else []
+        parts += [f"{self.vanished} deleted while the backup ran"] if self.vanished else []
+        return ", ".join(parts)
+
+
+class RecoveryPoint(BaseModel):
+    """The manifest header: everything but the entries themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    id: str
+    source: str
+    source_kind: Literal["s3", "local", "dynamodb"]
+    time: datetime
+    finished: datetime
+    parent: str | None = None
+    plan: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    stats: BackupStats = Field(default_factory=BackupStats)
+    entry_count: int = 0
+    entry_blobs: list[str] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def issues(self) -> Issues:
+        """The skipped objects recorded under ``extra.issues`` (none for a clean or an older recovery point)."""
+        return Issues.model_validate(self.extra.get("issues") or {})
+
+    @property
+    def status(self) -> Literal["completed", "completed_with_issues"]:
+        """AWS Backup's words: a recovery point that skipped objects is "completed with issues"."""
+        return "completed_with_issues" if self.issues.total else "completed"
+
+    @property
+    def tags_age(self) -> int | None:
+        """Backups since one last read every object's tags (0: this one did); None when not recorded."""
+        age = self.extra.get("tags_age")
+        return age if isinstance(age, int) else None
+
+
+def new_recovery_point_id(now: datetime | None = None) -> str:
+    """Time-sortable, collision-resistant id: ``YYYYMMDDTHHMMSSZ-<8 hex>``."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{os.urandom(4).hex()}"
+
+
+def _aad(rp_id: str) -> bytes:
+    return b"vaultline manifest " + rp_id.encode()
+
+
+def write_entries(writer: BlobWriter, chunker: Chunker, entries: Iterable[ObjectEntry]) -> tuple[list[str], int]:
+    """Store the entry stream (sorted by key) as MANIFEST blobs; return their ids and the entry count."""
+    ordered = sorted(entries, key=lambda e: e.key)
+    text = b"".join(e.model_dump_json(exclude_defaults=True).encode() + b"\n" for e in ordered)
+    ids = [writer.add(chunk, BlobType.MANIFEST).hex() for chunk in chunker.split_bytes(text)]
+    return ids, len(ordered)
+
+
+def commit_recovery_point(vault: Vault, header: RecoveryPoint) -> None:
+    """Write the manifest object: the last step of a backup. Its blobs must be flushed and indexed first."""
+    body = compress_document(header.model_dump_json().encode())
+    vault.storage.put(MANIFEST_PREFIX + header.id, vault.cipher.seal(body, _aad(header.id)))
+
+
+def load_recovery_point(vault: Vault, rp_id: str) -> RecoveryPoint:
+    """Read a manifest header; raise RecoveryPointNotFound if the id does not exist."""
+    what = f"{vault.url}: recovery point {rp_id}"
+    try:
+        stored = vault.storage.get(MANIFEST_PREFIX + rp_id)
+    except ObjectMissing:
+        raise RecoveryPointNotFound(f"recovery point {rp_id} does not exist in {vault.url}") from None
+    try:
+        return RecoveryPoint.model_validate_json(
+            decompress_document(vault.cipher.open(stored, _aad(rp_id), what), what)
+        )
+    except ValidationError as exc:
+        raise IntegrityError(f"{what}: malformed manifest ({exc.errors()[0]['msg']})") from None
+
+
+def iter_entries(vault: Vault, rp: RecoveryPoint) -> Iterator[ObjectEntry]:
+    """The entries of a recovery point, in key order, read blob by blob (memory stays bounded)."""
+    carry = b""
+    for blob_hex in rp.entry_blobs:
+        data = carry + vault.read_blob(bytes.fromhex(blob_hex))
+        lines = data.split(b"\n")
+        carry = lines.pop()
+        for line in lines:
+            yield ObjectEntry.model_validate_json(line)
+    if carry.strip():
+        yield ObjectEntry.model_validate_json(carry)
+
+
+def list_recovery_point_ids(vault: Vault) -> list[str]:
+    """Ids of every recovery point, oldest first; stray objects under ``recovery-points/`` are ignored."""
+    names = (obj.key[len(MANIFEST_PREFIX) :] for obj in vault.storage.list(MANIFEST_PREFIX))
+    return sorted(name for name in names if _RP_ID.match(name))
+
+
+def list_recovery_points(vault: Vault) -> list[RecoveryPoint]:
+    """Every recovery point, oldest first."""
+    return [load_recovery_point(vault, rp_id) for rp_id in list_recovery_point_ids(vault)]
+
+
+def resolve_recovery_point(vault: Vault, ref: str) -> RecoveryPoint:
+    """Accept a full id, a unique prefix of one, or ``latest``."""
+    ids = list_recovery_point_ids(vault)
+    if ref == "latest":
+        if not ids:
+            raise RecoveryPointNotFound(f"{vault.url} holds no recovery points")
+        return load_recovery_point(vault, ids[-1])
+    if ref in ids:
+        return load_recovery_point(vault, ref)
+    matches = [i for i in ids if i.startswith(ref)]
+    if len(matches) == 1:
+        return load_recovery_point(vault, matches[0])
+    if len(matches) > 1:
+        raise UsageError(f"recovery point {ref!r} is ambiguous: {', '.join(matches[:5])}")
+    raise RecoveryPointNotFound(f"recovery point {ref} does not exist in {vault.url}")
+
+
+def latest_for_source(vault: Vault, source: str) -> RecoveryPoint | None:
+    """The newest recovery point of ``source``: the parent an incremental backup compares against."""
+    for rp_id in reversed(list_recovery_point_ids(vault)):
+        rp = load_recovery_point(vault, rp_id)
+        if rp.source == source:
+            return rp
+    return None
+
+
+def is_recovery_point_id(text: str) -> bool:
+    return bool(_RP_ID.match(text))
+
+
+def entries_to_json(entries: Iterable[ObjectEntry]) -> str:
+    return json.dumps([e.model_dump(mode="json", exclude_defaults=True) for e in entries])

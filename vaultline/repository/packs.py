@@ -1,0 +1,145 @@
+"""Packs: many sealed blobs in one object, followed by a header that lists them.
+
+Layout: ``blob_1 || ... || blob_n || sealed_header || header_length (u32 LE) || b"VLP1"``. The header sits at the
+end so blobs can be streamed into a pack as they are produced. Each header entry is 42 bytes:
+``type u8 | compression u8 | stored_length u32 | raw_length u32 | id [32]``, blob offsets following from the
+running sum of stored lengths.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+
+import blake3
+
+from vaultline.errors import IntegrityError
+from vaultline.repository.crypto import ID_SIZE, Cipher
+from vaultline.storage import Storage
+
+PACK_MAGIC = b"VLP1"
+TRAILER = struct.Struct("<I4s")
+ENTRY = struct.Struct(f"<BBII{ID_SIZE}s")
+HEADER_AAD = b"vaultline pack header"
+DATA_PREFIX = "data/"
+
+
+class BlobType:
+    """What a blob holds: object data, or part of a manifest's entry stream."""
+
+    DATA = 0
+    MANIFEST = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BlobEntry:
+    """Where one blob sits in its pack and how to decode it."""
+
+    id: bytes
+    type: int
+    compression: int
+    offset: int
+    stored_length: int
+    raw_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBlob:
+    """A blob ready to be appended to a pack: compressed, encrypted, named."""
+
+    id: bytes
+    type: int
+    compression: int
+    raw_length: int
+    payload: bytes
+
+
+def pack_key(pack_id: str) -> str:
+    """Storage key of a pack: spread over 256 prefixes so listings and S3 partitions stay small."""
+    return f"{DATA_PREFIX}{pack_id[:2]}/{pack_id}"
+
+
+_PACK_KEY = re.compile(r"^data/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
+
+
+def pack_id_of_key(key: str) -> str | None:
+    """The pack id a storage key names, or None for anything else found under ``data/`` (stray files such as
+    ``.DS_Store`` or a copy tool's temporaries are not packs and must not stop a backup)."""
+    match = _PACK_KEY.match(key)
+    return match.group(2) if match else None
+
+
+def list_pack_ids(storage: Storage) -> dict[str, int]:
+    """Pack id -> stored size, for every well-formed pack key."""
+    found = {}
+    for obj in storage.list(DATA_PREFIX):
+        pack_id = pack_id_of_key(obj.key)
+        if pack_id:
+            found[pack_id] = obj.size
+    return found
+
+
+class PackBuilder:
+    """Accumulates sealed blobs in memory until the pack is big enough to upload."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.entries: list[BlobEntry] = []
+        self.size = 0
+
+    def add(self, blob: SealedBlob) -> None:
+        self.entries.append(
+            BlobEntry(blob.id, blob.type, blob.compression, self.size, len(blob.payload), blob.raw_length)
+        )
+        self._parts.append(blob.payload)
+        self.size += len(blob.payload)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def finish(self, cipher: Cipher) -> tuple[str, bytes]:
+        """Return (pack id, pack bytes); the pack id is the BLAKE3 of the bytes, so storage can be verified."""
+        header = b"".join(ENTRY.pack(e.type, e.compression, e.stored_length, e.raw_length, e.id) for e in self.entries)
+        sealed = cipher.seal(header, HEADER_AAD)
+        self._parts.append(sealed)
+        self._parts.append(TRAILER.pack(len(sealed), PACK_MAGIC))
+        data = b"".join(self._parts)
+        self._parts = []
+        return blake3.blake3(data).hexdigest(), data
+
+
+def parse_header(sealed_header: bytes, cipher: Cipher, what: str) -> list[BlobEntry]:
+    """Decode a pack header into blob entries with their offsets."""
+    header = cipher.open(sealed_header, HEADER_AAD, f"{what} header")
+    if len(header) % ENTRY.size:
+        raise IntegrityError(f"{what}: header length {len(header)} is not a multiple of {ENTRY.size}")
+    entries = []
+    offset = 0
+    for blob_type, compression, stored, raw, blob_id in ENTRY.iter_unpack(header):
+        entries.append(BlobEntry(blob_id, blob_type, compression, offset, stored, raw))
+        offset += stored
+    return entries
+
+
+def split_trailer(tail: bytes, pack_size: int | None, what: str) -> int:
+    """Return the sealed header's length from the pack's last bytes, checking the magic."""
+    if len(tail) < TRAILER.size:
+        raise IntegrityError(f"{what}: too short to be a pack")
+    length, magic = TRAILER.unpack(tail[-TRAILER.size :])
+    if magic != PACK_MAGIC:
+        raise IntegrityError(f"{what}: bad pack trailer (truncated or not a pack)")
+    if pack_size is not None and length + TRAILER.size > pack_size:
+        raise IntegrityError(f"{what}: header length {length} exceeds the pack size {pack_size}")
+    return int(length)
+
+
+def read_pack_entries(data: bytes, cipher: Cipher, what: str) -> list[BlobEntry]:
+    """Entries of a whole pack held in memory, with the header checked against the blob area."""
+    header_length = split_trailer(data, len(data), what)
+    header_start = len(data) - TRAILER.size - header_length
+    entries = parse_header(data[header_start : len(data) - TRAILER.size], cipher, what)
+    end = entries[-1].offset + entries[-1].stored_length if entries else 0
+    if end != header_start:
+        raise IntegrityError(f"{what}: blobs end at {end} but the header starts at {header_start}")
+    return entries

@@ -1,0 +1,173 @@
+"""A vault: its config and key, its index, reading blobs, and the layout of everything it stores.
+
+Layout (relative to the vault root, identical on S3 and in a directory)::
+
+    config                         plaintext JSON (VaultConfig)
+    data/<2 hex>/<pack id>         packs
+    index/<index id>               index objects
+    recovery-points/<rp id>        manifests: a recovery point exists iff its manifest does
+    staging/<rp id>/...            work lists and partial results of running backups (never read by restore)
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from functools import cached_property
+from typing import Any, Literal
+
+import blake3
+
+from vaultline.aws import client
+from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultExists, VaultNotFound, WrongKeyError
+from vaultline.repository.compression import decompress
+from vaultline.repository.config import CONFIG_KEY, CompressionSettings, EncryptionSettings, VaultConfig, b64, unb64
+from vaultline.repository.crypto import Cipher, check_key, key_check_value
+from vaultline.repository.index import MasterIndex, load_master_index
+from vaultline.repository.packs import BlobEntry, pack_key, read_pack_entries
+from vaultline.storage import Storage, open_storage
+
+STAGING_PREFIX = "staging/"
+
+
+class Vault:
+    """An opened vault. Cheap to create; the index loads on first use."""
+
+    def __init__(self, storage: Storage, config: VaultConfig, cipher: Cipher) -> None:
+        self.storage = storage
+        self.config = config
+        self.cipher = cipher
+
+    @property
+    def url(self) -> str:
+        return self.storage.url
+
+    # -- creation and opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        storage: Storage,
+        encryption: Literal["none", "kms"] = "none",
+        kms_key_id: str | None = None,
+        compression_level: int = 3,
+    ) -> Vault:
+        """Create a new vault; refuse (VaultExists) if one exists already, even one created a moment ago."""
+        if storage.exists(CONFIG_KEY):
+            raise VaultExists(f"{storage.url}: a vault already exists here")
+        if encryption == "kms":
+            if not kms_key_id:
+                raise VaultError("--encryption kms needs --kms-key-id")
+            master, wrapped = _generate_data_key(kms_key_id)
+            settings = EncryptionSettings(
+                mode="kms",
+                algorithm="AES-256-GCM",
+                kms_key_id=kms_key_id,
+                wrapped_key=b64(wrapped),
+                key_check=key_check_value(master),
+            )
+            cipher = Cipher.from_master(master)
+        else:
+            seed = os.urandom(32)
+            settings = EncryptionSettings(mode="none", id_key_material=b64(seed))
+            cipher = Cipher.unencrypted(seed)
+        config = VaultConfig(
+            vault_id=uuid.uuid4().hex,
+            encryption=settings,
+            compression=CompressionSettings(level=compression_level),
+        )
+        # Two first runs may both get here: the conditional create lets exactly one config exist, and the other
+        # caller learns it lost (VaultExists) and opens the winner's vault instead of using its own key.
+        if not storage.create(CONFIG_KEY, config.to_bytes()):
+            raise VaultExists(f"{storage.url}: a vault already exists here (created concurrently)")
+        return cls(storage, config, cipher)
+
+    @classmethod
+    def open(cls, storage: Storage | str) -> Vault:
+        """Open an existing vault; unwrap its key with KMS if it is encrypted."""
+        if isinstance(storage, str):
+            storage = open_storage(storage)
+        try:
+            raw = storage.get(CONFIG_KEY)
+        except ObjectMissing:
+            raise VaultNotFound(f"{storage.url}: no vault here (missing config; run `vaultline init`)") from None
+        config = VaultConfig.from_bytes(raw, storage.url)
+        enc = config.encryption
+        if enc.mode == "kms":
+            if not enc.wrapped_key or not enc.key_check:
+                raise VaultError(f"{storage.url}: encrypted vault config lacks its wrapped key")
+            master = _unwrap_data_key(unb64(enc.wrapped_key), enc.kms_key_id, storage.url)
+            check_key(master, enc.key_check, storage.url)
+            cipher = Cipher.from_master(master)
+        else:
+            if not enc.id_key_material:
+                raise VaultError(f"{storage.url}: vault config lacks its chunk-id key material")
+            cipher = Cipher.unencrypted(unb64(enc.id_key_material))
+        return cls(storage, config, cipher)
+
+    # -- index and blobs ------------------------------------------------------------------------------------
+
+    @cached_property
+    def index(self) -> MasterIndex:
+        return load_master_index(self.storage, self.cipher)
+
+    def reload_index(self) -> MasterIndex:
+        self.__dict__.pop("index", None)
+        return self.index
+
+    def read_blob(self, blob_id: bytes) -> bytes:
+        """Plaintext of a blob, authenticated and checked against its id."""
+        location = self.index.get(blob_id)
+        if location is None:
+            raise ObjectMissing(f"{self.url}: blob {blob_id.hex()} is not in any index")
+        entry = location.entry
+        stored = self.storage.get_range(pack_key(location.pack_id), entry.offset, entry.stored_length)
+        return self.decode_blob(stored, entry, location.pack_id)
+
+    def decode_blob(self, stored: bytes, entry: BlobEntry, pack_id: str) -> bytes:
+        """Decrypt, decompress and verify one blob read from ``pack_id``."""
+        what = f"{self.url}: blob {entry.id.hex()[:16]} in pack {pack_id[:16]}"
+        if len(stored) != entry.stored_length:
+            raise IntegrityError(f"{what}: expected {entry.stored_length} bytes, read {len(stored)} (truncated pack)")
+        payload = self.cipher.open(stored, entry.id, what)
+        data = decompress(payload, entry.compression, entry.raw_length, what)
+        if len(data) != entry.raw_length or self.cipher.chunk_id(data) != entry.id:
+            raise IntegrityError(f"{what}: content does not hash to its id")
+        return data
+
+    def read_verified_pack_entries(self, pack_id: str) -> list[BlobEntry]:
+        """Entries of a pack read from its own header, after checking the whole pack hashes to its name."""
+        data = self.storage.get(pack_key(pack_id))
+        what = f"{self.url}: pack {pack_id}"
+        if blake3.blake3(data).hexdigest() != pack_id:
+            raise IntegrityError(f"{what}: content does not hash to its name")
+        return read_pack_entries(data, self.cipher, what)
+
+
+def _generate_data_key(kms_key_id: str) -> tuple[bytes, bytes]:
+    kms = client("kms")
+    try:
+        response = kms.generate_data_key(KeyId=kms_key_id, KeySpec="AES_256")
+    except Exception as exc:  # botocore raises many shapes; all mean the key cannot be used
+        raise VaultError(f"KMS key {kms_key_id}: cannot generate a data key ({_aws_message(exc)})") from None
+    return response["Plaintext"], response["CiphertextBlob"]
+
+
+def _unwrap_data_key(wrapped: bytes, kms_key_id: str | None, where: str) -> bytes:
+    kms = client("kms")
+    args: dict[str, Any] = {"CiphertextBlob": wrapped}
+    if kms_key_id:
+        args["KeyId"] = kms_key_id
+    try:
+        plaintext: bytes = kms.decrypt(**args)["Plaintext"]
+        return plaintext
+    except Exception as exc:
+        raise WrongKeyError(f"{where}: KMS cannot unwrap the vault key ({_aws_message(exc)})") from None
+
+
+def _aws_message(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        return f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
+    return str(exc)

@@ -1,0 +1,188 @@
+"""Typed events and results of the state-machine steps (validated on the way in, small on the way out)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vaultline.plans import ROLE_ARN, ArchivedObjects, TagsRefresh
+from vaultline.repository.manifest import BackupStats, Issues, ObjectEntry, ObjectIssue
+from vaultline.targets import Overwrite
+
+
+class _Event(BaseModel):
+    # Step Functions adds fields we do not use (ItemSelector context, errors); ignore them rather than fail.
+    model_config = ConfigDict(extra="ignore")
+
+
+class SourceSpec(_Event):
+    type: Literal["s3"] = "s3"
+    url: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    # A bucket in another account is read through a role there; the stack may only assume the planned roles.
+    role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
+
+
+class BackupRequest(_Event):
+    """The backup state machine's input: what a schedule or `vaultline plan run` sends."""
+
+    plan: str | None = None
+    source: SourceSpec
+    compression_level: int | None = Field(default=None, ge=1, le=22)
+    worker_concurrency: int = Field(default=10, ge=1, le=1000)
+    tags: dict[str, str] = Field(default_factory=dict)
+    archived_objects: ArchivedObjects = "skip"
+    tags_refresh: TagsRefresh = "always"
+
+
+class PrepareEvent(_Event):
+    request: dict[str, Any]
+    execution: str | None = None
+
+
+class WorkItem(_Event):
+    """One item of a work list: a batch file in staging."""
+
+    batch: int
+    key: str
+
+
+class Prepared(_Event):
+    """What Prepare returns (and the state machine keeps at ``$.prepared``)."""
+
+    recovery_point: str
+    vault_bucket: str
+    work_list_key: str
+    batches: int
+    objects: int
+    # The map reads its MaxConcurrency here, from the validated request, not from the raw input (which may omit it).
+    worker_concurrency: int = Field(ge=1, le=1000)
+
+
+class BackupWorkerEvent(_Event):
+    recovery_point: str
+    item: WorkItem
+
+
+class BatchResult(BaseModel):
+    """A worker's partial result, stored in staging for Commit to merge."""
+
+    batch: int
+    entries: list[ObjectEntry]
+    stats: BackupStats
+    # Parent entries of unchanged objects whose tags this batch re-reads (chunks reused, nothing else read).
+    retag: list[ObjectEntry] = Field(default_factory=list)
+    issues: list[ObjectIssue] = Field(default_factory=list)
+
+
+class BatchSummary(_Event):
+    """What a worker returns to the Map state (kept small: the entries stay in staging)."""
+
+    batch: int
+    objects: int
+    bytes_read: int
+    bytes_stored: int
+    result_key: str
+    archived: int = 0
+    vanished: int = 0
+
+
+class StagedRun(BaseModel):
+    """Everything Commit needs, written by Prepare to ``staging/<rp>/run.json``."""
+
+    recovery_point: str
+    source: SourceSpec
+    plan: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    compression_level: int | None = None
+    parent: str | None = None
+    started: str
+    batches: int
+    execution: str | None = None
+    lock_id: str | None = None
+    archived_objects: ArchivedObjects = "skip"
+    tags_age: int | None = None
+
+
+class CommitEvent(_Event):
+    prepared: Prepared
+    map: dict[str, Any] | None = None
+
+
+class Committed(_Event):
+    """Commit's result, and so the detail of the backup's success event."""
+
+    recovery_point: str
+    source: str
+    plan: str | None
+    stats: BackupStats
+    status: Literal["completed", "completed_with_issues"] = "completed"
+    # Counts of every skipped object; ``objects`` names the first few (the manifest header names more).
+    issues: Issues = Field(default_factory=Issues)
+
+
+class AbortEvent(_Event):
+    prepared: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    map: dict[str, Any] | None = None
+
+
+class Aborted(_Event):
+    run: str | None
+    staging_objects_deleted: int
+    error: str | None = None
+    cause: str | None = None
+
+
+class RestoreRequest(_Event):
+    recovery_point: str
+    target: str = Field(pattern=r"^s3://.+")
+    include: list[str] = Field(default_factory=list)
+    worker_concurrency: int = Field(default=10, ge=1, le=1000)
+    # An object already at the target is kept (never), rewritten when its content differs (if-changed), or always
+    # rewritten; AWS Backup's default, so a restore can never destroy data by default.
+    overwrite: Overwrite = "never"
+
+
+class RestorePrepared(_Event):
+    restore_id: str
+    vault_bucket: str
+    work_list_key: str
+    batches: int
+    objects: int
+    recovery_point: str | None = None
+    bytes: int = 0
+    # The map reads its MaxConcurrency here, from the validated request, not from the raw input (which may omit it).
+    worker_concurrency: int = Field(ge=1, le=1000)
+
+
+class RestoreWorkerEvent(_Event):
+    restore_id: str
+    target: str
+    item: WorkItem
+
+
+class RestoreBatchSummary(_Event):
+    batch: int
+    objects: int
+    bytes: int
+    skipped_existing: int = 0
+    skipped_unchanged: int = 0
+
+
+class RestoreFinishEvent(_Event):
+    prepared: RestorePrepared
+    target: str
+    map: dict[str, Any] | None = None
+
+
+class RestoreFinished(_Event):
+    restore_id: str
+    recovery_point: str
+    target: str
+    objects: int
+    bytes: int
+    skipped_existing: int = 0
+    skipped_unchanged: int = 0

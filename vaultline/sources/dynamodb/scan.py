@@ -1,0 +1,240 @@
+"""Scanning one segment of a table into the vault: pages -> JSON lines -> content-defined chunks -> packs.
+
+A segment is stored as one or more *parts*: a worker whose time budget runs low finishes the part it is writing and
+returns a cursor (the page's LastEvaluatedKey and the next part number); the next invocation continues from there.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.chunking import ChunkerParams
+from vaultline.repository.manifest import ObjectEntry
+from vaultline.repository.packs import BlobType
+from vaultline.sources.dynamodb.items import encode_item, item_from_json, item_to_json
+from vaultline.sources.dynamodb.throttle import Backoff, RateLimiter
+
+# ChunkerParams.algorithm of item streams cut on item boundaries at key anchors (the rule is in StreamWriter).
+ITEM_ANCHORS = "dynamodb-item-anchors-v1"
+
+# Item streams change at scattered places (1% of changed items are spread over the whole table), so what a day-2
+# backup stores is about the share of chunks that hold a changed item: 1 - (1 - changed share) ** items per chunk,
+# weighted by chunk size. Streams are therefore cut between items, into small chunks of a narrow size range, at
+# anchors derived from each item's primary key: an updated item never moves a boundary (unless it crosses
+# ``max_size``), and an inserted or deleted one disturbs only its own chunk. The figures (in ChunkerParams form, so
+# that a recovery point records them) are a measured trade-off, see bench/dynamodb_bench.py:
+#   min_size: no cut until a chunk holds this many bytes (keeps index entries and per-chunk zstd loss in check);
+#   avg_size: past min_size, an item of n bytes ends its chunk with probability n / avg_size (anchor gap in bytes);
+#   max_size: an item that would take a chunk past this starts a new chunk (a longer item is a chunk of its own).
+# Readers do not need these figures (they concatenate chunks; chunk ids are hashes of content); they only steer dedup.
+ITEM_STREAM_CHUNKER = ChunkerParams(
+    algorithm=ITEM_ANCHORS,
+    avg_size=2 * 1024,
+    min_size=2 * 1024,
+    max_size=32 * 1024,
+    normalized_chunking=0,
+    whole_object_max=0,
+)
+# What earlier recovery points used (item_chunker.algorithm "fastcdc2020"): FastCDC 2020 over the stream bytes,
+# boundaries anywhere. They read exactly as new ones do; kept to describe them (and to measure against).
+LEGACY_ITEM_STREAM_CHUNKER = ChunkerParams(
+    avg_size=16 * 1024, min_size=4 * 1024, max_size=64 * 1024, whole_object_max=16 * 1024
+)
+
+
+def entry_key(segment: int, part: int) -> str:
+    """The manifest key of one part of one segment stream."""
+    return f"segment/{segment:05d}/part/{part:04d}"
+
+
+def ends_chunk(anchor: bytes, length: int, gap: int) -> bool:
+    """Whether an item of ``length`` bytes whose anchor is ``anchor`` may end a chunk: with probability
+    ``length / gap`` over anchors (the first 8 bytes of BLAKE2b-64 of the anchor, little-endian, as a fraction of
+    2**64), so that the mean distance between anchors is ``gap`` bytes whatever the item sizes."""
+    value = int.from_bytes(hashlib.blake2b(anchor, digest_size=8).digest(), "little")
+    return value * gap < length << 64
+
+
+class StreamWriter:
+    """Cuts a stream of item lines into chunks on item boundaries and stores them as DATA blobs as it goes.
+
+    A chunk ends after an item once it holds ``min_size`` bytes and the item's anchor (:func:`ends_chunk`) says so;
+    a chunk never grows past ``max_size`` by taking another item. The decision depends only on the items, so an
+    unchanged stretch of a table yields the same chunks as in the previous recovery point.
+    """
+
+    def __init__(self, writer: BlobWriter, params: ChunkerParams = ITEM_STREAM_CHUNKER) -> None:
+        if params.algorithm != ITEM_ANCHORS:
+            raise ValueError(f"item streams are cut with {ITEM_ANCHORS}, not {params.algorithm}")
+        self.writer = writer
+        self.params = params
+        self.buffer = bytearray()
+        self.chunks: list[str] = []
+        self.size = 0
+
+    def add(self, line: bytes, anchor: bytes | None = None) -> None:
+        """Append one item line (with its newline). ``anchor`` is the item's canonical key
+        (:func:`item_anchor`); without it the line itself is the anchor, which moves
+        boundaries when the item changes."""
+        if self.buffer and len(self.buffer) + len(line) > self.params.max_size:
+            self._emit()
+        self.buffer += line
+        self.size += len(line)
+        if len(self.buffer) >= self.params.min_size and ends_chunk(
+            line if anchor is None else anchor, len(line), self.params.avg_size
+        ):
+            self._emit()
+
+    def _emit(self) -> None:
+        self.chunks.append(self.writer.add(bytes(self.buffer), BlobType.DATA).hex())
+        self.buffer.clear()
+
+    def finish(self) -> list[str]:
+        """Store what is left; return every chunk id of the stream in order."""
+        if self.buffer:
+            self._emit()
+        return self.chunks
+
+
+def item_anchor(item: Mapping[str, Any], key_names: Sequence[str]) -> bytes | None:
+    """The anchor of an item: the type and bytes of each key attribute, each preceded by its length, so equal keys
+    give equal anchors (cheaper than canonical JSON: this runs once per item). None when the key names are not
+    known or the item lacks one (the line is then the anchor)."""
+    parts = []
+    for name in key_names:
+        value = item.get(name)
+        if not isinstance(value, Mapping) or len(value) != 1:
+            return None
+        ((kind, inner),) = value.items()
+        if kind == "B":
+            raw = bytes(inner)
+        elif kind in ("S", "N") and isinstance(inner, str):
+            raw = inner.encode()
+        else:
+            return None
+        parts.append(b"%s%d:%s" % (kind.encode(), len(raw), raw))
+    return b"".join(parts) or None
+
+
+def line_anchor(line: bytes, key_names: Sequence[str]) -> bytes | None:
+    """:func:`item_anchor` of an encoded item line (the same bytes as for the item it encodes)."""
+    if not key_names:
+        return None
+    doc = orjson.loads(line)
+    try:
+        key = item_from_json({name: doc[name] for name in key_names})
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        return None
+    return item_anchor(key, key_names)
+
+
+class ScanCursor(BaseModel):
+    """Where a segment continues: the next part number and the ExclusiveStartKey (binary values as base64)."""
+
+    part: int = 0
+    start_key: dict[str, Any] | None = None
+
+
+@dataclass
+class ScanOptions:
+    """How to scan: consistency, read-rate limit, throttling retries, time budget."""
+
+    consistent_read: bool = False
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    backoff: Backoff = field(default_factory=Backoff)
+    remaining_ms: Callable[[], int] | None = None
+    reserve_ms: int = 60_000
+    page_limit: int | None = None
+    # The table's key attribute names (partition key first): chunk boundaries then follow keys, not item contents.
+    key_names: Sequence[str] = ()
+
+
+@dataclass
+class PartResult:
+    """One stored part: its manifest entry, its figures, and the cursor to continue from (None: segment done)."""
+
+    entry: ObjectEntry
+    items: int
+    pages: int
+    read_units: float
+    next: ScanCursor | None
+
+
+def scan_segment(
+    ddb: Any,
+    table: str,
+    segment: int,
+    total_segments: int,
+    writer: BlobWriter,
+    cursor: ScanCursor | None = None,
+    options: ScanOptions | None = None,
+) -> PartResult:
+    """Scan ``segment`` of ``total_segments`` from ``cursor`` until the segment ends or the time budget runs low.
+
+    Each page is requested until it succeeds (throttling is retried with the same ExclusiveStartKey), then all of
+    its items are written, so a returned cursor never skips or repeats an item.
+    """
+    options = options or ScanOptions()
+    cursor = cursor or ScanCursor()
+    stream = StreamWriter(writer)
+    start_key = item_from_json(cursor.start_key) if cursor.start_key else None
+    items = pages = 0
+    units = 0.0
+    while True:
+        args: dict[str, Any] = {
+            "TableName": table,
+            "ReturnConsumedCapacity": "TOTAL",
+            "ConsistentRead": options.consistent_read,
+        }
+        if total_segments > 1:
+            # One segment is a plain scan; leaving the parameters out also avoids moto 5.2.5's crash on segmented
+            # scans of tables with a binary partition key.
+            args.update(Segment=segment, TotalSegments=total_segments)
+        if start_key:
+            args["ExclusiveStartKey"] = start_key
+        if options.page_limit:
+            args["Limit"] = options.page_limit
+        page = options.backoff.call(lambda a=args: ddb.scan(**a), f"table {table} segment {segment}")  # type: ignore[misc]
+        pages += 1
+        consumed = float(page.get("ConsumedCapacity", {}).get("CapacityUnits") or 0)
+        units += consumed
+        options.limiter.spend(consumed)
+        for item in page.get("Items", []):
+            stream.add(encode_item(item), item_anchor(item, options.key_names))
+            items += 1
+        start_key = page.get("LastEvaluatedKey")
+        if not start_key:
+            break
+        if options.remaining_ms is not None and options.remaining_ms() < options.reserve_ms:
+            break
+    entry = ObjectEntry(
+        key=entry_key(segment, cursor.part),
+        size=stream.size,
+        chunks=stream.finish(),
+        metadata={"items": str(items)},
+    )
+    following = ScanCursor(part=cursor.part + 1, start_key=item_to_json(start_key)) if start_key else None
+    return PartResult(entry=entry, items=items, pages=pages, read_units=units, next=following)
+
+
+def store_items(
+    writer: BlobWriter, segment: int, part: int, lines: Iterable[bytes], key_names: Sequence[str] = ()
+) -> tuple[ObjectEntry, int]:
+    """Store already-encoded item lines (an export data file) as one part; return its entry and item count."""
+    stream = StreamWriter(writer)
+    count = 0
+    for line in lines:
+        stream.add(line, line_anchor(line, key_names))
+        count += 1
+    entry = ObjectEntry(
+        key=entry_key(segment, part), size=stream.size, chunks=stream.finish(), metadata={"items": str(count)}
+    )
+    return entry, count
