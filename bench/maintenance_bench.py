@@ -23,7 +23,7 @@ from vaultline.operations.forget import forget
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.operations.stats import vault_stats
-from vaultline.repository.config import CONFIG_KEY
+from vaultline.repository.layout import CONFIG_KEY
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage, Storage, StoredObject

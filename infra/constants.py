@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vaultline.repository import layout
+
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = ROOT / "functions"
 LAYER_DIR = ROOT / "build" / "layer"
@@ -31,9 +33,10 @@ DEFAULT_RESTORE_TARGETS = ("vaultline-*",)
 DEFAULT_RESTORE_TARGET_TABLES = ("vaultline-*",)
 DEFAULT_MAINTENANCE_SCHEDULE = "cron(0 3 * * ? *)"  # daily, 03:00 UTC
 
-# --- vault layout ------------------------------------------------------------------------------------------
-STAGING_PREFIX = "staging/"
-MAP_RESULTS_PREFIX = "staging/map-results"
+# --- vault layout (vaultline/repository/layout.py owns it; the grants and lifecycle rules name its keys) -------
+STAGING_PREFIX = layout.STAGING_PREFIX
+# The maps' ResultWriter prefix: Step Functions adds the "/" and the execution's own folder.
+MAP_RESULTS_PREFIX = layout.MAP_RESULTS_PREFIX.rstrip("/")
 STAGING_EXPIRATION_DAYS = 7
 ABORT_MULTIPART_DAYS = 1
 ACCESS_LOG_EXPIRATION_DAYS = 365

@@ -17,8 +17,8 @@ from infra.logs import LogKey
 from infra.nag import acknowledge, logical_id
 from infra.settings import StackSettings
 from infra.vault import Vault
-from vaultline.plans import DynamoDBSource, PlansFile, S3Source
-from vaultline.repository.object_lock import LOCKED_PREFIXES
+from vaultline.plans import DynamoDBSourcePlan, PlansFile, S3SourcePlan
+from vaultline.repository import layout
 
 # Listing takes the plan's prefix (condition s3:prefix); reading the versioning status has no prefix.
 S3_BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions")
@@ -55,7 +55,7 @@ TABLE_RESTORE_WRITE_ACTIONS = ("dynamodb:BatchWriteItem",)
 # GenerateDataKey: SSE-KMS writes and the vault's own data key; Decrypt: SSE-KMS reads and unwrapping that key.
 VAULT_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # The vault objects whose only writer is the step that creates a vault, and only as a conditional create.
-VAULT_CREATED_ONCE = ("config", "object-lock")
+VAULT_CREATED_ONCE = layout.CREATED_ONCE
 VAULT_CREATORS = ("backup_prepare", "ddb_backup_prepare")
 # The steps that write what Object Lock protects (packs, indexes, manifests:
 # vaultline/repository/object_lock.py): a put with a retention date needs s3:PutObjectRetention. Prepare writes an
@@ -71,7 +71,10 @@ LOCK_WRITERS = (
 )
 # Everything under the vault root but staging/, where a restore worker leaves its batch summaries. A restore
 # target pattern may match the vault's own bucket: its roles are denied these outright (and the engine refuses).
-VAULT_OWN_KEYS = ("config", "object-lock", "data/*", "index/*", "recovery-points/*", "locks/*")
+VAULT_OWN_KEYS = (
+    *layout.CREATED_ONCE,
+    *(f"{prefix}*" for prefix in (*layout.LOCKED_PREFIXES, layout.LOCK_PREFIX)),
+)
 S3_WRITE_ACTIONS = (
     "s3:PutObject",
     "s3:PutObjectTagging",
@@ -184,8 +187,8 @@ class Functions(Construct):
         vault_arn = f"<{logical_id(vault.bucket)}.Arn>"
         self.wildcard_findings: list[str] = ["Resource::*", f"Resource::{vault_arn}/*"]
         self.wildcard_findings.append(f"Resource::{vault_arn}/{c.STAGING_PREFIX}*")
-        self.wildcard_findings.append(f"Resource::{vault_arn}/locks/*")
-        self.wildcard_findings += [f"Resource::{vault_arn}/{prefix}*" for prefix in LOCKED_PREFIXES]
+        self.wildcard_findings.append(f"Resource::{vault_arn}/{layout.LOCK_PREFIX}*")
+        self.wildcard_findings += [f"Resource::{vault_arn}/{prefix}*" for prefix in layout.LOCKED_PREFIXES]
         self._grant_vault()
         self._grant_sources(plans)
         self._grant_table_sources(plans)
@@ -286,7 +289,7 @@ class Functions(Construct):
                     iam.PolicyStatement(
                         sid="VaultObjectLockWrite",
                         actions=["s3:PutObjectRetention"],
-                        resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in LOCKED_PREFIXES],
+                        resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in layout.LOCKED_PREFIXES],
                     )
                 )
             if name in ("backup_commit", "restore_finish", "abort", "ddb_backup_commit", "ddb_restore_finish"):
@@ -296,7 +299,10 @@ class Functions(Construct):
                     iam.PolicyStatement(
                         sid="VaultStagingCleanup",
                         actions=["s3:DeleteObject"],
-                        resources=[bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"), bucket.arn_for_objects("locks/*")],
+                        resources=[
+                            bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"),
+                            bucket.arn_for_objects(f"{layout.LOCK_PREFIX}*"),
+                        ],
                     )
                 )
             if name in VAULT_CREATORS:
@@ -306,7 +312,10 @@ class Functions(Construct):
                     iam.PolicyStatement(
                         sid="VaultPrepareUndo",
                         actions=["s3:DeleteObject"],
-                        resources=[bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"), bucket.arn_for_objects("locks/*")],
+                        resources=[
+                            bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"),
+                            bucket.arn_for_objects(f"{layout.LOCK_PREFIX}*"),
+                        ],
                     )
                 )
             function.add_to_role_policy(
@@ -322,7 +331,7 @@ class Functions(Construct):
         roles: set[str] = set()
         for plan in plans.plans:
             for source in plan.sources:
-                if not isinstance(source, S3Source):
+                if not isinstance(source, S3SourcePlan):
                     continue
                 if source.role_arn:
                     # Cross-account: the source account's role grants the reads; we may only assume it.
@@ -388,11 +397,11 @@ class Functions(Construct):
         export. Read-only, and only the planned tables (in their region); a table behind a role: AssumeRole only."""
         stack = Stack.of(self)
         prepare, worker, status = self.ddb_backup_prepare, self.ddb_segment_worker, self.ddb_export_status
-        tables: dict[str, DynamoDBSource] = {}
+        tables: dict[str, DynamoDBSourcePlan] = {}
         roles: set[str] = set()
         for plan in plans.plans:
             for source in plan.sources:
-                if isinstance(source, DynamoDBSource):
+                if isinstance(source, DynamoDBSourcePlan):
                     if source.role_arn:
                         roles.add(source.role_arn)
                     else:

@@ -40,13 +40,14 @@ from infra.nag import acknowledge, logical_id
 from infra.settings import StackSettings
 from infra.vault import Vault
 from vaultline.plans import PlansFile, maintenance_policies
+from vaultline.repository import layout
 
 # Object Lock: forget and prune leave objects under retention or legal hold in place and report them as held.
 # Reading an object's lock state needs these; without them HeadObject silently omits it.
 OBJECT_LOCK_READ_ACTIONS = ("s3:GetObjectRetention", "s3:GetObjectLegalHold")
 # What each maintenance function may delete in the vault (vaultline/repository/vault.py, the vault format's prefixes).
-FORGET_DELETES = ("recovery-points/",)
-PRUNE_DELETES = ("data/", "index/", "locks/")
+FORGET_DELETES = (layout.MANIFEST_PREFIX,)
+PRUNE_DELETES = (layout.DATA_PREFIX, layout.INDEX_PREFIX, layout.LOCK_PREFIX)
 SCRATCH_ACTIONS = ("s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
 
 

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from vaultline.aws import reset_clients
-from vaultline.repository.config import CONFIG_KEY
+from vaultline.repository.layout import CONFIG_KEY
 from vaultline.repository.vault import Vault
 from vaultline.storage import LocalStorage, S3Storage
 

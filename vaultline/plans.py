@@ -71,7 +71,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class S3Source(_Model):
+class S3SourcePlan(_Model):
     """One S3 bucket, optionally narrowed to a prefix and glob patterns, optionally read through a role."""
 
     type: Literal["s3"]
@@ -94,7 +94,7 @@ class S3Source(_Model):
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
 
-class DynamoDBSource(_Model):
+class DynamoDBSourcePlan(_Model):
     """One DynamoDB table, read by a parallel scan (default) or a point-in-time export, optionally through a role
     or in another region."""
 
@@ -108,7 +108,7 @@ class DynamoDBSource(_Model):
     region: str | None = Field(default=None, pattern=REGION)
 
     @model_validator(mode="after")
-    def _options_fit_the_mode(self) -> DynamoDBSource:
+    def _options_fit_the_mode(self) -> DynamoDBSourcePlan:
         limited = self.read_rate is not None or self.read_share is not None
         if self.mode == "export" and (limited or self.consistent_read):
             raise ValueError(
@@ -126,7 +126,7 @@ class DynamoDBSource(_Model):
 
 
 # A discriminated union on `type`: new source kinds join without changing how files are read or errors named.
-Source = Annotated[S3Source | DynamoDBSource, Field(discriminator="type")]
+SourcePlan = Annotated[S3SourcePlan | DynamoDBSourcePlan, Field(discriminator="type")]
 
 
 class Schedule(_Model):
@@ -184,7 +184,7 @@ def _check_cron(value: str) -> None:
         raise ValueError(f"{value!r}: exactly one of day-of-month and day-of-week must be '?'")
 
 
-class Retention(_Model):
+class KeepRules(_Model):
     """Which recovery points to keep (restic's keep rules). Stored with the plan; applied by maintenance."""
 
     keep_last: int | None = Field(default=None, ge=0)
@@ -212,9 +212,9 @@ class Plan(_Model):
     """One backup plan: sources, schedule, retention and options."""
 
     name: str = Field(pattern=PLAN_NAME)
-    sources: list[Source] = Field(min_length=1)
+    sources: list[SourcePlan] = Field(min_length=1)
     schedule: Schedule
-    retention: Retention = Field(default_factory=Retention)
+    retention: KeepRules = Field(default_factory=KeepRules)
     worker_concurrency: int = Field(default=10, ge=1, le=1000)
     compression_level: int = Field(default=3, ge=1, le=22)
     encryption: Literal["none", "kms"] = "kms"
@@ -359,7 +359,7 @@ _PATTERN_HINTS = {
 }
 
 
-def plan_input(plan: Plan, source: S3Source | DynamoDBSource) -> dict[str, Any]:
+def plan_input(plan: Plan, source: S3SourcePlan | DynamoDBSourcePlan) -> dict[str, Any]:
     """The backup state machine's execution input for one source of a plan (what the schedule sends).
 
     ``role_arn`` appears in ``source`` only when the source is read through a role, so the common case stays
@@ -367,7 +367,7 @@ def plan_input(plan: Plan, source: S3Source | DynamoDBSource) -> dict[str, Any]:
     (as the CLI's) and its read options under ``options``; ``source.type`` is what the state machine branches on.
     """
     described: dict[str, Any] = {"type": source.type, "url": source.url}
-    if isinstance(source, DynamoDBSource):
+    if isinstance(source, DynamoDBSourcePlan):
         options: dict[str, Any] = {"mode": source.mode, "consistent_read": source.consistent_read}
         if source.read_rate is not None:
             options["read_rate"] = source.read_rate
@@ -387,7 +387,7 @@ def plan_input(plan: Plan, source: S3Source | DynamoDBSource) -> dict[str, Any]:
         # The keep rules the backup's Retention step applies to this source after a successful commit.
         "retention": plan.retention.rules(),
     }
-    if isinstance(source, S3Source):
+    if isinstance(source, S3SourcePlan):
         # Like role_arn: only when set otherwise than the default, so the common case stays the documented contract.
         payload |= plan.model_dump(include={"archived_objects", "tags_refresh"}, exclude_defaults=True)
     return payload
@@ -409,14 +409,14 @@ def maintenance_policies(plans: PlansFile) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "DynamoDBSource",
+    "DynamoDBSourcePlan",
+    "KeepRules",
     "Plan",
     "PlansFile",
     "PlansFileError",
-    "Retention",
-    "S3Source",
+    "S3SourcePlan",
     "Schedule",
-    "Source",
+    "SourcePlan",
     "load_plans",
     "maintenance_policies",
     "parse_plans",

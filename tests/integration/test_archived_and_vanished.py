@@ -12,8 +12,9 @@ import pytest
 
 from tests.integration.conftest import Run
 from vaultline import aws
+from vaultline.repository.layout import STAGING_PREFIX
 from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
-from vaultline.repository.vault import STAGING_PREFIX, Vault
+from vaultline.repository.vault import Vault
 from vaultline.runs import backup_steps
 from vaultline.runs.models import AbortEvent, BackupWorkerEvent, CommitEvent, Prepared, PrepareEvent, WorkItem
 from vaultline.sources.base import ObjectArchived

@@ -14,8 +14,8 @@ from vaultline.errors import IntegrityError, ObjectMissing, VaultlineError
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault
 from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.repository.layout import pack_key
 from vaultline.repository.manifest import RecoveryPoint, iter_entries
-from vaultline.repository.packs import pack_key
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage

@@ -19,11 +19,10 @@ from vaultline.operations.forget import forget
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository import locks
-from vaultline.repository.config import CONFIG_KEY
-from vaultline.repository.manifest import MANIFEST_PREFIX
-from vaultline.repository.object_lock import OBJECT_LOCK_KEY, ObjectLockSettings, load_object_lock
-from vaultline.repository.packs import list_pack_ids, pack_key
-from vaultline.repository.vault import STAGING_PREFIX, Vault
+from vaultline.repository.layout import CONFIG_KEY, MANIFEST_PREFIX, OBJECT_LOCK_KEY, STAGING_PREFIX, pack_key
+from vaultline.repository.object_lock import ObjectLockSettings, load_object_lock
+from vaultline.repository.packs import list_pack_ids
+from vaultline.repository.vault import Vault
 from vaultline.runs import backup_steps
 from vaultline.runs.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
 from vaultline.runs.staging import vault_from_environment

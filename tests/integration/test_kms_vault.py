@@ -13,10 +13,9 @@ from vaultline.cli.main import main
 from vaultline.errors import IntegrityError, VaultError, WrongKeyError
 from vaultline.operations.backup import run_backup
 from vaultline.operations.restore import restore_entries, select_entries
-from vaultline.repository.config import CONFIG_KEY
 from vaultline.repository.crypto import Cipher
+from vaultline.repository.layout import CONFIG_KEY, pack_key
 from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
-from vaultline.repository.packs import pack_key
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import S3Storage

@@ -13,10 +13,12 @@ from tests.conftest import set_pack_size
 from tests.integration.conftest import Run
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault, select_subset
+from vaultline.operations.diff import diff_recovery_points
 from vaultline.operations.drill import restore_drill
-from vaultline.operations.stats import diff_recovery_points, vault_stats
+from vaultline.operations.stats import vault_stats
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
+from vaultline.repository.layout import pack_key
 from vaultline.repository.locks import acquire
 from vaultline.repository.manifest import (
     ObjectEntry,
@@ -25,7 +27,7 @@ from vaultline.repository.manifest import (
     list_recovery_points,
     write_entries,
 )
-from vaultline.repository.packs import BlobType, pack_key
+from vaultline.repository.packs import BlobType
 from vaultline.repository.vault import Vault
 from vaultline.runs.maintenance import DrillStepInput, VerifyStepInput, drill_step, verify_step
 from vaultline.sources import open_source

@@ -12,9 +12,10 @@ from vaultline.operations.check import check_vault
 from vaultline.operations.forget import forget
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
-from vaultline.repository.manifest import MANIFEST_PREFIX, list_recovery_point_ids
+from vaultline.repository.layout import MANIFEST_PREFIX, pack_key
+from vaultline.repository.manifest import list_recovery_point_ids
 from vaultline.repository.object_lock import ObjectLockSettings, save_object_lock
-from vaultline.repository.packs import list_pack_ids, pack_key
+from vaultline.repository.packs import list_pack_ids
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import S3Storage

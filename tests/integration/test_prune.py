@@ -17,9 +17,10 @@ from vaultline.operations.forget import forget
 from vaultline.operations.prune import PruneOptions, prune
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.operations.retention import RetentionPolicy
-from vaultline.repository.locks import LOCK_PREFIX, VaultLocked, acquire, list_locks
+from vaultline.repository.layout import LOCK_PREFIX, pack_key
+from vaultline.repository.locks import VaultLocked, acquire, list_locks
 from vaultline.repository.manifest import ObjectEntry, RecoveryPoint, list_recovery_points
-from vaultline.repository.packs import list_pack_ids, pack_key
+from vaultline.repository.packs import list_pack_ids
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.sources.base import Source

@@ -10,7 +10,8 @@ import pytest
 from tests.integration.conftest import Run
 from vaultline.errors import TargetError
 from vaultline.operations.backup import run_backup
-from vaultline.repository.vault import STAGING_PREFIX, Vault
+from vaultline.repository.layout import STAGING_PREFIX
+from vaultline.repository.vault import Vault
 from vaultline.runs import restore_steps
 from vaultline.runs.models import PrepareEvent
 from vaultline.sources import open_source

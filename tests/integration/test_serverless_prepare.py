@@ -9,7 +9,8 @@ import pytest
 
 from vaultline.errors import SourceError, VaultError
 from vaultline.repository import locks
-from vaultline.repository.vault import STAGING_PREFIX, Vault
+from vaultline.repository.layout import STAGING_PREFIX
+from vaultline.repository.vault import Vault
 from vaultline.runs import backup_steps
 from vaultline.runs.models import PrepareEvent
 from vaultline.storage import S3Storage

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from vaultline.errors import FormatVersionError, VaultError, VaultExists, VaultNotFound
-from vaultline.repository.config import CONFIG_KEY, EncryptionSettings, VaultConfig
+from vaultline.repository.config import EncryptionSettings, VaultConfig
+from vaultline.repository.layout import CONFIG_KEY
 from vaultline.repository.vault import Vault
 from vaultline.storage import LocalStorage
 

@@ -8,14 +8,8 @@ import pytest
 
 from vaultline.errors import IntegrityError
 from vaultline.repository.crypto import Cipher
-from vaultline.repository.index import (
-    INDEX_PREFIX,
-    MasterIndex,
-    decode_index,
-    encode_index,
-    load_master_index,
-    write_index,
-)
+from vaultline.repository.index import MasterIndex, decode_index, encode_index, load_master_index, write_index
+from vaultline.repository.layout import INDEX_PREFIX
 from vaultline.repository.packs import BlobEntry
 from vaultline.storage import LocalStorage
 

@@ -6,12 +6,12 @@ import pytest
 from pydantic import ValidationError
 
 from vaultline.operations.retention import Duration
-from vaultline.plans import Retention
+from vaultline.plans import KeepRules
 from vaultline.runs.maintenance_steps import MaintenanceInput, retention_policy
 
 
 def test_plan_rules_become_the_engine_policy_with_weeks_as_days() -> None:
-    rules = Retention(keep_last=2, keep_within="1y2w3d4h").rules()
+    rules = KeepRules(keep_last=2, keep_within="1y2w3d4h").rules()
     policy = retention_policy(rules)
     assert policy is not None
     assert policy.keep_last == 2 and policy.keep_daily == 0
@@ -19,7 +19,7 @@ def test_plan_rules_become_the_engine_policy_with_weeks_as_days() -> None:
 
 
 def test_no_rules_means_nothing_to_apply_not_forget_everything() -> None:
-    assert retention_policy(Retention().rules()) is None
+    assert retention_policy(KeepRules().rules()) is None
     assert retention_policy({}) is None
 
 

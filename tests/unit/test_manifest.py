@@ -9,8 +9,8 @@ import pytest
 from vaultline.errors import IntegrityError, RecoveryPointNotFound, UsageError
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
+from vaultline.repository.layout import MANIFEST_PREFIX
 from vaultline.repository.manifest import (
-    MANIFEST_PREFIX,
     BackupStats,
     ObjectEntry,
     RecoveryPoint,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vaultline.repository.blob_writer import BlobWriter
-from vaultline.repository.index import INDEX_PREFIX
+from vaultline.repository.layout import INDEX_PREFIX
 from vaultline.repository.packs import BlobType
 from vaultline.repository.vault import Vault
 

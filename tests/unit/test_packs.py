@@ -8,16 +8,8 @@ import pytest
 from vaultline.errors import IntegrityError
 from vaultline.repository.compression import compress
 from vaultline.repository.crypto import Cipher
-from vaultline.repository.packs import (
-    TRAILER,
-    BlobType,
-    PackBuilder,
-    SealedBlob,
-    pack_id_of_key,
-    pack_key,
-    read_pack_entries,
-    split_trailer,
-)
+from vaultline.repository.layout import pack_id_of_key, pack_key
+from vaultline.repository.packs import TRAILER, BlobType, PackBuilder, SealedBlob, read_pack_entries, split_trailer
 
 CIPHERS = {"encrypted": Cipher.from_master(b"k" * 32), "plain": Cipher.unencrypted(b"s" * 32)}
 

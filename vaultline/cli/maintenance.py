@@ -13,11 +13,12 @@ from typing import Any
 from rich.table import Table
 
 from vaultline.cli import main as cli
+from vaultline.operations.diff import diff_recovery_points
 from vaultline.operations.drill import restore_drill
 from vaultline.operations.forget import forget
 from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD, HeldObject, PruneOptions, PruneReport, prune
 from vaultline.operations.retention import RetentionPolicy
-from vaultline.operations.stats import S3_STANDARD_PER_GIB_MONTH, diff_recovery_points, storage_cost, vault_stats
+from vaultline.operations.stats import S3_STANDARD_PER_GIB_MONTH, storage_cost, vault_stats
 from vaultline.repository.locks import list_locks, release, remove_stale
 from vaultline.repository.manifest import resolve_recovery_point
 

@@ -12,8 +12,9 @@ import blake3
 from pydantic import BaseModel, Field
 
 from vaultline.errors import UsageError, VaultlineError
+from vaultline.repository.layout import pack_key
 from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
-from vaultline.repository.packs import list_pack_ids, pack_key, read_pack_entries
+from vaultline.repository.packs import list_pack_ids, read_pack_entries
 from vaultline.repository.vault import Vault
 
 

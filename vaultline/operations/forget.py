@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 
 from vaultline.operations.prune import HeldObject
 from vaultline.operations.retention import Decision, PointInTime, RetentionPolicy, apply_policy
-from vaultline.repository.manifest import MANIFEST_PREFIX, list_recovery_points
+from vaultline.repository.layout import MANIFEST_PREFIX
+from vaultline.repository.manifest import list_recovery_points
 from vaultline.repository.vault import Vault
 
 

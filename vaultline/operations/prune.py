@@ -32,10 +32,11 @@ import blake3
 from pydantic import BaseModel, Field
 
 from vaultline.errors import IntegrityError
-from vaultline.repository.index import INDEX_PREFIX, decode_index, write_index
+from vaultline.repository.index import decode_index, write_index
+from vaultline.repository.layout import INDEX_PREFIX, pack_key
 from vaultline.repository.locks import STALE_AFTER, remove_stale, vault_lock
 from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
-from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, list_pack_ids, pack_key
+from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, list_pack_ids
 from vaultline.repository.vault import Vault
 
 # Repack a pack when less than half of its blob bytes are live: copying s bytes frees (1 - s) bytes, so below

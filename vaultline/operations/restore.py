@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from vaultline.repository.blob_writer import default_threads
+from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.manifest import ObjectEntry, RecoveryPoint, iter_entries
 from vaultline.repository.vault import Vault
@@ -36,31 +35,6 @@ class RestoreStats(BaseModel):
 class RestoreOutcome:
     stats: RestoreStats = field(default_factory=RestoreStats)
     unmappable: list[tuple[str, str]] = field(default_factory=list)
-
-
-class ChunkReader:
-    """Fetches and verifies chunks on a thread pool, yielding them in order with a bounded read-ahead."""
-
-    def __init__(self, vault: Vault, threads: int | None = None, lookahead: int = 16) -> None:
-        self.vault = vault
-        self.pool = ThreadPoolExecutor(max_workers=threads or default_threads() * 2, thread_name_prefix="vl-read")
-        self.lookahead = lookahead
-
-    def stream(self, chunk_ids: Sequence[str]) -> Iterator[bytes]:
-        queue: deque[Future[bytes]] = deque()
-        ids = iter(chunk_ids)
-        for chunk_hex in ids:
-            queue.append(self.pool.submit(self.vault.read_blob, bytes.fromhex(chunk_hex)))
-            if len(queue) >= self.lookahead:
-                break
-        for chunk_hex in ids:
-            yield queue.popleft().result()
-            queue.append(self.pool.submit(self.vault.read_blob, bytes.fromhex(chunk_hex)))
-        while queue:
-            yield queue.popleft().result()
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def select_entries(vault: Vault, rp: RecoveryPoint, include: Sequence[str] = ()) -> list[ObjectEntry]:

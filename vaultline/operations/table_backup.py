@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vaultline.operations.backup import recover_unindexed_packs
-from vaultline.operations.restore import ChunkReader
+from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.locks import vault_lock

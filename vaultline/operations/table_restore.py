@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from vaultline.errors import RecoveryPointNotFound, TargetError
-from vaultline.operations.restore import ChunkReader
+from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.manifest import ObjectEntry, RecoveryPoint, iter_entries
 from vaultline.repository.vault import Vault
 from vaultline.sources.dynamodb.items import Item, decode_item, iter_lines, key_of, parse_key

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from vaultline.repository.compression import compress
 from vaultline.repository.index import write_index
-from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, pack_key
+from vaultline.repository.layout import pack_key
+from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob
 from vaultline.repository.vault import Vault
 
 

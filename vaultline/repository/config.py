@@ -13,7 +13,6 @@ from vaultline import FORMAT_VERSION
 from vaultline.errors import FormatVersionError, VaultError
 from vaultline.repository.chunking import ChunkerParams
 
-CONFIG_KEY = "config"
 SUPPORTED_VERSIONS = (1,)
 
 

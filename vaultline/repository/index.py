@@ -16,10 +16,10 @@ import blake3
 from vaultline.errors import FormatVersionError, IntegrityError
 from vaultline.repository.compression import compress_document, decompress_document
 from vaultline.repository.crypto import Cipher
+from vaultline.repository.layout import INDEX_PREFIX
 from vaultline.repository.packs import BlobEntry
 from vaultline.storage import Storage
 
-INDEX_PREFIX = "index/"
 INDEX_AAD = b"vaultline index"
 
 

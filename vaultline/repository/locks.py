@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, ValidationError
 
 from vaultline.errors import ObjectMissing, VaultlineError, VaultlineRetryable
+from vaultline.repository.layout import LOCK_PREFIX
 from vaultline.storage import Storage
 
-LOCK_PREFIX = "locks/"
 # Longer than anything a holder does between two refreshes (a Lambda runs at most 15 minutes).
 STALE_AFTER = timedelta(minutes=30)
 REFRESH_EVERY = timedelta(minutes=5)

@@ -22,10 +22,10 @@ from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFoun
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.compression import compress_document, decompress_document
+from vaultline.repository.layout import MANIFEST_PREFIX
 from vaultline.repository.packs import BlobType
 from vaultline.repository.vault import Vault
 
-MANIFEST_PREFIX = "recovery-points/"
 _RP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 

@@ -16,14 +16,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vaultline.errors import ObjectMissing, VaultError
+from vaultline.repository.layout import OBJECT_LOCK_KEY
 from vaultline.storage import Storage
 
-OBJECT_LOCK_KEY = "object-lock"
 # The deployed stack's settings (cdk context objectLockMode, objectLockRetentionDays), set on every function.
 MODE_ENV = "VAULT_OBJECT_LOCK_MODE"
 DAYS_ENV = "VAULT_OBJECT_LOCK_DAYS"
 # What a recovery point needs; locks/ and staging/ are working state that must stay deletable.
-LOCKED_PREFIXES = ("data/", "index/", "recovery-points/")
 
 
 class ObjectLockSettings(BaseModel):

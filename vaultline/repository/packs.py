@@ -8,7 +8,6 @@ running sum of stored lengths.
 
 from __future__ import annotations
 
-import re
 import struct
 from dataclasses import dataclass
 
@@ -16,13 +15,13 @@ import blake3
 
 from vaultline.errors import IntegrityError
 from vaultline.repository.crypto import ID_SIZE, Cipher
+from vaultline.repository.layout import DATA_PREFIX, pack_id_of_key
 from vaultline.storage import Storage
 
 PACK_MAGIC = b"VLP1"
 TRAILER = struct.Struct("<I4s")
 ENTRY = struct.Struct(f"<BBII{ID_SIZE}s")
 HEADER_AAD = b"vaultline pack header"
-DATA_PREFIX = "data/"
 
 
 class BlobType:
@@ -53,21 +52,6 @@ class SealedBlob:
     compression: int
     raw_length: int
     payload: bytes
-
-
-def pack_key(pack_id: str) -> str:
-    """Storage key of a pack: spread over 256 prefixes so listings and S3 partitions stay small."""
-    return f"{DATA_PREFIX}{pack_id[:2]}/{pack_id}"
-
-
-_PACK_KEY = re.compile(r"^data/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
-
-
-def pack_id_of_key(key: str) -> str | None:
-    """The pack id a storage key names, or None for anything else found under ``data/`` (stray files such as
-    ``.DS_Store`` or a copy tool's temporaries are not packs and must not stop a backup)."""
-    match = _PACK_KEY.match(key)
-    return match.group(2) if match else None
 
 
 def list_pack_ids(storage: Storage) -> dict[str, int]:

@@ -21,13 +21,12 @@ import blake3
 from vaultline.aws import client
 from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultExists, VaultNotFound, WrongKeyError
 from vaultline.repository.compression import decompress
-from vaultline.repository.config import CONFIG_KEY, CompressionSettings, EncryptionSettings, VaultConfig, b64, unb64
+from vaultline.repository.config import CompressionSettings, EncryptionSettings, VaultConfig, b64, unb64
 from vaultline.repository.crypto import Cipher, check_key, key_check_value
 from vaultline.repository.index import MasterIndex, load_master_index
-from vaultline.repository.packs import BlobEntry, pack_key, read_pack_entries
+from vaultline.repository.layout import CONFIG_KEY, pack_key
+from vaultline.repository.packs import BlobEntry, read_pack_entries
 from vaultline.storage import Storage, open_storage
-
-STAGING_PREFIX = "staging/"
 
 
 class Vault:

@@ -18,6 +18,7 @@ from vaultline.operations.backup import (
 )
 from vaultline.repository import locks
 from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.layout import run_prefix
 from vaultline.repository.manifest import (
     ISSUES_REPORTED,
     BackupStats,
@@ -50,7 +51,6 @@ from vaultline.runs.staging import (
     get_sealed,
     put_sealed,
     put_work_list,
-    run_prefix,
     s3_storage,
     undone_on_failure,
 )

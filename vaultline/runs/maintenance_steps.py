@@ -51,7 +51,7 @@ class _Event(BaseModel):
 
 
 def retention_policy(rules: dict[str, Any]) -> RetentionPolicy | None:
-    """A plan's retention rules (``vaultline.plans.Retention`` as a dict) as the engine's policy; None if empty.
+    """A plan's retention rules (``vaultline.plans.KeepRules`` as a dict) as the engine's policy; None if empty.
 
     Plans allow weeks in ``keep_within`` (``2w``); the engine's durations count days, so weeks become days.
     """

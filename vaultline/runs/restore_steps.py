@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from vaultline.errors import IntegrityError
 from vaultline.operations.restore import restore_entries, select_entries
+from vaultline.repository.layout import run_prefix
 from vaultline.repository.manifest import ObjectEntry, resolve_recovery_point
 from vaultline.repository.vault import Vault
 from vaultline.runs.backup_steps import batches
@@ -28,7 +29,6 @@ from vaultline.runs.staging import (
     get_sealed,
     put_sealed,
     put_work_list,
-    run_prefix,
     s3_storage,
 )
 from vaultline.targets import Overwrite, S3Target

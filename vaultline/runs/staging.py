@@ -13,8 +13,9 @@ from pydantic import BaseModel
 
 from vaultline.errors import VaultError, VaultExists, VaultNotFound
 from vaultline.repository import locks
+from vaultline.repository.layout import MAP_RESULTS_PREFIX, run_prefix
 from vaultline.repository.object_lock import create_object_lock, object_lock_from_environment
-from vaultline.repository.vault import STAGING_PREFIX, Vault
+from vaultline.repository.vault import Vault
 from vaultline.storage import S3Storage
 
 M = TypeVar("M", bound=BaseModel)
@@ -60,10 +61,6 @@ def s3_storage(vault: Vault) -> S3Storage:
     if not isinstance(vault.storage, S3Storage):
         raise VaultError(f"{vault.url}: the serverless workflows need an S3 vault")
     return vault.storage
-
-
-def run_prefix(run_id: str) -> str:
-    return f"{STAGING_PREFIX}{run_id}/"
 
 
 def put_sealed(vault: Vault, key: str, value: BaseModel) -> None:
@@ -123,6 +120,6 @@ def clean_map_results(vault: Vault, map_output: dict[str, Any] | None) -> None:
     key = ((map_output or {}).get("ResultWriterDetails") or {}).get("Key", "")
     storage = s3_storage(vault)
     prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-    if prefix.startswith(storage.prefix + STAGING_PREFIX + "map-results/"):
+    if prefix.startswith(storage.prefix + MAP_RESULTS_PREFIX):
         for obj in vault.storage.list(prefix[len(storage.prefix) :]):
             vault.storage.delete(obj.key)

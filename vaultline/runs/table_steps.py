@@ -25,11 +25,12 @@ from pydantic import BaseModel, Field
 
 from vaultline.errors import IntegrityError
 from vaultline.operations.backup import recover_unindexed_packs
-from vaultline.operations.restore import ChunkReader
 from vaultline.operations.table_backup import commit_table_backup, segments_for, stats_for_parts
 from vaultline.operations.table_restore import prepare_target, write_entries_to_table
 from vaultline.repository import locks
+from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.layout import run_prefix
 from vaultline.repository.manifest import (
     BackupStats,
     ObjectEntry,
@@ -49,7 +50,6 @@ from vaultline.runs.staging import (
     get_sealed,
     put_sealed,
     put_work_list,
-    run_prefix,
     s3_storage,
     undone_on_failure,
 )

@@ -17,7 +17,7 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
-class Retention:
+class ObjectRetention:
     """S3 Object Lock state of one object: it cannot be deleted before ``retain_until`` or while on legal hold."""
 
     mode: str | None
@@ -73,6 +73,6 @@ class Storage(ABC):
     def describe(self) -> str:
         return self.url
 
-    def retention(self, key: str) -> Retention | None:
+    def retention(self, key: str) -> ObjectRetention | None:
         """The object's lock state, or None where storage has no object lock (directories, unlocked buckets)."""
         return None

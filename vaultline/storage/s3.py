@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from vaultline.aws import client
 from vaultline.errors import ObjectMissing, VaultError
-from vaultline.storage.base import Retention, Storage, StoredObject
+from vaultline.storage.base import ObjectRetention, Storage, StoredObject
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _CONFLICT_RETRIES = 5
@@ -50,7 +50,7 @@ class S3Storage(Storage):
         self.__dict__["_object_lock"] = settings
 
     def _lock_args(self, key: str) -> dict[str, Any]:
-        from vaultline.repository.object_lock import LOCKED_PREFIXES
+        from vaultline.repository.layout import LOCKED_PREFIXES
 
         if not key.startswith(LOCKED_PREFIXES) or self._object_lock is None:
             return {}
@@ -68,7 +68,7 @@ class S3Storage(Storage):
             return False  # ObjectLockConfigurationNotFoundError: no object is ever locked here
         return bool(config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled")
 
-    def retention(self, key: str) -> Retention | None:
+    def retention(self, key: str) -> ObjectRetention | None:
         if not self._lock_enabled:
             return None
         try:
@@ -82,7 +82,7 @@ class S3Storage(Storage):
         hold = head.get("ObjectLockLegalHoldStatus") == "ON"
         if not mode and not hold:
             return None
-        return Retention(mode=mode, retain_until=until, legal_hold=hold)
+        return ObjectRetention(mode=mode, retain_until=until, legal_hold=hold)
 
     def put(self, key: str, data: bytes) -> None:
         try:

@@ -16,7 +16,8 @@ import orjson
 from botocore.exceptions import ClientError
 
 from vaultline.errors import SourceError, VaultError
-from vaultline.repository.vault import STAGING_PREFIX, Vault
+from vaultline.repository.layout import export_prefix
+from vaultline.repository.vault import Vault
 from vaultline.sources.dynamodb.items import encode_item, item_from_json, iter_lines, key_of
 from vaultline.sources.dynamodb.model import TableBackupInfo
 from vaultline.sources.dynamodb.table import TableSnapshot
@@ -31,11 +32,6 @@ INCREMENTAL_MAX = timedelta(hours=24)
 # jitter): up to this much past 24 hours, the window is cut at 24 hours (a copy that many minutes old) rather than
 # falling back to a full export on about every other day.
 INCREMENTAL_SLACK = timedelta(hours=2)
-
-
-def export_prefix(rp_id: str) -> str:
-    """The vault key prefix an export of run ``rp_id`` is written under."""
-    return f"{STAGING_PREFIX}{rp_id}/export"
 
 
 def incremental_window(parent: TableBackupInfo | None, now: datetime) -> tuple[datetime, datetime] | None:

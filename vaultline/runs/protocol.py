@@ -1,0 +1,163 @@
+"""The staged-run protocol every workflow follows: a run document, its work list, one result per work item.
+
+A run lives under ``staging/<run id>/`` in the vault (`vaultline.repository.layout`):
+
+- ``run.json``: the run document, sealed (it holds keys, metadata and tags), written by Prepare;
+- ``work-list.json``: the work items, plain JSON, read by the Map state's ItemReader (it holds only numbers and
+  staging keys);
+- ``results/<name>.json``: one sealed result per work item (or per part of one), written by the workers;
+- whatever else a workflow stages under the run (batches, export files).
+
+The last step reads every result and proves that none is missing before it commits anything: a run that lost a
+worker's result fails instead of committing a recovery point or a restore that silently lacks part of its data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from vaultline.errors import IntegrityError, VaultError
+from vaultline.repository import layout, locks
+from vaultline.repository.manifest import new_recovery_point_id
+from vaultline.repository.vault import Vault
+from vaultline.storage import S3Storage
+
+M = TypeVar("M", bound=BaseModel)
+D = TypeVar("D", bound=BaseModel)
+log = logging.getLogger(__name__)
+
+
+def new_restore_id(recovery_point: str) -> str:
+    """The id of a restore run of ``recovery_point``: unique, and it names what it restores."""
+    return f"restore-{recovery_point}-{os.urandom(4).hex()}"
+
+
+class StagedRun(Generic[D]):
+    """One run of a workflow in the vault's staging area. Steps open it by id; every method is one request or a
+    listing of the run's own prefix, so a step's cost does not grow with the vault."""
+
+    def __init__(self, vault: Vault, run_id: str, document: type[D]) -> None:
+        self.vault = vault
+        self.id = run_id
+        self.document_model = document
+        self.prefix = layout.run_prefix(run_id)
+
+    # -- opening ----------------------------------------------------------------------------------------------
+    @classmethod
+    def new_backup(cls, vault: Vault, document: type[D], started: datetime | None = None) -> StagedRun[D]:
+        """A run that commits a new recovery point: the run id is the recovery point's id."""
+        return cls(vault, new_recovery_point_id(started), document)
+
+    @classmethod
+    def new_restore(cls, vault: Vault, document: type[D], recovery_point: str) -> StagedRun[D]:
+        return cls(vault, new_restore_id(recovery_point), document)
+
+    # -- the run document -------------------------------------------------------------------------------------
+    def key(self, name: str) -> str:
+        """The vault key of ``name`` inside this run."""
+        return self.prefix + name
+
+    def write(self, document: D) -> None:
+        self.put(layout.RUN_DOCUMENT, document)
+
+    def read(self) -> D:
+        return self.get(layout.RUN_DOCUMENT, self.document_model)
+
+    # -- sealed staged documents ------------------------------------------------------------------------------
+    def put(self, name: str, value: BaseModel) -> None:
+        """Stage a document sealed like everything else in the vault."""
+        key = self.key(name)
+        self.vault.storage.put(key, self.vault.cipher.seal(value.model_dump_json().encode(), key.encode()))
+
+    def get(self, name: str, model: type[M]) -> M:
+        key = self.key(name)
+        plain = self.vault.cipher.open(self.vault.storage.get(key), key.encode(), f"{self.vault.url}: {key}")
+        return model.model_validate_json(plain)
+
+    # -- the work list ----------------------------------------------------------------------------------------
+    def write_work_list(self, items: Sequence[BaseModel]) -> str:
+        """Write the Map state's work list; return its bucket key (what the ItemReader names)."""
+        key = self.key(layout.WORK_LIST)
+        self.vault.storage.put(key, json.dumps([item.model_dump(mode="json") for item in items]).encode())
+        return self.bucket_key(key)
+
+    def bucket_key(self, key: str) -> str:
+        """The S3 key of a vault key: the workflows need an S3 vault."""
+        return s3_storage(self.vault).prefix + key
+
+    # -- results ----------------------------------------------------------------------------------------------
+    def put_result(self, name: str, result: BaseModel) -> None:
+        """Record one work item's result. Writing the same name again (a retried worker) replaces it: safe."""
+        self.put(f"{layout.RESULTS}{name}.json", result)
+
+    def results(self, model: type[M], expected: Iterable[str], what: str) -> list[M]:
+        """Every result, in the order of ``expected``; raises IntegrityError naming the first missing ones.
+
+        ``what`` says what the run is ("recovery point X", "restore Y") for the error.
+        """
+        present = {
+            obj.key[len(self.key(layout.RESULTS)) : -len(".json")]
+            for obj in self.vault.storage.list(self.key(layout.RESULTS))
+        }
+        names = list(expected)
+        missing = [name for name in names if name not in present]
+        if missing:
+            raise IntegrityError(f"{what}: results of work items {missing[:10]} are missing from staging")
+        return [self.get(f"{layout.RESULTS}{name}.json", model) for name in names]
+
+    def all_results(self, model: type[M]) -> list[M]:
+        """Every result present, in name order (for runs whose work items are found as they go)."""
+        prefix = self.key(layout.RESULTS)
+        return [self.get(obj.key[len(self.prefix) :], model) for obj in self.vault.storage.list(prefix)]
+
+    # -- the end of a run -------------------------------------------------------------------------------------
+    def clean(self) -> int:
+        """Delete the run's staging objects; return how many."""
+        keys = [obj.key for obj in self.vault.storage.list(self.prefix)]
+        for key in keys:
+            self.vault.storage.delete(key)
+        return len(keys)
+
+    @contextlib.contextmanager
+    def undone_on_failure(self, lock: locks.Lock) -> Iterator[None]:
+        """Wrap a Prepare step after it took the run's lock: on any failure, delete what it staged and release the
+        lock (Abort cannot: a failed Prepare returns nothing, so Abort does not know the run)."""
+        try:
+            yield
+        except BaseException:
+            # The original error is the one raised; a failed cleanup is logged with what it left behind (the
+            # staging lifecycle rule and lock staleness end it), never dropped silently.
+            try:
+                self.clean()
+            except Exception as exc:
+                log.error("failed Prepare of %s: could not delete its staging %s: %s", self.id, self.prefix, exc)
+            try:
+                locks.release(self.vault.storage, lock.id)
+            except Exception as exc:
+                log.error("failed Prepare of %s: could not release its lock %s: %s", self.id, lock.key, exc)
+            raise
+
+
+def s3_storage(vault: Vault) -> S3Storage:
+    if not isinstance(vault.storage, S3Storage):
+        raise VaultError(f"{vault.url}: the serverless workflows need an S3 vault")
+    return vault.storage
+
+
+def clean_map_results(vault: Vault, map_output: dict[str, Any] | None) -> None:
+    """Delete the ResultWriter's files of a run's map (``$.map`` in the state): workers already left their
+    results in staging, so these are an operator's aid that would otherwise wait for the lifecycle rule."""
+    key = ((map_output or {}).get("ResultWriterDetails") or {}).get("Key", "")
+    storage = s3_storage(vault)
+    prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    if prefix.startswith(storage.prefix + layout.MAP_RESULTS_PREFIX):
+        for obj in vault.storage.list(prefix[len(storage.prefix) :]):
+            vault.storage.delete(obj.key)
