@@ -231,10 +231,7 @@ def finish_recovery_point(
     """
     entry_blobs, count = write_entries(writer, Chunker(vault.config.chunker), entries)
     written = writer.flush()
-    stats.packs += len(written.packs)
-    stats.bytes_stored += written.stored_bytes
-    stats.new_chunks += written.new_blobs
-    stats.duplicate_chunks += written.duplicate_blobs
+    stats.add_written(written)
     if clock_start is not None:
         stats.seconds = round(time.monotonic() - clock_start, 3)
     header = RecoveryPoint(

@@ -84,10 +84,7 @@ def commit_table_backup(
     """Store the entry stream, flush packs and index, then write the manifest last (the commit point)."""
     entry_blobs, count = write_entries(writer, Chunker(vault.config.chunker), entries)
     written = writer.flush()
-    stats.packs += len(written.packs)
-    stats.bytes_stored += written.stored_bytes
-    stats.new_chunks += written.new_blobs
-    stats.duplicate_chunks += written.duplicate_blobs
+    stats.add_written(written)
     stats.seconds = round((datetime.now(UTC) - started).total_seconds(), 3)
     info.items = stats.objects
     header = RecoveryPoint(

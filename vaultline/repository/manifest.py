@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vaultline import FORMAT_VERSION
 from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFound, UsageError
-from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.blob_writer import BlobWriter, WriteStats
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.compression import compress_document, decompress_document
 from vaultline.repository.layout import MANIFEST_PREFIX
@@ -81,6 +81,13 @@ class BackupStats(BaseModel):
     def merge(self, other: BackupStats) -> None:
         for name in BackupStats.model_fields:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def add_written(self, written: WriteStats) -> None:
+        """Add what a blob writer stored (its packs, bytes and chunks) to these figures."""
+        self.packs += len(written.packs)
+        self.bytes_stored += written.stored_bytes
+        self.new_chunks += written.new_blobs
+        self.duplicate_chunks += written.duplicate_blobs
 
 
 ISSUES_LISTED = 1000  # objects named in a manifest header's issues; the counts are always complete

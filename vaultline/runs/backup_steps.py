@@ -213,10 +213,7 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     outcome.issues += retagged.issues
     outcome.stats.merge(retagged.stats)
     stats = outcome.stats
-    stats.bytes_stored = written.stored_bytes
-    stats.new_chunks = written.new_blobs
-    stats.duplicate_chunks = written.duplicate_blobs
-    stats.packs = len(written.packs)
+    stats.add_written(written)
     result_key = f"{prefix}results/{event.item.batch:06d}.json"
     put_sealed(
         vault,

@@ -313,8 +313,7 @@ def segment_worker(
             entry, count, units, following = result.entry, result.items, result.read_units, result.next
         written = writer.flush()
     stats = stats_for_parts([(entry, count)])
-    stats.bytes_stored, stats.new_chunks = written.stored_bytes, written.new_blobs
-    stats.duplicate_chunks, stats.packs = written.duplicate_blobs, len(written.packs)
+    stats.add_written(written)
     part = item.cursor.part
     put_sealed(
         vault,
