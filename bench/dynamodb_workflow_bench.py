@@ -47,6 +47,7 @@ from vaultline.cli.stack import StackInfo
 from vaultline_dev.embedded import EmbeddedAws
 from vaultline_dev.embedded.deploy import ACCOUNT, REGION
 from vaultline_dev.embedded.synth import synthesize
+from vaultline_dev.sample_tables import create_keyed_table
 
 TABLE = "vaultline-bench-orders"
 SCAN_PAGE_BYTES = 1024 * 1024  # a Scan page stops at 1 MB of items
@@ -110,15 +111,7 @@ def ddb_size(value: Any) -> int:
 
 def fill_table(count: int, seed: int) -> tuple[int, int]:
     """Create the table over HTTP (bench client, uncounted), put items through moto's backend; (JSON, item) bytes."""
-    bench_client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"}, {"AttributeName": "order", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "customer", "AttributeType": "S"},
-            {"AttributeName": "order", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_keyed_table(bench_client("dynamodb"), TABLE, ("customer", "S"), ("order", "N"))
     backend = dynamodb_backends[ACCOUNT][REGION]
     rng = random.Random(seed)
     raw = size = 0

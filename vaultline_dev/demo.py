@@ -31,6 +31,7 @@ from vaultline.sources.s3 import parse_s3_url
 from vaultline_dev.embedded import EmbeddedAws, deploy_template
 from vaultline_dev.embedded.deploy import fire_schedule, register_stack
 from vaultline_dev.embedded.synth import synthesize
+from vaultline_dev.sample_tables import create_keyed_table, put_items
 
 PROJECT = Path(__file__).resolve().parent.parent
 STACK = "Vaultline"
@@ -107,20 +108,8 @@ def sample_items(n: int = 400, seed: int = 11) -> list[dict[str, Any]]:
 
 def fill_table(name: str, items: list[dict[str, Any]]) -> None:
     ddb = client("dynamodb")
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"}, {"AttributeName": "order", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "customer", "AttributeType": "S"},
-            {"AttributeName": "order", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        Tags=[{"Key": "owner", "Value": "platform"}],
-    )
-    for start_at in range(0, len(items), 25):
-        ddb.batch_write_item(
-            RequestItems={name: [{"PutRequest": {"Item": it}} for it in items[start_at : start_at + 25]]}
-        )
+    create_keyed_table(ddb, name, ("customer", "S"), ("order", "N"), tags={"owner": "platform"})
+    put_items(ddb, name, items)
 
 
 def table_items(name: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from vaultline.repository.manifest import list_recovery_points, load_recovery_po
 from vaultline.repository.vault import Vault
 from vaultline.sources.dynamodb.model import table_info
 from vaultline_dev.embedded.lambdas import LambdaContext, invocations
+from vaultline_dev.sample_tables import create_keyed_table, put_items
 
 pytestmark = pytest.mark.e2e
 
@@ -46,23 +47,8 @@ def _items(n: int) -> list[dict[str, Any]]:
 
 def _create_table(name: str, items: list[dict[str, Any]], pitr: bool = False) -> None:
     ddb = client("dynamodb")
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        Tags=[{"Key": "team", "Value": "data"}],
-    )
-    if pitr:
-        ddb.update_continuous_backups(
-            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-        )
-    for start_at in range(0, len(items), 25):
-        batch = [{"PutRequest": {"Item": item}} for item in items[start_at : start_at + 25]]
-        ddb.batch_write_item(RequestItems={name: batch})
+    create_keyed_table(ddb, name, tags={"team": "data"}, pitr=pitr)
+    put_items(ddb, name, items)
 
 
 def _table_items(name: str) -> dict[tuple[str, Decimal], dict[str, Any]]:

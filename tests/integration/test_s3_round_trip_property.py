@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -13,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from tests.strategies import object_body, object_sizes
 from vaultline.aws import reset_clients
 from vaultline.operations.backup import run_backup
 from vaultline.operations.restore import restore_entries, select_entries
@@ -21,17 +21,9 @@ from vaultline.sources import S3Source
 from vaultline.storage import S3Storage
 from vaultline.targets import S3Target
 
-MiB = 1024 * 1024
 KEY_ALPHABET = st.sampled_from([*list("abcXYZ0189 /._-%+#?&=;:@$,!'()*~"), "é", "ß", "日本", "Ω", "😀", "🗄️"])
 keys = st.lists(KEY_ALPHABET, min_size=1, max_size=30).map("".join)
-# Mostly small objects (the common case), some cut by FastCDC, a few up to 3 MiB.
-sizes = st.one_of(
-    st.just(0),
-    st.integers(1, 4096),
-    st.integers(1, 4096),
-    st.integers(4097, 700 * 1024),
-    st.integers(700 * 1024, 3 * MiB),
-)
+sizes = object_sizes
 META_KEY = st.text(st.sampled_from("abcdefxyz0129-"), min_size=1, max_size=12)
 META_VALUE = st.text(st.sampled_from("abcXYZ019 -_.:/=+%"), min_size=0, max_size=20).map(str.strip)
 TAG_TEXT = st.text(st.sampled_from("abcXYZ019 +-=._:/@"), min_size=1, max_size=20)
@@ -50,10 +42,7 @@ buckets = st.dictionaries(keys, objects, min_size=1, max_size=5)
 
 
 def body(spec: dict[str, Any]) -> bytes:
-    rng = random.Random(spec["seed"])
-    if spec["compressible"]:
-        return (rng.randbytes(113) * (spec["size"] // 113 + 1))[: spec["size"]]
-    return rng.randbytes(spec["size"])
+    return object_body(spec["size"], spec["seed"], spec["compressible"], period=113)
 
 
 def put(s3: Any, bucket: str, key: str, spec: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import object_body, object_sizes
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault
 from vaultline.operations.restore import restore_entries, select_entries
@@ -18,26 +18,15 @@ from vaultline.sources import LocalSource
 from vaultline.storage import LocalStorage
 from vaultline.targets import DirectoryTarget
 
-MiB = 1024 * 1024
 COMPONENT_ALPHABET = st.sampled_from([*list("abcXYZ019 _-%+#?=&,;@~()[]"), "é", "ß", "日", "本", "😀", "Ω"])
 components = st.text(COMPONENT_ALPHABET, min_size=1, max_size=12).filter(lambda c: c.strip(".") != "")
 keys = st.lists(components, min_size=1, max_size=3).map("/".join)
-# Mostly small objects (the common case), some cut by FastCDC, a few up to 3 MiB.
-sizes = st.one_of(
-    st.just(0),
-    st.integers(1, 4096),
-    st.integers(1, 4096),
-    st.integers(4097, 700 * 1024),
-    st.integers(700 * 1024, 3 * MiB),
-)
+sizes = object_sizes
 bodies = st.tuples(sizes, st.integers(0, 2**32), st.booleans())
 
 
 def body(size: int, seed: int, compressible: bool) -> bytes:
-    rng = random.Random(seed)
-    if compressible:
-        return (rng.randbytes(97) * (size // 97 + 1))[:size]
-    return rng.randbytes(size)
+    return object_body(size, seed, compressible)
 
 
 def consistent(tree: dict[str, object]) -> bool:
