@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +31,7 @@ import blake3
 from pydantic import BaseModel, Field
 
 from vaultline.errors import IntegrityError
-from vaultline.repository.index import decode_index, write_index
+from vaultline.repository.index import iter_index_objects, write_index
 from vaultline.repository.layout import INDEX_PREFIX, pack_key
 from vaultline.repository.locks import STALE_AFTER, remove_stale, vault_lock
 from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
@@ -118,21 +117,10 @@ class PrunePlan:
 
 def _load_view(vault: Vault) -> _IndexView:
     view = _IndexView()
-    storage = vault.storage
-    keys = [obj.key for obj in storage.list(INDEX_PREFIX)]
-
-    def load(key: str) -> tuple[str, list[tuple[str, list[BlobEntry]]]]:
-        stored = storage.get(key)
-        index_id = key[len(INDEX_PREFIX) :]
-        if blake3.blake3(stored).hexdigest() != index_id:
-            raise IntegrityError(f"{storage.url}: {key} does not hash to its name (corrupt index); run check")
-        return index_id, decode_index(stored, vault.cipher, f"{storage.url}: {key}")
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        for index_id, packs in pool.map(load, keys):
-            view.objects[index_id] = packs
-            for pack_id, entries in packs:
-                view.packs[pack_id] = entries
+    for index_id, packs in iter_index_objects(vault.storage, vault.cipher):
+        view.objects[index_id] = packs
+        for pack_id, entries in packs:
+            view.packs[pack_id] = entries
     return view
 
 

@@ -97,21 +97,27 @@ def write_index(storage: Storage, packs: list[tuple[str, list[BlobEntry]]], ciph
     return index_id
 
 
-def load_master_index(storage: Storage, cipher: Cipher) -> MasterIndex:
-    """Read every index object (in parallel: latency, not CPU, dominates on S3)."""
-    index = MasterIndex()
+def iter_index_objects(storage: Storage, cipher: Cipher) -> Iterator[tuple[str, list[tuple[str, list[BlobEntry]]]]]:
+    """Every index object as (index id, its packs' entries), each checked against its name; read in parallel
+    (latency, not CPU, dominates on S3)."""
     keys = [obj.key for obj in storage.list(INDEX_PREFIX)]
 
     def load(key: str) -> tuple[str, list[tuple[str, list[BlobEntry]]]]:
         stored = storage.get(key)
         index_id = key[len(INDEX_PREFIX) :]
         if blake3.blake3(stored).hexdigest() != index_id:
-            raise IntegrityError(f"{storage.url}: {key} does not hash to its name (corrupt index)")
+            raise IntegrityError(f"{storage.url}: {key} does not hash to its name (corrupt index); run check")
         return index_id, decode_index(stored, cipher, f"{storage.url}: {key}")
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        for index_id, packs in pool.map(load, keys):
-            index.index_ids.add(index_id)
-            for pack_id, entries in packs:
-                index.add_pack(pack_id, entries)
+        yield from pool.map(load, keys)
+
+
+def load_master_index(storage: Storage, cipher: Cipher) -> MasterIndex:
+    """Read every index object into one lookup table."""
+    index = MasterIndex()
+    for index_id, packs in iter_index_objects(storage, cipher):
+        index.index_ids.add(index_id)
+        for pack_id, entries in packs:
+            index.add_pack(pack_id, entries)
     return index
