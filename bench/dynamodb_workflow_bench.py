@@ -30,8 +30,6 @@ from workflow_bench import (
     GIB,
     MIB,
     PROJECT,
-    STACK,
-    WORK,
     Instruments,
     Phase,
     _short,
@@ -39,6 +37,7 @@ from workflow_bench import (
     deploy,
     log,
     run_phase,
+    synthesized_template,
     table,
     vault_usage,
 )
@@ -46,7 +45,6 @@ from workflow_bench import (
 from vaultline.cli.stack import StackInfo
 from vaultline_dev.embedded import EmbeddedAws
 from vaultline_dev.embedded.deploy import ACCOUNT, REGION
-from vaultline_dev.embedded.synth import synthesize
 from vaultline_dev.sample_tables import create_keyed_table
 
 TABLE = "vaultline-bench-orders"
@@ -208,9 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     clock = time.monotonic()
     log(f"Vaultline DynamoDB workflow bench: {args.items:,} items; synthesizing the CDK app ...")
-    template = synthesize(PROJECT, STACK, WORK / "cdk.out")
-    log(f"synthesized in {time.monotonic() - clock:.0f} s; running on the embedded AWS ...")
-    run(args, template)
+    run(args, synthesized_template(clock))
     log(f"DynamoDB workflow bench finished in {time.monotonic() - clock:.0f} s")
     return 0
 

@@ -795,13 +795,18 @@ def report(run: BenchRun) -> None:
     log(f"\nrestore verified against the changed source ({len(run.changed)} objects): {verdict}")
 
 
+def synthesized_template(started: float) -> dict[str, Any]:
+    """The stack's template, synthesized for a bench run started at ``started`` (monotonic), timed in the log."""
+    template = synthesize(PROJECT, STACK, WORK / "cdk.out")
+    log(f"synthesized in {time.monotonic() - started:.0f} s; running on the embedded AWS ...")
+    return template
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     clock = time.monotonic()
     log(f"Vaultline workflow bench: {args.objects} objects, {args.mib:g} MiB; synthesizing the CDK app ...")
-    template = synthesize(PROJECT, STACK, WORK / "cdk.out")
-    log(f"synthesized in {time.monotonic() - clock:.0f} s; running on the embedded AWS ...")
-    run = run_all(args, template)
+    run = run_all(args, synthesized_template(clock))
     report(run)
     log(f"workflow bench finished in {time.monotonic() - clock:.0f} s")
     return 0 if not run.bad else 1
