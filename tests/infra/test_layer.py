@@ -3,6 +3,7 @@ the embedded AWS runs) is the same build from the same pins, and every handler i
 
 from __future__ import annotations
 
+import ast
 import struct
 import subprocess
 from pathlib import Path
@@ -49,7 +50,27 @@ def test_layer_holds_the_engine_and_not_boto3(site: Path) -> None:
     assert not (site / "boto3").exists()  # the Lambda runtime provides it
     assert not (site / "botocore").exists()  # and a copy here would shadow the runtime's
     assert not list((site / "vaultline").rglob("__pycache__"))
-    assert not (site / "vaultline" / "embedded").exists()  # the test harness (it imports moto) never ships
+
+
+def _imported_packages(module: Path) -> set[str]:
+    """The top-level package of every import statement in ``module``, wherever it stands (a late import in a
+    function fails in Lambda all the same)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text(), str(module))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+def test_layer_ships_no_dev_only_code(site: Path) -> None:
+    # The embedded AWS and the demo (vaultline_dev) import moto; neither they nor anything needing them ships.
+    assert not (site / "vaultline_dev").exists()
+    modules = sorted((site / "vaultline").rglob("*.py"))
+    assert len(modules) > 20, "the layer's engine looks empty"
+    needing = {str(m.relative_to(site)): _imported_packages(m) & {"moto", "vaultline_dev"} for m in modules}
+    assert {name: found for name, found in needing.items() if found} == {}
 
 
 def test_layer_holds_aws_xray_sdk_for_powertools_tracer(site: Path) -> None:

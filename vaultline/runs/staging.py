@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from vaultline.errors import VaultError, VaultExists, VaultNotFound
 from vaultline.repository import locks
 from vaultline.repository.layout import MAP_RESULTS_PREFIX, run_prefix
-from vaultline.repository.object_lock import create_object_lock, object_lock_from_environment
+from vaultline.repository.object_lock import VaultObjectLock, create_object_lock, object_lock_from_environment
 from vaultline.repository.vault import Vault
 from vaultline.storage import S3Storage
 
@@ -39,7 +39,7 @@ def vault_from_environment() -> Vault:
     storage = S3Storage(bucket, prefix)
     overridden, lock_settings = object_lock_from_environment()
     if overridden:
-        storage.use_object_lock(lock_settings)
+        storage.lock_policy = VaultObjectLock.fixed(lock_settings)
     try:
         return Vault.open(storage)
     except VaultNotFound:
@@ -53,7 +53,7 @@ def vault_from_environment() -> Vault:
         return Vault.open(storage)
     if lock_settings is not None:
         create_object_lock(storage, lock_settings)
-        storage.use_object_lock(lock_settings)
+        storage.lock_policy = VaultObjectLock.fixed(lock_settings)
     return vault
 
 
