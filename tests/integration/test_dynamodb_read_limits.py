@@ -59,7 +59,7 @@ def test_a_read_rate_applies_to_an_on_demand_table_but_a_share_is_a_clear_error(
     ("arguments", "message"),
     [
         (["--read-share", "1.5"], "--read-share: Input should be less than or equal to 1"),
-        (["--read-share", "0.5", "--read-rate", "10"], "options: give read_rate (RCU/s) or read_share"),
+        (["--read-share", "0.5", "--read-rate", "10"], "options: give read_rate (RCU/s, any table) or read_share"),
     ],
 )
 def test_bad_read_limits_are_usage_errors(s3: Any, run: Run, arguments: list[str], message: str) -> None:
