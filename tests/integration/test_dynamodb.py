@@ -15,10 +15,12 @@ from botocore.exceptions import ClientError
 from moto.dynamodb.models.table_export import TableExport
 
 from tests.integration.conftest import Run
+from vaultline.operations import table_backup
 from vaultline.operations.table_backup import run_table_backup
 from vaultline.operations.table_restore import iter_table_items, restore_table
 from vaultline.repository.manifest import load_recovery_point
 from vaultline.repository.vault import Vault
+from vaultline.runs import table_models as models
 from vaultline.runs import table_steps as steps
 from vaultline.runs.models import PrepareEvent
 from vaultline.sources.dynamodb.export import data_file_keys
@@ -335,7 +337,7 @@ def test_segment_worker_out_of_time_returns_a_cursor_and_resuming_reads_every_it
     monkeypatch.setattr(steps, "RESERVE_MS", 1000)
     invocations = 0
     for item in work:
-        event = steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=item)
+        event = models.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=item)
         while True:
             pages = iter([5000, 5000, 10])  # two pages fit, then the budget is spent
             invocations += 1
@@ -343,9 +345,9 @@ def test_segment_worker_out_of_time_returns_a_cursor_and_resuming_reads_every_it
             if summary.done:
                 break
             assert summary.next is not None and summary.next.cursor.start_key
-            event = steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=summary.next)
+            event = models.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=summary.next)
     assert invocations >= 4  # 600 items, 50 a page, two pages an invocation
-    committed = steps.commit(s3_vault, steps.TableCommitEvent(prepared=prepared))
+    committed = steps.commit(s3_vault, models.TableCommitEvent(prepared=prepared))
     rp = load_recovery_point(s3_vault, committed.recovery_point)
     got = [encode_item(i) for i in iter_table_items(s3_vault, rp)]
     assert len(got) == len(set(got)) == 600 and sorted(got) == sorted(encode_item(i) for i in items)
@@ -358,10 +360,10 @@ def test_commit_refuses_a_segment_whose_last_part_is_missing(ddb: Any, s3_vault:
     request = {"source": {"type": "dynamodb", "url": "dynamodb://tab1", "options": {"segments": 2}}}
     prepared = steps.prepare(s3_vault, PrepareEvent(request=request))
     steps.segment_worker(
-        s3_vault, steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item={"segment": 0})
+        s3_vault, models.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item={"segment": 0})
     )
     with pytest.raises(Exception, match=r"segments \[1\] are incomplete"):
-        steps.commit(s3_vault, steps.TableCommitEvent(prepared=prepared))
+        steps.commit(s3_vault, models.TableCommitEvent(prepared=prepared))
 
 
 def test_export_mode_and_serverless_restore(ddb: Any, s3_vault: Vault) -> None:
@@ -384,8 +386,8 @@ def test_export_mode_and_serverless_restore(ddb: Any, s3_vault: Vault) -> None:
     assert prepared.table_created
     for part in range(prepared.parts):
         work = json.loads(s3_vault.storage.get(prepared.work_list_key.split("vaults/main/", 1)[1]))[part]
-        steps.restore_worker(s3_vault, steps.TableRestoreWorkerEvent(restore_id=prepared.restore_id, item=work))
-    finished = steps.restore_finish(s3_vault, steps.TableRestoreFinishEvent(prepared=prepared))
+        steps.restore_worker(s3_vault, models.TableRestoreWorkerEvent(restore_id=prepared.restore_id, item=work))
+    finished = steps.restore_finish(s3_vault, models.TableRestoreFinishEvent(prepared=prepared))
     assert finished.items == 30
     assert scan_all(ddb, "pitr-copy") == scan_all(ddb, "pitr")
 
@@ -398,13 +400,13 @@ def _export_through_the_steps(vault: Vault, url: str, rewrite: Callable[[list[st
     finish_moto_exports()
     if rewrite:
         rewrite(data_file_keys(vault, prepared.recovery_point))
-    status = steps.export_status(vault, steps.ExportStatusEvent(prepared=prepared))
+    status = steps.export_status(vault, models.ExportStatusEvent(prepared=prepared))
     assert status.status == "COMPLETED" and status.work_list_key
     work = json.loads(vault.storage.get(status.work_list_key.split("vaults/main/", 1)[1]))
     for item in work:
-        event = steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=item)
+        event = models.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=item)
         assert steps.segment_worker(vault, event).done
-    return steps.commit(vault, steps.TableCommitEvent(prepared=prepared)).recovery_point
+    return steps.commit(vault, models.TableCommitEvent(prepared=prepared)).recovery_point
 
 
 def _write_export_files(vault: Vault, keys: list[str], records: list[dict[str, Any]], files: int) -> None:
@@ -436,7 +438,8 @@ def test_serverless_incremental_export_merges_changes_into_the_parent_segments(
 
     # Twenty minutes later (an incremental window is 15 minutes to 24 hours): 3 updates, 2 deletions, 4 new items.
     later = datetime.now(UTC) + timedelta(minutes=20)
-    monkeypatch.setattr(steps, "datetime", type("Later", (datetime,), {"now": staticmethod(lambda tz=None: later)}))
+    clock = type("Later", (datetime,), {"now": staticmethod(lambda tz=None: later)})
+    monkeypatch.setattr(table_backup, "datetime", clock)
     updated = [{"pk": {"S": f"k{n:04d}"}, "v": {"S": "changed"}} for n in (5, 150, 299)]
     deleted = [{"pk": {"S": f"k{n:04d}"}} for n in (0, 200)]
     created = [{"pk": {"S": f"new{n}"}, "v": {"N": str(n)}} for n in range(4)]

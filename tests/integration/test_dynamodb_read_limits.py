@@ -13,6 +13,8 @@ from vaultline.operations.table_backup import run_table_backup
 from vaultline.repository.vault import Vault
 from vaultline.runs import table_steps as steps
 from vaultline.runs.models import PrepareEvent
+from vaultline.runs.protocol import StagedRun
+from vaultline.runs.table_models import TableStagedRun
 from vaultline.sources.dynamodb.model import BackupOptions, table_info
 
 
@@ -78,7 +80,7 @@ def test_serverless_workers_split_the_limit_over_the_segments_running_at_once(dd
 
     prepared = steps.prepare(s3_vault, PrepareEvent(request=request))
 
-    run_doc = steps._run(s3_vault, prepared.recovery_point)
+    run_doc = StagedRun(s3_vault, prepared.recovery_point, TableStagedRun).read()
     # 20 RCU/s for the table; 8 segments but only 4 run at once, so each worker may read 5 RCU/s.
     assert run_doc.read_rate_per_worker == 5.0
 
