@@ -18,7 +18,7 @@ from tests.integration.conftest import Run
 from vaultline.operations import table_backup
 from vaultline.operations.table_backup import run_table_backup
 from vaultline.operations.table_restore import iter_table_items, restore_table
-from vaultline.repository.manifest import load_recovery_point
+from vaultline.repository.manifest import iter_entries, load_recovery_point
 from vaultline.repository.vault import Vault
 from vaultline.runs import table_models as models
 from vaultline.runs import table_steps as steps
@@ -409,6 +409,20 @@ def _export_through_the_steps(vault: Vault, url: str, rewrite: Callable[[list[st
     return steps.commit(vault, models.TableCommitEvent(prepared=prepared)).recovery_point
 
 
+def _export_through_the_cli(vault: Vault, url: str, rewrite: Callable[[list[str]], None] | None = None) -> str:
+    """The same backup by the CLI's loop in one process; ``rewrite`` replaces the data files at the same moment."""
+    stored_work = table_backup.export_work
+
+    def rewritten_work(vault: Vault, run: table_backup.TableRun) -> list[table_backup.SegmentWork]:
+        if rewrite:
+            rewrite(data_file_keys(vault, run.recovery_point))
+        return stored_work(vault, run)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(table_backup, "export_work", rewritten_work)
+        return run_table_backup(vault, url, BackupOptions(mode="export"), sleep=finish_moto_exports).id
+
+
 def _write_export_files(vault: Vault, keys: list[str], records: list[dict[str, Any]], files: int) -> None:
     folder = keys[0].rsplit("/", 1)[0]
     for key in keys:
@@ -418,9 +432,12 @@ def _write_export_files(vault: Vault, keys: list[str], records: list[dict[str, A
         vault.storage.put(f"{folder}/part-{n}.json.gz", gzip.compress(lines))
 
 
-def test_serverless_incremental_export_merges_changes_into_the_parent_segments(
-    ddb: Any, s3_vault: Vault, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("export", [_export_through_the_steps, _export_through_the_cli], ids=["steps", "cli"])
+def test_incremental_export_merges_changes_into_the_parent_segments(
+    ddb: Any, s3_vault: Vault, monkeypatch: pytest.MonkeyPatch, export: Callable[..., str]
 ) -> None:
+    """The state machine's steps and the CLI's loop store the same shape: each parent segment merged, then one
+    segment of the new items."""
     simple_table(ddb, "ledger")
     ddb.update_continuous_backups(
         TableName="ledger", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
@@ -432,7 +449,7 @@ def test_serverless_incremental_export_merges_changes_into_the_parent_segments(
         items = [{"Item": item} for item in scan_all(ddb, "ledger")]
         _write_export_files(s3_vault, keys, items, files=3)
 
-    first = _export_through_the_steps(s3_vault, "dynamodb://ledger", as_three_full_files)
+    first = export(s3_vault, "dynamodb://ledger", as_three_full_files)
     day1 = load_recovery_point(s3_vault, first)
     assert table_info(day1).export_type == "FULL_EXPORT" and table_info(day1).total_segments == 3
 
@@ -453,11 +470,12 @@ def test_serverless_incremental_export_merges_changes_into_the_parent_segments(
         records += [{"Keys": key} for key in deleted]
         _write_export_files(s3_vault, keys, records, files=2)
 
-    second = _export_through_the_steps(s3_vault, "dynamodb://ledger", as_aws_change_records)
+    second = export(s3_vault, "dynamodb://ledger", as_aws_change_records)
     day2 = load_recovery_point(s3_vault, second)
     info = table_info(day2)
     assert info.export_type == "INCREMENTAL_EXPORT" and info.export_time == later
     assert info.total_segments == 4  # the parent's three, merged, and the new items
+    assert [e.key for e in iter_entries(s3_vault, day2)] == [f"segment/{n:05d}/part/0000" for n in range(4)]
     assert sorted(iter_table_items(s3_vault, day2), key=encode_item) == scan_all(ddb, "ledger")
     assert info.items == 300 - 2 + 4
     # Unchanged stretches of the parent's segments kept their chunks: 9 changed items touch a few chunks of 44.
