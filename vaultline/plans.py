@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vaultline.errors import VaultlineError
+from vaultline.sources.dynamodb.model import ReadOptions
 
 PLANS_FILE_VERSION: Literal[1] = 1
 
@@ -94,16 +95,15 @@ class S3SourcePlan(_Model):
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
 
-class DynamoDBSourcePlan(_Model):
+class DynamoDBSourcePlan(ReadOptions):
     """One DynamoDB table, read by a parallel scan (default) or a point-in-time export, optionally through a role
-    or in another region."""
+    or in another region. Its read options (``mode``, ``read_rate``, ``read_share``, ``consistent_read``) are the
+    engine's :class:`~vaultline.sources.dynamodb.model.ReadOptions`, spelled beside the table."""
+
+    model_config = _Model.model_config
 
     type: Literal["dynamodb"]
     table: str = Field(pattern=TABLE_NAME)
-    mode: Literal["scan", "export"] = "scan"
-    read_rate: float | None = Field(default=None, gt=0, description="read capacity units per second, all workers")
-    read_share: float | None = Field(default=None, gt=0, le=1, description="share of the provisioned RCU, all workers")
-    consistent_read: bool = False
     role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
     region: str | None = Field(default=None, pattern=REGION)
 
@@ -114,8 +114,6 @@ class DynamoDBSourcePlan(_Model):
             raise ValueError(
                 "read_rate, read_share and consistent_read apply to mode scan only (an export reads no capacity)"
             )
-        if self.read_rate is not None and self.read_share is not None:
-            raise ValueError("give read_rate (RCU/s, any table) or read_share (of provisioned RCU), not both")
         return self
 
     @property
