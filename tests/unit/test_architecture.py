@@ -29,7 +29,7 @@ PACKAGE = "vaultline"
 BOTTOM = (PACKAGE, "vaultline.errors", "vaultline.aws")
 STORAGE = (*BOTTOM, "vaultline.storage")
 REPOSITORY = (*STORAGE, "vaultline.repository")
-PLANS = "vaultline.plans"  # the plan files' models: a leaf (errors only) that the engine's layers may read
+PLANS = "vaultline.plans"  # the plan files' models, which the operations, runs, CLI and infra read
 OPERATIONS = (*REPOSITORY, "vaultline.sources", "vaultline.targets", PLANS, "vaultline.operations")
 RUNS = (*OPERATIONS, "vaultline.runs")
 ENGINE = (*RUNS, "vaultline.cli")
@@ -39,10 +39,12 @@ RULES: dict[str, tuple[str, ...]] = {
     "vaultline.__main__": ("vaultline.cli.main",),
     "vaultline.errors": (),
     "vaultline.aws": ("vaultline.errors",),
-    PLANS: ("vaultline.errors",),
+    # A plan's DynamoDB source spells the engine's read options beside the table: one model for the plans file, the
+    # CLI and the steps, so plans sit above that one module of the sources (which never read plans).
+    PLANS: ("vaultline.errors", "vaultline.sources.dynamodb.model"),
     "vaultline.storage": STORAGE,  # bytes and keys only: no vault layout, no Object Lock settings
     "vaultline.repository": REPOSITORY,
-    "vaultline.sources": (*REPOSITORY, PLANS, "vaultline.sources"),
+    "vaultline.sources": (*REPOSITORY, "vaultline.sources"),
     # A target writes back what a source of the same medium read (S3 URLs and header fields, a directory
     # entry's path): it may use the source's mapping, never the reverse.
     "vaultline.targets": (*REPOSITORY, "vaultline.sources", "vaultline.targets"),
