@@ -11,17 +11,15 @@ from typing import Any
 from vaultline.operations.backup import recover_unindexed_packs
 from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.blob_writer import BlobWriter
-from vaultline.repository.chunking import Chunker
+from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import (
     BackupStats,
     ObjectEntry,
     RecoveryPoint,
-    commit_recovery_point,
     iter_entries,
     latest_for_source,
     new_recovery_point_id,
-    write_entries,
 )
 from vaultline.repository.vault import Vault
 from vaultline.runs.staging import clean_run
@@ -82,27 +80,19 @@ def commit_table_backup(
     tags: Mapping[str, str] | None = None,
 ) -> RecoveryPoint:
     """Store the entry stream, flush packs and index, then write the manifest last (the commit point)."""
-    entry_blobs, count = write_entries(writer, Chunker(vault.config.chunker), entries)
-    written = writer.flush()
-    stats.add_written(written)
-    stats.seconds = round((datetime.now(UTC) - started).total_seconds(), 3)
     info.items = stats.objects
-    header = RecoveryPoint(
+    draft = RecoveryPointDraft(
         id=rp_id,
         source=url,
         source_kind="dynamodb",
-        time=started,
-        finished=datetime.now(UTC),
+        started=started,
         parent=parent.id if parent else None,
         plan=plan,
         tags=dict(tags or {}),
         stats=stats,
-        entry_count=count,
-        entry_blobs=entry_blobs,
         extra={EXTRA_KEY: info.model_dump(mode="json")},
     )
-    commit_recovery_point(vault, header)
-    return header
+    return finish_recovery_point(vault, writer, draft, entries)
 
 
 def run_table_backup(
