@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-import vaultline.repository.commit
 import vaultline.repository.blob_writer
+import vaultline.repository.commit
 from vaultline.cli.main import main
 from vaultline.errors import SourceError
 from vaultline.operations.backup import recover_unindexed_packs, run_backup

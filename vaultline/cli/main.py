@@ -21,7 +21,7 @@ from vaultline.cli import tables as dynamodb_cli
 from vaultline.cli.stack import MapProgress, StackInfo, find_stack, follow, plan_inputs, start
 from vaultline.errors import UsageError, VaultlineError
 from vaultline.operations.backup import BackupOptions, run_backup
-from vaultline.operations.check import check_vault
+from vaultline.operations.check import PackSubset, check_vault
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.plans import TagsRefresh
 from vaultline.repository.manifest import (
@@ -372,10 +372,11 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    subset = None if args.read_data_subset is None else PackSubset.parse(args.read_data_subset)
     vault = _open(args)
-    reading = args.read_data or args.read_data_subset is not None
+    reading = args.read_data or subset is not None
     with _progress(not args.json and reading, "read data") as progress:
-        report = check_vault(vault, read_data=args.read_data, progress=progress, read_data_subset=args.read_data_subset)
+        report = check_vault(vault, read_data=args.read_data, progress=progress, read_data_subset=subset)
     if args.json:
         _emit_json({"ok": report.ok, **report.model_dump()})
     else:
