@@ -255,10 +255,5 @@ def apply_retention(vault: Vault, event: RetentionEvent) -> RetentionResult:
     report = _forget_source(vault, event.retention, source)
     if report is None:
         return RetentionResult(source=source, applied=False)
-    return RetentionResult(
-        source=source,
-        applied=True,
-        removed=report.removed[:MAX_LISTED],
-        kept=len(report.kept),
-        held_count=len(report.held),
-    )
+    removed, held = report.removed[:MAX_LISTED], len(report.held)
+    return RetentionResult(source=source, applied=True, removed=removed, kept=len(report.kept), held_count=held)
