@@ -36,7 +36,7 @@ from vaultline.runs.models import (
     PrepareEvent,
     WorkItem,
 )
-from vaultline.runs.protocol import RunLock, StagedRun, clean_map_results, s3_storage
+from vaultline.runs.protocol import RunLock, StagedRun, clean_map_results, item_name, s3_storage
 from vaultline.sources import KeyFilter, S3Source
 
 # A batch is sized so one worker finishes it well inside its 15 minutes even at modest throughput; objects larger
@@ -83,10 +83,6 @@ def _options(request: BackupRequest) -> BackupOptions:
 
 def _run(vault: Vault, rp_id: str) -> StagedRun[BackupRun]:
     return StagedRun(vault, rp_id, BackupRun)
-
-
-def _result_name(batch: int) -> str:
-    return f"{batch:06d}"
 
 
 def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
@@ -186,7 +182,7 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     stats = outcome.stats
     stats.add_written(written)
     result = BatchResult(batch=event.item.batch, entries=outcome.entries, stats=stats, issues=outcome.issues)
-    result_key = run.put_result(_result_name(event.item.batch), result)
+    result_key = run.put_result(item_name(event.item.batch), result)
     kinds = [i.kind for i in outcome.issues]
     return BatchSummary(
         batch=event.item.batch,
@@ -204,7 +200,7 @@ def commit(vault: Vault, event: CommitEvent) -> Committed:
     run = _run(vault, event.prepared.recovery_point)
     document = run.read()
     # Never commit a recovery point that silently lacks a batch.
-    names = [*(_result_name(n) for n in range(document.batches)), CARRIED]
+    names = [*(item_name(n) for n in range(document.batches)), CARRIED]
     results = run.results(BatchResult, names, f"recovery point {run.id}")
     stats = BackupStats()
     for result in results:

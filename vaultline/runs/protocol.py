@@ -45,6 +45,11 @@ class RunLock(StepModel):
     lock_id: str | None = None
 
 
+def item_name(number: int) -> str:
+    """The name of work item ``number``'s batch and result: zero-padded, so names list in item order."""
+    return f"{number:06d}"
+
+
 def new_restore_id(recovery_point: str) -> str:
     """The id of a restore run of ``recovery_point``: unique, and it names what it restores."""
     return f"restore-{recovery_point}-{os.urandom(4).hex()}"
@@ -105,7 +110,7 @@ class StagedRun(Generic[D]):
 
     def put_batch(self, number: int, batch: BaseModel) -> str:
         """Stage the input of work item ``number``; return its vault key (what the work item names)."""
-        name = f"{BATCHES}{number:06d}.json"
+        name = f"{BATCHES}{item_name(number)}.json"
         self.put(name, batch)
         return self.key(name)
 

@@ -18,7 +18,7 @@ from vaultline.runs.models import (
     RestoreWorkerEvent,
     WorkItem,
 )
-from vaultline.runs.protocol import StagedRun, s3_storage
+from vaultline.runs.protocol import StagedRun, item_name, s3_storage
 from vaultline.targets import Overwrite, S3Target
 from vaultline.targets.guard import refuse_vault_buckets
 
@@ -35,10 +35,6 @@ def _run(vault: Vault, restore_id: str) -> StagedRun[BaseModel]:
     return StagedRun(vault, restore_id, BaseModel)
 
 
-def _result_name(batch: int) -> str:
-    return f"{batch:06d}"
-
-
 def prepare(vault: Vault, event: PrepareEvent) -> RestorePrepared:
     """Resolve the recovery point, check the target exists, stage batches of entries to restore."""
     request = RestoreRequest.model_validate(event.request)
@@ -47,15 +43,11 @@ def prepare(vault: Vault, event: PrepareEvent) -> RestorePrepared:
     S3Target(request.target)  # fails now, clearly, if the target bucket is missing
     run = StagedRun.new_restore(vault, BaseModel, rp.id)
     entries = select_entries(vault, rp, request.include)
-    work = [
-        WorkItem(
-            batch=number,
-            key=run.put_batch(
-                number, RestoreBatch(batch=number, recovery_point=rp.id, entries=batch, overwrite=request.overwrite)
-            ),
-        )
+    staged = [
+        RestoreBatch(batch=number, recovery_point=rp.id, entries=batch, overwrite=request.overwrite)
         for number, batch in enumerate(batches(entries, request.worker_concurrency))
     ]
+    work = [WorkItem(batch=batch.batch, key=run.put_batch(batch.batch, batch)) for batch in staged]
     return RestorePrepared(
         restore_id=run.id,
         recovery_point=rp.id,
@@ -82,7 +74,7 @@ def work(vault: Vault, event: RestoreWorkerEvent) -> RestoreBatchSummary:
         skipped_existing=stats.skipped_existing,
         skipped_unchanged=stats.skipped_unchanged,
     )
-    run.put_result(_result_name(event.item.batch), summary)
+    run.put_result(item_name(event.item.batch), summary)
     return summary
 
 
@@ -90,7 +82,7 @@ def finish(vault: Vault, event: RestoreFinishEvent) -> RestoreFinished:
     """Check every batch reported, add up, clear staging."""
     prepared = event.prepared
     run = _run(vault, prepared.restore_id)
-    names = [_result_name(n) for n in range(prepared.batches)]
+    names = [item_name(n) for n in range(prepared.batches)]
     results = run.results(RestoreBatchSummary, names, f"restore {run.id}")
     run.finish(event.map)
     return RestoreFinished(
