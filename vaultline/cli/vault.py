@@ -8,7 +8,7 @@ from rich.table import Table
 
 from vaultline.cli.context import open_vault, vault_url
 from vaultline.cli.output import emit_json, err, human_bytes, out, transfer_progress
-from vaultline.operations.check import check_vault
+from vaultline.operations.check import PackSubset, check_vault
 from vaultline.repository.manifest import iter_entries, list_recovery_points, resolve_recovery_point
 from vaultline.repository.vault import Vault
 from vaultline.storage import open_storage
@@ -78,10 +78,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    subset = None if args.read_data_subset is None else PackSubset.parse(args.read_data_subset)
     vault = open_vault(args)
-    reading = args.read_data or args.read_data_subset is not None
+    reading = args.read_data or subset is not None
     with transfer_progress(not args.json and reading, "read data") as progress:
-        report = check_vault(vault, read_data=args.read_data, progress=progress, read_data_subset=args.read_data_subset)
+        report = check_vault(vault, read_data=args.read_data, progress=progress, read_data_subset=subset)
     if args.json:
         emit_json({"ok": report.ok, **report.model_dump()})
     else:

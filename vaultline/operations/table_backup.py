@@ -24,18 +24,16 @@ from vaultline.errors import IntegrityError
 from vaultline.operations.backup import recover_unindexed_packs
 from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.blob_writer import BlobWriter
-from vaultline.repository.chunking import Chunker
+from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import (
     BackupStats,
     ObjectEntry,
     RecoveryPoint,
-    commit_recovery_point,
     iter_entries,
     latest_for_source,
     load_recovery_point,
     new_recovery_point_id,
-    write_entries,
 )
 from vaultline.repository.vault import Vault
 from vaultline.sources.dynamodb.export import (
@@ -355,26 +353,19 @@ def commit_table(
         export_type=run.export_type,
         export_time=run.export_time,
     )
-    entry_blobs, count = write_entries(writer, Chunker(vault.config.chunker), entries)
-    # Chunks the parts' writers already flushed are in their stats; this writer's flush adds the rest.
-    stats.add_written(writer.flush())
-    stats.seconds = round((datetime.now(UTC) - run.started).total_seconds(), 3)
-    header = RecoveryPoint(
+    # Chunks the parts' writers already flushed are in their stats; the commit adds what this writer flushes.
+    draft = RecoveryPointDraft(
         id=run.recovery_point,
         source=run.url,
         source_kind="dynamodb",
-        time=run.started,
-        finished=datetime.now(UTC),
+        started=run.started,
         parent=run.parent,
         plan=run.plan,
         tags=run.tags,
         stats=stats,
-        entry_count=count,
-        entry_blobs=entry_blobs,
         extra={EXTRA_KEY: info.model_dump(mode="json")},
     )
-    commit_recovery_point(vault, header)
-    return header
+    return finish_recovery_point(vault, writer, draft, entries)
 
 
 # -- the CLI: every piece in one process --------------------------------------------------------------------------

@@ -1,19 +1,13 @@
-"""The vault's staging area: work lists, batches and partial results of running workflows."""
+"""Opening the deployed vault from a step's environment."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
 import os
-from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 
 from vaultline.errors import VaultError, VaultExists, VaultNotFound
-from vaultline.repository import locks
-from vaultline.repository.layout import MAP_RESULTS_PREFIX, run_prefix
 from vaultline.repository.object_lock import VaultObjectLock, create_object_lock, object_lock_from_environment
 from vaultline.repository.vault import Vault
 from vaultline.storage import S3Storage
@@ -21,7 +15,6 @@ from vaultline.storage import S3Storage
 M = TypeVar("M", bound=BaseModel)
 # Whether this step may create the vault (infra sets it true only for the Prepare steps of a backup).
 CREATE_ENV = "VAULT_CREATE"
-log = logging.getLogger(__name__)
 
 
 def vault_from_environment() -> Vault:
@@ -57,69 +50,5 @@ def vault_from_environment() -> Vault:
     return vault
 
 
-def s3_storage(vault: Vault) -> S3Storage:
-    if not isinstance(vault.storage, S3Storage):
-        raise VaultError(f"{vault.url}: the serverless workflows need an S3 vault")
-    return vault.storage
-
-
-def put_sealed(vault: Vault, key: str, value: BaseModel) -> None:
-    """Stage a document sealed like everything else in the vault (it holds keys, metadata and tags)."""
-    vault.storage.put(key, vault.cipher.seal(value.model_dump_json().encode(), key.encode()))
-
-
-def get_sealed(vault: Vault, key: str, model: type[M]) -> M:
-    return model.model_validate_json(vault.cipher.open(vault.storage.get(key), key.encode(), f"{vault.url}: {key}"))
-
-
-def put_work_list(vault: Vault, key: str, items: list[dict[str, Any]]) -> None:
-    """The Map state's ItemReader reads this one as plain JSON: it holds only batch numbers and staging keys."""
-    vault.storage.put(key, json.dumps(items).encode())
-
-
-def full_key(vault: Vault, key: str) -> str:
-    """The bucket key of a vault key (what an ItemReader needs)."""
-    return s3_storage(vault).prefix + key
-
-
-def clean_run(vault: Vault, run_id: str) -> int:
-    """Delete a run's staging objects; return how many."""
-    keys = [o.key for o in vault.storage.list(run_prefix(run_id))]
-    for key in keys:
-        vault.storage.delete(key)
-    return len(keys)
-
-
-@contextlib.contextmanager
-def undone_on_failure(vault: Vault, run_id: str, lock: locks.Lock) -> Iterator[None]:
-    """Wrap a Prepare step after it took the run's lock: on any failure, delete what it staged and release the lock.
-
-    Abort cannot do this for Prepare: a Prepare that fails returns no ``$.prepared``, so Abort does not know the
-    run. Without it, a Prepare failing on bad input (a missing bucket, a table without PITR in export mode) would
-    leave a shared lock that blocks prune until it goes stale, and a staged work list behind.
-    """
-    try:
-        yield
-    except BaseException:
-        # The original error is the one raised; a failed cleanup is logged with what it left behind (the
-        # staging lifecycle rule and lock staleness end it), never dropped silently.
-        try:
-            clean_run(vault, run_id)
-        except Exception as exc:
-            log.error("failed Prepare of %s: could not delete its staging %s: %s", run_id, run_prefix(run_id), exc)
-        try:
-            locks.release(vault.storage, lock.id)
-        except Exception as exc:
-            log.error("failed Prepare of %s: could not release its lock %s: %s", run_id, lock.key, exc)
-        raise
-
-
-def clean_map_results(vault: Vault, map_output: dict[str, Any] | None) -> None:
-    """Delete the ResultWriter's files of a run's map (``$.map`` in the state): workers already left their
-    results in staging, so these are an operator's aid that would otherwise wait for the lifecycle rule."""
-    key = ((map_output or {}).get("ResultWriterDetails") or {}).get("Key", "")
-    storage = s3_storage(vault)
-    prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-    if prefix.startswith(storage.prefix + MAP_RESULTS_PREFIX):
-        for obj in vault.storage.list(prefix[len(storage.prefix) :]):
-            vault.storage.delete(obj.key)
+# What follows serves the DynamoDB steps (runs/table_steps.py, operations/table_backup.py) until they open their
+# runs through the staged-run protocol (vaultline.runs.protocol), which the S3 backup and restore steps use.

@@ -12,13 +12,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from vaultline.operations.table_backup import SegmentWork, TableRun
-from vaultline.runs.models import _Event
+from vaultline.runs.models import StepModel
 from vaultline.sources.dynamodb.model import BackupOptions
 
 # -- backup -------------------------------------------------------------------------------------------------------
 
 
-class TableSourceSpec(_Event):
+class TableSourceSpec(StepModel):
     """A DynamoDB source of the backup's input (what ``vaultline.plans.plan_input`` sends)."""
 
     type: Literal["dynamodb"] = "dynamodb"
@@ -26,7 +26,7 @@ class TableSourceSpec(_Event):
     options: BackupOptions = Field(default_factory=BackupOptions)
 
 
-class TableBackupRequest(_Event):
+class TableBackupRequest(StepModel):
     """The backup state machine's input for a DynamoDB source."""
 
     plan: str | None = None
@@ -43,7 +43,7 @@ class TableStagedRun(TableRun):
     lock_id: str | None = None
 
 
-class TablePrepared(_Event):
+class TablePrepared(StepModel):
     """Prepare's result (``$.prepared``). In export mode the work list exists only once export_status completes."""
 
     recovery_point: str
@@ -56,12 +56,12 @@ class TablePrepared(_Event):
     worker_concurrency: int = Field(ge=1, le=1000)
 
 
-class SegmentWorkerEvent(_Event):
+class SegmentWorkerEvent(StepModel):
     recovery_point: str
     item: SegmentWork
 
 
-class SegmentSummary(_Event):
+class SegmentSummary(StepModel):
     """What a worker returns: small; when ``done`` is false the state machine invokes the worker with ``next``."""
 
     segment: int
@@ -73,17 +73,17 @@ class SegmentSummary(_Event):
     next: SegmentWork | None = None
 
 
-class ExportStatusEvent(_Event):
+class ExportStatusEvent(StepModel):
     prepared: TablePrepared
 
 
-class ExportStatus(_Event):
+class ExportStatus(StepModel):
     status: str
     work_list_key: str | None = None
     files: int = 0
 
 
-class TableCommitEvent(_Event):
+class TableCommitEvent(StepModel):
     map: dict[str, Any] | None = None
     prepared: TablePrepared
 
@@ -91,14 +91,14 @@ class TableCommitEvent(_Event):
 # -- restore ------------------------------------------------------------------------------------------------------
 
 
-class TableRestoreRequest(_Event):
+class TableRestoreRequest(StepModel):
     recovery_point: str
     target: str = Field(pattern=r"^dynamodb://.+")
     write_rate: float | None = Field(default=None, gt=0, description="write capacity units per second, all workers")
     worker_concurrency: int = Field(default=10, ge=1, le=1000)
 
 
-class TableRestorePrepared(_Event):
+class TableRestorePrepared(StepModel):
     restore_id: str
     recovery_point: str
     vault_bucket: str
@@ -109,12 +109,12 @@ class TableRestorePrepared(_Event):
     worker_concurrency: int = Field(ge=1, le=1000)
 
 
-class TableRestoreItem(_Event):
+class TableRestoreItem(StepModel):
     part: int
     entry_key: str
 
 
-class TableRestoreWorkerEvent(_Event):
+class TableRestoreWorkerEvent(StepModel):
     restore_id: str
     item: TableRestoreItem
 
@@ -130,18 +130,18 @@ class TableRestoreStaged(BaseModel):
     table_created: bool
 
 
-class TableRestoreSummary(_Event):
+class TableRestoreSummary(StepModel):
     part: int
     items: int
     write_units: float
 
 
-class TableRestoreFinishEvent(_Event):
+class TableRestoreFinishEvent(StepModel):
     map: dict[str, Any] | None = None
     prepared: TableRestorePrepared
 
 
-class TableRestoreFinished(_Event):
+class TableRestoreFinished(StepModel):
     restore_id: str
     recovery_point: str
     target: str

@@ -35,7 +35,6 @@ from vaultline.repository import locks
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.manifest import iter_entries, load_recovery_point, resolve_recovery_point
 from vaultline.repository.vault import Vault
-from vaultline.runs.backup_steps import refresh_run_lock
 from vaultline.runs.models import Committed, PrepareEvent
 from vaultline.runs.protocol import StagedRun, clean_map_results, s3_storage
 from vaultline.runs.table_models import (
@@ -126,7 +125,7 @@ def segment_worker(
     same part rewrites the same result: safe."""
     staged = _backup(vault, event.recovery_point)
     run = staged.read()
-    refresh_run_lock(vault, run.lock_id, run.recovery_point)
+    staged.refresh_lock(run.lock_id)
     reader = TableReader(vault, run, sleep=sleep, remaining_ms=remaining_ms, reserve_ms=RESERVE_MS, ddb=ddb)
     with BlobWriter(vault, run.compression_level) as writer:
         part = store_segment(vault, run, event.item, writer, reader)
