@@ -32,6 +32,7 @@ from vaultline.repository.manifest import (
     resolve_recovery_point,
 )
 from vaultline.repository.vault import Vault
+from vaultline.runs.requests import deployed_backup, execution_input, restore_input
 from vaultline.sources import open_source
 from vaultline.sources.dynamodb.table import is_table_url
 from vaultline.storage import open_storage
@@ -307,8 +308,10 @@ def cmd_plan_run(args: argparse.Namespace) -> int:
     stack = _stack(args)
     results = []
     for payload in plan_inputs(stack, args.name):
-        execution = start(stack.backup_state_machine, payload)
-        with _follow_display(not args.json, f"plan {args.name}: {payload['source']['url']}") as show:
+        # Validated as the state machine will, and sent as deployed (the fields the stack's input set).
+        request = deployed_backup(payload)
+        execution = start(stack.backup_state_machine, execution_input(request))
+        with _follow_display(not args.json, f"plan {args.name}: {request.source.url}") as show:
             output = follow(execution, show, poll_seconds=args.poll)
         committed = output.get("committed", {})
         results.append({"execution": execution, **committed})
@@ -334,14 +337,14 @@ def _restore_remote(args: argparse.Namespace) -> int:
     if table and (args.key or args.include):
         raise UsageError("--remote restores of a table restore all of it; --key and --include work without --remote")
     stack = _stack(args)
-    # The restore state machine branches on the target itself (dynamodb://... takes the DynamoDB path).
-    payload: dict[str, Any] = {"recovery_point": args.recovery_point, "target": args.to}
-    if table:
-        payload |= {"write_rate": args.write_rate} if args.write_rate else {}
-    else:
-        payload["include"] = args.include
-        payload["overwrite"] = args.overwrite or "never"
-    payload["worker_concurrency"] = args.concurrency
+    payload = restore_input(
+        args.recovery_point,
+        args.to,
+        include=args.include,
+        overwrite=args.overwrite,
+        write_rate=args.write_rate,
+        worker_concurrency=args.concurrency,
+    )
     execution = start(stack.restore_state_machine, payload)
     with _follow_display(not args.json, f"restore {args.recovery_point}") as show:
         output = follow(execution, show, poll_seconds=args.poll)
