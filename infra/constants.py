@@ -141,9 +141,3 @@ OUTPUT_VAULT_BUCKET = "VaultBucketName"
 OUTPUT_VAULT_KEY = "VaultKeyArn"
 OUTPUT_PLANS = "Plans"
 OUTPUT_NOTIFICATION_TOPIC = "NotificationTopicArn"
-
-# --- environment of the functions (read by vaultline/runs) ---------------------------------------------
-ENV_ACCESS_LOG_BUCKET = "VAULT_ACCESS_LOG_BUCKET"  # vaultline.targets.guard.ACCESS_LOG_BUCKET_ENV
-ENV_OBJECT_LOCK_MODE = "VAULT_OBJECT_LOCK_MODE"  # vaultline.repository.object_lock.MODE_ENV
-ENV_OBJECT_LOCK_DAYS = "VAULT_OBJECT_LOCK_DAYS"  # vaultline.repository.object_lock.DAYS_ENV
-ENV_VAULT_CREATE = "VAULT_CREATE"  # vaultline.runs.staging.CREATE_ENV

@@ -32,6 +32,7 @@ from infra.settings import StackSettings
 from infra.vault import Vault
 from vaultline.plans import DynamoDBSourcePlan, PlansFile, S3SourcePlan
 from vaultline.repository import layout
+from vaultline.runs.settings import FunctionSettings
 
 # Listing takes the plan's prefix (condition s3:prefix); reading the versioning status has no prefix.
 S3_BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions")
@@ -113,19 +114,19 @@ class Functions(Construct):
         self._vault = vault
         self.log_key = log_key or LogKey(self, "LogKey")
         code = lambda_.Code.from_asset(str(c.FUNCTIONS_DIR), exclude=["__pycache__", "*.pyc", "tests", ".*"])
-        environment = {
-            "VAULT_URL": vault.url,
-            "VAULT_ENCRYPTION": plans.encryption,
-            "VAULT_KMS_KEY_ID": vault.key.key_arn,
-            "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
-            "LOG_LEVEL": c.LOG_LEVEL,
-            # A restore into the vault or its access-log bucket is refused (vaultline/targets/guard.py).
-            c.ENV_ACCESS_LOG_BUCKET: vault.access_logs.bucket_name,
-            # What the writers lock and for how long (vaultline/repository/object_lock.py); 0 days: nothing is locked.
-            c.ENV_OBJECT_LOCK_MODE: vault.object_lock_mode,
-            c.ENV_OBJECT_LOCK_DAYS: str(vault.object_lock_days),
-        }
+        # The functions' environment is the handlers' settings model (vaultline/runs/settings.py), dumped.
+        environment = FunctionSettings(
+            vault_url=vault.url,
+            vault_encryption=plans.encryption,
+            vault_kms_key_id=vault.key.key_arn,
+            service_name=c.SERVICE_NAME,
+            metrics_namespace=c.METRICS_NAMESPACE,
+            log_level=c.LOG_LEVEL,
+            access_log_bucket=vault.access_logs.bucket_name,
+            # 0 days: nothing is locked (and the vault's own object-lock object is not consulted).
+            object_lock_mode=vault.object_lock_mode,
+            object_lock_days=vault.object_lock_days,
+        )
         self._functions: dict[FunctionSpec, lambda_.Function] = {}
         for spec in FUNCTIONS:
             log_group = self.log_key.log_group(self, f"{spec.construct_id}Logs", logs.RetentionDays.ONE_MONTH)
@@ -142,7 +143,7 @@ class Functions(Construct):
                 memory_size=spec.memory_mb,
                 timeout=Duration.minutes(spec.timeout_minutes),
                 # Only the steps that start a backup create a vault on first use (and may write its config).
-                environment={**environment, c.ENV_VAULT_CREATE: "true" if spec.creates_vault else "false"},
+                environment=environment.model_copy(update={"vault_create": spec.creates_vault}).environment(),
                 tracing=lambda_.Tracing.ACTIVE,
                 log_group=log_group,
                 reserved_concurrent_executions=reserved or None,

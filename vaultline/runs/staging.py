@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -14,40 +13,37 @@ from pydantic import BaseModel
 from vaultline.errors import VaultError, VaultExists, VaultNotFound
 from vaultline.repository import locks
 from vaultline.repository.layout import MAP_RESULTS_PREFIX, run_prefix
-from vaultline.repository.object_lock import create_object_lock, object_lock_from_environment
+from vaultline.repository.object_lock import create_object_lock
 from vaultline.repository.vault import Vault
+from vaultline.runs.settings import FunctionSettings
 from vaultline.storage import S3Storage
 
 M = TypeVar("M", bound=BaseModel)
-# Whether this step may create the vault (infra sets it true only for the Prepare steps of a backup).
-CREATE_ENV = "VAULT_CREATE"
 log = logging.getLogger(__name__)
 
 
-def vault_from_environment() -> Vault:
-    """Open (or on first use create) the vault the deployed stack points at.
+def vault_from_environment(settings: FunctionSettings | None = None) -> Vault:
+    """Open (or on first use create) the vault the deployed stack points at (``settings``, or this process's).
 
     ``VAULT_URL`` names it; ``VAULT_ENCRYPTION`` and ``VAULT_KMS_KEY_ID`` say how a new one is created, and only a
     step with ``VAULT_CREATE`` true (or unset) creates one: the others find VaultNotFound. ``VAULT_OBJECT_LOCK_*``
     say what the writes lock (vaultline/repository/object_lock.py); a new vault records them in its ``object-lock``
     object.
     """
-    url = os.environ.get("VAULT_URL")
-    if not url or not url.startswith("s3://"):
-        raise VaultError("VAULT_URL must be set to the vault's s3://bucket[/prefix]")
+    settings = settings or FunctionSettings.from_environment()
+    url = settings.require_vault_url()
     bucket, _, prefix = url[len("s3://") :].partition("/")
     storage = S3Storage(bucket, prefix)
-    overridden, lock_settings = object_lock_from_environment()
+    overridden, lock_settings = settings.object_lock()
     if overridden:
         storage.use_object_lock(lock_settings)
     try:
         return Vault.open(storage)
     except VaultNotFound:
-        if os.environ.get(CREATE_ENV, "true").lower() != "true":
+        if not settings.vault_create:
             raise
-    encryption = os.environ.get("VAULT_ENCRYPTION", "kms")
     try:
-        vault = Vault.init(storage, "kms" if encryption == "kms" else "none", os.environ.get("VAULT_KMS_KEY_ID"))
+        vault = Vault.init(storage, settings.vault_encryption, settings.vault_kms_key_id)
     except VaultExists:
         # Another first run created it between our read and our write (the create is conditional): use theirs.
         return Vault.open(storage)
