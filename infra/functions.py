@@ -210,32 +210,21 @@ class Functions(Construct):
                         resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in layout.LOCKED_PREFIXES],
                     )
                 )
-            if spec.ends_run:
-                # The steps that end a run tidy its staging area (versioning keeps a record until lifecycle ends it)
-                # and release the run's shared vault lock.
-                function.add_to_role_policy(
-                    iam.PolicyStatement(
-                        sid="VaultStagingCleanup",
-                        actions=["s3:DeleteObject"],
-                        resources=[
-                            bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"),
-                            bucket.arn_for_objects(f"{layout.LOCK_PREFIX}*"),
-                        ],
+            # The steps that end a run tidy its staging area (versioning keeps a record until lifecycle ends it)
+            # and release the run's shared vault lock. Taking the shared lock writes it, then deletes it again if a
+            # prune holds the exclusive one; a Prepare that fails deletes what it staged and its lock.
+            for sid, deletes in (("VaultStagingCleanup", spec.ends_run), ("VaultPrepareUndo", spec.creates_vault)):
+                if deletes:
+                    function.add_to_role_policy(
+                        iam.PolicyStatement(
+                            sid=sid,
+                            actions=["s3:DeleteObject"],
+                            resources=[
+                                bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"),
+                                bucket.arn_for_objects(f"{layout.LOCK_PREFIX}*"),
+                            ],
+                        )
                     )
-                )
-            if spec.creates_vault:
-                # Taking the shared lock writes it, then deletes it again if a prune holds the exclusive one; a
-                # Prepare that fails deletes what it staged (its run's prefix under staging/) and its lock.
-                function.add_to_role_policy(
-                    iam.PolicyStatement(
-                        sid="VaultPrepareUndo",
-                        actions=["s3:DeleteObject"],
-                        resources=[
-                            bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"),
-                            bucket.arn_for_objects(f"{layout.LOCK_PREFIX}*"),
-                        ],
-                    )
-                )
             function.add_to_role_policy(
                 iam.PolicyStatement(
                     sid="VaultKey", actions=list(VAULT_KEY_ACTIONS), resources=[self._vault.key.key_arn]

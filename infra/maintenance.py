@@ -15,7 +15,6 @@ error is retried for about half an hour with backoff, on its own retrier.
 
 from __future__ import annotations
 
-from aws_cdk import Duration
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -32,7 +31,7 @@ from infra.observability import IntegrityAlarm, notify_outcomes
 from infra.paths import path
 from infra.schedules import MaintenanceSchedule
 from infra.settings import StackSettings
-from infra.tasks import catch_all, invoke, locked_retry, put_event
+from infra.tasks import catch_all, flag_set, invoke, locked_retry, put_event, state_machine
 from infra.vault import Vault
 from vaultline.plans import PlansFile
 from vaultline.runs.maintenance_steps import MaintenanceInput
@@ -109,44 +108,21 @@ class Maintenance(Construct):
 
         succeeded.next(sfn.Succeed(self, "Done"))
         drill.next(succeeded)
-        drill_enabled = path(MaintenanceInput, "drill", "enabled")
         verify.next(
             sfn.Choice(self, "DrillEnabled")
-            .when(
-                sfn.Condition.and_(
-                    sfn.Condition.is_present(drill_enabled), sfn.Condition.boolean_equals(drill_enabled, True)
-                ),
-                drill,
-            )
+            .when(flag_set(path(MaintenanceInput, "drill", "enabled")), drill)
             .otherwise(succeeded)
         )
         prune.next(verify)
-        prune_enabled = path(MaintenanceInput, "prune")
         forget.next(
-            sfn.Choice(self, "PruneEnabled")
-            .when(
-                sfn.Condition.and_(
-                    sfn.Condition.is_present(prune_enabled), sfn.Condition.boolean_equals(prune_enabled, True)
-                ),
-                prune,
-            )
-            .otherwise(verify)
+            sfn.Choice(self, "PruneEnabled").when(flag_set(path(MaintenanceInput, "prune")), prune).otherwise(verify)
         )
 
-        machine = sfn.StateMachine(
+        machine = state_machine(
             self,
-            "StateMachine",
             comment="Vaultline maintenance: forget by the plans' keep rules, prune, verify a subset, restore drill",
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_chainable(forget),
-            timeout=Duration.hours(c.STATE_MACHINE_TIMEOUT_HOURS),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group,
-                level=sfn.LogLevel.ALL,
-                # Results name recovery points and object keys (drill mismatches); they go to the event, not logs.
-                include_execution_data=False,
-            ),
+            definition=forget,
+            log_group=self.log_group,
         )
         functions = [self.forget, self.prune, self.verify, self.drill]
         acknowledge(

@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -165,6 +166,28 @@ def put_event(scope: Construct, state_id: str, detail_type: str, detail: sfn.Tas
         jitter_strategy=sfn.JitterType.FULL,
     )
     return task
+
+
+def flag_set(flag: str) -> sfn.Condition:
+    """The input has the boolean at ``flag`` and it is true (an absent flag is false, not a Choice error)."""
+    return sfn.Condition.and_(sfn.Condition.is_present(flag), sfn.Condition.boolean_equals(flag, True))
+
+
+def state_machine(
+    scope: Construct, *, comment: str, definition: sfn.IChainable, log_group: logs.ILogGroup
+) -> sfn.StateMachine:
+    """A STANDARD, traced state machine logging every event to ``log_group`` but no execution data: inputs and
+    results name object keys and recovery points, which belong in the vault and the outcome events, not in logs."""
+    return sfn.StateMachine(
+        scope,
+        "StateMachine",
+        comment=comment,
+        state_machine_type=sfn.StateMachineType.STANDARD,
+        definition_body=sfn.DefinitionBody.from_chainable(definition),
+        timeout=Duration.hours(c.STATE_MACHINE_TIMEOUT_HOURS),
+        tracing_enabled=True,
+        logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+    )
 
 
 def catch_all(states: tuple[sfn.TaskStateBase | sfn.DistributedMap, ...], handler: sfn.IChainable) -> None:

@@ -22,6 +22,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+from pydantic import BaseModel
 
 from infra import constants as c
 from infra import registry as r
@@ -29,7 +30,7 @@ from infra.functions import Functions
 from infra.logs import LogKey
 from infra.nag import acknowledge, logical_id
 from infra.paths import PREPARED, all_fields, fields_of, path, selector
-from infra.tasks import catch_all, invoke, prepare, put_event, work_list_map
+from infra.tasks import catch_all, invoke, prepare, put_event, state_machine, work_list_map
 from infra.vault import Vault
 from vaultline.runs.maintenance_steps import RetentionEvent
 from vaultline.runs.models import (
@@ -169,23 +170,14 @@ class Workflow(Construct):
             )
 
         self.log_group = log_key.log_group(self, "Logs", logs.RetentionDays.THREE_MONTHS)
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = state_machine(
             self,
-            "StateMachine",
             comment=(
                 f"Vaultline {kind.lower()}: S3 or DynamoDB; Prepare, Distributed Map, {shape.finish_state}; "
                 "Abort on failure"
             ),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            timeout=Duration.hours(c.STATE_MACHINE_TIMEOUT_HOURS),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group,
-                level=sfn.LogLevel.ALL,
-                # Execution data holds object keys of the sources; keep them out of the logs, they are in the vault.
-                include_execution_data=False,
-            ),
+            definition=definition,
+            log_group=self.log_group,
         )
         # The ItemReader reads and the ResultWriter writes SSE-KMS objects of the vault: CDK grants S3, not KMS.
         self.state_machine.add_to_role_policy(
@@ -370,6 +362,11 @@ def retention_state(scope: Construct, function: lambda_.IFunction, next_state: s
     return state
 
 
+def _map_item(event: type[BaseModel], prepared: type[BaseModel], run: str, **extra: str) -> dict[str, str]:
+    """A map's ItemSelector: the worker's ``event``, with the run's id from Prepare's result and the map's item."""
+    return fields_of(event, **{run: path(prepared, run, at=PREPARED)}, **extra, item=MAP_ITEM)
+
+
 class Workflows(Construct):
     """The backup and the restore state machine."""
 
@@ -394,9 +391,7 @@ class Workflows(Construct):
                 prepare_result=selector(Prepared, all_fields(Prepared)),
                 work_list_key=path(Prepared, "work_list_key", at=PREPARED),
                 concurrency=path(Prepared, "worker_concurrency", at=PREPARED),
-                item_selector=fields_of(
-                    BackupWorkerEvent, recovery_point=path(Prepared, "recovery_point", at=PREPARED), item=MAP_ITEM
-                ),
+                item_selector=_map_item(BackupWorkerEvent, Prepared, "recovery_point"),
                 worker=functions[r.BACKUP_WORKER],
                 finish_state="Commit",
                 finish=functions[r.BACKUP_COMMIT],
@@ -419,11 +414,7 @@ class Workflows(Construct):
                     map_state="DdbSegments",
                     work_list_key=path(ExportStatus, "work_list_key", at=WORK),
                     concurrency=path(TablePrepared, "worker_concurrency", at=PREPARED),
-                    item_selector=fields_of(
-                        SegmentWorkerEvent,
-                        recovery_point=path(TablePrepared, "recovery_point", at=PREPARED),
-                        item=MAP_ITEM,
-                    ),
+                    item_selector=_map_item(SegmentWorkerEvent, TablePrepared, "recovery_point"),
                     worker_state="DdbSegmentWorker",
                     worker=functions[r.DDB_SEGMENT_WORKER],
                     loop=True,
@@ -446,11 +437,8 @@ class Workflows(Construct):
                 ),
                 work_list_key=path(RestorePrepared, "work_list_key", at=PREPARED),
                 concurrency=path(RestorePrepared, "worker_concurrency", at=PREPARED),
-                item_selector=fields_of(
-                    RestoreWorkerEvent,
-                    restore_id=path(RestorePrepared, "restore_id", at=PREPARED),
-                    target=path(RestoreRequest, "target"),
-                    item=MAP_ITEM,
+                item_selector=_map_item(
+                    RestoreWorkerEvent, RestorePrepared, "restore_id", target=path(RestoreRequest, "target")
                 ),
                 worker=functions[r.RESTORE_WORKER],
                 finish_state="Finish",
@@ -471,11 +459,7 @@ class Workflows(Construct):
                     map_state="DdbRestoreParts",
                     work_list_key=path(TableRestorePrepared, "work_list_key", at=PREPARED),
                     concurrency=path(TableRestorePrepared, "worker_concurrency", at=PREPARED),
-                    item_selector=fields_of(
-                        TableRestoreWorkerEvent,
-                        restore_id=path(TableRestorePrepared, "restore_id", at=PREPARED),
-                        item=MAP_ITEM,
-                    ),
+                    item_selector=_map_item(TableRestoreWorkerEvent, TableRestorePrepared, "restore_id"),
                     worker_state="DdbRestoreWorker",
                     worker=functions[r.DDB_RESTORE_WORKER],
                     finish_state="DdbRestoreFinish",
