@@ -357,55 +357,6 @@ _PATTERN_HINTS = {
 }
 
 
-def plan_input(plan: Plan, source: S3SourcePlan | DynamoDBSourcePlan) -> dict[str, Any]:
-    """The backup state machine's execution input for one source of a plan (what the schedule sends).
-
-    ``role_arn`` appears in ``source`` only when the source is read through a role, so the common case stays
-    exactly the documented contract. A DynamoDB source carries its region and role in its ``dynamodb://`` URL
-    (as the CLI's) and its read options under ``options``; ``source.type`` is what the state machine branches on.
-    """
-    described: dict[str, Any] = {"type": source.type, "url": source.url}
-    if isinstance(source, DynamoDBSourcePlan):
-        options: dict[str, Any] = {"mode": source.mode, "consistent_read": source.consistent_read}
-        if source.read_rate is not None:
-            options["read_rate"] = source.read_rate
-        if source.read_share is not None:
-            options["read_share"] = source.read_share
-        described["options"] = options
-    else:
-        described |= {"include": list(source.include), "exclude": list(source.exclude)}
-    if source.role_arn:
-        described["role_arn"] = source.role_arn
-    payload = {
-        "plan": plan.name,
-        "source": described,
-        "compression_level": plan.compression_level,
-        "worker_concurrency": plan.worker_concurrency,
-        "tags": dict(plan.tags),
-        # The keep rules the backup's Retention step applies to this source after a successful commit.
-        "retention": plan.retention.rules(),
-    }
-    if isinstance(source, S3SourcePlan):
-        # Like role_arn: only when set otherwise than the default, so the common case stays the documented contract.
-        payload |= plan.model_dump(include={"archived_objects", "tags_refresh"}, exclude_defaults=True)
-    return payload
-
-
-def plan_inputs(plans: PlansFile) -> dict[str, list[dict[str, Any]]]:
-    """Plan name -> one execution input per source: what ``vaultline plan run`` starts."""
-    return {plan.name: [plan_input(plan, source) for source in plan.sources] for plan in plans.plans}
-
-
-def maintenance_policies(plans: PlansFile) -> list[dict[str, Any]]:
-    """Every plan source with its plan's keep rules: the ``policies`` of the Maintenance state machine's input
-    (``vaultline.runs.maintenance_steps.MaintenanceInput``). A source of several plans appears once per plan."""
-    return [
-        {"source": source.url, "plan": plan.name, "rules": plan.retention.rules()}
-        for plan in plans.plans
-        for source in plan.sources
-    ]
-
-
 __all__ = [
     "DynamoDBSourcePlan",
     "KeepRules",
@@ -416,8 +367,5 @@ __all__ = [
     "Schedule",
     "SourcePlan",
     "load_plans",
-    "maintenance_policies",
     "parse_plans",
-    "plan_input",
-    "plan_inputs",
 ]

@@ -12,6 +12,7 @@ import pytest
 
 from infra import constants as c
 from infra.layer import build_layer
+from infra.registry import FUNCTIONS
 from vaultline_dev.embedded import builds
 from vaultline_dev.embedded.sandbox import runtime_python
 
@@ -85,7 +86,7 @@ def test_host_twin_holds_the_same_pinned_distributions(site: Path) -> None:
 def test_every_handler_imports_with_only_the_layer_and_the_runtimes_boto3() -> None:
     # What the embedded Lambda gives a sandbox: CPython 3.12 isolated, the code, the layer's twin, the runtime's SDK.
     path = [str(c.FUNCTIONS_DIR), str(builds.host_layer() / "python"), str(builds.runtime_sdk("3.12"))]
-    modules = sorted({handler.rpartition(".")[0] for handler in c.HANDLERS.values()})
+    modules = sorted({spec.handler.rpartition(".")[0] for spec in FUNCTIONS})
     script = f"import sys; sys.path[:0] = {path!r}\n" + "".join(f"import {m}\n" for m in modules)
     result = subprocess.run(
         [str(runtime_python("python3.12")), "-I", "-S", "-c", script],

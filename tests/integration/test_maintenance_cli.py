@@ -29,7 +29,8 @@ from vaultline.repository.manifest import (
 )
 from vaultline.repository.packs import BlobType
 from vaultline.repository.vault import Vault
-from vaultline.runs.maintenance_steps import DrillOptions, MaintenanceInput, VerifyOptions, drill, verify
+from vaultline.runs.maintenance_models import DrillOptions, MaintenanceInput, VerifyOptions
+from vaultline.runs.maintenance_steps import drill, verify
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage
 

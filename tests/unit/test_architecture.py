@@ -59,6 +59,8 @@ RULES: dict[str, tuple[str, ...]] = {
         PLANS,
         "vaultline.repository.layout",
         "vaultline.runs.models",
+        "vaultline.runs.table_models",
+        "vaultline.runs.maintenance_models",
         "vaultline.runs.settings",
         "vaultline.runs.requests",
     ),

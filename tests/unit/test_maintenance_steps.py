@@ -9,7 +9,8 @@ from vaultline.errors import UsageError
 from vaultline.operations.check import PackSubset
 from vaultline.operations.retention import Duration
 from vaultline.plans import KeepRules
-from vaultline.runs.maintenance_steps import MaintenanceInput, retention_policy
+from vaultline.runs.maintenance_models import MaintenanceInput
+from vaultline.runs.maintenance_steps import retention_policy
 
 
 def test_plan_rules_become_the_engine_policy_with_weeks_as_days() -> None:

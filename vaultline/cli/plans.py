@@ -10,6 +10,7 @@ from vaultline.cli.context import stack_of
 from vaultline.cli.output import emit_json, err, execution_progress, human_bytes, out
 from vaultline.cli.stack import follow, plan_inputs, start
 from vaultline.repository.manifest import Issues
+from vaultline.runs.requests import deployed_backup, execution_input
 
 # The plan run sender keeps the names it had in cli/main.py: another change edits its body at the same time.
 _stack, _emit_json, _follow_display, _human_bytes = stack_of, emit_json, execution_progress, human_bytes
@@ -34,8 +35,10 @@ def cmd_plan_run(args: argparse.Namespace) -> int:
     stack = _stack(args)
     results = []
     for payload in plan_inputs(stack, args.name):
-        execution = start(stack.backup_state_machine, payload)
-        with _follow_display(not args.json, f"plan {args.name}: {payload['source']['url']}") as show:
+        # Validated as the state machine will, and sent as deployed (the fields the stack's input set).
+        request = deployed_backup(payload)
+        execution = start(stack.backup_state_machine, execution_input(request))
+        with _follow_display(not args.json, f"plan {args.name}: {request.source.url}") as show:
             output = follow(execution, show, poll_seconds=args.poll)
         committed = output.get("committed", {})
         results.append({"execution": execution, **committed})

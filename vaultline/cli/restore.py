@@ -4,7 +4,6 @@ restore state machine (``--remote``); ``get`` prints single items of a table as 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from vaultline.cli import tables
 from vaultline.cli.context import open_vault, stack_of
@@ -13,6 +12,7 @@ from vaultline.cli.stack import follow, start
 from vaultline.errors import UsageError
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.repository.manifest import resolve_recovery_point
+from vaultline.runs.requests import restore_input
 from vaultline.sources.dynamodb.table import is_table_url
 from vaultline.targets import Overwrite, open_target
 from vaultline.targets.guard import refuse_vault_buckets
@@ -80,13 +80,14 @@ def _restore_remote(args: argparse.Namespace) -> int:
         raise UsageError("--remote restores of a table restore all of it; --key and --include work without --remote")
     stack = _stack(args)
     # The restore state machine branches on the target itself (dynamodb://... takes the DynamoDB path).
-    payload: dict[str, Any] = {"recovery_point": args.recovery_point, "target": args.to}
-    if table:
-        payload |= {"write_rate": args.write_rate} if args.write_rate else {}
-    else:
-        payload["include"] = args.include
-        payload["overwrite"] = args.overwrite or "never"
-    payload["worker_concurrency"] = args.concurrency
+    payload = restore_input(
+        args.recovery_point,
+        args.to,
+        include=args.include,
+        overwrite=args.overwrite,
+        write_rate=args.write_rate,
+        worker_concurrency=args.concurrency,
+    )
     execution = start(stack.restore_state_machine, payload)
     with _follow_display(not args.json, f"restore {args.recovery_point}") as show:
         output = follow(execution, show, poll_seconds=args.poll)

@@ -8,8 +8,7 @@ read, so a version 1 reader that ignores the object still reads the vault correc
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from typing import Literal
@@ -19,10 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vaultline.errors import ObjectMissing, VaultError
 from vaultline.repository.layout import LOCKED_PREFIXES, OBJECT_LOCK_KEY
 from vaultline.storage import ObjectRetention, Storage
-
-# The deployed stack's settings (cdk context objectLockMode, objectLockRetentionDays), set on every function.
-MODE_ENV = "VAULT_OBJECT_LOCK_MODE"
-DAYS_ENV = "VAULT_OBJECT_LOCK_DAYS"
 
 
 class ObjectLockSettings(BaseModel):
@@ -89,22 +84,6 @@ def save_object_lock(storage: Storage, settings: ObjectLockSettings | None) -> N
         storage.put(OBJECT_LOCK_KEY, settings.model_dump_json(indent=2).encode() + b"\n")
     # The next write must see the new settings, not those read before.
     storage.lock_policy = VaultObjectLock.of_vault(storage)
-
-
-def object_lock_from_environment(env: Mapping[str, str] = os.environ) -> tuple[bool, ObjectLockSettings | None]:
-    """(whether the environment sets Object Lock at all, the settings it sets): ``VAULT_OBJECT_LOCK_DAYS`` 0
-    means objects are written without retention; unset leaves the vault's own ``object-lock`` object in charge."""
-    days = env.get(DAYS_ENV)
-    if days is None or days == "":
-        return False, None
-    try:
-        count = int(days)
-        if count == 0:
-            return True, None
-        return True, ObjectLockSettings.model_validate({"mode": env.get(MODE_ENV, "GOVERNANCE"), "days": count})
-    except (ValueError, ValidationError) as exc:
-        shown = f"{DAYS_ENV}={days!r} {MODE_ENV}={env.get(MODE_ENV)!r}"
-        raise VaultError(f"{shown}: invalid Object Lock settings ({exc})") from None
 
 
 def create_object_lock(storage: Storage, settings: ObjectLockSettings) -> bool:

@@ -1,12 +1,12 @@
 """The Maintenance state machine's steps (forget, prune, verify, drill) and the backup's Retention step.
 
-Every step is ``(Vault, model) -> model``, like the backup and restore steps. A Maintenance step receives the
-whole execution state: the input (:class:`MaintenanceInput`, built from the plans by
-:func:`vaultline.plans.maintenance_policies`) plus the results of the steps before it under ``results``, which it
-ignores. Each returns a small result (lists capped at :data:`MAX_LISTED`, counts complete) that the state machine
-stores at ``$.results.<step>`` and, at the end, sends as the detail of the ``Vaultline Maintenance Succeeded``
-event. Errors propagate by type: ``VaultLocked`` is retryable (a backup is running), ``IntegrityError`` means the
-vault is damaged.
+Every step is ``(Vault, model) -> model``, like the backup and restore steps; the models are in
+:mod:`vaultline.runs.maintenance_models`. A Maintenance step receives the whole execution state: the input
+(:class:`MaintenanceInput`, built from the plans by :func:`vaultline.runs.requests.maintenance_policies`) plus the
+results of the steps before it under ``results``, which it ignores. Each returns a small result (lists capped at
+``MAX_LISTED``, counts complete) that the state machine stores at ``$.results.<step>`` and, at the end, sends as the
+detail of the ``Vaultline Maintenance Succeeded`` event. Errors propagate by type: ``VaultLocked`` is retryable (a
+backup is running), ``IntegrityError`` means the vault is damaged.
 
 Example::
 
@@ -16,34 +16,30 @@ Example::
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from vaultline.errors import UsageError
-from vaultline.operations.check import PackSubset, check_vault
+from vaultline.operations.check import check_vault
 from vaultline.operations.drill import restore_drill
 from vaultline.operations.forget import ForgetReport
 from vaultline.operations.forget import forget as forget_by_policy
-from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD, HeldObject, PruneOptions
+from vaultline.operations.prune import PruneOptions
 from vaultline.operations.prune import prune as prune_vault
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.vault import Vault
-from vaultline.runs.models import StepModel
+from vaultline.runs.maintenance_models import (
+    MAX_LISTED,
+    DrillResult,
+    ForgetResult,
+    MaintenanceInput,
+    PruneResult,
+    RetentionEvent,
+    RetentionResult,
+    VerifyResult,
+)
 
-# Errors and warnings beyond this many are counted, not listed: a state-machine payload is limited to 256 KiB.
-MAX_LISTED = 50
 _UNITS = re.compile(r"(\d+)([ymwdh])")
-
-
-def vault_url_from_environment() -> str:
-    """The deployed vault (``VAULT_URL``, set on every function by the stack)."""
-    url = os.environ.get("VAULT_URL", "")
-    if not url.startswith("s3://"):
-        raise UsageError("VAULT_URL must be set to the vault's s3://bucket[/prefix]")
-    return url
 
 
 def retention_policy(rules: dict[str, Any]) -> RetentionPolicy | None:
@@ -62,54 +58,9 @@ def retention_policy(rules: dict[str, Any]) -> RetentionPolicy | None:
 
 
 # -- the Maintenance input --------------------------------------------------------------------------------------
-class SourcePolicy(StepModel):
-    """One plan source and the plan's keep rules."""
-
-    source: str
-    plan: str | None = None
-    rules: dict[str, Any] = Field(default_factory=dict)
-
-
-class VerifyOptions(StepModel):
-    """Which packs to read: ``subset`` (``"n/m"``, part n of m, or ``"10%"``); otherwise part ``run % parts + 1``
-    of ``parts`` (``run`` defaults to the day number, so ``parts`` consecutive daily runs read every pack once)."""
-
-    subset: PackSubset | None = None
-    parts: int = Field(default=7, ge=1)
-    run: int | None = Field(default=None, ge=0)
-
-    def pack_subset(self) -> PackSubset:
-        """The subset this run reads."""
-        return self.subset or PackSubset.rotating(self.parts, self.run)
-
-
-class DrillOptions(StepModel):
-    enabled: bool = False
-    scratch: str | None = Field(default=None, description="s3://bucket/prefix the drill may write under and clean")
-    recovery_point: str | None = None
-
-
-class MaintenanceInput(StepModel):
-    """The Maintenance state machine's input (what its schedule sends)."""
-
-    policies: list[SourcePolicy] = Field(default_factory=list)
-    prune: bool = True
-    repack_threshold: float = Field(default=DEFAULT_REPACK_THRESHOLD, ge=0.0, le=1.0)
-    verify: VerifyOptions = Field(default_factory=VerifyOptions)
-    drill: DrillOptions = Field(default_factory=DrillOptions)
 
 
 # -- forget -----------------------------------------------------------------------------------------------------
-class ForgetResult(BaseModel):
-    """What forget removed, per run; lists are capped, counts are not."""
-
-    sources: int = 0
-    removed: list[str] = Field(default_factory=list)
-    removed_count: int = 0
-    kept: int = 0
-    held: list[HeldObject] = Field(default_factory=list)
-    held_count: int = 0
-    skipped: list[str] = Field(default_factory=list, description="sources without keep rules: nothing forgotten")
 
 
 def _forget_source(vault: Vault, rules: dict[str, Any], source: str) -> ForgetReport | None:
@@ -138,18 +89,6 @@ def forget(vault: Vault, event: MaintenanceInput) -> ForgetResult:
 
 
 # -- prune ------------------------------------------------------------------------------------------------------
-class PruneResult(BaseModel):
-    packs_before: int
-    packs_after: int
-    packs_deleted: int
-    packs_repacked: int
-    packs_written: int
-    bytes_before: int
-    bytes_after: int
-    bytes_freed: int
-    held: list[HeldObject] = Field(default_factory=list)
-    held_count: int = 0
-    seconds: float = 0.0
 
 
 def prune(vault: Vault, event: MaintenanceInput) -> PruneResult:
@@ -171,15 +110,6 @@ def prune(vault: Vault, event: MaintenanceInput) -> PruneResult:
 
 
 # -- verify -----------------------------------------------------------------------------------------------------
-class VerifyResult(BaseModel):
-    ok: bool
-    subset: str
-    recovery_points: int
-    packs_read: int
-    bytes_read: int
-    errors: list[str] = Field(default_factory=list)
-    error_count: int = 0
-    warning_count: int = 0
 
 
 def verify(vault: Vault, event: MaintenanceInput) -> VerifyResult:
@@ -199,16 +129,6 @@ def verify(vault: Vault, event: MaintenanceInput) -> VerifyResult:
 
 
 # -- drill ------------------------------------------------------------------------------------------------------
-class DrillResult(BaseModel):
-    ok: bool
-    recovery_point: str
-    scratch: str
-    objects: int
-    bytes: int
-    verified: int
-    mismatches: list[str] = Field(default_factory=list)
-    cleaned_up: bool
-    seconds: float
 
 
 def drill(vault: Vault, event: MaintenanceInput) -> DrillResult:
@@ -231,20 +151,6 @@ def drill(vault: Vault, event: MaintenanceInput) -> DrillResult:
 
 
 # -- the backup's Retention step --------------------------------------------------------------------------------
-class RetentionEvent(StepModel):
-    """The backup state after Commit: the plan's rules (``retention``, from ``plan_input``) and what was committed."""
-
-    plan: str | None = None
-    retention: dict[str, Any] = Field(default_factory=dict)
-    committed: dict[str, Any]
-
-
-class RetentionResult(BaseModel):
-    source: str
-    applied: bool
-    removed: list[str] = Field(default_factory=list)
-    kept: int = 0
-    held_count: int = 0
 
 
 def apply_retention(vault: Vault, event: RetentionEvent) -> RetentionResult:

@@ -1,46 +1,36 @@
-"""Opening the deployed vault from a step's environment."""
+"""Opening the deployed vault from a step's environment (:class:`~vaultline.runs.settings.FunctionSettings`)."""
 
 from __future__ import annotations
 
-import os
-from typing import TypeVar
-
-from pydantic import BaseModel
-
-from vaultline.errors import VaultError, VaultExists, VaultNotFound
-from vaultline.repository.object_lock import VaultObjectLock, create_object_lock, object_lock_from_environment
+from vaultline.errors import VaultExists, VaultNotFound
+from vaultline.repository.object_lock import VaultObjectLock, create_object_lock
 from vaultline.repository.vault import Vault
-from vaultline.storage import S3Storage
-
-M = TypeVar("M", bound=BaseModel)
-# Whether this step may create the vault (infra sets it true only for the Prepare steps of a backup).
-CREATE_ENV = "VAULT_CREATE"
+from vaultline.runs.settings import FunctionSettings
+from vaultline.storage import S3Storage, open_storage
 
 
-def vault_from_environment() -> Vault:
-    """Open (or on first use create) the vault the deployed stack points at.
+def vault_from_environment(settings: FunctionSettings | None = None) -> Vault:
+    """Open (or on first use create) the vault the deployed stack points at (``settings``, or this process's).
 
     ``VAULT_URL`` names it; ``VAULT_ENCRYPTION`` and ``VAULT_KMS_KEY_ID`` say how a new one is created, and only a
     step with ``VAULT_CREATE`` true (or unset) creates one: the others find VaultNotFound. ``VAULT_OBJECT_LOCK_*``
     say what the writes lock (vaultline/repository/object_lock.py); a new vault records them in its ``object-lock``
     object.
     """
-    url = os.environ.get("VAULT_URL")
-    if not url or not url.startswith("s3://"):
-        raise VaultError("VAULT_URL must be set to the vault's s3://bucket[/prefix]")
+    settings = settings or FunctionSettings.from_environment()
+    url = settings.require_vault_url()
     bucket, _, prefix = url[len("s3://") :].partition("/")
     storage = S3Storage(bucket, prefix)
-    overridden, lock_settings = object_lock_from_environment()
+    overridden, lock_settings = settings.object_lock()
     if overridden:
         storage.lock_policy = VaultObjectLock.fixed(lock_settings)
     try:
         return Vault.open(storage)
     except VaultNotFound:
-        if os.environ.get(CREATE_ENV, "true").lower() != "true":
+        if not settings.vault_create:
             raise
-    encryption = os.environ.get("VAULT_ENCRYPTION", "kms")
     try:
-        vault = Vault.init(storage, "kms" if encryption == "kms" else "none", os.environ.get("VAULT_KMS_KEY_ID"))
+        vault = Vault.init(storage, settings.vault_encryption, settings.vault_kms_key_id)
     except VaultExists:
         # Another first run created it between our read and our write (the create is conditional): use theirs.
         return Vault.open(storage)
@@ -50,5 +40,8 @@ def vault_from_environment() -> Vault:
     return vault
 
 
-# What follows serves the DynamoDB steps (runs/table_steps.py, operations/table_backup.py) until they open their
-# runs through the staged-run protocol (vaultline.runs.protocol), which the S3 backup and restore steps use.
+def open_deployed_vault(settings: FunctionSettings | None = None) -> Vault:
+    """Open the deployed vault by its URL alone: for the maintenance steps, which never create a vault and whose
+    writes lock what the vault's own ``object-lock`` object says."""
+    settings = settings or FunctionSettings.from_environment()
+    return Vault.open(open_storage(settings.require_vault_url()))
