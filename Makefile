@@ -34,6 +34,7 @@ lint: venv $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:xdist tests/unit/test_architecture.py
 	CDK_OUTDIR=cdk.out $(BIN)/python app.py >/dev/null
 	$(CHECKOV) --config-file .checkov.yaml
 

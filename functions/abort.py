@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from observability import lambda_handler
+from observability import lambda_handler, settings
 
 from vaultline.runs import backup_steps
 from vaultline.runs.models import AbortEvent
@@ -11,7 +11,7 @@ from vaultline.runs.staging import vault_from_environment
 
 def step(event: dict[str, Any]) -> Any:
     """Clean a failed backup or restore run's staging area."""
-    result = backup_steps.abort(vault_from_environment(), AbortEvent.model_validate(event))
+    result = backup_steps.abort(vault_from_environment(settings), AbortEvent.model_validate(event))
     return result
 
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from observability import lambda_handler, metrics
+from observability import lambda_handler, metrics, settings
 
 from vaultline.runs import backup_steps
 from vaultline.runs.models import CommitEvent
@@ -12,7 +12,7 @@ from vaultline.runs.staging import vault_from_environment
 
 def step(event: dict[str, Any]) -> Any:
     """Merge batch results and write the manifest last."""
-    result = backup_steps.commit(vault_from_environment(), CommitEvent.model_validate(event))
+    result = backup_steps.commit(vault_from_environment(settings), CommitEvent.model_validate(event))
     metrics.add_metric(name="RecoveryPointsCommitted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="SourceBytes", unit=MetricUnit.Bytes, value=result.stats.bytes)
     return result

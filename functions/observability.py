@@ -7,7 +7,6 @@ renamed VaultlineRetryable so the state machine retries them with backoff.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,10 +17,13 @@ from botocore.exceptions import ClientError, ConnectionError, EndpointConnection
 
 from vaultline.aws import retry_counts
 from vaultline.errors import VaultlineRetryable
+from vaultline.runs.settings import FunctionSettings
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "vaultline"))
+# The function's environment, validated once per cold start (vaultline/runs/settings.py); the steps read it.
+settings = FunctionSettings.from_environment()
+logger = Logger(service=settings.service_name)
 tracer = Tracer()
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Vaultline"))
+metrics = Metrics(namespace=settings.metrics_namespace)
 
 _TRANSIENT_CODES = {
     "Throttling",

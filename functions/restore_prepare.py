@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from observability import lambda_handler
+from observability import lambda_handler, settings
 
 from vaultline.runs import restore_steps
 from vaultline.runs.models import PrepareEvent
@@ -11,7 +11,7 @@ from vaultline.runs.staging import vault_from_environment
 
 def step(event: dict[str, Any]) -> Any:
     """Resolve the recovery point and stage restore batches."""
-    result = restore_steps.prepare(vault_from_environment(), PrepareEvent.model_validate(event))
+    result = restore_steps.prepare(vault_from_environment(settings), PrepareEvent.model_validate(event))
     return result
 
 

@@ -45,29 +45,6 @@ ACCESS_LOG_EXPIRATION_DAYS = 365
 SERVICE_NAME = "vaultline"
 METRICS_NAMESPACE = "Vaultline"
 LOG_LEVEL = "INFO"
-HANDLERS = {
-    "backup_prepare": "backup_prepare.handler",
-    "backup_worker": "backup_worker.handler",
-    "backup_commit": "backup_commit.handler",
-    "restore_prepare": "restore_prepare.handler",
-    "restore_worker": "restore_worker.handler",
-    "restore_finish": "restore_finish.handler",
-    "abort": "abort.handler",
-    # DynamoDB sources and targets (docs/dynamodb.md); the state machines branch to them on the source/target type.
-    "ddb_backup_prepare": "ddb_backup_prepare.handler",
-    "ddb_export_status": "ddb_export_status.handler",
-    "ddb_segment_worker": "ddb_segment_worker.handler",
-    "ddb_backup_commit": "ddb_backup_commit.handler",
-    "ddb_restore_prepare": "ddb_restore_prepare.handler",
-    "ddb_restore_worker": "ddb_restore_worker.handler",
-    "ddb_restore_finish": "ddb_restore_finish.handler",
-    # Retention after a backup's commit, and the Maintenance state machine (infra/maintenance.py).
-    "apply_retention": "apply_retention.handler",
-    "maintenance_forget": "maintenance_forget.handler",
-    "maintenance_prune": "maintenance_prune.handler",
-    "maintenance_verify": "maintenance_verify.handler",
-    "maintenance_drill": "maintenance_drill.handler",
-}
 # 1769 MB is where Lambda grants one full vCPU: chunking, BLAKE3 and zstd are CPU-bound and single-threaded per
 # object, so less memory is slower *and* not cheaper; a 16 MiB pack buffer plus read-ahead fits easily.
 WORKER_MEMORY_MB = 1769
@@ -164,9 +141,3 @@ OUTPUT_VAULT_BUCKET = "VaultBucketName"
 OUTPUT_VAULT_KEY = "VaultKeyArn"
 OUTPUT_PLANS = "Plans"
 OUTPUT_NOTIFICATION_TOPIC = "NotificationTopicArn"
-
-# --- environment of the functions (read by vaultline/runs) ---------------------------------------------
-ENV_ACCESS_LOG_BUCKET = "VAULT_ACCESS_LOG_BUCKET"  # vaultline.targets.guard.ACCESS_LOG_BUCKET_ENV
-ENV_OBJECT_LOCK_MODE = "VAULT_OBJECT_LOCK_MODE"  # vaultline.repository.object_lock.MODE_ENV
-ENV_OBJECT_LOCK_DAYS = "VAULT_OBJECT_LOCK_DAYS"  # vaultline.repository.object_lock.DAYS_ENV
-ENV_VAULT_CREATE = "VAULT_CREATE"  # vaultline.runs.staging.CREATE_ENV

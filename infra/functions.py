@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration, Stack
@@ -15,10 +14,25 @@ from constructs import Construct
 from infra import constants as c
 from infra.logs import LogKey
 from infra.nag import acknowledge, logical_id
+from infra.registry import (
+    BACKUP_PREPARE,
+    BACKUP_WORKER,
+    DDB_BACKUP_PREPARE,
+    DDB_EXPORT_STATUS,
+    DDB_RESTORE_PREPARE,
+    DDB_RESTORE_WORKER,
+    DDB_SEGMENT_WORKER,
+    FUNCTIONS,
+    RESTORE_PREPARE,
+    RESTORE_WORKER,
+    WORKERS,
+    FunctionSpec,
+)
 from infra.settings import StackSettings
 from infra.vault import Vault
 from vaultline.plans import DynamoDBSourcePlan, PlansFile, S3SourcePlan
 from vaultline.repository import layout
+from vaultline.runs.settings import FunctionSettings
 
 # Listing takes the plan's prefix (condition s3:prefix); reading the versioning status has no prefix.
 S3_BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions")
@@ -52,23 +66,13 @@ TABLE_RESTORE_PREPARE_ACTIONS = (
     "dynamodb:TagResource",
 )
 TABLE_RESTORE_WRITE_ACTIONS = ("dynamodb:BatchWriteItem",)
+# Object Lock: forget and prune leave objects under retention or legal hold in place and report them as held.
+# Reading an object's lock state needs these; without them HeadObject silently omits it.
+OBJECT_LOCK_READ_ACTIONS = ("s3:GetObjectRetention", "s3:GetObjectLegalHold")
 # GenerateDataKey: SSE-KMS writes and the vault's own data key; Decrypt: SSE-KMS reads and unwrapping that key.
 VAULT_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # The vault objects whose only writer is the step that creates a vault, and only as a conditional create.
 VAULT_CREATED_ONCE = layout.CREATED_ONCE
-VAULT_CREATORS = ("backup_prepare", "ddb_backup_prepare")
-# The steps that write what Object Lock protects (packs, indexes, manifests:
-# vaultline/repository/object_lock.py): a put with a retention date needs s3:PutObjectRetention. Prepare writes an
-# index for packs a crashed run left unindexed.
-LOCK_WRITERS = (
-    "backup_prepare",
-    "backup_worker",
-    "backup_commit",
-    "ddb_backup_prepare",
-    "ddb_segment_worker",
-    "ddb_backup_commit",
-    "maintenance_prune",
-)
 # Everything under the vault root but staging/, where a restore worker leaves its batch summaries. A restore
 # target pattern may match the vault's own bucket: its roles are denied these outright (and the engine refuses).
 VAULT_OWN_KEYS = (
@@ -87,42 +91,6 @@ S3_WRITE_ACTIONS = (
 # Decrypting (reads) and generating data keys (writes) of SSE-KMS objects, only as S3 does it for the object.
 S3_KMS_READ_ACTIONS = ("kms:Decrypt",)
 S3_KMS_WRITE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
-
-
-# The functions a Distributed Map fans out: each gets the reserved concurrency of the settings.
-WORKERS = ("backup_worker", "restore_worker", "ddb_segment_worker", "ddb_restore_worker")
-
-
-@dataclass(frozen=True)
-class _Spec:
-    memory_mb: int
-    timeout_minutes: int
-    description: str
-
-
-SPECS = {
-    "backup_prepare": _Spec(c.PREPARE_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Open a recovery point, write work list"),
-    "backup_worker": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Chunk, compress, encrypt, pack a batch"),
-    "backup_commit": _Spec(c.COMMIT_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Merge worker results, write manifest"),
-    "restore_prepare": _Spec(c.PREPARE_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Select objects, write work list"),
-    "restore_worker": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Rebuild and write a batch of objects"),
-    "restore_finish": _Spec(c.FINISH_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Summarise a restore"),
-    "abort": _Spec(c.ABORT_MEMORY_MB, c.ABORT_TIMEOUT_MINUTES, "Record a failed run, clean its staging area"),
-    "ddb_backup_prepare": _Spec(c.PREPARE_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Describe a table, stage segments"),
-    "ddb_export_status": _Spec(c.ABORT_MEMORY_MB, c.ABORT_TIMEOUT_MINUTES, "Poll a table export, stage its files"),
-    "ddb_segment_worker": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Scan one table segment into packs"),
-    "ddb_backup_commit": _Spec(c.COMMIT_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Merge segment parts, write manifest"),
-    "ddb_restore_prepare": _Spec(c.PREPARE_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Create or check the target table"),
-    "ddb_restore_worker": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Write one segment part's items"),
-    "ddb_restore_finish": _Spec(c.FINISH_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Summarise a table restore"),
-    # Retention and maintenance (infra/maintenance.py grants their deletes): prune holds every live blob id in
-    # memory while it marks; verify and the drill read and hash packs, CPU-bound like a worker.
-    "apply_retention": _Spec(c.FINISH_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Apply a plan's keep rules to a source"),
-    "maintenance_forget": _Spec(c.FINISH_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Apply every plan's keep rules"),
-    "maintenance_prune": _Spec(c.COMMIT_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Delete unreferenced data, repack"),
-    "maintenance_verify": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Check the vault, read some packs"),
-    "maintenance_drill": _Spec(c.WORKER_MEMORY_MB, c.FUNCTION_TIMEOUT_MINUTES, "Restore drill into scratch space"),
-}
 
 
 class Functions(Construct):
@@ -146,38 +114,36 @@ class Functions(Construct):
         self._vault = vault
         self.log_key = log_key or LogKey(self, "LogKey")
         code = lambda_.Code.from_asset(str(c.FUNCTIONS_DIR), exclude=["__pycache__", "*.pyc", "tests", ".*"])
-        environment = {
-            "VAULT_URL": vault.url,
-            "VAULT_ENCRYPTION": plans.encryption,
-            "VAULT_KMS_KEY_ID": vault.key.key_arn,
-            "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
-            "LOG_LEVEL": c.LOG_LEVEL,
-            # A restore into the vault or its access-log bucket is refused (vaultline/targets/guard.py).
-            c.ENV_ACCESS_LOG_BUCKET: vault.access_logs.bucket_name,
-            # What the writers lock and for how long (vaultline/repository/object_lock.py); 0 days: nothing is locked.
-            c.ENV_OBJECT_LOCK_MODE: vault.object_lock_mode,
-            c.ENV_OBJECT_LOCK_DAYS: str(vault.object_lock_days),
-        }
-        self.by_name: dict[str, lambda_.Function] = {}
-        for name, handler in c.HANDLERS.items():
-            spec = SPECS[name]
-            construct = "".join(part.title() for part in name.split("_"))
-            log_group = self.log_key.log_group(self, f"{construct}Logs", logs.RetentionDays.ONE_MONTH)
-            reserved = settings.worker_reserved_concurrency if name in WORKERS else 0
-            self.by_name[name] = lambda_.Function(
+        # The functions' environment is the handlers' settings model (vaultline/runs/settings.py), dumped.
+        environment = FunctionSettings(
+            vault_url=vault.url,
+            vault_encryption=plans.encryption,
+            vault_kms_key_id=vault.key.key_arn,
+            service_name=c.SERVICE_NAME,
+            metrics_namespace=c.METRICS_NAMESPACE,
+            log_level=c.LOG_LEVEL,
+            access_log_bucket=vault.access_logs.bucket_name,
+            # 0 days: nothing is locked (and the vault's own object-lock object is not consulted).
+            object_lock_mode=vault.object_lock_mode,
+            object_lock_days=vault.object_lock_days,
+        )
+        self._functions: dict[FunctionSpec, lambda_.Function] = {}
+        for spec in FUNCTIONS:
+            log_group = self.log_key.log_group(self, f"{spec.construct_id}Logs", logs.RetentionDays.ONE_MONTH)
+            reserved = settings.worker_reserved_concurrency if spec.worker else 0
+            self._functions[spec] = lambda_.Function(
                 self,
-                construct,
-                description=f"Vaultline {name}: {spec.description}",
+                spec.construct_id,
+                description=f"Vaultline {spec.name}: {spec.description}",
                 runtime=lambda_.Runtime.PYTHON_3_12,
                 architecture=lambda_.Architecture.ARM_64,
-                handler=handler,
+                handler=spec.handler,
                 code=code,
                 layers=[layer],
                 memory_size=spec.memory_mb,
                 timeout=Duration.minutes(spec.timeout_minutes),
                 # Only the steps that start a backup create a vault on first use (and may write its config).
-                environment={**environment, c.ENV_VAULT_CREATE: "true" if name in VAULT_CREATORS else "false"},
+                environment=environment.model_copy(update={"vault_create": spec.creates_vault}).environment(),
                 tracing=lambda_.Tracing.ACTIVE,
                 log_group=log_group,
                 reserved_concurrent_executions=reserved or None,
@@ -196,67 +162,19 @@ class Functions(Construct):
         self._grant_restore_target_tables(restore_target_tables)
         self._acknowledge_findings()
 
-    # --- accessors for the workflows -----------------------------------------------------------------------
-    @property
-    def backup_prepare(self) -> lambda_.Function:
-        return self.by_name["backup_prepare"]
+    def __getitem__(self, spec: FunctionSpec) -> lambda_.Function:
+        """The function of a registered spec (``functions[BACKUP_WORKER]``)."""
+        return self._functions[spec]
 
     @property
-    def backup_worker(self) -> lambda_.Function:
-        return self.by_name["backup_worker"]
-
-    @property
-    def backup_commit(self) -> lambda_.Function:
-        return self.by_name["backup_commit"]
-
-    @property
-    def restore_prepare(self) -> lambda_.Function:
-        return self.by_name["restore_prepare"]
-
-    @property
-    def restore_worker(self) -> lambda_.Function:
-        return self.by_name["restore_worker"]
-
-    @property
-    def restore_finish(self) -> lambda_.Function:
-        return self.by_name["restore_finish"]
-
-    @property
-    def abort(self) -> lambda_.Function:
-        return self.by_name["abort"]
-
-    @property
-    def ddb_backup_prepare(self) -> lambda_.Function:
-        return self.by_name["ddb_backup_prepare"]
-
-    @property
-    def ddb_export_status(self) -> lambda_.Function:
-        return self.by_name["ddb_export_status"]
-
-    @property
-    def ddb_segment_worker(self) -> lambda_.Function:
-        return self.by_name["ddb_segment_worker"]
-
-    @property
-    def ddb_backup_commit(self) -> lambda_.Function:
-        return self.by_name["ddb_backup_commit"]
-
-    @property
-    def ddb_restore_prepare(self) -> lambda_.Function:
-        return self.by_name["ddb_restore_prepare"]
-
-    @property
-    def ddb_restore_worker(self) -> lambda_.Function:
-        return self.by_name["ddb_restore_worker"]
-
-    @property
-    def ddb_restore_finish(self) -> lambda_.Function:
-        return self.by_name["ddb_restore_finish"]
+    def workers(self) -> list[lambda_.Function]:
+        """The functions the Distributed Maps fan out, in registry order."""
+        return [self[spec] for spec in WORKERS]
 
     # --- permissions ---------------------------------------------------------------------------------------
     def _grant_vault(self) -> None:
         bucket = self._vault.bucket
-        for name, function in self.by_name.items():
+        for spec, function in self._functions.items():
             function.add_to_role_policy(
                 iam.PolicyStatement(
                     sid="VaultRead",
@@ -281,10 +199,10 @@ class Functions(Construct):
                     effect=iam.Effect.DENY,
                     actions=["s3:PutObject"],
                     resources=created_once,
-                    conditions={"Null": {"s3:if-none-match": "true"}} if name in VAULT_CREATORS else None,
+                    conditions={"Null": {"s3:if-none-match": "true"}} if spec.creates_vault else None,
                 )
             )
-            if name in LOCK_WRITERS:
+            if spec.writes_locked:
                 function.add_to_role_policy(
                     iam.PolicyStatement(
                         sid="VaultObjectLockWrite",
@@ -292,41 +210,67 @@ class Functions(Construct):
                         resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in layout.LOCKED_PREFIXES],
                     )
                 )
-            if name in ("backup_commit", "restore_finish", "abort", "ddb_backup_commit", "ddb_restore_finish"):
-                # The steps that end a run tidy its staging area (versioning keeps a record until lifecycle ends it)
-                # and release the run's shared vault lock.
-                function.add_to_role_policy(
-                    iam.PolicyStatement(
-                        sid="VaultStagingCleanup",
-                        actions=["s3:DeleteObject"],
-                        resources=[
-                            bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"),
-                            bucket.arn_for_objects(f"{layout.LOCK_PREFIX}*"),
-                        ],
+            # The steps that end a run tidy its staging area (versioning keeps a record until lifecycle ends it)
+            # and release the run's shared vault lock. Taking the shared lock writes it, then deletes it again if a
+            # prune holds the exclusive one; a Prepare that fails deletes what it staged and its lock.
+            for sid, deletes in (("VaultStagingCleanup", spec.ends_run), ("VaultPrepareUndo", spec.creates_vault)):
+                if deletes:
+                    function.add_to_role_policy(
+                        iam.PolicyStatement(
+                            sid=sid,
+                            actions=["s3:DeleteObject"],
+                            resources=[
+                                bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"),
+                                bucket.arn_for_objects(f"{layout.LOCK_PREFIX}*"),
+                            ],
+                        )
                     )
-                )
-            if name in VAULT_CREATORS:
-                # Taking the shared lock writes it, then deletes it again if a prune holds the exclusive one; a
-                # Prepare that fails deletes what it staged (its run's prefix under staging/) and its lock.
-                function.add_to_role_policy(
-                    iam.PolicyStatement(
-                        sid="VaultPrepareUndo",
-                        actions=["s3:DeleteObject"],
-                        resources=[
-                            bucket.arn_for_objects(f"{c.STAGING_PREFIX}*"),
-                            bucket.arn_for_objects(f"{layout.LOCK_PREFIX}*"),
-                        ],
-                    )
-                )
             function.add_to_role_policy(
                 iam.PolicyStatement(
                     sid="VaultKey", actions=list(VAULT_KEY_ACTIONS), resources=[self._vault.key.key_arn]
                 )
             )
+            if spec.deletes:
+                self._grant_deletes(function, spec.deletes)
+
+    def _grant_deletes(self, function: lambda_.Function, prefixes: tuple[str, ...]) -> None:
+        """Forget and retention delete manifests, prune packs, indexes and its locks; all leave what Object Lock
+        holds in place, which needs reading the lock state."""
+        bucket = self._vault.bucket
+        vault_arn = f"<{logical_id(bucket)}.Arn>"
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="VaultMaintenanceDelete",
+                actions=["s3:DeleteObject"],
+                resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes],
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="VaultObjectLockRead",
+                actions=list(OBJECT_LOCK_READ_ACTIONS),
+                resources=[bucket.arn_for_objects("*")],
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="VaultObjectLockConfig",
+                actions=["s3:GetBucketObjectLockConfiguration"],
+                resources=[bucket.bucket_arn],
+            )
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-IAM5",
+            "Forget deletes manifests under recovery-points/, prune deletes packs, index objects and its own "
+            "locks under data/, index/ and locks/ of the vault bucket: content-addressed names that cannot be "
+            "listed in advance; reading Object Lock state covers every vault object prune may have to keep.",
+            findings=[f"Resource::{vault_arn}/{prefix}*" for prefix in prefixes] + [f"Resource::{vault_arn}/*"],
+        )
 
     def _grant_sources(self, plans: PlansFile) -> None:
         """Prepare lists the sources, workers read their objects; read-only, and only the plans' buckets."""
-        prepare, worker = self.backup_prepare, self.backup_worker
+        prepare, worker = self[BACKUP_PREPARE], self[BACKUP_WORKER]
         buckets: dict[str, set[str]] = {}
         roles: set[str] = set()
         for plan in plans.plans:
@@ -396,7 +340,7 @@ class Functions(Construct):
         """Prepare describes the plans' tables, segment workers scan them; export mode may export them and poll the
         export. Read-only, and only the planned tables (in their region); a table behind a role: AssumeRole only."""
         stack = Stack.of(self)
-        prepare, worker, status = self.ddb_backup_prepare, self.ddb_segment_worker, self.ddb_export_status
+        prepare, worker, status = self[DDB_BACKUP_PREPARE], self[DDB_SEGMENT_WORKER], self[DDB_EXPORT_STATUS]
         tables: dict[str, DynamoDBSourcePlan] = {}
         roles: set[str] = set()
         for plan in plans.plans:
@@ -459,7 +403,7 @@ class Functions(Construct):
             for p in patterns
             if "*" in p or "?" in p
         ]
-        self.ddb_restore_prepare.add_to_role_policy(
+        self[DDB_RESTORE_PREPARE].add_to_role_policy(
             iam.PolicyStatement(
                 sid="RestoreTargetTables", actions=list(TABLE_RESTORE_PREPARE_ACTIONS), resources=tables
             )
@@ -467,7 +411,7 @@ class Functions(Construct):
         # A saved description may name a customer-managed key: DynamoDB describes it and takes a grant on it for
         # the new table, on the function's behalf (GrantIsForAWSResource exists only on CreateGrant).
         via_dynamodb = {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}
-        self.ddb_restore_prepare.add_to_role_policy(
+        self[DDB_RESTORE_PREPARE].add_to_role_policy(
             iam.PolicyStatement(
                 sid="RestoreTargetTableKeyDescribe",
                 actions=["kms:DescribeKey"],
@@ -475,7 +419,7 @@ class Functions(Construct):
                 conditions={"StringEquals": via_dynamodb},
             )
         )
-        self.ddb_restore_prepare.add_to_role_policy(
+        self[DDB_RESTORE_PREPARE].add_to_role_policy(
             iam.PolicyStatement(
                 sid="RestoreTargetTableKeyGrant",
                 actions=["kms:CreateGrant"],
@@ -483,7 +427,7 @@ class Functions(Construct):
                 conditions={"StringEquals": via_dynamodb, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
         )
-        self.ddb_restore_worker.add_to_role_policy(
+        self[DDB_RESTORE_WORKER].add_to_role_policy(
             iam.PolicyStatement(
                 sid="RestoreTargetTableWrite", actions=list(TABLE_RESTORE_WRITE_ACTIONS), resources=tables
             )
@@ -497,11 +441,11 @@ class Functions(Construct):
             findings = [f"{pattern}/*"] + ([pattern] if "*" in pattern else [])
             self.wildcard_findings += [f"Resource::arn:<AWS::Partition>:s3:::{finding}" for finding in findings]
         # HeadBucket (a target must exist before anything is written) needs s3:ListBucket.
-        for function in (self.restore_prepare, self.restore_worker):
+        for function in (self[RESTORE_PREPARE], self[RESTORE_WORKER]):
             function.add_to_role_policy(
                 iam.PolicyStatement(sid="RestoreTargetCheck", actions=["s3:ListBucket"], resources=buckets)
             )
-        self.restore_worker.add_to_role_policy(
+        self[RESTORE_WORKER].add_to_role_policy(
             iam.PolicyStatement(
                 sid="RestoreTargetWrite",
                 actions=list(TARGET_WRITE_ACTIONS),
@@ -509,14 +453,14 @@ class Functions(Construct):
             )
         )
         # --overwrite never / if-changed (the default never) ask HeadObject whether a key is there, and what it holds.
-        self.restore_worker.add_to_role_policy(
+        self[RESTORE_WORKER].add_to_role_policy(
             iam.PolicyStatement(
                 sid="RestoreTargetHead", actions=["s3:GetObject"], resources=[f"{arn}/*" for arn in buckets]
             )
         )
         # SSE-KMS targets: S3 generates the object's data key (and decrypts it for multipart parts) for the
         # worker, for objects of the target patterns only.
-        self.restore_worker.add_to_role_policy(
+        self[RESTORE_WORKER].add_to_role_policy(
             iam.PolicyStatement(
                 sid="RestoreTargetKey",
                 actions=list(S3_KMS_WRITE_ACTIONS),
@@ -527,7 +471,7 @@ class Functions(Construct):
         # The patterns may match the vault's own buckets (CloudFormation names them after the stack): whatever
         # they match, a restore never writes the vault's objects or its access logs (the engine refuses too).
         vault, access_logs = self._vault.bucket, self._vault.access_logs
-        for function in (self.restore_prepare, self.restore_worker):
+        for function in (self[RESTORE_PREPARE], self[RESTORE_WORKER]):
             function.add_to_role_policy(
                 iam.PolicyStatement(
                     sid="RestoreNeverIntoTheVault",

@@ -19,6 +19,97 @@ from constructs import Construct
 from infra import constants as c
 
 
+def notify_outcomes(
+    scope: Construct,
+    topic: sns.ITopic,
+    *,
+    machines: list[sfn.IStateMachine],
+    machines_named: str,
+    detail_types: list[str],
+    events_named: str,
+) -> tuple[events.Rule, events.Rule]:
+    """Send to ``topic`` the executions of ``machines`` that failed, timed out or were aborted (what our own Failed
+    event cannot cover: a timeout, a manual stop, or a failure before Abort ran), and our outcome events of
+    ``detail_types``. The rules' descriptions name them ``machines_named`` and ``events_named``."""
+    topic_target = targets.SnsTopic(topic)
+    failures = events.Rule(
+        scope,
+        "ExecutionFailures",
+        description=f"Vaultline {machines_named} executions that failed, timed out or were aborted",
+        event_pattern=events.EventPattern(
+            source=["aws.states"],
+            detail_type=[c.SFN_STATUS_CHANGE],
+            detail={
+                "status": list(c.SFN_FAILED_STATUSES),
+                "stateMachineArn": [machine.state_machine_arn for machine in machines],
+            },
+        ),
+        targets=[topic_target],
+    )
+    outcomes = events.Rule(
+        scope,
+        "Outcomes",
+        description=f"Vaultline {events_named} outcome events",
+        event_pattern=events.EventPattern(source=[c.EVENT_SOURCE], detail_type=detail_types),
+        targets=[topic_target],
+    )
+    return failures, outcomes
+
+
+def alarm(scope: Construct, construct_id: str, *, description: str, metric: cw.IMetric, topic: sns.ITopic) -> cw.Alarm:
+    """An alarm on ``metric`` reaching 1 in one period (no data: not breaching), notifying ``topic``."""
+    created = cw.Alarm(
+        scope,
+        construct_id,
+        alarm_description=description,
+        metric=metric,
+        threshold=1,
+        evaluation_periods=1,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+    )
+    created.add_alarm_action(cw_actions.SnsAction(topic))
+    return created
+
+
+def vaultline_metric(name: str, period: Duration) -> cw.Metric:
+    """A metric the functions publish (Powertools Metrics publish with the service as their one dimension)."""
+    return cw.Metric(
+        namespace=c.METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": c.SERVICE_NAME},
+        statistic="Sum",
+        period=period,
+    )
+
+
+class IntegrityAlarm(Construct):
+    """Maintenance found vault errors or a restore drill did not restore bit-exact: news even when the run itself
+    succeeded. The alarm is this construct's default child (its logical id reads as the construct's)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, topic: sns.ITopic) -> None:
+        super().__init__(scope, construct_id)
+        # A metric with no data point in a period makes the whole sum empty: with drills off (no DrillFailures
+        # ever), "verify + drill" would never alarm on verify errors. FILL turns a missing point into 0.
+        period = Duration.days(1)
+        problems = cw.MathExpression(
+            expression="FILL(verify, 0) + FILL(drill, 0)",
+            using_metrics={
+                "verify": vaultline_metric("VerifyErrors", period),
+                "drill": vaultline_metric("DrillFailures", period),
+            },
+            period=period,
+            label="Verify errors and failed drills",
+        )
+        self.alarm = alarm(
+            self,
+            "Default",
+            description="Vaultline maintenance found vault errors or a restore drill failed",
+            metric=problems,
+            topic=topic,
+        )
+
+
 class NotificationKey(Construct):
     """The CMK of the topic and the schedules' dead-letter queue; the services that publish may use it."""
 
@@ -95,58 +186,29 @@ class Observability(Construct):
         )
         if notification_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(notification_email))
-        topic_target = targets.SnsTopic(self.topic)
-
-        # Covers what our own Failed event cannot: a timeout, a manual stop, or a failure before Abort ran.
-        self.execution_failures = events.Rule(
+        self.execution_failures, self.outcomes = notify_outcomes(
             self,
-            "ExecutionFailures",
-            description="Vaultline state machine executions that failed, timed out or were aborted",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=[c.SFN_STATUS_CHANGE],
-                detail={
-                    "status": list(c.SFN_FAILED_STATUSES),
-                    "stateMachineArn": [backup.state_machine_arn, restore.state_machine_arn],
-                },
-            ),
-            targets=[topic_target],
+            self.topic,
+            machines=[backup, restore],
+            machines_named="state machine",
+            detail_types=[c.BACKUP_FAILED, c.RESTORE_FAILED, c.BACKUP_SUCCEEDED, c.RESTORE_SUCCEEDED],
+            events_named="backup and restore",
         )
-        self.outcomes = events.Rule(
-            self,
-            "Outcomes",
-            description="Vaultline backup and restore outcome events",
-            event_pattern=events.EventPattern(
-                source=[c.EVENT_SOURCE],
-                detail_type=[c.BACKUP_FAILED, c.RESTORE_FAILED, c.BACKUP_SUCCEEDED, c.RESTORE_SUCCEEDED],
-            ),
-            targets=[topic_target],
-        )
-
-        alarm_action = cw_actions.SnsAction(self.topic)
-        self.backup_failed_alarm = cw.Alarm(
+        self.backup_failed_alarm = alarm(
             self,
             "BackupFailedAlarm",
-            alarm_description="A Vaultline backup execution failed",
+            description="A Vaultline backup execution failed",
             metric=backup.metric_failed(period=Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            topic=self.topic,
         )
-        self.backup_failed_alarm.add_alarm_action(alarm_action)
         dead_letter_depth = dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5))
-        self.schedule_failed_alarm = cw.Alarm(
+        self.schedule_failed_alarm = alarm(
             self,
             "ScheduleFailedAlarm",
-            alarm_description="EventBridge Scheduler could not start a Vaultline backup (see the dead-letter queue)",
+            description="EventBridge Scheduler could not start a Vaultline backup (see the dead-letter queue)",
             metric=dead_letter_depth,
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            topic=self.topic,
         )
-        self.schedule_failed_alarm.add_alarm_action(alarm_action)
 
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
         period = Duration.hours(1)

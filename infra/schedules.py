@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -14,13 +15,58 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.nag import acknowledge
-from vaultline.plans import Plan, PlansFile, plan_input
+from vaultline.plans import Plan, PlansFile
+from vaultline.runs.requests import plan_input
 
 
 def schedule_name(plan: Plan, index: int) -> str:
     """``vaultline-<plan>``, or ``vaultline-<plan>-<n>`` (1-based) when the plan has several sources."""
     base = f"{c.SCHEDULE_PREFIX}{plan.name}"
     return base if len(plan.sources) == 1 else f"{base}-{index + 1}"
+
+
+def start_execution_role(
+    scope: Construct,
+    construct_id: str,
+    *,
+    description: str,
+    state_machine: sfn.IStateMachine,
+    dead_letters: sqs.IQueue,
+    key: kms.IKey,
+) -> iam.Role:
+    """The role Scheduler assumes to start ``state_machine``, and to dead-letter a start that keeps failing."""
+    role = iam.Role(
+        scope,
+        construct_id,
+        description=description,
+        assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com",
+            # Confused-deputy guard: only schedules of this account may use the role.
+            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}},
+        ),
+    )
+    state_machine.grant_start_execution(role)
+    # Exactly what sending to an SSE-KMS queue needs (grant_send_messages would add ReEncrypt* and more).
+    role.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]))
+    role.add_to_policy(iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]))
+    return role
+
+
+def start_target(
+    state_machine: sfn.IStateMachine, role: iam.IRole, execution_input: Any, *, dead_letters: sqs.IQueue
+) -> scheduler.CfnSchedule.TargetProperty:
+    """A schedule's target: start ``state_machine`` with ``execution_input`` (its JSON, keys sorted), retried a few
+    times within the hour, then dead-lettered."""
+    return scheduler.CfnSchedule.TargetProperty(
+        arn=state_machine.state_machine_arn,
+        role_arn=role.role_arn,
+        input=json.dumps(execution_input, sort_keys=True),
+        retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+            maximum_event_age_in_seconds=c.SCHEDULE_MAX_EVENT_AGE_SECONDS,
+            maximum_retry_attempts=c.SCHEDULE_RETRY_ATTEMPTS,
+        ),
+        dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(arn=dead_letters.queue_arn),
+    )
 
 
 class Schedules(Construct):
@@ -36,7 +82,6 @@ class Schedules(Construct):
         key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
 
         # A schedule whose start keeps failing (throttled, state machine missing) lands here instead of vanishing.
         self.dead_letters = sqs.Queue(
@@ -54,23 +99,13 @@ class Schedules(Construct):
             "alarm on its depth tells an operator.",
         )
 
-        self.role = iam.Role(
+        self.role = start_execution_role(
             self,
             "Role",
             description="Assumed by EventBridge Scheduler to start Vaultline backups",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                # Confused-deputy guard: only schedules of this account may use the role.
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            ),
-        )
-        state_machine.grant_start_execution(self.role)
-        # Exactly what sending to an SSE-KMS queue needs (grant_send_messages would add ReEncrypt* and more).
-        self.role.add_to_policy(
-            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn])
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn])
+            state_machine=state_machine,
+            dead_letters=self.dead_letters,
+            key=key,
         )
 
         self.schedules: dict[str, scheduler.CfnSchedule] = {}
@@ -90,16 +125,44 @@ class Schedules(Construct):
                         maximum_window_in_minutes=window or None,
                     ),
                     state="ENABLED",
-                    target=scheduler.CfnSchedule.TargetProperty(
-                        arn=state_machine.state_machine_arn,
-                        role_arn=self.role.role_arn,
-                        input=json.dumps(plan_input(plan, source), sort_keys=True),
-                        retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                            maximum_event_age_in_seconds=c.SCHEDULE_MAX_EVENT_AGE_SECONDS,
-                            maximum_retry_attempts=c.SCHEDULE_RETRY_ATTEMPTS,
-                        ),
-                        dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(
-                            arn=self.dead_letters.queue_arn
-                        ),
+                    target=start_target(
+                        state_machine, self.role, plan_input(plan, source), dead_letters=self.dead_letters
                     ),
                 )
+
+
+class MaintenanceSchedule(Construct):
+    """The daily Maintenance run: the schedule (this construct's default child) and the role it starts it as."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        state_machine: sfn.IStateMachine,
+        execution_input: dict[str, Any],
+        expression: str,
+        dead_letters: sqs.IQueue,
+        key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.role = start_execution_role(
+            self,
+            "Role",
+            description="Assumed by EventBridge Scheduler to start Vaultline maintenance",
+            state_machine=state_machine,
+            dead_letters=dead_letters,
+            key=key,
+        )
+        self.input = execution_input
+        self.schedule = scheduler.CfnSchedule(
+            self,
+            "Default",
+            name=c.MAINTENANCE_SCHEDULE_NAME,
+            description="Vaultline maintenance: forget, prune, verify a subset, optional restore drill",
+            schedule_expression=expression,
+            schedule_expression_timezone="UTC",
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            state="ENABLED",
+            target=start_target(state_machine, self.role, execution_input, dead_letters=dead_letters),
+        )

@@ -19,7 +19,8 @@ from infra.schedules import Schedules
 from infra.settings import StackSettings
 from infra.vault import Vault
 from infra.workflows import Workflows
-from vaultline.plans import PlansFile, load_plans, plan_inputs
+from vaultline.plans import PlansFile, load_plans
+from vaultline.runs.requests import plan_inputs
 
 
 class VaultlineStack(Stack):
@@ -75,12 +76,7 @@ class VaultlineStack(Stack):
             key=self.notification_key.key,
             backup=self.workflows.backup.state_machine,
             restore=self.workflows.restore.state_machine,
-            workers=[
-                self.functions.backup_worker,
-                self.functions.restore_worker,
-                self.functions.ddb_segment_worker,
-                self.functions.ddb_restore_worker,
-            ],
+            workers=self.functions.workers,
             dead_letters=self.schedules.dead_letters,
             notification_email=settings.notification_email,
         )

@@ -15,24 +15,48 @@ and both start with a Choice that sends DynamoDB sources (backup: ``$.source.typ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
+from pydantic import BaseModel
 
 from infra import constants as c
+from infra import registry as r
 from infra.functions import Functions
 from infra.logs import LogKey
-from infra.maintenance import lambda_retry as _lambda_retry
-from infra.maintenance import locked_retry, retention_state
-from infra.maintenance import task_timeout as _task_timeout
 from infra.nag import acknowledge, logical_id
+from infra.paths import PREPARED, all_fields, fields_of, path, selector
+from infra.tasks import catch_all, invoke, prepare, put_event, state_machine, work_list_map
 from infra.vault import Vault
+from vaultline.runs.maintenance_models import RetentionEvent
+from vaultline.runs.models import (
+    BackupRequest,
+    BackupWorkerEvent,
+    Prepared,
+    RestorePrepared,
+    RestoreRequest,
+    RestoreWorkerEvent,
+)
+from vaultline.runs.table_models import (
+    ExportStatus,
+    SegmentSummary,
+    SegmentWorkerEvent,
+    TableBackupRequest,
+    TablePrepared,
+    TableRestorePrepared,
+    TableRestoreRequest,
+    TableRestoreWorkerEvent,
+)
+
+# Where the branches keep what the DynamoDB steps return: the export poll's status, and a segment worker's summary.
+WORK = "$.work"
+PART = "$.part"
+# The map's item, as Step Functions' context object names it.
+MAP_ITEM = "$$.Map.Item.Value"
 
 
 @dataclass(frozen=True)
@@ -46,6 +70,7 @@ class TableShape:
     prepare_result: dict[str, str]
     map_state: str
     work_list_key: str  # path of the work list's key when the map starts
+    concurrency: str  # path of the map's MaxConcurrency
     item_selector: dict[str, str]
     worker_state: str
     worker: lambda_.IFunction
@@ -64,6 +89,8 @@ class WorkflowShape:
     kind: str  # "Backup" | "Restore"
     prepare: lambda_.IFunction
     prepare_result: dict[str, str]  # ResultSelector field -> path into the Lambda response
+    work_list_key: str  # path of the work list's key when the map starts
+    concurrency: str  # path of the map's MaxConcurrency
     item_selector: dict[str, str]  # ItemSelector field -> path
     worker: lambda_.IFunction
     finish_state: str  # "Commit" | "Finish"
@@ -73,21 +100,8 @@ class WorkflowShape:
     succeeded_detail_type: str
     failed_detail_type: str
     table: TableShape | None = None
-    # Backup only: the plan's keep rules applied after a successful commit (infra/maintenance.py: retention_state).
+    # Backup only: the plan's keep rules applied after a successful commit (retention_state).
     retention: lambda_.IFunction | None = None
-
-
-class _StrictDistributedMap(sfn.DistributedMap):
-    """A Distributed Map that always writes ``ToleratedFailureCount``.
-
-    CDK leaves the field out when it is 0 (the service default). We write it anyway: the definition is a contract that
-    people and the embedded-AWS harness read, and "no item may fail" deserves to be explicit.
-    """
-
-    def to_state_json(self, state_machine_query_language: sfn.QueryLanguage | None = None) -> dict[Any, Any]:
-        state: dict[Any, Any] = dict(super().to_state_json(state_machine_query_language))
-        state.setdefault("ToleratedFailureCount", 0)
-        return state
 
 
 class Workflow(Construct):
@@ -100,68 +114,29 @@ class Workflow(Construct):
         self.shape = shape
         kind = shape.kind
 
-        prepare = tasks.LambdaInvoke(
-            self,
-            "Prepare",
-            lambda_function=shape.prepare,
-            payload=sfn.TaskInput.from_object(
-                {"request": sfn.JsonPath.entire_payload, "execution": sfn.JsonPath.execution_id}
-            ),
-            result_selector={field: sfn.JsonPath.string_at(path) for field, path in shape.prepare_result.items()},
-            result_path="$.prepared",
-            retry_on_service_exceptions=False,
-            task_timeout=_task_timeout(shape.prepare),
-        )
         # A backup's Prepare takes the vault's shared lock: overlapping a prune, it waits for the prune's
         # exclusive one, as prune waits for backups. (A restore takes no lock.)
-        if kind == "Backup":
-            locked_retry(prepare)
-        _lambda_retry(prepare)
-
-        worker = tasks.LambdaInvoke(
-            self,
-            "Worker",
-            state_name=f"{kind}Worker",
-            lambda_function=shape.worker,
-            # The whole selected item is the event; the function's return value is the item's result.
-            payload_response_only=True,
-            retry_on_service_exceptions=False,
-            task_timeout=_task_timeout(shape.worker),
-        )
-        # A worker is idempotent (packs are content-addressed), so even a timed-out attempt may run again.
-        _lambda_retry(worker, *c.LAMBDA_TIMEOUT_ERRORS)
-
-        batches = _StrictDistributedMap(
+        first = prepare(self, "Prepare", shape.prepare, result=shape.prepare_result, takes_lock=kind == "Backup")
+        # The whole selected item is the event; the function's return value is the item's result. A worker is
+        # idempotent (packs are content-addressed), so even a timed-out attempt may run again.
+        worker = invoke(self, "Worker", shape.worker, state_name=f"{kind}Worker", idempotent=True)
+        batches = work_list_map(
             self,
             "Batches",
             state_name=f"{kind}Batches",
-            item_reader=sfn.S3JsonItemReader(
-                bucket=vault.bucket, key=sfn.JsonPath.string_at("$.prepared.work_list_key")
-            ),
-            item_selector={field: sfn.JsonPath.string_at(path) for field, path in shape.item_selector.items()},
-            max_concurrency_path=sfn.JsonPath.string_at("$.prepared.worker_concurrency"),
-            tolerated_failure_count=0,
-            # Per-item summaries can exceed the 256 KiB payload limit in aggregate; they go to the vault instead.
-            result_writer_v2=sfn.ResultWriterV2(bucket=vault.bucket, prefix=c.MAP_RESULTS_PREFIX),
-            # STANDARD child executions: a batch may run for many minutes, and the embedded AWS only runs STANDARD.
-            map_execution_type=sfn.StateMachineType.STANDARD,
-            result_path="$.map",
+            vault=vault,
+            work_list_key=shape.work_list_key,
+            item_selector=shape.item_selector,
+            concurrency=shape.concurrency,
+            processor=worker,
         )
-        batches.item_processor(worker)
+        finish = invoke(self, shape.finish_state, shape.finish, result_path=shape.finish_result_path)
 
-        finish = tasks.LambdaInvoke(
+        succeeded = put_event(
             self,
-            shape.finish_state,
-            lambda_function=shape.finish,
-            payload_response_only=True,
-            result_path=shape.finish_result_path,
-            retry_on_service_exceptions=False,
-            task_timeout=_task_timeout(shape.finish),
-        )
-        _lambda_retry(finish)
-
-        succeeded = self._put_event(
-            f"{kind}Succeeded", shape.succeeded_detail_type, sfn.TaskInput.from_json_path_at(shape.finish_result_path)
+            f"{kind}Succeeded",
+            shape.succeeded_detail_type,
+            sfn.TaskInput.from_json_path_at(shape.finish_result_path),
         )
         done = sfn.Succeed(self, "Done")
         succeeded.next(done)
@@ -170,17 +145,8 @@ class Workflow(Construct):
         if shape.retention:
             after_finish = retention_state(self, shape.retention, succeeded)
 
-        abort = tasks.LambdaInvoke(
-            self,
-            "Abort",
-            lambda_function=shape.abort,
-            payload_response_only=True,
-            result_path="$.aborted",
-            retry_on_service_exceptions=False,
-            task_timeout=_task_timeout(shape.abort),
-        )
-        _lambda_retry(abort)
-        failed_event = self._put_event(f"{kind}Failed", shape.failed_detail_type, sfn.TaskInput.from_json_path_at("$"))
+        abort = invoke(self, "Abort", shape.abort, result_path="$.aborted")
+        failed_event = put_event(self, f"{kind}Failed", shape.failed_detail_type, sfn.TaskInput.from_json_path_at("$"))
         failed = sfn.Fail(
             self,
             "Failed",
@@ -191,37 +157,27 @@ class Workflow(Construct):
         abort.add_catch(failed_event, errors=[sfn.Errors.ALL], result_path="$.abort_error")
         abort.next(failed_event).next(failed)
 
-        for state in (prepare, batches, finish):
-            state.add_catch(abort, errors=[sfn.Errors.ALL], result_path="$.error")
+        catch_all((first, batches, finish), abort)
 
-        s3_path = prepare.next(batches).next(finish).next(after_finish)
+        s3_path = first.next(batches).next(finish).next(after_finish)
         definition: sfn.IChainable = s3_path
         if shape.table:
             table_prepare = self._table_branch(shape.table, vault, abort, after_finish)
             # Anything that is not the DynamoDB branch takes the S3 path, whose Prepare validates the input: an
             # unknown source type still ends in Abort and the failure event rather than a silent Choice error.
             definition = (
-                sfn.Choice(self, shape.table.choice_state).when(shape.table.condition, table_prepare).otherwise(prepare)
+                sfn.Choice(self, shape.table.choice_state).when(shape.table.condition, table_prepare).otherwise(first)
             )
 
         self.log_group = log_key.log_group(self, "Logs", logs.RetentionDays.THREE_MONTHS)
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = state_machine(
             self,
-            "StateMachine",
             comment=(
                 f"Vaultline {kind.lower()}: S3 or DynamoDB; Prepare, Distributed Map, {shape.finish_state}; "
                 "Abort on failure"
             ),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            timeout=Duration.hours(c.STATE_MACHINE_TIMEOUT_HOURS),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group,
-                level=sfn.LogLevel.ALL,
-                # Execution data holds object keys of the sources; keep them out of the logs, they are in the vault.
-                include_execution_data=False,
-            ),
+            definition=definition,
+            log_group=self.log_group,
         )
         # The ItemReader reads and the ResultWriter writes SSE-KMS objects of the vault: CDK grants S3, not KMS.
         self.state_machine.add_to_role_policy(
@@ -261,35 +217,23 @@ class Workflow(Construct):
         self, table: TableShape, vault: Vault, abort: sfn.IChainable, succeeded: sfn.IChainable
     ) -> sfn.IChainable:
         """DdbPrepare [-> export poll] -> Distributed Map of segment workers -> DdbCommit|DdbRestoreFinish."""
-        prepare = tasks.LambdaInvoke(
+        first = prepare(
             self,
             "DdbPrepareState",
+            table.prepare,
             state_name=table.prepare_state,
-            lambda_function=table.prepare,
-            payload=sfn.TaskInput.from_object(
-                {"request": sfn.JsonPath.entire_payload, "execution": sfn.JsonPath.execution_id}
-            ),
-            result_selector={field: sfn.JsonPath.string_at(path) for field, path in table.prepare_result.items()},
-            result_path="$.prepared",
-            retry_on_service_exceptions=False,
-            task_timeout=_task_timeout(table.prepare),
+            result=table.prepare_result,
+            takes_lock=self.shape.kind == "Backup",
         )
-        if self.shape.kind == "Backup":
-            locked_retry(prepare)
-        _lambda_retry(prepare)
-
-        worker = tasks.LambdaInvoke(
+        # Backup: keep the item beside the worker's summary, so a continuing segment can be sent back in.
+        worker = invoke(
             self,
             "DdbWorker",
+            table.worker,
             state_name=table.worker_state,
-            lambda_function=table.worker,
-            payload_response_only=True,
-            # Backup: keep the item beside the worker's summary, so a continuing segment can be sent back in.
-            result_path="$.part" if table.loop else None,
-            retry_on_service_exceptions=False,
-            task_timeout=_task_timeout(table.worker),
+            result_path=PART if table.loop else None,
+            idempotent=True,
         )
-        _lambda_retry(worker, *c.LAMBDA_TIMEOUT_ERRORS)
         processor: sfn.IChainable = worker
         if table.loop:
             # A worker returns done=false with `next` (same segment, next part, cursor) when its time budget runs
@@ -297,72 +241,55 @@ class Workflow(Construct):
             next_part = sfn.Pass(
                 self,
                 "DdbNextPart",
-                parameters={
-                    "recovery_point": sfn.JsonPath.string_at("$.recovery_point"),
-                    "item": sfn.JsonPath.object_at("$.part.next"),
-                },
+                parameters=fields_of(
+                    SegmentWorkerEvent,
+                    recovery_point=sfn.JsonPath.string_at(path(SegmentWorkerEvent, "recovery_point")),
+                    item=sfn.JsonPath.object_at(path(SegmentSummary, "next", at=PART)),
+                ),
             )
-            stored = sfn.Succeed(self, "DdbSegmentStored", output_path="$.part")
+            stored = sfn.Succeed(self, "DdbSegmentStored", output_path=PART)
             worker.next(
                 sfn.Choice(self, "DdbSegmentDone")
-                .when(sfn.Condition.boolean_equals("$.part.done", True), stored)
+                .when(sfn.Condition.boolean_equals(path(SegmentSummary, "done", at=PART), True), stored)
                 .otherwise(next_part)
             )
             next_part.next(worker)
 
-        segments = _StrictDistributedMap(
+        segments = work_list_map(
             self,
             "DdbMap",
             state_name=table.map_state,
-            item_reader=sfn.S3JsonItemReader(bucket=vault.bucket, key=sfn.JsonPath.string_at(table.work_list_key)),
-            item_selector={field: sfn.JsonPath.string_at(path) for field, path in table.item_selector.items()},
-            max_concurrency_path=sfn.JsonPath.string_at("$.prepared.worker_concurrency"),
-            tolerated_failure_count=0,
-            result_writer_v2=sfn.ResultWriterV2(bucket=vault.bucket, prefix=c.MAP_RESULTS_PREFIX),
-            map_execution_type=sfn.StateMachineType.STANDARD,
-            result_path="$.map",
+            vault=vault,
+            work_list_key=table.work_list_key,
+            item_selector=table.item_selector,
+            concurrency=table.concurrency,
+            processor=processor,
         )
-        segments.item_processor(processor)
-
-        finish = tasks.LambdaInvoke(
-            self,
-            "DdbFinish",
-            state_name=table.finish_state,
-            lambda_function=table.finish,
-            payload_response_only=True,
-            result_path=self.shape.finish_result_path,
-            retry_on_service_exceptions=False,
-            task_timeout=_task_timeout(table.finish),
+        finish = invoke(
+            self, "DdbFinish", table.finish, state_name=table.finish_state, result_path=self.shape.finish_result_path
         )
-        _lambda_retry(finish)
-        for state in (prepare, segments, finish):
-            state.add_catch(abort, errors=[sfn.Errors.ALL], result_path="$.error")
+        catch_all((first, segments, finish), abort)
         segments.next(finish).next(succeeded)
 
         if table.export_status is None:
-            prepare.next(segments)
-            return prepare
+            first.next(segments)
+            return first
 
         # Scan mode staged its work list in Prepare; export mode has one once the export is COMPLETED. Either way
         # the map reads the key from $.work.
         scan_work = sfn.Pass(
             self,
             "DdbScanWorkList",
-            parameters={"status": "READY", "work_list_key": sfn.JsonPath.string_at("$.prepared.work_list_key")},
-            result_path="$.work",
-        )
-        status = tasks.LambdaInvoke(
-            self,
-            "DdbExportStatus",
-            lambda_function=table.export_status,
-            payload_response_only=True,
-            result_path="$.work",
-            retry_on_service_exceptions=False,
-            task_timeout=_task_timeout(table.export_status),
+            parameters=fields_of(
+                ExportStatus,
+                status="READY",
+                work_list_key=sfn.JsonPath.string_at(path(TablePrepared, "work_list_key", at=PREPARED)),
+            ),
+            result_path=WORK,
         )
         # A poll only reads the export's status: any attempt may run again.
-        _lambda_retry(status, *c.LAMBDA_TIMEOUT_ERRORS)
-        status.add_catch(abort, errors=[sfn.Errors.ALL], result_path="$.error")
+        status = invoke(self, "DdbExportStatus", table.export_status, result_path=WORK, idempotent=True)
+        catch_all((status,), abort)
         wait = sfn.Wait(self, "DdbExportWait", time=sfn.WaitTime.duration(Duration.seconds(table.export_poll_seconds)))
         # The poll loop counts its rounds in $.export_polls and gives up before the execution's history would
         # outgrow Step Functions' 25,000 events (constants.MAX_EXPORT_POLLS), with an error that says so.
@@ -403,35 +330,41 @@ class Workflow(Construct):
             .when(sfn.Condition.number_greater_than_equals("$.export_polls.count", c.MAX_EXPORT_POLLS), poll_limit)
             .otherwise(wait.next(status))
         )
+        export_status = path(ExportStatus, "status", at=WORK)
         status.next(
             sfn.Choice(self, "DdbExportDone")
-            .when(sfn.Condition.string_equals("$.work.status", "COMPLETED"), segments)
-            .when(sfn.Condition.string_equals("$.work.status", "IN_PROGRESS"), polls_count)
+            .when(sfn.Condition.string_equals(export_status, "COMPLETED"), segments)
+            .when(sfn.Condition.string_equals(export_status, "IN_PROGRESS"), polls_count)
             .otherwise(export_failed)
         )
-        prepare.next(
+        first.next(
             sfn.Choice(self, "DdbMode")
-            .when(sfn.Condition.string_equals("$.prepared.mode", "export"), polls_start.next(status))
+            .when(
+                sfn.Condition.string_equals(path(TablePrepared, "mode", at=PREPARED), "export"),
+                polls_start.next(status),
+            )
             .otherwise(scan_work.next(segments))
         )
-        return prepare
+        return first
 
-    def _put_event(self, state_id: str, detail_type: str, detail: sfn.TaskInput) -> tasks.EventBridgePutEvents:
-        """A PutEvents on the default bus that leaves the state untouched."""
-        task = tasks.EventBridgePutEvents(
-            self,
-            state_id,
-            entries=[tasks.EventBridgePutEventsEntry(detail=detail, detail_type=detail_type, source=c.EVENT_SOURCE)],
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        task.add_retry(
-            errors=[sfn.Errors.ALL],
-            interval=Duration.seconds(c.RETRY_INTERVAL_SECONDS),
-            backoff_rate=c.RETRY_BACKOFF_RATE,
-            max_attempts=3,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        return task
+
+def retention_state(scope: Construct, function: lambda_.IFunction, next_state: sfn.IChainable) -> sfn.TaskStateBase:
+    """The backup's ``Retention`` state, between Commit and the success event: forget the committed source's
+    recovery points that the plan's keep rules (``$.retention``, from the backup's input) do not keep; the result
+    goes to ``$.retention_result`` (not over the rules: the output still says which rules were applied).
+
+    A failure here never fails the backup, whose recovery point is committed: the error goes to
+    ``$.retention_error`` and the execution goes on to ``next_state`` (the next maintenance run forgets them).
+    """
+    state = invoke(scope, "Retention", function, result_path="$.retention_result")
+    state.add_catch(next_state, errors=[sfn.Errors.ALL], result_path="$.retention_error")
+    state.next(next_state)
+    return state
+
+
+def _map_item(event: type[BaseModel], prepared: type[BaseModel], run: str, **extra: str) -> dict[str, str]:
+    """A map's ItemSelector: the worker's ``event``, with the run's id from Prepare's result and the map's item."""
+    return fields_of(event, **{run: path(prepared, run, at=PREPARED)}, **extra, item=MAP_ITEM)
 
 
 class Workflows(Construct):
@@ -454,51 +387,39 @@ class Workflows(Construct):
             log_key=functions.log_key,
             shape=WorkflowShape(
                 kind="Backup",
-                prepare=functions.backup_prepare,
-                prepare_result={
-                    "recovery_point": "$.Payload.recovery_point",
-                    "vault_bucket": "$.Payload.vault_bucket",
-                    "work_list_key": "$.Payload.work_list_key",
-                    "batches": "$.Payload.batches",
-                    "objects": "$.Payload.objects",
-                    "worker_concurrency": "$.Payload.worker_concurrency",
-                },
-                item_selector={"recovery_point": "$.prepared.recovery_point", "item": "$$.Map.Item.Value"},
-                worker=functions.backup_worker,
+                prepare=functions[r.BACKUP_PREPARE],
+                prepare_result=selector(Prepared, all_fields(Prepared)),
+                work_list_key=path(Prepared, "work_list_key", at=PREPARED),
+                concurrency=path(Prepared, "worker_concurrency", at=PREPARED),
+                item_selector=_map_item(BackupWorkerEvent, Prepared, "recovery_point"),
+                worker=functions[r.BACKUP_WORKER],
                 finish_state="Commit",
-                finish=functions.backup_commit,
-                finish_result_path="$.committed",
-                abort=functions.abort,
-                retention=functions.by_name["apply_retention"],
+                finish=functions[r.BACKUP_COMMIT],
+                finish_result_path=path(RetentionEvent, "committed"),
+                abort=functions[r.ABORT],
+                retention=functions[r.APPLY_RETENTION],
                 succeeded_detail_type=c.BACKUP_SUCCEEDED,
                 failed_detail_type=c.BACKUP_FAILED,
                 table=TableShape(
                     choice_state="SourceType",
                     condition=sfn.Condition.and_(
-                        sfn.Condition.is_present("$.source.type"),
-                        sfn.Condition.string_equals("$.source.type", "dynamodb"),
+                        sfn.Condition.is_present(path(BackupRequest, "source", "type")),
+                        sfn.Condition.string_equals(path(TableBackupRequest, "source", "type"), "dynamodb"),
                     ),
                     prepare_state="DdbPrepare",
-                    prepare=functions.ddb_backup_prepare,
-                    prepare_result={
-                        "recovery_point": "$.Payload.recovery_point",
-                        "vault_bucket": "$.Payload.vault_bucket",
-                        "mode": "$.Payload.mode",
-                        "work_list_key": "$.Payload.work_list_key",
-                        "segments": "$.Payload.segments",
-                        "export_arn": "$.Payload.export_arn",
-                        "worker_concurrency": "$.Payload.worker_concurrency",
-                    },
-                    export_status=functions.ddb_export_status,
+                    prepare=functions[r.DDB_BACKUP_PREPARE],
+                    prepare_result=selector(TablePrepared, all_fields(TablePrepared)),
+                    export_status=functions[r.DDB_EXPORT_STATUS],
                     export_poll_seconds=export_poll_seconds,
                     map_state="DdbSegments",
-                    work_list_key="$.work.work_list_key",
-                    item_selector={"recovery_point": "$.prepared.recovery_point", "item": "$$.Map.Item.Value"},
+                    work_list_key=path(ExportStatus, "work_list_key", at=WORK),
+                    concurrency=path(TablePrepared, "worker_concurrency", at=PREPARED),
+                    item_selector=_map_item(SegmentWorkerEvent, TablePrepared, "recovery_point"),
                     worker_state="DdbSegmentWorker",
-                    worker=functions.ddb_segment_worker,
+                    worker=functions[r.DDB_SEGMENT_WORKER],
                     loop=True,
                     finish_state="DdbCommit",
-                    finish=functions.ddb_backup_commit,
+                    finish=functions[r.DDB_BACKUP_COMMIT],
                 ),
             ),
         )
@@ -509,51 +430,40 @@ class Workflows(Construct):
             log_key=functions.log_key,
             shape=WorkflowShape(
                 kind="Restore",
-                prepare=functions.restore_prepare,
-                prepare_result={
-                    "restore_id": "$.Payload.restore_id",
-                    "vault_bucket": "$.Payload.vault_bucket",
-                    "work_list_key": "$.Payload.work_list_key",
-                    "batches": "$.Payload.batches",
-                    "objects": "$.Payload.objects",
-                    "worker_concurrency": "$.Payload.worker_concurrency",
-                },
-                item_selector={
-                    "restore_id": "$.prepared.restore_id",
-                    "target": "$.target",
-                    "item": "$$.Map.Item.Value",
-                },
-                worker=functions.restore_worker,
+                prepare=functions[r.RESTORE_PREPARE],
+                prepare_result=selector(
+                    RestorePrepared,
+                    ("restore_id", "vault_bucket", "work_list_key", "batches", "objects", "worker_concurrency"),
+                ),
+                work_list_key=path(RestorePrepared, "work_list_key", at=PREPARED),
+                concurrency=path(RestorePrepared, "worker_concurrency", at=PREPARED),
+                item_selector=_map_item(
+                    RestoreWorkerEvent, RestorePrepared, "restore_id", target=path(RestoreRequest, "target")
+                ),
+                worker=functions[r.RESTORE_WORKER],
                 finish_state="Finish",
-                finish=functions.restore_finish,
+                finish=functions[r.RESTORE_FINISH],
                 finish_result_path="$.finished",
-                abort=functions.abort,
+                abort=functions[r.ABORT],
                 succeeded_detail_type=c.RESTORE_SUCCEEDED,
                 failed_detail_type=c.RESTORE_FAILED,
                 table=TableShape(
                     choice_state="TargetType",
                     condition=sfn.Condition.and_(
-                        sfn.Condition.is_present("$.target"),
-                        sfn.Condition.string_matches("$.target", "dynamodb://*"),
+                        sfn.Condition.is_present(path(TableRestoreRequest, "target")),
+                        sfn.Condition.string_matches(path(TableRestoreRequest, "target"), "dynamodb://*"),
                     ),
                     prepare_state="DdbRestorePrepare",
-                    prepare=functions.ddb_restore_prepare,
-                    prepare_result={
-                        "restore_id": "$.Payload.restore_id",
-                        "recovery_point": "$.Payload.recovery_point",
-                        "vault_bucket": "$.Payload.vault_bucket",
-                        "work_list_key": "$.Payload.work_list_key",
-                        "parts": "$.Payload.parts",
-                        "table_created": "$.Payload.table_created",
-                        "worker_concurrency": "$.Payload.worker_concurrency",
-                    },
+                    prepare=functions[r.DDB_RESTORE_PREPARE],
+                    prepare_result=selector(TableRestorePrepared, all_fields(TableRestorePrepared)),
                     map_state="DdbRestoreParts",
-                    work_list_key="$.prepared.work_list_key",
-                    item_selector={"restore_id": "$.prepared.restore_id", "item": "$$.Map.Item.Value"},
+                    work_list_key=path(TableRestorePrepared, "work_list_key", at=PREPARED),
+                    concurrency=path(TableRestorePrepared, "worker_concurrency", at=PREPARED),
+                    item_selector=_map_item(TableRestoreWorkerEvent, TableRestorePrepared, "restore_id"),
                     worker_state="DdbRestoreWorker",
-                    worker=functions.ddb_restore_worker,
+                    worker=functions[r.DDB_RESTORE_WORKER],
                     finish_state="DdbRestoreFinish",
-                    finish=functions.ddb_restore_finish,
+                    finish=functions[r.DDB_RESTORE_FINISH],
                 ),
             ),
         )

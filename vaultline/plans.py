@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vaultline.errors import VaultlineError
+from vaultline.sources.dynamodb.model import ReadOptions
 
 PLANS_FILE_VERSION: Literal[1] = 1
 
@@ -94,16 +95,15 @@ class S3SourcePlan(_Model):
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
 
-class DynamoDBSourcePlan(_Model):
+class DynamoDBSourcePlan(ReadOptions):
     """One DynamoDB table, read by a parallel scan (default) or a point-in-time export, optionally through a role
-    or in another region."""
+    or in another region. Its read options (``mode``, ``read_rate``, ``read_share``, ``consistent_read``) are the
+    engine's :class:`~vaultline.sources.dynamodb.model.ReadOptions`, spelled beside the table."""
+
+    model_config = _Model.model_config
 
     type: Literal["dynamodb"]
     table: str = Field(pattern=TABLE_NAME)
-    mode: Literal["scan", "export"] = "scan"
-    read_rate: float | None = Field(default=None, gt=0, description="read capacity units per second, all workers")
-    read_share: float | None = Field(default=None, gt=0, le=1, description="share of the provisioned RCU, all workers")
-    consistent_read: bool = False
     role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
     region: str | None = Field(default=None, pattern=REGION)
 
@@ -114,8 +114,6 @@ class DynamoDBSourcePlan(_Model):
             raise ValueError(
                 "read_rate, read_share and consistent_read apply to mode scan only (an export reads no capacity)"
             )
-        if self.read_rate is not None and self.read_share is not None:
-            raise ValueError("give read_rate (RCU/s, any table) or read_share (of provisioned RCU), not both")
         return self
 
     @property
@@ -359,55 +357,6 @@ _PATTERN_HINTS = {
 }
 
 
-def plan_input(plan: Plan, source: S3SourcePlan | DynamoDBSourcePlan) -> dict[str, Any]:
-    """The backup state machine's execution input for one source of a plan (what the schedule sends).
-
-    ``role_arn`` appears in ``source`` only when the source is read through a role, so the common case stays
-    exactly the documented contract. A DynamoDB source carries its region and role in its ``dynamodb://`` URL
-    (as the CLI's) and its read options under ``options``; ``source.type`` is what the state machine branches on.
-    """
-    described: dict[str, Any] = {"type": source.type, "url": source.url}
-    if isinstance(source, DynamoDBSourcePlan):
-        options: dict[str, Any] = {"mode": source.mode, "consistent_read": source.consistent_read}
-        if source.read_rate is not None:
-            options["read_rate"] = source.read_rate
-        if source.read_share is not None:
-            options["read_share"] = source.read_share
-        described["options"] = options
-    else:
-        described |= {"include": list(source.include), "exclude": list(source.exclude)}
-    if source.role_arn:
-        described["role_arn"] = source.role_arn
-    payload = {
-        "plan": plan.name,
-        "source": described,
-        "compression_level": plan.compression_level,
-        "worker_concurrency": plan.worker_concurrency,
-        "tags": dict(plan.tags),
-        # The keep rules the backup's Retention step applies to this source after a successful commit.
-        "retention": plan.retention.rules(),
-    }
-    if isinstance(source, S3SourcePlan):
-        # Like role_arn: only when set otherwise than the default, so the common case stays the documented contract.
-        payload |= plan.model_dump(include={"archived_objects", "tags_refresh"}, exclude_defaults=True)
-    return payload
-
-
-def plan_inputs(plans: PlansFile) -> dict[str, list[dict[str, Any]]]:
-    """Plan name -> one execution input per source: what ``vaultline plan run`` starts."""
-    return {plan.name: [plan_input(plan, source) for source in plan.sources] for plan in plans.plans}
-
-
-def maintenance_policies(plans: PlansFile) -> list[dict[str, Any]]:
-    """Every plan source with its plan's keep rules: the ``policies`` of the Maintenance state machine's input
-    (``vaultline.runs.maintenance_steps.MaintenanceInput``). A source of several plans appears once per plan."""
-    return [
-        {"source": source.url, "plan": plan.name, "rules": plan.retention.rules()}
-        for plan in plans.plans
-        for source in plan.sources
-    ]
-
-
 __all__ = [
     "DynamoDBSourcePlan",
     "KeepRules",
@@ -418,8 +367,5 @@ __all__ = [
     "Schedule",
     "SourcePlan",
     "load_plans",
-    "maintenance_policies",
     "parse_plans",
-    "plan_input",
-    "plan_inputs",
 ]

@@ -407,14 +407,16 @@ def test_every_log_group_is_encrypted_with_the_logs_key(synth: Synth) -> None:
     )
 
 
-def test_the_environment_names_match_what_the_engine_reads() -> None:
-    from vaultline.repository import object_lock
-    from vaultline.runs import staging
+def test_every_function_gets_exactly_the_environment_the_handlers_settings_read(synth: Synth) -> None:
+    from vaultline.runs.settings import FunctionSettings
     from vaultline.targets import guard as target_guard
 
-    assert c.ENV_OBJECT_LOCK_MODE == object_lock.MODE_ENV and c.ENV_OBJECT_LOCK_DAYS == object_lock.DAYS_ENV
-    assert c.ENV_ACCESS_LOG_BUCKET == target_guard.ACCESS_LOG_BUCKET_ENV
-    assert c.ENV_VAULT_CREATE == staging.CREATE_ENV
+    assert target_guard.ACCESS_LOG_BUCKET_ENV in FunctionSettings.variable_names()
+    for name, function in synth.resources("AWS::Lambda::Function").items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert sorted(variables) == sorted(FunctionSettings.variable_names()), name
+        settings = FunctionSettings.from_environment({k: resolve(v) for k, v in variables.items()})
+        assert settings.vault_create is name.startswith(("FunctionsBackupPrepare", "FunctionsDdbBackupPrepare"))
 
 
 def test_restore_worker_may_ask_whether_a_target_key_exists_for_overwrite_never(synth: Synth) -> None:

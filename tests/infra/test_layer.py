@@ -3,6 +3,7 @@ the embedded AWS runs) is the same build from the same pins, and every handler i
 
 from __future__ import annotations
 
+import ast
 import struct
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from infra import constants as c
 from infra.layer import build_layer
+from infra.registry import FUNCTIONS
 from vaultline_dev.embedded import builds
 from vaultline_dev.embedded.sandbox import runtime_python
 
@@ -49,7 +51,27 @@ def test_layer_holds_the_engine_and_not_boto3(site: Path) -> None:
     assert not (site / "boto3").exists()  # the Lambda runtime provides it
     assert not (site / "botocore").exists()  # and a copy here would shadow the runtime's
     assert not list((site / "vaultline").rglob("__pycache__"))
-    assert not (site / "vaultline" / "embedded").exists()  # the test harness (it imports moto) never ships
+
+
+def _imported_packages(module: Path) -> set[str]:
+    """The top-level package of every import statement in ``module``, wherever it stands (a late import in a
+    function fails in Lambda all the same)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text(), str(module))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+def test_layer_ships_no_dev_only_code(site: Path) -> None:
+    # The embedded AWS and the demo (vaultline_dev) import moto; neither they nor anything needing them ships.
+    assert not (site / "vaultline_dev").exists()
+    modules = sorted((site / "vaultline").rglob("*.py"))
+    assert len(modules) > 20, "the layer's engine looks empty"
+    needing = {str(m.relative_to(site)): _imported_packages(m) & {"moto", "vaultline_dev"} for m in modules}
+    assert {name: found for name, found in needing.items() if found} == {}
 
 
 def test_layer_holds_aws_xray_sdk_for_powertools_tracer(site: Path) -> None:
@@ -64,7 +86,7 @@ def test_host_twin_holds_the_same_pinned_distributions(site: Path) -> None:
 def test_every_handler_imports_with_only_the_layer_and_the_runtimes_boto3() -> None:
     # What the embedded Lambda gives a sandbox: CPython 3.12 isolated, the code, the layer's twin, the runtime's SDK.
     path = [str(c.FUNCTIONS_DIR), str(builds.host_layer() / "python"), str(builds.runtime_sdk("3.12"))]
-    modules = sorted({handler.rpartition(".")[0] for handler in c.HANDLERS.values()})
+    modules = sorted({spec.handler.rpartition(".")[0] for spec in FUNCTIONS})
     script = f"import sys; sys.path[:0] = {path!r}\n" + "".join(f"import {m}\n" for m in modules)
     result = subprocess.run(
         [str(runtime_python("python3.12")), "-I", "-S", "-c", script],

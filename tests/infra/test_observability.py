@@ -11,7 +11,8 @@ from infra import constants as c
 from infra.app import build_app
 from infra.settings import SettingsError
 from tests.infra.conftest import Synth, resolve, synthesize
-from vaultline.plans import load_plans, plan_inputs
+from vaultline.plans import load_plans
+from vaultline.runs.requests import plan_inputs
 
 
 def test_topic_is_kms_encrypted_with_a_rotated_key(synth: Synth) -> None:

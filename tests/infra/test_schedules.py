@@ -1,4 +1,4 @@
-"""EventBridge Scheduler: one schedule per plan source, sending exactly `plans.plan_input`."""
+"""EventBridge Scheduler: one schedule per plan source, sending exactly `runs.requests.plan_input`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 
 from infra import constants as c
 from tests.infra.conftest import MULTI_PLANS, Synth, actions_of, resources_of, statements
-from vaultline.plans import load_plans, parse_plans, plan_input
+from vaultline.plans import load_plans, parse_plans
+from vaultline.runs.requests import plan_input
 
 
 def _schedules(synth: Synth) -> dict[str, dict]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from aws_cdk.assertions import Match
 
 from tests.infra.conftest import Synth
-from vaultline.repository.object_lock import DAYS_ENV as OBJECT_LOCK_DAYS_ENV
-from vaultline.repository.object_lock import MODE_ENV as OBJECT_LOCK_MODE_ENV
+from vaultline.runs.settings import OBJECT_LOCK_DAYS_ENV, OBJECT_LOCK_MODE_ENV
 
 
 def _vault(synth: Synth) -> dict:

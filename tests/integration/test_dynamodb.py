@@ -15,10 +15,12 @@ from botocore.exceptions import ClientError
 from moto.dynamodb.models.table_export import TableExport
 
 from tests.integration.conftest import Run
+from vaultline.operations import table_backup
 from vaultline.operations.table_backup import run_table_backup
 from vaultline.operations.table_restore import iter_table_items, restore_table
-from vaultline.repository.manifest import load_recovery_point
+from vaultline.repository.manifest import iter_entries, load_recovery_point
 from vaultline.repository.vault import Vault
+from vaultline.runs import table_models as models
 from vaultline.runs import table_steps as steps
 from vaultline.runs.models import PrepareEvent
 from vaultline.sources.dynamodb.export import data_file_keys
@@ -335,7 +337,7 @@ def test_segment_worker_out_of_time_returns_a_cursor_and_resuming_reads_every_it
     monkeypatch.setattr(steps, "RESERVE_MS", 1000)
     invocations = 0
     for item in work:
-        event = steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=item)
+        event = models.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=item)
         while True:
             pages = iter([5000, 5000, 10])  # two pages fit, then the budget is spent
             invocations += 1
@@ -343,9 +345,9 @@ def test_segment_worker_out_of_time_returns_a_cursor_and_resuming_reads_every_it
             if summary.done:
                 break
             assert summary.next is not None and summary.next.cursor.start_key
-            event = steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=summary.next)
+            event = models.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=summary.next)
     assert invocations >= 4  # 600 items, 50 a page, two pages an invocation
-    committed = steps.commit(s3_vault, steps.TableCommitEvent(prepared=prepared))
+    committed = steps.commit(s3_vault, models.TableCommitEvent(prepared=prepared))
     rp = load_recovery_point(s3_vault, committed.recovery_point)
     got = [encode_item(i) for i in iter_table_items(s3_vault, rp)]
     assert len(got) == len(set(got)) == 600 and sorted(got) == sorted(encode_item(i) for i in items)
@@ -358,10 +360,10 @@ def test_commit_refuses_a_segment_whose_last_part_is_missing(ddb: Any, s3_vault:
     request = {"source": {"type": "dynamodb", "url": "dynamodb://tab1", "options": {"segments": 2}}}
     prepared = steps.prepare(s3_vault, PrepareEvent(request=request))
     steps.segment_worker(
-        s3_vault, steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item={"segment": 0})
+        s3_vault, models.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item={"segment": 0})
     )
     with pytest.raises(Exception, match=r"segments \[1\] are incomplete"):
-        steps.commit(s3_vault, steps.TableCommitEvent(prepared=prepared))
+        steps.commit(s3_vault, models.TableCommitEvent(prepared=prepared))
 
 
 def test_export_mode_and_serverless_restore(ddb: Any, s3_vault: Vault) -> None:
@@ -384,8 +386,8 @@ def test_export_mode_and_serverless_restore(ddb: Any, s3_vault: Vault) -> None:
     assert prepared.table_created
     for part in range(prepared.parts):
         work = json.loads(s3_vault.storage.get(prepared.work_list_key.split("vaults/main/", 1)[1]))[part]
-        steps.restore_worker(s3_vault, steps.TableRestoreWorkerEvent(restore_id=prepared.restore_id, item=work))
-    finished = steps.restore_finish(s3_vault, steps.TableRestoreFinishEvent(prepared=prepared))
+        steps.restore_worker(s3_vault, models.TableRestoreWorkerEvent(restore_id=prepared.restore_id, item=work))
+    finished = steps.restore_finish(s3_vault, models.TableRestoreFinishEvent(prepared=prepared))
     assert finished.items == 30
     assert scan_all(ddb, "pitr-copy") == scan_all(ddb, "pitr")
 
@@ -398,13 +400,27 @@ def _export_through_the_steps(vault: Vault, url: str, rewrite: Callable[[list[st
     finish_moto_exports()
     if rewrite:
         rewrite(data_file_keys(vault, prepared.recovery_point))
-    status = steps.export_status(vault, steps.ExportStatusEvent(prepared=prepared))
+    status = steps.export_status(vault, models.ExportStatusEvent(prepared=prepared))
     assert status.status == "COMPLETED" and status.work_list_key
     work = json.loads(vault.storage.get(status.work_list_key.split("vaults/main/", 1)[1]))
     for item in work:
-        event = steps.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=item)
+        event = models.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=item)
         assert steps.segment_worker(vault, event).done
-    return steps.commit(vault, steps.TableCommitEvent(prepared=prepared)).recovery_point
+    return steps.commit(vault, models.TableCommitEvent(prepared=prepared)).recovery_point
+
+
+def _export_through_the_cli(vault: Vault, url: str, rewrite: Callable[[list[str]], None] | None = None) -> str:
+    """The same backup by the CLI's loop in one process; ``rewrite`` replaces the data files at the same moment."""
+    stored_work = table_backup.export_work
+
+    def rewritten_work(vault: Vault, run: table_backup.TableRun) -> list[table_backup.SegmentWork]:
+        if rewrite:
+            rewrite(data_file_keys(vault, run.recovery_point))
+        return stored_work(vault, run)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(table_backup, "export_work", rewritten_work)
+        return run_table_backup(vault, url, BackupOptions(mode="export"), sleep=finish_moto_exports).id
 
 
 def _write_export_files(vault: Vault, keys: list[str], records: list[dict[str, Any]], files: int) -> None:
@@ -416,9 +432,12 @@ def _write_export_files(vault: Vault, keys: list[str], records: list[dict[str, A
         vault.storage.put(f"{folder}/part-{n}.json.gz", gzip.compress(lines))
 
 
-def test_serverless_incremental_export_merges_changes_into_the_parent_segments(
-    ddb: Any, s3_vault: Vault, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("export", [_export_through_the_steps, _export_through_the_cli], ids=["steps", "cli"])
+def test_incremental_export_merges_changes_into_the_parent_segments(
+    ddb: Any, s3_vault: Vault, monkeypatch: pytest.MonkeyPatch, export: Callable[..., str]
 ) -> None:
+    """The state machine's steps and the CLI's loop store the same shape: each parent segment merged, then one
+    segment of the new items."""
     simple_table(ddb, "ledger")
     ddb.update_continuous_backups(
         TableName="ledger", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
@@ -430,13 +449,14 @@ def test_serverless_incremental_export_merges_changes_into_the_parent_segments(
         items = [{"Item": item} for item in scan_all(ddb, "ledger")]
         _write_export_files(s3_vault, keys, items, files=3)
 
-    first = _export_through_the_steps(s3_vault, "dynamodb://ledger", as_three_full_files)
+    first = export(s3_vault, "dynamodb://ledger", as_three_full_files)
     day1 = load_recovery_point(s3_vault, first)
     assert table_info(day1).export_type == "FULL_EXPORT" and table_info(day1).total_segments == 3
 
     # Twenty minutes later (an incremental window is 15 minutes to 24 hours): 3 updates, 2 deletions, 4 new items.
     later = datetime.now(UTC) + timedelta(minutes=20)
-    monkeypatch.setattr(steps, "datetime", type("Later", (datetime,), {"now": staticmethod(lambda tz=None: later)}))
+    clock = type("Later", (datetime,), {"now": staticmethod(lambda tz=None: later)})
+    monkeypatch.setattr(table_backup, "datetime", clock)
     updated = [{"pk": {"S": f"k{n:04d}"}, "v": {"S": "changed"}} for n in (5, 150, 299)]
     deleted = [{"pk": {"S": f"k{n:04d}"}} for n in (0, 200)]
     created = [{"pk": {"S": f"new{n}"}, "v": {"N": str(n)}} for n in range(4)]
@@ -450,11 +470,12 @@ def test_serverless_incremental_export_merges_changes_into_the_parent_segments(
         records += [{"Keys": key} for key in deleted]
         _write_export_files(s3_vault, keys, records, files=2)
 
-    second = _export_through_the_steps(s3_vault, "dynamodb://ledger", as_aws_change_records)
+    second = export(s3_vault, "dynamodb://ledger", as_aws_change_records)
     day2 = load_recovery_point(s3_vault, second)
     info = table_info(day2)
     assert info.export_type == "INCREMENTAL_EXPORT" and info.export_time == later
     assert info.total_segments == 4  # the parent's three, merged, and the new items
+    assert [e.key for e in iter_entries(s3_vault, day2)] == [f"segment/{n:05d}/part/0000" for n in range(4)]
     assert sorted(iter_table_items(s3_vault, day2), key=encode_item) == scan_all(ddb, "ledger")
     assert info.items == 300 - 2 + 4
     # Unchanged stretches of the parent's segments kept their chunks: 9 changed items touch a few chunks of 44.

@@ -13,6 +13,8 @@ from vaultline.operations.table_backup import run_table_backup
 from vaultline.repository.vault import Vault
 from vaultline.runs import table_steps as steps
 from vaultline.runs.models import PrepareEvent
+from vaultline.runs.protocol import StagedRun
+from vaultline.runs.table_models import TableStagedRun
 from vaultline.sources.dynamodb.model import BackupOptions, table_info
 
 
@@ -59,7 +61,7 @@ def test_a_read_rate_applies_to_an_on_demand_table_but_a_share_is_a_clear_error(
     ("arguments", "message"),
     [
         (["--read-share", "1.5"], "--read-share: Input should be less than or equal to 1"),
-        (["--read-share", "0.5", "--read-rate", "10"], "options: give read_rate (RCU/s) or read_share"),
+        (["--read-share", "0.5", "--read-rate", "10"], "options: give read_rate (RCU/s, any table) or read_share"),
     ],
 )
 def test_bad_read_limits_are_usage_errors(s3: Any, run: Run, arguments: list[str], message: str) -> None:
@@ -78,7 +80,7 @@ def test_serverless_workers_split_the_limit_over_the_segments_running_at_once(dd
 
     prepared = steps.prepare(s3_vault, PrepareEvent(request=request))
 
-    run_doc = steps._run(s3_vault, prepared.recovery_point)
+    run_doc = StagedRun(s3_vault, prepared.recovery_point, TableStagedRun).read()
     # 20 RCU/s for the table; 8 segments but only 4 run at once, so each worker may read 5 RCU/s.
     assert run_doc.read_rate_per_worker == 5.0
 

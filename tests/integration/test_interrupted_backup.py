@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-import vaultline.operations.backup
 import vaultline.repository.blob_writer
+import vaultline.repository.commit
 from vaultline.cli.main import main
 from vaultline.errors import SourceError
 from vaultline.operations.backup import recover_unindexed_packs, run_backup
@@ -122,7 +122,7 @@ def test_crash_before_the_manifest_is_written_leaves_no_recovery_point(
         raise RuntimeError("lambda timed out")
 
     with monkeypatch.context() as patch:
-        patch.setattr(vaultline.operations.backup, "commit_recovery_point", crash)
+        patch.setattr(vaultline.repository.commit, "commit_recovery_point", crash)
         with pytest.raises(RuntimeError, match="timed out"):
             run_backup(vault, S3Source("s3://busy"))
     assert list_recovery_point_ids(Vault.open(vault.storage)) == []
@@ -143,7 +143,7 @@ def test_crash_in_the_cli_exits_1_and_writes_no_recovery_point(
     def crash(*_: object) -> None:
         raise SourceError("source bucket busy vanished")
 
-    monkeypatch.setattr(vaultline.operations.backup, "commit_recovery_point", crash)
+    monkeypatch.setattr(vaultline.repository.commit, "commit_recovery_point", crash)
     assert main(["--vault", str(vault.storage.url), "backup", "s3://busy", "--json"]) == 1
     assert "source bucket busy vanished" in capsys.readouterr().err
     monkeypatch.undo()

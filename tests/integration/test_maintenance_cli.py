@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import set_pack_size
 from tests.integration.conftest import Run
 from vaultline.operations.backup import run_backup
-from vaultline.operations.check import check_vault, select_subset
+from vaultline.operations.check import PackSubset, check_vault
 from vaultline.operations.diff import diff_recovery_points
 from vaultline.operations.drill import restore_drill
 from vaultline.operations.stats import vault_stats
@@ -29,7 +29,8 @@ from vaultline.repository.manifest import (
 )
 from vaultline.repository.packs import BlobType
 from vaultline.repository.vault import Vault
-from vaultline.runs.maintenance import DrillStepInput, VerifyStepInput, drill_step, verify_step
+from vaultline.runs.maintenance_models import DrillOptions, MaintenanceInput, VerifyOptions
+from vaultline.runs.maintenance_steps import drill, verify
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage
 
@@ -56,11 +57,13 @@ def test_subset_parts_partition_the_packs_and_percentages_sample(vault_dir: tupl
     root, _ = vault_dir
     vault = Vault.open(str(root))
     packs = sorted(vault.index.packs)
-    parts = [select_subset(packs, f"{n}/3") for n in (1, 2, 3)]
+    parts = [PackSubset.parse(f"{n}/3").select(packs) for n in (1, 2, 3)]
     assert sorted(p for part in parts for p in part) == packs
-    assert sum(check_vault(vault, read_data_subset=f"{n}/3").packs_read for n in (1, 2, 3)) == len(packs)
-    assert len(select_subset(packs, "50%", random.Random(1))) == -(-len(packs) // 2)
-    assert verify_step(VerifyStepInput(vault=str(root), parts=3, run=4)).subset == "2/3"
+    assert sum(check_vault(vault, read_data_subset=PackSubset.parse(f"{n}/3")).packs_read for n in (1, 2, 3)) == len(
+        packs
+    )
+    assert len(PackSubset.parse("50%").select(packs, random.Random(1))) == -(-len(packs) // 2)
+    assert verify(vault, MaintenanceInput(verify=VerifyOptions(parts=3, run=4))).subset == "2/3"
 
 
 def flip(path: Path, offset: int) -> None:
@@ -79,7 +82,7 @@ def test_check_catches_a_flipped_byte_only_in_the_part_that_holds_it(
     # loads every manifest), so its damage rightly shows in every part.
     target = next(p for p in packs if all(e.type == BlobType.DATA for e in vault.index.packs[p]))
     flip(root / pack_key(target), 100)
-    part = next(n for n in (1, 2, 3) if target in select_subset(packs, f"{n}/3"))
+    part = next(n for n in (1, 2, 3) if target in PackSubset.parse(f"{n}/3").select(packs))
     code, out, _ = run("--vault", str(root), "check", "--read-data-subset", f"{part}/3", "--json")
     assert code == 1 and any(target in e for e in json.loads(out)["errors"])
     others = [n for n in (1, 2, 3) if n != part]
@@ -120,7 +123,8 @@ def test_restore_drill_into_a_scratch_bucket_verifies_and_cleans_up(
 ) -> None:
     root, rps = vault_dir
     s3.create_bucket(Bucket="scratch")
-    out = drill_step(DrillStepInput(vault=str(root), scratch="s3://scratch/drills", recovery_point=rps[1].id))
+    options = DrillOptions(scratch="s3://scratch/drills", recovery_point=rps[1].id)
+    out = drill(Vault.open(str(root)), MaintenanceInput(drill=options))
     assert out.ok and out.verified == out.objects == 6 and out.cleaned_up
     assert s3.list_objects_v2(Bucket="scratch").get("KeyCount", 0) == 0
 

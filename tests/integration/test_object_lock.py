@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,13 +13,13 @@ from vaultline.operations.check import check_vault
 from vaultline.operations.forget import forget
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
-from vaultline.repository.layout import MANIFEST_PREFIX, pack_key
+from vaultline.repository.layout import CONFIG_KEY, MANIFEST_PREFIX, index_key, lock_key, pack_key, run_prefix
 from vaultline.repository.manifest import list_recovery_point_ids
-from vaultline.repository.object_lock import ObjectLockSettings, save_object_lock
+from vaultline.repository.object_lock import ObjectLockSettings, VaultObjectLock, save_object_lock
 from vaultline.repository.packs import list_pack_ids
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
-from vaultline.storage import S3Storage
+from vaultline.storage import LocalStorage, S3Storage
 
 
 @pytest.fixture
@@ -68,3 +69,33 @@ def test_forget_and_prune_defer_held_objects_and_report_until_when(locked_vault:
     expired = prune(Vault.open(locked_vault.storage), now=later)
     assert expired.held == [] and expired.packs_deleted >= 1
     assert check_vault(Vault.open(locked_vault.storage), read_data=True).errors == []
+
+
+def test_the_vault_locks_what_a_recovery_point_needs_reading_its_settings_at_the_first_locked_write(
+    tmp_path: Path,
+) -> None:
+    storage = LocalStorage(tmp_path / "v")
+    save_object_lock(storage, ObjectLockSettings(mode="COMPLIANCE", days=3))
+    policy = VaultObjectLock.of_vault(storage)
+    for key in (lock_key("l"), CONFIG_KEY, run_prefix("r") + "run.json"):
+        assert policy.retention_for(key) is None, key
+    save_object_lock(storage, ObjectLockSettings(mode="GOVERNANCE", days=5))  # not read yet: this one counts
+    soon = datetime.now(UTC) + timedelta(days=4, hours=23)
+    for key in (pack_key("ab" * 32), index_key("i"), MANIFEST_PREFIX + "rp"):
+        retention = policy.retention_for(key)
+        assert retention is not None and retention.mode == "GOVERNANCE", key
+        assert retention.retain_until is not None and retention.retain_until > soon, key
+    save_object_lock(storage, None)
+    assert policy.retention_for(pack_key("ab" * 32)) is not None  # read once; the storage's policy is new:
+    assert storage.lock_policy is not None and storage.lock_policy.retention_for(pack_key("ab" * 32)) is None
+    assert VaultObjectLock.fixed(None).retention_for(pack_key("ab" * 32)) is None  # a stack that locks nothing
+
+
+def test_a_directory_vault_with_object_lock_settings_backs_up_and_checks(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "a").write_bytes(b"alpha" * 1000)
+    vault = Vault.init(LocalStorage(tmp_path / "v"))
+    save_object_lock(vault.storage, ObjectLockSettings(mode="GOVERNANCE", days=1))  # a directory has no lock
+    run_backup(vault, open_source(str(source)))
+    assert check_vault(Vault.open(LocalStorage(tmp_path / "v")), read_data=True).errors == []

@@ -13,6 +13,7 @@ from vaultline.repository.layout import STAGING_PREFIX
 from vaultline.repository.vault import Vault
 from vaultline.runs import backup_steps
 from vaultline.runs.models import PrepareEvent
+from vaultline.runs.protocol import StagedRun
 from vaultline.storage import S3Storage
 
 
@@ -36,7 +37,7 @@ def _failing_after_staging(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("work list write failed")
 
-    monkeypatch.setattr(backup_steps, "put_work_list", fail)
+    monkeypatch.setattr(StagedRun, "write_work_list", fail)
 
 
 def test_a_failed_prepare_deletes_what_it_staged(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,7 +70,7 @@ def test_a_cleanup_that_fails_is_logged_with_its_key_and_the_original_error_is_r
     monkeypatch.setattr(S3Storage, "delete", denied)
     request = PrepareEvent(request={"source": {"type": "s3", "url": "s3://source"}})
     with (
-        caplog.at_level(logging.ERROR, logger="vaultline.runs.staging"),
+        caplog.at_level(logging.ERROR, logger="vaultline.runs.protocol"),
         pytest.raises(RuntimeError, match="work list write failed"),
     ):
         backup_steps.prepare(vault, request)

@@ -12,10 +12,11 @@ import pytest
 
 from tests.integration.conftest import Run
 from vaultline.operations import backup
-from vaultline.repository.manifest import iter_entries, load_recovery_point, resolve_recovery_point
+from vaultline.repository.manifest import ObjectEntry, iter_entries, load_recovery_point, resolve_recovery_point
 from vaultline.repository.vault import Vault
-from vaultline.runs import backup_steps
+from vaultline.runs import backup_steps, protocol
 from vaultline.runs.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
+from vaultline.sources import S3Source
 from vaultline.storage import S3Storage
 
 VAULT = "s3://vaults/main"
@@ -30,7 +31,7 @@ def one_second_apart(monkeypatch: pytest.MonkeyPatch) -> None:
         return f"20260101T0000{next(seconds):02d}Z-{os.urandom(4).hex()}"
 
     monkeypatch.setattr(backup, "new_recovery_point_id", next_id)
-    monkeypatch.setattr(backup_steps, "new_recovery_point_id", next_id)
+    monkeypatch.setattr(protocol, "new_recovery_point_id", next_id)
 
 
 @pytest.fixture
@@ -151,3 +152,28 @@ def test_an_unchanged_object_deleted_before_its_tags_are_read_is_recorded_as_van
 
     assert [(i.key, i.kind) for i in committed.issues.objects] == [("other.txt", "vanished")]
     assert set(_tags(vault, committed.recovery_point)) == {"doc.txt"}
+
+
+def test_a_lambda_worker_batch_does_not_read_an_unchanged_object_again(
+    tagged_bucket: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = tagged_bucket
+    vault = Vault.init(S3Storage("vaults", "v"))
+    request = {"source": {"type": "s3", "url": "s3://src"}}
+    _serverless_backup(vault, request)
+    s3.put_object(Bucket="src", Key="other.txt", Body=b"other, edited")
+    opened: list[str] = []
+    opens = S3Source.open
+
+    def spy(self: S3Source, entry: ObjectEntry) -> Any:
+        opened.append(entry.key)
+        return opens(self, entry)
+
+    monkeypatch.setattr(S3Source, "open", spy)
+
+    second, batches = _serverless_backup(vault, request)
+
+    # Both objects went to the workers (the unchanged one for its tags), and only the edited one was read.
+    assert batches == 2
+    assert opened == ["other.txt"]
+    assert second.stats.objects_unchanged == 1 and second.stats.objects_read == 1

@@ -20,7 +20,7 @@ from vaultline.repository.chunking import Chunker
 from vaultline.repository.manifest import ObjectEntry
 from vaultline.repository.packs import BlobType
 from vaultline.repository.vault import Vault
-from vaultline.sources.dynamodb.export import apply_changes, change_set, incremental_window
+from vaultline.sources.dynamodb.export import apply_to_stream, change_set, incremental_window, new_items
 from vaultline.sources.dynamodb.items import (
     KeyMismatch,
     decode_item,
@@ -267,7 +267,9 @@ def test_incremental_changes_apply_in_place(tmp_path: Path) -> None:
         ],
         names,
     )
-    streams = list(apply_changes([[b"".join(old[:2])], [b"".join(old[2:])]], changes, names))
+    first, applied_first = apply_to_stream([b"".join(old[:2])], changes, names)
+    second, applied_second = apply_to_stream([b"".join(old[2:])], changes, names)
+    streams = [first, second, new_items(changes, {*applied_first, *applied_second})]
     got = [[json.loads(line) for line in stream] for stream in streams]
     assert got == [
         [{"pk": {"S": "a"}, "v": {"N": "1"}}, {"pk": {"S": "b"}, "v": {"N": "2"}}],

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from vaultline.plans import PlansFileError, parse_plans, plan_input
+from vaultline.plans import PlansFileError, parse_plans
 from vaultline.runs.models import BackupRequest
+from vaultline.runs.requests import plan_input
 
 PLAN = """
 plans:

@@ -1,4 +1,4 @@
-"""The DynamoDB side of the `vaultline` commands; vaultline/cli/main.py dispatches here on ``dynamodb://`` URLs.
+"""The DynamoDB side of the `vaultline` commands: cli/backup.py and cli/restore.py dispatch here on dynamodb:// URLs.
 
 Each function returns (JSON document, human line) and leaves printing to the caller.
 """

@@ -6,7 +6,6 @@ over the whole listing in one process, the Lambda workers each run it over one b
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +19,7 @@ from vaultline.errors import IntegrityError
 from vaultline.plans import ArchivedObjects, TagsRefresh
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
+from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
 from vaultline.repository.index import write_index
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import (
@@ -28,11 +28,9 @@ from vaultline.repository.manifest import (
     ObjectEntry,
     ObjectIssue,
     RecoveryPoint,
-    commit_recovery_point,
     iter_entries,
     latest_for_source,
     new_recovery_point_id,
-    write_entries,
 )
 from vaultline.repository.packs import BlobType, list_pack_ids
 from vaultline.repository.vault import Vault
@@ -140,15 +138,20 @@ def _tags_read_ahead(
     window: deque[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None]] = deque()
     with ThreadPoolExecutor(max_workers=TAG_THREADS, thread_name_prefix="vl-tags") as pool:
         for item in listed:
-            before = previous.get(item.key)
-            if before is not None and not before.same_content(item):
-                before = None
+            before = unchanged_entry(previous, item)
             tags = pool.submit(source.read_tags, before) if retag and before is not None else None
             window.append((item, before, tags))
             if len(window) > TAG_LOOKAHEAD:
                 yield window.popleft()
         while window:
             yield window.popleft()
+
+
+def unchanged_entry(previous: Mapping[str, ObjectEntry], item: ObjectEntry) -> ObjectEntry | None:
+    """The parent's entry of a listed ``item`` whose object is unchanged (same key, version, size, ETag and mtime):
+    such an object is not read again, its chunks are reused. The one change test of the CLI and the Lambda paths."""
+    before = previous.get(item.key)
+    return before if before is not None and before.same_content(item) else None
 
 
 def _issue(
@@ -209,51 +212,8 @@ def load_previous(vault: Vault, parent: RecoveryPoint | None) -> dict[str, Objec
     return {entry.key: entry for entry in iter_entries(vault, parent)}
 
 
-def finish_recovery_point(
-    vault: Vault,
-    writer: BlobWriter,
-    rp_id: str,
-    source: Source,
-    started: datetime,
-    entries: Iterable[ObjectEntry],
-    stats: BackupStats,
-    parent: RecoveryPoint | None,
-    plan: str | None = None,
-    tags: Mapping[str, str] | None = None,
-    clock_start: float | None = None,
-    issues: Iterable[ObjectIssue] = (),
-    tags_age: int | None = None,
-) -> RecoveryPoint:
-    """Store the entry stream, flush every pack and index, then write the manifest: the commit point.
-
-    ``stats`` arrive with the figures of the data already written elsewhere (other workers); this writer's own
-    figures are added to them. Skipped objects (``issues``) and ``tags_age`` go under the header's ``extra``.
-    """
-    entry_blobs, count = write_entries(writer, Chunker(vault.config.chunker), entries)
-    written = writer.flush()
-    stats.add_written(written)
-    if clock_start is not None:
-        stats.seconds = round(time.monotonic() - clock_start, 3)
-    header = RecoveryPoint(
-        id=rp_id,
-        source=source.url,
-        source_kind=source.kind,
-        time=started,
-        finished=datetime.now(UTC),
-        parent=parent.id if parent else None,
-        plan=plan,
-        tags=dict(tags or {}),
-        stats=stats,
-        entry_count=count,
-        entry_blobs=entry_blobs,
-        extra=header_extra(issues, tags_age),
-    )
-    commit_recovery_point(vault, header)
-    return header
-
-
 def header_extra(issues: Iterable[ObjectIssue], tags_age: int | None) -> dict[str, Any]:
-    """``extra`` of an S3 or directory recovery point: each key only when it says something."""
+    """``extra`` of an S3 or directory recovery point's draft: each key only when it says something."""
     extra: dict[str, Any] = {}
     summary = Issues.of(issues)
     if summary.total:
@@ -277,7 +237,6 @@ def run_backup(
     A shared vault lock is held throughout, taken before the index is read: a prune (exclusive lock) cannot
     delete a blob this backup deduplicates against while it runs (docs/vault-format.md, section 17).
     """
-    clock = time.monotonic()
     started = datetime.now(UTC)
     rp_id = new_recovery_point_id(started)
     with vault_lock(vault.storage, "backup", exclusive=False):
@@ -289,18 +248,15 @@ def run_backup(
         retag = options.tags_due(parent) and source.has_tags
         with BlobWriter(vault, compression_level) as writer:
             outcome = backup_objects(vault, source, source.list(), previous, writer, progress, options, retag)
-            return finish_recovery_point(
-                vault,
-                writer,
-                rp_id,
-                source,
-                started,
-                outcome.entries,
-                outcome.stats,
-                parent,
-                plan,
-                tags,
-                clock,
-                outcome.issues,
-                options.tags_age(parent, retag) if source.has_tags else None,
+            draft = RecoveryPointDraft(
+                id=rp_id,
+                source=source.url,
+                source_kind=source.kind,
+                started=started,
+                parent=parent.id if parent else None,
+                plan=plan,
+                tags=dict(tags or {}),
+                stats=outcome.stats,
+                extra=header_extra(outcome.issues, options.tags_age(parent, retag) if source.has_tags else None),
             )
+            return finish_recovery_point(vault, writer, draft, outcome.entries)

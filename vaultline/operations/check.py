@@ -7,9 +7,11 @@ import math
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
 
 import blake3
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vaultline.errors import UsageError, VaultlineError
 from vaultline.repository.layout import pack_key
@@ -35,46 +37,85 @@ class CheckReport(BaseModel):
         return not self.errors
 
 
-def parse_subset(spec: str) -> tuple[int, int] | float:
-    """``n/m`` (1 <= n <= m) -> (n, m); ``P%`` (0 < P <= 100) -> P / 100. Raises UsageError otherwise."""
-    text = spec.strip()
-    try:
-        if text.endswith("%"):
-            share = float(text[:-1]) / 100
-            if 0 < share <= 1:
-                return share
-        else:
-            n_text, sep, m_text = text.partition("/")
-            n, m = int(n_text), int(m_text)
-            if sep and 1 <= n <= m:
-                return n, m
-    except ValueError:
-        pass
-    raise UsageError(f"--read-data-subset {spec!r}: expected n/m (1 <= n <= m, e.g. 2/7) or a percentage (e.g. 10%)")
+SUBSET_EXPECTED = "expected n/m (1 <= n <= m, e.g. 2/7) or a percentage (e.g. 10%)"
 
 
-def select_subset(pack_ids: list[str], spec: str, rng: random.Random | None = None) -> list[str]:
-    """The packs a ``--read-data-subset`` reads. ``n/m`` takes the packs whose id, read as a number, is
-    ``n - 1`` modulo ``m``: ids are hashes, so the parts are even, stable across runs, and ``1/m`` .. ``m/m``
-    together read every pack once. ``P%`` samples that share of packs at random (at least one)."""
-    parsed = parse_subset(spec)
-    if isinstance(parsed, tuple):
-        n, m = parsed
-        return [p for p in pack_ids if int(p, 16) % m == n - 1]
-    count = min(len(pack_ids), max(1, math.ceil(len(pack_ids) * parsed)))
-    return sorted((rng or random.SystemRandom()).sample(sorted(pack_ids), count)) if pack_ids else []
+class PackSubset(BaseModel):
+    """The packs a read-data check reads: part ``part`` of ``parts`` (``n/m``), or a random ``share`` (``P%``).
+
+    One parsed form for the CLI's ``--read-data-subset``, the Maintenance input's ``verify.subset`` and
+    :func:`check_vault`; it parses from its text (``PackSubset.parse("2/7")``, or a string where a model is
+    validated) and prints as it (``str(subset) == "2/7"``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    part: int = Field(default=1, ge=1)
+    parts: int = Field(default=1, ge=1)
+    share: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        try:
+            if text.endswith("%"):
+                share = float(text[:-1]) / 100
+                if 0 < share <= 1:
+                    return {"share": share}
+            else:
+                n_text, sep, m_text = text.partition("/")
+                n, m = int(n_text), int(m_text)
+                if sep and 1 <= n <= m:
+                    return {"part": n, "parts": m}
+        except ValueError:
+            pass
+        raise ValueError(f"{value!r}: {SUBSET_EXPECTED}")
+
+    @model_validator(mode="after")
+    def _part_of_parts(self) -> PackSubset:
+        if self.part > self.parts:
+            raise ValueError(f"part {self.part} of {self.parts}: {SUBSET_EXPECTED}")
+        return self
+
+    @classmethod
+    def parse(cls, spec: str) -> PackSubset:
+        """``n/m`` or ``P%`` as a subset; raises UsageError (naming ``--read-data-subset``) otherwise."""
+        try:
+            return cls.model_validate(spec)
+        except ValidationError:
+            raise UsageError(f"--read-data-subset {spec!r}: {SUBSET_EXPECTED}") from None
+
+    @classmethod
+    def rotating(cls, parts: int, run: int | None = None, now: datetime | None = None) -> PackSubset:
+        """Part ``run % parts + 1`` of ``parts`` (``run`` defaults to the day number): ``parts`` consecutive runs
+        read every pack once."""
+        counter = run if run is not None else (now or datetime.now()).toordinal()
+        return cls(part=counter % parts + 1, parts=parts)
+
+    def __str__(self) -> str:
+        return f"{self.part}/{self.parts}" if self.share is None else f"{self.share * 100:g}%"
+
+    def select(self, pack_ids: list[str], rng: random.Random | None = None) -> list[str]:
+        """The packs this subset reads. ``n/m`` takes the packs whose id, read as a number, is ``n - 1`` modulo
+        ``m``: ids are hashes, so the parts are even, stable across runs, and ``1/m`` .. ``m/m`` together read
+        every pack once. ``P%`` samples that share of packs at random (at least one)."""
+        if self.share is None:
+            return [p for p in pack_ids if int(p, 16) % self.parts == self.part - 1]
+        count = min(len(pack_ids), max(1, math.ceil(len(pack_ids) * self.share)))
+        return sorted((rng or random.SystemRandom()).sample(sorted(pack_ids), count)) if pack_ids else []
 
 
 def check_vault(
     vault: Vault,
     read_data: bool = False,
     progress: Callable[[int, int], None] | None = None,
-    read_data_subset: str | None = None,
+    read_data_subset: PackSubset | None = None,
 ) -> CheckReport:
-    """Check ``vault``; collect every problem rather than stopping at the first. ``read_data_subset`` (``n/m`` or
-    ``P%``) reads only that part of the packs (see :func:`select_subset`)."""
-    if read_data_subset is not None:
-        parse_subset(read_data_subset)  # refuse a bad spec before any work
+    """Check ``vault``; collect every problem rather than stopping at the first. ``read_data_subset`` reads only
+    that part of the packs (see :meth:`PackSubset.select`)."""
     report = CheckReport()
     try:
         index = vault.reload_index()
@@ -115,7 +156,7 @@ def check_vault(
     if read_data or read_data_subset is not None:
         readable = [p for p in index.packs if p in stored]
         if read_data_subset is not None and not read_data:
-            readable = select_subset(readable, read_data_subset)
+            readable = read_data_subset.select(readable)
         _read_all_packs(vault, readable, report, progress)
     return report
 

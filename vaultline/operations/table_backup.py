@@ -1,42 +1,55 @@
-"""Backing up a table in one process (the CLI path); the serverless steps run the same pieces per segment."""
+"""Backing up a table, in three pieces: store a segment, merge a segment, commit the table.
+
+The CLI's :func:`run_table_backup` runs them in a loop in one process; the state machine's steps
+(`vaultline.runs.table_steps`) call one each: Prepare :func:`open_run` and :func:`start_run`, the export poll
+:func:`export_work`, every segment worker :func:`store_segment`, Commit :func:`commit_table`. Both front doors
+therefore write recovery points of one shape: a stream per scan segment (in several parts when a worker ran out of
+time) or per full-export data file; for an incremental export, each of the parent's streams with the change set
+applied in place, then one more stream of the items created since the parent.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
+from typing import Any, Literal
 
+from pydantic import BaseModel, Field
+
+from vaultline.errors import IntegrityError
 from vaultline.operations.backup import recover_unindexed_packs
 from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.blob_writer import BlobWriter
-from vaultline.repository.chunking import Chunker
+from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import (
     BackupStats,
     ObjectEntry,
     RecoveryPoint,
-    commit_recovery_point,
     iter_entries,
     latest_for_source,
+    load_recovery_point,
     new_recovery_point_id,
-    write_entries,
 )
 from vaultline.repository.vault import Vault
-from vaultline.runs.staging import clean_run
 from vaultline.sources.dynamodb.export import (
-    apply_changes,
+    apply_to_stream,
     change_set,
     data_file_keys,
+    delete_export,
     full_export_lines,
     incremental_window,
+    new_items,
     read_export_file,
     start_export,
     wait_for_export,
 )
 from vaultline.sources.dynamodb.model import EXTRA_KEY, BackupOptions, TableBackupInfo, table_info
-from vaultline.sources.dynamodb.scan import ScanOptions, scan_segment, store_items
+from vaultline.sources.dynamodb.scan import ScanCursor, ScanOptions, scan_segment, store_items
 from vaultline.sources.dynamodb.table import TableSnapshot, describe_table, parse_table_url, table_client
 from vaultline.sources.dynamodb.throttle import Backoff, RateLimiter
 
@@ -57,52 +70,305 @@ def segments_for(snapshot: TableSnapshot, requested: int | None = None) -> int:
     return max(1, min(MAX_SEGMENTS, math.ceil(snapshot.size_bytes / SEGMENT_BYTES)))
 
 
-def stats_for_parts(parts: list[tuple[ObjectEntry, int]]) -> BackupStats:
-    """Item and byte figures of stored parts (chunk figures come from the writer)."""
-    stats = BackupStats()
-    for entry, items in parts:
-        stats.objects += items
-        stats.objects_read += items
-        stats.bytes += entry.size
-        stats.bytes_read += entry.size
-    return stats
+class TableRun(BaseModel):
+    """A table backup under way: what every piece needs. The CLI keeps it in memory; the state machine's Prepare
+    stages it as the run document."""
+
+    recovery_point: str
+    url: str
+    options: BackupOptions
+    snapshot: TableSnapshot
+    # Scan: TotalSegments. Export: the data files (full), or the parent's segments and one more (incremental).
+    total_segments: int
+    started: datetime
+    plan: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    compression_level: int | None = None
+    parent: str | None = None
+    # The read limit split over the segments that are read at once, in RCU/s.
+    read_rate_per_worker: float | None = None
+    export_arn: str | None = None
+    export_type: Literal["FULL_EXPORT", "INCREMENTAL_EXPORT"] | None = None
+    export_time: datetime | None = None
+    # Incremental export: the change files every merge reads, and the parent's segment count.
+    change_files: list[str] = Field(default_factory=list)
+    parent_segments: int = 0
+
+    @property
+    def key_names(self) -> list[str]:
+        return list(self.snapshot.key_types)
+
+    @property
+    def incremental(self) -> bool:
+        return self.export_type == "INCREMENTAL_EXPORT"
 
 
-def commit_table_backup(
-    vault: Vault,
-    writer: BlobWriter,
-    rp_id: str,
+class SegmentWork(BaseModel):
+    """One piece of work: a scan segment from a cursor, one full-export data file, or (``merge``) the parent's
+    segment of that number to apply an incremental export's change set to."""
+
+    segment: int = Field(ge=0)
+    cursor: ScanCursor = Field(default_factory=ScanCursor)
+    file: str | None = None
+    merge: bool = False
+
+
+class SegmentPart(BaseModel):
+    """One stored part of one segment; ``next`` is where the segment continues (None: this part ends it)."""
+
+    segment: int
+    part: int
+    entry: ObjectEntry
+    items: int
+    read_units: float = 0.0
+    stats: BackupStats
+    # A merge: the keys of the change set it applied (key_of's bytes, which are JSON text).
+    applied: list[str] = Field(default_factory=list)
+    next: SegmentWork | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.next is None
+
+
+def _part(
+    segment: int,
+    part: int,
+    entry: ObjectEntry,
+    items: int,
+    read_units: float = 0.0,
+    following: SegmentWork | None = None,
+    applied: Sequence[bytes] = (),
+) -> SegmentPart:
+    # Item and byte figures; chunk figures are added by whoever flushes the writer.
+    stats = BackupStats(objects=items, objects_read=items, bytes=entry.size, bytes_read=entry.size)
+    return SegmentPart(
+        segment=segment,
+        part=part,
+        entry=entry,
+        items=items,
+        read_units=read_units,
+        stats=stats,
+        applied=[key.decode() for key in applied],
+        next=following,
+    )
+
+
+# -- opening a run ------------------------------------------------------------------------------------------------
+
+
+def open_run(
+    ddb: Any,
     url: str,
-    started: datetime,
-    entries: list[ObjectEntry],
-    stats: BackupStats,
-    parent: RecoveryPoint | None,
-    info: TableBackupInfo,
+    options: BackupOptions,
+    *,
+    worker_concurrency: int = 1,
     plan: str | None = None,
     tags: Mapping[str, str] | None = None,
-) -> RecoveryPoint:
-    """Store the entry stream, flush packs and index, then write the manifest last (the commit point)."""
-    entry_blobs, count = write_entries(writer, Chunker(vault.config.chunker), entries)
-    written = writer.flush()
-    stats.add_written(written)
-    stats.seconds = round((datetime.now(UTC) - started).total_seconds(), 3)
-    info.items = stats.objects
-    header = RecoveryPoint(
-        id=rp_id,
-        source=url,
-        source_kind="dynamodb",
-        time=started,
-        finished=datetime.now(UTC),
-        parent=parent.id if parent else None,
+    compression_level: int | None = None,
+) -> TableRun:
+    """Describe the table and size the run (TableSizeBytes 0 = unknown, still at least one segment); the read limit
+    is split over the ``worker_concurrency`` segments read at once. A share of an on-demand table fails here,
+    before any lock or write."""
+    ref = parse_table_url(url)
+    snapshot = describe_table(ddb, ref.name)
+    read_rate = options.read_units_per_second(snapshot)
+    total_segments = segments_for(snapshot, options.segments)
+    started = datetime.now(UTC)
+    return TableRun(
+        recovery_point=new_recovery_point_id(started),
+        url=ref.url,
+        options=options,
+        snapshot=snapshot,
+        total_segments=total_segments,
+        started=started,
         plan=plan,
         tags=dict(tags or {}),
+        compression_level=compression_level,
+        read_rate_per_worker=read_rate / min(total_segments, worker_concurrency) if read_rate else None,
+    )
+
+
+def start_run(vault: Vault, ddb: Any, run: TableRun) -> list[SegmentWork] | None:
+    """Under the run's shared vault lock: find the parent; in scan mode return the work (one item per segment), in
+    export mode start the export and return None (its work comes from :func:`export_work` once it completed)."""
+    vault.reload_index()
+    recover_unindexed_packs(vault)
+    parent = latest_for_source(vault, run.url)
+    run.parent = parent.id if parent else None
+    if run.options.mode == "scan":
+        return [SegmentWork(segment=segment) for segment in range(run.total_segments)]
+    # Incremental when the parent is an export 15 minutes to 24 hours old: only the changes are exported, and
+    # merged into the parent's streams. Otherwise a full export, one stream per data file.
+    parent_info = table_info(parent) if parent is not None and run.options.incremental else None
+    window = incremental_window(parent_info, run.started) if parent_info else None
+    started = start_export(ddb, vault, run.snapshot, run.recovery_point, window)
+    run.export_arn, run.export_type, run.export_time = started
+    if run.incremental and parent is not None:
+        run.parent_segments = parent.entry_count  # the manifest header counts its entries: one per export segment
+    return None
+
+
+def export_work(vault: Vault, run: TableRun) -> list[SegmentWork]:
+    """The work of a completed export: one item per data file (full), or one merge per parent segment
+    (incremental; :func:`commit_table` stores the items no segment held as one more segment)."""
+    files = data_file_keys(vault, run.recovery_point)
+    if run.incremental:
+        run.change_files = files
+        run.total_segments = run.parent_segments + 1
+        return [SegmentWork(segment=n, merge=True) for n in range(run.parent_segments)]
+    run.total_segments = len(files)
+    return [SegmentWork(segment=n, file=key) for n, key in enumerate(files)]
+
+
+# -- storing and merging segments ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TableReader:
+    """What one process reads segments from: the table (its client made on first use, every scan paced by one
+    limiter and one time budget) and an incremental export's change set (read once). The CLI makes one for a
+    whole backup, a state-machine step one per invocation."""
+
+    vault: Vault
+    run: TableRun
+    sleep: Callable[[float], None] = time.sleep
+    remaining_ms: Callable[[], int] | None = None
+    reserve_ms: int = 60_000
+    ddb: Any = None
+
+    def client(self) -> Any:
+        if self.ddb is None:
+            self.ddb = table_client(parse_table_url(self.run.url))
+        return self.ddb
+
+    @cached_property
+    def scan(self) -> ScanOptions:
+        options = self.run.options
+        return ScanOptions(
+            consistent_read=options.consistent_read,
+            page_limit=options.page_size,
+            limiter=RateLimiter(self.run.read_rate_per_worker, sleep=self.sleep),
+            backoff=Backoff(sleep=self.sleep),
+            remaining_ms=self.remaining_ms,
+            reserve_ms=self.reserve_ms,
+            key_names=self.run.key_names,
+        )
+
+    @cached_property
+    def changes(self) -> dict[bytes, bytes | None]:
+        """The incremental export's change set by key (held whole: each merge applies it to one parent stream)."""
+        changes: dict[bytes, bytes | None] = {}
+        for key in self.run.change_files:
+            changes.update(change_set(read_export_file(self.vault, key), self.run.key_names))
+        return changes
+
+
+def store_segment(
+    vault: Vault, run: TableRun, work: SegmentWork, writer: BlobWriter, reader: TableReader
+) -> SegmentPart:
+    """Store one part of one segment: scan from ``work.cursor`` until the segment ends or the reader's time budget
+    runs low (the part then names its ``next`` work), ingest one full-export data file, or merge a parent segment
+    (:func:`merge_segment`). Storing the same work again stores the same part: safe."""
+    if work.merge:
+        return merge_segment(vault, run, work.segment, writer, reader.changes)
+    if work.file is not None:
+        lines = full_export_lines(read_export_file(vault, work.file))
+        entry, count = store_items(writer, work.segment, 0, lines, run.key_names)
+        return _part(work.segment, 0, entry, count)
+    result = scan_segment(
+        reader.client(), run.snapshot.name, work.segment, run.total_segments, writer, work.cursor, reader.scan
+    )
+    following = SegmentWork(segment=work.segment, cursor=result.next) if result.next else None
+    return _part(work.segment, work.cursor.part, result.entry, result.items, result.read_units, following)
+
+
+def merge_segment(
+    vault: Vault, run: TableRun, segment: int, writer: BlobWriter, changes: dict[bytes, bytes | None]
+) -> SegmentPart:
+    """The parent's stream number ``segment`` with the change set applied in place (unchanged stretches keep their
+    chunks), recording the change keys it applied."""
+    if not run.parent:
+        raise IntegrityError(f"recovery point {run.recovery_point}: an incremental merge without a parent")
+    parent = load_recovery_point(vault, run.parent)
+    entry = next((e for n, e in enumerate(iter_entries(vault, parent)) if n == segment), None)
+    if entry is None:
+        raise IntegrityError(f"recovery point {run.parent} has no segment {segment} to merge changes into")
+    reader = ChunkReader(vault)
+    try:
+        lines, applied = apply_to_stream(reader.stream(entry.chunks), changes, run.key_names)
+    finally:
+        reader.close()
+    stored, count = store_items(writer, segment, 0, lines, run.key_names)
+    return _part(segment, 0, stored, count, applied=applied)
+
+
+# -- committing ---------------------------------------------------------------------------------------------------
+
+
+def complete_chains(run: TableRun, parts: Sequence[SegmentPart]) -> list[SegmentPart]:
+    """The parts of every stored segment in order; IntegrityError unless each segment's parts are 0..n and the
+    last one ends it: a recovery point never silently lacks part of a table."""
+    by_segment: dict[int, list[SegmentPart]] = {}
+    for part in sorted(parts, key=lambda p: (p.segment, p.part)):
+        by_segment.setdefault(part.segment, []).append(part)
+    # An incremental run's last segment (the items created since the parent) is Commit's own.
+    stored = run.parent_segments if run.incremental else run.total_segments
+    incomplete = [
+        segment
+        for segment in range(stored)
+        if not (chain := by_segment.get(segment))
+        or [p.part for p in chain] != list(range(len(chain)))
+        or not chain[-1].done
+    ]
+    if incomplete:
+        raise IntegrityError(f"recovery point {run.recovery_point}: segments {incomplete[:10]} are incomplete")
+    return [part for segment in range(stored) for part in by_segment[segment]]
+
+
+def commit_table(
+    vault: Vault, run: TableRun, parts: Sequence[SegmentPart], writer: BlobWriter, reader: TableReader
+) -> RecoveryPoint:
+    """Check that the parts form complete chains, store an incremental run's new items as its last segment, then
+    the entry stream, flush packs and index, and write the manifest last (the commit point)."""
+    chains = complete_chains(run, parts)
+    stats = BackupStats()
+    for part in chains:
+        stats.merge(part.stats)
+    entries = [part.entry for part in chains]
+    if run.incremental:
+        applied = {key.encode() for part in chains for key in part.applied}
+        created = new_items(reader.changes, applied)
+        entry, count = store_items(writer, run.parent_segments, 0, created, run.key_names)
+        stats.merge(_part(run.parent_segments, 0, entry, count).stats)
+        entries.append(entry)
+    info = TableBackupInfo(
+        table=run.snapshot,
+        mode=run.options.mode,
+        total_segments=max(1, run.total_segments),
+        items=stats.objects,
+        read_capacity_units=round(sum(part.read_units for part in chains), 3),
+        consistent_read=run.options.consistent_read,
+        export_arn=run.export_arn,
+        export_type=run.export_type,
+        export_time=run.export_time,
+    )
+    # Chunks the parts' writers already flushed are in their stats; the commit adds what this writer flushes.
+    draft = RecoveryPointDraft(
+        id=run.recovery_point,
+        source=run.url,
+        source_kind="dynamodb",
+        started=run.started,
+        parent=run.parent,
+        plan=run.plan,
+        tags=run.tags,
         stats=stats,
-        entry_count=count,
-        entry_blobs=entry_blobs,
         extra={EXTRA_KEY: info.model_dump(mode="json")},
     )
-    commit_recovery_point(vault, header)
-    return header
+    return finish_recovery_point(vault, writer, draft, entries)
+
+
+# -- the CLI: every piece in one process --------------------------------------------------------------------------
 
 
 def run_table_backup(
@@ -115,105 +381,27 @@ def run_table_backup(
     sleep: Callable[[float], None] = time.sleep,
     ddb: Any = None,
 ) -> RecoveryPoint:
-    """Back up the table at ``url`` in this process and commit a recovery point."""
+    """Back up the table at ``url`` in this process and commit a recovery point: the state machine's pieces in a
+    loop, one segment after the other, every part into one blob writer."""
     options = options or BackupOptions()
-    ref = parse_table_url(url)
-    ddb = ddb or table_client(ref)
-    snapshot = describe_table(ddb, ref.name)
-    options.read_units_per_second(snapshot)  # a share of an on-demand table fails here, before any lock or write
-    started = datetime.now(UTC)
-    rp_id = new_recovery_point_id(started)
+    ddb = ddb or table_client(parse_table_url(url))
+    run = open_run(ddb, url, options, plan=plan, tags=tags, compression_level=compression_level)
     # Shared vault lock, as for S3 backups: a prune cannot delete blobs this backup finds in the index and reuses.
     with vault_lock(vault.storage, "backup", exclusive=False):
-        vault.reload_index()
-        recover_unindexed_packs(vault)
-        parent = latest_for_source(vault, ref.url)
-        with BlobWriter(vault, compression_level) as writer:
+        try:
+            work = start_run(vault, ddb, run)
+            if work is None:
+                wait_for_export(ddb, str(run.export_arn), sleep)
+                work = export_work(vault, run)
+            reader = TableReader(vault, run, sleep=sleep, ddb=ddb)
+            with BlobWriter(vault, compression_level) as writer:
+                parts: list[SegmentPart] = []
+                for item in work:
+                    following: SegmentWork | None = item
+                    while following is not None:
+                        parts.append(store_segment(vault, run, following, writer, reader))
+                        following = parts[-1].next
+                return commit_table(vault, run, parts, writer, reader)
+        finally:
             if options.mode == "export":
-                info, parts = _export_parts(vault, ddb, snapshot, rp_id, parent, writer, options, sleep)
-            else:
-                info, parts = _scan_parts(ddb, snapshot, writer, options, sleep)
-            stats = stats_for_parts(parts)
-            try:
-                return commit_table_backup(
-                    vault, writer, rp_id, ref.url, started, [e for e, _ in parts], stats, parent, info, plan, tags
-                )
-            finally:
-                if options.mode == "export":
-                    clean_run(vault, rp_id)
-
-
-def _scan_parts(
-    ddb: Any, snapshot: TableSnapshot, writer: BlobWriter, options: BackupOptions, sleep: Callable[[float], None]
-) -> tuple[TableBackupInfo, list[tuple[ObjectEntry, int]]]:
-    total = segments_for(snapshot, options.segments)
-    scan = ScanOptions(
-        consistent_read=options.consistent_read,
-        page_limit=options.page_size,
-        limiter=RateLimiter(options.read_units_per_second(snapshot), sleep=sleep),
-        backoff=Backoff(sleep=sleep),
-        key_names=list(snapshot.key_types),
-    )
-    parts = []
-    for segment in range(total):
-        result = scan_segment(ddb, snapshot.name, segment, total, writer, options=scan)
-        parts.append((result.entry, result.items))
-    info = TableBackupInfo(
-        table=snapshot,
-        mode="scan",
-        total_segments=total,
-        read_capacity_units=round(scan.limiter.consumed, 3),
-        consistent_read=options.consistent_read,
-    )
-    return info, parts
-
-
-def _export_parts(
-    vault: Vault,
-    ddb: Any,
-    snapshot: TableSnapshot,
-    rp_id: str,
-    parent: RecoveryPoint | None,
-    writer: BlobWriter,
-    options: BackupOptions,
-    sleep: Callable[[float], None],
-) -> tuple[TableBackupInfo, list[tuple[ObjectEntry, int]]]:
-    parent_info = table_info(parent) if parent else None
-    window = incremental_window(parent_info, datetime.now(UTC)) if options.incremental else None
-    arn, export_type, export_time = start_export(ddb, vault, snapshot, rp_id, window)
-    wait_for_export(ddb, arn, sleep)
-    keys = data_file_keys(vault, rp_id)
-    parts: list[tuple[ObjectEntry, int]] = []
-    if export_type == "INCREMENTAL_EXPORT" and parent is not None:
-        parts = _merge_incremental(vault, parent, keys, snapshot, writer)
-    else:
-        for segment, key in enumerate(keys):
-            lines = full_export_lines(read_export_file(vault, key))
-            parts.append(store_items(writer, segment, 0, lines, list(snapshot.key_types)))
-    info = TableBackupInfo(
-        table=snapshot,
-        mode="export",
-        total_segments=max(1, len(parts)),
-        export_arn=arn,
-        export_type=export_type,
-        export_time=export_time,
-    )
-    return info, parts
-
-
-def _merge_incremental(
-    vault: Vault, parent: RecoveryPoint, keys: list[str], snapshot: TableSnapshot, writer: BlobWriter
-) -> list[tuple[ObjectEntry, int]]:
-    key_names = list(snapshot.key_types)
-    changes: dict[bytes, bytes | None] = {}
-    for key in keys:
-        changes.update(change_set(read_export_file(vault, key), key_names))
-    reader = ChunkReader(vault)
-    try:
-        streams = (reader.stream(entry.chunks) for entry in iter_entries(vault, parent))
-        return [
-            store_items(writer, segment, 0, lines, key_names)
-            for segment, lines in enumerate(apply_changes(streams, changes, key_names))
-        ]
-    finally:
-        reader.close()
+                delete_export(vault, run.recovery_point)

@@ -8,21 +8,16 @@ read, so a version 1 reader that ignores the object still reads the vault correc
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import cached_property, partial
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vaultline.errors import ObjectMissing, VaultError
-from vaultline.repository.layout import OBJECT_LOCK_KEY
-from vaultline.storage import Storage
-
-# The deployed stack's settings (cdk context objectLockMode, objectLockRetentionDays), set on every function.
-MODE_ENV = "VAULT_OBJECT_LOCK_MODE"
-DAYS_ENV = "VAULT_OBJECT_LOCK_DAYS"
-# What a recovery point needs; locks/ and staging/ are working state that must stay deletable.
+from vaultline.repository.layout import LOCKED_PREFIXES, OBJECT_LOCK_KEY
+from vaultline.storage import ObjectRetention, Storage
 
 
 class ObjectLockSettings(BaseModel):
@@ -37,6 +32,36 @@ class ObjectLockSettings(BaseModel):
 
     def retain_until(self, now: datetime) -> datetime:
         return now + timedelta(days=self.days)
+
+
+class VaultObjectLock:
+    """The vault's answer to its storage's question "lock this write?" (a storage LockPolicy): what a recovery
+    point needs (layout.LOCKED_PREFIXES) gets retention by the settings; locks/ and staging/ are working state
+    that must stay deletable. The settings are read once, and only when a lockable object is first written."""
+
+    def __init__(self, load: Callable[[], ObjectLockSettings | None]) -> None:
+        self._load = load
+
+    @classmethod
+    def of_vault(cls, storage: Storage) -> VaultObjectLock:
+        """Lock by the vault's own ``object-lock`` object."""
+        return cls(partial(load_object_lock, storage))
+
+    @classmethod
+    def fixed(cls, settings: ObjectLockSettings | None) -> VaultObjectLock:
+        """Lock by ``settings`` (None: no retention) whatever the vault records: a deployed stack's functions
+        lock by the stack's configuration."""
+        return cls(lambda: settings)
+
+    @cached_property
+    def settings(self) -> ObjectLockSettings | None:
+        return self._load()
+
+    def retention_for(self, key: str) -> ObjectRetention | None:
+        """Retention for a write of ``key`` from now, or None when the key is not locked or nothing is."""
+        if not key.startswith(LOCKED_PREFIXES) or self.settings is None:
+            return None
+        return ObjectRetention(mode=self.settings.mode, retain_until=self.settings.retain_until(datetime.now(UTC)))
 
 
 def load_object_lock(storage: Storage) -> ObjectLockSettings | None:
@@ -57,28 +82,12 @@ def save_object_lock(storage: Storage, settings: ObjectLockSettings | None) -> N
         storage.delete(OBJECT_LOCK_KEY)
     else:
         storage.put(OBJECT_LOCK_KEY, settings.model_dump_json(indent=2).encode() + b"\n")
-    # An S3 storage caches the settings it read; the next write must see the new ones.
-    storage.__dict__.pop("_object_lock", None)
-
-
-def object_lock_from_environment(env: Mapping[str, str] = os.environ) -> tuple[bool, ObjectLockSettings | None]:
-    """(whether the environment sets Object Lock at all, the settings it sets): ``VAULT_OBJECT_LOCK_DAYS`` 0
-    means objects are written without retention; unset leaves the vault's own ``object-lock`` object in charge."""
-    days = env.get(DAYS_ENV)
-    if days is None or days == "":
-        return False, None
-    try:
-        count = int(days)
-        if count == 0:
-            return True, None
-        return True, ObjectLockSettings.model_validate({"mode": env.get(MODE_ENV, "GOVERNANCE"), "days": count})
-    except (ValueError, ValidationError) as exc:
-        shown = f"{DAYS_ENV}={days!r} {MODE_ENV}={env.get(MODE_ENV)!r}"
-        raise VaultError(f"{shown}: invalid Object Lock settings ({exc})") from None
+    # The next write must see the new settings, not those read before.
+    storage.lock_policy = VaultObjectLock.of_vault(storage)
 
 
 def create_object_lock(storage: Storage, settings: ObjectLockSettings) -> bool:
     """Write the settings of a new vault, unless it has some already (a conditional create, like ``config``)."""
     created = storage.create(OBJECT_LOCK_KEY, settings.model_dump_json(indent=2).encode() + b"\n")
-    storage.__dict__.pop("_object_lock", None)
+    storage.lock_policy = VaultObjectLock.of_vault(storage)
     return created

@@ -25,14 +25,21 @@ from vaultline.repository.config import CompressionSettings, EncryptionSettings,
 from vaultline.repository.crypto import Cipher, check_key, key_check_value
 from vaultline.repository.index import MasterIndex, load_master_index
 from vaultline.repository.layout import CONFIG_KEY, pack_key
+from vaultline.repository.object_lock import VaultObjectLock
 from vaultline.repository.packs import BlobEntry, read_pack_entries
 from vaultline.storage import Storage, open_storage
 
 
 class Vault:
-    """An opened vault. Cheap to create; the index loads on first use."""
+    """An opened vault. Cheap to create; the index loads on first use.
+
+    The vault decides which of its writes Object Lock retains: unless its storage was given a lock policy
+    already (a deployed stack's), it locks by the vault's own ``object-lock`` object.
+    """
 
     def __init__(self, storage: Storage, config: VaultConfig, cipher: Cipher) -> None:
+        if storage.lock_policy is None:
+            storage.lock_policy = VaultObjectLock.of_vault(storage)
         self.storage = storage
         self.config = config
         self.cipher = cipher

@@ -1,39 +1,32 @@
-"""Backup workflow steps: Prepare, Worker, Commit, Abort."""
+"""Backup workflow steps: Prepare, Worker, Commit, Abort (Abort is shared by every workflow).
+
+Each step opens its run through the staged-run protocol (:mod:`vaultline.runs.protocol`); the backup itself is
+:mod:`vaultline.operations.backup`'s, the commit :mod:`vaultline.repository.commit`'s.
+"""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultlineError
 from vaultline.operations.backup import (
     BackupOptions,
     backup_objects,
-    finish_recovery_point,
+    header_extra,
     load_previous,
     recover_unindexed_packs,
+    unchanged_entry,
 )
 from vaultline.repository import locks
 from vaultline.repository.blob_writer import BlobWriter
-from vaultline.repository.layout import run_prefix
-from vaultline.repository.manifest import (
-    ISSUES_REPORTED,
-    BackupStats,
-    Issues,
-    ObjectEntry,
-    ObjectIssue,
-    latest_for_source,
-    load_recovery_point,
-    new_recovery_point_id,
-)
+from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
+from vaultline.repository.manifest import ISSUES_REPORTED, BackupStats, Issues, ObjectEntry, latest_for_source
 from vaultline.repository.vault import Vault
 from vaultline.runs.models import (
     Aborted,
     AbortEvent,
     BackupRequest,
+    BackupRun,
     BackupWorkerEvent,
     BatchResult,
     BatchSummary,
@@ -41,19 +34,9 @@ from vaultline.runs.models import (
     Committed,
     Prepared,
     PrepareEvent,
-    StagedRun,
     WorkItem,
 )
-from vaultline.runs.staging import (
-    clean_map_results,
-    clean_run,
-    full_key,
-    get_sealed,
-    put_sealed,
-    put_work_list,
-    s3_storage,
-    undone_on_failure,
-)
+from vaultline.runs.protocol import RunLock, StagedRun, clean_map_results, item_name, s3_storage
 from vaultline.sources import KeyFilter, S3Source
 
 # A batch is sized so one worker finishes it well inside its 15 minutes even at modest throughput; objects larger
@@ -63,6 +46,7 @@ BATCH_MAX_BYTES = 2 * 1024**3
 BATCH_MIN_OBJECTS = 25
 BATCH_MIN_BYTES = 64 * 1024**2
 CARRIED_BATCH = -1  # the result that holds unchanged objects carried over from the parent
+CARRIED = "carried"  # its result's name
 
 
 def _source(request: BackupRequest) -> S3Source:
@@ -97,11 +81,8 @@ def _options(request: BackupRequest) -> BackupOptions:
     return BackupOptions(archived_objects=request.archived_objects, tags_refresh=request.tags_refresh)
 
 
-class RunLock(BaseModel):
-    """The part of any staged run document that Abort needs."""
-
-    model_config = ConfigDict(extra="ignore")
-    lock_id: str | None = None
+def _run(vault: Vault, rp_id: str) -> StagedRun[BackupRun]:
+    return StagedRun(vault, rp_id, BackupRun)
 
 
 def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
@@ -109,13 +90,12 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
     request = BackupRequest.model_validate(event.request)
     source = _source(request)
     started = datetime.now(UTC)
-    rp_id = new_recovery_point_id(started)
-    prefix = run_prefix(rp_id)
+    run = StagedRun.new_backup(vault, BackupRun, started)
     # A shared lock for the whole run, taken before the index is read: a prune (exclusive) cannot delete
     # garbage blobs this run's workers will find in the index and reuse. Workers refresh it; Commit and
     # Abort release it; a run that dies without either leaves a lock that goes stale in 30 minutes.
-    lock = locks.acquire(vault.storage, "backup", exclusive=False, owner=event.execution or rp_id)
-    with undone_on_failure(vault, rp_id, lock):
+    lock = locks.acquire(vault.storage, "backup", exclusive=False, owner=event.execution or run.id)
+    with run.undone_on_failure(lock):
         vault.reload_index()
         recover_unindexed_packs(vault)
         parent = latest_for_source(vault, source.url)
@@ -127,8 +107,8 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         changed: list[ObjectEntry] = []
         unchanged: list[ObjectEntry] = []
         for item in source.list():
-            before = previous.get(item.key)
-            if before is None or not before.same_content(item):
+            before = unchanged_entry(previous, item)
+            if before is None:
                 changed.append(item)
             elif retag:
                 unchanged.append(before)  # a worker reads its tags again; its chunks are reused
@@ -137,72 +117,53 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
                 carried.stats.objects += 1
                 carried.stats.objects_unchanged += 1
                 carried.stats.bytes += item.size
-        put_sealed(vault, f"{prefix}results/carried.json", carried)
+        run.put_result(CARRIED, carried)
 
         staged = [
-            BatchResult(batch=0, entries=batch, stats=BackupStats())
-            for batch in batches(changed, request.worker_concurrency)
-        ] + [
-            BatchResult(batch=0, entries=[], retag=batch, stats=BackupStats())
-            for batch in batches(unchanged, request.worker_concurrency, read=False)
+            BatchResult(batch=number, entries=batch, stats=BackupStats())
+            for number, batch in enumerate(batches(changed, request.worker_concurrency))
         ]
-        work: list[dict[str, object]] = []
-        for number, result in enumerate(staged):
-            key = f"{prefix}batches/{number:06d}.json"
-            put_sealed(vault, key, result.model_copy(update={"batch": number}))
-            work.append(WorkItem(batch=number, key=key).model_dump())
-        run = StagedRun(
-            recovery_point=rp_id,
-            source=request.source,
-            plan=request.plan,
-            tags=request.tags,
-            compression_level=request.compression_level,
-            parent=parent.id if parent else None,
-            started=started.isoformat(),
-            batches=len(work),
-            execution=event.execution,
-            lock_id=lock.id,
-            archived_objects=options.archived_objects,
-            tags_age=options.tags_age(parent, retag),
+        staged += [
+            BatchResult(batch=number, entries=[], retag=batch, stats=BackupStats())
+            for number, batch in enumerate(batches(unchanged, request.worker_concurrency, read=False), len(staged))
+        ]
+        work = [WorkItem(batch=result.batch, key=run.put_batch(result.batch, result)) for result in staged]
+        run.write(
+            BackupRun(
+                recovery_point=run.id,
+                source=request.source,
+                plan=request.plan,
+                tags=request.tags,
+                compression_level=request.compression_level,
+                parent=parent.id if parent else None,
+                started=started.isoformat(),
+                batches=len(work),
+                execution=event.execution,
+                lock_id=lock.id,
+                archived_objects=options.archived_objects,
+                tags_age=options.tags_age(parent, retag),
+            )
         )
-        put_sealed(vault, f"{prefix}run.json", run)
-        work_list_key = f"{prefix}work-list.json"
-        put_work_list(vault, work_list_key, work)
+        work_list_key = run.write_work_list(work)
     return Prepared(
-        recovery_point=rp_id,
+        recovery_point=run.id,
         vault_bucket=s3_storage(vault).bucket,
-        work_list_key=full_key(vault, work_list_key),
+        work_list_key=work_list_key,
         batches=len(work),
         objects=len(changed) + len(unchanged) + len(carried.entries),
         worker_concurrency=request.worker_concurrency,
     )
 
 
-def refresh_run_lock(vault: Vault, lock_id: str | None, run_id: str) -> None:
-    """Keep the run's shared lock fresh while its workers run (a long map outlives the 30-minute staleness).
-
-    A lock that is gone was removed as stale, so a prune may have run since Prepare read the index: going on
-    could commit references to deleted blobs, so the run fails (and Abort cleans up) instead.
-    """
-    if not lock_id:
-        return
-    key = locks.LOCK_PREFIX + lock_id
-    try:
-        info = locks.LockInfo.model_validate_json(vault.storage.get(key))
-    except ObjectMissing:
-        raise VaultError(f"{vault.url}: backup {run_id} lost its lock {key}; run it again") from None
-    locks.refresh(vault.storage, locks.Lock(id=lock_id, info=info))
-
-
 def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     """Back up one batch. Safe to run again: chunks already stored are found in the index and skipped."""
-    prefix = run_prefix(event.recovery_point)
-    run = get_sealed(vault, f"{prefix}run.json", StagedRun)
-    refresh_run_lock(vault, run.lock_id, run.recovery_point)
-    batch = get_sealed(vault, event.item.key, BatchResult)
-    source = _source(BackupRequest(source=run.source))
-    options = BackupOptions(archived_objects=run.archived_objects)
-    with BlobWriter(vault, run.compression_level) as writer:
+    run = _run(vault, event.recovery_point)
+    document = run.read()
+    run.refresh_lock(document.lock_id)
+    batch = run.get_staged(event.item.key, BatchResult)
+    source = _source(BackupRequest(source=document.source))
+    options = BackupOptions(archived_objects=document.archived_objects)
+    with BlobWriter(vault, document.compression_level) as writer:
         outcome = backup_objects(vault, source, batch.entries, {}, writer, options=options)
         # Unchanged objects: the listing is the parent entry itself, so only the tags are read.
         retagged = backup_objects(
@@ -214,19 +175,15 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     outcome.stats.merge(retagged.stats)
     stats = outcome.stats
     stats.add_written(written)
-    result_key = f"{prefix}results/{event.item.batch:06d}.json"
-    put_sealed(
-        vault,
-        result_key,
-        BatchResult(batch=event.item.batch, entries=outcome.entries, stats=stats, issues=outcome.issues),
-    )
+    result = BatchResult(batch=event.item.batch, entries=outcome.entries, stats=stats, issues=outcome.issues)
+    result_key = run.put_result(item_name(event.item.batch), result)
     kinds = [i.kind for i in outcome.issues]
     return BatchSummary(
         batch=event.item.batch,
         objects=stats.objects,
         bytes_read=stats.bytes_read,
         bytes_stored=stats.bytes_stored,
-        result_key=full_key(vault, result_key),
+        result_key=run.bucket_key(result_key),
         archived=kinds.count("archived"),
         vanished=kinds.count("vanished"),
     )
@@ -234,47 +191,32 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
 
 def commit(vault: Vault, event: CommitEvent) -> Committed:
     """Merge every batch result into the manifest and write it last; then clear the staging area."""
-    rp_id = event.prepared.recovery_point
-    prefix = run_prefix(rp_id)
-    run = get_sealed(vault, f"{prefix}run.json", StagedRun)
-    results = [get_sealed(vault, o.key, BatchResult) for o in vault.storage.list(f"{prefix}results/")]
-    seen = {r.batch for r in results}
-    missing = [n for n in [CARRIED_BATCH, *range(run.batches)] if n not in seen]
-    if missing:
-        # Never commit a recovery point that silently lacks a batch.
-        raise IntegrityError(f"recovery point {rp_id}: results of batches {missing[:10]} are missing from staging")
+    run = _run(vault, event.prepared.recovery_point)
+    document = run.read()
+    # Never commit a recovery point that silently lacks a batch.
+    names = [*(item_name(n) for n in range(document.batches)), CARRIED]
+    results = run.results(BatchResult, names, f"recovery point {run.id}")
     stats = BackupStats()
-    entries: list[ObjectEntry] = []
-    issues: list[ObjectIssue] = []
     for result in results:
         stats.merge(result.stats)
-        entries.extend(result.entries)
-        issues.extend(result.issues)
-    started = datetime.fromisoformat(run.started)
-    stats.seconds = round((datetime.now(UTC) - started).total_seconds(), 3)
-    source = _source(BackupRequest(source=run.source))
-    parent = load_recovery_point(vault, run.parent) if run.parent else None
-    with BlobWriter(vault, run.compression_level) as writer:
-        header = finish_recovery_point(
-            vault,
-            writer,
-            rp_id,
-            source,
-            started,
-            entries,
-            stats,
-            parent,
-            run.plan,
-            run.tags,
-            issues=issues,
-            tags_age=run.tags_age,
-        )
-    clean_run(vault, rp_id)
-    clean_map_results(vault, event.map)
-    if run.lock_id:
-        locks.release(vault.storage, run.lock_id)
+    issues = [issue for result in results for issue in result.issues]
+    source = _source(BackupRequest(source=document.source))
+    draft = RecoveryPointDraft(
+        id=run.id,
+        source=source.url,
+        source_kind=source.kind,
+        started=datetime.fromisoformat(document.started),
+        parent=document.parent,
+        plan=document.plan,
+        tags=document.tags,
+        stats=stats,
+        extra=header_extra(issues, document.tags_age),
+    )
+    with BlobWriter(vault, document.compression_level) as writer:
+        header = finish_recovery_point(vault, writer, draft, (e for result in results for e in result.entries))
+    run.finish(event.map, document.lock_id)
     return Committed(
-        recovery_point=rp_id,
+        recovery_point=run.id,
         source=header.source,
         plan=header.plan,
         stats=header.stats,
@@ -284,18 +226,12 @@ def commit(vault: Vault, event: CommitEvent) -> Committed:
 
 
 def abort(vault: Vault, event: AbortEvent) -> Aborted:
-    """Clean a failed run's staging area. Packs it uploaded stay as unreferenced garbage for prune; no manifest
-    was written, so no recovery point exists."""
+    """Clean a failed run's staging area (a backup's or a restore's, of either source kind). Packs it uploaded stay
+    as unreferenced garbage for prune; no manifest was written, so no recovery point exists."""
     prepared = event.prepared or {}
     run_id = prepared.get("recovery_point") or prepared.get("restore_id")
-    if run_id:
-        # Prepare may have failed before it staged the run. S3 and DynamoDB runs stage different run.json
-        # documents; both carry the lock id.
-        with contextlib.suppress(VaultlineError, ValidationError):
-            run = get_sealed(vault, f"{run_prefix(str(run_id))}run.json", RunLock)
-            if run.lock_id:
-                locks.release(vault.storage, run.lock_id)
-    cleaned = clean_run(vault, str(run_id)) if run_id else 0
-    clean_map_results(vault, event.map)
+    cleaned = StagedRun(vault, str(run_id), RunLock).abort(event.map) if run_id else 0
+    if not run_id:
+        clean_map_results(vault, event.map)
     error = event.error or {}
     return Aborted(run=run_id, staging_objects_deleted=cleaned, error=error.get("Error"), cause=error.get("Cause"))

@@ -11,12 +11,14 @@ from vaultline.repository.manifest import BackupStats, Issues, ObjectEntry, Obje
 from vaultline.targets import Overwrite
 
 
-class _Event(BaseModel):
-    # Step Functions adds fields we do not use (ItemSelector context, errors); ignore them rather than fail.
+class StepModel(BaseModel):
+    """The base of every step's event and result model: Step Functions adds fields a step does not use (ItemSelector
+    context, errors, the results of earlier steps), so they are ignored rather than refused."""
+
     model_config = ConfigDict(extra="ignore")
 
 
-class SourceSpec(_Event):
+class SourceSpec(StepModel):
     type: Literal["s3"] = "s3"
     url: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
     include: list[str] = Field(default_factory=list)
@@ -25,7 +27,7 @@ class SourceSpec(_Event):
     role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
 
 
-class BackupRequest(_Event):
+class BackupRequest(StepModel):
     """The backup state machine's input: what a schedule or `vaultline plan run` sends."""
 
     plan: str | None = None
@@ -37,19 +39,19 @@ class BackupRequest(_Event):
     tags_refresh: TagsRefresh = "always"
 
 
-class PrepareEvent(_Event):
+class PrepareEvent(StepModel):
     request: dict[str, Any]
     execution: str | None = None
 
 
-class WorkItem(_Event):
+class WorkItem(StepModel):
     """One item of a work list: a batch file in staging."""
 
     batch: int
     key: str
 
 
-class Prepared(_Event):
+class Prepared(StepModel):
     """What Prepare returns (and the state machine keeps at ``$.prepared``)."""
 
     recovery_point: str
@@ -61,7 +63,7 @@ class Prepared(_Event):
     worker_concurrency: int = Field(ge=1, le=1000)
 
 
-class BackupWorkerEvent(_Event):
+class BackupWorkerEvent(StepModel):
     recovery_point: str
     item: WorkItem
 
@@ -77,7 +79,7 @@ class BatchResult(BaseModel):
     issues: list[ObjectIssue] = Field(default_factory=list)
 
 
-class BatchSummary(_Event):
+class BatchSummary(StepModel):
     """What a worker returns to the Map state (kept small: the entries stay in staging)."""
 
     batch: int
@@ -89,8 +91,8 @@ class BatchSummary(_Event):
     vanished: int = 0
 
 
-class StagedRun(BaseModel):
-    """Everything Commit needs, written by Prepare to ``staging/<rp>/run.json``."""
+class BackupRun(BaseModel):
+    """The run document of an S3 backup: everything its workers and Commit need, written by Prepare."""
 
     recovery_point: str
     source: SourceSpec
@@ -106,12 +108,12 @@ class StagedRun(BaseModel):
     tags_age: int | None = None
 
 
-class CommitEvent(_Event):
+class CommitEvent(StepModel):
     prepared: Prepared
     map: dict[str, Any] | None = None
 
 
-class Committed(_Event):
+class Committed(StepModel):
     """Commit's result, and so the detail of the backup's success event."""
 
     recovery_point: str
@@ -123,20 +125,20 @@ class Committed(_Event):
     issues: Issues = Field(default_factory=Issues)
 
 
-class AbortEvent(_Event):
+class AbortEvent(StepModel):
     prepared: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     map: dict[str, Any] | None = None
 
 
-class Aborted(_Event):
+class Aborted(StepModel):
     run: str | None
     staging_objects_deleted: int
     error: str | None = None
     cause: str | None = None
 
 
-class RestoreRequest(_Event):
+class RestoreRequest(StepModel):
     recovery_point: str
     target: str = Field(pattern=r"^s3://.+")
     include: list[str] = Field(default_factory=list)
@@ -146,7 +148,7 @@ class RestoreRequest(_Event):
     overwrite: Overwrite = "never"
 
 
-class RestorePrepared(_Event):
+class RestorePrepared(StepModel):
     restore_id: str
     vault_bucket: str
     work_list_key: str
@@ -158,13 +160,13 @@ class RestorePrepared(_Event):
     worker_concurrency: int = Field(ge=1, le=1000)
 
 
-class RestoreWorkerEvent(_Event):
+class RestoreWorkerEvent(StepModel):
     restore_id: str
     target: str
     item: WorkItem
 
 
-class RestoreBatchSummary(_Event):
+class RestoreBatchSummary(StepModel):
     batch: int
     objects: int
     bytes: int
@@ -172,13 +174,13 @@ class RestoreBatchSummary(_Event):
     skipped_unchanged: int = 0
 
 
-class RestoreFinishEvent(_Event):
+class RestoreFinishEvent(StepModel):
     prepared: RestorePrepared
     target: str
     map: dict[str, Any] | None = None
 
 
-class RestoreFinished(_Event):
+class RestoreFinished(StepModel):
     restore_id: str
     recovery_point: str
     target: str

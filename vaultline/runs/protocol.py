@@ -22,17 +22,32 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from vaultline.errors import IntegrityError, VaultError
+from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultlineError
 from vaultline.repository import layout, locks
 from vaultline.repository.manifest import new_recovery_point_id
 from vaultline.repository.vault import Vault
+from vaultline.runs.models import StepModel
 from vaultline.storage import S3Storage
 
 M = TypeVar("M", bound=BaseModel)
 D = TypeVar("D", bound=BaseModel)
 log = logging.getLogger(__name__)
+
+
+BATCHES = "batches/"  # the staged input of each work item, inside a run's prefix
+
+
+class RunLock(StepModel):
+    """The part of every run document that the protocol itself reads: the run's shared vault lock, if any."""
+
+    lock_id: str | None = None
+
+
+def item_name(number: int) -> str:
+    """The name of work item ``number``'s batch and result: zero-padded, so names list in item order."""
+    return f"{number:06d}"
 
 
 def new_restore_id(recovery_point: str) -> str:
@@ -93,10 +108,28 @@ class StagedRun(Generic[D]):
         """The S3 key of a vault key: the workflows need an S3 vault."""
         return s3_storage(self.vault).prefix + key
 
+    def put_batch(self, number: int, batch: BaseModel) -> str:
+        """Stage the input of work item ``number``; return its vault key (what the work item names)."""
+        name = f"{BATCHES}{item_name(number)}.json"
+        self.put(name, batch)
+        return self.key(name)
+
+    def get_staged(self, key: str, model: type[M]) -> M:
+        """Read a document this run staged, by the vault key a work item names (refused outside the run)."""
+        if not key.startswith(self.prefix):
+            raise VaultError(f"{self.vault.url}: {key} is not staged by run {self.id}")
+        return self.get(key[len(self.prefix) :], model)
+
     # -- results ----------------------------------------------------------------------------------------------
-    def put_result(self, name: str, result: BaseModel) -> None:
-        """Record one work item's result. Writing the same name again (a retried worker) replaces it: safe."""
+    def result_key(self, name: str) -> str:
+        """The vault key of the result ``name``."""
+        return self.key(f"{layout.RESULTS}{name}.json")
+
+    def put_result(self, name: str, result: BaseModel) -> str:
+        """Record one work item's result; return its vault key. Writing the same name again (a retried worker)
+        replaces it: safe."""
         self.put(f"{layout.RESULTS}{name}.json", result)
+        return self.result_key(name)
 
     def results(self, model: type[M], expected: Iterable[str], what: str) -> list[M]:
         """Every result, in the order of ``expected``; raises IntegrityError naming the first missing ones.
@@ -118,6 +151,22 @@ class StagedRun(Generic[D]):
         prefix = self.key(layout.RESULTS)
         return [self.get(obj.key[len(self.prefix) :], model) for obj in self.vault.storage.list(prefix)]
 
+    # -- the run's lock ---------------------------------------------------------------------------------------
+    def refresh_lock(self, lock_id: str | None) -> None:
+        """Keep the run's shared lock fresh while its workers run (a long map outlives the 30-minute staleness).
+
+        A lock that is gone was removed as stale, so a prune may have run since Prepare read the index: going on
+        could commit references to deleted blobs, so the run fails (and Abort cleans up) instead.
+        """
+        if not lock_id:
+            return
+        key = locks.LOCK_PREFIX + lock_id
+        try:
+            info = locks.LockInfo.model_validate_json(self.vault.storage.get(key))
+        except ObjectMissing:
+            raise VaultError(f"{self.vault.url}: run {self.id} lost its lock {key}; run it again") from None
+        locks.refresh(self.vault.storage, locks.Lock(id=lock_id, info=info))
+
     # -- the end of a run -------------------------------------------------------------------------------------
     def clean(self) -> int:
         """Delete the run's staging objects; return how many."""
@@ -125,6 +174,29 @@ class StagedRun(Generic[D]):
         for key in keys:
             self.vault.storage.delete(key)
         return len(keys)
+
+    def finish(self, map_output: dict[str, Any] | None, lock_id: str | None = None) -> int:
+        """End a run that did its work: delete its staging and its map's result files, release its lock; return
+        how many staging objects were deleted."""
+        cleaned = self.clean()
+        clean_map_results(self.vault, map_output)
+        if lock_id:
+            locks.release(self.vault.storage, lock_id)
+        return cleaned
+
+    def abort(self, map_output: dict[str, Any] | None) -> int:
+        """End a failed run of any workflow: release the lock its run document names, delete what it staged.
+
+        Prepare may have failed before it wrote the run document, and each workflow's document differs: only
+        the lock id (:class:`RunLock`) is read, and a document that is missing or unreadable releases nothing.
+        """
+        with contextlib.suppress(VaultlineError, ValidationError):
+            lock_id = self.get(layout.RUN_DOCUMENT, RunLock).lock_id
+            if lock_id:
+                locks.release(self.vault.storage, lock_id)
+        cleaned = self.clean()
+        clean_map_results(self.vault, map_output)
+        return cleaned
 
     @contextlib.contextmanager
     def undone_on_failure(self, lock: locks.Lock) -> Iterator[None]:

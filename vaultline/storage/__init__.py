@@ -1,6 +1,6 @@
 """Vault storage backends: an S3 bucket (and prefix) or a local directory with the same layout."""
 
-from vaultline.storage.base import ObjectRetention, Storage, StoredObject
+from vaultline.storage.base import LockPolicy, ObjectRetention, Storage, StoredObject
 from vaultline.storage.local import LocalStorage
 from vaultline.storage.s3 import S3Storage
 
@@ -13,4 +13,4 @@ def open_storage(url: str) -> Storage:
     return LocalStorage(url)
 
 
-__all__ = ["LocalStorage", "ObjectRetention", "S3Storage", "Storage", "StoredObject", "open_storage"]
+__all__ = ["LocalStorage", "LockPolicy", "ObjectRetention", "S3Storage", "Storage", "StoredObject", "open_storage"]

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,8 @@ class StoredObject:
 
 @dataclass(frozen=True)
 class ObjectRetention:
-    """S3 Object Lock state of one object: it cannot be deleted before ``retain_until`` or while on legal hold."""
+    """S3 Object Lock state of one object (read back, or asked for on a write): it cannot be deleted before
+    ``retain_until`` or while on legal hold."""
 
     mode: str | None
     retain_until: datetime | None
@@ -28,10 +30,24 @@ class ObjectRetention:
         return self.legal_hold or (self.retain_until is not None and self.retain_until > now)
 
 
+class LockPolicy(Protocol):
+    """What the owner of a storage wants locked: the storage asks it once per write, and knows nothing else of
+    which keys are locked or why (the vault decides: vaultline.repository.object_lock)."""
+
+    def retention_for(self, key: str) -> ObjectRetention | None:
+        """The retention to write ``key`` with, or None to write it without."""
+        ...
+
+
 class Storage(ABC):
-    """A flat key space holding one vault (an S3 bucket and prefix, or a local directory)."""
+    """A flat key space holding one vault (an S3 bucket and prefix, or a local directory).
+
+    ``lock_policy``, when set, says which writes carry Object Lock retention; a storage without Object Lock
+    (a directory) writes every object without it.
+    """
 
     url: str
+    lock_policy: LockPolicy | None = None
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:

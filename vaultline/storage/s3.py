@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -37,28 +36,18 @@ class S3Storage(Storage):
             return VaultError(f"vault bucket {self.bucket} does not exist")
         return VaultError(f"{self.url}: {key}: {code or exc}")
 
-    @cached_property
-    def _object_lock(self) -> Any:
-        # Read once per storage object, and only when a lockable object is first written.
-        from vaultline.repository.object_lock import load_object_lock
-
-        return load_object_lock(self)
-
-    def use_object_lock(self, settings: Any) -> None:
-        """Lock with ``settings`` (ObjectLockSettings, or None: no retention) instead of the vault's own
-        ``object-lock`` object: a deployed stack's functions lock by the stack's configuration."""
-        self.__dict__["_object_lock"] = settings
-
     def _lock_args(self, key: str) -> dict[str, Any]:
-        from vaultline.repository.layout import LOCKED_PREFIXES
-
-        if not key.startswith(LOCKED_PREFIXES) or self._object_lock is None:
+        retention = self.lock_policy.retention_for(key) if self.lock_policy else None
+        if retention is None:
             return {}
-        settings = self._object_lock
-        return {
-            "ObjectLockMode": settings.mode,
-            "ObjectLockRetainUntilDate": settings.retain_until(datetime.now(UTC)),
-        }
+        args: dict[str, Any] = {}
+        if retention.mode:
+            args["ObjectLockMode"] = retention.mode
+        if retention.retain_until:
+            args["ObjectLockRetainUntilDate"] = retention.retain_until
+        if retention.legal_hold:
+            args["ObjectLockLegalHoldStatus"] = "ON"
+        return args
 
     @cached_property
     def _lock_enabled(self) -> bool:

@@ -113,6 +113,12 @@ def data_file_keys(vault: Vault, rp_id: str) -> list[str]:
     return sorted(k for k in keys if "/data/" in k and k.endswith(".gz"))
 
 
+def delete_export(vault: Vault, rp_id: str) -> None:
+    """Delete the files an export wrote into the run's staging (a run that stages nothing else, as the CLI's)."""
+    for obj in list(vault.storage.list(export_prefix(rp_id) + "/")):
+        vault.storage.delete(obj.key)
+
+
 def read_export_file(vault: Vault, key: str) -> Iterator[dict[str, Any]]:
     """The JSON documents of one gzipped data file: ``{"Item": ...}`` lines (full) or change records (incremental)."""
     for line in gzip.decompress(vault.storage.get(key)).split(b"\n"):
@@ -141,27 +147,13 @@ def change_set(docs: Iterable[dict[str, Any]], key_names: list[str]) -> dict[byt
     return changes
 
 
-def apply_changes(
-    parent_streams: Iterable[Iterable[bytes]], changes: dict[bytes, bytes | None], key_names: list[str]
-) -> Iterator[list[bytes]]:
-    """The parent's streams with changes applied in place (so unchanged stretches keep their chunks), then one
-    more stream with the items the parent did not have. Only the change set is held in memory."""
-    pending = dict(changes)
-    for chunks in parent_streams:
-        lines, applied = apply_to_stream(chunks, pending, key_names)
-        for key in applied:
-            del pending[key]
-        yield lines
-    yield new_items(pending, set())
-
-
 def apply_to_stream(
     chunks: Iterable[bytes], changes: dict[bytes, bytes | None], key_names: list[str]
 ) -> tuple[list[bytes], list[bytes]]:
     """One parent stream with the changes to its items applied in place: (its new lines, the keys it applied).
 
-    A worker of the state machine merges one segment this way; what no segment applied are new items (see
-    :func:`new_items`)."""
+    Each segment of the parent is merged this way; what no segment applied are new items (see :func:`new_items`).
+    Only the change set is held in memory."""
     lines: list[bytes] = []
     applied: list[bytes] = []
     for line in iter_lines(chunks):

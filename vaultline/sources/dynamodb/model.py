@@ -31,23 +31,21 @@ class TableBackupInfo(BaseModel):
     item_chunker: ChunkerParams = ITEM_STREAM_CHUNKER
 
 
-class BackupOptions(BaseModel):
-    """Per-plan options of a DynamoDB backup."""
+class ReadOptions(BaseModel):
+    """How a table is read: the options a plan sets (the plans file spells them beside the table, see
+    ``vaultline.plans.DynamoDBSourcePlan``), the CLI's flags and the state machine's ``source.options``."""
 
     mode: Literal["scan", "export"] = "scan"
-    segments: int | None = Field(default=None, ge=1, le=1_000_000)
     read_rate: float | None = Field(default=None, gt=0, description="read capacity units per second, all workers")
     read_share: float | None = Field(
         default=None, gt=0, le=1, description="share of the table's provisioned RCU per second, all workers"
     )
     consistent_read: bool = False
-    page_size: int | None = Field(default=None, ge=1, description="scan Limit per page (default: 1 MB pages)")
-    incremental: bool = Field(default=True, description="export mode: incremental since the parent's export time")
 
     @model_validator(mode="after")
-    def _one_read_limit(self) -> BackupOptions:
+    def _one_read_limit(self) -> ReadOptions:
         if self.read_rate is not None and self.read_share is not None:
-            raise ValueError("give read_rate (RCU/s) or read_share (of provisioned RCU), not both")
+            raise ValueError("give read_rate (RCU/s, any table) or read_share (of provisioned RCU), not both")
         return self
 
     def read_units_per_second(self, snapshot: TableSnapshot) -> float | None:
@@ -65,6 +63,15 @@ class BackupOptions(BaseModel):
                 "give read_rate in RCU/s instead"
             )
         return self.read_share * provisioned
+
+
+class BackupOptions(ReadOptions):
+    """Every option of a DynamoDB backup: the read options and the tuning that only the CLI and the state machine's
+    input expose (plans do not)."""
+
+    segments: int | None = Field(default=None, ge=1, le=1_000_000)
+    page_size: int | None = Field(default=None, ge=1, description="scan Limit per page (default: 1 MB pages)")
+    incremental: bool = Field(default=True, description="export mode: incremental since the parent's export time")
 
 
 def table_info(rp: RecoveryPoint) -> TableBackupInfo:

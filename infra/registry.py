@@ -1,0 +1,138 @@
+"""Every Lambda function of the stack, once: its handler, size, and the traits its role is granted by.
+
+``infra/functions.py`` creates one function per entry of :data:`FUNCTIONS` and derives the vault grants from the
+traits; the workflows and the maintenance construct name the functions by these entries (``functions[BACKUP_WORKER]``),
+so a function that is not registered cannot be referenced, and one that is registered is created with its grants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infra import constants as c
+from vaultline.repository import layout
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function: ``functions/<name>.py``'s ``handler``, its size, and what its role is granted."""
+
+    name: str
+    memory_mb: int
+    description: str
+    timeout_minutes: int = c.FUNCTION_TIMEOUT_MINUTES
+    # Fanned out by a Distributed Map: gets the settings' reserved concurrency, and the dashboard's worker graphs.
+    worker: bool = False
+    # Creates a vault on first use: may write the created-once objects (config), and only as a conditional create.
+    creates_vault: bool = False
+    # Writes what Object Lock protects (packs, indexes, manifests): puts with a retention date.
+    writes_locked: bool = False
+    # Ends a run: tidies the run's staging area and releases its shared vault lock.
+    ends_run: bool = False
+    # Maintenance: the vault prefixes it may delete under (and so reads Object Lock state there).
+    deletes: tuple[str, ...] = ()
+
+    @property
+    def handler(self) -> str:
+        """The handler string Lambda resolves in the functions' code asset."""
+        return f"{self.name}.handler"
+
+    @property
+    def construct_id(self) -> str:
+        """``backup_prepare`` -> ``BackupPrepare`` (the logical ids in the template start with it)."""
+        return "".join(part.title() for part in self.name.split("_"))
+
+
+# What each maintenance function may delete in the vault (vaultline/repository/layout.py's prefixes).
+FORGET_DELETES = (layout.MANIFEST_PREFIX,)
+PRUNE_DELETES = (layout.DATA_PREFIX, layout.INDEX_PREFIX, layout.LOCK_PREFIX)
+
+# Memory: 1769 MB (a full vCPU) for the CPU-bound workers, verify and the drill; Prepare is I/O-bound; Commit and
+# prune hold a run's entries or every live blob id while they merge or mark (constants.py explains each figure).
+BACKUP_PREPARE = FunctionSpec(
+    "backup_prepare",
+    c.PREPARE_MEMORY_MB,
+    "Open a recovery point, write work list",
+    creates_vault=True,
+    # Prepare writes an index for packs a crashed run left unindexed.
+    writes_locked=True,
+)
+BACKUP_WORKER = FunctionSpec(
+    "backup_worker", c.WORKER_MEMORY_MB, "Chunk, compress, encrypt, pack a batch", worker=True, writes_locked=True
+)
+BACKUP_COMMIT = FunctionSpec(
+    "backup_commit", c.COMMIT_MEMORY_MB, "Merge worker results, write manifest", writes_locked=True, ends_run=True
+)
+RESTORE_PREPARE = FunctionSpec("restore_prepare", c.PREPARE_MEMORY_MB, "Select objects, write work list")
+RESTORE_WORKER = FunctionSpec("restore_worker", c.WORKER_MEMORY_MB, "Rebuild and write a batch of objects", worker=True)
+RESTORE_FINISH = FunctionSpec("restore_finish", c.FINISH_MEMORY_MB, "Summarise a restore", ends_run=True)
+ABORT = FunctionSpec(
+    "abort",
+    c.ABORT_MEMORY_MB,
+    "Record a failed run, clean its staging area",
+    timeout_minutes=c.ABORT_TIMEOUT_MINUTES,
+    ends_run=True,
+)
+DDB_BACKUP_PREPARE = FunctionSpec(
+    "ddb_backup_prepare",
+    c.PREPARE_MEMORY_MB,
+    "Describe a table, stage segments",
+    creates_vault=True,
+    writes_locked=True,
+)
+DDB_EXPORT_STATUS = FunctionSpec(
+    "ddb_export_status",
+    c.ABORT_MEMORY_MB,
+    "Poll a table export, stage its files",
+    timeout_minutes=c.ABORT_TIMEOUT_MINUTES,
+)
+DDB_SEGMENT_WORKER = FunctionSpec(
+    "ddb_segment_worker", c.WORKER_MEMORY_MB, "Scan one table segment into packs", worker=True, writes_locked=True
+)
+DDB_BACKUP_COMMIT = FunctionSpec(
+    "ddb_backup_commit", c.COMMIT_MEMORY_MB, "Merge segment parts, write manifest", writes_locked=True, ends_run=True
+)
+DDB_RESTORE_PREPARE = FunctionSpec("ddb_restore_prepare", c.PREPARE_MEMORY_MB, "Create or check the target table")
+DDB_RESTORE_WORKER = FunctionSpec(
+    "ddb_restore_worker", c.WORKER_MEMORY_MB, "Write one segment part's items", worker=True
+)
+DDB_RESTORE_FINISH = FunctionSpec("ddb_restore_finish", c.FINISH_MEMORY_MB, "Summarise a table restore", ends_run=True)
+APPLY_RETENTION = FunctionSpec(
+    "apply_retention", c.FINISH_MEMORY_MB, "Apply a plan's keep rules to a source", deletes=FORGET_DELETES
+)
+MAINTENANCE_FORGET = FunctionSpec(
+    "maintenance_forget", c.FINISH_MEMORY_MB, "Apply every plan's keep rules", deletes=FORGET_DELETES
+)
+MAINTENANCE_PRUNE = FunctionSpec(
+    "maintenance_prune",
+    c.COMMIT_MEMORY_MB,
+    "Delete unreferenced data, repack",
+    writes_locked=True,
+    deletes=PRUNE_DELETES,
+)
+MAINTENANCE_VERIFY = FunctionSpec("maintenance_verify", c.WORKER_MEMORY_MB, "Check the vault, read some packs")
+MAINTENANCE_DRILL = FunctionSpec("maintenance_drill", c.WORKER_MEMORY_MB, "Restore drill into scratch space")
+
+# In the order the template has always listed them: the S3 path, the DynamoDB path, retention and maintenance.
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    BACKUP_PREPARE,
+    BACKUP_WORKER,
+    BACKUP_COMMIT,
+    RESTORE_PREPARE,
+    RESTORE_WORKER,
+    RESTORE_FINISH,
+    ABORT,
+    DDB_BACKUP_PREPARE,
+    DDB_EXPORT_STATUS,
+    DDB_SEGMENT_WORKER,
+    DDB_BACKUP_COMMIT,
+    DDB_RESTORE_PREPARE,
+    DDB_RESTORE_WORKER,
+    DDB_RESTORE_FINISH,
+    APPLY_RETENTION,
+    MAINTENANCE_FORGET,
+    MAINTENANCE_PRUNE,
+    MAINTENANCE_VERIFY,
+    MAINTENANCE_DRILL,
+)
+WORKERS = tuple(spec for spec in FUNCTIONS if spec.worker)

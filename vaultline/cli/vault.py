@@ -1,0 +1,99 @@
+"""The vault commands: init, list, ls, check."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from vaultline.cli.context import open_vault, vault_url
+from vaultline.cli.output import emit_json, err, human_bytes, out, transfer_progress
+from vaultline.operations.check import PackSubset, check_vault
+from vaultline.repository.manifest import iter_entries, list_recovery_points, resolve_recovery_point
+from vaultline.repository.vault import Vault
+from vaultline.storage import open_storage
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    vault = Vault.init(open_storage(vault_url(args)), args.encryption, args.kms_key_id, args.compression_level)
+    if args.json:
+        emit_json({"vault": vault.url, "vault_id": vault.config.vault_id, "encryption": args.encryption})
+    else:
+        out.print(f"created vault {vault.config.vault_id} at {vault.url} (encryption: {args.encryption})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    points = list_recovery_points(open_vault(args))
+    if args.json:
+        emit_json(
+            [
+                {
+                    "id": rp.id,
+                    "source": rp.source,
+                    "source_kind": rp.source_kind,
+                    "time": rp.time.isoformat(),
+                    "finished": rp.finished.isoformat(),
+                    "parent": rp.parent,
+                    "plan": rp.plan,
+                    "tags": rp.tags,
+                    "objects": rp.stats.objects,
+                    "bytes": rp.stats.bytes,
+                    "bytes_stored": rp.stats.bytes_stored,
+                    "status": rp.status,
+                    "issues": {"archived": rp.issues.archived, "vanished": rp.issues.vanished},
+                }
+                for rp in points
+            ]
+        )
+        return 0
+    table = Table("id", "time", "source", "objects", "size", "added", "status")
+    for rp in points:
+        table.add_row(
+            rp.id,
+            rp.time.strftime("%Y-%m-%d %H:%M:%S"),
+            rp.source,
+            str(rp.stats.objects),
+            human_bytes(rp.stats.bytes),
+            human_bytes(rp.stats.bytes_stored),
+            f"with issues: {rp.issues.summary()}" if rp.issues.total else "completed",
+        )
+    out.print(table)
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    vault = open_vault(args)
+    rp = resolve_recovery_point(vault, args.recovery_point)
+    entries = [e for e in iter_entries(vault, rp) if e.key.startswith(args.prefix or "")]
+    if args.json:
+        emit_json([e.model_dump(mode="json", exclude={"chunks"}, exclude_defaults=True) for e in entries])
+        return 0
+    table = Table("key", "size", "last modified", "etag")
+    for e in entries:
+        modified = e.last_modified.strftime("%Y-%m-%d %H:%M:%S") if e.last_modified else ""
+        table.add_row(e.key, str(e.size), modified, e.etag or "")
+    out.print(table)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    subset = None if args.read_data_subset is None else PackSubset.parse(args.read_data_subset)
+    vault = open_vault(args)
+    reading = args.read_data or subset is not None
+    with transfer_progress(not args.json and reading, "read data") as progress:
+        report = check_vault(vault, read_data=args.read_data, progress=progress, read_data_subset=subset)
+    if args.json:
+        emit_json({"ok": report.ok, **report.model_dump()})
+    else:
+        for warning in report.warnings:
+            err.print(f"[yellow]warning[/] {warning}")
+        for error in report.errors:
+            err.print(f"[red]error[/] {error}")
+        verdict = "no errors" if report.ok else f"{len(report.errors)} errors"
+        detail = f", read {report.packs_read} packs ({human_bytes(report.bytes_read)})" if reading else ""
+        out.print(
+            f"checked {report.recovery_points} recovery points, {report.objects} objects, "
+            f"{report.packs} packs, {report.blobs} blobs{detail}: {verdict}"
+        )
+    return 0 if report.ok else 1

@@ -1,0 +1,66 @@
+"""One commit for every source kind: store a recovery point's entry stream, flush its packs and index, then write
+its manifest last (the commit point: a recovery point exists if and only if its manifest does).
+
+Each source kind drafts its header (:class:`RecoveryPointDraft`: what it backed up, when, and what its kind records
+under ``extra``); :func:`finish_recovery_point` is the one path from a draft and its entries to a manifest, for the
+CLI and for the state machines' Commit steps alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.chunking import Chunker
+from vaultline.repository.manifest import BackupStats, ObjectEntry, RecoveryPoint, commit_recovery_point, write_entries
+from vaultline.repository.vault import Vault
+
+
+class RecoveryPointDraft(BaseModel):
+    """A recovery point's header before its entries are stored: everything the source kind knows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    source: str
+    source_kind: Literal["s3", "local", "dynamodb"]
+    started: datetime
+    parent: str | None = None
+    plan: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    # The figures of the data already written elsewhere (other workers, or this run's writer so far): the commit
+    # adds what its own writer stores, and the seconds from ``started`` to the manifest's write.
+    stats: BackupStats = Field(default_factory=BackupStats)
+    # What the source kind records beside the standard header (skipped objects, tags age, a table's description).
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def finish_recovery_point(
+    vault: Vault, writer: BlobWriter, draft: RecoveryPointDraft, entries: Iterable[ObjectEntry]
+) -> RecoveryPoint:
+    """Store the entry stream, flush every pack and index, then write the manifest; return its header."""
+    entry_blobs, count = write_entries(writer, Chunker(vault.config.chunker), entries)
+    stats = draft.stats.model_copy()
+    stats.add_written(writer.flush())
+    finished = datetime.now(UTC)
+    stats.seconds = round((finished - draft.started).total_seconds(), 3)
+    header = RecoveryPoint(
+        id=draft.id,
+        source=draft.source,
+        source_kind=draft.source_kind,
+        time=draft.started,
+        finished=finished,
+        parent=draft.parent,
+        plan=draft.plan,
+        tags=draft.tags,
+        stats=stats,
+        entry_count=count,
+        entry_blobs=entry_blobs,
+        extra=draft.extra,
+    )
+    commit_recovery_point(vault, header)
+    return header

@@ -1,0 +1,120 @@
+"""The models of the Maintenance state machine's steps and of the backup's Retention step: what the schedule sends
+(:class:`MaintenanceInput`, built by :func:`vaultline.runs.requests.maintenance_input`), and what each step returns
+(lists capped at :data:`MAX_LISTED`, counts complete). The state machine (infra/maintenance.py) reads the same
+models: one contract for sender, receiver and the definition's paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from vaultline.operations.check import PackSubset
+from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD, HeldObject
+from vaultline.runs.models import StepModel
+
+# Errors and warnings beyond this many are counted, not listed: a state-machine payload is limited to 256 KiB.
+MAX_LISTED = 50
+
+
+class SourcePolicy(StepModel):
+    """One plan source and the plan's keep rules."""
+
+    source: str
+    plan: str | None = None
+    rules: dict[str, Any] = Field(default_factory=dict)
+
+
+class VerifyOptions(StepModel):
+    """Which packs to read: ``subset`` (``"n/m"``, part n of m, or ``"10%"``); otherwise part ``run % parts + 1``
+    of ``parts`` (``run`` defaults to the day number, so ``parts`` consecutive daily runs read every pack once)."""
+
+    subset: PackSubset | None = None
+    parts: int = Field(default=7, ge=1)
+    run: int | None = Field(default=None, ge=0)
+
+    def pack_subset(self) -> PackSubset:
+        """The subset this run reads."""
+        return self.subset or PackSubset.rotating(self.parts, self.run)
+
+
+class DrillOptions(StepModel):
+    enabled: bool = False
+    scratch: str | None = Field(default=None, description="s3://bucket/prefix the drill may write under and clean")
+    recovery_point: str | None = None
+
+
+class MaintenanceInput(StepModel):
+    """The Maintenance state machine's input (what its schedule sends)."""
+
+    policies: list[SourcePolicy] = Field(default_factory=list)
+    prune: bool = True
+    repack_threshold: float = Field(default=DEFAULT_REPACK_THRESHOLD, ge=0.0, le=1.0)
+    verify: VerifyOptions = Field(default_factory=VerifyOptions)
+    drill: DrillOptions = Field(default_factory=DrillOptions)
+
+
+class ForgetResult(BaseModel):
+    """What forget removed, per run; lists are capped, counts are not."""
+
+    sources: int = 0
+    removed: list[str] = Field(default_factory=list)
+    removed_count: int = 0
+    kept: int = 0
+    held: list[HeldObject] = Field(default_factory=list)
+    held_count: int = 0
+    skipped: list[str] = Field(default_factory=list, description="sources without keep rules: nothing forgotten")
+
+
+class PruneResult(BaseModel):
+    packs_before: int
+    packs_after: int
+    packs_deleted: int
+    packs_repacked: int
+    packs_written: int
+    bytes_before: int
+    bytes_after: int
+    bytes_freed: int
+    held: list[HeldObject] = Field(default_factory=list)
+    held_count: int = 0
+    seconds: float = 0.0
+
+
+class VerifyResult(BaseModel):
+    ok: bool
+    subset: str
+    recovery_points: int
+    packs_read: int
+    bytes_read: int
+    errors: list[str] = Field(default_factory=list)
+    error_count: int = 0
+    warning_count: int = 0
+
+
+class DrillResult(BaseModel):
+    ok: bool
+    recovery_point: str
+    scratch: str
+    objects: int
+    bytes: int
+    verified: int
+    mismatches: list[str] = Field(default_factory=list)
+    cleaned_up: bool
+    seconds: float
+
+
+class RetentionEvent(StepModel):
+    """The backup state after Commit: the plan's rules (``retention``, from ``plan_input``) and what was committed."""
+
+    plan: str | None = None
+    retention: dict[str, Any] = Field(default_factory=dict)
+    committed: dict[str, Any]
+
+
+class RetentionResult(BaseModel):
+    source: str
+    applied: bool
+    removed: list[str] = Field(default_factory=list)
+    kept: int = 0
+    held_count: int = 0
