@@ -13,7 +13,6 @@ from vaultline.repository.manifest import Issues
 from vaultline.runs.requests import deployed_backup, execution_input
 
 # The plan run sender keeps the names it had in cli/main.py: another change edits its body at the same time.
-_stack, _emit_json, _follow_display, _human_bytes = stack_of, emit_json, execution_progress, human_bytes
 
 
 def cmd_plan_list(args: argparse.Namespace) -> int:
@@ -32,13 +31,13 @@ def cmd_plan_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plan_run(args: argparse.Namespace) -> int:
-    stack = _stack(args)
+    stack = stack_of(args)
     results = []
     for payload in plan_inputs(stack, args.name):
         # Validated as the state machine will, and sent as deployed (the fields the stack's input set).
         request = deployed_backup(payload)
         execution = start(stack.backup_state_machine, execution_input(request))
-        with _follow_display(not args.json, f"plan {args.name}: {request.source.url}") as show:
+        with execution_progress(not args.json, f"plan {args.name}: {request.source.url}") as show:
             output = follow(execution, show, poll_seconds=args.poll)
         committed = output.get("committed", {})
         results.append({"execution": execution, **committed})
@@ -46,12 +45,12 @@ def cmd_plan_run(args: argparse.Namespace) -> int:
             stats = committed.get("stats", {})
             out.print(
                 f"recovery point [bold]{committed.get('recovery_point')}[/] of {committed.get('source')}: "
-                f"{stats.get('objects', 0)} objects, {_human_bytes(stats.get('bytes', 0))}, "
-                f"stored {_human_bytes(stats.get('bytes_stored', 0))}"
+                f"{stats.get('objects', 0)} objects, {human_bytes(stats.get('bytes', 0))}, "
+                f"stored {human_bytes(stats.get('bytes_stored', 0))}"
             )
             issues = Issues.model_validate(committed.get("issues") or {})
             if issues.total:
                 err.print(f"[yellow]completed with issues[/]: {issues.summary()}", highlight=False)
     if args.json:
-        _emit_json(results[0] if len(results) == 1 else results)
+        emit_json(results[0] if len(results) == 1 else results)
     return 0

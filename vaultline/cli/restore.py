@@ -18,7 +18,6 @@ from vaultline.targets import Overwrite, open_target
 from vaultline.targets.guard import refuse_vault_buckets
 
 # The remote restore sender keeps the names it had in cli/main.py: another change edits its body at the same time.
-_stack, _emit_json, _follow_display, _human_bytes = stack_of, emit_json, execution_progress, human_bytes
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -78,7 +77,7 @@ def _restore_remote(args: argparse.Namespace) -> int:
         raise UsageError("--remote restores go to s3://bucket[/prefix] or dynamodb://TABLE targets")
     if table and (args.key or args.include):
         raise UsageError("--remote restores of a table restore all of it; --key and --include work without --remote")
-    stack = _stack(args)
+    stack = stack_of(args)
     # The restore state machine branches on the target itself (dynamodb://... takes the DynamoDB path).
     payload = restore_input(
         args.recovery_point,
@@ -89,11 +88,11 @@ def _restore_remote(args: argparse.Namespace) -> int:
         worker_concurrency=args.concurrency,
     )
     execution = start(stack.restore_state_machine, payload)
-    with _follow_display(not args.json, f"restore {args.recovery_point}") as show:
+    with execution_progress(not args.json, f"restore {args.recovery_point}") as show:
         output = follow(execution, show, poll_seconds=args.poll)
     finished = output.get("finished", {})
     if args.json:
-        _emit_json({"execution": execution, **finished})
+        emit_json({"execution": execution, **finished})
     elif table:
         created = "a new table" if finished.get("table_created") else "the existing table"
         out.print(
@@ -101,7 +100,7 @@ def _restore_remote(args: argparse.Namespace) -> int:
         )
     else:
         out.print(
-            f"restored {finished.get('objects', 0)} objects ({_human_bytes(finished.get('bytes', 0))}) "
+            f"restored {finished.get('objects', 0)} objects ({human_bytes(finished.get('bytes', 0))}) "
             f"of {finished.get('recovery_point')} to {args.to}"
         )
         _print_skipped(finished.get("skipped_existing", 0), finished.get("skipped_unchanged", 0))
