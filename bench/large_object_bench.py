@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import boto3
 import zstandard
@@ -154,7 +155,7 @@ def through_s3(work: Path, blocks: int, zstd_mb_s: float) -> bool:
             s3.create_bucket(Bucket=bucket)
         print(f"uploading s3://{BUCKET}/{KEY}: {size / 1024**3:.2f} GiB ...", flush=True)
         stream = BlockStream(blocks)
-        s3.upload_fileobj(stream, BUCKET, KEY)
+        s3.upload_fileobj(cast(BinaryIO, stream), BUCKET, KEY)  # file-like: read(n) is all boto3 calls
         vault = str(work / "vault-s3")
         run_measured([*CLI, "--vault", vault, "init"])
         backup = run_measured([*CLI, "--vault", vault, "backup", f"s3://{BUCKET}", "--json"])
