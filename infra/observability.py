@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -17,6 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants as c
+from infra.keys import customer_key
 
 
 def notify_outcomes(
@@ -115,13 +116,7 @@ class NotificationKey(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.key = kms.Key(
-            self,
-            "Key",
-            description="Vaultline notifications: SNS topic and scheduler dead-letter queue",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.key = customer_key(self, "Vaultline notifications: SNS topic and scheduler dead-letter queue")
         # EventBridge (rules -> SNS, Scheduler -> SQS) and CloudWatch alarms publish to encrypted destinations
         # only if the key lets them encrypt.
         self.key.add_to_resource_policy(
