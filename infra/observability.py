@@ -84,6 +84,18 @@ def vaultline_metric(name: str, period: Duration) -> cw.Metric:
     )
 
 
+def executions_widget(title: str, machine: sfn.StateMachine, period: Duration) -> cw.GraphWidget:
+    """A graph of ``machine``'s started, succeeded and failed executions."""
+    return cw.GraphWidget(
+        title=title,
+        left=[
+            machine.metric_started(period=period),
+            machine.metric_succeeded(period=period),
+            machine.metric_failed(period=period),
+        ],
+    )
+
+
 class IntegrityAlarm(Construct):
     """Maintenance found vault errors or a restore drill did not restore bit-exact: news even when the run itself
     succeeded. The alarm is this construct's default child (its logical id reads as the construct's)."""
@@ -208,22 +220,8 @@ class Observability(Construct):
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
         period = Duration.hours(1)
         self.dashboard.add_widgets(
-            cw.GraphWidget(
-                title="Backup executions",
-                left=[
-                    backup.metric_started(period=period),
-                    backup.metric_succeeded(period=period),
-                    backup.metric_failed(period=period),
-                ],
-            ),
-            cw.GraphWidget(
-                title="Restore executions",
-                left=[
-                    restore.metric_started(period=period),
-                    restore.metric_succeeded(period=period),
-                    restore.metric_failed(period=period),
-                ],
-            ),
+            executions_widget("Backup executions", backup, period),
+            executions_widget("Restore executions", restore, period),
             cw.AlarmStatusWidget(title="Alarms", alarms=[self.backup_failed_alarm, self.schedule_failed_alarm]),
         )
         self.dashboard.add_widgets(
