@@ -1,23 +1,17 @@
 """Lambda handler: Forget the recovery points each plan's keep rules do not keep."""
 
-from typing import Any
-
 from aws_lambda_powertools.metrics import MetricUnit
-from observability import lambda_handler, metrics, settings
+from maintenance_handler import maintenance_handler
+from observability import metrics
 
-from vaultline.runs import maintenance_models, maintenance_steps
-from vaultline.runs.staging import open_deployed_vault
+from vaultline.runs import maintenance_steps
+from vaultline.runs.maintenance_models import ForgetResult
 
 
-def step(event: dict[str, Any]) -> Any:
-    """Forget the recovery points each plan's keep rules do not keep."""
-    result = maintenance_steps.forget(
-        open_deployed_vault(settings),
-        maintenance_models.MaintenanceInput.model_validate(event),
-    )
+def record(result: ForgetResult) -> None:
+    """The metrics of one forget run."""
     metrics.add_metric(name="RecoveryPointsForgotten", unit=MetricUnit.Count, value=result.removed_count)
     metrics.add_metric(name="RecoveryPointsHeld", unit=MetricUnit.Count, value=result.held_count)
-    return result
 
 
-handler = lambda_handler(step)
+handler = maintenance_handler(maintenance_steps.forget, record)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from infra.keys import customer_key
 
 
 class LogKey(Construct):
@@ -16,13 +17,7 @@ class LogKey(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.key = kms.Key(
-            self,
-            "Key",
-            description="Vaultline logs: encryption of the functions' and state machines' log groups",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.key = customer_key(self, "Vaultline logs: encryption of the functions' and state machines' log groups")
         log_groups = stack.format_arn(
             service="logs", resource="log-group", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -17,6 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants as c
+from infra.keys import customer_key
 
 
 def notify_outcomes(
@@ -83,6 +84,18 @@ def vaultline_metric(name: str, period: Duration) -> cw.Metric:
     )
 
 
+def executions_widget(title: str, machine: sfn.StateMachine, period: Duration) -> cw.GraphWidget:
+    """A graph of ``machine``'s started, succeeded and failed executions."""
+    return cw.GraphWidget(
+        title=title,
+        left=[
+            machine.metric_started(period=period),
+            machine.metric_succeeded(period=period),
+            machine.metric_failed(period=period),
+        ],
+    )
+
+
 class IntegrityAlarm(Construct):
     """Maintenance found vault errors or a restore drill did not restore bit-exact: news even when the run itself
     succeeded. The alarm is this construct's default child (its logical id reads as the construct's)."""
@@ -115,13 +128,7 @@ class NotificationKey(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.key = kms.Key(
-            self,
-            "Key",
-            description="Vaultline notifications: SNS topic and scheduler dead-letter queue",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.key = customer_key(self, "Vaultline notifications: SNS topic and scheduler dead-letter queue")
         # EventBridge (rules -> SNS, Scheduler -> SQS) and CloudWatch alarms publish to encrypted destinations
         # only if the key lets them encrypt.
         self.key.add_to_resource_policy(
@@ -213,22 +220,8 @@ class Observability(Construct):
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
         period = Duration.hours(1)
         self.dashboard.add_widgets(
-            cw.GraphWidget(
-                title="Backup executions",
-                left=[
-                    backup.metric_started(period=period),
-                    backup.metric_succeeded(period=period),
-                    backup.metric_failed(period=period),
-                ],
-            ),
-            cw.GraphWidget(
-                title="Restore executions",
-                left=[
-                    restore.metric_started(period=period),
-                    restore.metric_succeeded(period=period),
-                    restore.metric_failed(period=period),
-                ],
-            ),
+            executions_widget("Backup executions", backup, period),
+            executions_widget("Restore executions", restore, period),
             cw.AlarmStatusWidget(title="Alarms", alarms=[self.backup_failed_alarm, self.schedule_failed_alarm]),
         )
         self.dashboard.add_widgets(

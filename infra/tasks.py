@@ -4,6 +4,7 @@ maintenance machines retry, time out and announce the same way."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration
@@ -120,26 +121,33 @@ class StrictDistributedMap(sfn.DistributedMap):
         return state
 
 
+@dataclass(frozen=True)
+class WorkList:
+    """Where a Distributed Map finds its work and what it hands each worker: paths into the state as the map starts."""
+
+    key: str  # the work list's key in the vault, which Prepare staged
+    concurrency: str  # the map's MaxConcurrency
+    item_selector: dict[str, str]  # ItemSelector field -> path
+
+
 def work_list_map(
     scope: Construct,
     construct_id: str,
     *,
     state_name: str,
     vault: Vault,
-    work_list_key: str,
-    item_selector: dict[str, str],
-    concurrency: str,
+    work: WorkList,
     processor: sfn.IChainable,
 ) -> StrictDistributedMap:
-    """A Distributed Map over the work list Prepare staged in the vault (``work_list_key`` is the path of its key),
-    no item allowed to fail, results written to the vault (the summaries may outgrow a 256 KiB payload)."""
+    """A Distributed Map over the work list Prepare staged in the vault, no item allowed to fail, results written
+    to the vault (the summaries may outgrow a 256 KiB payload)."""
     batches = StrictDistributedMap(
         scope,
         construct_id,
         state_name=state_name,
-        item_reader=sfn.S3JsonItemReader(bucket=vault.bucket, key=sfn.JsonPath.string_at(work_list_key)),
-        item_selector={field: sfn.JsonPath.string_at(path) for field, path in item_selector.items()},
-        max_concurrency_path=sfn.JsonPath.string_at(concurrency),
+        item_reader=sfn.S3JsonItemReader(bucket=vault.bucket, key=sfn.JsonPath.string_at(work.key)),
+        item_selector={field: sfn.JsonPath.string_at(path) for field, path in work.item_selector.items()},
+        max_concurrency_path=sfn.JsonPath.string_at(work.concurrency),
         tolerated_failure_count=0,
         result_writer_v2=sfn.ResultWriterV2(bucket=vault.bucket, prefix=c.MAP_RESULTS_PREFIX),
         # STANDARD child executions: a batch may run for many minutes, and the embedded AWS only runs STANDARD.

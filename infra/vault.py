@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import constants as c
+from infra.keys import customer_key
 from infra.nag import acknowledge
 from infra.settings import StackSettings
 
@@ -24,13 +24,7 @@ class Vault(Construct):
         self.object_lock_mode = settings.object_lock_mode
         self.object_lock_days = settings.object_lock_retention_days
 
-        self.key = kms.Key(
-            self,
-            "Key",
-            description="Vaultline vault: SSE-KMS of the vault bucket and wrapping of the vault data key",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.key = customer_key(self, "Vaultline vault: SSE-KMS of the vault bucket and wrapping of the vault data key")
 
         self.access_logs = s3.Bucket(
             self,

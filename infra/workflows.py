@@ -14,6 +14,7 @@ and both start with a Choice that sends DynamoDB sources (backup: ``$.source.typ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_cdk import Duration
@@ -30,11 +31,10 @@ from infra.functions import Functions
 from infra.logs import LogKey
 from infra.nag import acknowledge, logical_id
 from infra.paths import PREPARED, all_fields, fields_of, path, selector
-from infra.tasks import catch_all, invoke, prepare, put_event, state_machine, work_list_map
+from infra.tasks import WorkList, catch_all, invoke, prepare, put_event, state_machine, work_list_map
 from infra.vault import Vault
 from vaultline.runs.maintenance_models import RetentionEvent
 from vaultline.runs.models import (
-    BackupRequest,
     BackupWorkerEvent,
     Prepared,
     RestorePrepared,
@@ -69,9 +69,7 @@ class TableShape:
     prepare: lambda_.IFunction
     prepare_result: dict[str, str]
     map_state: str
-    work_list_key: str  # path of the work list's key when the map starts
-    concurrency: str  # path of the map's MaxConcurrency
-    item_selector: dict[str, str]
+    work: WorkList
     worker_state: str
     worker: lambda_.IFunction
     finish_state: str
@@ -89,9 +87,7 @@ class WorkflowShape:
     kind: str  # "Backup" | "Restore"
     prepare: lambda_.IFunction
     prepare_result: dict[str, str]  # ResultSelector field -> path into the Lambda response
-    work_list_key: str  # path of the work list's key when the map starts
-    concurrency: str  # path of the map's MaxConcurrency
-    item_selector: dict[str, str]  # ItemSelector field -> path
+    work: WorkList
     worker: lambda_.IFunction
     finish_state: str  # "Commit" | "Finish"
     finish: lambda_.IFunction
@@ -121,14 +117,7 @@ class Workflow(Construct):
         # idempotent (packs are content-addressed), so even a timed-out attempt may run again.
         worker = invoke(self, "Worker", shape.worker, state_name=f"{kind}Worker", idempotent=True)
         batches = work_list_map(
-            self,
-            "Batches",
-            state_name=f"{kind}Batches",
-            vault=vault,
-            work_list_key=shape.work_list_key,
-            item_selector=shape.item_selector,
-            concurrency=shape.concurrency,
-            processor=worker,
+            self, "Batches", state_name=f"{kind}Batches", vault=vault, work=shape.work, processor=worker
         )
         finish = invoke(self, shape.finish_state, shape.finish, result_path=shape.finish_result_path)
 
@@ -256,14 +245,7 @@ class Workflow(Construct):
             next_part.next(worker)
 
         segments = work_list_map(
-            self,
-            "DdbMap",
-            state_name=table.map_state,
-            vault=vault,
-            work_list_key=table.work_list_key,
-            item_selector=table.item_selector,
-            concurrency=table.concurrency,
-            processor=processor,
+            self, "DdbMap", state_name=table.map_state, vault=vault, work=table.work, processor=processor
         )
         finish = invoke(
             self, "DdbFinish", table.finish, state_name=table.finish_state, result_path=self.shape.finish_result_path
@@ -362,9 +344,22 @@ def retention_state(scope: Construct, function: lambda_.IFunction, next_state: s
     return state
 
 
-def _map_item(event: type[BaseModel], prepared: type[BaseModel], run: str, **extra: str) -> dict[str, str]:
-    """A map's ItemSelector: the worker's ``event``, with the run's id from Prepare's result and the map's item."""
-    return fields_of(event, **{run: path(prepared, run, at=PREPARED)}, **extra, item=MAP_ITEM)
+def _work(
+    event: type[BaseModel], prepared: type[BaseModel], run: str, key: str | None = None, **extra: str
+) -> WorkList:
+    """A map's work list as Prepare's result describes it: its key (unless ``key`` is another path to it) and the
+    workers' concurrency; each item becomes the worker's ``event``: the run's id, the map's item and ``extra``."""
+    return WorkList(
+        key=key or path(prepared, "work_list_key", at=PREPARED),
+        concurrency=path(prepared, "worker_concurrency", at=PREPARED),
+        item_selector=fields_of(event, **{run: path(prepared, run, at=PREPARED)}, **extra, item=MAP_ITEM),
+    )
+
+
+def _when_present(field: str, test: Callable[[str], sfn.Condition]) -> sfn.Condition:
+    """``test`` on the input's ``field``, and false when the input has no such field (a Choice on an absent
+    variable fails the execution instead of taking its Default)."""
+    return sfn.Condition.and_(sfn.Condition.is_present(field), test(field))
 
 
 class Workflows(Construct):
@@ -380,90 +375,82 @@ class Workflows(Construct):
         export_poll_seconds: int = c.EXPORT_POLL_SECONDS,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.backup = Workflow(
-            self,
-            "Backup",
-            vault=vault,
-            log_key=functions.log_key,
-            shape=WorkflowShape(
-                kind="Backup",
-                prepare=functions[r.BACKUP_PREPARE],
-                prepare_result=selector(Prepared, all_fields(Prepared)),
-                work_list_key=path(Prepared, "work_list_key", at=PREPARED),
-                concurrency=path(Prepared, "worker_concurrency", at=PREPARED),
-                item_selector=_map_item(BackupWorkerEvent, Prepared, "recovery_point"),
-                worker=functions[r.BACKUP_WORKER],
-                finish_state="Commit",
-                finish=functions[r.BACKUP_COMMIT],
-                finish_result_path=path(RetentionEvent, "committed"),
-                abort=functions[r.ABORT],
-                retention=functions[r.APPLY_RETENTION],
-                succeeded_detail_type=c.BACKUP_SUCCEEDED,
-                failed_detail_type=c.BACKUP_FAILED,
-                table=TableShape(
-                    choice_state="SourceType",
-                    condition=sfn.Condition.and_(
-                        sfn.Condition.is_present(path(BackupRequest, "source", "type")),
-                        sfn.Condition.string_equals(path(TableBackupRequest, "source", "type"), "dynamodb"),
-                    ),
-                    prepare_state="DdbPrepare",
-                    prepare=functions[r.DDB_BACKUP_PREPARE],
-                    prepare_result=selector(TablePrepared, all_fields(TablePrepared)),
-                    export_status=functions[r.DDB_EXPORT_STATUS],
-                    export_poll_seconds=export_poll_seconds,
-                    map_state="DdbSegments",
-                    work_list_key=path(ExportStatus, "work_list_key", at=WORK),
-                    concurrency=path(TablePrepared, "worker_concurrency", at=PREPARED),
-                    item_selector=_map_item(SegmentWorkerEvent, TablePrepared, "recovery_point"),
-                    worker_state="DdbSegmentWorker",
-                    worker=functions[r.DDB_SEGMENT_WORKER],
-                    loop=True,
-                    finish_state="DdbCommit",
-                    finish=functions[r.DDB_BACKUP_COMMIT],
-                ),
+
+        def workflow(shape: WorkflowShape) -> Workflow:
+            return Workflow(self, shape.kind, shape=shape, vault=vault, log_key=functions.log_key)
+
+        self.backup = workflow(backup_shape(functions, export_poll_seconds))
+        self.restore = workflow(restore_shape(functions))
+
+
+def backup_shape(functions: Functions, export_poll_seconds: int = c.EXPORT_POLL_SECONDS) -> WorkflowShape:
+    """The backup workflow: an S3 source's batches, or a DynamoDB source's scan segments (after its export)."""
+    return WorkflowShape(
+        kind="Backup",
+        prepare=functions[r.BACKUP_PREPARE],
+        prepare_result=selector(Prepared, all_fields(Prepared)),
+        work=_work(BackupWorkerEvent, Prepared, "recovery_point"),
+        worker=functions[r.BACKUP_WORKER],
+        finish_state="Commit",
+        finish=functions[r.BACKUP_COMMIT],
+        finish_result_path=path(RetentionEvent, "committed"),
+        abort=functions[r.ABORT],
+        retention=functions[r.APPLY_RETENTION],
+        succeeded_detail_type=c.BACKUP_SUCCEEDED,
+        failed_detail_type=c.BACKUP_FAILED,
+        table=TableShape(
+            choice_state="SourceType",
+            condition=_when_present(
+                path(TableBackupRequest, "source", "type"), lambda field: sfn.Condition.string_equals(field, "dynamodb")
             ),
-        )
-        self.restore = Workflow(
-            self,
-            "Restore",
-            vault=vault,
-            log_key=functions.log_key,
-            shape=WorkflowShape(
-                kind="Restore",
-                prepare=functions[r.RESTORE_PREPARE],
-                prepare_result=selector(
-                    RestorePrepared,
-                    ("restore_id", "vault_bucket", "work_list_key", "batches", "objects", "worker_concurrency"),
-                ),
-                work_list_key=path(RestorePrepared, "work_list_key", at=PREPARED),
-                concurrency=path(RestorePrepared, "worker_concurrency", at=PREPARED),
-                item_selector=_map_item(
-                    RestoreWorkerEvent, RestorePrepared, "restore_id", target=path(RestoreRequest, "target")
-                ),
-                worker=functions[r.RESTORE_WORKER],
-                finish_state="Finish",
-                finish=functions[r.RESTORE_FINISH],
-                finish_result_path="$.finished",
-                abort=functions[r.ABORT],
-                succeeded_detail_type=c.RESTORE_SUCCEEDED,
-                failed_detail_type=c.RESTORE_FAILED,
-                table=TableShape(
-                    choice_state="TargetType",
-                    condition=sfn.Condition.and_(
-                        sfn.Condition.is_present(path(TableRestoreRequest, "target")),
-                        sfn.Condition.string_matches(path(TableRestoreRequest, "target"), "dynamodb://*"),
-                    ),
-                    prepare_state="DdbRestorePrepare",
-                    prepare=functions[r.DDB_RESTORE_PREPARE],
-                    prepare_result=selector(TableRestorePrepared, all_fields(TableRestorePrepared)),
-                    map_state="DdbRestoreParts",
-                    work_list_key=path(TableRestorePrepared, "work_list_key", at=PREPARED),
-                    concurrency=path(TableRestorePrepared, "worker_concurrency", at=PREPARED),
-                    item_selector=_map_item(TableRestoreWorkerEvent, TableRestorePrepared, "restore_id"),
-                    worker_state="DdbRestoreWorker",
-                    worker=functions[r.DDB_RESTORE_WORKER],
-                    finish_state="DdbRestoreFinish",
-                    finish=functions[r.DDB_RESTORE_FINISH],
-                ),
+            prepare_state="DdbPrepare",
+            prepare=functions[r.DDB_BACKUP_PREPARE],
+            prepare_result=selector(TablePrepared, all_fields(TablePrepared)),
+            export_status=functions[r.DDB_EXPORT_STATUS],
+            export_poll_seconds=export_poll_seconds,
+            map_state="DdbSegments",
+            work=_work(
+                SegmentWorkerEvent, TablePrepared, "recovery_point", key=path(ExportStatus, "work_list_key", at=WORK)
             ),
-        )
+            worker_state="DdbSegmentWorker",
+            worker=functions[r.DDB_SEGMENT_WORKER],
+            loop=True,
+            finish_state="DdbCommit",
+            finish=functions[r.DDB_BACKUP_COMMIT],
+        ),
+    )
+
+
+def restore_shape(functions: Functions) -> WorkflowShape:
+    """The restore workflow: batches of objects into S3, or parts of segments into a DynamoDB table."""
+    return WorkflowShape(
+        kind="Restore",
+        prepare=functions[r.RESTORE_PREPARE],
+        prepare_result=selector(
+            RestorePrepared,
+            ("restore_id", "vault_bucket", "work_list_key", "batches", "objects", "worker_concurrency"),
+        ),
+        work=_work(RestoreWorkerEvent, RestorePrepared, "restore_id", target=path(RestoreRequest, "target")),
+        worker=functions[r.RESTORE_WORKER],
+        finish_state="Finish",
+        finish=functions[r.RESTORE_FINISH],
+        finish_result_path="$.finished",
+        abort=functions[r.ABORT],
+        succeeded_detail_type=c.RESTORE_SUCCEEDED,
+        failed_detail_type=c.RESTORE_FAILED,
+        table=TableShape(
+            choice_state="TargetType",
+            condition=_when_present(
+                path(TableRestoreRequest, "target"), lambda field: sfn.Condition.string_matches(field, "dynamodb://*")
+            ),
+            prepare_state="DdbRestorePrepare",
+            prepare=functions[r.DDB_RESTORE_PREPARE],
+            prepare_result=selector(TableRestorePrepared, all_fields(TableRestorePrepared)),
+            map_state="DdbRestoreParts",
+            work=_work(TableRestoreWorkerEvent, TableRestorePrepared, "restore_id"),
+            worker_state="DdbRestoreWorker",
+            worker=functions[r.DDB_RESTORE_WORKER],
+            finish_state="DdbRestoreFinish",
+            finish=functions[r.DDB_RESTORE_FINISH],
+        ),
+    )

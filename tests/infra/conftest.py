@@ -117,6 +117,14 @@ def definition(synth: Synth, kind: str) -> dict[str, Any]:
     return parsed
 
 
+def assert_puts_event(state: dict[str, Any], detail_type: str, detail: str) -> None:
+    """``state`` puts one ``vaultline`` event of ``detail_type`` (its detail: the path ``detail``) on the default bus,
+    and the event does not replace the state."""
+    assert state["Resource"].endswith(":states:::events:putEvents")
+    assert state["Parameters"]["Entries"] == [{"Detail.$": detail, "DetailType": detail_type, "Source": "vaultline"}]
+    assert state["ResultPath"] is None
+
+
 def statements(synth: Synth, role_part: str) -> list[dict[str, Any]]:
     """All IAM statements of the policies attached to roles whose logical id contains ``role_part``."""
     found: list[dict[str, Any]] = []

@@ -212,35 +212,51 @@ def _dynamodb_statements(s: Synth, role: str) -> list[dict[str, Any]]:
     return [x for x in statements(s, role) if any(a.startswith("dynamodb:") for a in actions_of(x))]
 
 
-def test_dynamodb_source_tables_are_described_by_prepare_and_scanned_by_workers_only(synth: Synth) -> None:
-    (describe,) = _dynamodb_statements(synth, "FunctionsDdbBackupPrepare")
-    assert actions_of(describe) == {
-        "dynamodb:DescribeTable",
-        "dynamodb:DescribeTimeToLive",
-        "dynamodb:DescribeContinuousBackups",
-        "dynamodb:ListTagsOfResource",
-    }
-    assert resources_of(describe) == [f"{TABLE}vaultline-demo-table"]
-    (scan,) = _dynamodb_statements(synth, "FunctionsDdbSegmentWorker")
-    assert actions_of(scan) == {"dynamodb:Scan"} and resources_of(scan) == [f"{TABLE}vaultline-demo-table"]
+@pytest.mark.parametrize(
+    ("role", "actions", "tables"),
+    [
+        pytest.param(
+            "FunctionsDdbBackupPrepare",
+            {
+                "dynamodb:DescribeTable",
+                "dynamodb:DescribeTimeToLive",
+                "dynamodb:DescribeContinuousBackups",
+                "dynamodb:ListTagsOfResource",
+            },
+            "vaultline-demo-table",
+            id="backup-prepare-describes-the-source",
+        ),
+        pytest.param("FunctionsDdbSegmentWorker", {"dynamodb:Scan"}, "vaultline-demo-table", id="workers-scan-it"),
+        pytest.param(
+            "FunctionsDdbRestorePrepare",
+            {
+                "dynamodb:CreateTable",
+                "dynamodb:DescribeTable",
+                "dynamodb:UpdateTimeToLive",
+                "dynamodb:UpdateContinuousBackups",
+                "dynamodb:TagResource",
+            },
+            "vaultline-*",
+            id="restore-prepare-creates-a-configured-target",
+        ),
+        pytest.param(
+            "FunctionsDdbRestoreWorker", {"dynamodb:BatchWriteItem"}, "vaultline-*", id="restore-workers-write-it"
+        ),
+    ],
+)
+def test_each_dynamodb_step_may_do_exactly_its_actions_on_the_plans_or_configured_tables(
+    synth: Synth, role: str, actions: set[str], tables: str
+) -> None:
+    (statement,) = _dynamodb_statements(synth, role)
+    assert actions_of(statement) == actions
+    assert resources_of(statement) == [f"{TABLE}{tables}"]
+
+
+def test_no_other_step_touches_a_table(synth: Synth) -> None:
     # A scan-mode plan grants no export; nothing but the DynamoDB steps touches tables.
     assert _dynamodb_statements(synth, "FunctionsDdbExportStatus") == []
     for name in ("BackupPrepare", "BackupWorker", "BackupCommit", "DdbBackupCommit", "Abort", "DdbRestoreFinish"):
         assert _dynamodb_statements(synth, f"Functions{name}") == [], name
-
-
-def test_dynamodb_restores_create_and_write_only_configured_target_tables(synth: Synth) -> None:
-    (prepare,) = _dynamodb_statements(synth, "FunctionsDdbRestorePrepare")
-    assert actions_of(prepare) == {
-        "dynamodb:CreateTable",
-        "dynamodb:DescribeTable",
-        "dynamodb:UpdateTimeToLive",
-        "dynamodb:UpdateContinuousBackups",
-        "dynamodb:TagResource",
-    }
-    assert resources_of(prepare) == [f"{TABLE}vaultline-*"]
-    (write,) = _dynamodb_statements(synth, "FunctionsDdbRestoreWorker")
-    assert actions_of(write) == {"dynamodb:BatchWriteItem"} and resources_of(write) == [f"{TABLE}vaultline-*"]
 
 
 TABLE_PLANS = """\

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from infra import constants as c
-from tests.infra.conftest import Synth, actions_of, definition, resolve, resources_of, statements
+from tests.infra.conftest import Synth, actions_of, assert_puts_event, definition, resolve, resources_of, statements
 
 LAMBDA_RETRY = {
     "ErrorEquals": [
@@ -129,12 +129,7 @@ def test_results_and_failures_are_events_on_the_default_bus(states: dict[str, An
         ("MaintenanceSucceeded", "Vaultline Maintenance Succeeded", "$.results"),
         ("MaintenanceFailed", "Vaultline Maintenance Failed", "$"),
     ):
-        state = states[name]
-        assert state["Resource"].endswith(":states:::events:putEvents")
-        assert state["Parameters"]["Entries"] == [
-            {"Detail.$": detail, "DetailType": detail_type, "Source": "vaultline"}
-        ]
-        assert state["ResultPath"] is None
+        assert_puts_event(states[name], detail_type, detail)
 
 
 def test_daily_schedule_sends_every_plan_sources_keep_rules(synth: Synth) -> None:

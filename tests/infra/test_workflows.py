@@ -9,7 +9,7 @@ import pytest
 from infra import constants as c
 from infra.app import build_app
 from infra.settings import SettingsError
-from tests.infra.conftest import Synth, definition, synthesize
+from tests.infra.conftest import Synth, assert_puts_event, definition, synthesize
 
 LAMBDA_TRANSIENT = [
     "Lambda.ServiceException",
@@ -116,17 +116,7 @@ def test_backup_starts_by_choosing_the_path_on_the_source_type(backup: dict[str,
 def test_backup_state_names_and_flow(backup: dict[str, Any]) -> None:
     states = backup["States"]
     assert set(states) == S3_BACKUP_STATES | DDB_BACKUP_STATES
-    assert set(states) - DDB_BACKUP_STATES == {
-        "Prepare",
-        "BackupBatches",
-        "Commit",
-        "Retention",
-        "BackupSucceeded",
-        "Done",
-        "Abort",
-        "BackupFailed",
-        "Failed",
-    }
+    assert set(states) - DDB_BACKUP_STATES == S3_BACKUP_STATES
     assert states["Prepare"]["Next"] == "BackupBatches"
     assert states["BackupBatches"]["Next"] == "Commit"
     assert states["Commit"]["Next"] == "Retention"
@@ -138,23 +128,24 @@ def test_backup_state_names_and_flow(backup: dict[str, Any]) -> None:
     assert states["Failed"]["Type"] == "Fail" and states["Failed"]["Error"] == "BackupFailed"
 
 
-def test_backup_prepare_sends_the_request_and_execution_and_keeps_a_small_result(
-    synth: Synth, backup: dict[str, Any]
+@pytest.mark.parametrize(
+    ("kind", "run", "lock_retry"),
+    [
+        pytest.param("Backup", "recovery_point", [LOCKED_RETRY], id="backup-waits-for-a-prune"),
+        pytest.param("Restore", "restore_id", [], id="restore-takes-no-lock"),
+    ],
+)
+def test_prepare_sends_the_request_and_execution_and_keeps_a_small_result(
+    synth: Synth, kind: str, run: str, lock_retry: list[dict[str, Any]]
 ) -> None:
-    prepare = backup["States"]["Prepare"]
+    prepare = definition(synth, kind)["States"]["Prepare"]
     assert prepare["Resource"].endswith(":states:::lambda:invoke")
-    assert prepare["Parameters"]["FunctionName"] == _function_ref(synth, "BackupPrepare")
+    assert prepare["Parameters"]["FunctionName"] == _function_ref(synth, f"{kind}Prepare")
     assert prepare["Parameters"]["Payload"] == {"request.$": "$", "execution.$": "$$.Execution.Id"}
-    assert prepare["ResultSelector"] == {
-        "recovery_point.$": "$.Payload.recovery_point",
-        "vault_bucket.$": "$.Payload.vault_bucket",
-        "work_list_key.$": "$.Payload.work_list_key",
-        "batches.$": "$.Payload.batches",
-        "objects.$": "$.Payload.objects",
-        "worker_concurrency.$": "$.Payload.worker_concurrency",
-    }
+    fields = (run, "vault_bucket", "work_list_key", "batches", "objects", "worker_concurrency")
+    assert prepare["ResultSelector"] == {f"{field}.$": f"$.Payload.{field}" for field in fields}
     assert prepare["ResultPath"] == "$.prepared"
-    assert prepare["Retry"] == [LOCKED_RETRY, *_retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])]
+    assert prepare["Retry"] == [*lock_retry, *_retry([*LAMBDA_TRANSIENT, "VaultlineRetryable"])]
     assert prepare["Catch"] == CATCH_TO_ABORT
 
 
@@ -210,12 +201,7 @@ def test_backup_success_and_failure_events_go_to_the_default_bus(backup: dict[st
         ("BackupSucceeded", "Vaultline Backup Succeeded", "$.committed"),
         ("BackupFailed", "Vaultline Backup Failed", "$"),
     ):
-        state = states[name]
-        assert state["Resource"].endswith(":states:::events:putEvents")
-        assert state["Parameters"]["Entries"] == [
-            {"Detail.$": detail, "DetailType": detail_type, "Source": "vaultline"}
-        ]
-        assert state["ResultPath"] is None  # the event does not replace the state
+        assert_puts_event(states[name], detail_type, detail)
 
 
 def test_abort_gets_the_state_with_the_error_and_failure_is_announced_even_if_abort_fails(
@@ -242,17 +228,7 @@ def test_restore_state_names_and_contract(synth: Synth, restore: dict[str, Any])
         "RestoreFailed",
         "Failed",
     }
-    prepare = states["Prepare"]
-    assert prepare["Parameters"]["FunctionName"] == _function_ref(synth, "RestorePrepare")
-    assert prepare["Parameters"]["Payload"] == {"request.$": "$", "execution.$": "$$.Execution.Id"}
-    assert prepare["ResultSelector"] == {
-        "restore_id.$": "$.Payload.restore_id",
-        "vault_bucket.$": "$.Payload.vault_bucket",
-        "work_list_key.$": "$.Payload.work_list_key",
-        "batches.$": "$.Payload.batches",
-        "objects.$": "$.Payload.objects",
-        "worker_concurrency.$": "$.Payload.worker_concurrency",
-    }
+    # Prepare: test_prepare_sends_the_request_and_execution_and_keeps_a_small_result
     batches = states["RestoreBatches"]
     assert batches["ItemSelector"] == {
         "restore_id.$": "$.prepared.restore_id",
