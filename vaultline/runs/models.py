@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,16 @@ class StepModel(BaseModel):
     context, errors, the results of earlier steps), so they are ignored rather than refused."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def filled_from(model: type[Model], source: object, **fields: Any) -> Model:
+    """A ``model`` (a step's result) from what an operation reported: every field of ``model`` that ``source`` has
+    an attribute of the same name for takes its value, then ``fields`` add or override (validated as usual)."""
+    shared = {name: getattr(source, name) for name in model.model_fields if hasattr(source, name)}
+    return model.model_validate(shared | fields)
 
 
 class SourceSpec(StepModel):
