@@ -37,14 +37,21 @@ class SourceSpec(StepModel):
     role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
 
 
-class BackupRequest(StepModel):
-    """The backup state machine's input: what a schedule or `vaultline plan run` sends."""
+class BackupInput(StepModel):
+    """What the backup state machine's input carries for every source kind (a plan sets it once for its sources);
+    each kind's request narrows ``source`` to its own spec."""
 
     plan: str | None = None
-    source: SourceSpec
+    source: StepModel
     compression_level: int | None = Field(default=None, ge=1, le=22)
     worker_concurrency: int = Field(default=10, ge=1, le=1000)
     tags: dict[str, str] = Field(default_factory=dict)
+
+
+class BackupRequest(BackupInput):
+    """The backup state machine's input: what a schedule or `vaultline plan run` sends."""
+
+    source: SourceSpec
     archived_objects: ArchivedObjects = "skip"
     tags_refresh: TagsRefresh = "always"
 
