@@ -43,6 +43,18 @@ def _seed_bucket(s3: Any) -> None:
     s3.put_object(Bucket="dst", Key="changed.txt", Body=b"edited at the target")
 
 
+def _assert_counts(out: str, mode: str) -> bytes:
+    """Check the restore's ``--json`` counts against EXPECTED[mode]; return the content ``changed.txt`` should have."""
+    result = json.loads(out)
+    written, existing, unchanged, changed = EXPECTED[mode]
+    assert (result["objects"], result["skipped_existing"], result["skipped_unchanged"]) == (
+        written,
+        existing,
+        unchanged,
+    )
+    return changed
+
+
 @pytest.mark.parametrize("mode", ["never", "if-changed", "always"])
 def test_restore_into_a_bucket_that_holds_some_keys(run: Run, backed_up: Any, mode: str) -> None:
     s3 = backed_up
@@ -51,13 +63,7 @@ def test_restore_into_a_bucket_that_holds_some_keys(run: Run, backed_up: Any, mo
     code, out, err = run("--vault", VAULT, "restore", "latest", "--to", "s3://dst", "--overwrite", mode, "--json")
 
     assert code == 0, err
-    result = json.loads(out)
-    written, existing, unchanged, changed = EXPECTED[mode]
-    assert (result["objects"], result["skipped_existing"], result["skipped_unchanged"]) == (
-        written,
-        existing,
-        unchanged,
-    )
+    changed = _assert_counts(out, mode)
     assert s3.get_object(Bucket="dst", Key="changed.txt")["Body"].read() == changed
     assert s3.get_object(Bucket="dst", Key="new.txt")["Body"].read() == b"new"
 
@@ -81,13 +87,7 @@ def test_restore_into_a_directory_that_holds_some_files(run: Run, backed_up: Any
     code, out, err = run("--vault", VAULT, "restore", "latest", "--to", str(out_dir), "--overwrite", mode, "--json")
 
     assert code == 0, err
-    result = json.loads(out)
-    written, existing, unchanged, _ = EXPECTED[mode]
-    assert (result["objects"], result["skipped_existing"], result["skipped_unchanged"]) == (
-        written,
-        existing,
-        unchanged,
-    )
+    _assert_counts(out, mode)
     kept = mode == "never"
     assert (out_dir / "changed.txt").read_bytes() == (b"FROM THE BACKUP" if kept else b"from the backup")
     assert (out_dir / "new.txt").read_bytes() == b"new"

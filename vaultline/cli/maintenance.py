@@ -18,7 +18,7 @@ from vaultline.operations.diff import diff_recovery_points
 from vaultline.operations.drill import restore_drill
 from vaultline.operations.forget import forget
 from vaultline.operations.prune import HeldObject, PruneOptions, PruneReport, prune
-from vaultline.operations.retention import RetentionPolicy
+from vaultline.operations.retention import RetentionPolicy, keep_policy
 from vaultline.operations.stats import storage_cost, vault_stats
 from vaultline.repository.locks import list_locks, release, remove_stale
 from vaultline.repository.manifest import resolve_recovery_point
@@ -31,16 +31,7 @@ def _held_lines(held: list[HeldObject]) -> None:
 
 
 def _policy(args: argparse.Namespace) -> RetentionPolicy:
-    return RetentionPolicy(
-        keep_last=args.keep_last,
-        keep_hourly=args.keep_hourly,
-        keep_daily=args.keep_daily,
-        keep_weekly=args.keep_weekly,
-        keep_monthly=args.keep_monthly,
-        keep_yearly=args.keep_yearly,
-        keep_within=args.keep_within,
-        keep_tags=args.keep_tag,
-    )
+    return keep_policy(vars(args))
 
 
 def _prune_options(args: argparse.Namespace) -> PruneOptions:

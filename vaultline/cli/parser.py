@@ -156,7 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         p.add_argument(f"--keep-{name}", type=_count, default=0, metavar="N", help=f"keep {what} (-1: unlimited)")
     p.add_argument("--keep-within", metavar="DURATION", help="keep everything newer than the newest minus 1y2m3d4h")
-    p.add_argument("--keep-tag", action="append", default=[], metavar="TAG", help="keep points with TAG (k or k=v)")
+    p.add_argument(
+        "--keep-tag",
+        action="append",
+        default=[],
+        dest="keep_tags",
+        metavar="TAG",
+        help="keep points with TAG (k or k=v)",
+    )
     p.add_argument("--prune", action="store_true", help="prune afterwards")
     _add_prune_options(p)
     p.set_defaults(handler=maintenance.cmd_forget)

@@ -20,8 +20,9 @@ everything" (restic refuses it too).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -85,6 +86,13 @@ class RetentionPolicy(BaseModel):
     def empty(self) -> bool:
         counts = (self.keep_last, self.keep_hourly, self.keep_daily, self.keep_weekly, self.keep_monthly)
         return not any(counts) and not self.keep_yearly and self.keep_within is None and not self.keep_tags
+
+
+def keep_policy(rules: Mapping[str, Any]) -> RetentionPolicy:
+    """The policy of the keep rules among ``rules`` (a plan's rules, or the CLI's arguments): other names are not
+    rules, and a rule given as None is off."""
+    given = {name: rules[name] for name in RetentionPolicy.model_fields if rules.get(name) is not None}
+    return RetentionPolicy.model_validate(given)
 
 
 class PointInTime(BaseModel):

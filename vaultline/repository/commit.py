@@ -48,19 +48,10 @@ def finish_recovery_point(
     stats.add_written(writer.flush())
     finished = datetime.now(UTC)
     stats.seconds = round((finished - draft.started).total_seconds(), 3)
+    # The draft's fields are the header's, but for its start (the header's ``time``) and its stats (completed here).
+    drafted = {name: value for name, value in draft if name not in ("started", "stats")}
     header = RecoveryPoint(
-        id=draft.id,
-        source=draft.source,
-        source_kind=draft.source_kind,
-        time=draft.started,
-        finished=finished,
-        parent=draft.parent,
-        plan=draft.plan,
-        tags=draft.tags,
-        stats=stats,
-        entry_count=count,
-        entry_blobs=entry_blobs,
-        extra=draft.extra,
+        **drafted, time=draft.started, finished=finished, stats=stats, entry_count=count, entry_blobs=entry_blobs
     )
     commit_recovery_point(vault, header)
     return header

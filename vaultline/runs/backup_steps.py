@@ -35,6 +35,7 @@ from vaultline.runs.models import (
     Prepared,
     PrepareEvent,
     WorkItem,
+    filled_from,
 )
 from vaultline.runs.protocol import RunLock, StagedRun, clean_map_results, item_name, s3_storage
 from vaultline.sources import KeyFilter, S3Source
@@ -215,14 +216,7 @@ def commit(vault: Vault, event: CommitEvent) -> Committed:
     with BlobWriter(vault, document.compression_level) as writer:
         header = finish_recovery_point(vault, writer, draft, (e for result in results for e in result.entries))
     run.finish(event.map, document.lock_id)
-    return Committed(
-        recovery_point=run.id,
-        source=header.source,
-        plan=header.plan,
-        stats=header.stats,
-        status=header.status,
-        issues=Issues.of(issues, ISSUES_REPORTED),
-    )
+    return filled_from(Committed, header, recovery_point=run.id, issues=Issues.of(issues, ISSUES_REPORTED))
 
 
 def abort(vault: Vault, event: AbortEvent) -> Aborted:

@@ -17,7 +17,9 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from vaultline.errors import UsageError
 from vaultline.operations.check import check_vault
@@ -26,7 +28,7 @@ from vaultline.operations.forget import ForgetReport
 from vaultline.operations.forget import forget as forget_by_policy
 from vaultline.operations.prune import PruneOptions
 from vaultline.operations.prune import prune as prune_vault
-from vaultline.operations.retention import RetentionPolicy
+from vaultline.operations.retention import RetentionPolicy, keep_policy
 from vaultline.repository.vault import Vault
 from vaultline.runs.maintenance_models import (
     MAX_LISTED,
@@ -38,6 +40,9 @@ from vaultline.runs.maintenance_models import (
     RetentionResult,
     VerifyResult,
 )
+from vaultline.runs.models import filled_from
+
+Result = TypeVar("Result", bound=BaseModel)
 
 _UNITS = re.compile(r"(\d+)([ymwdh])")
 
@@ -47,14 +52,24 @@ def retention_policy(rules: dict[str, Any]) -> RetentionPolicy | None:
 
     Plans allow weeks in ``keep_within`` (``2w``); the engine's durations count days, so weeks become days.
     """
-    given = {key: value for key, value in rules.items() if value not in (None, [], "")}
+    given = {name: value for name, value in rules.items() if value != ""}
     within = given.get("keep_within")
     if isinstance(within, str) and "w" in within:
         units = {unit: int(number) for number, unit in _UNITS.findall(within)}
         units["d"] = units.get("d", 0) + 7 * units.pop("w", 0)
         given["keep_within"] = "".join(f"{units[u]}{u}" for u in "ymdh" if units.get(u))
-    policy = RetentionPolicy.model_validate(given)
+    policy = keep_policy(given)
     return None if policy.empty() else policy
+
+
+def _capped(model: type[Result], report: BaseModel, **fields: Any) -> Result:
+    """A step's result from an operation's report: the fields they share, lists cut to ``MAX_LISTED``."""
+    lists = {
+        name: value[:MAX_LISTED]
+        for name in model.model_fields
+        if isinstance(value := getattr(report, name, None), list)
+    }
+    return filled_from(model, report, **lists, **fields)
 
 
 # -- the Maintenance input --------------------------------------------------------------------------------------
@@ -94,19 +109,8 @@ def forget(vault: Vault, event: MaintenanceInput) -> ForgetResult:
 def prune(vault: Vault, event: MaintenanceInput) -> PruneResult:
     """Delete unreferenced data and repack mostly-empty packs (raises VaultLocked while a backup runs)."""
     report = prune_vault(vault, PruneOptions(repack_threshold=event.repack_threshold))
-    return PruneResult(
-        packs_before=report.packs_before,
-        packs_after=report.packs_after,
-        packs_deleted=report.packs_deleted + report.unindexed_packs_deleted,
-        packs_repacked=report.packs_repacked,
-        packs_written=report.packs_written,
-        bytes_before=report.bytes_before,
-        bytes_after=report.bytes_after,
-        bytes_freed=report.bytes_freed,
-        held=report.held[:MAX_LISTED],
-        held_count=len(report.held),
-        seconds=report.seconds,
-    )
+    deleted = report.packs_deleted + report.unindexed_packs_deleted
+    return _capped(PruneResult, report, packs_deleted=deleted, held_count=len(report.held))
 
 
 # -- verify -----------------------------------------------------------------------------------------------------
@@ -116,16 +120,8 @@ def verify(vault: Vault, event: MaintenanceInput) -> VerifyResult:
     """Structure check plus read-data of a subset of the packs."""
     subset = event.verify.pack_subset()
     report = check_vault(vault, read_data_subset=subset)
-    return VerifyResult(
-        ok=report.ok,
-        subset=str(subset),
-        recovery_points=report.recovery_points,
-        packs_read=report.packs_read,
-        bytes_read=report.bytes_read,
-        errors=report.errors[:MAX_LISTED],
-        error_count=len(report.errors),
-        warning_count=len(report.warnings),
-    )
+    counts = {"error_count": len(report.errors), "warning_count": len(report.warnings)}
+    return _capped(VerifyResult, report, subset=str(subset), **counts)
 
 
 # -- drill ------------------------------------------------------------------------------------------------------
@@ -137,17 +133,7 @@ def drill(vault: Vault, event: MaintenanceInput) -> DrillResult:
     if not options.scratch:
         raise UsageError("drill.scratch is required: the s3://bucket/prefix a restore drill may write under")
     report = restore_drill(vault, options.scratch, options.recovery_point)
-    return DrillResult(
-        ok=report.ok,
-        recovery_point=report.recovery_point,
-        scratch=report.scratch,
-        objects=report.objects,
-        bytes=report.bytes,
-        verified=report.verified,
-        mismatches=report.mismatches[:MAX_LISTED],
-        cleaned_up=report.cleaned_up,
-        seconds=report.seconds,
-    )
+    return _capped(DrillResult, report)
 
 
 # -- the backup's Retention step --------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,16 @@ class StepModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def filled_from(model: type[Model], source: object, **fields: Any) -> Model:
+    """A ``model`` (a step's result) from what an operation reported: every field of ``model`` that ``source`` has
+    an attribute of the same name for takes its value, then ``fields`` add or override (validated as usual)."""
+    shared = {name: getattr(source, name) for name in model.model_fields if hasattr(source, name)}
+    return model.model_validate(shared | fields)
+
+
 class SourceSpec(StepModel):
     type: Literal["s3"] = "s3"
     url: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
@@ -27,14 +37,21 @@ class SourceSpec(StepModel):
     role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
 
 
-class BackupRequest(StepModel):
-    """The backup state machine's input: what a schedule or `vaultline plan run` sends."""
+class BackupInput(StepModel):
+    """What the backup state machine's input carries for every source kind (a plan sets it once for its sources);
+    each kind's request narrows ``source`` to its own spec."""
 
     plan: str | None = None
-    source: SourceSpec
+    source: StepModel
     compression_level: int | None = Field(default=None, ge=1, le=22)
     worker_concurrency: int = Field(default=10, ge=1, le=1000)
     tags: dict[str, str] = Field(default_factory=dict)
+
+
+class BackupRequest(BackupInput):
+    """The backup state machine's input: what a schedule or `vaultline plan run` sends."""
+
+    source: SourceSpec
     archived_objects: ArchivedObjects = "skip"
     tags_refresh: TagsRefresh = "always"
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from vaultline.operations.table_backup import SegmentWork, TableRun
-from vaultline.runs.models import StepModel
+from vaultline.runs.models import BackupInput, StepModel
 from vaultline.sources.dynamodb.model import BackupOptions
 
 # -- backup -------------------------------------------------------------------------------------------------------
@@ -26,14 +26,10 @@ class TableSourceSpec(StepModel):
     options: BackupOptions = Field(default_factory=BackupOptions)
 
 
-class TableBackupRequest(StepModel):
+class TableBackupRequest(BackupInput):
     """The backup state machine's input for a DynamoDB source."""
 
-    plan: str | None = None
     source: TableSourceSpec
-    compression_level: int | None = Field(default=None, ge=1, le=22)
-    worker_concurrency: int = Field(default=10, ge=1, le=1000)
-    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class TableStagedRun(TableRun):

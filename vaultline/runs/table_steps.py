@@ -35,7 +35,7 @@ from vaultline.repository import locks
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.manifest import iter_entries, load_recovery_point, resolve_recovery_point
 from vaultline.repository.vault import Vault
-from vaultline.runs.models import Committed, PrepareEvent
+from vaultline.runs.models import Committed, PrepareEvent, filled_from
 from vaultline.runs.protocol import StagedRun, clean_map_results, s3_storage
 from vaultline.runs.table_models import (
     ExportStatus,
@@ -131,15 +131,7 @@ def segment_worker(
         part = store_segment(vault, run, event.item, writer, reader)
         part.stats.add_written(writer.flush())
     staged.put_result(f"{part.segment:05d}-{part.part:04d}", part)
-    return SegmentSummary(
-        segment=part.segment,
-        part=part.part,
-        items=part.items,
-        bytes=part.entry.size,
-        read_units=part.read_units,
-        done=part.done,
-        next=part.next,
-    )
+    return filled_from(SegmentSummary, part, bytes=part.entry.size)
 
 
 def commit(vault: Vault, event: TableCommitEvent) -> Committed:

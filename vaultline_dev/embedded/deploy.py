@@ -484,22 +484,26 @@ def encryption_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Bucket properties that S3's API takes as they stand, under the same name, and the call that puts each (in this
+# order: versioning before the Object Lock configuration that needs it).
+_BUCKET_SETTINGS = {
+    "VersioningConfiguration": "put_bucket_versioning",
+    "ObjectLockConfiguration": "put_object_lock_configuration",
+    "PublicAccessBlockConfiguration": "put_public_access_block",
+    "OwnershipControls": "put_bucket_ownership_controls",
+}
+
+
 def _s3_bucket(logical: str, p: _Props, ctx: _Context) -> Created:
     name = p.take("BucketName") or ctx.bucket_names.get(logical) or f"vaultline-{logical.lower()[:40]}"
     s3 = client("s3")
     s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=bool(p.take("ObjectLockEnabled")))
-    if p.has("VersioningConfiguration"):
-        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=p.take("VersioningConfiguration"))
-    if p.has("ObjectLockConfiguration"):
-        s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=p.take("ObjectLockConfiguration"))
+    for prop, put in _BUCKET_SETTINGS.items():
+        if p.has(prop):
+            getattr(s3, put)(Bucket=name, **{prop: p.take(prop)})
     if p.has("BucketEncryption"):
         rules = [encryption_rule(r) for r in p.take("BucketEncryption")["ServerSideEncryptionConfiguration"]]
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
-    if p.has("PublicAccessBlockConfiguration"):
-        config = p.take("PublicAccessBlockConfiguration")
-        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=config)
-    if p.has("OwnershipControls"):
-        s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=p.take("OwnershipControls"))
     if p.has("LifecycleConfiguration"):
         rules = [lifecycle_rule(r) for r in p.take("LifecycleConfiguration")["Rules"]]
         s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -27,32 +27,28 @@ class KeyMismatch(VaultlineError):
     """A key given for item-level restore or `get` does not fit the table's key schema (exit 1, nothing written)."""
 
 
-def _to_json(value: Mapping[str, Any]) -> dict[str, Any]:
+def _binaries(value: Mapping[str, Any], convert: Callable[[Any], Any], one_type: bool) -> dict[str, Any]:
+    """``value`` with ``convert`` applied to every binary in it, however deep (in maps and lists)."""
     (kind, inner), *rest = value.items()
-    if rest:
+    if one_type and rest:
         raise ValueError(f"an attribute value has exactly one type, got {sorted(value)}")
     if kind == "B":
-        return {"B": base64.b64encode(bytes(inner)).decode()}
+        return {"B": convert(inner)}
     if kind == "BS":
-        return {"BS": [base64.b64encode(bytes(b)).decode() for b in inner]}
+        return {"BS": [convert(b) for b in inner]}
     if kind == "M":
-        return {"M": {k: _to_json(v) for k, v in inner.items()}}
+        return {"M": {k: _binaries(v, convert, one_type) for k, v in inner.items()}}
     if kind == "L":
-        return {"L": [_to_json(v) for v in inner]}
+        return {"L": [_binaries(v, convert, one_type) for v in inner]}
     return {kind: inner}
+
+
+def _to_json(value: Mapping[str, Any]) -> dict[str, Any]:
+    return _binaries(value, lambda b: base64.b64encode(bytes(b)).decode(), one_type=True)
 
 
 def _from_json(value: Mapping[str, Any]) -> dict[str, Any]:
-    (kind, inner), *_ = value.items()
-    if kind == "B":
-        return {"B": base64.b64decode(inner)}
-    if kind == "BS":
-        return {"BS": [base64.b64decode(b) for b in inner]}
-    if kind == "M":
-        return {"M": {k: _from_json(v) for k, v in inner.items()}}
-    if kind == "L":
-        return {"L": [_from_json(v) for v in inner]}
-    return {kind: inner}
+    return _binaries(value, base64.b64decode, one_type=False)
 
 
 def item_to_json(item: Mapping[str, Any]) -> dict[str, Any]:
