@@ -24,7 +24,7 @@ from vaultline.errors import IntegrityError
 from vaultline.operations.backup import recover_unindexed_packs
 from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.blob_writer import BlobWriter
-from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
+from vaultline.repository.commit import RecoveryPointRun, finish_recovery_point
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import (
     BackupStats,
@@ -70,21 +70,15 @@ def segments_for(snapshot: TableSnapshot, requested: int | None = None) -> int:
     return max(1, min(MAX_SEGMENTS, math.ceil(snapshot.size_bytes / SEGMENT_BYTES)))
 
 
-class TableRun(BaseModel):
+class TableRun(RecoveryPointRun):
     """A table backup under way: what every piece needs. The CLI keeps it in memory; the state machine's Prepare
     stages it as the run document."""
 
-    recovery_point: str
     url: str
     options: BackupOptions
     snapshot: TableSnapshot
     # Scan: TotalSegments. Export: the data files (full), or the parent's segments and one more (incremental).
     total_segments: int
-    started: datetime
-    plan: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    compression_level: int | None = None
-    parent: str | None = None
     # The read limit split over the segments that are read at once, in RCU/s.
     read_rate_per_worker: float | None = None
     export_arn: str | None = None
@@ -354,17 +348,7 @@ def commit_table(
         export_time=run.export_time,
     )
     # Chunks the parts' writers already flushed are in their stats; the commit adds what this writer flushes.
-    draft = RecoveryPointDraft(
-        id=run.recovery_point,
-        source=run.url,
-        source_kind="dynamodb",
-        started=run.started,
-        parent=run.parent,
-        plan=run.plan,
-        tags=run.tags,
-        stats=stats,
-        extra={EXTRA_KEY: info.model_dump(mode="json")},
-    )
+    draft = run.draft(run.url, "dynamodb", stats, {EXTRA_KEY: info.model_dump(mode="json")})
     return finish_recovery_point(vault, writer, draft, entries)
 
 

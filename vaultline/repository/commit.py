@@ -19,6 +19,8 @@ from vaultline.repository.chunking import Chunker
 from vaultline.repository.manifest import BackupStats, ObjectEntry, RecoveryPoint, commit_recovery_point, write_entries
 from vaultline.repository.vault import Vault
 
+SourceKind = Literal["s3", "local", "dynamodb"]
+
 
 class RecoveryPointDraft(BaseModel):
     """A recovery point's header before its entries are stored: everything the source kind knows."""
@@ -27,7 +29,7 @@ class RecoveryPointDraft(BaseModel):
 
     id: str
     source: str
-    source_kind: Literal["s3", "local", "dynamodb"]
+    source_kind: SourceKind
     started: datetime
     parent: str | None = None
     plan: str | None = None
@@ -37,6 +39,34 @@ class RecoveryPointDraft(BaseModel):
     stats: BackupStats = Field(default_factory=BackupStats)
     # What the source kind records beside the standard header (skipped objects, tags age, a table's description).
     extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class RecoveryPointRun(BaseModel):
+    """What a backup run of any source kind knows, from its start to its commit, about the recovery point it makes:
+    the run documents of the S3 and DynamoDB workflows (and the CLI's table run) extend it."""
+
+    recovery_point: str
+    started: datetime
+    parent: str | None = None
+    plan: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    compression_level: int | None = None
+
+    def draft(
+        self, source: str, source_kind: SourceKind, stats: BackupStats, extra: dict[str, Any]
+    ) -> RecoveryPointDraft:
+        """The draft this run commits, with the figures its workers stored and what its source kind records."""
+        return RecoveryPointDraft(
+            id=self.recovery_point,
+            source=source,
+            source_kind=source_kind,
+            started=self.started,
+            parent=self.parent,
+            plan=self.plan,
+            tags=self.tags,
+            stats=stats,
+            extra=extra,
+        )
 
 
 def finish_recovery_point(

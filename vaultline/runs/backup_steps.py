@@ -19,7 +19,7 @@ from vaultline.operations.backup import (
 )
 from vaultline.repository import locks
 from vaultline.repository.blob_writer import BlobWriter
-from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
+from vaultline.repository.commit import finish_recovery_point
 from vaultline.repository.manifest import ISSUES_REPORTED, BackupStats, Issues, ObjectEntry, latest_for_source
 from vaultline.repository.vault import Vault
 from vaultline.runs.models import (
@@ -137,7 +137,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
                 tags=request.tags,
                 compression_level=request.compression_level,
                 parent=parent.id if parent else None,
-                started=started.isoformat(),
+                started=started,
                 batches=len(work),
                 execution=event.execution,
                 lock_id=lock.id,
@@ -202,17 +202,7 @@ def commit(vault: Vault, event: CommitEvent) -> Committed:
         stats.merge(result.stats)
     issues = [issue for result in results for issue in result.issues]
     source = _source(BackupRequest(source=document.source))
-    draft = RecoveryPointDraft(
-        id=run.id,
-        source=source.url,
-        source_kind=source.kind,
-        started=datetime.fromisoformat(document.started),
-        parent=document.parent,
-        plan=document.plan,
-        tags=document.tags,
-        stats=stats,
-        extra=header_extra(issues, document.tags_age),
-    )
+    draft = document.draft(source.url, source.kind, stats, header_extra(issues, document.tags_age))
     with BlobWriter(vault, document.compression_level) as writer:
         header = finish_recovery_point(vault, writer, draft, (e for result in results for e in result.entries))
     run.finish(event.map, document.lock_id)

@@ -7,6 +7,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from vaultline.plans import ROLE_ARN, ArchivedObjects, TagsRefresh
+from vaultline.repository.commit import RecoveryPointRun
 from vaultline.repository.manifest import BackupStats, Issues, ObjectEntry, ObjectIssue
 from vaultline.targets import Overwrite
 
@@ -108,16 +109,10 @@ class BatchSummary(StepModel):
     vanished: int = 0
 
 
-class BackupRun(BaseModel):
+class BackupRun(RecoveryPointRun):
     """The run document of an S3 backup: everything its workers and Commit need, written by Prepare."""
 
-    recovery_point: str
     source: SourceSpec
-    plan: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    compression_level: int | None = None
-    parent: str | None = None
-    started: str
     batches: int
     execution: str | None = None
     lock_id: str | None = None
