@@ -136,9 +136,9 @@ def run(args: argparse.Namespace, template: dict[str, Any]) -> None:
             f"filled dynamodb://{TABLE} through moto's backend: {args.items:,} items, {raw / MIB:.1f} MiB DynamoDB "
             f"JSON (~{size / MIB:.1f} MiB DynamoDB item size) in {time.monotonic() - clock:.1f} s; backing up ..."
         )
-        before = vault_usage(info.vault_bucket).current_bytes
+        before = vault_usage(info.vault_bucket).current.bytes
         phase = run_phase("table backup", instruments, info.backup_state_machine, table_payload(info))
-        added = vault_usage(info.vault_bucket).current_bytes - before
+        added = vault_usage(info.vault_bucket).current.bytes - before
     report(args.items, raw, size, added, phase)
 
 

@@ -44,6 +44,7 @@ from instrument import (
 )
 
 from vaultline.cli.stack import StackInfo, find_stack
+from vaultline.repository.layout import STAGING_PREFIX
 from vaultline.runs.backup_steps import BATCH_MAX_BYTES, BATCH_MAX_OBJECTS
 from vaultline_dev.embedded import EmbeddedAws, deploy_template
 from vaultline_dev.embedded.deploy import DeployedStack, register_stack
@@ -219,14 +220,25 @@ def apply_change(before: dict[str, SourceObject], after: dict[str, SourceObject]
 
 
 @dataclass
-class VaultUsage:
-    """Bytes in the vault bucket: current objects outside staging, and everything else versioning keeps."""
+class Tally:
+    """A number of objects and their bytes."""
 
-    current_bytes: int = 0
-    current_objects: int = 0
-    staging_bytes: int = 0
-    noncurrent_bytes: int = 0
-    noncurrent_objects: int = 0
+    objects: int = 0
+    bytes: int = 0
+
+    def add(self, size: int) -> None:
+        self.objects += 1
+        self.bytes += size
+
+
+@dataclass
+class VaultUsage:
+    """The vault bucket's object versions: current ones outside staging (by top-level prefix), the run staging
+    that is left, and the noncurrent versions and delete markers that versioning keeps."""
+
+    current: Tally = field(default_factory=Tally)
+    staging: Tally = field(default_factory=Tally)
+    noncurrent: Tally = field(default_factory=Tally)
     delete_markers: int = 0
     staging_keys: list[str] = field(default_factory=list)
     by_prefix: Counter[str] = field(default_factory=Counter)
@@ -240,14 +252,12 @@ def vault_usage(bucket: str) -> VaultUsage:
         for version in page.get("Versions", []):
             size, key = int(version["Size"]), str(version["Key"])
             if not version["IsLatest"]:
-                usage.noncurrent_bytes += size
-                usage.noncurrent_objects += 1
-            elif key.startswith("staging/"):
-                usage.staging_bytes += size
+                usage.noncurrent.add(size)
+            elif key.startswith(STAGING_PREFIX):
+                usage.staging.add(size)
                 usage.staging_keys.append(key)
             else:
-                usage.current_bytes += size
-                usage.current_objects += 1
+                usage.current.add(size)
                 usage.by_prefix[key.split("/", 1)[0] if "/" in key else key] += size
     return usage
 
@@ -620,7 +630,7 @@ def report_costs(run: BenchRun) -> None:
 
 
 def report_storage(run: BenchRun, restore: Cost | None) -> None:
-    ratio = run.vault_first.current_bytes / run.full_bytes
+    ratio = run.vault_first.current.bytes / run.full_bytes
     incremental = next(p for p in run.phases if p.name == "incremental")
     growth = incremental.stored_bytes / incremental.source_bytes
     log("\nStorage per TB of source per month")
@@ -661,11 +671,11 @@ def report_storage(run: BenchRun, restore: Cost | None) -> None:
         )
     last = run.vault_last
     log(
-        f"  vault after both backups: {last.current_objects} current objects, {last.current_bytes / MIB:.2f} MiB ("
+        f"  vault after both backups: {last.current.objects} current objects, {last.current.bytes / MIB:.2f} MiB ("
         + ", ".join(f"{k} {v / MIB:.2f}" for k, v in last.by_prefix.most_common())
-        + f" MiB); noncurrent versions {last.noncurrent_objects} ({last.noncurrent_bytes / MIB:.3f} MiB, kept "
+        + f" MiB); noncurrent versions {last.noncurrent.objects} ({last.noncurrent.bytes / MIB:.3f} MiB, kept "
         f"30 days by the noncurrent-version rule); {last.delete_markers} delete markers; "
-        f"staging left behind: {len(last.staging_keys)} objects, {last.staging_bytes} B "
+        f"staging left behind: {len(last.staging_keys)} objects, {last.staging.bytes} B "
         f"{last.staging_keys[:3]}"
     )
 
@@ -683,7 +693,7 @@ def report_assumptions(run: BenchRun) -> None:
     log(
         f"  sample (seeded): {len(run.sample)} objects, {full / MIB:.1f} MiB, {text / full:.0%} of bytes text/JSON "
         f"(the rest gzip archives and random binary), mean object {full / len(run.sample) / 1024:.0f} KiB; "
-        f"source/vault after the first backup {full / run.vault_first.current_bytes:.2f}x (zstd-3 + dedup)"
+        f"source/vault after the first backup {full / run.vault_first.current.bytes:.2f}x (zstd-3 + dedup)"
     )
     log(
         f"  incremental run: {c.appended} objects appended to, {c.edited} edited, {c.added} added, "
@@ -741,7 +751,7 @@ def run_workflows(args: argparse.Namespace, instruments: Instruments, info: Stac
     first = run_phase("first backup", instruments, info.backup_state_machine, payload)
     _read_stats(first, sample)
     vault_first = vault_usage(info.vault_bucket)
-    first.stored_bytes = vault_first.current_bytes
+    first.stored_bytes = vault_first.current.bytes
     log(f"first backup: {first.seconds:.1f} s")
 
     changed, change = mutate(sample, args.change, args.seed)
@@ -749,7 +759,7 @@ def run_workflows(args: argparse.Namespace, instruments: Instruments, info: Stac
     second = run_phase("incremental", instruments, info.backup_state_machine, payload)
     _read_stats(second, changed)
     vault_last = vault_usage(info.vault_bucket)
-    second.stored_bytes = vault_last.current_bytes - vault_first.current_bytes
+    second.stored_bytes = vault_last.current.bytes - vault_first.current.bytes
     log(f"incremental backup: {second.seconds:.1f} s")
 
     bench_client("s3").create_bucket(Bucket=RESTORE_BUCKET)

@@ -249,13 +249,14 @@ def run_backup(
         with BlobWriter(vault, compression_level) as writer:
             outcome = backup_objects(vault, source, source.list(), previous, writer, progress, options, retag)
             draft = RecoveryPointDraft(
-                id=rp_id,
+                recovery_point=rp_id,
                 source=source.url,
                 source_kind=source.kind,
                 started=started,
                 parent=parent.id if parent else None,
                 plan=plan,
                 tags=dict(tags or {}),
+                compression_level=compression_level,
                 stats=outcome.stats,
                 extra=header_extra(outcome.issues, options.tags_age(parent, retag) if source.has_tags else None),
             )

@@ -22,25 +22,6 @@ from vaultline.repository.vault import Vault
 SourceKind = Literal["s3", "local", "dynamodb"]
 
 
-class RecoveryPointDraft(BaseModel):
-    """A recovery point's header before its entries are stored: everything the source kind knows."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    source: str
-    source_kind: SourceKind
-    started: datetime
-    parent: str | None = None
-    plan: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    # The figures of the data already written elsewhere (other workers, or this run's writer so far): the commit
-    # adds what its own writer stores, and the seconds from ``started`` to the manifest's write.
-    stats: BackupStats = Field(default_factory=BackupStats)
-    # What the source kind records beside the standard header (skipped objects, tags age, a table's description).
-    extra: dict[str, Any] = Field(default_factory=dict)
-
-
 class RecoveryPointRun(BaseModel):
     """What a backup run of any source kind knows, from its start to its commit, about the recovery point it makes:
     the run documents of the S3 and DynamoDB workflows (and the CLI's table run) extend it."""
@@ -56,17 +37,26 @@ class RecoveryPointRun(BaseModel):
         self, source: str, source_kind: SourceKind, stats: BackupStats, extra: dict[str, Any]
     ) -> RecoveryPointDraft:
         """The draft this run commits, with the figures its workers stored and what its source kind records."""
-        return RecoveryPointDraft(
-            id=self.recovery_point,
-            source=source,
-            source_kind=source_kind,
-            started=self.started,
-            parent=self.parent,
-            plan=self.plan,
-            tags=self.tags,
-            stats=stats,
-            extra=extra,
-        )
+        run = {name: getattr(self, name) for name in RecoveryPointRun.model_fields}
+        return RecoveryPointDraft(**run, source=source, source_kind=source_kind, stats=stats, extra=extra)
+
+
+class RecoveryPointDraft(RecoveryPointRun):
+    """A recovery point's header before its entries are stored: the run's part and everything the source kind
+    knows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    source_kind: SourceKind
+    # The figures of the data already written elsewhere (other workers, or this run's writer so far): the commit
+    # adds what its own writer stores, and the seconds from ``started`` to the manifest's write.
+    stats: BackupStats = Field(default_factory=BackupStats)
+    # What the source kind records beside the standard header (skipped objects, tags age, a table's description).
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+_NOT_IN_HEADER = ("recovery_point", "started", "stats", "compression_level")
 
 
 def finish_recovery_point(
@@ -78,10 +68,17 @@ def finish_recovery_point(
     stats.add_written(writer.flush())
     finished = datetime.now(UTC)
     stats.seconds = round((finished - draft.started).total_seconds(), 3)
-    # The draft's fields are the header's, but for its start (the header's ``time``) and its stats (completed here).
-    drafted = {name: value for name, value in draft if name not in ("started", "stats")}
+    # The draft's fields are the header's, but for its id, its start (the header's ``time``), its stats (completed
+    # here) and the writers' compression level (a setting of the run, not of the recovery point).
+    drafted = {name: value for name, value in draft if name not in _NOT_IN_HEADER}
     header = RecoveryPoint(
-        **drafted, time=draft.started, finished=finished, stats=stats, entry_count=count, entry_blobs=entry_blobs
+        **drafted,
+        id=draft.recovery_point,
+        time=draft.started,
+        finished=finished,
+        stats=stats,
+        entry_count=count,
+        entry_blobs=entry_blobs,
     )
     commit_recovery_point(vault, header)
     return header
