@@ -313,10 +313,10 @@ class Phase:
     parent_states: int
     invocations: Counter[str]
     errors: Counter[str]
-    objects: int = 0
-    source_bytes: int = 0
-    objects_read: int = 0
-    bytes_read: int = 0
+    # A backup's figures: the source it was given, what it read of it (unchanged objects are not read), and the
+    # bytes it added to the vault.
+    source: Tally = field(default_factory=Tally)
+    read: Tally = field(default_factory=Tally)
     stored_bytes: int = 0
 
     @property
@@ -450,7 +450,7 @@ def linear_usage(usage: Usage, factor: float) -> Usage:
 
 def batches_at(phase: Phase, factor: float) -> float:
     """Worker batches the Prepare step would stage for ``factor`` times this run's work (its batching rule)."""
-    objects, nbytes = phase.objects_read * factor, phase.bytes_read * factor
+    objects, nbytes = phase.read.objects * factor, phase.read.bytes * factor
     return max(1.0, math.ceil(objects / BATCH_MAX_OBJECTS), math.ceil(nbytes / BATCH_MAX_BYTES))
 
 
@@ -497,14 +497,14 @@ def report_throughput(phases: Sequence[Phase]) -> None:
     rows = [
         [
             p.name,
-            str(p.objects),
-            str(p.objects_read),
-            f"{p.source_bytes / MIB:.1f}",
-            f"{p.bytes_read / MIB:.1f}",
+            str(p.source.objects),
+            str(p.read.objects),
+            f"{p.source.bytes / MIB:.1f}",
+            f"{p.read.bytes / MIB:.1f}",
             f"{p.seconds:.1f}",
-            f"{p.objects / p.seconds:.1f}",
-            f"{p.source_bytes / MB / p.seconds:.2f}",
-            f"{p.bytes_read / MB / p.seconds:.2f}",
+            f"{p.source.objects / p.seconds:.1f}",
+            f"{p.source.bytes / MB / p.seconds:.2f}",
+            f"{p.read.bytes / MB / p.seconds:.2f}",
             f"{p.stored_bytes / MIB:.2f}",
         ]
         for p in phases
@@ -519,16 +519,16 @@ def report_s3(phase: Phase, roles: dict[str, str]) -> None:
         groups[s3_group(operation)] += n
     groups["total"] = sum(groups.values())
     log(
-        f"\nS3 requests, {phase.name} ({phase.objects} objects, {phase.source_bytes / MIB:.1f} MiB source, "
+        f"\nS3 requests, {phase.name} ({phase.source.objects} objects, {phase.source.bytes / MIB:.1f} MiB source, "
         f"{phase.stored_bytes / MIB:.2f} MiB added to the vault)"
     )
     rows = [
         [
             g,
             str(groups[g]),
-            per_gib(groups[g], phase.source_bytes),
+            per_gib(groups[g], phase.source.bytes),
             per_gib(groups[g], phase.stored_bytes),
-            f"{groups[g] / max(1, phase.objects):.2f}",
+            f"{groups[g] / max(1, phase.source.objects):.2f}",
         ]
         for g in (*S3_GROUPS, "total")
         if groups[g] or g in ("GET", "PUT", "LIST", "HEAD", "DELETE", "MULTIPART", "total")
@@ -548,7 +548,7 @@ def report_s3(phase: Phase, roles: dict[str, str]) -> None:
 
 
 def report_other(phase: Phase, memory: dict[str, int]) -> None:
-    gib = phase.source_bytes / GIB
+    gib = phase.source.bytes / GIB
     kms = phase.requests.by_service("kms")
     n_invocations = sum(phase.invocations.values())
     errors = f"; errors {dict(phase.errors)}" if phase.errors else ""
@@ -606,7 +606,7 @@ def report_costs(run: BenchRun) -> None:
     log("\nEstimated AWS cost per TB of source (1 TB = 1024 GiB): linear per-GiB scaling / batch-aware model")
     scaled: dict[str, tuple[Cost, Cost]] = {}
     for p in run.phases:
-        usage, factor = measured_usage(p, run.memory), TB / p.source_bytes
+        usage, factor = measured_usage(p, run.memory), TB / p.source.bytes
         scaled[p.name] = (linear_usage(usage, factor).cost(), batched_usage(p, usage, factor).cost())
     components = list(next(iter(scaled.values()))[0].parts)
     rows = []
@@ -624,7 +624,7 @@ def report_costs(run: BenchRun) -> None:
         ["Lambda GB-s (net of emulator)"]
         + [f"{c.gb_seconds:,.0f} ({c.net_gb_seconds:,.0f})" for c, _ in scaled.values()]
     )
-    rows.append(["worker batches at 1 TB"] + [f"{batches_at(p, TB / p.source_bytes):,.0f}" for p in run.phases])
+    rows.append(["worker batches at 1 TB"] + [f"{batches_at(p, TB / p.source.bytes):,.0f}" for p in run.phases])
     table(["component", *(p.name for p in run.phases)], rows)
     report_storage(run, scaled.get("restore", (None, None))[1])
 
@@ -632,7 +632,7 @@ def report_costs(run: BenchRun) -> None:
 def report_storage(run: BenchRun, restore: Cost | None) -> None:
     ratio = run.vault_first.current.bytes / run.full_bytes
     incremental = next(p for p in run.phases if p.name == "incremental")
-    growth = incremental.stored_bytes / incremental.source_bytes
+    growth = incremental.stored_bytes / incremental.source.bytes
     log("\nStorage per TB of source per month")
     table(
         ["", "$/TB-month", "basis"],
@@ -731,11 +731,9 @@ def backup_payload(stack: StackInfo) -> dict[str, Any]:
 
 
 def _read_stats(phase: Phase, objects: dict[str, SourceObject]) -> None:
-    phase.objects = len(objects)
-    phase.source_bytes = sum(len(o.body) for o in objects.values())
+    phase.source = Tally(len(objects), sum(len(o.body) for o in objects.values()))
     stats = phase.output.get("committed", {}).get("stats")
-    phase.objects_read = int(stats["objects_read"]) if stats else phase.objects
-    phase.bytes_read = int(stats["bytes_read"]) if stats else phase.source_bytes
+    phase.read = Tally(int(stats["objects_read"]), int(stats["bytes_read"])) if stats else phase.source
 
 
 def run_workflows(args: argparse.Namespace, instruments: Instruments, info: StackInfo) -> BenchRun:

@@ -68,6 +68,8 @@ class ForgetResult(BaseModel):
 
 
 class PruneResult(BaseModel):
+    """What prune deleted and repacked (``$.results.prune``), and the objects Object Lock kept it from deleting."""
+
     packs_before: int
     packs_after: int
     packs_deleted: int
@@ -82,6 +84,9 @@ class PruneResult(BaseModel):
 
 
 class VerifyResult(BaseModel):
+    """The structure check and the read of this run's subset of packs (``$.results.verify``); ``ok`` false fails
+    the run and fires the integrity alarm."""
+
     ok: bool
     subset: str
     recovery_points: int
@@ -93,6 +98,9 @@ class VerifyResult(BaseModel):
 
 
 class DrillResult(BaseModel):
+    """A restore drill (``$.results.drill``): which recovery point was restored into scratch space, how much of it
+    matched its manifest, and whether the scratch space was cleaned."""
+
     ok: bool
     recovery_point: str
     scratch: str

@@ -97,11 +97,17 @@ class BatchResult(BaseModel):
     issues: list[ObjectIssue] = Field(default_factory=list)
 
 
-class BatchSummary(StepModel):
-    """What a worker returns to the Map state (kept small: the entries stay in staging)."""
+class BatchSummaryBase(StepModel):
+    """What a map worker returns to the Map state about its batch, in any workflow: kept small, the details stay in
+    staging for the last step."""
 
     batch: int
     objects: int
+
+
+class BatchSummary(BatchSummaryBase):
+    """A backup worker's batch: what it read and stored (its entries stay in staging)."""
+
     bytes_read: int
     bytes_stored: int
     result_key: str
@@ -178,9 +184,9 @@ class RestoreWorkerEvent(StepModel):
     item: WorkItem
 
 
-class RestoreBatchSummary(StepModel):
-    batch: int
-    objects: int
+class RestoreBatchSummary(BatchSummaryBase):
+    """A restore worker's batch: what it wrote and skipped (Finish sums them from staging)."""
+
     bytes: int
     skipped_existing: int = 0
     skipped_unchanged: int = 0
