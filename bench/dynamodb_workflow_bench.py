@@ -122,8 +122,7 @@ def fill_table(count: int, seed: int) -> tuple[int, int]:
 
 
 def table_payload(info: StackInfo) -> dict[str, Any]:
-    base = next(p for p in info.plans["demo"] if p["source"]["type"] == "dynamodb")
-    return {**base, "source": {"type": "dynamodb", "url": f"dynamodb://{TABLE}", "options": {}}}
+    return next(p for p in info.plans["bench"] if p["source"]["url"] == f"dynamodb://{TABLE}")
 
 
 def run(args: argparse.Namespace, template: dict[str, Any]) -> None:

@@ -43,7 +43,7 @@ from instrument import (
     s3_tier,
 )
 
-from vaultline.cli.stack import StackInfo, find_stack
+from vaultline.cli.stack import StackInfo, find_stack, root_cause
 from vaultline.repository.layout import STAGING_PREFIX
 from vaultline.runs.backup_steps import BATCH_MAX_BYTES, BATCH_MAX_OBJECTS
 from vaultline_dev.embedded import EmbeddedAws, deploy_template
@@ -55,6 +55,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 WORK = Path(__file__).resolve().parent / ".work"
 STACK = "Vaultline"
 SOURCE_BUCKET = "vaultline-bench-source"
+# The bench stack's plans: IAM lets the functions read only the sources a plan names (bench/plans.yaml).
+PLANS_FILE = Path(__file__).resolve().parent / "plans.yaml"
 RESTORE_BUCKET = "vaultline-bench-restore"
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -340,7 +342,8 @@ def run_phase(name: str, instruments: Instruments, machine: str, payload: dict[s
     seconds = time.perf_counter() - started
     requests, calls, states = instruments.take()
     if description["status"] != "SUCCEEDED":
-        raise RuntimeError(f"{name}: execution {description['status']}: {description.get('cause', '')[:2000]}")
+        error, cause = root_cause(arn, description)
+        raise RuntimeError(f"{name}: execution {description['status']}: {error}: {cause[:2000]}")
     return Phase(
         name=name,
         seconds=seconds,
@@ -725,9 +728,7 @@ def deploy(template: dict[str, Any]) -> tuple[DeployedStack, StackInfo]:
 
 
 def backup_payload(stack: StackInfo) -> dict[str, Any]:
-    payload = dict(stack.plans["demo"][0])
-    payload["source"] = {**payload["source"], "url": f"s3://{SOURCE_BUCKET}", "exclude": []}
-    return payload
+    return next(p for p in stack.plans["bench"] if p["source"]["url"] == f"s3://{SOURCE_BUCKET}")
 
 
 def _read_stats(phase: Phase, objects: dict[str, SourceObject]) -> None:
@@ -805,7 +806,7 @@ def report(run: BenchRun) -> None:
 
 def synthesized_template(started: float) -> dict[str, Any]:
     """The stack's template, synthesized for a bench run started at ``started`` (monotonic), timed in the log."""
-    template = synthesize(PROJECT, STACK, WORK / "cdk.out")
+    template = synthesize(PROJECT, STACK, WORK / "cdk.out", context={"plansFile": str(PLANS_FILE)})
     log(f"synthesized in {time.monotonic() - started:.0f} s; running on the embedded AWS ...")
     return template
 

@@ -113,13 +113,13 @@ def follow(
             raise ExecutionFailed(f"execution {execution_arn} still {status} after {timeout_seconds} s")
         time.sleep(poll_seconds)
     if status != "SUCCEEDED":
-        error, cause = _root_cause(execution_arn, description)
+        error, cause = root_cause(execution_arn, description)
         raise ExecutionFailed(f"execution {execution_arn} {status} ({description.get('error')}): {error}: {cause}")
     output: dict[str, Any] = json.loads(description.get("output") or "{}")
     return output
 
 
-def _root_cause(execution_arn: str, description: dict[str, Any]) -> tuple[str, str]:
+def root_cause(execution_arn: str, description: dict[str, Any]) -> tuple[str, str]:
     """The first task failure in the history (what Abort was told), else the execution's own error."""
     history = client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)
     for event in history.get("events", []):
