@@ -11,7 +11,9 @@ from vaultline.runs.staging import vault_from_environment
 
 def step(event: dict[str, Any]) -> Any:
     """Resolve the recovery point and stage restore batches."""
-    result = restore_steps.prepare(vault_from_environment(settings), PrepareEvent.model_validate(event))
+    result = restore_steps.prepare(
+        vault_from_environment(settings), PrepareEvent.model_validate(event), settings.access_log_bucket
+    )
     return result
 
 

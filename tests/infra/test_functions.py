@@ -424,10 +424,9 @@ def test_every_log_group_is_encrypted_with_the_logs_key(synth: Synth) -> None:
 
 
 def test_every_function_gets_exactly_the_environment_the_handlers_settings_read(synth: Synth) -> None:
-    from vaultline.runs.settings import FunctionSettings
-    from vaultline.targets import guard as target_guard
+    from vaultline.runs.settings import ACCESS_LOG_BUCKET_ENV, FunctionSettings
 
-    assert target_guard.ACCESS_LOG_BUCKET_ENV in FunctionSettings.variable_names()
+    assert ACCESS_LOG_BUCKET_ENV in FunctionSettings.variable_names()
     for name, function in synth.resources("AWS::Lambda::Function").items():
         variables = function["Properties"]["Environment"]["Variables"]
         assert sorted(variables) == sorted(FunctionSettings.variable_names()), name

@@ -22,10 +22,9 @@ LOGS = "vaultline-vaultaccesslogs5c9c-def"
 
 
 @pytest.fixture
-def vault(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Vault:
+def vault(s3: Any) -> Vault:
     for name in (VAULT, LOGS, "source", "vaultline-restored"):
         s3.create_bucket(Bucket=name)
-    monkeypatch.setenv("VAULT_ACCESS_LOG_BUCKET", LOGS)  # what the stack sets on every function
     s3.put_object(Bucket="source", Key="config", Body=b"would overwrite the vault's config")
     vault = Vault.init(S3Storage(VAULT))
     run_backup(vault, open_source("s3://source"))
@@ -50,19 +49,22 @@ def test_restore_prepare_refuses_the_vault_and_its_log_bucket_before_writing(
     before = {bucket: _objects(s3, bucket) for bucket in (VAULT, LOGS)}
     event = PrepareEvent(request={"recovery_point": "latest", "target": target})
     with pytest.raises(TargetError, match=f"^restore target {target} {message}"):
-        restore_steps.prepare(vault, event)
+        restore_steps.prepare(vault, event, access_log_bucket=LOGS)
     assert {bucket: _objects(s3, bucket) for bucket in (VAULT, LOGS)} == before
     assert not any(key.startswith(STAGING_PREFIX) for key in _objects(s3, VAULT))
 
 
 def test_restore_prepare_still_accepts_another_bucket_the_patterns_match(vault: Vault, s3: Any) -> None:
     prepared = restore_steps.prepare(
-        vault, PrepareEvent(request={"recovery_point": "latest", "target": "s3://vaultline-restored"})
+        vault, PrepareEvent(request={"recovery_point": "latest", "target": "s3://vaultline-restored"}), LOGS
     )
     assert prepared.objects == 1
 
 
-def test_the_cli_refuses_to_restore_into_the_vault(vault: Vault, s3: Any, run: Run) -> None:
+def test_the_cli_refuses_to_restore_into_the_vault(
+    vault: Vault, s3: Any, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULT_ACCESS_LOG_BUCKET", LOGS)  # what the stack sets on its functions
     config = s3.get_object(Bucket=VAULT, Key="config")["Body"].read()
     code, _, err = run("--vault", f"s3://{VAULT}", "restore", "latest", "--to", f"s3://{VAULT}")
     assert code != 0 and f"restore target s3://{VAULT} is in the vault's own bucket" in err

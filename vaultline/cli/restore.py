@@ -4,6 +4,7 @@ restore state machine (``--remote``); ``get`` prints single items of a table as 
 from __future__ import annotations
 
 import argparse
+import os
 
 from vaultline.cli import tables
 from vaultline.cli.context import open_vault, stack_of
@@ -13,6 +14,7 @@ from vaultline.errors import UsageError
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.repository.manifest import resolve_recovery_point
 from vaultline.runs.requests import restore_input
+from vaultline.runs.settings import ACCESS_LOG_BUCKET_ENV
 from vaultline.sources.dynamodb.table import is_table_url
 from vaultline.targets import Overwrite, open_target
 from vaultline.targets.guard import refuse_vault_buckets
@@ -38,7 +40,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     vault = open_vault(args)
     rp = resolve_recovery_point(vault, args.recovery_point)
     entries = select_entries(vault, rp, args.include)
-    refuse_vault_buckets(args.to, vault)
+    # The stack names its access-log bucket to its functions; a CLI run beside it may be told the same way.
+    refuse_vault_buckets(args.to, vault, os.environ.get(ACCESS_LOG_BUCKET_ENV))
     target = open_target(args.to)
     total = sum(e.size for e in entries)
     with transfer_progress(not args.json, f"restore {rp.id}", total) as progress:

@@ -35,11 +35,12 @@ def _run(vault: Vault, restore_id: str) -> StagedRun[BaseModel]:
     return StagedRun(vault, restore_id, BaseModel)
 
 
-def prepare(vault: Vault, event: PrepareEvent) -> RestorePrepared:
-    """Resolve the recovery point, check the target exists, stage batches of entries to restore."""
+def prepare(vault: Vault, event: PrepareEvent, access_log_bucket: str | None = None) -> RestorePrepared:
+    """Resolve the recovery point, check the target exists, stage batches of entries to restore. A target in the
+    vault's bucket or in ``access_log_bucket`` (the deployed stack's, from the function's settings) is refused."""
     request = RestoreRequest.model_validate(event.request)
     rp = resolve_recovery_point(vault, request.recovery_point)
-    refuse_vault_buckets(request.target, vault)  # before anything is written (vaultline/targets/guard.py)
+    refuse_vault_buckets(request.target, vault, access_log_bucket)  # before anything is written
     S3Target(request.target)  # fails now, clearly, if the target bucket is missing
     run = StagedRun.new_restore(vault, BaseModel, rp.id)
     entries = select_entries(vault, rp, request.include)

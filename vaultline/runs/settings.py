@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vaultline.errors import VaultError
 from vaultline.repository.object_lock import ObjectLockSettings
-from vaultline.targets.guard import ACCESS_LOG_BUCKET_ENV
 
 VAULT_URL_ENV = "VAULT_URL"
+# The vault's access-log bucket, which a restore must never write into (vaultline/targets/guard.py).
+ACCESS_LOG_BUCKET_ENV = "VAULT_ACCESS_LOG_BUCKET"
 VAULT_ENCRYPTION_ENV = "VAULT_ENCRYPTION"
 VAULT_KMS_KEY_ENV = "VAULT_KMS_KEY_ID"
 # Whether this step may create the vault (infra sets it true only for the Prepare steps of a backup).

@@ -7,24 +7,19 @@ check refuses before anything is written, with an error that says why.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 from vaultline.errors import TargetError
 from vaultline.repository.vault import Vault
 from vaultline.sources.s3 import parse_s3_url
 from vaultline.storage import S3Storage
 
-# Set by the stack on every function: the name of the vault's access-log bucket.
-ACCESS_LOG_BUCKET_ENV = "VAULT_ACCESS_LOG_BUCKET"
 
-
-def refuse_vault_buckets(target_url: str, vault: Vault, env: Mapping[str, str] = os.environ) -> None:
-    """Raise TargetError if the s3:// ``target_url`` is the vault's bucket or its access-log bucket."""
+def refuse_vault_buckets(target_url: str, vault: Vault, access_log_bucket: str | None = None) -> None:
+    """Raise TargetError if the s3:// ``target_url`` is the vault's bucket or its access-log bucket (which only a
+    deployed stack knows: its functions' settings name it)."""
     if not target_url.startswith("s3://"):
         return
     bucket, _ = parse_s3_url(target_url)
     if isinstance(vault.storage, S3Storage) and bucket == vault.storage.bucket:
         raise TargetError(f"restore target {target_url} is in the vault's own bucket {bucket}: choose another bucket")
-    if bucket == env.get(ACCESS_LOG_BUCKET_ENV):
+    if access_log_bucket and bucket == access_log_bucket:
         raise TargetError(f"restore target {target_url} is the vault's access-log bucket {bucket}: choose another")
