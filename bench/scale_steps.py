@@ -35,6 +35,7 @@ from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_poin
 from vaultline.repository.index import write_index
 from vaultline.repository.layout import pack_key
 from vaultline.repository.manifest import (
+    BackupStats,
     ObjectEntry,
     commit_recovery_point,
     iter_entries,
@@ -43,6 +44,9 @@ from vaultline.repository.manifest import (
 )
 from vaultline.repository.packs import BlobEntry, BlobType
 from vaultline.repository.vault import Vault
+from vaultline.runs.backup_steps import CARRIED, CARRIED_BATCH
+from vaultline.runs.models import BackupRun, BatchResult
+from vaultline.runs.protocol import StagedRun
 from vaultline.storage.local import LocalStorage
 
 SOURCE = "s3://bench-source"
@@ -139,13 +143,18 @@ def step_add_points(vault_dir: str, objects: int, chunks: int, points: int) -> d
 
 
 def step_prepare(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
-    """Prepare's parent comparison: the index, the parent's entries as a dict, the listing, the carried entries."""
+    """Prepare's parent comparison (``runs.backup_steps.prepare`` on an unchanged source): the index, the parent's
+    entries as a dict, the listing, the carried entries and their staged result."""
     vault.reload_index()
     fixed = mark()
     parent = latest_for_source(vault, SOURCE)
     previous = load_previous(vault, parent)
     listed = list(listing(objects))
     carried = [before for item in listed if (before := unchanged_entry(previous, item)) is not None]
+    # Prepare stages the carried entries as one result for Commit: one JSON document of every unchanged object.
+    run = StagedRun.new_backup(vault, BackupRun)
+    run.put_result(CARRIED, BatchResult(batch=CARRIED_BATCH, entries=carried, stats=BackupStats()))
+    run.clean()
     return {**fixed, "unchanged": len(carried), "parent_entries": len(previous)}
 
 
