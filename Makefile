@@ -75,6 +75,7 @@ bench: venv
 	$(BIN)/python bench/dynamodb_workflow_bench.py --quick
 	$(BIN)/python bench/maintenance_bench.py
 	$(BIN)/python bench/large_object_bench.py
+	$(BIN)/python bench/scale_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules build cdk.out .pytest_cache .mypy_cache .ruff_cache

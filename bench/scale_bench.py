@@ -1,0 +1,188 @@
+"""Vaultline scale benchmark (issue 11): each step's peak RSS and time on a synthetic vault, and how far today's
+code reaches within Lambda's limits.
+
+Run ``make bench`` (1,000,000 objects, 3,000,000 chunks, 3 runs) or ``.venv/bin/python bench/scale_bench.py
+--quick``. The data is generated here, in a temporary vault (bench/scale_steps.py says how); each step runs in its
+own process (median of ``--runs``). A step's peak RSS is split into its fixed part (the interpreter, the vault and,
+for the steps that load it, the master index of ``--chunks`` chunks) and the rest, charged to its size (objects,
+chunks or recovery points); both are extrapolated linearly to the largest size that fits its function's MemorySize
+(infra/registry.py) and 900 seconds.
+
+The packs of data chunks are empty placeholders, so nothing that reads pack data runs: check --read-data, restore,
+prune's repack and sweep, drills, and a worker's chunking of real objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from measure import BENCH_DIR, StepResult, run_measured
+
+from vaultline.repository.layout import MANIFEST_PREFIX
+from vaultline.storage.local import LocalStorage
+
+sys.path.insert(0, str(BENCH_DIR.parent))  # the registry of the stack's functions lives in infra/, beside bench/
+from infra import registry
+
+LAMBDA_SECONDS = 900
+LAMBDA_MAX_MB = 10_240
+TARGET_CHUNKS = 30_000_000  # issue 11: the index of 10 TB of S3 data at 320 KiB chunks
+HEADER = f"{'step':<14}{'size':>16}{'peak MiB':>10}{'fixed MiB':>11}{'seconds':>9}{'B/unit':>9}  function (MB)"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One measured step: what its size counts, and the Lambda function (or the CLI) that runs it."""
+
+    name: str
+    unit: str
+    function: registry.FunctionSpec
+    note: str = ""
+
+
+STEPS = (
+    Step("prepare", "objects", registry.BACKUP_PREPARE),
+    Step("worker-start", "chunks", registry.BACKUP_WORKER),
+    Step("commit", "objects", registry.BACKUP_COMMIT),
+    Step("ls", "objects", registry.RESTORE_PREPARE, "ls is the CLI's; restore's Prepare walks a manifest alike"),
+    Step("check", "objects", registry.MAINTENANCE_VERIFY, "without read-data"),
+    Step("prune", "objects", registry.MAINTENANCE_PRUNE, "dry run: mark and plan"),
+    Step("forget", "points", registry.MAINTENANCE_FORGET),
+)
+
+
+@dataclass
+class Figures:
+    """The medians of one step's runs."""
+
+    step: Step
+    size: int
+    peak_mib: float
+    fixed_mib: float
+    seconds: float
+    fixed_seconds: float
+
+    @property
+    def bytes_per_unit(self) -> float:
+        return (self.peak_mib - self.fixed_mib) * 2**20 / self.size
+
+    def largest(self, memory_mb: int) -> tuple[int, int]:
+        """The largest size (at this bench's fixed part) within ``memory_mb`` and within 900 seconds."""
+        per_unit_mib = max(self.peak_mib - self.fixed_mib, 1e-9) / self.size
+        per_unit_s = max(self.seconds - self.fixed_seconds, 1e-9) / self.size
+        by_memory = (memory_mb * 10**6 / 2**20 - self.fixed_mib) / per_unit_mib
+        by_time = (LAMBDA_SECONDS - self.fixed_seconds) / per_unit_s
+        return max(0, int(by_memory)), max(0, int(by_time))
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--objects", type=int, default=1_000_000, help="objects in the listing and the manifest")
+    parser.add_argument("--chunks", type=int, default=3_000_000, help="chunks in the index")
+    parser.add_argument("--points", type=int, default=365, help="recovery points forget sees (default a year)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each step (the median is reported)")
+    parser.add_argument("--quick", action="store_true", help="20,000 objects, 100,000 chunks, 1 run")
+    parser.add_argument("--work-dir", type=Path, default=None, help="where the temporary vault goes")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.objects, args.chunks, args.points, args.runs = 20_000, 100_000, 60, 1
+    return args
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_step(step: str, vault: Path, *sizes: int) -> StepResult:
+    return run_measured([sys.executable, str(BENCH_DIR / "scale_steps.py"), step, str(vault), *map(str, sizes)])
+
+
+def measure(step: Step, vault: Path, args: argparse.Namespace) -> Figures:
+    """Run ``step`` ``--runs`` times, undoing what each run leaves (Commit's manifest, forget's deletions)."""
+    sizes = (args.objects, args.chunks, args.points) if step.unit == "points" else (args.objects, args.chunks)
+    manifests = vault / MANIFEST_PREFIX
+    saved = vault.parent / "manifests-before-forget"
+    results = []
+    for _ in range(args.runs):
+        if step.name == "forget":
+            shutil.rmtree(saved, ignore_errors=True)
+            shutil.copytree(manifests, saved)
+        result = run_step(step.name, vault, *sizes)
+        if step.name == "commit":
+            LocalStorage(str(vault)).delete(MANIFEST_PREFIX + result.report["rp"])
+        if step.name == "forget":
+            shutil.rmtree(manifests)
+            shutil.copytree(saved, manifests)
+        if result.report.get("errors"):
+            raise RuntimeError(f"{step.name}: the synthetic vault is not sound: {result.report['first_error']}")
+        results.append(result)
+    size = {"objects": args.objects, "chunks": args.chunks, "points": args.points}[step.unit]
+    return Figures(
+        step=step,
+        size=size,
+        peak_mib=statistics.median(r.peak_rss_mib for r in results),
+        fixed_mib=statistics.median(r.report["fixed_rss_mib"] for r in results),
+        seconds=statistics.median(r.report["seconds"] for r in results),
+        fixed_seconds=statistics.median(r.report["fixed_seconds"] for r in results),
+    )
+
+
+def print_table(figures: list[Figures]) -> None:
+    log("")
+    log(HEADER)
+    for f in figures:
+        size = f"{f.size:,} {f.step.unit}"
+        function = f"{f.step.function.name} {f.step.function.memory_mb}"
+        log(
+            f"{f.step.name:<14}{size:>16}{f.peak_mib:>10.0f}{f.fixed_mib:>11.0f}{f.seconds:>9.1f}"
+            f"{f.bytes_per_unit:>9.0f}  {function}"
+        )
+    log("")
+    log("Largest size within Lambda's limits (linear; the fixed part as measured here, so at this index size):")
+    log(f"{'step':<14}{'unit':>8}{'at MemorySize':>16}{'at 10,240 MB':>16}{'in 900 s':>16}  note")
+    for f in figures:
+        memory, seconds = f.largest(f.step.function.memory_mb)
+        most, _ = f.largest(LAMBDA_MAX_MB)
+        log(f"{f.step.name:<14}{f.step.unit:>8}{memory:>16,}{most:>16,}{seconds:>16,}  {f.step.note}")
+    index = next(f for f in figures if f.step.unit == "chunks")
+    scale = TARGET_CHUNKS / index.size
+    log("")
+    log(
+        f"worker start-up at {TARGET_CHUNKS:,} chunks (linear from {index.size:,}): "
+        f"{index.fixed_mib + (index.peak_mib - index.fixed_mib) * scale:,.0f} MiB, {index.seconds * scale:,.0f} s "
+        "(issue 11's target: 256 MiB, 10 s, 40 bytes per chunk)"
+    )
+    # Every step with a fixed part above loads the same index first: past these sizes it fails before its first object.
+    sizes = sorted({f.step.function.memory_mb for f in figures})
+    reach = ", ".join(f"{mb} MB: {index.largest(mb)[0]:,}" for mb in sizes)
+    log(f"chunks whose index alone fits a function's memory (every step but forget loads it): {reach}")
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    parent = args.work_dir or BENCH_DIR / ".work"
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="scale-", dir=parent) as scratch:
+        vault = Path(scratch) / "vault"
+        log(f"generating a vault: {args.objects:,} objects, {args.chunks:,} chunks")
+        generated = run_step("generate", vault, args.objects, args.chunks)
+        log(f"  {generated.seconds:.1f} s, {generated.report['packs']:,} packs")
+        figures = []
+        for step in STEPS:
+            if step.name == "forget":
+                run_step("add-points", vault, args.objects, args.chunks, args.points)
+            log(f"{step.name}: {args.runs} run(s)")
+            figures.append(measure(step, vault, args))
+        print_table(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,246 @@
+"""The scale benchmark's steps, one per process, on a synthetic vault (bench/scale_bench.py drives them).
+
+Usage: ``scale_steps.py STEP VAULT_DIR OBJECTS CHUNKS [POINTS]``. Prints one JSON line: the step's seconds (engine
+calls only, interpreter start-up excluded), its peak RSS (VmHWM), and its fixed part (the RSS and seconds once the
+interpreter, the vault and, for the steps that load it, the master index are in memory), so that what the step holds
+per object can be told apart from what it holds per chunk.
+
+The synthetic vault: an index of CHUNKS chunk ids (blake3 of their number) in packs of about 16 MiB of 320 KiB
+chunks, written with ``repository.index.write_index`` in index objects of the size a worker's flush writes; each pack
+exists in storage as an empty placeholder (its key is all that check without read-data and prune's plan look at);
+and one recovery point of OBJECTS entries, each naming CHUNKS / OBJECTS of those chunks, committed with
+``repository.commit.finish_recovery_point`` (so its entry stream is real: real MANIFEST blobs in real packs).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import blake3
+from engine_steps import vm_hwm_mib
+
+from vaultline.operations.backup import load_previous, unchanged_entry
+from vaultline.operations.check import check_vault
+from vaultline.operations.forget import forget
+from vaultline.operations.prune import PruneOptions, prune
+from vaultline.operations.retention import RetentionPolicy
+from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
+from vaultline.repository.index import write_index
+from vaultline.repository.layout import pack_key
+from vaultline.repository.manifest import (
+    BackupStats,
+    ObjectEntry,
+    commit_recovery_point,
+    iter_entries,
+    latest_for_source,
+    new_recovery_point_id,
+)
+from vaultline.repository.packs import BlobEntry, BlobType
+from vaultline.repository.vault import Vault
+from vaultline.runs.backup_steps import CARRIED, CARRIED_BATCH
+from vaultline.runs.models import BackupRun, BatchResult
+from vaultline.runs.protocol import StagedRun
+from vaultline.storage.local import LocalStorage
+
+SOURCE = "s3://bench-source"
+CHUNK_BYTES = 320 * 1024  # the S3 path's average chunk (issue 11)
+STORED_BYTES = CHUNK_BYTES // 2
+CHUNKS_PER_PACK = 16 * 1024 * 1024 // STORED_BYTES
+PACKS_PER_INDEX = 64  # one index object per flush of a worker's writer: a few dozen packs
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+FORGET_POLICY = RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=12)
+
+
+def vm_rss_mib() -> float:
+    """Resident set size of this process now, from /proc (MiB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def chunk_id(number: int) -> bytes:
+    return blake3.blake3(number.to_bytes(8, "little")).digest()
+
+
+def pack_id(number: int) -> str:
+    return blake3.blake3(b"pack" + number.to_bytes(8, "little")).hexdigest()
+
+
+def listing(objects: int) -> Iterator[ObjectEntry]:
+    """What an S3 listing of ``objects`` objects yields, in key order (the fields ``sources.s3`` sets)."""
+    for number in range(objects):
+        yield ObjectEntry(
+            key=f"data/{number // 1000:06d}/object-{number:09d}.bin",
+            size=CHUNK_BYTES,
+            etag=f'"{blake3.blake3(number.to_bytes(8, "little")).hexdigest()[:32]}"',
+            version_id=f"v{number:031d}",
+            last_modified=EPOCH + timedelta(seconds=number),
+            storage_class="STANDARD",
+        )
+
+
+def entries(objects: int, chunks: int, etag_salt: str = "") -> Iterator[ObjectEntry]:
+    """The backed-up entries of :func:`listing`: every chunk of the index named by one object."""
+    per_object = max(1, -(-chunks // max(objects, 1)))
+    for number, item in enumerate(listing(objects)):
+        first = number * per_object
+        ids = [chunk_id(n % chunks).hex() for n in range(first, first + per_object)]
+        update: dict[str, Any] = {"chunks": ids, "size": CHUNK_BYTES * per_object}
+        if etag_salt:
+            update["etag"] = f'"{etag_salt}{item.etag}"'
+        yield item.model_copy(update=update)
+
+
+def draft(objects: int) -> RecoveryPointDraft:
+    started = datetime.now(UTC)
+    return RecoveryPointDraft(
+        recovery_point=new_recovery_point_id(started), started=started, source=SOURCE, source_kind="s3"
+    )
+
+
+def step_generate(vault_dir: str, objects: int, chunks: int) -> dict[str, Any]:
+    """Create the synthetic vault: the index, placeholder packs, and the parent recovery point."""
+    vault = Vault.init(LocalStorage(vault_dir), encryption="none")
+    batch: list[tuple[str, list[BlobEntry]]] = []
+    packs = 0
+    for first in range(0, chunks, CHUNKS_PER_PACK):
+        blobs = [
+            BlobEntry(chunk_id(n), BlobType.DATA, 1, (n - first) * STORED_BYTES, STORED_BYTES, CHUNK_BYTES)
+            for n in range(first, min(first + CHUNKS_PER_PACK, chunks))
+        ]
+        batch.append((pack_id(packs), blobs))
+        vault.storage.put(pack_key(pack_id(packs)), b"")
+        packs += 1
+        if len(batch) == PACKS_PER_INDEX:
+            write_index(vault.storage, batch, vault.cipher)
+            batch = []
+    if batch:
+        write_index(vault.storage, batch, vault.cipher)
+    with BlobWriter(vault) as writer:
+        rp = finish_recovery_point(vault, writer, draft(objects), entries(objects, chunks))
+    return {"rp": rp.id, "packs": packs, "entries": rp.entry_count}
+
+
+def step_add_points(vault_dir: str, objects: int, chunks: int, points: int) -> dict[str, Any]:
+    """Add ``points - 1`` daily recovery points of an unchanged source: the same entry stream, so the same
+    MANIFEST blobs (what dedup makes of an unchanged bucket), under the headers a real backup writes."""
+    vault = Vault.open(LocalStorage(vault_dir))
+    parent = latest_for_source(vault, SOURCE)
+    assert parent is not None
+    for day in range(1, points):
+        when = parent.time - timedelta(days=day)
+        header = parent.model_copy(update={"id": new_recovery_point_id(when), "time": when, "finished": when})
+        commit_recovery_point(vault, header)
+    return {"points": points}
+
+
+def step_prepare(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """Prepare's parent comparison (``runs.backup_steps.prepare`` on an unchanged source): the index, the parent's
+    entries as a dict, the listing, the carried entries and their staged result."""
+    vault.reload_index()
+    fixed = mark()
+    parent = latest_for_source(vault, SOURCE)
+    previous = load_previous(vault, parent)
+    listed = list(listing(objects))
+    carried = [before for item in listed if (before := unchanged_entry(previous, item)) is not None]
+    # Prepare stages the carried entries as one result for Commit: one JSON document of every unchanged object.
+    run = StagedRun.new_backup(vault, BackupRun)
+    run.put_result(CARRIED, BatchResult(batch=CARRIED_BATCH, entries=carried, stats=BackupStats()))
+    run.clean()
+    return {**fixed, "unchanged": len(carried), "parent_entries": len(previous)}
+
+
+def step_commit(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """Commit's manifest write: every entry of the run in memory, sorted, serialized and stored as new blobs."""
+    vault.reload_index()
+    fixed = mark()
+    merged = list(entries(objects, chunks, etag_salt="c"))  # Commit holds every worker's entries at once
+    with BlobWriter(vault) as writer:
+        rp = finish_recovery_point(vault, writer, draft(objects), merged)
+    return {**fixed, "rp": rp.id, "entry_blobs": len(rp.entry_blobs)}
+
+
+def step_worker_start(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """A worker's start-up: the whole master index loaded for dedup."""
+    fixed = mark()
+    return {**fixed, "indexed": len(vault.reload_index())}
+
+
+def step_ls(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """``ls``: the latest recovery point's entries, streamed."""
+    rp = latest_for_source(vault, SOURCE)
+    assert rp is not None
+    vault.reload_index()
+    fixed = mark()
+    return {**fixed, "entries": sum(1 for _ in iter_entries(vault, rp))}
+
+
+def step_check(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """``check`` without read-data: every entry's chunks looked up, every pack's key listed."""
+    vault.reload_index()
+    fixed = mark()
+    report = check_vault(vault)
+    return {**fixed, "objects": report.objects, "errors": len(report.errors), "first_error": report.errors[:1]}
+
+
+def step_prune(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """``prune --dry-run``: mark every live blob, plan the sweep (no pack is read: every data chunk is live)."""
+    vault.reload_index()
+    fixed = mark()
+    report = prune(vault, PruneOptions(dry_run=True))
+    return {**fixed, "recovery_points": report.model_dump().get("recovery_points")}
+
+
+def step_forget(vault: Vault, objects: int, chunks: int, points: int) -> dict[str, Any]:
+    """``forget`` of a year of daily recovery points: every header read, the keep rules applied, manifests deleted."""
+    fixed = mark()
+    report = forget(vault, FORGET_POLICY)
+    return {**fixed, "kept": len(report.kept), "removed": len(report.removed)}
+
+
+_CLOCK = [0.0]
+
+
+def mark() -> dict[str, float]:
+    """The step's fixed part so far: RSS now and seconds since the step started."""
+    return {"fixed_rss_mib": vm_rss_mib(), "fixed_seconds": time.perf_counter() - _CLOCK[0]}
+
+
+MEASURED: dict[str, Callable[..., dict[str, Any]]] = {
+    "prepare": step_prepare,
+    "commit": step_commit,
+    "worker-start": step_worker_start,
+    "ls": step_ls,
+    "check": step_check,
+    "prune": step_prune,
+    "forget": step_forget,
+}
+SETUP: dict[str, Callable[..., dict[str, Any]]] = {"generate": step_generate, "add-points": step_add_points}
+
+
+def main(argv: list[str]) -> int:
+    step, vault_dir, *sizes = argv
+    numbers = [int(n) for n in sizes]
+    baseline = vm_rss_mib()
+    _CLOCK[0] = time.perf_counter()
+    if step in SETUP:
+        result = SETUP[step](vault_dir, *numbers)
+    else:
+        result = MEASURED[step](Vault.open(LocalStorage(vault_dir)), *numbers)
+    result["seconds"] = time.perf_counter() - _CLOCK[0]
+    result["baseline_rss_mib"] = baseline
+    result["vm_hwm_mib"] = vm_hwm_mib()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

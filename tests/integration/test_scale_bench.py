@@ -1,0 +1,26 @@
+"""The scale benchmark's quick mode runs end to end (its figures are for people; only that it runs is checked)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_quick_scale_bench_prints_its_table(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scale_bench.py"), "--quick", "--work-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "step" in done.stdout and "peak MiB" in done.stdout and "B/unit" in done.stdout
+    assert "Largest size within Lambda's limits" in done.stdout
+    assert not list(tmp_path.iterdir()), "the synthetic vault is removed"
