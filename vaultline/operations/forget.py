@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from vaultline.operations.prune import HeldObject
 from vaultline.operations.retention import Decision, PointInTime, RetentionPolicy, apply_policy
-from vaultline.repository.layout import MANIFEST_PREFIX
+from vaultline.repository.layout import manifest_key
 from vaultline.repository.manifest import list_recovery_points
 from vaultline.repository.vault import Vault
 
@@ -48,7 +48,7 @@ def forget(
         if decision.keep:
             report.kept.append(decision.id)
             continue
-        key = MANIFEST_PREFIX + decision.id
+        key = manifest_key(decision.id)
         retention = vault.storage.retention(key)
         if retention is not None and retention.holds(now):
             report.held.append(

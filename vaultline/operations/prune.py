@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from vaultline.errors import IntegrityError
 from vaultline.repository.index import iter_index_objects, write_index
-from vaultline.repository.layout import INDEX_PREFIX, pack_key
+from vaultline.repository.layout import index_key, pack_key
 from vaultline.repository.locks import STALE_AFTER, remove_stale, vault_lock
 from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
 from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, list_pack_ids
@@ -190,7 +190,7 @@ def plan_prune(vault: Vault, threshold: float = DEFAULT_REPACK_THRESHOLD, now: d
     for index_id, packs in view.objects.items():
         if not any(p in removed for p, _ in packs):
             continue
-        if _held(vault, INDEX_PREFIX + index_id, now, plan):
+        if _held(vault, index_key(index_id), now, plan):
             for pack_id, _ in packs:
                 if pack_id in removed:
                     plan.delete.discard(pack_id)
@@ -264,7 +264,7 @@ def execute_prune(vault: Vault, plan: PrunePlan, fault: Fault | None = None) -> 
             if fault:
                 fault("index-written")
         for index_id in sorted(plan.replaced_indexes):
-            vault.storage.delete(INDEX_PREFIX + index_id)
+            vault.storage.delete(index_key(index_id))
             report.index_objects_deleted += 1
             if fault:
                 fault("index-deleted")

@@ -16,7 +16,7 @@ import blake3
 from vaultline.errors import FormatVersionError, IntegrityError
 from vaultline.repository.compression import compress_document, decompress_document
 from vaultline.repository.crypto import Cipher
-from vaultline.repository.layout import INDEX_PREFIX
+from vaultline.repository.layout import INDEX_PREFIX, index_key
 from vaultline.repository.packs import BlobEntry
 from vaultline.storage import Storage
 
@@ -93,7 +93,7 @@ def decode_index(stored: bytes, cipher: Cipher, what: str) -> list[tuple[str, li
 def write_index(storage: Storage, packs: list[tuple[str, list[BlobEntry]]], cipher: Cipher) -> str:
     """Store an index object for ``packs`` and return its id."""
     index_id, stored = encode_index(packs, cipher)
-    storage.put(INDEX_PREFIX + index_id, stored)
+    storage.put(index_key(index_id), stored)
     return index_id
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, ValidationError
 
 from vaultline.errors import ObjectMissing, VaultlineError, VaultlineRetryable
-from vaultline.repository.layout import LOCK_PREFIX
+from vaultline.repository.layout import LOCK_PREFIX, lock_key
 from vaultline.storage import Storage
 
 # Longer than anything a holder does between two refreshes (a Lambda runs at most 15 minutes).
@@ -54,7 +54,7 @@ class Lock(BaseModel):
 
     @property
     def key(self) -> str:
-        return LOCK_PREFIX + self.id
+        return lock_key(self.id)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -105,7 +105,7 @@ def acquire(
                 f"{other.kind} lock held by {other.owner} since {other.created:%Y-%m-%d %H:%M:%S}Z" if other else ""
             )
             raise VaultLocked(
-                f"{storage.url}: vault is locked ({holder or 'unreadable lock'}, {LOCK_PREFIX}{other_id}); "
+                f"{storage.url}: vault is locked ({holder or 'unreadable lock'}, {lock_key(other_id)}); "
                 "retry later, or remove the lock if its holder is known to be dead"
             )
     return lock
@@ -120,7 +120,7 @@ def refresh(storage: Storage, lock: Lock, now: datetime | None = None) -> Lock:
 
 def release(storage: Storage, lock: Lock | str) -> None:
     """Delete a lock (by object or id); releasing twice is harmless."""
-    storage.delete(lock.key if isinstance(lock, Lock) else LOCK_PREFIX + lock)
+    storage.delete(lock.key if isinstance(lock, Lock) else lock_key(lock))
 
 
 def remove_stale(storage: Storage, now: datetime | None = None, stale_after: timedelta = STALE_AFTER) -> list[str]:
@@ -129,7 +129,7 @@ def remove_stale(storage: Storage, now: datetime | None = None, stale_after: tim
     removed = []
     for lock_id, info in list_locks(storage):
         if info is not None and info.stale(moment, stale_after):
-            storage.delete(LOCK_PREFIX + lock_id)
+            storage.delete(lock_key(lock_id))
             removed.append(lock_id)
     return removed
 

@@ -22,7 +22,7 @@ from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFoun
 from vaultline.repository.blob_writer import BlobWriter, WriteStats
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.compression import compress_document, decompress_document
-from vaultline.repository.layout import MANIFEST_PREFIX
+from vaultline.repository.layout import MANIFEST_PREFIX, manifest_key
 from vaultline.repository.packs import BlobType
 from vaultline.repository.vault import Vault
 
@@ -197,14 +197,14 @@ def write_entries(writer: BlobWriter, chunker: Chunker, entries: Iterable[Object
 def commit_recovery_point(vault: Vault, header: RecoveryPoint) -> None:
     """Write the manifest object: the last step of a backup. Its blobs must be flushed and indexed first."""
     body = compress_document(header.model_dump_json().encode())
-    vault.storage.put(MANIFEST_PREFIX + header.id, vault.cipher.seal(body, _aad(header.id)))
+    vault.storage.put(manifest_key(header.id), vault.cipher.seal(body, _aad(header.id)))
 
 
 def load_recovery_point(vault: Vault, rp_id: str) -> RecoveryPoint:
     """Read a manifest header; raise RecoveryPointNotFound if the id does not exist."""
     what = f"{vault.url}: recovery point {rp_id}"
     try:
-        stored = vault.storage.get(MANIFEST_PREFIX + rp_id)
+        stored = vault.storage.get(manifest_key(rp_id))
     except ObjectMissing:
         raise RecoveryPointNotFound(f"recovery point {rp_id} does not exist in {vault.url}") from None
     try:

@@ -160,7 +160,7 @@ class StagedRun(Generic[D]):
         """
         if not lock_id:
             return
-        key = locks.LOCK_PREFIX + lock_id
+        key = layout.lock_key(lock_id)
         try:
             info = locks.LockInfo.model_validate_json(self.vault.storage.get(key))
         except ObjectMissing:
