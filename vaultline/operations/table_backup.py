@@ -257,6 +257,13 @@ class TableReader:
             changes.update(change_set(read_export_file(self.vault, key), self.run.key_names))
         return changes
 
+    @cached_property
+    def parent_segments(self) -> list[ObjectEntry]:
+        """The parent's segment entries, read once (one per segment: at most MAX_SEGMENTS or one per export file)."""
+        if not self.run.parent:
+            raise IntegrityError(f"recovery point {self.run.recovery_point}: an incremental merge without a parent")
+        return list(iter_entries(self.vault, load_recovery_point(self.vault, self.run.parent)))
+
 
 def store_segment(
     vault: Vault, run: TableRun, work: SegmentWork, writer: BlobWriter, reader: TableReader
@@ -265,7 +272,7 @@ def store_segment(
     runs low (the part then names its ``next`` work), ingest one full-export data file, or merge a parent segment
     (:func:`merge_segment`). Storing the same work again stores the same part: safe."""
     if work.merge:
-        return merge_segment(vault, run, work.segment, writer, reader.changes)
+        return merge_segment(vault, run, work.segment, writer, reader)
     if work.file is not None:
         lines = full_export_lines(read_export_file(vault, work.file))
         entry, count = store_items(writer, work.segment, 0, lines, run.key_names)
@@ -277,22 +284,17 @@ def store_segment(
     return _part(work.segment, work.cursor.part, result.entry, result.items, result.read_units, following)
 
 
-def merge_segment(
-    vault: Vault, run: TableRun, segment: int, writer: BlobWriter, changes: dict[bytes, bytes | None]
-) -> SegmentPart:
+def merge_segment(vault: Vault, run: TableRun, segment: int, writer: BlobWriter, reader: TableReader) -> SegmentPart:
     """The parent's stream number ``segment`` with the change set applied in place (unchanged stretches keep their
     chunks), recording the change keys it applied."""
-    if not run.parent:
-        raise IntegrityError(f"recovery point {run.recovery_point}: an incremental merge without a parent")
-    parent = load_recovery_point(vault, run.parent)
-    entry = next((e for n, e in enumerate(iter_entries(vault, parent)) if n == segment), None)
-    if entry is None:
+    parents = reader.parent_segments
+    if segment >= len(parents):
         raise IntegrityError(f"recovery point {run.parent} has no segment {segment} to merge changes into")
-    reader = ChunkReader(vault)
+    chunks = ChunkReader(vault)
     try:
-        lines, applied = apply_to_stream(reader.stream(entry.chunks), changes, run.key_names)
+        lines, applied = apply_to_stream(chunks.stream(parents[segment].chunks), reader.changes, run.key_names)
     finally:
-        reader.close()
+        chunks.close()
     stored, count = store_items(writer, segment, 0, lines, run.key_names)
     return _part(segment, 0, stored, count, applied=applied)
 
