@@ -186,12 +186,54 @@ def _aad(rp_id: str) -> bytes:
     return b"vaultline manifest " + rp_id.encode()
 
 
+def in_key_order(entries: Iterable[ObjectEntry], what: str) -> Iterator[ObjectEntry]:
+    """``entries`` unchanged, checked to be strictly increasing by key: a stream out of order (or with a key twice)
+    would make a merge silently wrong, so it stops here and names ``what`` it was."""
+    previous: str | None = None
+    for entry in entries:
+        if previous is not None and entry.key <= previous:
+            raise IntegrityError(
+                f"{what}: entries out of key order ({entry.key!r} after {previous!r}); the stream must be sorted"
+            )
+        previous = entry.key
+        yield entry
+
+
 def write_entries(writer: BlobWriter, chunker: Chunker, entries: Iterable[ObjectEntry]) -> tuple[list[str], int]:
-    """Store the entry stream (sorted by key) as MANIFEST blobs; return their ids and the entry count."""
-    ordered = sorted(entries, key=lambda e: e.key)
-    text = b"".join(e.model_dump_json(exclude_defaults=True).encode() + b"\n" for e in ordered)
-    ids = [writer.add(chunk, BlobType.MANIFEST).hex() for chunk in chunker.split_bytes(text)]
-    return ids, len(ordered)
+    """Store an entry stream in any order as MANIFEST blobs (sorted here, in memory); return their ids and the
+    entry count. Callers that can produce key order stream through :func:`write_sorted_entries` instead."""
+    return write_sorted_entries(writer, chunker, sorted(entries, key=lambda e: e.key))
+
+
+def write_sorted_entries(
+    writer: BlobWriter, chunker: Chunker, entries: Iterable[ObjectEntry], what: str = "manifest"
+) -> tuple[list[str], int]:
+    """Store a key-sorted entry stream as MANIFEST blobs as it arrives (memory stays bounded by the chunker's
+    buffer, whatever the entry count); return the blob ids and the entry count. Keys out of order raise."""
+    lines = _EntryLines(in_key_order(entries, what))
+    ids = [writer.add(chunk, BlobType.MANIFEST).hex() for chunk in chunker.split(lines)]
+    return ids, lines.count
+
+
+class _EntryLines:
+    """A readable stream of JSON lines, one per entry, produced as the chunker reads."""
+
+    def __init__(self, entries: Iterator[ObjectEntry]) -> None:
+        self._entries = entries
+        self._buffer = bytearray()
+        self.count = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        while n < 0 or len(self._buffer) < n:
+            entry = next(self._entries, None)
+            if entry is None:
+                break
+            self._buffer += entry.model_dump_json(exclude_defaults=True).encode() + b"\n"
+            self.count += 1
+        size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
 
 
 def commit_recovery_point(vault: Vault, header: RecoveryPoint) -> None:
