@@ -11,12 +11,14 @@ from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.layout import MANIFEST_PREFIX
 from vaultline.repository.manifest import (
+    HEADERS_IN_FLIGHT,
     BackupStats,
     ObjectEntry,
     RecoveryPoint,
     commit_recovery_point,
     is_recovery_point_id,
     iter_entries,
+    iter_recovery_points,
     latest_for_source,
     list_recovery_points,
     load_recovery_point,
@@ -116,3 +118,26 @@ def test_same_content_compares_version_size_etag_and_mtime() -> None:
     assert base.same_content(base.model_copy())
     for change in ({"size": 2}, {"etag": '"f"'}, {"version_id": "v2"}, {"last_modified": datetime.now(UTC)}):
         assert not base.same_content(base.model_copy(update=change))
+
+
+def test_headers_stream_oldest_first_reading_only_a_bounded_window_ahead(
+    local_vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [
+        new_recovery_point_id(datetime(2026, 1, 1, 0, 0, n % 60, tzinfo=UTC).replace(minute=n // 60))
+        for n in range(100)
+    ]
+    for rp_id in ids:
+        commit_recovery_point(local_vault, header(rp_id))
+    loaded: list[str] = []
+    real_load = load_recovery_point
+
+    def counting_load(vault: Vault, rp_id: str) -> RecoveryPoint:
+        loaded.append(rp_id)
+        return real_load(vault, rp_id)
+
+    monkeypatch.setattr("vaultline.repository.manifest.load_recovery_point", counting_load)
+    points = iter_recovery_points(local_vault)
+    assert next(points).id == min(ids)
+    assert len(loaded) <= HEADERS_IN_FLIGHT  # forget keeps a few fields of each: the window bounds the rest
+    assert [p.id for p in points] == sorted(ids)[1:]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from vaultline.operations.prune import HeldObject
 from vaultline.operations.retention import Decision, PointInTime, RetentionPolicy, apply_policy
 from vaultline.repository.layout import manifest_key
-from vaultline.repository.manifest import list_recovery_points
+from vaultline.repository.manifest import iter_recovery_points
 from vaultline.repository.vault import Vault
 
 
@@ -38,9 +38,11 @@ def forget(
     """Apply ``policy`` to every source's recovery points (or only those of ``sources``, when given: a plan's
     rules apply to its own sources); delete the manifests of those not kept."""
     now = now or datetime.now(UTC)
+    # Only the few fields the rules read are kept of each header: a header names its entry blobs, which grow with
+    # the object count, so holding every header would grow with the vault's history times its sources' sizes.
     points = [
         PointInTime(id=rp.id, source=rp.source, time=rp.time, tags=rp.tags)
-        for rp in list_recovery_points(vault)
+        for rp in iter_recovery_points(vault)
         if sources is None or rp.source in sources
     ]
     report = ForgetReport(dry_run=dry_run, decisions=apply_policy(points, policy))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -276,9 +278,25 @@ def list_recovery_point_ids(vault: Vault) -> list[str]:
     return sorted(name for name in names if _RP_ID.match(name))
 
 
+HEADERS_IN_FLIGHT = 32  # manifest headers read ahead in parallel: one GET each, latency-bound on S3
+
+
+def iter_recovery_points(vault: Vault, ids: Iterable[str] | None = None) -> Iterator[RecoveryPoint]:
+    """Every recovery point (or those of ``ids``), oldest first, read a few dozen ahead in parallel and handed on
+    one by one: a caller that keeps only what it needs of each header holds no more than the read-ahead window."""
+    with ThreadPoolExecutor(max_workers=HEADERS_IN_FLIGHT, thread_name_prefix="vl-headers") as pool:
+        window: deque[Future[RecoveryPoint]] = deque()
+        for rp_id in list_recovery_point_ids(vault) if ids is None else ids:
+            window.append(pool.submit(load_recovery_point, vault, rp_id))
+            if len(window) >= HEADERS_IN_FLIGHT:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
 def list_recovery_points(vault: Vault) -> list[RecoveryPoint]:
-    """Every recovery point, oldest first."""
-    return [load_recovery_point(vault, rp_id) for rp_id in list_recovery_point_ids(vault)]
+    """Every recovery point, oldest first (all headers in memory: for listings a person reads)."""
+    return list(iter_recovery_points(vault))
 
 
 def resolve_recovery_point(vault: Vault, ref: str) -> RecoveryPoint:
