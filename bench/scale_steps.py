@@ -6,7 +6,7 @@ interpreter, the vault and, for the steps that load it, the master index are in 
 per object can be told apart from what it holds per chunk.
 
 The synthetic vault: an index of CHUNKS chunk ids (blake3 of their number) in packs of about 16 MiB of 320 KiB
-chunks, written with ``repository.index.write_index`` in index objects of the size a worker's flush writes; each pack
+chunks, written with ``Vault.write_index`` in index objects of the size a worker's flush writes; each pack
 exists in storage as an empty placeholder (its key is all that check without read-data and prune's plan look at);
 and one recovery point of OBJECTS entries, each naming CHUNKS / OBJECTS of those chunks, committed with
 ``repository.commit.finish_recovery_point`` (so its entry stream is real: real MANIFEST blobs in real packs).
@@ -32,7 +32,6 @@ from vaultline.operations.prune import PruneOptions, prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
-from vaultline.repository.index import write_index
 from vaultline.repository.layout import pack_key
 from vaultline.repository.manifest import (
     BackupStats,
@@ -120,10 +119,10 @@ def step_generate(vault_dir: str, objects: int, chunks: int) -> dict[str, Any]:
         vault.storage.put(pack_key(pack_id(packs)), b"")
         packs += 1
         if len(batch) == PACKS_PER_INDEX:
-            write_index(vault.storage, batch, vault.cipher)
+            vault.write_index(batch)
             batch = []
     if batch:
-        write_index(vault.storage, batch, vault.cipher)
+        vault.write_index(batch)
     with BlobWriter(vault) as writer:
         rp = finish_recovery_point(vault, writer, draft(objects), entries(objects, chunks))
     return {"rp": rp.id, "packs": packs, "entries": rp.entry_count}
