@@ -229,3 +229,13 @@ def test_a_version_1_vault_gets_version_1_index_objects(tmp_path: Path) -> None:
     assert fresh.config.version == 2
     stored = fresh.storage.get(INDEX_PREFIX + fresh.write_index(PACKS))
     assert decompress_document(fresh.cipher.open(stored, INDEX_AAD, "i"), "i").startswith(V2_MAGIC)
+
+
+def test_loading_an_index_whose_blob_names_a_missing_pack_raises_integrity_error(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    cipher = CIPHERS["plain"]
+    body = V2_MAGIC + (1).to_bytes(4, "little") + (1).to_bytes(4, "little") + bytes(32)
+    stored = cipher.seal(compress_document(body + V2_RECORD.pack(blob_id(1), 7, 0, 1, 1, 0, 0)), INDEX_AAD)
+    storage.put(INDEX_PREFIX + blake3.blake3(stored).hexdigest(), stored)
+    with pytest.raises(IntegrityError, match="names a pack it does not list"):
+        load_master_index(storage, cipher)

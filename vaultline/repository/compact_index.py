@@ -1,7 +1,8 @@
 """A whole index held compactly: fixed-width rows in sorted buffers, looked up by bisection.
 
-Each blob location is one 34-byte row, ``key[16] | pack u32 | offset u32 | stored u32 | raw u32 | type u8 |
-compression u8`` (big-endian, so the bytes of two rows order as their fields do). ``key`` is the first 16 bytes
+Each blob location is one 34-byte row, ``key[16] | pack u32 (big-endian, so rows of one key order by pack) |
+offset u32 | stored u32 | raw u32 | type u8 | compression u8`` (little-endian, the tail of a version 2 index
+record, so a record becomes a row by slicing). ``key`` is the first 16 bytes
 of the blob id: a 128-bit prefix of a keyed BLAKE3 hash, as kopia's content ids are 128-bit. Two chunks of one vault
 share a key with probability about n^2 / 2^129 (below 1e-24 at 30 million chunks), and even then nothing wrong is
 restored: a blob read by its full id is decrypted with the full id as associated data and checked against it
@@ -21,10 +22,16 @@ import struct
 from array import array
 from collections.abc import Iterable, Iterator
 
+from vaultline.errors import IntegrityError
+from vaultline.repository.index_codec import V2_RECORD, IndexTable
 from vaultline.repository.packs import BlobEntry
 
 KEY_SIZE = 16
-ROW = struct.Struct(f">{KEY_SIZE}sIIIIBB")  # key, pack number, offset, stored, raw, type, compression
+ROW_HEAD = struct.Struct(f">{KEY_SIZE}sI")  # key, pack number
+ROW_TAIL = struct.Struct("<IIIBB")  # offset, stored, raw, type, compression: bytes 36..50 of a V2_RECORD
+ROW_SIZE = ROW_HEAD.size + ROW_TAIL.size
+_RECORD_PACK = slice(32, 36)
+_RECORD_TAIL = slice(36, 50)
 _PACK_BYTES = 32
 _BUCKETS = 1 << 16
 
@@ -75,13 +82,13 @@ class CompactIndex:
         self.pack_count = len(pack_table) // _PACK_BYTES
         order = array("I", sorted(range(self.pack_count), key=lambda i: pack_table[i * 32 : i * 32 + 32]))
         self._packs_sorted = _PermutedPacks(pack_table, order)
-        self.rows = sum(len(b) for b in buckets) // ROW.size
+        self.rows = sum(len(b) for b in buckets) // ROW_SIZE
         self.distinct = distinct
         self._pack_rows: array[int] | None = None
         self._pack_first: array[int] | None = None
         self._bucket_starts = array("I", [0])
         for data in buckets:
-            self._bucket_starts.append(self._bucket_starts[-1] + len(data) // ROW.size)
+            self._bucket_starts.append(self._bucket_starts[-1] + len(data) // ROW_SIZE)
 
     def nbytes(self) -> int:
         """Bytes held by the buffers (what the index costs in memory, less the interpreter's small overheads)."""
@@ -93,8 +100,8 @@ class CompactIndex:
         """(bucket, row offset) of the first row with ``key``, or None."""
         b = _bucket(key)
         data = self._buckets[b]
-        i = bisect.bisect_left(_Sorted(data, ROW.size, KEY_SIZE), key)
-        at = i * ROW.size
+        i = bisect.bisect_left(_Sorted(data, ROW_SIZE, KEY_SIZE), key)
+        at = i * ROW_SIZE
         if data[at : at + KEY_SIZE] == key:
             return b, at
         return None
@@ -111,7 +118,8 @@ class CompactIndex:
         return self._location(self._buckets[b], at, blob_id)
 
     def _location(self, data: bytes, at: int, blob_id: bytes | None = None) -> tuple[str, BlobEntry]:
-        key, pack, offset, stored, raw, blob_type, compression = ROW.unpack_from(data, at)
+        key, pack = ROW_HEAD.unpack_from(data, at)
+        offset, stored, raw, blob_type, compression = ROW_TAIL.unpack_from(data, at + ROW_HEAD.size)
         pack_id = self._pack_table[pack * _PACK_BYTES : (pack + 1) * _PACK_BYTES].hex()
         return pack_id, BlobEntry(blob_id or key, blob_type, compression, offset, stored, raw)
 
@@ -146,7 +154,7 @@ class CompactIndex:
 
     def _location_of_row(self, row: int) -> tuple[str, BlobEntry]:
         b = bisect.bisect_right(self._bucket_starts, row) - 1
-        return self._location(self._buckets[b], (row - self._bucket_starts[b]) * ROW.size)
+        return self._location(self._buckets[b], (row - self._bucket_starts[b]) * ROW_SIZE)
 
     def _pack_permutation(self) -> tuple[array[int], array[int]]:
         """Row numbers grouped by pack (a counting sort), and where each pack's group starts."""
@@ -166,14 +174,14 @@ class CompactIndex:
 
     def _pack_column(self) -> Iterator[int]:
         for data in self._buckets:
-            for at in range(KEY_SIZE, len(data), ROW.size):
+            for at in range(KEY_SIZE, len(data), ROW_SIZE):
                 yield int.from_bytes(data[at : at + 4], "big")
 
     def locations(self) -> Iterator[tuple[bytes, str, BlobEntry]]:
         """(key, pack id, entry) of every blob's first location, in key order."""
         for data in self._buckets:
             previous = b""
-            for at in range(0, len(data), ROW.size):
+            for at in range(0, len(data), ROW_SIZE):
                 key = data[at : at + KEY_SIZE]
                 if key != previous:
                     yield (key, *self._location(data, at))
@@ -206,18 +214,39 @@ class CompactIndexBuilder:
             return False
         number = self._packs[raw] = len(self._packs)
         self._pack_table += raw
-        buckets, pack = self._buckets, ROW.pack
+        buckets, head, tail = self._buckets, ROW_HEAD.pack, ROW_TAIL.pack
         for e in entries:
             key = e.id
-            row = pack(key, number, e.offset, e.stored_length, e.raw_length, e.type, e.compression)
+            row = head(key, number) + tail(e.offset, e.stored_length, e.raw_length, e.type, e.compression)
             buckets[(key[0] << 8) | key[1]] += row
         return True
+
+    def add_table(self, table: IndexTable, what: str) -> None:
+        """Add an index object's packs straight from its records (no objects per blob); packs added already are
+        skipped."""
+        numbers: dict[bytes, bytes | None] = {}  # the record's pack number (LE) -> the row's (BE), None to skip
+        for local, raw in enumerate(table.pack_ids):
+            fresh = raw not in self._packs
+            if fresh:
+                self._packs[raw] = len(self._packs)
+                self._pack_table += raw
+            numbers[local.to_bytes(4, "little")] = self._packs[raw].to_bytes(4, "big") if fresh else None
+        buckets, records, size = self._buckets, table.records, V2_RECORD.size
+        try:
+            for at in range(0, len(records), size):
+                number = numbers[records[at + 32 : at + 36]]
+                if number is not None:
+                    buckets[(records[at] << 8) | records[at + 1]] += (
+                        records[at : at + KEY_SIZE] + number + records[at + 36 : at + 50]
+                    )
+        except KeyError:
+            raise IntegrityError(f"{what}: malformed index (a blob names a pack it does not list)") from None
 
     def finish(self) -> CompactIndex:
         """The index; the builder is empty afterwards."""
         sorted_buckets: list[bytes] = []
         distinct = 0
-        size = ROW.size
+        size = ROW_SIZE
         for b, data in enumerate(self._buckets):
             rows = [bytes(data[at : at + size]) for at in range(0, len(data), size)]
             self._buckets[b] = bytearray()

@@ -8,16 +8,17 @@ bytes per blob) plus what this process added since it loaded.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import blake3
 
 from vaultline.errors import IntegrityError
 from vaultline.repository.compact_index import KEY_SIZE, CompactIndex, CompactIndexBuilder
 from vaultline.repository.crypto import Cipher
-from vaultline.repository.index_codec import IndexPacks, decode_index, encode_index
+from vaultline.repository.index_codec import IndexPacks, IndexTable, decode_index, decode_index_table, encode_index
 from vaultline.repository.layout import INDEX_PREFIX, index_key
 from vaultline.repository.packs import BlobEntry
 from vaultline.storage import Storage
@@ -27,6 +28,7 @@ from vaultline.storage import Storage
 RECENT_LIMIT = 50_000
 # Index objects fetched and decoded ahead of the one being merged: bounds the decoded objects held at once.
 LOAD_AHEAD = 16
+T = TypeVar("T")
 
 __all__ = [
     "BlobLocation",
@@ -167,17 +169,26 @@ def write_index(storage: Storage, packs: IndexPacks, cipher: Cipher, version: in
 def iter_index_objects(storage: Storage, cipher: Cipher) -> Iterator[tuple[str, IndexPacks]]:
     """Every index object as (index id, its packs' entries), each checked against its name; read in parallel
     (latency, not CPU, dominates on S3) but at most ``LOAD_AHEAD`` ahead of the caller."""
-    keys = iter([obj.key for obj in storage.list(INDEX_PREFIX)])
+    return _load_each(storage, lambda stored, what: decode_index(stored, cipher, what))
 
-    def load(key: str) -> tuple[str, IndexPacks]:
+
+def iter_index_tables(storage: Storage, cipher: Cipher) -> Iterator[tuple[str, IndexTable]]:
+    """Every index object as (index id, its packed table), like :func:`iter_index_objects`."""
+    return _load_each(storage, lambda stored, what: decode_index_table(stored, cipher, what))
+
+
+def _load_each(storage: Storage, decode: Callable[[bytes, str], T]) -> Iterator[tuple[str, T]]:
+    keys = [obj.key for obj in storage.list(INDEX_PREFIX)]
+
+    def load(key: str) -> tuple[str, T]:
         stored = storage.get(key)
         index_id = key[len(INDEX_PREFIX) :]
         if blake3.blake3(stored).hexdigest() != index_id:
             raise IntegrityError(f"{storage.url}: {key} does not hash to its name (corrupt index); run check")
-        return index_id, decode_index(stored, cipher, f"{storage.url}: {key}")
+        return index_id, decode(stored, f"{storage.url}: {key}")
 
     with ThreadPoolExecutor(max_workers=LOAD_AHEAD) as pool:
-        ahead: deque[Future[tuple[str, IndexPacks]]] = deque()
+        ahead: deque[Future[tuple[str, T]]] = deque()
         for key in keys:
             ahead.append(pool.submit(load, key))
             if len(ahead) >= LOAD_AHEAD:
@@ -190,10 +201,9 @@ def load_master_index(storage: Storage, cipher: Cipher) -> MasterIndex:
     """Read every index object into one compact lookup table."""
     builder = CompactIndexBuilder()
     index_ids = set()
-    for index_id, packs in iter_index_objects(storage, cipher):
+    for index_id, table in iter_index_tables(storage, cipher):
         index_ids.add(index_id)
-        for pack_id, entries in packs:
-            builder.add_pack(pack_id, entries)
+        builder.add_table(table, f"{storage.url}: {index_key(index_id)}")
     index = MasterIndex(builder.finish())
     index.index_ids = index_ids
     return index

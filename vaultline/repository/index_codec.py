@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import blake3
 
@@ -35,6 +36,15 @@ SUPPORTED_INDEX_VERSIONS = (1, 2)
 IndexPacks = list[tuple[str, list[BlobEntry]]]
 
 
+@dataclass(frozen=True, slots=True)
+class IndexTable:
+    """An index object's contents left packed, for readers that keep them packed (the compact index): its pack ids
+    (32 bytes each) and its version 2 blob records (``V2_RECORD``). A version 1 object is converted on decoding."""
+
+    pack_ids: list[bytes]
+    records: bytes
+
+
 def index_version(format_version: int) -> int:
     """The index object version a vault of ``format_version`` is written with: a writer never puts a version 2
     structure into a vault whose config says 1 (section 15)."""
@@ -51,11 +61,26 @@ def encode_index(packs: Iterable[tuple[str, list[BlobEntry]]], cipher: Cipher, v
 
 def decode_index(stored: bytes, cipher: Cipher, what: str) -> IndexPacks:
     """Inverse of :func:`encode_index`, for every supported version."""
-    body = decompress_document(cipher.open(stored, INDEX_AAD, what), what)
+    body = _open(stored, cipher, what)
+    return _decode_v1(body, what) if body[:1] == b"{" else _decode_v2(body, what)
+
+
+def decode_index_table(stored: bytes, cipher: Cipher, what: str) -> IndexTable:
+    """An index object as an :class:`IndexTable`. Checks its size; record contents (pack numbers) are checked by
+    whoever reads them."""
+    body = _open(stored, cipher, what)
     if body[:1] == b"{":
-        return _decode_v1(body, what)
-    if body[:4] == V2_MAGIC:
-        return _decode_v2(body, what)
+        body = _encode_v2(_decode_v1(body, what))
+    _, records_at = _v2_layout(body, what)
+    return IndexTable(
+        [body[at : at + PACK_ID_BYTES] for at in range(V2_HEADER.size, records_at, PACK_ID_BYTES)], body[records_at:]
+    )
+
+
+def _open(stored: bytes, cipher: Cipher, what: str) -> bytes:
+    body = decompress_document(cipher.open(stored, INDEX_AAD, what), what)
+    if body[:1] == b"{" or body[:4] == V2_MAGIC:
+        return body
     raise FormatVersionError(
         f"{what}: not an index object of a supported version (supported: "
         f"{', '.join(map(str, SUPPORTED_INDEX_VERSIONS))})"
@@ -107,7 +132,8 @@ def _encode_v2(packs: IndexPacks) -> bytes:
     return b"".join(parts)
 
 
-def _decode_v2(body: bytes, what: str) -> IndexPacks:
+def _v2_layout(body: bytes, what: str) -> tuple[int, int]:
+    """(pack count, where the records start) of a version 2 body whose size matches its header."""
     if len(body) < V2_HEADER.size:
         raise IntegrityError(f"{what}: malformed index (header truncated)")
     _, pack_count, blob_count = V2_HEADER.unpack_from(body)
@@ -117,6 +143,11 @@ def _decode_v2(body: bytes, what: str) -> IndexPacks:
             f"{what}: malformed index ({len(body)} bytes, but {pack_count} packs and {blob_count} blobs need "
             f"{records_at + blob_count * V2_RECORD.size})"
         )
+    return pack_count, records_at
+
+
+def _decode_v2(body: bytes, what: str) -> IndexPacks:
+    pack_count, records_at = _v2_layout(body, what)
     pack_ids = [body[at : at + PACK_ID_BYTES].hex() for at in range(V2_HEADER.size, records_at, PACK_ID_BYTES)]
     entries: list[list[BlobEntry]] = [[] for _ in pack_ids]
     previous = b""
