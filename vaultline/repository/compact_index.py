@@ -8,8 +8,8 @@ share a key with probability about n^2 / 2^129 (below 1e-24 at 30 million chunks
 restored: a blob read by its full id is decrypted with the full id as associated data and checked against it
 (``Vault.decode_blob``).
 
-Rows sit in 65,536 buckets by their first two key bytes, each bucket one ``bytes`` sorted by row, so a lookup
-bisects a few hundred rows at 30 million chunks. Packs are a table of 32-byte ids in the order they were added,
+Rows sit in 4,096 buckets by the key's first 12 bits, each bucket one buffer sorted by row, so a lookup bisects
+a few thousand rows at 30 million chunks. Packs are a table of 32-byte ids in the order they were added,
 with a sorted permutation for lookups by id. The rows of each pack (for :meth:`CompactIndex.pack_entries`) are a
 second permutation built on first use. Held: 34 bytes per blob, 4 more once per-pack entries are asked for, and 36
 per pack; building needs one bucket's rows as Python objects at a time on top of that.
@@ -33,11 +33,13 @@ ROW_SIZE = ROW_HEAD.size + ROW_TAIL.size
 _RECORD_PACK = slice(32, 36)
 _RECORD_TAIL = slice(36, 50)
 _PACK_BYTES = 32
-_BUCKETS = 1 << 16
+# Rows sit in 4,096 buckets by the key's first 12 bits: a few thousand rows (some 100 KiB) each at 30 million blobs,
+# so a bucket's sort needs little beside it, and few enough buckets that their per-object overheads do not count.
+_BUCKETS = 1 << 12
 
 
 def _bucket(key: bytes) -> int:
-    return (key[0] << 8) | key[1]
+    return (key[0] << 4) | (key[1] >> 4)
 
 
 class _Sorted:
@@ -45,13 +47,13 @@ class _Sorted:
 
     __slots__ = ("data", "size", "width")
 
-    def __init__(self, data: bytes, size: int, width: int) -> None:
+    def __init__(self, data: bytes | bytearray, size: int, width: int) -> None:
         self.data, self.size, self.width = data, size, width
 
     def __len__(self) -> int:
         return len(self.data) // self.size
 
-    def __getitem__(self, i: int) -> bytes:
+    def __getitem__(self, i: int) -> bytes | bytearray:
         at = i * self.size
         return self.data[at : at + self.width]
 
@@ -76,7 +78,7 @@ class CompactIndex:
     """An immutable whole index: blob key -> first location, and pack -> its entries. Build it with
     :class:`CompactIndexBuilder`."""
 
-    def __init__(self, buckets: list[bytes], pack_table: bytes, distinct: int) -> None:
+    def __init__(self, buckets: list[bytearray], pack_table: bytes, distinct: int) -> None:
         self._buckets = buckets
         self._pack_table = pack_table
         self.pack_count = len(pack_table) // _PACK_BYTES
@@ -117,7 +119,7 @@ class CompactIndex:
         b, at = found
         return self._location(self._buckets[b], at, blob_id)
 
-    def _location(self, data: bytes, at: int, blob_id: bytes | None = None) -> tuple[str, BlobEntry]:
+    def _location(self, data: bytes | bytearray, at: int, blob_id: bytes | None = None) -> tuple[str, BlobEntry]:
         key, pack = ROW_HEAD.unpack_from(data, at)
         offset, stored, raw, blob_type, compression = ROW_TAIL.unpack_from(data, at + ROW_HEAD.size)
         pack_id = self._pack_table[pack * _PACK_BYTES : (pack + 1) * _PACK_BYTES].hex()
@@ -182,7 +184,7 @@ class CompactIndex:
         for data in self._buckets:
             previous = b""
             for at in range(0, len(data), ROW_SIZE):
-                key = data[at : at + KEY_SIZE]
+                key = bytes(data[at : at + KEY_SIZE])
                 if key != previous:
                     yield (key, *self._location(data, at))
                 previous = key
@@ -218,7 +220,7 @@ class CompactIndexBuilder:
         for e in entries:
             key = e.id
             row = head(key, number) + tail(e.offset, e.stored_length, e.raw_length, e.type, e.compression)
-            buckets[(key[0] << 8) | key[1]] += row
+            buckets[(key[0] << 4) | (key[1] >> 4)] += row
         return True
 
     def add_table(self, table: IndexTable, what: str) -> None:
@@ -236,7 +238,7 @@ class CompactIndexBuilder:
             for at in range(0, len(records), size):
                 number = numbers[records[at + 32 : at + 36]]
                 if number is not None:
-                    buckets[(records[at] << 8) | records[at + 1]] += (
+                    buckets[(records[at] << 4) | (records[at + 1] >> 4)] += (
                         records[at : at + KEY_SIZE] + number + records[at + 36 : at + 50]
                     )
         except KeyError:
@@ -244,15 +246,15 @@ class CompactIndexBuilder:
 
     def finish(self) -> CompactIndex:
         """The index; the builder is empty afterwards."""
-        sorted_buckets: list[bytes] = []
         distinct = 0
         size = ROW_SIZE
-        for b, data in enumerate(self._buckets):
+        for data in self._buckets:
             rows = [bytes(data[at : at + size]) for at in range(0, len(data), size)]
-            self._buckets[b] = bytearray()
             rows.sort()
             distinct += len({row[:KEY_SIZE] for row in rows})
-            sorted_buckets.append(b"".join(rows))
+            # Sorted in place: a second buffer per bucket would leave the first one's memory behind in the heap.
+            data[:] = b"".join(rows)
+        sorted_buckets, self._buckets = self._buckets, []
         table = bytes(self._pack_table)
         self._packs.clear()
         self._pack_table = bytearray()
