@@ -89,10 +89,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--points", type=int, default=365, help="recovery points forget sees (default a year)")
     parser.add_argument("--runs", type=int, default=3, help="runs of each step (the median is reported)")
     parser.add_argument("--quick", action="store_true", help="20,000 objects, 100,000 chunks, 1 run")
+    parser.add_argument(
+        "--index-chunks",
+        type=int,
+        nargs="*",
+        default=[1_000_000],
+        help="index-only vaults whose start-up is measured (default 1,000,000; --full adds 30,000,000)",
+    )
+    parser.add_argument("--full", action="store_true", help="also measure the index at 30,000,000 chunks")
     parser.add_argument("--work-dir", type=Path, default=None, help="where the temporary vault goes")
     args = parser.parse_args(argv)
     if args.quick:
         args.objects, args.chunks, args.points, args.runs = 20_000, 100_000, 60, 1
+        args.index_chunks = [100_000]
+    if args.full and TARGET_CHUNKS not in args.index_chunks:
+        args.index_chunks = [*args.index_chunks, TARGET_CHUNKS]
     return args
 
 
@@ -165,6 +176,52 @@ def print_table(figures: list[Figures]) -> None:
     log(f"chunks whose index alone fits a function's memory (every step but forget loads it): {reach}")
 
 
+@dataclass(frozen=True)
+class IndexFigures:
+    """Medians of a worker's index start-up on an index-only vault of ``chunks`` chunks."""
+
+    chunks: int
+    seconds: float
+    cpu_seconds: float
+    peak_mib: float
+    baseline_mib: float
+    bytes_per_chunk: float
+
+
+def measure_index(chunks: int, scratch: Path, runs: int) -> IndexFigures:
+    """Generate an index-only vault of ``chunks`` chunks, then load its index ``runs`` times, each in a fresh
+    process (a worker's cold start)."""
+    vault = scratch / f"index-{chunks}"
+    log(f"index of {chunks:,} chunks: generating")
+    run_step("generate-index", vault, chunks)
+    results = [run_step("index-start", vault, chunks) for _ in range(runs)]
+    shutil.rmtree(vault)
+    return IndexFigures(
+        chunks=chunks,
+        seconds=statistics.median(r.report["load_seconds"] for r in results),
+        cpu_seconds=statistics.median(r.report["cpu_seconds"] for r in results),
+        peak_mib=statistics.median(r.peak_rss_mib for r in results),
+        baseline_mib=statistics.median(r.report["fixed_rss_mib"] for r in results),
+        bytes_per_chunk=statistics.median(r.report["index_bytes_per_chunk"] for r in results),
+    )
+
+
+def print_index_table(figures: list[IndexFigures]) -> None:
+    log("")
+    log("Worker index start-up, the whole compact index (issue 11's target at 30,000,000 chunks: 256 MiB, 10 s;")
+    log("at most 40 bytes per chunk wherever a whole index is held):")
+    log(
+        f"{'chunks':>12}{'load s':>9}{'cpu s':>8}{'peak MiB':>10}{'index MiB':>11}"
+        f"{'held B/chunk':>14}{'peak B/chunk':>14}"
+    )
+    for f in figures:
+        grown = (f.peak_mib - f.baseline_mib) * 2**20 / f.chunks
+        log(
+            f"{f.chunks:>12,}{f.seconds:>9.1f}{f.cpu_seconds:>8.1f}{f.peak_mib:>10.0f}"
+            f"{f.bytes_per_chunk * f.chunks / 2**20:>11.0f}{f.bytes_per_chunk:>14.1f}{grown:>14.1f}"
+        )
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     parent = args.work_dir or BENCH_DIR / ".work"
@@ -181,6 +238,7 @@ def main(argv: Sequence[str]) -> int:
             log(f"{step.name}: {args.runs} run(s)")
             figures.append(measure(step, vault, args))
         print_table(figures)
+        print_index_table([measure_index(chunks, Path(scratch), args.runs) for chunks in args.index_chunks])
     return 0
 
 

@@ -6,7 +6,7 @@ interpreter, the vault and, for the steps that load it, the master index are in 
 per object can be told apart from what it holds per chunk.
 
 The synthetic vault: an index of CHUNKS chunk ids (blake3 of their number) in packs of about 16 MiB of 320 KiB
-chunks, written with ``repository.index.write_index`` in index objects of the size a worker's flush writes; each pack
+chunks, written with ``Vault.write_index`` in index objects of the size a worker's flush writes; each pack
 exists in storage as an empty placeholder (its key is all that check without read-data and prune's plan look at);
 and one recovery point of OBJECTS entries, each naming CHUNKS / OBJECTS of those chunks, committed with
 ``repository.commit.finish_recovery_point`` (so its entry stream is real: real MANIFEST blobs in real packs).
@@ -32,7 +32,6 @@ from vaultline.operations.prune import PruneOptions, prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
-from vaultline.repository.index import write_index
 from vaultline.repository.layout import pack_key
 from vaultline.repository.manifest import (
     BackupStats,
@@ -120,13 +119,34 @@ def step_generate(vault_dir: str, objects: int, chunks: int) -> dict[str, Any]:
         vault.storage.put(pack_key(pack_id(packs)), b"")
         packs += 1
         if len(batch) == PACKS_PER_INDEX:
-            write_index(vault.storage, batch, vault.cipher)
+            vault.write_index(batch)
             batch = []
     if batch:
-        write_index(vault.storage, batch, vault.cipher)
+        vault.write_index(batch)
     with BlobWriter(vault) as writer:
         rp = finish_recovery_point(vault, writer, draft(objects), entries(objects, chunks))
     return {"rp": rp.id, "packs": packs, "entries": rp.entry_count}
+
+
+def step_generate_index(vault_dir: str, chunks: int) -> dict[str, Any]:
+    """An index-only vault of ``chunks`` chunks (no packs, no recovery point): what the index figures need."""
+    vault = Vault.init(LocalStorage(vault_dir), encryption="none")
+    batch: list[tuple[str, list[BlobEntry]]] = []
+    objects = 0
+    for packs, first in enumerate(range(0, chunks, CHUNKS_PER_PACK)):
+        blobs = [
+            BlobEntry(chunk_id(n), BlobType.DATA, 1, (n - first) * STORED_BYTES, STORED_BYTES, CHUNK_BYTES)
+            for n in range(first, min(first + CHUNKS_PER_PACK, chunks))
+        ]
+        batch.append((pack_id(packs), blobs))
+        if len(batch) == PACKS_PER_INDEX:
+            vault.write_index(batch)
+            objects += 1
+            batch = []
+    if batch:
+        vault.write_index(batch)
+        objects += 1
+    return {"index_objects": objects}
 
 
 def step_add_points(vault_dir: str, objects: int, chunks: int, points: int) -> dict[str, Any]:
@@ -169,9 +189,25 @@ def step_commit(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
 
 
 def step_worker_start(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
-    """A worker's start-up: the whole master index loaded for dedup."""
+    """A worker's start-up: the whole master index loaded for dedup (the compact index of index.py)."""
     fixed = mark()
-    return {**fixed, "indexed": len(vault.reload_index())}
+    index = vault.reload_index()
+    return {**fixed, "indexed": len(index), "index_bytes_per_chunk": index.nbytes() / max(len(index), 1)}
+
+
+def step_index_start(vault: Vault, chunks: int) -> dict[str, Any]:
+    """Index start-up alone, on an index-only vault: load, then one lookup of a present and an absent id."""
+    fixed = mark()
+    index = vault.reload_index()
+    loaded = time.perf_counter() - _CLOCK[0]
+    assert chunk_id(chunks // 2) in index and chunk_id(chunks) not in index
+    return {
+        **fixed,
+        "indexed": len(index),
+        "load_seconds": loaded,
+        "cpu_seconds": time.process_time(),
+        "index_bytes_per_chunk": index.nbytes() / max(len(index), 1),
+    }
 
 
 def step_ls(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
@@ -218,12 +254,17 @@ MEASURED: dict[str, Callable[..., dict[str, Any]]] = {
     "prepare": step_prepare,
     "commit": step_commit,
     "worker-start": step_worker_start,
+    "index-start": step_index_start,
     "ls": step_ls,
     "check": step_check,
     "prune": step_prune,
     "forget": step_forget,
 }
-SETUP: dict[str, Callable[..., dict[str, Any]]] = {"generate": step_generate, "add-points": step_add_points}
+SETUP: dict[str, Callable[..., dict[str, Any]]] = {
+    "generate": step_generate,
+    "generate-index": step_generate_index,
+    "add-points": step_add_points,
+}
 
 
 def main(argv: list[str]) -> int:

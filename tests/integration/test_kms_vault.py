@@ -107,7 +107,7 @@ def test_wrong_key_never_yields_wrong_bytes(encrypted_vault: Vault) -> None:
         _ = wrong.index
     # Even with a correct index in hand, blobs do not open under another key.
     wrong.__dict__["index"] = Vault.open("s3://enc-vault").index
-    blob_id, _ = next(wrong.index.blobs())
+    blob_id = Vault.open("s3://enc-vault").read_verified_pack_entries(next(iter(wrong.index.packs)))[0].id
     with pytest.raises(IntegrityError, match="authentication failed"):
         wrong.read_blob(blob_id)
 

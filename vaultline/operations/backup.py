@@ -20,7 +20,6 @@ from vaultline.plans import ArchivedObjects, TagsRefresh
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
-from vaultline.repository.index import write_index
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import (
     BackupStats,
@@ -199,7 +198,7 @@ def recover_unindexed_packs(vault: Vault) -> int:
         except IntegrityError:
             continue
     if recovered:
-        write_index(vault.storage, recovered, vault.cipher)
+        vault.write_index(recovered)
         for pack_id, entries in recovered:
             vault.index.add_pack(pack_id, entries)
     return len(recovered)

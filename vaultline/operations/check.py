@@ -14,6 +14,7 @@ import blake3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vaultline.errors import UsageError, VaultlineError
+from vaultline.repository.compact_index import KEY_SIZE
 from vaultline.repository.layout import pack_key
 from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
 from vaultline.repository.packs import list_pack_ids, read_pack_entries
@@ -179,8 +180,9 @@ def _read_all_packs(
             entries = read_pack_entries(data, vault.cipher, what)
         except VaultlineError as exc:
             return len(data), [*problems, str(exc)]
-        indexed = {e.id for e in index.packs.get(pack_id, [])}
-        if indexed != {e.id for e in entries}:
+        # The whole index holds 16-byte keys (section 9.3): compare those.
+        indexed = {e.id[:KEY_SIZE] for e in index.packs.get(pack_id, [])}
+        if indexed != {e.id[:KEY_SIZE] for e in entries}:
             problems.append(f"{what}: header and index disagree on its blobs")
         view = memoryview(data)
         for entry in entries:

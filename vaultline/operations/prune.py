@@ -31,7 +31,7 @@ import blake3
 from pydantic import BaseModel, Field
 
 from vaultline.errors import IntegrityError
-from vaultline.repository.index import iter_index_objects, write_index
+from vaultline.repository.index import iter_index_objects
 from vaultline.repository.layout import index_key, pack_key
 from vaultline.repository.locks import STALE_AFTER, remove_stale, vault_lock
 from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
@@ -259,7 +259,7 @@ def execute_prune(vault: Vault, plan: PrunePlan, fault: Fault | None = None) -> 
         }
         listing = sorted(survivors.items()) + new_packs
         for start in range(0, len(listing), PACKS_PER_INDEX):
-            write_index(vault.storage, listing[start : start + PACKS_PER_INDEX], vault.cipher)
+            vault.write_index(listing[start : start + PACKS_PER_INDEX])
             report.index_objects_written += 1
             if fault:
                 fault("index-written")

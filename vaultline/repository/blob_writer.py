@@ -12,7 +12,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from vaultline.repository.compression import compress
-from vaultline.repository.index import write_index
 from vaultline.repository.layout import pack_key
 from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob
 from vaultline.repository.vault import Vault
@@ -30,13 +29,22 @@ class WriteStats:
     index_ids: list[str] = field(default_factory=list)
 
 
+# Write an index object once this many new blobs are packed, not only at the end: what the writer holds for its
+# unindexed packs stays bounded (about 30 MB of entries) however long the backup, and a crash loses at most that
+# many blobs' worth of indexing (recover_unindexed_packs finds the packs). A writer of fewer blobs writes one index
+# object, as before, so requests per GiB do not grow; past that it is one PUT per 100,000 blobs (restic writes its
+# index in pieces the same way).
+INDEX_FLUSH_BLOBS = 100_000
+
+
 def default_threads() -> int:
     return max(2, os.cpu_count() or 2)
 
 
 class BlobWriter:
-    """Adds blobs to a vault. Call :meth:`flush` at the end: packs are uploaded first, then one index object
-    naming them; nothing is referenced by a manifest until both exist."""
+    """Adds blobs to a vault. Call :meth:`flush` at the end: packs are uploaded first, then an index object
+    naming them (one every ``INDEX_FLUSH_BLOBS`` blobs, and one for the rest at the flush); nothing is referenced by
+    a manifest until both exist."""
 
     def __init__(self, vault: Vault, compression_level: int | None = None, threads: int | None = None) -> None:
         self.vault = vault
@@ -49,6 +57,8 @@ class BlobWriter:
         self._pending: set[bytes] = set()
         self._builder = PackBuilder()
         self._written: list[tuple[str, list[BlobEntry]]] = []
+        self._written_blobs = 0
+        self.flush_blobs = INDEX_FLUSH_BLOBS
         self.stats = WriteStats()
 
     def add(self, data: bytes, blob_type: int, blob_id: bytes | None = None) -> bytes:
@@ -82,23 +92,34 @@ class BlobWriter:
         pack_id, data = builder.finish(self.vault.cipher)
         self._written.append((pack_id, builder.entries))
         self.stats.packs.append(pack_id)
+        self._written_blobs += len(builder.entries)
         self._uploads.append(self._upload_pool.submit(self.vault.storage.put, pack_key(pack_id), data))
         while len(self._uploads) > 2:
             self._uploads.popleft().result()
+        if self._written_blobs >= self.flush_blobs:
+            self._write_index()
+
+    def _write_index(self) -> None:
+        """Index the packs shipped so far, once they are all stored, and make their blobs visible to dedup."""
+        while self._uploads:
+            self._uploads.popleft().result()
+        if not self._written:
+            return
+        self.stats.index_ids.append(self.vault.write_index(self._written))
+        for pack_id, entries in self._written:
+            self.vault.index.add_pack(pack_id, entries)
+            self._pending.difference_update(e.id for e in entries)
+        self._written = []
+        self._written_blobs = 0
 
     def flush(self) -> WriteStats:
-        """Finish every pack, upload it, then write one index object for them; make them visible to dedup."""
+        """Finish every pack, upload it, then write an index object for the packs not indexed yet; make them
+        visible to dedup."""
         while self._sealing:
             self._collect(self._sealing.popleft().result())
         if len(self._builder):
             self._ship()
-        while self._uploads:
-            self._uploads.popleft().result()
-        if self._written:
-            self.stats.index_ids.append(write_index(self.vault.storage, self._written, self.vault.cipher))
-            for pack_id, entries in self._written:
-                self.vault.index.add_pack(pack_id, entries)
-            self._written = []
+        self._write_index()
         self._pending.clear()
         return self.stats
 

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vaultline import FORMAT_VERSION
 from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFound, UsageError
 from vaultline.repository.blob_writer import BlobWriter, WriteStats
 from vaultline.repository.chunking import Chunker
@@ -142,12 +141,16 @@ class Issues(BaseModel):
         return ", ".join(parts)
 
 
+MANIFEST_VERSION = 1
+
+
 class RecoveryPoint(BaseModel):
     """The manifest header: everything but the entries themselves."""
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: int = FORMAT_VERSION
+    # The manifest header's own version: unchanged (1) in vault format version 2, which changed only the index.
+    format_version: int = MANIFEST_VERSION
     id: str
     source: str
     source_kind: Literal["s3", "local", "dynamodb"]

@@ -23,7 +23,8 @@ from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultExi
 from vaultline.repository.compression import decompress
 from vaultline.repository.config import CompressionSettings, EncryptionSettings, VaultConfig, b64, unb64
 from vaultline.repository.crypto import Cipher, check_key, key_check_value
-from vaultline.repository.index import MasterIndex, load_master_index
+from vaultline.repository.index import MasterIndex, load_master_index, write_index
+from vaultline.repository.index_codec import IndexPacks, index_version
 from vaultline.repository.layout import CONFIG_KEY, pack_key
 from vaultline.repository.object_lock import VaultObjectLock
 from vaultline.repository.packs import BlobEntry, read_pack_entries
@@ -120,6 +121,10 @@ class Vault:
     def reload_index(self) -> MasterIndex:
         self.__dict__.pop("index", None)
         return self.index
+
+    def write_index(self, packs: IndexPacks) -> str:
+        """Store an index object for ``packs`` in the index version this vault's format version uses."""
+        return write_index(self.storage, packs, self.cipher, index_version(self.config.version))
 
     def read_blob(self, blob_id: bytes) -> bytes:
         """Plaintext of a blob, authenticated and checked against its id."""
