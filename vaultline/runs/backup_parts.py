@@ -148,11 +148,12 @@ def cut_parts(
     joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]],
     retag: bool,
     workers: int,
-    carried_part: int = CARRIED_PART_OBJECTS,
+    carried_part: int | None = None,
 ) -> Iterator[BackupBatch | BatchResult]:
     """The batches and carried parts of a joined listing, each as soon as it is cut (the two sequences interleave;
-    each is numbered from 0 in key order). ``retag``: unchanged objects have their tags read again."""
-    carried = _Carried(carried_part)
+    each is numbered from 0 in key order). ``retag``: unchanged objects have their tags read again;
+    ``carried_part``: entries per carried part (:data:`CARRIED_PART_OBJECTS`)."""
+    carried = _Carried(carried_part or CARRIED_PART_OBJECTS)
     batches: _Batches | None = None  # until the look-ahead says how large the batches are
     pending: list[tuple[Kind, ObjectEntry]] = []
     look_ahead = min(workers, SPREAD_WORKERS) * BATCH_MAX_OBJECTS

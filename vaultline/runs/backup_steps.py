@@ -7,6 +7,7 @@ Each step opens its run through the staged-run protocol (:mod:`vaultline.runs.pr
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from vaultline.operations.backup import BackupOptions, backup_objects, header_extra, recover_unindexed_packs
@@ -19,6 +20,7 @@ from vaultline.repository.manifest import (
     BackupStats,
     Issues,
     ObjectEntry,
+    RecoveryPoint,
     iter_entries,
     latest_for_source,
 )
@@ -81,19 +83,9 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         parent = latest_for_source(vault, source.url)
         options = _options(request)
         retag = options.tags_due(parent)
-        joined = join_with_parent(
-            source.list(), iter_entries(vault, parent) if parent else (), f"listing of {source.url}"
-        )
-        batches = carried_parts = objects = 0
-        for part in cut_parts(joined, retag, request.worker_concurrency):
-            if isinstance(part, BackupBatch):
-                run.put_batch(part.batch, part)
-                batches += 1
-                objects += len(part.read) + len(part.retag)
-            else:
-                run.put_result(carried_name(part.batch), part)
-                carried_parts += 1
-                objects += len(part.entries)
+        parent_entries = iter_entries(vault, parent) if parent else ()
+        joined = join_with_parent(source.list(), parent_entries, f"listing of {source.url}")
+        staged = stage_parts(run, joined, retag, request.worker_concurrency)
         run.write(
             BackupRun(
                 recovery_point=run.id,
@@ -103,8 +95,8 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
                 compression_level=request.compression_level,
                 parent=parent.id if parent else None,
                 started=started,
-                batches=batches,
-                carried_parts=carried_parts,
+                batches=staged.batches,
+                carried_parts=staged.carried_parts,
                 execution=event.execution,
                 lock_id=lock.id,
                 archived_objects=options.archived_objects,
@@ -113,16 +105,43 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         )
         # The batches' keys follow from their numbers: the work list is written from the count alone.
         work_list_key = run.write_work_list(
-            [WorkItem(batch=number, key=run.batch_key(number)) for number in range(batches)]
+            [WorkItem(batch=number, key=run.batch_key(number)) for number in range(staged.batches)]
         )
     return Prepared(
         recovery_point=run.id,
         vault_bucket=s3_storage(vault).bucket,
         work_list_key=work_list_key,
-        batches=batches,
-        objects=objects,
+        batches=staged.batches,
+        objects=staged.objects,
         worker_concurrency=request.worker_concurrency,
     )
+
+
+@dataclass(frozen=True)
+class StagedParts:
+    """What Prepare staged: how many batches (the work items) and carried parts, and how many objects in all."""
+
+    batches: int
+    carried_parts: int
+    objects: int
+
+
+def stage_parts(
+    run: StagedRun[BackupRun], joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]], retag: bool, workers: int
+) -> StagedParts:
+    """Cut the joined listing into parts and stage each as it is cut: a batch as a work item's input, a carried
+    part directly as a result (Commit merges it with the workers'). Memory holds one part of each kind."""
+    batches = carried_parts = objects = 0
+    for part in cut_parts(joined, retag, workers):
+        if isinstance(part, BackupBatch):
+            run.put_batch(part.batch, part)
+            batches += 1
+            objects += len(part.read) + len(part.retag)
+        else:
+            run.put_result(carried_name(part.batch), part)
+            carried_parts += 1
+            objects += len(part.entries)
+    return StagedParts(batches, carried_parts, objects)
 
 
 def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
@@ -165,6 +184,14 @@ def commit(vault: Vault, event: CommitEvent) -> Committed:
     clear the staging area."""
     run = _run(vault, event.prepared.recovery_point)
     document = run.read()
+    header, issues = commit_parts(vault, run, document)
+    run.finish(event.map, document.lock_id)
+    return filled_from(Committed, header, recovery_point=run.id, issues=issues.first(ISSUES_REPORTED))
+
+
+def commit_parts(vault: Vault, run: StagedRun[BackupRun], document: BackupRun) -> tuple[RecoveryPoint, Issues]:
+    """Check that every part of the run is staged, merge them by key into the entry stream (one part of each kind
+    in memory, and the parts being read ahead) and commit the recovery point; return it and its issues."""
     what = f"recovery point {run.id}"
     batch_names = [item_name(number) for number in range(document.batches)]
     carried_names = [carried_name(number) for number in range(document.carried_parts)]
@@ -179,9 +206,7 @@ def commit(vault: Vault, event: CommitEvent) -> Committed:
         stored = store_entries(vault, writer, entries, what)
         # Every part has been read: its figures and issues are complete.
         draft = document.draft(source.url, source.kind, parts.stats, header_extra(parts.issues, document.tags_age))
-        header = commit_stored(vault, writer, draft, stored)
-    run.finish(event.map, document.lock_id)
-    return filled_from(Committed, header, recovery_point=run.id, issues=parts.issues.first(ISSUES_REPORTED))
+        return commit_stored(vault, writer, draft, stored), parts.issues
 
 
 class _PartsRead:
