@@ -148,9 +148,18 @@ CHANGED_EVERY = 10  # the commit bench's run: one object in ten read by a worker
 
 
 def source_listing(objects: int, chunks: int) -> Iterator[ObjectEntry]:
-    """What the listing of the source that :func:`entries` backed up yields: the same objects, unchanged."""
-    for entry in entries(objects, chunks):
-        yield entry.model_copy(update={"chunks": []})
+    """What the listing of the source that :func:`entries` backed up yields: the same objects, unchanged (one
+    entry built per object, as ``sources.s3`` builds it from a listed item)."""
+    size = CHUNK_BYTES * max(1, -(-chunks // max(objects, 1)))
+    for number in range(objects):
+        yield ObjectEntry(
+            key=f"data/{number // 1000:06d}/object-{number:09d}.bin",
+            size=size,
+            etag=f'"{blake3.blake3(number.to_bytes(8, "little")).hexdigest()[:32]}"',
+            version_id=f"v{number:031d}",
+            last_modified=EPOCH + timedelta(seconds=number),
+            storage_class="STANDARD",
+        )
 
 
 def step_prepare(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
