@@ -125,6 +125,8 @@ def measure(step: Step, vault: Path, args: argparse.Namespace) -> Figures:
         if step.name == "forget":
             shutil.rmtree(saved, ignore_errors=True)
             shutil.copytree(manifests, saved)
+        if step.name == "commit":  # each Commit cleans the run it commits: stage one for it
+            run_step("stage-commit", vault, *sizes)
         result = run_step(step.name, vault, *sizes)
         if step.name == "commit":
             LocalStorage(str(vault)).delete(MANIFEST_PREFIX + result.report["rp"])

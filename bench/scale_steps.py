@@ -25,14 +25,19 @@ from typing import Any
 import blake3
 from engine_steps import vm_hwm_mib
 
-from vaultline.operations.backup import load_previous, unchanged_entry
 from vaultline.operations.check import check_vault
 from vaultline.operations.forget import forget
 from vaultline.operations.prune import PruneOptions, prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
+<<<<<<< HEAD
 from vaultline.repository.layout import pack_key
+=======
+from vaultline.repository.entry_streams import join_with_parent
+from vaultline.repository.index import write_index
+from vaultline.repository.layout import STAGING_PREFIX, pack_key
+>>>>>>> h/prepare
 from vaultline.repository.manifest import (
     BackupStats,
     ObjectEntry,
@@ -43,9 +48,10 @@ from vaultline.repository.manifest import (
 )
 from vaultline.repository.packs import BlobEntry, BlobType
 from vaultline.repository.vault import Vault
-from vaultline.runs.backup_steps import CARRIED, CARRIED_BATCH
-from vaultline.runs.models import BackupRun, BatchResult
-from vaultline.runs.protocol import StagedRun
+from vaultline.runs.backup_parts import cut_parts
+from vaultline.runs.backup_steps import carried_name, commit_parts, stage_parts
+from vaultline.runs.models import BackupBatch, BackupRun, BatchResult, SourceSpec
+from vaultline.runs.protocol import StagedRun, item_name
 from vaultline.storage.local import LocalStorage
 
 SOURCE = "s3://bench-source"
@@ -162,30 +168,76 @@ def step_add_points(vault_dir: str, objects: int, chunks: int, points: int) -> d
     return {"points": points}
 
 
+WORKERS = 10  # a plan's default worker_concurrency: what Prepare spreads a small backup over
+CHANGED_EVERY = 10  # the commit bench's run: one object in ten read by a worker, the rest carried over
+
+
+def source_listing(objects: int, chunks: int) -> Iterator[ObjectEntry]:
+    """What the listing of the source that :func:`entries` backed up yields: the same objects, unchanged (one
+    entry built per object, as ``sources.s3`` builds it from a listed item)."""
+    size = CHUNK_BYTES * max(1, -(-chunks // max(objects, 1)))
+    for number in range(objects):
+        yield ObjectEntry(
+            key=f"data/{number // 1000:06d}/object-{number:09d}.bin",
+            size=size,
+            etag=f'"{blake3.blake3(number.to_bytes(8, "little")).hexdigest()[:32]}"',
+            version_id=f"v{number:031d}",
+            last_modified=EPOCH + timedelta(seconds=number),
+            storage_class="STANDARD",
+        )
+
+
 def step_prepare(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
-    """Prepare's parent comparison (``runs.backup_steps.prepare`` on an unchanged source): the index, the parent's
-    entries as a dict, the listing, the carried entries and their staged result."""
+    """Prepare on an unchanged source (``runs.backup_steps.prepare``, tags not due): the listing merge-joined with
+    the parent's entry stream, cut into carried parts, each staged as it is cut."""
     vault.reload_index()
     fixed = mark()
     parent = latest_for_source(vault, SOURCE)
-    previous = load_previous(vault, parent)
-    listed = list(listing(objects))
-    carried = [before for item in listed if (before := unchanged_entry(previous, item)) is not None]
-    # Prepare stages the carried entries as one result for Commit: one JSON document of every unchanged object.
+    assert parent is not None
     run = StagedRun.new_backup(vault, BackupRun)
-    run.put_result(CARRIED, BatchResult(batch=CARRIED_BATCH, entries=carried, stats=BackupStats()))
+    joined = join_with_parent(source_listing(objects, chunks), iter_entries(vault, parent))
+    staged = stage_parts(run, joined, retag=False, workers=WORKERS)
     run.clean()
-    return {**fixed, "unchanged": len(carried), "parent_entries": len(previous)}
+    return {**fixed, "unchanged": staged.objects, "carried_parts": staged.carried_parts, "batches": staged.batches}
+
+
+def step_stage_commit(vault_dir: str, objects: int, chunks: int) -> dict[str, Any]:
+    """Stage what Commit finds after a run's workers: one object in ten read (the workers' results, with new
+    chunk lists), the others in Prepare's carried parts, and the run document."""
+    vault = Vault.open(LocalStorage(vault_dir))
+    run = StagedRun.new_backup(vault, BackupRun)
+
+    def joined() -> Iterator[tuple[ObjectEntry, ObjectEntry | None]]:
+        for number, entry in enumerate(entries(objects, chunks, etag_salt="c")):
+            yield (entry, None) if number % CHANGED_EVERY == 0 else (entry, entry)
+
+    batches = carried = 0
+    for part in cut_parts(joined(), retag=False, workers=WORKERS):
+        if isinstance(part, BackupBatch):
+            stats = BackupStats(objects=len(part.read), objects_read=len(part.read))
+            run.put_result(item_name(part.batch), BatchResult(batch=part.batch, entries=part.read, stats=stats))
+            batches += 1
+        else:
+            run.put_result(carried_name(part.batch), part)
+            carried += 1
+    started = datetime.now(UTC)
+    document = BackupRun(
+        recovery_point=run.id, started=started, source=SourceSpec(url=SOURCE), batches=batches, carried_parts=carried
+    )
+    run.write(document)
+    return {"run": run.id, "batches": batches, "carried_parts": carried}
 
 
 def step_commit(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
-    """Commit's manifest write: every entry of the run in memory, sorted, serialized and stored as new blobs."""
+    """Commit (``runs.backup_steps.commit``) of the run ``stage-commit`` staged: every part checked by listing,
+    then merged by key as streams into the manifest; the staging cleaned."""
     vault.reload_index()
     fixed = mark()
-    merged = list(entries(objects, chunks, etag_salt="c"))  # Commit holds every worker's entries at once
-    with BlobWriter(vault) as writer:
-        rp = finish_recovery_point(vault, writer, draft(objects), merged)
-    return {**fixed, "rp": rp.id, "entry_blobs": len(rp.entry_blobs)}
+    (run_id,) = {obj.key.split("/")[1] for obj in vault.storage.list(STAGING_PREFIX)}
+    run = StagedRun(vault, run_id, BackupRun)
+    rp, _ = commit_parts(vault, run, run.read())
+    run.clean()
+    return {**fixed, "rp": rp.id, "entry_blobs": len(rp.entry_blobs), "entries": rp.entry_count}
 
 
 def step_worker_start(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
@@ -262,8 +314,13 @@ MEASURED: dict[str, Callable[..., dict[str, Any]]] = {
 }
 SETUP: dict[str, Callable[..., dict[str, Any]]] = {
     "generate": step_generate,
+<<<<<<< HEAD
     "generate-index": step_generate_index,
     "add-points": step_add_points,
+=======
+    "add-points": step_add_points,
+    "stage-commit": step_stage_commit,
+>>>>>>> h/prepare
 }
 
 

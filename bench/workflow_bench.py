@@ -45,7 +45,7 @@ from instrument import (
 
 from vaultline.cli.stack import StackInfo, find_stack, root_cause
 from vaultline.repository.layout import STAGING_PREFIX
-from vaultline.runs.backup_steps import BATCH_MAX_BYTES, BATCH_MAX_OBJECTS
+from vaultline.runs.backup_parts import BATCH_MAX_BYTES, BATCH_MAX_OBJECTS
 from vaultline_dev.embedded import EmbeddedAws, deploy_template
 from vaultline_dev.embedded.deploy import DeployedStack, register_stack
 from vaultline_dev.embedded.lambdas import invocations

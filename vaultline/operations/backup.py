@@ -211,10 +211,11 @@ def load_previous(vault: Vault, parent: RecoveryPoint | None) -> dict[str, Objec
     return {entry.key: entry for entry in iter_entries(vault, parent)}
 
 
-def header_extra(issues: Iterable[ObjectIssue], tags_age: int | None) -> dict[str, Any]:
-    """``extra`` of an S3 or directory recovery point's draft: each key only when it says something."""
+def header_extra(issues: Iterable[ObjectIssue] | Issues, tags_age: int | None) -> dict[str, Any]:
+    """``extra`` of an S3 or directory recovery point's draft: each key only when it says something. ``issues``
+    are the skipped objects, or their summary already counted (a Commit sums its parts' as it reads them)."""
     extra: dict[str, Any] = {}
-    summary = Issues.of(issues)
+    summary = issues if isinstance(issues, Issues) else Issues.of(issues)
     if summary.total:
         extra["issues"] = summary.model_dump(mode="json", exclude_defaults=True)
     if tags_age is not None:
@@ -259,4 +260,6 @@ def run_backup(
                 stats=outcome.stats,
                 extra=header_extra(outcome.issues, options.tags_age(parent, retag) if source.has_tags else None),
             )
-            return finish_recovery_point(vault, writer, draft, outcome.entries)
+            # A directory's walk is not in key order (until its listing streams sorted): the entries it kept are.
+            entries = sorted(outcome.entries, key=lambda entry: entry.key)
+            return finish_recovery_point(vault, writer, draft, entries)

@@ -9,6 +9,7 @@ CLI and for the state machines' Commit steps alike.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -16,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
-from vaultline.repository.manifest import BackupStats, ObjectEntry, RecoveryPoint, commit_recovery_point, write_entries
+from vaultline.repository.manifest import (
+    BackupStats,
+    ObjectEntry,
+    RecoveryPoint,
+    commit_recovery_point,
+    write_sorted_entries,
+)
 from vaultline.repository.vault import Vault
 
 SourceKind = Literal["s3", "local", "dynamodb"]
@@ -59,11 +66,38 @@ class RecoveryPointDraft(RecoveryPointRun):
 _NOT_IN_HEADER = ("recovery_point", "started", "stats", "compression_level")
 
 
+@dataclass(frozen=True)
+class StoredEntries:
+    """A recovery point's entry stream once stored: the MANIFEST blobs that hold it and how many entries."""
+
+    blobs: list[str]
+    count: int
+
+
+def store_entries(
+    vault: Vault, writer: BlobWriter, entries: Iterable[ObjectEntry], what: str = "recovery point"
+) -> StoredEntries:
+    """Store a key-sorted entry stream as MANIFEST blobs as it arrives (memory stays bounded whatever its length);
+    keys out of order raise IntegrityError naming ``what``. The blobs are safe to name once ``writer`` is flushed."""
+    blobs, count = write_sorted_entries(writer, Chunker(vault.config.chunker), entries, what)
+    return StoredEntries(blobs, count)
+
+
 def finish_recovery_point(
     vault: Vault, writer: BlobWriter, draft: RecoveryPointDraft, entries: Iterable[ObjectEntry]
 ) -> RecoveryPoint:
-    """Store the entry stream, flush every pack and index, then write the manifest; return its header."""
-    entry_blobs, count = write_entries(writer, Chunker(vault.config.chunker), entries)
+    """Store the entry stream (sorted by key: it is streamed, never held), flush every pack and index, then write
+    the manifest; return its header."""
+    stored = store_entries(vault, writer, entries, f"recovery point {draft.recovery_point}")
+    return commit_stored(vault, writer, draft, stored)
+
+
+def commit_stored(vault: Vault, writer: BlobWriter, draft: RecoveryPointDraft, stored: StoredEntries) -> RecoveryPoint:
+    """Flush every pack and index, then write the manifest of ``draft`` naming the ``stored`` entries.
+
+    For a caller that learns its figures while its entries stream (a Commit sums its parts' stats as it reads
+    them): it stores the entries first, then drafts the header.
+    """
     stats = draft.stats.model_copy()
     stats.add_written(writer.flush())
     finished = datetime.now(UTC)
@@ -77,8 +111,8 @@ def finish_recovery_point(
         time=draft.started,
         finished=finished,
         stats=stats,
-        entry_count=count,
-        entry_blobs=entry_blobs,
+        entry_count=stored.count,
+        entry_blobs=stored.blobs,
     )
     commit_recovery_point(vault, header)
     return header

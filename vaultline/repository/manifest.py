@@ -8,6 +8,7 @@ bucket's listing dedups against the previous recovery point like data does.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import re
@@ -93,6 +94,7 @@ class BackupStats(BaseModel):
 
 ISSUES_LISTED = 1000  # objects named in a manifest header's issues; the counts are always complete
 ISSUES_REPORTED = 20  # objects named in a step result or an event (Step Functions payloads are small)
+_ISSUES_BATCH = 1000  # issues gathered between two trims to the first ``listed``
 
 
 class ObjectIssue(BaseModel):
@@ -125,10 +127,23 @@ class Issues(BaseModel):
 
     @classmethod
     def of(cls, issues: Iterable[ObjectIssue], listed: int = ISSUES_LISTED) -> Issues:
-        """Count ``issues`` and keep the first ``listed`` of them in key order."""
-        ordered = sorted(issues, key=lambda i: i.key)
-        kinds = [i.kind for i in ordered]
-        return cls(archived=kinds.count("archived"), vanished=kinds.count("vanished"), objects=ordered[:listed])
+        """Count ``issues`` and keep the first ``listed`` of them in key order (a stream of any length: only those
+        ``listed`` are held)."""
+        return cls().plus(issues, listed)
+
+    def plus(self, issues: Iterable[ObjectIssue], listed: int = ISSUES_LISTED) -> Issues:
+        """These counts and ``issues``' added, naming the first ``listed`` objects of both in key order; what is
+        held stays within ``listed`` plus one batch, whatever the stream's length."""
+        archived, vanished = self.archived, self.vanished
+        kept = list(self.objects)
+        for issue in issues:
+            archived += issue.kind == "archived"
+            vanished += issue.kind == "vanished"
+            kept.append(issue)
+            if len(kept) >= listed + _ISSUES_BATCH:
+                kept = heapq.nsmallest(listed, kept, key=lambda i: i.key)
+        first = heapq.nsmallest(listed, kept, key=lambda i: i.key)
+        return Issues(archived=archived, vanished=vanished, objects=first)
 
     def first(self, listed: int) -> Issues:
         """The same counts, naming only the first ``listed`` objects (for results and events)."""

@@ -6,25 +6,30 @@ Each step opens its run through the staged-run protocol (:mod:`vaultline.runs.pr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from vaultline.operations.backup import (
-    BackupOptions,
-    backup_objects,
-    header_extra,
-    load_previous,
-    recover_unindexed_packs,
-    unchanged_entry,
-)
+from vaultline.operations.backup import BackupOptions, backup_objects, header_extra, recover_unindexed_packs
 from vaultline.repository import locks
 from vaultline.repository.blob_writer import BlobWriter
-from vaultline.repository.commit import finish_recovery_point
-from vaultline.repository.manifest import ISSUES_REPORTED, BackupStats, Issues, ObjectEntry, latest_for_source
+from vaultline.repository.commit import commit_stored, store_entries
+from vaultline.repository.entry_streams import join_with_parent, merge_by_key
+from vaultline.repository.manifest import (
+    ISSUES_REPORTED,
+    BackupStats,
+    Issues,
+    ObjectEntry,
+    RecoveryPoint,
+    iter_entries,
+    latest_for_source,
+)
 from vaultline.repository.vault import Vault
+from vaultline.runs.backup_parts import cut_parts
 from vaultline.runs.models import (
     Aborted,
     AbortEvent,
+    BackupBatch,
     BackupRequest,
     BackupRun,
     BackupWorkerEvent,
@@ -40,42 +45,17 @@ from vaultline.runs.models import (
 from vaultline.runs.protocol import RunLock, StagedRun, clean_map_results, item_name, s3_storage
 from vaultline.sources import KeyFilter, S3Source
 
-# A batch is sized so one worker finishes it well inside its 15 minutes even at modest throughput; objects larger
-# than the byte budget get a batch of their own.
-BATCH_MAX_OBJECTS = 500
-BATCH_MAX_BYTES = 2 * 1024**3
-BATCH_MIN_OBJECTS = 25
-BATCH_MIN_BYTES = 64 * 1024**2
-CARRIED_BATCH = -1  # the result that holds unchanged objects carried over from the parent
-CARRIED = "carried"  # its result's name
+CARRIED = "carried"  # the name of Prepare's carried parts among the results: carried-000000, ...
+
+
+def carried_name(number: int) -> str:
+    """The result name of carried part ``number``: after every batch's (digits sort before letters)."""
+    return f"{CARRIED}-{item_name(number)}"
 
 
 def _source(request: BackupRequest) -> S3Source:
     spec = request.source
     return S3Source(spec.url, KeyFilter(spec.include, spec.exclude), role_arn=spec.role_arn)
-
-
-def batches(listed: list[ObjectEntry], workers: int = 1, read: bool = True) -> Iterator[list[ObjectEntry]]:
-    """Group objects into batches bounded by count and bytes, and spread over at least ``workers`` batches when
-    there are enough objects (25 or more each): a small bucket should not run on one worker of ten.
-
-    ``read=False`` batches objects that are not read (only their tags are): their sizes do not count."""
-    if not read:
-        listed = [e.model_copy(update={"size": 0}) for e in listed]
-    total_bytes = sum(e.size for e in listed)
-    spread = max(1, min(workers, len(listed) // BATCH_MIN_OBJECTS))
-    max_objects = min(BATCH_MAX_OBJECTS, -(-len(listed) // spread))
-    max_bytes = min(BATCH_MAX_BYTES, max(BATCH_MIN_BYTES, -(-total_bytes // spread)))
-    batch: list[ObjectEntry] = []
-    size = 0
-    for entry in listed:
-        if batch and (len(batch) >= max_objects or size + entry.size > max_bytes):
-            yield batch
-            batch, size = [], 0
-        batch.append(entry)
-        size += entry.size
-    if batch:
-        yield batch
 
 
 def _options(request: BackupRequest) -> BackupOptions:
@@ -87,7 +67,8 @@ def _run(vault: Vault, rp_id: str) -> StagedRun[BackupRun]:
 
 
 def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
-    """Open a recovery point: list the source, carry unchanged objects over, stage batches of the rest."""
+    """Open a recovery point: list the source, compare it with the parent as both stream by, and stage each part
+    as it is cut: batches of objects to read or retag (the work list), parts of unchanged objects carried over."""
     request = BackupRequest.model_validate(event.request)
     source = _source(request)
     started = datetime.now(UTC)
@@ -100,35 +81,11 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         vault.reload_index()
         recover_unindexed_packs(vault)
         parent = latest_for_source(vault, source.url)
-        previous = load_previous(vault, parent)
         options = _options(request)
         retag = options.tags_due(parent)
-
-        carried = BatchResult(batch=CARRIED_BATCH, entries=[], stats=BackupStats())
-        changed: list[ObjectEntry] = []
-        unchanged: list[ObjectEntry] = []
-        for item in source.list():
-            before = unchanged_entry(previous, item)
-            if before is None:
-                changed.append(item)
-            elif retag:
-                unchanged.append(before)  # a worker reads its tags again; its chunks are reused
-            else:
-                carried.entries.append(before)
-                carried.stats.objects += 1
-                carried.stats.objects_unchanged += 1
-                carried.stats.bytes += item.size
-        run.put_result(CARRIED, carried)
-
-        staged = [
-            BatchResult(batch=number, entries=batch, stats=BackupStats())
-            for number, batch in enumerate(batches(changed, request.worker_concurrency))
-        ]
-        staged += [
-            BatchResult(batch=number, entries=[], retag=batch, stats=BackupStats())
-            for number, batch in enumerate(batches(unchanged, request.worker_concurrency, read=False), len(staged))
-        ]
-        work = [WorkItem(batch=result.batch, key=run.put_batch(result.batch, result)) for result in staged]
+        parent_entries = iter_entries(vault, parent) if parent else ()
+        joined = join_with_parent(source.list(), parent_entries, f"listing of {source.url}")
+        staged = stage_parts(run, joined, retag, request.worker_concurrency)
         run.write(
             BackupRun(
                 recovery_point=run.id,
@@ -138,22 +95,53 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
                 compression_level=request.compression_level,
                 parent=parent.id if parent else None,
                 started=started,
-                batches=len(work),
+                batches=staged.batches,
+                carried_parts=staged.carried_parts,
                 execution=event.execution,
                 lock_id=lock.id,
                 archived_objects=options.archived_objects,
                 tags_age=options.tags_age(parent, retag),
             )
         )
-        work_list_key = run.write_work_list(work)
+        # The batches' keys follow from their numbers: the work list is written from the count alone.
+        work_list_key = run.write_work_list(
+            [WorkItem(batch=number, key=run.batch_key(number)) for number in range(staged.batches)]
+        )
     return Prepared(
         recovery_point=run.id,
         vault_bucket=s3_storage(vault).bucket,
         work_list_key=work_list_key,
-        batches=len(work),
-        objects=len(changed) + len(unchanged) + len(carried.entries),
+        batches=staged.batches,
+        objects=staged.objects,
         worker_concurrency=request.worker_concurrency,
     )
+
+
+@dataclass(frozen=True)
+class StagedParts:
+    """What Prepare staged: how many batches (the work items) and carried parts, and how many objects in all."""
+
+    batches: int
+    carried_parts: int
+    objects: int
+
+
+def stage_parts(
+    run: StagedRun[BackupRun], joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]], retag: bool, workers: int
+) -> StagedParts:
+    """Cut the joined listing into parts and stage each as it is cut: a batch as a work item's input, a carried
+    part directly as a result (Commit merges it with the workers'). Memory holds one part of each kind."""
+    batches = carried_parts = objects = 0
+    for part in cut_parts(joined, retag, workers):
+        if isinstance(part, BackupBatch):
+            run.put_batch(part.batch, part)
+            batches += 1
+            objects += len(part.read) + len(part.retag)
+        else:
+            run.put_result(carried_name(part.batch), part)
+            carried_parts += 1
+            objects += len(part.entries)
+    return StagedParts(batches, carried_parts, objects)
 
 
 def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
@@ -161,24 +149,25 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     run = _run(vault, event.recovery_point)
     document = run.read()
     run.refresh_lock(document.lock_id)
-    batch = run.get_staged(event.item.key, BatchResult)
+    batch = run.get_staged(event.item.key, BackupBatch)
     source = _source(BackupRequest(source=document.source))
     options = BackupOptions(archived_objects=document.archived_objects)
     with BlobWriter(vault, document.compression_level) as writer:
-        outcome = backup_objects(vault, source, batch.entries, {}, writer, options=options)
+        outcome = backup_objects(vault, source, batch.read, {}, writer, options=options)
         # Unchanged objects: the listing is the parent entry itself, so only the tags are read.
         retagged = backup_objects(
             vault, source, batch.retag, {e.key: e for e in batch.retag}, writer, options=options, refresh_tags=True
         )
         written = writer.flush()
-    outcome.entries += retagged.entries
-    outcome.issues += retagged.issues
-    outcome.stats.merge(retagged.stats)
+    # Both lists keep the batch's key order: merged, the result is one key-sorted part for Commit.
+    entries = list(merge_by_key([outcome.entries, retagged.entries], f"recovery point {run.id} batch {batch.batch}"))
+    issues = sorted([*outcome.issues, *retagged.issues], key=lambda issue: issue.key)
     stats = outcome.stats
+    stats.merge(retagged.stats)
     stats.add_written(written)
-    result = BatchResult(batch=event.item.batch, entries=outcome.entries, stats=stats, issues=outcome.issues)
+    result = BatchResult(batch=event.item.batch, entries=entries, stats=stats, issues=issues)
     result_key = run.put_result(item_name(event.item.batch), result)
-    kinds = [i.kind for i in outcome.issues]
+    kinds = [i.kind for i in issues]
     return BatchSummary(
         batch=event.item.batch,
         objects=stats.objects,
@@ -191,22 +180,47 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
 
 
 def commit(vault: Vault, event: CommitEvent) -> Committed:
-    """Merge every batch result into the manifest and write it last; then clear the staging area."""
+    """Merge the batches' results and the carried parts, as streams, into the manifest and write it last; then
+    clear the staging area."""
     run = _run(vault, event.prepared.recovery_point)
     document = run.read()
-    # Never commit a recovery point that silently lacks a batch.
-    names = [*(item_name(n) for n in range(document.batches)), CARRIED]
-    results = run.results(BatchResult, names, f"recovery point {run.id}")
-    stats = BackupStats()
-    for result in results:
-        stats.merge(result.stats)
-    issues = [issue for result in results for issue in result.issues]
-    source = _source(BackupRequest(source=document.source))
-    draft = document.draft(source.url, source.kind, stats, header_extra(issues, document.tags_age))
-    with BlobWriter(vault, document.compression_level) as writer:
-        header = finish_recovery_point(vault, writer, draft, (e for result in results for e in result.entries))
+    header, issues = commit_parts(vault, run, document)
     run.finish(event.map, document.lock_id)
-    return filled_from(Committed, header, recovery_point=run.id, issues=Issues.of(issues, ISSUES_REPORTED))
+    return filled_from(Committed, header, recovery_point=run.id, issues=issues.first(ISSUES_REPORTED))
+
+
+def commit_parts(vault: Vault, run: StagedRun[BackupRun], document: BackupRun) -> tuple[RecoveryPoint, Issues]:
+    """Check that every part of the run is staged, merge them by key into the entry stream (one part of each kind
+    in memory, and the parts being read ahead) and commit the recovery point; return it and its issues."""
+    what = f"recovery point {run.id}"
+    batch_names = [item_name(number) for number in range(document.batches)]
+    carried_names = [carried_name(number) for number in range(document.carried_parts)]
+    # Never commit a recovery point that silently lacks a part: the run's results are listed before any is read.
+    run.check_results([*batch_names, *carried_names], what)
+    parts = _PartsRead()
+    entries = merge_by_key(
+        [parts.entries(run.iter_results(BatchResult, names)) for names in (batch_names, carried_names)], what
+    )
+    source = _source(BackupRequest(source=document.source))
+    with BlobWriter(vault, document.compression_level) as writer:
+        stored = store_entries(vault, writer, entries, what)
+        # Every part has been read: its figures and issues are complete.
+        draft = document.draft(source.url, source.kind, parts.stats, header_extra(parts.issues, document.tags_age))
+        return commit_stored(vault, writer, draft, stored), parts.issues
+
+
+class _PartsRead:
+    """What Commit adds up from the parts as it merges them: their figures and issues (the first of them by key)."""
+
+    def __init__(self) -> None:
+        self.stats = BackupStats()
+        self.issues = Issues()
+
+    def entries(self, parts: Iterable[BatchResult]) -> Iterator[ObjectEntry]:
+        for part in parts:
+            self.stats.merge(part.stats)
+            self.issues = self.issues.plus(part.issues)
+            yield from part.entries
 
 
 def abort(vault: Vault, event: AbortEvent) -> Aborted:

@@ -86,14 +86,24 @@ class BackupWorkerEvent(StepModel):
     item: WorkItem
 
 
+class BackupBatch(BaseModel):
+    """A worker's input, staged by Prepare: a stretch of the listing in key order (batches follow each other in key
+    order and never overlap), bounded in objects and bytes."""
+
+    batch: int
+    # Changed or new objects, as listed: read and stored.
+    read: list[ObjectEntry] = Field(default_factory=list)
+    # Parent entries of unchanged objects whose tags this batch re-reads (chunks reused, nothing else read).
+    retag: list[ObjectEntry] = Field(default_factory=list)
+
+
 class BatchResult(BaseModel):
-    """A worker's partial result, stored in staging for Commit to merge."""
+    """A part of a recovery point's entries, stored in staging for Commit to merge: a worker's result, or a part of
+    the unchanged objects that Prepare carried over from the parent. Its entries and issues are sorted by key."""
 
     batch: int
     entries: list[ObjectEntry]
     stats: BackupStats
-    # Parent entries of unchanged objects whose tags this batch re-reads (chunks reused, nothing else read).
-    retag: list[ObjectEntry] = Field(default_factory=list)
     issues: list[ObjectIssue] = Field(default_factory=list)
 
 
@@ -120,6 +130,8 @@ class BackupRun(RecoveryPointRun):
 
     source: SourceSpec
     batches: int
+    # Parts of unchanged objects carried over from the parent, staged by Prepare beside the batches' results.
+    carried_parts: int = 0
     execution: str | None = None
     lock_id: str | None = None
     archived_objects: ArchivedObjects = "skip"

@@ -18,7 +18,9 @@ import contextlib
 import json
 import logging
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 
 
 BATCHES = "batches/"  # the staged input of each work item, inside a run's prefix
+MISSING_NAMED = 10  # missing results an error names
+READ_AHEAD = 8  # results a step reads in parallel ahead of the one it merges
 
 
 class RunLock(StepModel):
@@ -108,6 +112,10 @@ class StagedRun(Generic[D]):
         """The S3 key of a vault key: the workflows need an S3 vault."""
         return s3_storage(self.vault).prefix + key
 
+    def batch_key(self, number: int) -> str:
+        """The vault key of work item ``number``'s staged input (what the work item names)."""
+        return self.key(f"{BATCHES}{item_name(number)}.json")
+
     def put_batch(self, number: int, batch: BaseModel) -> str:
         """Stage the input of work item ``number``; return its vault key (what the work item names)."""
         name = f"{BATCHES}{item_name(number)}.json"
@@ -145,6 +153,43 @@ class StagedRun(Generic[D]):
         if missing:
             raise IntegrityError(f"{what}: results of work items {missing[:10]} are missing from staging")
         return [self.get(f"{layout.RESULTS}{name}.json", model) for name in names]
+
+    def check_results(self, expected: Iterable[str], what: str) -> None:
+        """Raise IntegrityError naming the first missing results unless every name of ``expected`` has one.
+
+        ``expected`` must come in increasing order (as :func:`item_name` numbers them): it is walked beside the
+        listing of the run's results, so neither is held whatever the number of work items.
+        """
+        prefix = self.key(layout.RESULTS)
+        present = (obj.key[len(prefix) : -len(".json")] for obj in self.vault.storage.list(prefix))
+        current = next(present, None)
+        previous: str | None = None
+        missing: list[str] = []
+        count = 0
+        for name in expected:
+            if previous is not None and name <= previous:
+                raise ValueError(f"{what}: expected results out of order ({name!r} after {previous!r})")
+            previous = name
+            while current is not None and current < name:
+                current = next(present, None)
+            if current != name:
+                count += 1
+                if len(missing) < MISSING_NAMED:
+                    missing.append(name)
+        if count:
+            raise IntegrityError(f"{what}: results of {count} work items {missing} are missing from staging")
+
+    def iter_results(self, model: type[M], names: Iterable[str], read_ahead: int = READ_AHEAD) -> Iterator[M]:
+        """The results ``names`` in that order, read ``read_ahead`` at a time in parallel (one by one, a run of
+        thousands of items would spend its time waiting on requests): memory holds ``read_ahead`` results."""
+        window: deque[Future[M]] = deque()
+        with ThreadPoolExecutor(max_workers=read_ahead, thread_name_prefix="vl-results") as pool:
+            for name in names:
+                window.append(pool.submit(self.get, f"{layout.RESULTS}{name}.json", model))
+                if len(window) >= read_ahead:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
 
     def all_results(self, model: type[M]) -> list[M]:
         """Every result present, in name order (for runs whose work items are found as they go)."""

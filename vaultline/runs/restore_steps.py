@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.repository.manifest import ObjectEntry, resolve_recovery_point
 from vaultline.repository.vault import Vault
-from vaultline.runs.backup_steps import batches
+from vaultline.runs.backup_parts import batches
 from vaultline.runs.models import (
     PrepareEvent,
     RestoreBatchSummary,

@@ -14,6 +14,7 @@ from vaultline.errors import SourceError
 from vaultline.repository.chunking import Readable
 from vaultline.repository.manifest import ObjectEntry
 from vaultline.sources.base import KeyFilter, ObjectArchived, ObjectVanished, Source
+from vaultline.sources.s3_listing import OrderedListing
 
 # S3 response headers that the manifest keeps, and the put_object argument each restores through.
 HEADER_FIELDS = {
@@ -95,20 +96,13 @@ class S3Source(Source):
         return status in ("Enabled", "Suspended")
 
     def list(self) -> Iterator[ObjectEntry]:
-        """Current objects. On a versioned bucket the listing also yields version ids (ListObjectVersions)."""
+        """Current objects in key order, listed in parallel by prefix partitions (:mod:`.s3_listing`). On a
+        versioned bucket the listing also yields version ids (ListObjectVersions)."""
         try:
-            if self._versioned():
-                pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=self.prefix)
-                for page in pages:
-                    for item in page.get("Versions", []):
-                        if item.get("IsLatest") and self.filter(item["Key"]):
-                            yield self._entry(item, item.get("VersionId"))
-            else:
-                pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
-                for page in pages:
-                    for item in page.get("Contents", []):
-                        if self.filter(item["Key"]):
-                            yield self._entry(item, None)
+            versioned = self._versioned()
+            for item in OrderedListing(self.s3, self.bucket, self.prefix, versioned):
+                if self.filter(item["Key"]):
+                    yield self._entry(item, item.get("VersionId") if versioned else None)
         except ClientError as exc:
             raise self._error(exc) from None
 
