@@ -15,6 +15,7 @@ prune's repack and sweep, drills, and a worker's chunking of real objects.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -90,9 +91,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="runs of each step (the median is reported)")
     parser.add_argument("--quick", action="store_true", help="20,000 objects, 100,000 chunks, 1 run")
     parser.add_argument("--work-dir", type=Path, default=None, help="where the temporary vault goes")
+    parser.add_argument("--cli-files", type=int, default=1_000_000, help="small files the CLI backup bench writes")
     args = parser.parse_args(argv)
     if args.quick:
         args.objects, args.chunks, args.points, args.runs = 20_000, 100_000, 60, 1
+        args.cli_files = 2_000
     return args
 
 
@@ -165,6 +168,43 @@ def print_table(figures: list[Figures]) -> None:
     log(f"chunks whose index alone fits a function's memory (every step but forget loads it): {reach}")
 
 
+CLI_TARGET_MIB = 300  # issue 11: a second backup of a million small files within 300 MiB of peak RSS
+CLI_FILES_PER_DIR = 1000
+
+
+def measure_cli_backup(files: int, scratch: Path) -> None:
+    """Peak RSS and time of the ``vaultline`` CLI process backing up a directory of ``files`` small files (each its
+    own chunk, 1,000 per directory) into a local vault: a first backup, then a second with nothing changed (every
+    file carried over from the parent). The baseline is the same CLI listing the vault's recovery points."""
+    source, vault = scratch / "cli-source", scratch / "cli-vault"
+    log(f"cli backup: writing {files:,} small files")
+    for number in range(files):
+        directory = source / f"d{number // CLI_FILES_PER_DIR:05d}"
+        if number % CLI_FILES_PER_DIR == 0:
+            directory.mkdir(parents=True)
+        (directory / f"f{number:07d}.txt").write_bytes(f"small file {number}\n".encode())
+    cli = [sys.executable, "-m", "vaultline", "--vault", str(vault)]
+    run_measured([*cli, "init"])
+    baseline = run_measured([*cli, "list", "--json"])
+    runs = []
+    for label in ("first", "second"):
+        log(f"cli backup: {label} backup")
+        result = run_measured([*cli, "backup", str(source), "--json"])
+        runs.append((label, result, json.loads(result.stdout)))
+    log("")
+    log(f"CLI backup of {files:,} small files (baseline: the CLI listing the vault, {baseline.peak_rss_mib:.0f} MiB)")
+    log(f"{'backup':<10}{'peak MiB':>10}{'seconds':>9}{'B/file':>9}{'read':>10}{'unchanged':>11}")
+    for label, result, doc in runs:
+        per_file = (result.peak_rss_mib - baseline.peak_rss_mib) * 2**20 / files
+        log(
+            f"{label:<10}{result.peak_rss_mib:>10.0f}{result.seconds:>9.1f}{per_file:>9.0f}"
+            f"{doc['objects_read']:>10,}{doc['objects_unchanged']:>11,}"
+        )
+    second = runs[-1][1].peak_rss_mib
+    verdict = "within" if second <= CLI_TARGET_MIB else "over"
+    log(f"second backup: {second:.0f} MiB, {verdict} issue 11's {CLI_TARGET_MIB} MiB (at 1,000,000 files)")
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     parent = args.work_dir or BENCH_DIR / ".work"
@@ -181,6 +221,8 @@ def main(argv: Sequence[str]) -> int:
             log(f"{step.name}: {args.runs} run(s)")
             figures.append(measure(step, vault, args))
         print_table(figures)
+    with tempfile.TemporaryDirectory(prefix="scale-cli-", dir=parent) as scratch:
+        measure_cli_backup(args.cli_files, Path(scratch))
     return 0
 
 
