@@ -9,7 +9,7 @@ from rich.table import Table
 from vaultline.cli.context import open_vault, vault_url
 from vaultline.cli.output import Column, emit_json, err, human_bytes, out, print_rows, transfer_progress
 from vaultline.operations.check import PackSubset, check_vault
-from vaultline.repository.manifest import ObjectEntry, entries_under, list_recovery_points, resolve_recovery_point
+from vaultline.repository.manifest import ObjectEntry, entries_under, iter_recovery_points, resolve_recovery_point
 from vaultline.repository.vault import Vault
 from vaultline.storage import open_storage
 
@@ -24,27 +24,25 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    points = list_recovery_points(open_vault(args))
+    points = iter_recovery_points(open_vault(args))  # one header at a time: a large one names many blobs
     if args.json:
         emit_json(
-            [
-                {
-                    "id": rp.id,
-                    "source": rp.source,
-                    "source_kind": rp.source_kind,
-                    "time": rp.time.isoformat(),
-                    "finished": rp.finished.isoformat(),
-                    "parent": rp.parent,
-                    "plan": rp.plan,
-                    "tags": rp.tags,
-                    "objects": rp.stats.objects,
-                    "bytes": rp.stats.bytes,
-                    "bytes_stored": rp.stats.bytes_stored,
-                    "status": rp.status,
-                    "issues": {"archived": rp.issues.archived, "vanished": rp.issues.vanished},
-                }
-                for rp in points
-            ]
+            {
+                "id": rp.id,
+                "source": rp.source,
+                "source_kind": rp.source_kind,
+                "time": rp.time.isoformat(),
+                "finished": rp.finished.isoformat(),
+                "parent": rp.parent,
+                "plan": rp.plan,
+                "tags": rp.tags,
+                "objects": rp.stats.objects,
+                "bytes": rp.stats.bytes,
+                "bytes_stored": rp.stats.bytes_stored,
+                "status": rp.status,
+                "issues": {"archived": rp.issues.archived, "vanished": rp.issues.vanished},
+            }
+            for rp in points
         )
         return 0
     table = Table("id", "time", "source", "objects", "size", "added", "status")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from vaultline.operations.prune import HeldObject
 from vaultline.operations.retention import Decision, PointInTime, RetentionPolicy, apply_policy
 from vaultline.repository.layout import manifest_key
-from vaultline.repository.manifest import list_recovery_points
+from vaultline.repository.manifest import iter_recovery_points
 from vaultline.repository.vault import Vault
 
 
@@ -40,7 +40,7 @@ def forget(
     now = now or datetime.now(UTC)
     points = [
         PointInTime(id=rp.id, source=rp.source, time=rp.time, tags=rp.tags)
-        for rp in list_recovery_points(vault)
+        for rp in iter_recovery_points(vault)
         if sources is None or rp.source in sources
     ]
     report = ForgetReport(dry_run=dry_run, decisions=apply_policy(points, policy))

@@ -286,9 +286,15 @@ def list_recovery_point_ids(vault: Vault) -> list[str]:
     return sorted(name for name in names if _RP_ID.match(name))
 
 
+def iter_recovery_points(vault: Vault) -> Iterator[RecoveryPoint]:
+    """Every recovery point, oldest first, one header at a time (a large recovery point's header names thousands
+    of entry blobs: a year of them is not held at once)."""
+    return (load_recovery_point(vault, rp_id) for rp_id in list_recovery_point_ids(vault))
+
+
 def list_recovery_points(vault: Vault) -> list[RecoveryPoint]:
     """Every recovery point, oldest first."""
-    return [load_recovery_point(vault, rp_id) for rp_id in list_recovery_point_ids(vault)]
+    return list(iter_recovery_points(vault))
 
 
 def resolve_recovery_point(vault: Vault, ref: str) -> RecoveryPoint:
