@@ -47,11 +47,12 @@ def emit_json(value: Any) -> None:
 def _json_pieces(value: Any, indent: str) -> Iterator[str]:
     if callable(value):
         value = value()
+    if not _lazy(value):
+        # The common case, each item of a listing: one dumps, its lines shifted to their depth.
+        yield json.dumps(value, indent=len(JSON_INDENT), default=str).replace("\n", "\n" + indent)
+        return
     inner = indent + JSON_INDENT
     if isinstance(value, dict):
-        if not value:
-            yield "{}"
-            return
         separator = "{\n"
         for name, item in value.items():
             yield f"{separator}{inner}{json.dumps(str(name))}: "
@@ -65,8 +66,15 @@ def _json_pieces(value: Any, indent: str) -> Iterator[str]:
             yield from _json_pieces(item, inner)
             separator = ",\n"
         yield "[]" if separator == "[\n" else f"\n{indent}]"
-    else:
-        yield json.dumps(value, default=str)
+
+
+def _lazy(value: Any) -> bool:
+    """Whether ``value`` holds an iterator or a callable to be printed as it comes."""
+    if isinstance(value, dict):
+        return any(_lazy(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_lazy(item) for item in value)
+    return isinstance(value, Iterator) or callable(value)
 
 
 @dataclass(frozen=True)
