@@ -15,6 +15,7 @@ prune's repack and sweep, drills, and a worker's chunking of real objects.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -98,12 +99,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--full", action="store_true", help="also measure the index at 30,000,000 chunks")
     parser.add_argument("--work-dir", type=Path, default=None, help="where the temporary vault goes")
+    parser.add_argument("--cli-files", type=int, default=1_000_000, help="small files the CLI backup bench writes")
     args = parser.parse_args(argv)
     if args.quick:
         args.objects, args.chunks, args.points, args.runs = 20_000, 100_000, 60, 1
         args.index_chunks = [100_000]
     if args.full and TARGET_CHUNKS not in args.index_chunks:
         args.index_chunks = [*args.index_chunks, TARGET_CHUNKS]
+        args.cli_files = 2_000
     return args
 
 
@@ -224,6 +227,56 @@ def print_index_table(figures: list[IndexFigures]) -> None:
         )
 
 
+CLI_TARGET_MIB = 300  # issue 11: a second backup of a million small files within 300 MiB of peak RSS
+CLI_FILES_PER_DIR = 1000
+LOAD_INDEX = (
+    "import json, sys; from vaultline.repository.vault import Vault; "
+    "print(json.dumps({'chunks': len(Vault.open(sys.argv[1]).index)}))"
+)
+
+
+def measure_cli_backup(files: int, scratch: Path) -> None:
+    """Peak RSS and time of the ``vaultline`` CLI process backing up a directory of ``files`` small files (each its
+    own chunk, 1,000 per directory) into a local vault: a first backup, then a second with nothing changed (every
+    file carried over from the parent). Beside them, what is not the backup's own: the CLI listing the vault's
+    recovery points (the interpreter and the engine), and a process holding the vault's master index (one entry
+    per file's chunk, which every backup loads first)."""
+    source, vault = scratch / "cli-source", scratch / "cli-vault"
+    log(f"cli backup: writing {files:,} small files")
+    for number in range(files):
+        directory = source / f"d{number // CLI_FILES_PER_DIR:05d}"
+        if number % CLI_FILES_PER_DIR == 0:
+            directory.mkdir(parents=True)
+        (directory / f"f{number:07d}.txt").write_bytes(f"small file {number}\n".encode())
+    cli = [sys.executable, "-m", "vaultline", "--vault", str(vault)]
+    run_measured([*cli, "init"])
+    baseline = run_measured([*cli, "list", "--json"])
+    runs = []
+    for label in ("first", "second"):
+        log(f"cli backup: {label} backup")
+        result = run_measured([*cli, "backup", str(source), "--json"])
+        runs.append((label, result, json.loads(result.stdout)))
+    index = run_measured([sys.executable, "-c", LOAD_INDEX, str(vault)])
+    log("")
+    log(
+        f"CLI backup of {files:,} small files (baseline: the CLI listing the vault, {baseline.peak_rss_mib:.0f} MiB; "
+        f"a process holding the index of {index.report['chunks']:,} chunks, {index.peak_rss_mib:.0f} MiB)"
+    )
+    log(f"{'backup':<10}{'peak MiB':>10}{'seconds':>9}{'B/file':>9}{'read':>10}{'unchanged':>11}")
+    for label, result, doc in runs:
+        per_file = (result.peak_rss_mib - baseline.peak_rss_mib) * 2**20 / files
+        log(
+            f"{label:<10}{result.peak_rss_mib:>10.0f}{result.seconds:>9.1f}{per_file:>9.0f}"
+            f"{doc['objects_read']:>10,}{doc['objects_unchanged']:>11,}"
+        )
+    second = runs[-1][1].peak_rss_mib
+    verdict = "within" if second <= CLI_TARGET_MIB else "over"
+    log(
+        f"second backup: {second:.0f} MiB, {verdict} issue 11's {CLI_TARGET_MIB} MiB (at 1,000,000 files); "
+        f"beyond the index's process: {second - index.peak_rss_mib:.0f} MiB"
+    )
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     parent = args.work_dir or BENCH_DIR / ".work"
@@ -241,6 +294,8 @@ def main(argv: Sequence[str]) -> int:
             figures.append(measure(step, vault, args))
         print_table(figures)
         print_index_table([measure_index(chunks, Path(scratch), args.runs) for chunks in args.index_chunks])
+    with tempfile.TemporaryDirectory(prefix="scale-cli-", dir=parent) as scratch:
+        measure_cli_backup(args.cli_files, Path(scratch))
     return 0
 
 

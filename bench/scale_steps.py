@@ -31,13 +31,8 @@ from vaultline.operations.prune import PruneOptions, prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
-<<<<<<< HEAD
-from vaultline.repository.layout import pack_key
-=======
 from vaultline.repository.entry_streams import join_with_parent
-from vaultline.repository.index import write_index
 from vaultline.repository.layout import STAGING_PREFIX, pack_key
->>>>>>> h/prepare
 from vaultline.repository.manifest import (
     BackupStats,
     ObjectEntry,
@@ -314,13 +309,9 @@ MEASURED: dict[str, Callable[..., dict[str, Any]]] = {
 }
 SETUP: dict[str, Callable[..., dict[str, Any]]] = {
     "generate": step_generate,
-<<<<<<< HEAD
     "generate-index": step_generate_index,
     "add-points": step_add_points,
-=======
-    "add-points": step_add_points,
     "stage-commit": step_stage_commit,
->>>>>>> h/prepare
 }
 
 

@@ -13,7 +13,7 @@ from tests.conftest import set_pack_size
 from tests.integration.conftest import Run
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import PackSubset, check_vault
-from vaultline.operations.diff import diff_recovery_points
+from vaultline.operations.diff import DiffTotals, iter_diff
 from vaultline.operations.drill import restore_drill
 from vaultline.operations.stats import vault_stats
 from vaultline.repository.blob_writer import BlobWriter
@@ -146,9 +146,10 @@ def test_stats_and_diff(vault_dir: tuple[Path, list[RecoveryPoint]], run: Run) -
     stats = vault_stats(vault)
     assert stats.recovery_points == 3 and len(stats.sources) == 1 and stats.garbage_bytes == 0
     assert stats.sources[0].latest == rps[-1].id and stats.dedup_ratio > 1.5
-    diff = diff_recovery_points(vault, rps[1], rps[2])
-    assert [a.key for a in diff.added] == ["new"] and [r.key for r in diff.removed] == ["f5"]
-    assert sorted(c.key for c in diff.changed) == ["f2"] and diff.unchanged == 4
+    totals = DiffTotals(old=rps[1].id, new=rps[2].id)
+    changes = [(kind, item.key) for kind, item in iter_diff(vault, rps[1], rps[2], totals)]
+    assert changes == [("changed", "f2"), ("removed", "f5"), ("added", "new")]  # in key order
+    assert (totals.added, totals.removed, totals.changed, totals.unchanged) == (1, 1, 1, 4)
     code, out, _ = run("--vault", str(root), "diff", rps[1].id, rps[2].id[:20], "--json")
     assert code == 0 and json.loads(out)["added"] == [{"key": "new", "size": 5}]
     code, out, _ = run("--vault", str(root), "stats", "--json", "--price-per-gib-month", "1024")

@@ -8,13 +8,14 @@ Exit codes as everywhere: 0 done, 1 failed (a lock held by another party, a dama
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import Any
 
 from rich.table import Table
 
 from vaultline.cli.context import open_vault
 from vaultline.cli.output import emit_json, err, human_bytes, out
-from vaultline.operations.diff import diff_recovery_points
+from vaultline.operations.diff import diff_by_kind
 from vaultline.operations.drill import restore_drill
 from vaultline.operations.forget import forget
 from vaultline.operations.prune import HeldObject, PruneOptions, PruneReport, prune
@@ -123,19 +124,31 @@ def cmd_diff(args: argparse.Namespace) -> int:
     vault = open_vault(args)
     old = resolve_recovery_point(vault, args.old)
     new = resolve_recovery_point(vault, args.new)
-    diff = diff_recovery_points(vault, old, new)
-    if args.json:
-        emit_json(diff.model_dump(mode="json"))
-        return 0
-    for item in diff.added:
-        out.print(f"+ {item.key} ({human_bytes(item.size)})", markup=False, highlight=False)
-    for item in diff.removed:
-        out.print(f"- {item.key} ({human_bytes(item.size)})", markup=False, highlight=False)
-    for change in diff.changed:
-        out.print(f"M {change.key} ({change.size_delta:+d} bytes)", markup=False, highlight=False)
+    with diff_by_kind(vault, old, new) as diff:
+        totals = diff.totals
+        if args.json:
+            figures = ("unchanged", "bytes_added", "bytes_removed", "size_delta")
+            emit_json(
+                {
+                    "old": old.id,
+                    "new": new.id,
+                    "added": (item.model_dump(mode="json") for item in diff.added()),
+                    "removed": (item.model_dump(mode="json") for item in diff.removed()),
+                    "changed": (item.model_dump(mode="json") for item in diff.changed()),
+                    # Known once the lists above are printed.
+                    **{name: functools.partial(getattr, totals, name) for name in figures},
+                }
+            )
+            return 0
+        for item in diff.added():
+            out.print(f"+ {item.key} ({human_bytes(item.size)})", markup=False, highlight=False)
+        for item in diff.removed():
+            out.print(f"- {item.key} ({human_bytes(item.size)})", markup=False, highlight=False)
+        for change in diff.changed():
+            out.print(f"M {change.key} ({change.size_delta:+d} bytes)", markup=False, highlight=False)
     out.print(
-        f"{old.id} -> {new.id}: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed, "
-        f"{diff.unchanged} unchanged; size {diff.size_delta:+d} bytes"
+        f"{old.id} -> {new.id}: {totals.added} added, {totals.removed} removed, {totals.changed} changed, "
+        f"{totals.unchanged} unchanged; size {totals.size_delta:+d} bytes"
     )
     return 0
 

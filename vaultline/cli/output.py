@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +17,7 @@ from vaultline.cli.stack import MapProgress
 # Piped output gets wide tables rather than 80 columns of wrapped ids.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
+JSON_INDENT = "  "
 
 
 def human_bytes(n: float) -> str:
@@ -28,8 +30,73 @@ def human_bytes(n: float) -> str:
 
 
 def emit_json(value: Any) -> None:
-    """Print the one JSON document of a ``--json`` command."""
-    print(json.dumps(value, indent=2, default=str))
+    """Print the one JSON document of a ``--json`` command.
+
+    An iterator anywhere in ``value`` is printed as an array, item by item as it yields, so that a listing of any
+    length is never held whole; a zero-argument callable is called when its turn comes (a total known only once
+    the streams before it have been printed). The text is that of ``json.dumps(value, indent=2)`` with each
+    iterator a list and each callable its value.
+    """
+    write = sys.stdout.write
+    for piece in _json_pieces(value, ""):
+        write(piece)
+    write("\n")
+    sys.stdout.flush()
+
+
+def _json_pieces(value: Any, indent: str) -> Iterator[str]:
+    if callable(value):
+        value = value()
+    if not _lazy(value):
+        # The common case, each item of a listing: one dumps, its lines shifted to their depth.
+        yield json.dumps(value, indent=len(JSON_INDENT), default=str).replace("\n", "\n" + indent)
+        return
+    inner = indent + JSON_INDENT
+    if isinstance(value, dict):
+        separator = "{\n"
+        for name, item in value.items():
+            yield f"{separator}{inner}{json.dumps(str(name))}: "
+            yield from _json_pieces(item, inner)
+            separator = ",\n"
+        yield f"\n{indent}}}"
+    elif isinstance(value, Iterator | list | tuple):
+        separator = "[\n"
+        for item in value:
+            yield separator + inner
+            yield from _json_pieces(item, inner)
+            separator = ",\n"
+        yield "[]" if separator == "[\n" else f"\n{indent}]"
+
+
+def _lazy(value: Any) -> bool:
+    """Whether ``value`` holds an iterator or a callable to be printed as it comes."""
+    if isinstance(value, dict):
+        return any(_lazy(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_lazy(item) for item in value)
+    return isinstance(value, Iterator) or callable(value)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a streamed table: its title and width (0 for the last, as wide as its values)."""
+
+    title: str
+    width: int = 0
+    right: bool = False
+
+    def cell(self, text: str) -> str:
+        return text.rjust(self.width) if self.right else text.ljust(self.width)
+
+
+def print_rows(columns: Sequence[Column], rows: Iterable[Sequence[str]]) -> None:
+    """Print a table for people row by row as ``rows`` yields, under a header: columns of fixed widths, the last
+    one free, so that a listing of any length is never held to measure it (a wider value shifts its row only)."""
+    write = sys.stdout.write
+    write("  ".join(column.cell(column.title) for column in columns).rstrip() + "\n")
+    for row in rows:
+        write("  ".join(column.cell(text) for column, text in zip(columns, row, strict=True)).rstrip() + "\n")
+    sys.stdout.flush()
 
 
 @contextmanager

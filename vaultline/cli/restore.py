@@ -43,7 +43,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     # The stack names its access-log bucket to its functions; a CLI run beside it may be told the same way.
     refuse_vault_buckets(args.to, vault, os.environ.get(ACCESS_LOG_BUCKET_ENV))
     target = open_target(args.to)
-    total = sum(e.size for e in entries)
+    # The recovery point's size when it is restored whole; an included part's is not known before it is read.
+    total = None if args.include else rp.stats.bytes
     with transfer_progress(not args.json, f"restore {rp.id}", total) as progress:
         outcome = restore_entries(vault, entries, target, progress, overwrite)
     if args.json:

@@ -7,9 +7,9 @@ import argparse
 from rich.table import Table
 
 from vaultline.cli.context import open_vault, vault_url
-from vaultline.cli.output import emit_json, err, human_bytes, out, transfer_progress
+from vaultline.cli.output import Column, emit_json, err, human_bytes, out, print_rows, transfer_progress
 from vaultline.operations.check import PackSubset, check_vault
-from vaultline.repository.manifest import iter_entries, list_recovery_points, resolve_recovery_point
+from vaultline.repository.manifest import ObjectEntry, entries_under, iter_recovery_points, resolve_recovery_point
 from vaultline.repository.vault import Vault
 from vaultline.storage import open_storage
 
@@ -24,27 +24,25 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    points = list_recovery_points(open_vault(args))
+    points = iter_recovery_points(open_vault(args))  # one header at a time: a large one names many blobs
     if args.json:
         emit_json(
-            [
-                {
-                    "id": rp.id,
-                    "source": rp.source,
-                    "source_kind": rp.source_kind,
-                    "time": rp.time.isoformat(),
-                    "finished": rp.finished.isoformat(),
-                    "parent": rp.parent,
-                    "plan": rp.plan,
-                    "tags": rp.tags,
-                    "objects": rp.stats.objects,
-                    "bytes": rp.stats.bytes,
-                    "bytes_stored": rp.stats.bytes_stored,
-                    "status": rp.status,
-                    "issues": {"archived": rp.issues.archived, "vanished": rp.issues.vanished},
-                }
-                for rp in points
-            ]
+            {
+                "id": rp.id,
+                "source": rp.source,
+                "source_kind": rp.source_kind,
+                "time": rp.time.isoformat(),
+                "finished": rp.finished.isoformat(),
+                "parent": rp.parent,
+                "plan": rp.plan,
+                "tags": rp.tags,
+                "objects": rp.stats.objects,
+                "bytes": rp.stats.bytes,
+                "bytes_stored": rp.stats.bytes_stored,
+                "status": rp.status,
+                "issues": {"archived": rp.issues.archived, "vanished": rp.issues.vanished},
+            }
+            for rp in points
         )
         return 0
     table = Table("id", "time", "source", "objects", "size", "added", "status")
@@ -62,19 +60,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+LS_COLUMNS = (Column("last modified", 19), Column("size", 12, right=True), Column("etag", 34), Column("key"))
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     vault = open_vault(args)
     rp = resolve_recovery_point(vault, args.recovery_point)
-    entries = [e for e in iter_entries(vault, rp) if e.key.startswith(args.prefix or "")]
+    entries = entries_under(vault, rp, args.prefix or "")
     if args.json:
-        emit_json([e.model_dump(mode="json", exclude={"chunks"}, exclude_defaults=True) for e in entries])
+        emit_json(e.model_dump(mode="json", exclude={"chunks"}, exclude_defaults=True) for e in entries)
         return 0
-    table = Table("key", "size", "last modified", "etag")
-    for e in entries:
-        modified = e.last_modified.strftime("%Y-%m-%d %H:%M:%S") if e.last_modified else ""
-        table.add_row(e.key, str(e.size), modified, e.etag or "")
-    out.print(table)
+    print_rows(LS_COLUMNS, (_ls_row(e) for e in entries))
     return 0
+
+
+def _ls_row(entry: ObjectEntry) -> tuple[str, str, str, str]:
+    modified = entry.last_modified.strftime("%Y-%m-%d %H:%M:%S") if entry.last_modified else ""
+    return modified, str(entry.size), entry.etag or "", entry.key
 
 
 def cmd_check(args: argparse.Namespace) -> int:

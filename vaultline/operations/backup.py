@@ -1,7 +1,9 @@
 """Backing up a source into a vault: read what changed, store new chunks, commit a manifest last.
 
-The unit of work is :func:`backup_objects` (one batch of listed objects -> entries and stats): the CLI runs it
-over the whole listing in one process, the Lambda workers each run it over one batch of the work list.
+The unit of work is :func:`backup_stream` (listed objects, each paired with its parent's entry when unchanged ->
+entries, produced one by one): the CLI runs it over the whole listing merge-joined with the parent's manifest and
+streams its entries into the new manifest, so memory does not grow with the source; the Lambda workers run it over
+one batch of the work list through :func:`backup_objects`, which returns the batch's entries as a list.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from vaultline.plans import ArchivedObjects, TagsRefresh
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
+from vaultline.repository.entry_streams import join_with_parent
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import (
+    ISSUES_LISTED,
     BackupStats,
     Issues,
     ObjectEntry,
@@ -87,18 +91,41 @@ def backup_objects(
     options: BackupOptions | None = None,
     refresh_tags: bool = False,
 ) -> BatchOutcome:
-    """Back up ``listed`` objects; those matching ``previous`` (same key, version, size, ETag, mtime) are not read,
-    only their tags when ``refresh_tags`` (and the source has tags).
+    """Back up ``listed`` objects (one bounded batch: its entries and issues are returned as lists); those matching
+    ``previous`` (same key, version, size, ETag, mtime) are not read, only their tags when ``refresh_tags`` (and the
+    source has tags). :func:`backup_stream` says what is left out and why; the caller flushes ``writer`` before the
+    entries may be committed anywhere."""
+    outcome = BatchOutcome()
+    paired = ((item, unchanged_entry(previous, item)) for item in listed)
+    stream = backup_stream(
+        vault, source, paired, writer, outcome.stats, outcome.issues.append, progress, options, refresh_tags
+    )
+    outcome.entries.extend(stream)
+    return outcome
 
-    An object deleted since the listing, or (with ``archived_objects: skip``) one in an archive tier, is left out
-    and reported in ``issues``. The caller flushes ``writer`` before the entries may be committed anywhere.
+
+def backup_stream(
+    vault: Vault,
+    source: Source,
+    paired: Iterable[tuple[ObjectEntry, ObjectEntry | None]],
+    writer: BlobWriter,
+    stats: BackupStats,
+    record_issue: Callable[[ObjectIssue], None],
+    progress: Progress | None = None,
+    options: BackupOptions | None = None,
+    refresh_tags: bool = False,
+) -> Iterator[ObjectEntry]:
+    """Back up each listed object as the stream is consumed and yield its entry, in the order listed: each item comes
+    with its parent's entry when unchanged (not read again, only its tags when ``refresh_tags`` and the source has
+    tags; :func:`repository.entry_streams.join_with_parent` pairs a sorted listing with the parent's manifest).
+
+    Nothing is kept per object: ``stats`` is added to as entries are produced and each object left out is handed to
+    ``record_issue``: one deleted since the listing, or (with ``archived_objects: skip``) one in an archive tier.
     """
     options = options or BackupOptions()
     chunker = Chunker(vault.config.chunker)
-    outcome = BatchOutcome()
-    stats = outcome.stats
     retag = refresh_tags and source.has_tags
-    for item, before, tags in _tags_read_ahead(source, listed, previous, retag):
+    for item, before, tags in _tags_read_ahead(source, paired, retag):
         unchanged = before is not None
         try:
             if before is not None:
@@ -107,12 +134,12 @@ def backup_objects(
                 entry = _store_object(source, item, chunker, writer, progress)
         except ObjectVanished as exc:
             # Deleted between listing and reading: the recovery point records the bucket as it is now.
-            outcome.issues.append(_issue(item, "vanished", exc))
+            record_issue(_issue(item, "vanished", exc))
             continue
         except ObjectArchived as exc:
             if options.archived_objects == "fail":
                 raise
-            outcome.issues.append(_issue(item, "archived", exc, exc.storage_class))
+            record_issue(_issue(item, "archived", exc, exc.storage_class))
             stats.errors += 1
             continue
         stats.objects += 1
@@ -124,20 +151,18 @@ def backup_objects(
         else:
             stats.objects_read += 1
             stats.bytes_read += entry.size
-        outcome.entries.append(entry)
-    return outcome
+        yield entry
 
 
 def _tags_read_ahead(
-    source: Source, listed: Iterable[ObjectEntry], previous: Mapping[str, ObjectEntry], retag: bool
+    source: Source, paired: Iterable[tuple[ObjectEntry, ObjectEntry | None]], retag: bool
 ) -> Iterator[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None]]:
     """Each listed item with its parent entry when unchanged (the same content: not read again) and, when ``retag``,
     the pending GetObjectTagging of that entry: a few dozen run ahead in parallel, since one request per object
     made one by one would be most of an unchanged bucket's backup time."""
     window: deque[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None]] = deque()
     with ThreadPoolExecutor(max_workers=TAG_THREADS, thread_name_prefix="vl-tags") as pool:
-        for item in listed:
-            before = unchanged_entry(previous, item)
+        for item, before in paired:
             tags = pool.submit(source.read_tags, before) if retag and before is not None else None
             window.append((item, before, tags))
             if len(window) > TAG_LOOKAHEAD:
@@ -214,13 +239,44 @@ def load_previous(vault: Vault, parent: RecoveryPoint | None) -> dict[str, Objec
 def header_extra(issues: Iterable[ObjectIssue] | Issues, tags_age: int | None) -> dict[str, Any]:
     """``extra`` of an S3 or directory recovery point's draft: each key only when it says something. ``issues``
     are the skipped objects, or their summary already counted (a Commit sums its parts' as it reads them)."""
+    return extra_of(issues if isinstance(issues, Issues) else Issues.of(issues), tags_age)
+
+
+def extra_of(issues: Issues, tags_age: int | None) -> dict[str, Any]:
+    """``extra`` from the summary of the objects skipped (counts and the first of them) and the tags age."""
     extra: dict[str, Any] = {}
-    summary = issues if isinstance(issues, Issues) else Issues.of(issues)
-    if summary.total:
-        extra["issues"] = summary.model_dump(mode="json", exclude_defaults=True)
+    if issues.total:
+        extra["issues"] = issues.model_dump(mode="json", exclude_defaults=True)
     if tags_age is not None:
         extra["tags_age"] = tags_age
     return extra
+
+
+@dataclass
+class IssueTally:
+    """Objects left out of a backup, counted, and the first :data:`ISSUES_LISTED` of them by key kept: what a
+    manifest header records, in memory that does not grow with the number of issues."""
+
+    listed: int = ISSUES_LISTED
+    archived: int = 0
+    vanished: int = 0
+    first: list[ObjectIssue] = field(default_factory=list)
+
+    def add(self, issue: ObjectIssue) -> None:
+        if issue.kind == "archived":
+            self.archived += 1
+        else:
+            self.vanished += 1
+        self.first.append(issue)
+        if len(self.first) >= 2 * self.listed:  # whatever order they come in: the lowest keys stay
+            self._trim()
+
+    def _trim(self) -> None:
+        self.first = sorted(self.first, key=lambda i: i.key)[: self.listed]
+
+    def summary(self) -> Issues:
+        self._trim()
+        return Issues(archived=self.archived, vanished=self.vanished, objects=list(self.first))
 
 
 def run_backup(
@@ -232,7 +288,10 @@ def run_backup(
     compression_level: int | None = None,
     options: BackupOptions | None = None,
 ) -> RecoveryPoint:
-    """Back up ``source`` in this process and commit a recovery point (the CLI path).
+    """Back up ``source`` in this process and commit a recovery point (the CLI path). The listing (in key order) is
+    merge-joined with the parent's entry stream and each entry goes on to the manifest writer as it is produced:
+    the listing, the parent and the new entries are never held whole; the figures are counts and the issues the
+    first :data:`ISSUES_LISTED` by key.
 
     A shared vault lock is held throughout, taken before the index is read: a prune (exclusive lock) cannot
     delete a blob this backup deduplicates against while it runs (docs/vault-format.md, section 17).
@@ -243,23 +302,37 @@ def run_backup(
         vault.reload_index()  # the index may have changed (a prune) since this Vault object loaded it
         recover_unindexed_packs(vault)
         parent = latest_for_source(vault, source.url)
-        previous = load_previous(vault, parent)
         options = options or BackupOptions()
         retag = options.tags_due(parent) and source.has_tags
+        draft = RecoveryPointDraft(
+            recovery_point=rp_id,
+            source=source.url,
+            source_kind=source.kind,
+            started=started,
+            parent=parent.id if parent else None,
+            plan=plan,
+            tags=dict(tags or {}),
+            compression_level=compression_level,
+        )
+        tags_age = options.tags_age(parent, retag) if source.has_tags else None
         with BlobWriter(vault, compression_level) as writer:
-            outcome = backup_objects(vault, source, source.list(), previous, writer, progress, options, retag)
-            draft = RecoveryPointDraft(
-                recovery_point=rp_id,
-                source=source.url,
-                source_kind=source.kind,
-                started=started,
-                parent=parent.id if parent else None,
-                plan=plan,
-                tags=dict(tags or {}),
-                compression_level=compression_level,
-                stats=outcome.stats,
-                extra=header_extra(outcome.issues, options.tags_age(parent, retag) if source.has_tags else None),
-            )
-            # A directory's walk is not in key order (until its listing streams sorted): the entries it kept are.
-            entries = sorted(outcome.entries, key=lambda entry: entry.key)
-            return finish_recovery_point(vault, writer, draft, entries)
+            # The listing, merge-joined with the parent's manifest, flows object by object into the new manifest:
+            # nothing here holds the listing, the parent or the entries.
+            paired = join_with_parent(source.list(), iter_entries(vault, parent) if parent else ())
+            stats, issues = BackupStats(), IssueTally()
+            entries = backup_stream(vault, source, paired, writer, stats, issues.add, progress, options, retag)
+            return finish_recovery_point(vault, writer, draft, _filling(draft, entries, stats, issues, tags_age))
+
+
+def _filling(
+    draft: RecoveryPointDraft,
+    entries: Iterator[ObjectEntry],
+    stats: BackupStats,
+    issues: IssueTally,
+    tags_age: int | None,
+) -> Iterator[ObjectEntry]:
+    """``entries``, completing ``draft`` with the figures and issues once the last one is through: the commit reads
+    its draft only after it has stored the whole entry stream."""
+    yield from entries
+    draft.stats = stats
+    draft.extra = extra_of(issues.summary(), tags_age)

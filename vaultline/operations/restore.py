@@ -16,6 +16,7 @@ from vaultline.repository.manifest import ObjectEntry, RecoveryPoint, iter_entri
 from vaultline.repository.vault import Vault
 from vaultline.sources.base import KeyFilter
 from vaultline.targets import Existing, Overwrite, Target
+from vaultline.targets.base import KeyMapper, Rejected
 
 EXISTENCE_THREADS = 16
 
@@ -37,10 +38,26 @@ class RestoreOutcome:
     unmappable: list[tuple[str, str]] = field(default_factory=list)
 
 
-def select_entries(vault: Vault, rp: RecoveryPoint, include: Sequence[str] = ()) -> list[ObjectEntry]:
-    """The entries of ``rp`` that match the include globs (all when none are given)."""
-    key_filter = KeyFilter(include)
-    return [e for e in iter_entries(vault, rp) if key_filter(e.key)]
+RESTORE_WINDOW = 1000  # entries mapped, checked at the target and read ahead together
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The entries of a recovery point that match include globs (all when none are given): re-iterable, each
+    iteration a fresh stream of the manifest, so that neither a restore nor a drill holds them."""
+
+    vault: Vault
+    rp: RecoveryPoint
+    include: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[ObjectEntry]:
+        key_filter = KeyFilter(self.include)
+        return (e for e in iter_entries(self.vault, self.rp) if key_filter(e.key))
+
+
+def select_entries(vault: Vault, rp: RecoveryPoint, include: Sequence[str] = ()) -> Selection:
+    """The entries of ``rp`` that match the include globs (all when none are given), as a re-iterable stream."""
+    return Selection(vault, rp, tuple(include))
 
 
 def restore_entries(
@@ -52,35 +69,71 @@ def restore_entries(
 ) -> RestoreOutcome:
     """Write ``entries`` to ``target``. Keys the target cannot hold are reported in the outcome, not written;
     keys it already holds are written or skipped as ``overwrite`` says, and counted. (The front doors, the CLI
-    and the restore state machine, default to ``never``; drills restore into a fresh scratch target.)"""
+    and the restore state machine, default to ``never``; drills restore into a fresh scratch target.)
+
+    ``entries`` is a list or a :class:`Selection`, not a one-shot iterator: a directory target reads it once more
+    first (its collisions). It is restored as a stream, :data:`RESTORE_WINDOW` entries at a time: memory does not
+    grow with the selection, but for the keys reported unmappable.
+    """
+    if isinstance(entries, Iterator):
+        raise TypeError("restore_entries needs a re-iterable selection (a list or a Selection), not an iterator")
     clock = time.monotonic()
     outcome = RestoreOutcome()
-    mapped, outcome.unmappable = target.plan(list(entries))
-    if overwrite != "always":
-        # One HeadObject per key: in parallel, or a batch of small objects would wait on them one by one.
-        with ThreadPoolExecutor(max_workers=EXISTENCE_THREADS, thread_name_prefix="vl-head") as pool:
-            found = list(pool.map(lambda pair: target.existing(*pair), mapped))
-        mapped = [
-            (entry, key)
-            for (entry, key), existing in zip(mapped, found, strict=True)
-            if not _skipped(vault, target, entry, key, existing, overwrite, outcome.stats)
-        ]
+    mapped = _mapped(entries, target.key_mapper(entries), outcome.unmappable)
     reader = ChunkReader(vault)
     try:
-        # One read-ahead stream over every chunk of every object, split back per object: small objects would
-        # otherwise each wait a full fetch round trip with the read-ahead empty.
-        stream = reader.stream([chunk for entry, _ in mapped for chunk in entry.chunks])
-        for entry, key in mapped:
-            target.write(entry, key, _counting(itertools.islice(stream, len(entry.chunks)), progress))
-            outcome.stats.objects += 1
-            outcome.stats.bytes += entry.size
-            if progress:
-                progress(1, 0)
+        with ThreadPoolExecutor(max_workers=EXISTENCE_THREADS, thread_name_prefix="vl-head") as pool:
+            for window in _windows(mapped, RESTORE_WINDOW):
+                if overwrite != "always":
+                    # One HeadObject per key: in parallel, or a batch of small objects would wait on them one by one.
+                    found = list(pool.map(lambda pair: target.existing(*pair), window))
+                    window = [
+                        (entry, key)
+                        for (entry, key), existing in zip(window, found, strict=True)
+                        if not _skipped(vault, target, entry, key, existing, overwrite, outcome.stats)
+                    ]
+                _write_window(reader, target, window, outcome.stats, progress)
     finally:
         reader.close()
     outcome.stats.unmappable = len(outcome.unmappable)
     outcome.stats.seconds = round(time.monotonic() - clock, 3)
     return outcome
+
+
+def _mapped(
+    entries: Iterable[ObjectEntry], mapper: KeyMapper, unmappable: list[tuple[str, str]]
+) -> Iterator[tuple[ObjectEntry, str]]:
+    """Each entry with its target key; the ones the target cannot hold go to ``unmappable`` (key, reason)."""
+    for entry in entries:
+        key = mapper(entry)
+        if isinstance(key, Rejected):
+            unmappable.append((entry.key, key.reason))
+        elif key is not None:
+            yield entry, key
+
+
+def _windows(pairs: Iterable[tuple[ObjectEntry, str]], size: int) -> Iterator[list[tuple[ObjectEntry, str]]]:
+    iterator = iter(pairs)
+    while window := list(itertools.islice(iterator, size)):
+        yield window
+
+
+def _write_window(
+    reader: ChunkReader,
+    target: Target,
+    window: list[tuple[ObjectEntry, str]],
+    stats: RestoreStats,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    # One read-ahead stream over every chunk of the window's objects, split back per object: small objects would
+    # otherwise each wait a full fetch round trip with the read-ahead empty.
+    stream = reader.stream([chunk for entry, _ in window for chunk in entry.chunks])
+    for entry, key in window:
+        target.write(entry, key, _counting(itertools.islice(stream, len(entry.chunks)), progress))
+        stats.objects += 1
+        stats.bytes += entry.size
+        if progress:
+            progress(1, 0)
 
 
 def _skipped(

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
 from vaultline.repository.layout import INDEX_PREFIX, MANIFEST_PREFIX
-from vaultline.repository.manifest import RecoveryPoint, iter_entries, list_recovery_points
+from vaultline.repository.manifest import (
+    BackupStats,
+    RecoveryPoint,
+    iter_entries,
+    iter_recovery_points,
+    load_recovery_point,
+)
 from vaultline.repository.packs import list_pack_ids
 from vaultline.repository.vault import Vault
 
@@ -52,6 +60,14 @@ def _ratio(a: int, b: int) -> float:
     return round(a / b, 3) if b else 0.0
 
 
+@dataclass(frozen=True)
+class _Point:
+    id: str
+    time: datetime
+    source_kind: str
+    stats: BackupStats
+
+
 def _referenced(vault: Vault, rp: RecoveryPoint) -> Iterator[bytes]:
     yield from (bytes.fromhex(b) for b in rp.entry_blobs)
     for entry in iter_entries(vault, rp):
@@ -71,17 +87,17 @@ def vault_stats(vault: Vault) -> VaultStats:
     stats.vault_bytes = stats.pack_bytes + sum(
         obj.size for prefix in (INDEX_PREFIX, MANIFEST_PREFIX) for obj in vault.storage.list(prefix)
     )
-    points = list_recovery_points(vault)
-    stats.recovery_points = len(points)
     live: set[bytes] = set()
-    by_source: dict[str, list[RecoveryPoint]] = {}
-    for rp in points:
-        by_source.setdefault(rp.source, []).append(rp)
+    # What each recovery point's figures need, not its header (which names all its entry blobs): read again below.
+    by_source: dict[str, list[_Point]] = {}
+    for rp in iter_recovery_points(vault):
+        by_source.setdefault(rp.source, []).append(_Point(rp.id, rp.time, rp.source_kind, rp.stats))
+        stats.recovery_points += 1
     for source in sorted(by_source):
         rps = sorted(by_source[source], key=lambda rp: (rp.time, rp.id))  # ids order by second only
         blobs: set[bytes] = set()
-        for rp in rps:
-            blobs.update(_referenced(vault, rp))
+        for point in rps:
+            blobs.update(_referenced(vault, load_recovery_point(vault, point.id)))
         live |= blobs
         raw, kept = _sizes(vault, blobs)
         logical = sum(rp.stats.bytes for rp in rps)

@@ -290,6 +290,16 @@ def iter_entries(vault: Vault, rp: RecoveryPoint) -> Iterator[ObjectEntry]:
         yield ObjectEntry.model_validate_json(carry)
 
 
+def entries_under(vault: Vault, rp: RecoveryPoint, prefix: str) -> Iterator[ObjectEntry]:
+    """The entries of ``rp`` whose keys start with ``prefix``, streamed: the stream is in key order, so it stops
+    at the first key past the prefix."""
+    for entry in iter_entries(vault, rp):
+        if entry.key.startswith(prefix):
+            yield entry
+        elif entry.key > prefix:
+            return
+
+
 def list_recovery_point_ids(vault: Vault) -> list[str]:
     """Ids of every recovery point, oldest first; stray objects under ``recovery-points/`` are ignored."""
     names = (obj.key[len(MANIFEST_PREFIX) :] for obj in vault.storage.list(MANIFEST_PREFIX))

@@ -43,7 +43,8 @@ def prepare(vault: Vault, event: PrepareEvent, access_log_bucket: str | None = N
     refuse_vault_buckets(request.target, vault, access_log_bucket)  # before anything is written
     S3Target(request.target)  # fails now, clearly, if the target bucket is missing
     run = StagedRun.new_restore(vault, BaseModel, rp.id)
-    entries = select_entries(vault, rp, request.include)
+    # Still held whole here, to size the batches (the restore Prepare's ceiling; the CLI's restore streams).
+    entries = list(select_entries(vault, rp, request.include))
     staged = [
         RestoreBatch(batch=number, recovery_point=rp.id, entries=batch, overwrite=request.overwrite)
         for number, batch in enumerate(batches(entries, request.worker_concurrency))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
@@ -19,6 +19,18 @@ class Existing:
 
     size: int
     etag: str | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An entry the target cannot hold, and why (a restore reports its key, and writes the rest)."""
+
+    reason: str
+
+
+KeyMapper = Callable[[ObjectEntry], "str | Rejected | None"]
+"""A target's key for each entry: its key, Rejected, or None for an entry it leaves out silently (a folder
+marker in a directory)."""
 
 
 class Target(ABC):
@@ -38,6 +50,20 @@ class Target(ABC):
     def write(self, entry: ObjectEntry, key: str, chunks: Iterable[bytes]) -> None:
         """Write one object from its chunks in order."""
 
+    def key_mapper(self, entries: Iterable[ObjectEntry]) -> KeyMapper:
+        """How this target names each of ``entries`` (the whole selection, re-iterable: a target whose rule
+        depends on the other keys reads it once more, as a stream, before mapping any). Here: each its own key."""
+        return lambda entry: entry.key
+
     def plan(self, entries: list[ObjectEntry]) -> tuple[list[tuple[ObjectEntry, str]], list[tuple[str, str]]]:
         """Map entries to target keys; return (mapped, unmappable (key, reason))."""
-        return [(e, e.key) for e in entries], []
+        mapper = self.key_mapper(entries)
+        mapped: list[tuple[ObjectEntry, str]] = []
+        rejected: list[tuple[str, str]] = []
+        for entry in entries:
+            key = mapper(entry)
+            if isinstance(key, Rejected):
+                rejected.append((entry.key, key.reason))
+            elif key is not None:
+                mapped.append((entry, key))
+        return mapped, rejected

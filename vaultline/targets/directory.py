@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import unicodedata
@@ -13,7 +14,7 @@ from typing import BinaryIO
 from vaultline.errors import TargetError
 from vaultline.repository.manifest import ObjectEntry
 from vaultline.sources.local import path_of
-from vaultline.targets.base import Existing, Target
+from vaultline.targets.base import Existing, KeyMapper, Rejected, Target
 
 NAME_MAX = 255  # bytes per path component on Linux, macOS and Windows file systems
 
@@ -49,37 +50,49 @@ class DirectoryTarget(Target):
             return f"a path component is longer than {NAME_MAX} bytes"
         return None
 
-    def plan(self, entries: list[ObjectEntry]) -> tuple[list[tuple[ObjectEntry, str]], list[tuple[str, str]]]:
-        mapped: list[tuple[ObjectEntry, str]] = []
-        rejected: list[tuple[str, str]] = []
-        files: dict[str, str] = {}
+    def key_mapper(self, entries: Iterable[ObjectEntry]) -> KeyMapper:
+        """Each entry's own key, unless it is unsafe (:meth:`unsafe_reason`), a folder marker (left out: directories
+        appear with the files under them), or a file that collides on a case- or normalization-insensitive disk with
+        a directory or with a file earlier in key order (that one is restored).
+
+        The collisions are between keys far apart in key order, so ``entries`` is read once first, as a stream,
+        for the folded paths of every directory and file: 8-byte digests, the files' dropped before the restore
+        begins but for the few that collide (a ceiling of about 70 bytes per file while that pass runs).
+        """
+        directories: set[int] = set()
+        files: set[int] = set()
+        colliding: set[int] = set()
+        parent = None
         for entry in entries:
+            if self.unsafe_reason(path_of(entry)) or entry.key.endswith("/"):
+                continue
+            folded = _digest(entry.key)
+            (colliding if folded in files else files).add(folded)
+            directory = entry.key.rpartition("/")[0]
+            if directory != parent:  # a key-sorted stream: a directory's files come together
+                parent = directory
+                while directory:
+                    directories.add(_digest(directory))
+                    directory = directory.rpartition("/")[0]
+        del files
+        first_of: dict[int, str] = {}
+
+        def mapper(entry: ObjectEntry) -> str | Rejected | None:
             reason = self.unsafe_reason(path_of(entry))
             if reason:
-                rejected.append((entry.key, reason))
-                continue
+                return Rejected(reason)
             if entry.key.endswith("/"):
-                continue  # a folder marker: directories appear with the files under them
-            files[entry.key] = entry.key
-        folded: dict[str, str] = {}
-        directories = {
-            unicodedata.normalize("NFC", "/".join(k.split("/")[:i])).casefold()
-            for k in files
-            for i in range(1, k.count("/") + 1)
-        }
-        for entry in entries:
-            key = entry.key
-            if key not in files:
-                continue
-            fold = unicodedata.normalize("NFC", key).casefold()
-            if fold in directories:
-                rejected.append((key, "collides with a directory of the same name"))
-            elif fold in folded:
-                rejected.append((key, f"collides with {folded[fold]!r} on case- or normalization-insensitive disks"))
-            else:
-                folded[fold] = key
-                mapped.append((entry, key))
-        return mapped, rejected
+                return None
+            folded = _digest(entry.key)
+            if folded in directories:
+                return Rejected("collides with a directory of the same name")
+            if folded in colliding:
+                if folded in first_of:
+                    return Rejected(f"collides with {first_of[folded]!r} on case- or normalization-insensitive disks")
+                first_of[folded] = entry.key
+            return entry.key
+
+        return mapper
 
     def _path(self, entry: ObjectEntry, key: str) -> Path:
         # A file name that was not UTF-8 is restored to its exact bytes (raw_key), not to its display key.
@@ -117,3 +130,9 @@ class DirectoryTarget(Target):
                 os.utime(path, (stamp, stamp))
         except OSError as exc:
             raise TargetError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _digest(path: str) -> int:
+    """8 bytes of hash of ``path`` as a case- and normalization-insensitive disk sees it."""
+    folded = unicodedata.normalize("NFC", path).casefold().encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(folded, digest_size=8).digest(), "big")
