@@ -104,9 +104,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.quick:
         args.objects, args.chunks, args.points, args.runs = 20_000, 100_000, 60, 1
         args.index_chunks = [100_000]
+        args.cli_files = 2_000
     if args.full and TARGET_CHUNKS not in args.index_chunks:
         args.index_chunks = [*args.index_chunks, TARGET_CHUNKS]
-        args.cli_files = 2_000
     return args
 
 
