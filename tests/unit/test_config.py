@@ -24,7 +24,7 @@ def test_config_round_trips() -> None:
     assert VaultConfig.from_bytes(config.to_bytes(), "vault") == config
 
 
-@pytest.mark.parametrize("version", [0, 2, 99, None, "1"])
+@pytest.mark.parametrize("version", [0, 3, 99, None, "1"])
 def test_unknown_version_raises_format_version_error(version: object) -> None:
     raw = valid_config()
     raw["version"] = version

@@ -3,7 +3,9 @@
 The CLI's :func:`run_table_backup` runs them in a loop in one process; the state machine's steps
 (`vaultline.runs.table_steps`) call one each: Prepare :func:`open_run` and :func:`start_run`, the export poll
 :func:`export_work`, every segment worker :func:`store_segment`, Commit :func:`commit_table`. Both front doors
-therefore write recovery points of one shape: a stream per scan segment (in several parts when a worker ran out of
+therefore write recovery points of one shape. In a vault of format version 2, a scan stores every segment as a
+key-sorted base or as a delta layer on its parent's segment (``vaultline.sources.dynamodb.layers``); otherwise (a
+version 1 vault, or export mode) a stream per scan segment (in several parts when a worker ran out of
 time) or per full-export data file; for an incremental export, each of the parent's streams with the change set
 applied in place, then one more stream of the items created since the parent.
 """
@@ -12,8 +14,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal
@@ -36,6 +38,7 @@ from vaultline.repository.manifest import (
     new_recovery_point_id,
 )
 from vaultline.repository.vault import Vault
+from vaultline.sources.dynamodb import layers
 from vaultline.sources.dynamodb.export import (
     apply_to_stream,
     change_set,
@@ -48,16 +51,28 @@ from vaultline.sources.dynamodb.export import (
     start_export,
     wait_for_export,
 )
+from vaultline.sources.dynamodb.items import encode_item
 from vaultline.sources.dynamodb.model import EXTRA_KEY, BackupOptions, TableBackupInfo, table_info
-from vaultline.sources.dynamodb.scan import ScanCursor, ScanOptions, scan_segment, store_items
+from vaultline.sources.dynamodb.scan import (
+    ITEM_STREAM_CHUNKER,
+    ScanCursor,
+    ScanOptions,
+    StreamWriter,
+    entry_key,
+    item_anchor,
+    scan_part,
+    store_items,
+)
 from vaultline.sources.dynamodb.table import TableSnapshot, describe_table, parse_table_url, table_client
 from vaultline.sources.dynamodb.throttle import Backoff, RateLimiter
 
-# One segment per this many bytes of table: a worker reads ~1 GiB well inside a few Lambda invocations, and the map
-# stays small for small tables. DynamoDB updates TableSizeBytes about every six hours (moto always reports 0), so a
-# size of 0 means "unknown", not "empty": it gets UNKNOWN_SIZE_SEGMENTS.
-SEGMENT_BYTES = 1024**3
-MAX_SEGMENTS = 1000
+# One segment per this many bytes of table: a worker reads and sorts it in one Lambda invocation (a layered segment
+# is a delta only when it was read in one part of at most layers.RUN_BYTES), and the map stays small for small
+# tables. MAX_SEGMENTS of them is 2 TiB; DynamoDB allows 1,000,000. DynamoDB updates TableSizeBytes about every six
+# hours (moto always reports 0), so a size of 0 means "unknown", not "empty": it gets UNKNOWN_SIZE_SEGMENTS (or,
+# layered, the parent's count).
+SEGMENT_BYTES = 128 * 1024**2
+MAX_SEGMENTS = 16_384
 UNKNOWN_SIZE_SEGMENTS = 1
 
 
@@ -87,6 +102,12 @@ class TableRun(RecoveryPointRun):
     # Incremental export: the change files every merge reads, and the parent's segment count.
     change_files: list[str] = Field(default_factory=list)
     parent_segments: int = 0
+    worker_concurrency: int = Field(default=1, ge=1)
+    # Format version 2 scans: segments stored key-sorted, as bases or deltas on ``delta_parent``'s segments (the
+    # parent when it is layered with the same segments and key schema), in the source's ``generation``.
+    layered: bool = False
+    delta_parent: str | None = None
+    generation: int = 0
 
     @property
     def key_names(self) -> list[str]:
@@ -119,10 +140,16 @@ class SegmentPart(BaseModel):
     # A merge: the keys of the change set it applied (key_of's bytes, which are JSON text).
     applied: list[str] = Field(default_factory=list)
     next: SegmentWork | None = None
+    # A layered delta: the segment's other entries (the parent's layers it builds on, the delta's deletes).
+    more: list[ObjectEntry] = Field(default_factory=list)
 
     @property
     def done(self) -> bool:
         return self.next is None
+
+    @property
+    def entries(self) -> list[ObjectEntry]:
+        return [self.entry, *self.more]
 
 
 def _part(
@@ -133,6 +160,7 @@ def _part(
     read_units: float = 0.0,
     following: SegmentWork | None = None,
     applied: Sequence[bytes] = (),
+    more: Sequence[ObjectEntry] = (),
 ) -> SegmentPart:
     # Item and byte figures; chunk figures are added by whoever flushes the writer.
     stats = BackupStats(objects=items, objects_read=items, bytes=entry.size, bytes_read=entry.size)
@@ -145,6 +173,7 @@ def _part(
         stats=stats,
         applied=[key.decode() for key in applied],
         next=following,
+        more=list(more),
     )
 
 
@@ -180,6 +209,7 @@ def open_run(
         tags=dict(tags or {}),
         compression_level=compression_level,
         read_rate_per_worker=read_rate / min(total_segments, worker_concurrency) if read_rate else None,
+        worker_concurrency=worker_concurrency,
     )
 
 
@@ -191,6 +221,8 @@ def start_run(vault: Vault, ddb: Any, run: TableRun) -> list[SegmentWork] | None
     parent = latest_for_source(vault, run.url)
     run.parent = parent.id if parent else None
     if run.options.mode == "scan":
+        if vault.config.version >= layers.LAYERED_FORMAT_VERSION:
+            _plan_layers(run, parent)
         return [SegmentWork(segment=segment) for segment in range(run.total_segments)]
     # Incremental when the parent is an export 15 minutes to 24 hours old: only the changes are exported, and
     # merged into the parent's streams. Otherwise a full export, one stream per data file.
@@ -201,6 +233,25 @@ def start_run(vault: Vault, ddb: Any, run: TableRun) -> list[SegmentWork] | None
     if run.incremental and parent is not None:
         run.parent_segments = parent.entry_count  # the manifest header counts its entries: one per export segment
     return None
+
+
+def _plan_layers(run: TableRun, parent: RecoveryPoint | None) -> None:
+    """Make ``run`` layered; against a layered parent of the same key schema, keep its segment count (deltas are
+    per segment: another count re-bases the whole table) unless the table outgrew it twice over."""
+    run.layered = True
+    if parent is None or parent.source_kind != "dynamodb":
+        return
+    info = table_info(parent)
+    if info.stream_layout != layers.LAYOUT or info.table.key_types != run.snapshot.key_types:
+        return
+    if not run.options.segments and run.snapshot.size_bytes <= 2 * SEGMENT_BYTES * info.total_segments:
+        if run.read_rate_per_worker:
+            total_rate = run.read_rate_per_worker * min(run.total_segments, run.worker_concurrency)
+            run.read_rate_per_worker = total_rate / min(info.total_segments, run.worker_concurrency)
+        run.total_segments = info.total_segments
+    if run.total_segments == info.total_segments:
+        run.delta_parent = parent.id
+        run.generation = info.generation + 1
 
 
 def export_work(vault: Vault, run: TableRun) -> list[SegmentWork]:
@@ -257,6 +308,30 @@ class TableReader:
             changes.update(change_set(read_export_file(self.vault, key), self.run.key_names))
         return changes
 
+    _layered_parent: Iterator[layers.SegmentLayers] | None = field(default=None, init=False, repr=False)
+    _next_parent: layers.SegmentLayers | None = field(default=None, init=False, repr=False)
+
+    def parent_layers(self, segment: int) -> layers.SegmentLayers:
+        """The delta parent's layers of ``segment``, from one pass over its manifest while segments are asked in
+        increasing order (the CLI's loop); a lower one starts a new pass. Memory: one segment's entries."""
+        if not self.run.delta_parent:
+            raise IntegrityError(f"recovery point {self.run.recovery_point}: a delta without a parent")
+        if self._layered_parent is None or (self._next_parent is not None and self._next_parent.segment > segment):
+            rp = load_recovery_point(self.vault, self.run.delta_parent)
+            where = f"recovery point {rp.id}"
+            self._layered_parent = layers.iter_segments(
+                iter_entries(self.vault, rp), table_info(rp).total_segments, where
+            )
+            self._next_parent = None
+        while self._next_parent is None or self._next_parent.segment < segment:
+            found = next(self._layered_parent, None)
+            if found is None:
+                raise IntegrityError(f"recovery point {self.run.delta_parent} has no segment {segment}")
+            self._next_parent = found
+        if self._next_parent.segment != segment:
+            raise IntegrityError(f"recovery point {self.run.delta_parent} has no segment {segment}")
+        return self._next_parent
+
     @cached_property
     def parent_segments(self) -> list[ObjectEntry]:
         """The parent's segment entries, read once (one per segment: at most MAX_SEGMENTS or one per export file)."""
@@ -277,11 +352,90 @@ def store_segment(
         lines = full_export_lines(read_export_file(vault, work.file))
         entry, count = store_items(writer, work.segment, 0, lines, run.key_names)
         return _part(work.segment, 0, entry, count)
-    result = scan_segment(
-        reader.client(), run.snapshot.name, work.segment, run.total_segments, writer, work.cursor, reader.scan
+    if run.layered:
+        return store_layered(vault, run, work, writer, reader)
+    stream = StreamWriter(writer, ITEM_STREAM_CHUNKER)
+
+    def add(item: Mapping[str, Any]) -> int:
+        line = encode_item(item)
+        stream.add(line, item_anchor(item, run.key_names))
+        return len(line)
+
+    result = scan_part(
+        reader.client(), run.snapshot.name, work.segment, run.total_segments, add, work.cursor, reader.scan
+    )
+    entry = ObjectEntry(
+        key=entry_key(work.segment, work.cursor.part),
+        size=result.size,
+        chunks=stream.finish(),
+        metadata={"items": str(result.items)},
     )
     following = SegmentWork(segment=work.segment, cursor=result.next) if result.next else None
-    return _part(work.segment, work.cursor.part, result.entry, result.items, result.read_units, following)
+    return _part(work.segment, work.cursor.part, entry, result.items, result.read_units, following)
+
+
+def store_layered(
+    vault: Vault, run: TableRun, work: SegmentWork, writer: BlobWriter, reader: TableReader
+) -> SegmentPart:
+    """Scan one part of a segment into memory (at most layers.RUN_BYTES), sort it by key, and store it as a delta
+    on the parent's segment when the part is the whole segment and no re-base is due, else as a base part."""
+    lines: list[layers.KeyedLine] = []
+
+    def add(item: Mapping[str, Any]) -> int:
+        line = encode_item(item)
+        anchor = item_anchor(item, run.key_names)
+        if anchor is None:
+            raise IntegrityError(f"table {run.snapshot.name}: an item without its key attributes {run.key_names}")
+        lines.append((anchor, line))
+        return len(line)
+
+    scanned = scan_part(
+        reader.client(),
+        run.snapshot.name,
+        work.segment,
+        run.total_segments,
+        add,
+        work.cursor,
+        reader.scan,
+        max_bytes=layers.RUN_BYTES,
+    )
+    lines.sort()
+    following = SegmentWork(segment=work.segment, cursor=scanned.next) if scanned.next else None
+    whole = work.cursor.part == 0 and following is None
+    if whole and run.delta_parent:
+        stored = _store_delta(vault, run, work.segment, writer, reader, lines)
+        if stored is not None:
+            entry, *more = stored
+            return _part(work.segment, 0, entry, scanned.items, scanned.read_units, more=more)
+    entry = layers.store_base(writer, work.segment, work.cursor.part, lines)
+    return _part(work.segment, work.cursor.part, entry, scanned.items, scanned.read_units, following)
+
+
+def _store_delta(
+    vault: Vault,
+    run: TableRun,
+    segment: int,
+    writer: BlobWriter,
+    reader: TableReader,
+    lines: Sequence[layers.KeyedLine],
+) -> list[ObjectEntry] | None:
+    """The segment as a delta on its parent's layers (the new put stream first), or None when it is re-based."""
+    parent = reader.parent_layers(segment)
+    if layers.rebase_due(segment, run.generation, parent):
+        return None
+    chunks = ChunkReader(vault, lookahead=layers.MERGE_LOOKAHEAD)
+    where = f"recovery point {run.delta_parent}"
+    try:
+        previous = layers.merged_lines(chunks, parent, run.key_names, where)
+        puts, deletes = layers.changes_against(previous, lines, run.key_names)
+    finally:
+        chunks.close()
+    if not puts and not deletes:
+        return parent.object_entries[-1:] + parent.object_entries[:-1]  # unchanged: the chain as it is
+    if layers.delta_too_big(parent, sum(len(line) for _, line in [*puts, *deletes])):
+        return None
+    *inherited, delete, put = layers.store_delta(writer, parent, puts, deletes)
+    return [put, *inherited, delete]
 
 
 def merge_segment(vault: Vault, run: TableRun, segment: int, writer: BlobWriter, reader: TableReader) -> SegmentPart:
@@ -331,7 +485,7 @@ def commit_table(
     stats = BackupStats()
     for part in chains:
         stats.merge(part.stats)
-    entries = [part.entry for part in chains]
+    entries = [entry for part in chains for entry in part.entries]
     if run.incremental:
         applied = {key.encode() for part in chains for key in part.applied}
         created = new_items(reader.changes, applied)
@@ -348,6 +502,9 @@ def commit_table(
         export_arn=run.export_arn,
         export_type=run.export_type,
         export_time=run.export_time,
+        item_chunker=layers.LAYERED_STREAM_CHUNKER if run.layered else ITEM_STREAM_CHUNKER,
+        stream_layout=layers.LAYOUT if run.layered else layers.SCAN_ORDER,
+        generation=run.generation,
     )
     # Chunks the parts' writers already flushed are in their stats; the commit adds what this writer flushes.
     draft = run.draft(run.url, "dynamodb", stats, {EXTRA_KEY: info.model_dump(mode="json")})

@@ -13,7 +13,7 @@ from vaultline import FORMAT_VERSION
 from vaultline.errors import FormatVersionError, VaultError
 from vaultline.repository.chunking import ChunkerParams
 
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)
 
 
 class CompressionSettings(BaseModel):
