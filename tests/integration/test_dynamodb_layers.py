@@ -214,10 +214,13 @@ def test_restore_with_a_missing_link_fails_clearly_before_writing(ddb: Any, s3_v
 def test_the_state_machine_steps_write_and_restore_deltas(ddb: Any, s3_vault: Vault) -> None:
     simple_table(ddb, "steps")
     put_all(ddb, "steps", [item(n) for n in range(120)])
+    staged_layers: list[int] = []
 
     def backup() -> RecoveryPoint:
         request = {"source": {"type": "dynamodb", "url": "dynamodb://steps", "options": {"segments": 2}}}
         prepared = steps.prepare(s3_vault, PrepareEvent(request=request))
+        # Prepare stages each segment's parent layers: a worker reads its own, not the parent's whole manifest.
+        staged_layers.append(len(list(s3_vault.storage.list(f"staging/{prepared.recovery_point}/parent-layers/"))))
         work = json.loads(s3_vault.storage.get(str(prepared.work_list_key).split("vaults/main/", 1)[1]))
         for work_item in work:
             event = models.SegmentWorkerEvent(recovery_point=prepared.recovery_point, item=work_item)
@@ -230,6 +233,7 @@ def test_the_state_machine_steps_write_and_restore_deltas(ddb: Any, s3_vault: Va
     ddb.delete_item(TableName="steps", Key={"pk": {"S": "k00004"}})
     rp = backup()
     assert 2 in layer_counts(s3_vault, rp)  # a delta on the segment that changed (an unchanged one keeps 1 layer)
+    assert staged_layers == [0, 2] and not list(s3_vault.storage.list(f"staging/{rp.id}/"))
     prepared = steps.restore_prepare(
         s3_vault, PrepareEvent(request={"recovery_point": rp.id, "target": "dynamodb://steps-copy"})
     )

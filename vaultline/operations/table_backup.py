@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal
@@ -27,6 +29,8 @@ from vaultline.operations.backup import recover_unindexed_packs
 from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import RecoveryPointRun, finish_recovery_point
+from vaultline.repository.compression import compress_document, decompress_document
+from vaultline.repository.layout import run_prefix
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import (
     BackupStats,
@@ -73,6 +77,8 @@ from vaultline.sources.dynamodb.throttle import Backoff, RateLimiter
 # layered, the parent's count).
 SEGMENT_BYTES = 128 * 1024**2
 MAX_SEGMENTS = 16_384
+# Under the run's staging prefix: the delta parent's layers, one object per segment (stage_parent_layers).
+PARENT_LAYERS = "parent-layers/"
 UNKNOWN_SIZE_SEGMENTS = 1
 
 
@@ -223,6 +229,7 @@ def start_run(vault: Vault, ddb: Any, run: TableRun) -> list[SegmentWork] | None
     if run.options.mode == "scan":
         if vault.config.version >= layers.LAYERED_FORMAT_VERSION:
             _plan_layers(run, parent)
+            stage_parent_layers(vault, run)
         return [SegmentWork(segment=segment) for segment in range(run.total_segments)]
     # Incremental when the parent is an export 15 minutes to 24 hours old: only the changes are exported, and
     # merged into the parent's streams. Otherwise a full export, one stream per data file.
@@ -252,6 +259,50 @@ def _plan_layers(run: TableRun, parent: RecoveryPoint | None) -> None:
     if run.total_segments == info.total_segments:
         run.delta_parent = parent.id
         run.generation = info.generation + 1
+
+
+class StagedLayers(BaseModel):
+    """One segment's entries of a delta parent, staged for the worker of that segment."""
+
+    entries: list[ObjectEntry]
+
+
+def parent_layers_key(rp_id: str, segment: int) -> str:
+    return f"{run_prefix(rp_id)}{PARENT_LAYERS}{segment:05d}"
+
+
+def stage_parent_layers(vault: Vault, run: TableRun, threads: int = 16) -> int:
+    """Stage each segment's layers of the run's delta parent, sealed, from one streaming pass over its manifest,
+    so that no worker reads the parent's whole manifest to find its segment. Prepare's memory: one segment's
+    entries and the puts in flight; time: the manifest's read plus one PUT per segment (16 at once). Returns the
+    number of segments staged."""
+    if not run.delta_parent:
+        return 0
+    rp = load_recovery_point(vault, run.delta_parent)
+    segments = layers.iter_segments(iter_entries(vault, rp), table_info(rp).total_segments, f"recovery point {rp.id}")
+
+    def put(segment: layers.SegmentLayers) -> None:
+        key = parent_layers_key(run.recovery_point, segment.segment)
+        body = compress_document(StagedLayers(entries=segment.object_entries).model_dump_json().encode())
+        vault.storage.put(key, vault.cipher.seal(body, key.encode()))
+
+    staged = 0
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vl-stage") as pool:
+        pending: deque[Future[None]] = deque()
+        for segment in segments:
+            pending.append(pool.submit(put, segment))
+            staged += 1
+            if len(pending) >= 2 * threads:
+                pending.popleft().result()
+        for future in pending:
+            future.result()
+    return staged
+
+
+def delete_parent_layers(vault: Vault, rp_id: str) -> None:
+    """Delete what :func:`stage_parent_layers` staged (the CLI's run; a state machine's run cleans its prefix)."""
+    for obj in list(vault.storage.list(run_prefix(rp_id) + PARENT_LAYERS)):
+        vault.storage.delete(obj.key)
 
 
 def export_work(vault: Vault, run: TableRun) -> list[SegmentWork]:
@@ -308,29 +359,16 @@ class TableReader:
             changes.update(change_set(read_export_file(self.vault, key), self.run.key_names))
         return changes
 
-    _layered_parent: Iterator[layers.SegmentLayers] | None = field(default=None, init=False, repr=False)
-    _next_parent: layers.SegmentLayers | None = field(default=None, init=False, repr=False)
-
     def parent_layers(self, segment: int) -> layers.SegmentLayers:
-        """The delta parent's layers of ``segment``, from one pass over its manifest while segments are asked in
-        increasing order (the CLI's loop); a lower one starts a new pass. Memory: one segment's entries."""
+        """The delta parent's layers of ``segment``, as :func:`stage_parent_layers` staged them (one small read per
+        segment, whatever the size of the parent's manifest)."""
         if not self.run.delta_parent:
             raise IntegrityError(f"recovery point {self.run.recovery_point}: a delta without a parent")
-        if self._layered_parent is None or (self._next_parent is not None and self._next_parent.segment > segment):
-            rp = load_recovery_point(self.vault, self.run.delta_parent)
-            where = f"recovery point {rp.id}"
-            self._layered_parent = layers.iter_segments(
-                iter_entries(self.vault, rp), table_info(rp).total_segments, where
-            )
-            self._next_parent = None
-        while self._next_parent is None or self._next_parent.segment < segment:
-            found = next(self._layered_parent, None)
-            if found is None:
-                raise IntegrityError(f"recovery point {self.run.delta_parent} has no segment {segment}")
-            self._next_parent = found
-        if self._next_parent.segment != segment:
-            raise IntegrityError(f"recovery point {self.run.delta_parent} has no segment {segment}")
-        return self._next_parent
+        key = parent_layers_key(self.run.recovery_point, segment)
+        what = f"{self.vault.url}: {key}"
+        plain = self.vault.cipher.open(self.vault.storage.get(key), key.encode(), what)
+        staged = StagedLayers.model_validate_json(decompress_document(plain, what))
+        return layers.segment_layers(segment, staged.entries, f"recovery point {self.run.delta_parent}")
 
     @cached_property
     def parent_segments(self) -> list[ObjectEntry]:
@@ -548,3 +586,4 @@ def run_table_backup(
         finally:
             if options.mode == "export":
                 delete_export(vault, run.recovery_point)
+            delete_parent_layers(vault, run.recovery_point)
