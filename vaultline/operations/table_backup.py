@@ -3,7 +3,9 @@
 The CLI's :func:`run_table_backup` runs them in a loop in one process; the state machine's steps
 (`vaultline.runs.table_steps`) call one each: Prepare :func:`open_run` and :func:`start_run`, the export poll
 :func:`export_work`, every segment worker :func:`store_segment`, Commit :func:`commit_table`. Both front doors
-therefore write recovery points of one shape: a stream per scan segment (in several parts when a worker ran out of
+therefore write recovery points of one shape. In a vault of format version 2, a scan stores every segment as a
+key-sorted base or as a delta layer on its parent's segment (``vaultline.sources.dynamodb.layers``); otherwise (a
+version 1 vault, or export mode) a stream per scan segment (in several parts when a worker ran out of
 time) or per full-export data file; for an incremental export, each of the parent's streams with the change set
 applied in place, then one more stream of the items created since the parent.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -25,6 +29,8 @@ from vaultline.operations.backup import recover_unindexed_packs
 from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import RecoveryPointRun, finish_recovery_point
+from vaultline.repository.compression import compress_document, decompress_document
+from vaultline.repository.layout import run_prefix
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import (
     BackupStats,
@@ -36,6 +42,7 @@ from vaultline.repository.manifest import (
     new_recovery_point_id,
 )
 from vaultline.repository.vault import Vault
+from vaultline.sources.dynamodb import layers
 from vaultline.sources.dynamodb.export import (
     apply_to_stream,
     change_set,
@@ -48,16 +55,30 @@ from vaultline.sources.dynamodb.export import (
     start_export,
     wait_for_export,
 )
+from vaultline.sources.dynamodb.items import encode_item
 from vaultline.sources.dynamodb.model import EXTRA_KEY, BackupOptions, TableBackupInfo, table_info
-from vaultline.sources.dynamodb.scan import ScanCursor, ScanOptions, scan_segment, store_items
+from vaultline.sources.dynamodb.scan import (
+    ITEM_STREAM_CHUNKER,
+    ScanCursor,
+    ScanOptions,
+    StreamWriter,
+    entry_key,
+    item_anchor,
+    scan_part,
+    store_items,
+)
 from vaultline.sources.dynamodb.table import TableSnapshot, describe_table, parse_table_url, table_client
 from vaultline.sources.dynamodb.throttle import Backoff, RateLimiter
 
-# One segment per this many bytes of table: a worker reads ~1 GiB well inside a few Lambda invocations, and the map
-# stays small for small tables. DynamoDB updates TableSizeBytes about every six hours (moto always reports 0), so a
-# size of 0 means "unknown", not "empty": it gets UNKNOWN_SIZE_SEGMENTS.
-SEGMENT_BYTES = 1024**3
-MAX_SEGMENTS = 1000
+# One segment per this many bytes of table: a worker reads and sorts it in one Lambda invocation (a layered segment
+# is a delta only when it was read in one part of at most layers.RUN_BYTES), and the map stays small for small
+# tables. MAX_SEGMENTS of them is 2 TiB; DynamoDB allows 1,000,000. DynamoDB updates TableSizeBytes about every six
+# hours (moto always reports 0), so a size of 0 means "unknown", not "empty": it gets UNKNOWN_SIZE_SEGMENTS (or,
+# layered, the parent's count).
+SEGMENT_BYTES = 128 * 1024**2
+MAX_SEGMENTS = 16_384
+# Under the run's staging prefix: the delta parent's layers, one object per segment (stage_parent_layers).
+PARENT_LAYERS = "parent-layers/"
 UNKNOWN_SIZE_SEGMENTS = 1
 
 
@@ -87,6 +108,12 @@ class TableRun(RecoveryPointRun):
     # Incremental export: the change files every merge reads, and the parent's segment count.
     change_files: list[str] = Field(default_factory=list)
     parent_segments: int = 0
+    worker_concurrency: int = Field(default=1, ge=1)
+    # Format version 2 scans: segments stored key-sorted, as bases or deltas on ``delta_parent``'s segments (the
+    # parent when it is layered with the same segments and key schema), in the source's ``generation``.
+    layered: bool = False
+    delta_parent: str | None = None
+    generation: int = 0
 
     @property
     def key_names(self) -> list[str]:
@@ -119,10 +146,16 @@ class SegmentPart(BaseModel):
     # A merge: the keys of the change set it applied (key_of's bytes, which are JSON text).
     applied: list[str] = Field(default_factory=list)
     next: SegmentWork | None = None
+    # A layered delta: the segment's other entries (the parent's layers it builds on, the delta's deletes).
+    more: list[ObjectEntry] = Field(default_factory=list)
 
     @property
     def done(self) -> bool:
         return self.next is None
+
+    @property
+    def entries(self) -> list[ObjectEntry]:
+        return [self.entry, *self.more]
 
 
 def _part(
@@ -133,6 +166,7 @@ def _part(
     read_units: float = 0.0,
     following: SegmentWork | None = None,
     applied: Sequence[bytes] = (),
+    more: Sequence[ObjectEntry] = (),
 ) -> SegmentPart:
     # Item and byte figures; chunk figures are added by whoever flushes the writer.
     stats = BackupStats(objects=items, objects_read=items, bytes=entry.size, bytes_read=entry.size)
@@ -145,6 +179,7 @@ def _part(
         stats=stats,
         applied=[key.decode() for key in applied],
         next=following,
+        more=list(more),
     )
 
 
@@ -180,6 +215,7 @@ def open_run(
         tags=dict(tags or {}),
         compression_level=compression_level,
         read_rate_per_worker=read_rate / min(total_segments, worker_concurrency) if read_rate else None,
+        worker_concurrency=worker_concurrency,
     )
 
 
@@ -191,6 +227,9 @@ def start_run(vault: Vault, ddb: Any, run: TableRun) -> list[SegmentWork] | None
     parent = latest_for_source(vault, run.url)
     run.parent = parent.id if parent else None
     if run.options.mode == "scan":
+        if vault.config.version >= layers.LAYERED_FORMAT_VERSION:
+            _plan_layers(run, parent)
+            stage_parent_layers(vault, run)
         return [SegmentWork(segment=segment) for segment in range(run.total_segments)]
     # Incremental when the parent is an export 15 minutes to 24 hours old: only the changes are exported, and
     # merged into the parent's streams. Otherwise a full export, one stream per data file.
@@ -201,6 +240,69 @@ def start_run(vault: Vault, ddb: Any, run: TableRun) -> list[SegmentWork] | None
     if run.incremental and parent is not None:
         run.parent_segments = parent.entry_count  # the manifest header counts its entries: one per export segment
     return None
+
+
+def _plan_layers(run: TableRun, parent: RecoveryPoint | None) -> None:
+    """Make ``run`` layered; against a layered parent of the same key schema, keep its segment count (deltas are
+    per segment: another count re-bases the whole table) unless the table outgrew it twice over."""
+    run.layered = True
+    if parent is None or parent.source_kind != "dynamodb":
+        return
+    info = table_info(parent)
+    if info.stream_layout != layers.LAYOUT or info.table.key_types != run.snapshot.key_types:
+        return
+    if not run.options.segments and run.snapshot.size_bytes <= 2 * SEGMENT_BYTES * info.total_segments:
+        if run.read_rate_per_worker:
+            total_rate = run.read_rate_per_worker * min(run.total_segments, run.worker_concurrency)
+            run.read_rate_per_worker = total_rate / min(info.total_segments, run.worker_concurrency)
+        run.total_segments = info.total_segments
+    if run.total_segments == info.total_segments:
+        run.delta_parent = parent.id
+        run.generation = info.generation + 1
+
+
+class StagedLayers(BaseModel):
+    """One segment's entries of a delta parent, staged for the worker of that segment."""
+
+    entries: list[ObjectEntry]
+
+
+def parent_layers_key(rp_id: str, segment: int) -> str:
+    return f"{run_prefix(rp_id)}{PARENT_LAYERS}{segment:05d}"
+
+
+def stage_parent_layers(vault: Vault, run: TableRun, threads: int = 16) -> int:
+    """Stage each segment's layers of the run's delta parent, sealed, from one streaming pass over its manifest,
+    so that no worker reads the parent's whole manifest to find its segment. Prepare's memory: one segment's
+    entries and the puts in flight; time: the manifest's read plus one PUT per segment (16 at once). Returns the
+    number of segments staged."""
+    if not run.delta_parent:
+        return 0
+    rp = load_recovery_point(vault, run.delta_parent)
+    segments = layers.iter_segments(iter_entries(vault, rp), table_info(rp).total_segments, f"recovery point {rp.id}")
+
+    def put(segment: layers.SegmentLayers) -> None:
+        key = parent_layers_key(run.recovery_point, segment.segment)
+        body = compress_document(StagedLayers(entries=segment.object_entries).model_dump_json().encode())
+        vault.storage.put(key, vault.cipher.seal(body, key.encode()))
+
+    staged = 0
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vl-stage") as pool:
+        pending: deque[Future[None]] = deque()
+        for segment in segments:
+            pending.append(pool.submit(put, segment))
+            staged += 1
+            if len(pending) >= 2 * threads:
+                pending.popleft().result()
+        for future in pending:
+            future.result()
+    return staged
+
+
+def delete_parent_layers(vault: Vault, rp_id: str) -> None:
+    """Delete what :func:`stage_parent_layers` staged (the CLI's run; a state machine's run cleans its prefix)."""
+    for obj in list(vault.storage.list(run_prefix(rp_id) + PARENT_LAYERS)):
+        vault.storage.delete(obj.key)
 
 
 def export_work(vault: Vault, run: TableRun) -> list[SegmentWork]:
@@ -257,6 +359,17 @@ class TableReader:
             changes.update(change_set(read_export_file(self.vault, key), self.run.key_names))
         return changes
 
+    def parent_layers(self, segment: int) -> layers.SegmentLayers:
+        """The delta parent's layers of ``segment``, as :func:`stage_parent_layers` staged them (one small read per
+        segment, whatever the size of the parent's manifest)."""
+        if not self.run.delta_parent:
+            raise IntegrityError(f"recovery point {self.run.recovery_point}: a delta without a parent")
+        key = parent_layers_key(self.run.recovery_point, segment)
+        what = f"{self.vault.url}: {key}"
+        plain = self.vault.cipher.open(self.vault.storage.get(key), key.encode(), what)
+        staged = StagedLayers.model_validate_json(decompress_document(plain, what))
+        return layers.segment_layers(segment, staged.entries, f"recovery point {self.run.delta_parent}")
+
     @cached_property
     def parent_segments(self) -> list[ObjectEntry]:
         """The parent's segment entries, read once (one per segment: at most MAX_SEGMENTS or one per export file)."""
@@ -277,11 +390,90 @@ def store_segment(
         lines = full_export_lines(read_export_file(vault, work.file))
         entry, count = store_items(writer, work.segment, 0, lines, run.key_names)
         return _part(work.segment, 0, entry, count)
-    result = scan_segment(
-        reader.client(), run.snapshot.name, work.segment, run.total_segments, writer, work.cursor, reader.scan
+    if run.layered:
+        return store_layered(vault, run, work, writer, reader)
+    stream = StreamWriter(writer, ITEM_STREAM_CHUNKER)
+
+    def add(item: Mapping[str, Any]) -> int:
+        line = encode_item(item)
+        stream.add(line, item_anchor(item, run.key_names))
+        return len(line)
+
+    result = scan_part(
+        reader.client(), run.snapshot.name, work.segment, run.total_segments, add, work.cursor, reader.scan
+    )
+    entry = ObjectEntry(
+        key=entry_key(work.segment, work.cursor.part),
+        size=result.size,
+        chunks=stream.finish(),
+        metadata={"items": str(result.items)},
     )
     following = SegmentWork(segment=work.segment, cursor=result.next) if result.next else None
-    return _part(work.segment, work.cursor.part, result.entry, result.items, result.read_units, following)
+    return _part(work.segment, work.cursor.part, entry, result.items, result.read_units, following)
+
+
+def store_layered(
+    vault: Vault, run: TableRun, work: SegmentWork, writer: BlobWriter, reader: TableReader
+) -> SegmentPart:
+    """Scan one part of a segment into memory (at most layers.RUN_BYTES), sort it by key, and store it as a delta
+    on the parent's segment when the part is the whole segment and no re-base is due, else as a base part."""
+    lines: list[layers.KeyedLine] = []
+
+    def add(item: Mapping[str, Any]) -> int:
+        line = encode_item(item)
+        anchor = item_anchor(item, run.key_names)
+        if anchor is None:
+            raise IntegrityError(f"table {run.snapshot.name}: an item without its key attributes {run.key_names}")
+        lines.append((anchor, line))
+        return len(line)
+
+    scanned = scan_part(
+        reader.client(),
+        run.snapshot.name,
+        work.segment,
+        run.total_segments,
+        add,
+        work.cursor,
+        reader.scan,
+        max_bytes=layers.RUN_BYTES,
+    )
+    lines.sort()
+    following = SegmentWork(segment=work.segment, cursor=scanned.next) if scanned.next else None
+    whole = work.cursor.part == 0 and following is None
+    if whole and run.delta_parent:
+        stored = _store_delta(vault, run, work.segment, writer, reader, lines)
+        if stored is not None:
+            entry, *more = stored
+            return _part(work.segment, 0, entry, scanned.items, scanned.read_units, more=more)
+    entry = layers.store_base(writer, work.segment, work.cursor.part, lines)
+    return _part(work.segment, work.cursor.part, entry, scanned.items, scanned.read_units, following)
+
+
+def _store_delta(
+    vault: Vault,
+    run: TableRun,
+    segment: int,
+    writer: BlobWriter,
+    reader: TableReader,
+    lines: Sequence[layers.KeyedLine],
+) -> list[ObjectEntry] | None:
+    """The segment as a delta on its parent's layers (the new put stream first), or None when it is re-based."""
+    parent = reader.parent_layers(segment)
+    if layers.rebase_due(segment, run.generation, parent):
+        return None
+    chunks = ChunkReader(vault, lookahead=layers.MERGE_LOOKAHEAD)
+    where = f"recovery point {run.delta_parent}"
+    try:
+        previous = layers.merged_lines(chunks, parent, run.key_names, where)
+        puts, deletes = layers.changes_against(previous, lines, run.key_names)
+    finally:
+        chunks.close()
+    if not puts and not deletes:
+        return parent.object_entries[-1:] + parent.object_entries[:-1]  # unchanged: the chain as it is
+    if layers.delta_too_big(parent, sum(len(line) for _, line in [*puts, *deletes])):
+        return None
+    *inherited, delete, put = layers.store_delta(writer, parent, puts, deletes)
+    return [put, *inherited, delete]
 
 
 def merge_segment(vault: Vault, run: TableRun, segment: int, writer: BlobWriter, reader: TableReader) -> SegmentPart:
@@ -331,7 +523,7 @@ def commit_table(
     stats = BackupStats()
     for part in chains:
         stats.merge(part.stats)
-    entries = [part.entry for part in chains]
+    entries = [entry for part in chains for entry in part.entries]
     if run.incremental:
         applied = {key.encode() for part in chains for key in part.applied}
         created = new_items(reader.changes, applied)
@@ -348,6 +540,9 @@ def commit_table(
         export_arn=run.export_arn,
         export_type=run.export_type,
         export_time=run.export_time,
+        item_chunker=layers.LAYERED_STREAM_CHUNKER if run.layered else ITEM_STREAM_CHUNKER,
+        stream_layout=layers.LAYOUT if run.layered else layers.SCAN_ORDER,
+        generation=run.generation,
     )
     # Chunks the parts' writers already flushed are in their stats; the commit adds what this writer flushes.
     draft = run.draft(run.url, "dynamodb", stats, {EXTRA_KEY: info.model_dump(mode="json")})
@@ -391,3 +586,4 @@ def run_table_backup(
         finally:
             if options.mode == "export":
                 delete_export(vault, run.recovery_point)
+            delete_parent_layers(vault, run.recovery_point)

@@ -10,10 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from vaultline.errors import RecoveryPointNotFound, TargetError
+from vaultline.errors import IntegrityError, RecoveryPointNotFound, TargetError
 from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.manifest import ObjectEntry, RecoveryPoint, iter_entries
 from vaultline.repository.vault import Vault
+from vaultline.sources.dynamodb import layers
 from vaultline.sources.dynamodb.items import Item, decode_item, iter_lines, key_of, parse_key
 from vaultline.sources.dynamodb.model import table_info
 from vaultline.sources.dynamodb.table import (
@@ -55,9 +56,54 @@ def iter_stream_items(
             reader.close()
 
 
+def iter_layered_items(
+    vault: Vault, rp: RecoveryPoint, segments: Iterable[layers.SegmentLayers], reader: ChunkReader | None = None
+) -> Iterator[Item]:
+    """Items of layered segments: each segment's base and deltas merged by key, streaming."""
+    own = reader is None
+    reader = reader or ChunkReader(vault, lookahead=layers.MERGE_LOOKAHEAD)
+    key_names = list(table_info(rp).table.key_types)
+    try:
+        for segment in segments:
+            for _, line in layers.merged_lines(reader, segment, key_names, f"recovery point {rp.id}"):
+                yield decode_item(line)
+    finally:
+        if own:
+            reader.close()
+
+
+def table_segments(vault: Vault, rp: RecoveryPoint) -> Iterator[layers.SegmentLayers]:
+    """The segments of a layered recovery point, each checked complete (IntegrityError names a missing link)."""
+    info = table_info(rp)
+    return layers.iter_segments(iter_entries(vault, rp), info.total_segments, f"recovery point {rp.id}")
+
+
+def is_layered(rp: RecoveryPoint) -> bool:
+    return table_info(rp).stream_layout == layers.LAYOUT
+
+
+def check_layers(vault: Vault, rp: RecoveryPoint) -> int:
+    """Before a layered restore writes anything: every segment's chain complete and every chunk it names indexed;
+    IntegrityError naming the segment, the layer and the chunk otherwise. Returns the segment count. Streams the
+    manifest (one segment's entries in memory)."""
+    segments = 0
+    for segment in table_segments(vault, rp):
+        for layer in segment.entries:
+            for chunk in layer.entry.chunks:
+                if bytes.fromhex(chunk) not in vault.index:
+                    raise IntegrityError(
+                        f"recovery point {rp.id}: {layer.entry.key} needs chunk {chunk[:16]}, which is in no pack "
+                        "of the vault (a layer it builds on is gone); nothing was restored"
+                    )
+        segments += 1
+    return segments
+
+
 def iter_table_items(vault: Vault, rp: RecoveryPoint) -> Iterator[Item]:
-    """Every item of a table recovery point."""
-    table_info(rp)
+    """Every item of a table recovery point: its streams one after the other (format version 1 layout), or its
+    segments' layers merged by key (layered)."""
+    if is_layered(rp):
+        return iter_layered_items(vault, rp, table_segments(vault, rp))
     return iter_stream_items(vault, iter_entries(vault, rp))
 
 
@@ -164,6 +210,8 @@ def restore_table(
     snapshot = table_info(rp).table
     ref = parse_table_url(target_url)
     parsed = parse_keys(rp, keys)
+    if is_layered(rp) and not parsed:
+        check_layers(vault, rp)
     selected = find_items(vault, rp, parsed) if parsed else None
     ddb = ddb or table_client(ref)
     created = prepare_target(ddb, ref.name, snapshot, sleep)
@@ -178,18 +226,36 @@ def restore_table(
     return writer.stats
 
 
-def write_entries_to_table(
-    vault: Vault,
-    entries: Iterable[ObjectEntry],
+def restore_work(vault: Vault, rp: RecoveryPoint) -> list[str]:
+    """A serverless restore's work items: one per layered segment (its key prefix, ``segment/00003/``; the chains
+    checked first) or one per stream with chunks."""
+    if is_layered(rp):
+        return [f"segment/{n:05d}/" for n in range(check_layers(vault, rp))]
+    return [entry.key for entry in iter_entries(vault, rp) if entry.chunks]
+
+
+def work_items(vault: Vault, rp: RecoveryPoint, work: str) -> Iterator[Item]:
+    """The items of one of :func:`restore_work`'s items."""
+    if not is_layered(rp):
+        return iter_stream_items(vault, [e for e in iter_entries(vault, rp) if e.key == work])
+    where = f"recovery point {rp.id}"
+    segment = layers.segment_layers(
+        int(work.split("/")[1]), (e for e in iter_entries(vault, rp) if e.key.startswith(work)), where
+    )
+    return iter_layered_items(vault, rp, [segment])
+
+
+def write_items_to_table(
+    items: Iterable[Item],
     ddb: Any,
     table: str,
     key_names: list[str],
     write_rate: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TableRestoreStats:
-    """Write the items of some segment streams (a restore worker's share) into ``table``."""
+    """Write items (a restore worker's share: some segment streams, or one layered segment) into ``table``."""
     writer = BatchWriter(ddb, table, key_names, RateLimiter(write_rate, sleep=sleep), Backoff(sleep=sleep))
-    for item in iter_stream_items(vault, entries):
+    for item in items:
         writer.put(item)
     writer.flush()
     return writer.stats

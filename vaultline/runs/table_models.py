@@ -107,6 +107,7 @@ class TableRestorePrepared(StepModel):
 
 class TableRestoreItem(StepModel):
     part: int
+    # A stream's entry key, or a layered segment's key prefix (``segment/00003/``).
     entry_key: str
 
 

@@ -30,10 +30,10 @@ from vaultline.operations.table_backup import (
     start_run,
     store_segment,
 )
-from vaultline.operations.table_restore import prepare_target, write_entries_to_table
+from vaultline.operations.table_restore import prepare_target, restore_work, work_items, write_items_to_table
 from vaultline.repository import locks
 from vaultline.repository.blob_writer import BlobWriter
-from vaultline.repository.manifest import iter_entries, load_recovery_point, resolve_recovery_point
+from vaultline.repository.manifest import load_recovery_point, resolve_recovery_point
 from vaultline.repository.vault import Vault
 from vaultline.runs.models import Committed, PrepareEvent, filled_from
 from vaultline.runs.protocol import StagedRun, clean_map_results, s3_storage
@@ -162,9 +162,9 @@ def restore_prepare(vault: Vault, event: PrepareEvent) -> TableRestorePrepared:
     rp = resolve_recovery_point(vault, request.recovery_point)
     snapshot = table_info(rp).table
     ref = parse_table_url(request.target)
+    keys = restore_work(vault, rp)  # a layered recovery point's chains are checked before the table is made
     created = prepare_target(table_client(ref), ref.name, snapshot)
     staged = StagedRun.new_restore(vault, TableRestoreStaged, rp.id)
-    keys = [entry.key for entry in iter_entries(vault, rp) if entry.chunks]
     staged.write(
         TableRestoreStaged(
             recovery_point=rp.id,
@@ -194,10 +194,10 @@ def restore_worker(
     staged = _restore(vault, event.restore_id)
     run = staged.read()
     rp = load_recovery_point(vault, run.recovery_point)
-    entries = [e for e in iter_entries(vault, rp) if e.key == event.item.entry_key]
+    items = work_items(vault, rp, event.item.entry_key)
     ref = parse_table_url(run.target)
     rate = run.write_rate / max(1, run.parts) if run.write_rate else None
-    stats = write_entries_to_table(vault, entries, ddb or table_client(ref), ref.name, run.key_names, rate, sleep)
+    stats = write_items_to_table(items, ddb or table_client(ref), ref.name, run.key_names, rate, sleep)
     summary = TableRestoreSummary(part=event.item.part, items=stats.items, write_units=stats.write_capacity_units)
     staged.put_result(f"{event.item.part:06d}", summary)
     return summary

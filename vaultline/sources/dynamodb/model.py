@@ -29,6 +29,10 @@ class TableBackupInfo(BaseModel):
     export_type: Literal["FULL_EXPORT", "INCREMENTAL_EXPORT"] | None = None
     export_time: datetime | None = None
     item_chunker: ChunkerParams = ITEM_STREAM_CHUNKER
+    # Format version 2: "key-sorted-layers" (vaultline.sources.dynamodb.layers); absent in older recovery points.
+    stream_layout: Literal["scan-order", "key-sorted-layers"] = "scan-order"
+    # Layered recovery points: the parent's generation + 1 (0 for a first or re-based table): staggers re-bases.
+    generation: int = Field(default=0, ge=0)
 
 
 class ReadOptions(BaseModel):

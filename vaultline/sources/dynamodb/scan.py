@@ -19,7 +19,7 @@ from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import ChunkerParams
 from vaultline.repository.manifest import ObjectEntry
 from vaultline.repository.packs import BlobType
-from vaultline.sources.dynamodb.items import encode_item, item_from_json, item_to_json
+from vaultline.sources.dynamodb.items import item_from_json, item_to_json
 from vaultline.sources.dynamodb.throttle import Backoff, RateLimiter
 
 # ChunkerParams.algorithm of item streams cut on item boundaries at key anchors (the rule is in StreamWriter).
@@ -158,35 +158,36 @@ class ScanOptions:
 
 
 @dataclass
-class PartResult:
-    """One stored part: its manifest entry, its figures, and the cursor to continue from (None: segment done)."""
+class ScannedPart:
+    """What one scan of a segment read: its figures, and the cursor to continue from (None: segment done)."""
 
-    entry: ObjectEntry
     items: int
+    size: int
     pages: int
     read_units: float
     next: ScanCursor | None
 
 
-def scan_segment(
+def scan_part(
     ddb: Any,
     table: str,
     segment: int,
     total_segments: int,
-    writer: BlobWriter,
+    add: Callable[[Mapping[str, Any]], int],
     cursor: ScanCursor | None = None,
     options: ScanOptions | None = None,
-) -> PartResult:
-    """Scan ``segment`` of ``total_segments`` from ``cursor`` until the segment ends or the time budget runs low.
+    max_bytes: int | None = None,
+) -> ScannedPart:
+    """Scan ``segment`` of ``total_segments`` from ``cursor``, handing every item to ``add`` (which returns the bytes
+    it took), until the segment ends, the time budget runs low, or ``max_bytes`` were added.
 
     Each page is requested until it succeeds (throttling is retried with the same ExclusiveStartKey), then all of
-    its items are written, so a returned cursor never skips or repeats an item.
+    its items are added, so a returned cursor never skips or repeats an item.
     """
     options = options or ScanOptions()
     cursor = cursor or ScanCursor()
-    stream = StreamWriter(writer)
     start_key = item_from_json(cursor.start_key) if cursor.start_key else None
-    items = pages = 0
+    items = pages = size = 0
     units = 0.0
     while True:
         args: dict[str, Any] = {
@@ -208,33 +209,37 @@ def scan_segment(
         units += consumed
         options.limiter.spend(consumed)
         for item in page.get("Items", []):
-            stream.add(encode_item(item), item_anchor(item, options.key_names))
+            size += add(item)
             items += 1
         start_key = page.get("LastEvaluatedKey")
         if not start_key:
             break
         if options.remaining_ms is not None and options.remaining_ms() < options.reserve_ms:
             break
-    entry = ObjectEntry(
-        key=entry_key(segment, cursor.part),
-        size=stream.size,
-        chunks=stream.finish(),
-        metadata={"items": str(items)},
-    )
+        if max_bytes is not None and size >= max_bytes:
+            break
     following = ScanCursor(part=cursor.part + 1, start_key=item_to_json(start_key)) if start_key else None
-    return PartResult(entry=entry, items=items, pages=pages, read_units=units, next=following)
+    return ScannedPart(items=items, size=size, pages=pages, read_units=units, next=following)
 
 
 def store_items(
     writer: BlobWriter, segment: int, part: int, lines: Iterable[bytes], key_names: Sequence[str] = ()
 ) -> tuple[ObjectEntry, int]:
     """Store already-encoded item lines (an export data file) as one part; return its entry and item count."""
-    stream = StreamWriter(writer)
+    return store_keyed_lines(writer, entry_key(segment, part), ((line_anchor(line, key_names), line) for line in lines))
+
+
+def store_keyed_lines(
+    writer: BlobWriter,
+    key: str,
+    lines: Iterable[tuple[bytes | None, bytes]],
+    params: ChunkerParams = ITEM_STREAM_CHUNKER,
+) -> tuple[ObjectEntry, int]:
+    """Store (anchor, item line) pairs as the stream of the entry ``key``; return the entry and its item count."""
+    stream = StreamWriter(writer, params)
     count = 0
-    for line in lines:
-        stream.add(line, line_anchor(line, key_names))
+    for anchor, line in lines:
+        stream.add(line, anchor)
         count += 1
-    entry = ObjectEntry(
-        key=entry_key(segment, part), size=stream.size, chunks=stream.finish(), metadata={"items": str(count)}
-    )
+    entry = ObjectEntry(key=key, size=stream.size, chunks=stream.finish(), metadata={"items": str(count)})
     return entry, count
