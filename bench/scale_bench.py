@@ -69,6 +69,7 @@ class Figures:
     fixed_mib: float
     seconds: float
     fixed_seconds: float
+    step_peak_mib: float = 0.0  # Prepare and Commit: their peak RSS once the index is loaded
 
     @property
     def bytes_per_unit(self) -> float:
@@ -147,6 +148,7 @@ def measure(step: Step, vault: Path, args: argparse.Namespace) -> Figures:
         fixed_mib=statistics.median(r.report["fixed_rss_mib"] for r in results),
         seconds=statistics.median(r.report["seconds"] for r in results),
         fixed_seconds=statistics.median(r.report["fixed_seconds"] for r in results),
+        step_peak_mib=statistics.median(r.report.get("step_peak_mib", 0.0) for r in results),
     )
 
 
@@ -167,6 +169,12 @@ def print_table(figures: list[Figures]) -> None:
         memory, seconds = f.largest(f.step.function.memory_mb)
         most, _ = f.largest(LAMBDA_MAX_MB)
         log(f"{f.step.name:<14}{f.step.unit:>8}{memory:>16,}{most:>16,}{seconds:>16,}  {f.step.note}")
+    for f in figures:
+        if f.step_peak_mib:
+            log(
+                f"{f.step.name}: {f.step_peak_mib:,.0f} MiB at most beside the index it loads first "
+                f"(peak RSS after the index's load, whose own peak is above what it keeps)"
+            )
     index = next(f for f in figures if f.step.unit == "chunks")
     scale = TARGET_CHUNKS / index.size
     log("")

@@ -182,18 +182,27 @@ def source_listing(objects: int, chunks: int) -> Iterator[ObjectEntry]:
         )
 
 
+def own_peak() -> Callable[[], float]:
+    """Reset this process's peak RSS (the master index's load peaks above what it keeps); the function returned
+    gives the peak since, in MiB: what the step itself holds at most, beside the index."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return vm_hwm_mib
+
+
 def step_prepare(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     """Prepare on an unchanged source (``runs.backup_steps.prepare``, tags not due): the listing merge-joined with
     the parent's entry stream, cut into carried parts, each staged as it is cut."""
     vault.reload_index()
     fixed = mark()
+    peak = own_peak()
     parent = latest_for_source(vault, SOURCE)
     assert parent is not None
     run = StagedRun.new_backup(vault, BackupRun)
     joined = join_with_parent(source_listing(objects, chunks), iter_entries(vault, parent))
     staged = stage_parts(run, joined, retag=False, workers=WORKERS)
     run.clean()
-    return {**fixed, "unchanged": staged.objects, "carried_parts": staged.carried_parts, "batches": staged.batches}
+    counts = {"unchanged": staged.objects, "carried_parts": staged.carried_parts, "batches": staged.batches}
+    return {**fixed, **counts, "step_peak_mib": peak()}
 
 
 def step_stage_commit(vault_dir: str, objects: int, chunks: int) -> dict[str, Any]:
@@ -228,11 +237,18 @@ def step_commit(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     then merged by key as streams into the manifest; the staging cleaned."""
     vault.reload_index()
     fixed = mark()
+    peak = own_peak()
     (run_id,) = {obj.key.split("/")[1] for obj in vault.storage.list(STAGING_PREFIX)}
     run = StagedRun(vault, run_id, BackupRun)
     rp, _ = commit_parts(vault, run, run.read())
     run.clean()
-    return {**fixed, "rp": rp.id, "entry_blobs": len(rp.entry_blobs), "entries": rp.entry_count}
+    return {
+        **fixed,
+        "rp": rp.id,
+        "entry_blobs": len(rp.entry_blobs),
+        "entries": rp.entry_count,
+        "step_peak_mib": peak(),
+    }
 
 
 def step_worker_start(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
