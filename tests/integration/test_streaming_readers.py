@@ -23,6 +23,9 @@ ENTRIES = 20_000
 # Measured holding them: ls 52 MiB, diff 12 MiB, restore 27 MiB; streaming: 2 to 5 MiB (a manifest blob of at
 # most 1 MiB, a restore window of 1,000 entries).
 STREAMING_PEAK = 8 * 2**20
+# A restore also builds the compact index's per-pack view and its read-ahead (8.2 MiB measured on main with
+# index format 2): still a third of what holding the entries took.
+RESTORE_STREAMING_PEAK = 14 * 2**20
 
 
 def synthetic_point(vault: Vault, keys: Iterator[str]) -> RecoveryPoint:
@@ -122,4 +125,4 @@ def test_restore_include_of_a_large_recovery_point_writes_as_it_reads(vault: Vau
     peak = peak_of(lambda: main(args), tmp_path / "restore.json")
     assert json.loads((tmp_path / "restore.json").read_text())["objects"] == count
     assert sum(1 for _ in target.rglob("f*")) == count
-    assert peak < STREAMING_PEAK, f"restore held {peak / 2**20:.1f} MiB"
+    assert peak < RESTORE_STREAMING_PEAK, f"restore held {peak / 2**20:.1f} MiB"

@@ -546,7 +546,8 @@ def commit_table(
     )
     # Chunks the parts' writers already flushed are in their stats; the commit adds what this writer flushes.
     draft = run.draft(run.url, "dynamodb", stats, {EXTRA_KEY: info.model_dump(mode="json")})
-    return finish_recovery_point(vault, writer, draft, entries)
+    # One entry per segment part and layer (tens of thousands at most): sorted here into the manifest's key order.
+    return finish_recovery_point(vault, writer, draft, sorted(entries, key=lambda entry: entry.key))
 
 
 # -- the CLI: every piece in one process --------------------------------------------------------------------------
