@@ -74,12 +74,12 @@ def pack_id(number: int) -> str:
     return blake3.blake3(b"pack" + number.to_bytes(8, "little")).hexdigest()
 
 
-def listing(objects: int) -> Iterator[ObjectEntry]:
+def listing(objects: int, size: int = CHUNK_BYTES) -> Iterator[ObjectEntry]:
     """What an S3 listing of ``objects`` objects yields, in key order (the fields ``sources.s3`` sets)."""
     for number in range(objects):
         yield ObjectEntry(
             key=f"data/{number // 1000:06d}/object-{number:09d}.bin",
-            size=CHUNK_BYTES,
+            size=size,
             etag=f'"{blake3.blake3(number.to_bytes(8, "little")).hexdigest()[:32]}"',
             version_id=f"v{number:031d}",
             last_modified=EPOCH + timedelta(seconds=number),
@@ -170,16 +170,7 @@ CHANGED_EVERY = 10  # the commit bench's run: one object in ten read by a worker
 def source_listing(objects: int, chunks: int) -> Iterator[ObjectEntry]:
     """What the listing of the source that :func:`entries` backed up yields: the same objects, unchanged (one
     entry built per object, as ``sources.s3`` builds it from a listed item)."""
-    size = CHUNK_BYTES * max(1, -(-chunks // max(objects, 1)))
-    for number in range(objects):
-        yield ObjectEntry(
-            key=f"data/{number // 1000:06d}/object-{number:09d}.bin",
-            size=size,
-            etag=f'"{blake3.blake3(number.to_bytes(8, "little")).hexdigest()[:32]}"',
-            version_id=f"v{number:031d}",
-            last_modified=EPOCH + timedelta(seconds=number),
-            storage_class="STANDARD",
-        )
+    return listing(objects, CHUNK_BYTES * max(1, -(-chunks // max(objects, 1))))
 
 
 def own_peak() -> Callable[[], float]:

@@ -229,13 +229,6 @@ def recover_unindexed_packs(vault: Vault) -> int:
     return len(recovered)
 
 
-def load_previous(vault: Vault, parent: RecoveryPoint | None) -> dict[str, ObjectEntry]:
-    """Entries of the parent recovery point by key (empty for a first backup)."""
-    if parent is None:
-        return {}
-    return {entry.key: entry for entry in iter_entries(vault, parent)}
-
-
 def header_extra(issues: Iterable[ObjectIssue] | Issues, tags_age: int | None) -> dict[str, Any]:
     """``extra`` of an S3 or directory recovery point's draft: each key only when it says something. ``issues``
     are the skipped objects, or their summary already counted (a Commit sums its parts' as it reads them)."""
