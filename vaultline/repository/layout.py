@@ -15,6 +15,7 @@ DATA_PREFIX = "data/"  # packs: data/<first two hex digits>/<pack id>
 INDEX_PREFIX = "index/"  # index objects: index/<index id>
 MANIFEST_PREFIX = "recovery-points/"  # manifests: recovery-points/<recovery point id>
 LOCK_PREFIX = "locks/"  # vault locks: locks/<lock id>
+HOLDS_PREFIX = "holds/"  # legal hold records: holds/<recovery point id> (plaintext JSON)
 STAGING_PREFIX = "staging/"  # runs of the workflows: staging/<run id>/..., and the maps' result files
 # What a recovery point needs and Object Lock protects; everything else (config, locks, staging) stays deletable.
 LOCKED_PREFIXES = (DATA_PREFIX, INDEX_PREFIX, MANIFEST_PREFIX)
@@ -49,6 +50,10 @@ def index_key(index_id: str) -> str:
 
 def manifest_key(recovery_point: str) -> str:
     return MANIFEST_PREFIX + recovery_point
+
+
+def hold_key(recovery_point: str) -> str:
+    return HOLDS_PREFIX + recovery_point
 
 
 def lock_key(lock_id: str) -> str:
