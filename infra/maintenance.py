@@ -4,9 +4,14 @@ and is described in docs/state-machines.md ("Maintenance"); change both together
 
 ::
 
-    Forget -> PruneEnabled? -> Prune -> Verify -> DrillEnabled? -> Drill -> MaintenanceSucceeded (event) -> Done
+    Forget -> PruneEnabled? -> Prune -> Verify -> <VerifyItems: Distributed Map> -> VerifySummary
+           -> DrillEnabled? -> Drill -> MaintenanceSucceeded (event) -> Done
        \\___________ any error (Catch States.ALL -> $.error) ____________/
                          -> MaintenanceFailed (event) -> Failed
+
+Verify plans the check (vaultline/runs/verify_steps.py) and stages its work list in the vault; each map item verifies
+a batch of packs or recovery points and loops on its own cursor when its time budget runs low; VerifySummary proves
+every item reported and stores the result at ``$.results.verify``.
 
 Every step gets the whole state and stores its result at ``$.results.<step>``; ``$.results`` is the success event's
 detail. Prune takes the vault's exclusive lock and raises ``VaultLocked`` while a backup holds the shared one: that
@@ -15,6 +20,7 @@ error is retried for about half an hour with backoff, on its own retrier.
 
 from __future__ import annotations
 
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -28,14 +34,20 @@ from infra.drill_scratch import DrillScratch
 from infra.functions import Functions
 from infra.nag import acknowledge, logical_id
 from infra.observability import IntegrityAlarm, notify_outcomes
-from infra.paths import path
+from infra.paths import fields_of, path
 from infra.schedules import MaintenanceSchedule
 from infra.settings import StackSettings
-from infra.tasks import catch_all, flag_set, invoke, locked_retry, put_event, state_machine
+from infra.tasks import WorkList, catch_all, flag_set, invoke, locked_retry, put_event, state_machine, work_list_map
 from infra.vault import Vault
+from infra.workflows import MAP_ITEM
 from vaultline.plans import PlansFile
-from vaultline.runs.maintenance_models import MaintenanceInput
+from vaultline.runs.maintenance_models import MaintenanceInput, VerifyItemEvent, VerifyItemResult, VerifyPlanned
 from vaultline.runs.requests import maintenance_input
+
+# Where the state keeps the verify's plan, its map's output, and one verify item's last result.
+VERIFYING = "$.verifying"
+VERIFY_MAP = "$.verify_map"
+PART = "$.part"
 
 
 class Maintenance(Construct):
@@ -58,7 +70,10 @@ class Maintenance(Construct):
         super().__init__(scope, construct_id)
         self.forget = functions[r.MAINTENANCE_FORGET]
         self.prune = functions[r.MAINTENANCE_PRUNE]
-        self.verify = functions[r.MAINTENANCE_VERIFY]
+        self.verify_plan = functions[r.MAINTENANCE_VERIFY_PLAN]
+        self.verify_item = functions[r.MAINTENANCE_VERIFY_ITEM]
+        self.verify_summary = functions[r.MAINTENANCE_VERIFY_SUMMARY]
+        self.vault = vault
         self.drill = functions[r.MAINTENANCE_DRILL]
 
         self.scratch = DrillScratch(self, "DrillScratch", vault=vault, drill=self.drill)
@@ -90,7 +105,9 @@ class Maintenance(Construct):
         prune = invoke(self, "Prune", self.prune, result_path="$.results.prune")
         # A running backup holds the vault's shared lock; prune needs it exclusively. Wait for the backup.
         locked_retry(prune)
-        verify = invoke(self, "Verify", self.verify, result_path="$.results.verify")
+        verify = invoke(self, "Verify", self.verify_plan, result_path=VERIFYING)
+        verify_items = self._verify_items()
+        verify_summary = invoke(self, "VerifySummary", self.verify_summary, result_path="$.results.verify")
         drill = invoke(self, "Drill", self.drill, result_path="$.results.drill")
 
         succeeded = put_event(
@@ -104,11 +121,12 @@ class Maintenance(Construct):
             cause=f"A maintenance step failed; the '{c.MAINTENANCE_FAILED}' event has the error.",
         )
         failed_event.next(failed)
-        catch_all((forget, prune, verify, drill), failed_event)
+        catch_all((forget, prune, verify, verify_items, verify_summary, drill), failed_event)
 
         succeeded.next(sfn.Succeed(self, "Done"))
         drill.next(succeeded)
-        verify.next(
+        verify.next(verify_items).next(verify_summary)
+        verify_summary.next(
             sfn.Choice(self, "DrillEnabled")
             .when(flag_set(path(MaintenanceInput, "drill", "enabled")), drill)
             .otherwise(succeeded)
@@ -124,15 +142,67 @@ class Maintenance(Construct):
             definition=forget,
             log_group=self.log_group,
         )
-        functions = [self.forget, self.prune, self.verify, self.drill]
+        # The verify map's ItemReader reads and its ResultWriter writes SSE-KMS objects of the vault.
+        machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.vault.key.key_arn])
+        )
+        functions = [self.forget, self.prune, self.verify_plan, self.verify_item, self.verify_summary, self.drill]
+        executions = (
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{logical_id(machine)}"}}]}}]}}'
+        )
         acknowledge(
             machine,
             "AwsSolutions-IAM5",
             "CDK's own grants for this workflow: invoking each maintenance function by any version qualifier "
-            "(ARN:*), and X-Ray and log delivery, which have no resource-level permissions (Resource::*).",
-            findings=["Resource::*", *(f"Resource::<{logical_id(function)}.Arn>:*" for function in functions)],
+            "(ARN:*), the verify map reading its work list and writing results under the vault bucket (bucket/*), "
+            "describing and stopping its own child executions, and X-Ray and log delivery, which have no "
+            "resource-level permissions (Resource::*).",
+            findings=[
+                "Resource::*",
+                f"Resource::arn:<AWS::Partition>:s3:::<{logical_id(self.vault.bucket)}>/*",
+                f"Resource::{executions}:*",
+                f"Resource::{executions}/*:*",
+                *(f"Resource::<{logical_id(function)}.Arn>:*" for function in functions),
+            ],
         )
         return machine
+
+    def _verify_items(self) -> sfn.DistributedMap:
+        """The map over the verify's work list: VerifyItem until its result says done; each loop hands the cursor
+        back in, so a batch of any size fits 15-minute invocations."""
+        item = invoke(self, "VerifyItem", self.verify_item, result_path=PART, idempotent=True)
+        next_part = sfn.Pass(
+            self,
+            "VerifyNextPart",
+            parameters=fields_of(
+                VerifyItemEvent,
+                run_id=sfn.JsonPath.string_at(path(VerifyItemEvent, "run_id")),
+                item=sfn.JsonPath.object_at(path(VerifyItemResult, "next", "item", at=PART)),
+                cursor=sfn.JsonPath.object_at(path(VerifyItemResult, "next", "cursor", at=PART)),
+            ),
+        )
+        verified = sfn.Succeed(self, "VerifyItemVerified", output_path=PART)
+        item.next(
+            sfn.Choice(self, "VerifyItemDone")
+            .when(sfn.Condition.boolean_equals(path(VerifyItemResult, "done", at=PART), True), verified)
+            .otherwise(next_part)
+        )
+        next_part.next(item)
+        work = WorkList(
+            key=path(VerifyPlanned, "work_list_key", at=VERIFYING),
+            concurrency=path(VerifyPlanned, "worker_concurrency", at=VERIFYING),
+            item_selector=fields_of(VerifyItemEvent, run_id=path(VerifyPlanned, "run_id", at=VERIFYING), item=MAP_ITEM),
+        )
+        return work_list_map(
+            self,
+            "VerifyItems",
+            state_name="VerifyItems",
+            vault=self.vault,
+            work=work,
+            processor=item,
+            result_path=VERIFY_MAP,
+        )
 
 
 __all__ = ["Maintenance"]

@@ -29,7 +29,9 @@ HANDLERS = {
     "ApplyRetention": "apply_retention.handler",
     "MaintenanceForget": "maintenance_forget.handler",
     "MaintenancePrune": "maintenance_prune.handler",
-    "MaintenanceVerify": "maintenance_verify.handler",
+    "MaintenanceVerifyPlan": "maintenance_verify_plan.handler",
+    "MaintenanceVerifyItem": "maintenance_verify_item.handler",
+    "MaintenanceVerifySummary": "maintenance_verify_summary.handler",
     "MaintenanceDrill": "maintenance_drill.handler",
 }
 
@@ -44,7 +46,7 @@ def _function(synth: Synth, name: str) -> dict[str, Any]:
     return found[0]["Properties"]
 
 
-def test_exactly_the_nineteen_handlers_exist(synth: Synth) -> None:
+def test_exactly_the_twenty_one_handlers_exist(synth: Synth) -> None:
     handlers = sorted(f["Properties"]["Handler"] for f in synth.resources("AWS::Lambda::Function").values())
     assert handlers == sorted(HANDLERS.values())
 
@@ -74,7 +76,7 @@ def test_function_environment_names_the_vault_and_powertools_settings(synth: Syn
 
 
 def test_workers_get_one_full_vcpu_and_long_steps_the_lambda_maximum(synth: Synth) -> None:
-    for name in ("BackupWorker", "RestoreWorker", "DdbSegmentWorker", "DdbRestoreWorker"):
+    for name in ("BackupWorker", "RestoreWorker", "DdbSegmentWorker", "DdbRestoreWorker", "MaintenanceVerifyItem"):
         assert _function(synth, name)["MemorySize"] == 1769
     for name in ("BackupPrepare", "BackupWorker", "BackupCommit", "RestorePrepare", "RestoreWorker"):
         assert _function(synth, name)["Timeout"] == 900
@@ -171,7 +173,14 @@ def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_l
     maintenance = {"ApplyRetention", "MaintenanceForget", "MaintenancePrune", "MaintenanceDrill"}
     deleters = {name for name in HANDLERS if "s3:DeleteObject" in _all_actions(synth, f"Functions{name}")}
     lock_takers = {"BackupPrepare", "DdbBackupPrepare"}
-    run_enders = {"BackupCommit", "RestoreFinish", "Abort", "DdbBackupCommit", "DdbRestoreFinish"}
+    run_enders = {
+        "BackupCommit",
+        "RestoreFinish",
+        "Abort",
+        "DdbBackupCommit",
+        "DdbRestoreFinish",
+        "MaintenanceVerifySummary",
+    }
     assert deleters - maintenance == run_enders | lock_takers
     vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
     for name in run_enders:
