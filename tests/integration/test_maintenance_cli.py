@@ -30,7 +30,7 @@ from vaultline.repository.manifest import (
 from vaultline.repository.packs import BlobType
 from vaultline.repository.vault import Vault
 from vaultline.runs.maintenance_models import DrillOptions, MaintenanceInput, VerifyOptions
-from vaultline.runs.maintenance_steps import drill, verify
+from vaultline.runs.maintenance_steps import drill
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage
 
@@ -63,7 +63,7 @@ def test_subset_parts_partition_the_packs_and_percentages_sample(vault_dir: tupl
         packs
     )
     assert len(PackSubset.parse("50%").select(packs, random.Random(1))) == -(-len(packs) // 2)
-    assert verify(vault, MaintenanceInput(verify=VerifyOptions(parts=3, run=4))).subset == "2/3"
+    assert str(MaintenanceInput(verify=VerifyOptions(parts=3, run=4)).verify.pack_subset()) == "2/3"
 
 
 def flip(path: Path, offset: int) -> None:
