@@ -123,7 +123,15 @@ MAINTENANCE_VERIFY_ITEM = FunctionSpec(
 MAINTENANCE_VERIFY_SUMMARY = FunctionSpec(
     "maintenance_verify_summary", c.FINISH_MEMORY_MB, "Add up a verify's results", ends_run=True
 )
-MAINTENANCE_DRILL = FunctionSpec("maintenance_drill", c.WORKER_MEMORY_MB, "Restore drill into scratch space")
+# Drill: the plan streams a manifest into batches (I/O-bound); the items restore, read back and hash, CPU-bound like
+# the restore workers; the summary adds up and deletes the scratch copy.
+MAINTENANCE_DRILL_PLAN = FunctionSpec("maintenance_drill_plan", c.PREPARE_MEMORY_MB, "Stage a restore drill's batches")
+MAINTENANCE_DRILL_ITEM = FunctionSpec(
+    "maintenance_drill_item", c.WORKER_MEMORY_MB, "Restore a drill batch into scratch space, compare"
+)
+MAINTENANCE_DRILL_SUMMARY = FunctionSpec(
+    "maintenance_drill_summary", c.FINISH_MEMORY_MB, "Add up a drill, delete its scratch copy", ends_run=True
+)
 
 # In the order the template has always listed them: the S3 path, the DynamoDB path, retention and maintenance.
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -147,6 +155,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     MAINTENANCE_VERIFY_PLAN,
     MAINTENANCE_VERIFY_ITEM,
     MAINTENANCE_VERIFY_SUMMARY,
-    MAINTENANCE_DRILL,
+    MAINTENANCE_DRILL_PLAN,
+    MAINTENANCE_DRILL_ITEM,
+    MAINTENANCE_DRILL_SUMMARY,
 )
 WORKERS = tuple(spec for spec in FUNCTIONS if spec.worker)

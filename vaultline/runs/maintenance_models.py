@@ -11,7 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from vaultline.operations.check import CheckCursor, Findings, PackSubset
+from vaultline.operations.drill import DrillCursor
 from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD, HeldObject
+from vaultline.repository.manifest import ObjectEntry
 from vaultline.runs.models import StepModel
 
 # Errors and warnings beyond this many are counted, not listed: a state-machine payload is limited to 256 KiB.
@@ -101,6 +103,60 @@ class DrillOptions(StepModel):
     enabled: bool = False
     scratch: str | None = Field(default=None, description="s3://bucket/prefix the drill may write under and clean")
     recovery_point: str | None = None
+    worker_concurrency: int = Field(default=10, ge=1, le=1000, description="drill items run at once")
+
+
+class DrillRun(StepModel):
+    """The run document of a drill (sealed in staging)."""
+
+    recovery_point: str
+    scratch: str = Field(description="this drill's own fresh prefix under the scratch base")
+    items: int
+    started: float = Field(description="when the plan started (seconds since the epoch)")
+
+
+class DrillBatch(StepModel):
+    """The entries one drill item restores and compares."""
+
+    entries: list[ObjectEntry]
+
+
+class DrillWorkItem(StepModel):
+    item: int
+    key: str
+
+
+class DrillPlanned(StepModel):
+    """What the drill's plan returns (the state machine keeps it at ``$.drilling``)."""
+
+    run_id: str
+    recovery_point: str
+    scratch: str
+    vault_bucket: str
+    work_list_key: str
+    items: int
+    worker_concurrency: int
+
+
+class DrillItemEvent(StepModel):
+    run_id: str
+    item: DrillWorkItem
+    cursor: DrillCursor | None = None
+
+
+class DrillItemResult(BaseModel):
+    """One invocation of a drill item: ``done`` (its tally is staged as its result) or the ``next`` event."""
+
+    item: int
+    done: bool
+    next: DrillItemEvent | None = None
+    verified: int = 0
+    mismatch_count: int = 0
+
+
+class DrillSummaryEvent(StepModel):
+    drilling: DrillPlanned
+    drill_map: dict[str, Any] | None = None
 
 
 class MaintenanceInput(StepModel):
@@ -169,6 +225,7 @@ class DrillResult(BaseModel):
     bytes: int
     verified: int
     mismatches: list[str] = Field(default_factory=list)
+    mismatch_count: int = 0
     cleaned_up: bool
     seconds: float
 
