@@ -53,7 +53,9 @@ STEPS = (
     Step("worker-start", "chunks", registry.BACKUP_WORKER),
     Step("commit", "objects", registry.BACKUP_COMMIT),
     Step("ls", "objects", registry.RESTORE_PREPARE, "ls is the CLI's; restore's Prepare walks a manifest alike"),
-    Step("check", "objects", registry.MAINTENANCE_VERIFY, "without read-data"),
+    Step(
+        "check", "objects", registry.MAINTENANCE_VERIFY_ITEM, "without read-data: the plan and the recovery point items"
+    ),
     Step("prune", "objects", registry.MAINTENANCE_PRUNE, "dry run: mark and plan"),
     Step("forget", "points", registry.MAINTENANCE_FORGET),
 )

@@ -47,7 +47,7 @@ class FunctionSpec:
 FORGET_DELETES = (layout.MANIFEST_PREFIX,)
 PRUNE_DELETES = (layout.DATA_PREFIX, layout.INDEX_PREFIX, layout.LOCK_PREFIX)
 
-# Memory: 1769 MB (a full vCPU) for the CPU-bound workers, verify and the drill; Prepare is I/O-bound; Commit and
+# Memory: 1769 MB (a full vCPU) for the CPU-bound workers, verify items and the drill; Prepare is I/O-bound; Commit and
 # prune hold a run's entries or every live blob id while they merge or mark (constants.py explains each figure).
 BACKUP_PREPARE = FunctionSpec(
     "backup_prepare",
@@ -110,8 +110,28 @@ MAINTENANCE_PRUNE = FunctionSpec(
     writes_locked=True,
     deletes=PRUNE_DELETES,
 )
-MAINTENANCE_VERIFY = FunctionSpec("maintenance_verify", c.WORKER_MEMORY_MB, "Check the vault, read some packs")
-MAINTENANCE_DRILL = FunctionSpec("maintenance_drill", c.WORKER_MEMORY_MB, "Restore drill into scratch space")
+# Verify: the plan and the recovery point items hold the index (34 bytes a blob) as prune does; the items read and
+# decode packs, CPU-bound like the backup workers (a full vCPU); the summary adds up small results.
+MAINTENANCE_VERIFY_PLAN = FunctionSpec(
+    "maintenance_verify_plan", c.COMMIT_MEMORY_MB, "Stage the batches of packs and recovery points to verify"
+)
+# Not a reserved-concurrency worker: it runs once a day, its map's MaxConcurrency bounds it, and a reservation
+# would take account concurrency from the backups all day.
+MAINTENANCE_VERIFY_ITEM = FunctionSpec(
+    "maintenance_verify_item", c.WORKER_MEMORY_MB, "Verify a batch of packs or recovery points"
+)
+MAINTENANCE_VERIFY_SUMMARY = FunctionSpec(
+    "maintenance_verify_summary", c.FINISH_MEMORY_MB, "Add up a verify's results", ends_run=True
+)
+# Drill: the plan streams a manifest into batches (I/O-bound); the items restore, read back and hash, CPU-bound like
+# the restore workers; the summary adds up and deletes the scratch copy.
+MAINTENANCE_DRILL_PLAN = FunctionSpec("maintenance_drill_plan", c.PREPARE_MEMORY_MB, "Stage a restore drill's batches")
+MAINTENANCE_DRILL_ITEM = FunctionSpec(
+    "maintenance_drill_item", c.WORKER_MEMORY_MB, "Restore a drill batch into scratch space, compare"
+)
+MAINTENANCE_DRILL_SUMMARY = FunctionSpec(
+    "maintenance_drill_summary", c.FINISH_MEMORY_MB, "Add up a drill, delete its scratch copy", ends_run=True
+)
 
 # In the order the template has always listed them: the S3 path, the DynamoDB path, retention and maintenance.
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -132,7 +152,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     APPLY_RETENTION,
     MAINTENANCE_FORGET,
     MAINTENANCE_PRUNE,
-    MAINTENANCE_VERIFY,
-    MAINTENANCE_DRILL,
+    MAINTENANCE_VERIFY_PLAN,
+    MAINTENANCE_VERIFY_ITEM,
+    MAINTENANCE_VERIFY_SUMMARY,
+    MAINTENANCE_DRILL_PLAN,
+    MAINTENANCE_DRILL_ITEM,
+    MAINTENANCE_DRILL_SUMMARY,
 )
 WORKERS = tuple(spec for spec in FUNCTIONS if spec.worker)

@@ -29,8 +29,12 @@ HANDLERS = {
     "ApplyRetention": "apply_retention.handler",
     "MaintenanceForget": "maintenance_forget.handler",
     "MaintenancePrune": "maintenance_prune.handler",
-    "MaintenanceVerify": "maintenance_verify.handler",
-    "MaintenanceDrill": "maintenance_drill.handler",
+    "MaintenanceVerifyPlan": "maintenance_verify_plan.handler",
+    "MaintenanceVerifyItem": "maintenance_verify_item.handler",
+    "MaintenanceVerifySummary": "maintenance_verify_summary.handler",
+    "MaintenanceDrillPlan": "maintenance_drill_plan.handler",
+    "MaintenanceDrillItem": "maintenance_drill_item.handler",
+    "MaintenanceDrillSummary": "maintenance_drill_summary.handler",
 }
 
 
@@ -44,7 +48,7 @@ def _function(synth: Synth, name: str) -> dict[str, Any]:
     return found[0]["Properties"]
 
 
-def test_exactly_the_nineteen_handlers_exist(synth: Synth) -> None:
+def test_exactly_the_twenty_three_handlers_exist(synth: Synth) -> None:
     handlers = sorted(f["Properties"]["Handler"] for f in synth.resources("AWS::Lambda::Function").values())
     assert handlers == sorted(HANDLERS.values())
 
@@ -74,7 +78,8 @@ def test_function_environment_names_the_vault_and_powertools_settings(synth: Syn
 
 
 def test_workers_get_one_full_vcpu_and_long_steps_the_lambda_maximum(synth: Synth) -> None:
-    for name in ("BackupWorker", "RestoreWorker", "DdbSegmentWorker", "DdbRestoreWorker"):
+    workers = ("BackupWorker", "RestoreWorker", "DdbSegmentWorker", "DdbRestoreWorker")
+    for name in (*workers, "MaintenanceVerifyItem", "MaintenanceDrillItem"):
         assert _function(synth, name)["MemorySize"] == 1769
     for name in ("BackupPrepare", "BackupWorker", "BackupCommit", "RestorePrepare", "RestoreWorker"):
         assert _function(synth, name)["Timeout"] == 900
@@ -149,7 +154,7 @@ def test_no_function_gets_write_or_delete_outside_the_vault_and_restore_targets(
                 assert (
                     "VaultBucket" in resource
                     or resource.startswith("arn:REF_AWS__Partition:s3:::vaultline-*")
-                    or (name == "MaintenanceDrill" and "MaintenanceDrillScratch" in resource)
+                    or (name.startswith("MaintenanceDrill") and "MaintenanceDrillScratch" in resource)
                 ), resource
 
 
@@ -168,10 +173,17 @@ def test_kms_use_is_limited_to_the_vault_key_or_to_a_service_acting_for_the_func
 
 def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_locks(synth: Synth) -> None:
     # Retention and maintenance delete elsewhere in the vault: tests/infra/test_maintenance.py pins those down.
-    maintenance = {"ApplyRetention", "MaintenanceForget", "MaintenancePrune", "MaintenanceDrill"}
+    maintenance = {"ApplyRetention", "MaintenanceForget", "MaintenancePrune", "MaintenanceDrillSummary"}
     deleters = {name for name in HANDLERS if "s3:DeleteObject" in _all_actions(synth, f"Functions{name}")}
     lock_takers = {"BackupPrepare", "DdbBackupPrepare"}
-    run_enders = {"BackupCommit", "RestoreFinish", "Abort", "DdbBackupCommit", "DdbRestoreFinish"}
+    run_enders = {
+        "BackupCommit",
+        "RestoreFinish",
+        "Abort",
+        "DdbBackupCommit",
+        "DdbRestoreFinish",
+        "MaintenanceVerifySummary",
+    }
     assert deleters - maintenance == run_enders | lock_takers
     vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
     for name in run_enders:

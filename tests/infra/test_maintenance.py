@@ -58,8 +58,12 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
         "PruneEnabled",
         "Prune",
         "Verify",
+        "VerifyItems",
+        "VerifySummary",
         "DrillEnabled",
         "Drill",
+        "DrillItems",
+        "DrillSummary",
         "MaintenanceSucceeded",
         "Done",
         "MaintenanceFailed",
@@ -69,7 +73,9 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
     assert states["PruneEnabled"]["Choices"][0]["Next"] == "Prune"
     assert states["PruneEnabled"]["Default"] == "Verify"
     assert states["Prune"]["Next"] == "Verify"
-    assert states["Verify"]["Next"] == "DrillEnabled"
+    assert states["Verify"]["Next"] == "VerifyItems"
+    assert states["VerifyItems"]["Next"] == "VerifySummary"
+    assert states["VerifySummary"]["Next"] == "DrillEnabled"
     drill_choice = states["DrillEnabled"]
     assert drill_choice["Choices"] == [
         {
@@ -81,7 +87,9 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
         }
     ]
     assert drill_choice["Default"] == "MaintenanceSucceeded"
-    assert states["Drill"]["Next"] == "MaintenanceSucceeded"
+    assert states["Drill"]["Next"] == "DrillItems"
+    assert states["DrillItems"]["Next"] == "DrillSummary"
+    assert states["DrillSummary"]["Next"] == "MaintenanceSucceeded"
     assert states["MaintenanceSucceeded"]["Next"] == "Done"
     assert states["MaintenanceFailed"]["Next"] == "Failed"
     assert states["Failed"] == {
@@ -92,21 +100,23 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "function"),
+    ("state", "function", "result"),
     [
-        ("Forget", "MaintenanceForget"),
-        ("Prune", "MaintenancePrune"),
-        ("Verify", "MaintenanceVerify"),
-        ("Drill", "MaintenanceDrill"),
+        ("Forget", "MaintenanceForget", "$.results.forget"),
+        ("Prune", "MaintenancePrune", "$.results.prune"),
+        ("Verify", "MaintenanceVerifyPlan", "$.verifying"),
+        ("VerifySummary", "MaintenanceVerifySummary", "$.results.verify"),
+        ("Drill", "MaintenanceDrillPlan", "$.drilling"),
+        ("DrillSummary", "MaintenanceDrillSummary", "$.results.drill"),
     ],
 )
-def test_each_step_gets_the_whole_state_and_stores_its_result_under_results(
-    synth: Synth, states: dict[str, Any], state: str, function: str
+def test_each_step_gets_the_whole_state_and_stores_its_result_in_it(
+    synth: Synth, states: dict[str, Any], state: str, function: str, result: str
 ) -> None:
     task = states[state]
     assert task["Resource"] == _function_ref(synth, function)
     assert "Parameters" not in task and "InputPath" not in task
-    assert task["ResultPath"] == f"$.results.{state.lower()}"
+    assert task["ResultPath"] == result
     assert task["Retry"][0] == LAMBDA_RETRY
     assert task["Catch"] == CATCH_TO_FAILED
     assert task["TimeoutSeconds"] == 910  # Lambda's own 900 s report their timeout first (Sandbox.Timedout)
@@ -120,8 +130,46 @@ def test_prune_waits_for_running_backups_on_vault_locked(states: dict[str, Any])
         "BackoffRate": 2,
         "JitterStrategy": "FULL",
     }
-    for state in ("Forget", "Verify", "Drill"):
+    for state in ("Forget", "Verify", "VerifySummary", "Drill", "DrillSummary"):
         assert len(states[state]["Retry"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("stage", "function", "planned", "output"),
+    [
+        ("Verify", "MaintenanceVerifyItem", "$.verifying", "$.verify_map"),
+        ("Drill", "MaintenanceDrillItem", "$.drilling", "$.drill_map"),
+    ],
+)
+def test_verify_and_drill_map_their_staged_work_lists_and_loop_an_item_on_its_cursor(
+    synth: Synth, states: dict[str, Any], stage: str, function: str, planned: str, output: str
+) -> None:
+    items = states[f"{stage}Items"]
+    assert items["Type"] == "Map" and items["ToleratedFailureCount"] == 0
+    assert items["ItemReader"]["Resource"] == "arn:REF_AWS__Partition:states:::s3:getObject"
+    assert items["ItemReader"]["Parameters"]["Key.$"] == f"{planned}.work_list_key"
+    assert items["MaxConcurrencyPath"] == f"{planned}.worker_concurrency"
+    assert items["ItemSelector"] == {"run_id.$": f"{planned}.run_id", "item.$": "$$.Map.Item.Value"}
+    assert items["ResultPath"] == output and items["Catch"] == CATCH_TO_FAILED
+    processor = items["ItemProcessor"]
+    assert processor["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    inner = processor["States"]
+    assert processor["StartAt"] == f"{stage}Item"
+    item = inner[f"{stage}Item"]
+    assert item["Resource"] == _function_ref(synth, function) and item["ResultPath"] == "$.part"
+    # An item is idempotent (it writes only its result, or its own scratch copy): a timed-out attempt runs again.
+    assert "Sandbox.Timedout" in item["Retry"][0]["ErrorEquals"]
+    assert inner[f"{stage}ItemDone"]["Choices"] == [
+        {"Variable": "$.part.done", "BooleanEquals": True, "Next": f"{stage}ItemFinished"}
+    ]
+    assert inner[f"{stage}ItemDone"]["Default"] == f"{stage}NextPart"
+    assert inner[f"{stage}NextPart"]["Parameters"] == {
+        "run_id.$": "$.run_id",
+        "item.$": "$.part.next.item",
+        "cursor.$": "$.part.next.cursor",
+    }
+    assert inner[f"{stage}NextPart"]["Next"] == f"{stage}Item"
+    assert inner[f"{stage}ItemFinished"] == {"Type": "Succeed", "OutputPath": "$.part"}
 
 
 def test_results_and_failures_are_events_on_the_default_bus(states: dict[str, Any]) -> None:
@@ -192,9 +240,16 @@ def test_only_forget_and_prune_delete_in_the_vault_and_only_their_prefixes(synth
     assert _deletes(synth, "MaintenanceForget") == [f"{vault}/recovery-points/*"]
     assert _deletes(synth, "ApplyRetention") == [f"{vault}/recovery-points/*"]
     assert _deletes(synth, "MaintenancePrune") == [f"{vault}/data/*", f"{vault}/index/*", f"{vault}/locks/*"]
-    assert _deletes(synth, "MaintenanceVerify") == []
+    assert _deletes(synth, "MaintenanceVerifyPlan") == _deletes(synth, "MaintenanceVerifyItem") == []
+    # The summary ends its run: its own staging, nothing a recovery point needs.
+    assert _deletes(synth, "MaintenanceVerifySummary") == [f"{vault}/locks/*", f"{vault}/staging/*"]
     scratch_id, _ = synth.only("AWS::S3::Bucket", "DrillScratch")
-    assert _deletes(synth, "MaintenanceDrill") == [f"GETATT_{scratch_id}_Arn/drill-scratch/*"]
+    assert _deletes(synth, "MaintenanceDrillPlan") == _deletes(synth, "MaintenanceDrillItem") == []
+    assert _deletes(synth, "MaintenanceDrillSummary") == [
+        f"GETATT_{scratch_id}_Arn/drill-scratch/*",
+        f"{vault}/locks/*",
+        f"{vault}/staging/*",
+    ]
 
 
 def test_forget_and_prune_may_read_object_lock_state(synth: Synth) -> None:

@@ -144,6 +144,12 @@ class CompactIndex:
         for at in range(0, len(table), _PACK_BYTES):
             yield table[at : at + _PACK_BYTES].hex()
 
+    def sorted_pack_ids(self) -> Iterator[str]:
+        """Every pack id in increasing order (the order a listing of ``data/`` names them)."""
+        ordered = self._packs_sorted
+        for i in range(len(ordered)):
+            yield ordered[i].hex()
+
     def pack_entries(self, pack_id: str) -> list[BlobEntry] | None:
         """A pack's entries in pack order, their ids being the 16-byte keys; None if the pack is not here."""
         number = self._pack_number(pack_id)

@@ -7,6 +7,7 @@ bytes per blob) plus what this process added since it loaded.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -153,6 +154,15 @@ class MasterIndex:
                     yield key, BlobLocation(pack_id, entry)
         for key, location in list(self._recent.items()):
             yield key, location
+
+    def sorted_pack_ids(self) -> Iterator[str]:
+        """Every indexed pack id once, in increasing order: the runs' sorted views merged, so nothing is copied."""
+        streams = [run.sorted_pack_ids() for run in self._runs] + [iter(sorted(self._recent_packs))]
+        previous = None
+        for pack_id in heapq.merge(*streams):
+            if pack_id != previous:
+                yield pack_id
+            previous = pack_id
 
     def nbytes(self) -> int:
         """Bytes held by the compact runs (the recent locations not counted)."""
