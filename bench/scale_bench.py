@@ -100,7 +100,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--full", action="store_true", help="also measure the index at 30,000,000 chunks")
     parser.add_argument("--work-dir", type=Path, default=None, help="where the temporary vault goes")
-    parser.add_argument("--cli-files", type=int, default=1_000_000, help="small files the CLI backup bench writes")
+    parser.add_argument(
+        "--cli-files", type=int, default=1_000_000, help="small files the CLI backup bench writes (0: no CLI bench)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.objects, args.chunks, args.points, args.runs = 20_000, 100_000, 60, 1
@@ -302,8 +304,9 @@ def main(argv: Sequence[str]) -> int:
             figures.append(measure(step, vault, args))
         print_table(figures)
         print_index_table([measure_index(chunks, Path(scratch), args.runs) for chunks in args.index_chunks])
-    with tempfile.TemporaryDirectory(prefix="scale-cli-", dir=parent) as scratch:
-        measure_cli_backup(args.cli_files, Path(scratch))
+    if args.cli_files:
+        with tempfile.TemporaryDirectory(prefix="scale-cli-", dir=parent) as scratch:
+            measure_cli_backup(args.cli_files, Path(scratch))
     return 0
 
 
