@@ -16,6 +16,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -154,14 +155,14 @@ def _part_json(segment: int, chunks: int, deltas: int) -> str:
     base = ObjectEntry(key=layers.base_key(segment, 0), size=SEGMENT_BYTES, chunks=ids(chunks, "b"))
     more = []
     for layer in range(1, deltas + 1):
-        for kind in ("delete", "put"):
-            key = layers.delta_key(segment, layer, kind)  # type: ignore[arg-type]
+        for kind in ("delete", "put"):  # the literal kinds, in key order
+            key = layers.delta_key(segment, layer, kind)
             more.append(ObjectEntry(key=key, size=SEGMENT_BYTES // 100, chunks=ids(1, f"{layer}{kind}")))
     part = SegmentPart(segment=segment, part=0, entry=base, items=SEGMENT_BYTES // 400, stats=stats, more=more)
     return part.model_dump_json()
 
 
-STEPS = {"backup": backup, "restore": restore, "commit": commit}
+STEPS: dict[str, Callable[..., dict[str, Any]]] = {"backup": backup, "restore": restore, "commit": commit}
 
 
 def main(argv: list[str]) -> int:
