@@ -75,7 +75,7 @@ def main(argv: Sequence[str]) -> int:
         f"{chunks:,} chunks; 1 TB = {segments_1tb:,} segments of {SEGMENT_BYTES / 2**20:.0f} MiB "
         f"(at most {MAX_SEGMENTS:,}: {MAX_SEGMENTS * SEGMENT_BYTES / TB:.0f} TiB)"
     )
-    log(f"{'step':<26}{'peak MiB':>10}{'base MiB':>10}{'seconds':>9}  function (MemorySize MB)")
+    log(f"{'step':<26}{'peak MiB':>10}{'base MiB':>10}{'seconds':>9}{'cpu s':>8}  function (MemorySize MB)")
     rows = [
         ("worker, day 1 (base)", base, worker),
         ("worker, day 2 (1% delta)", delta, worker),
@@ -84,12 +84,13 @@ def main(argv: Sequence[str]) -> int:
     for label, result, function in rows:
         log(
             f"{label:<26}{result.peak_rss_mib:>10.0f}{result.report['baseline_mib']:>10.0f}"
-            f"{result.report['seconds']:>9.1f}  {function.name} ({function.memory_mb})"
+            f"{result.report['seconds']:>9.1f}{result.report['cpu_seconds']:>8.1f}"
+            f"  {function.name} ({function.memory_mb})"
         )
     for n, result in zip(args.commit_segments, commits, strict=True):
         log(
             f"{f'commit, {n:,} segments':<26}{result.peak_rss_mib:>10.0f}{result.report['baseline_mib']:>10.0f}"
-            f"{result.report['seconds']:>9.1f}  {commit.name} ({commit.memory_mb})"
+            f"{result.report['seconds']:>9.1f}{result.report['cpu_seconds']:>8.1f}  {commit.name} ({commit.memory_mb})"
         )
     (small, large), (low, high) = args.commit_segments, commits
     per_segment_mib = max(0.0, high.peak_rss_mib - low.peak_rss_mib) / (large - small)
@@ -108,7 +109,8 @@ def main(argv: Sequence[str]) -> int:
         grown = (result.peak_rss_mib - result.report["baseline_mib"]) * scale + result.report["baseline_mib"]
         log(
             f"  segment worker ({label}): {grown:,.0f} MiB of {worker.memory_mb} MB, "
-            f"{result.report['seconds'] * scale:,.0f} s of 900 a segment; 1 TB: {segments_1tb:,} worker runs, "
+            f"{result.report['seconds'] * scale:,.0f} s ({result.report['cpu_seconds'] * scale:,.0f} s of CPU) of 900 "
+            f"a segment; 1 TB: {segments_1tb:,} worker runs, "
             f"{result.report['seconds'] * scale * segments_1tb / 3600:,.1f} worker-hours"
         )
     memory, seconds = commit_at(segments_1tb)

@@ -172,6 +172,7 @@ def main(argv: list[str]) -> int:
     clock = time.perf_counter()
     result = STEPS[step](vault_dir, *numbers)
     result["seconds"] = time.perf_counter() - clock
+    result["cpu_seconds"] = time.process_time()
     result["baseline_mib"] = baseline
     result["vm_hwm_mib"] = vm_hwm_mib()
     print(json.dumps(result))
