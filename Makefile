@@ -78,6 +78,7 @@ bench: venv
 	$(BIN)/python bench/scale_bench.py
 	$(BIN)/python bench/table_bench.py
 	$(BIN)/python bench/table_scale_bench.py
+	$(BIN)/python bench/workflow_scale_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules build cdk.out .pytest_cache .mypy_cache .ruff_cache
