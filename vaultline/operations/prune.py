@@ -454,7 +454,9 @@ def mark(vault: Vault, run_id: str, item: MarkItem, remaining_ms: Remaining | No
     writer.flush()
     if item.kind == "index":
         staging.put_bytes(f"index-packs/{stem}", rec.encode_index_packs(objects))
-    staging.put_model(f"{_results('mark')}{stem}.json", result)
+    # Only a finished item's result is under results/mark/: Plan and Decide prove every item finished by a listing.
+    done = f"{_results('mark')}{item.number:06d}.json"
+    staging.put_model(done if result.done else f"results/mark-parts/{stem}.json", result)
     return result
 
 
@@ -493,7 +495,8 @@ def plan(vault: Vault, run_id: str, partition: int) -> PlanResult:
     """Merge one partition's live and located runs: per pack its entry bytes, live bytes and live offsets (the
     partition's partials), and the live blobs found in more than one pack. Raises IntegrityError when a live blob
     is in no existing pack: prune refuses to run on a damaged vault."""
-    staging, _ = _open(vault, run_id)
+    staging, run = _open(vault, run_id)
+    _check_results(staging, "mark", (f"{n:06d}" for n in range(run.mark_items)), f"prune {run_id}")
     pp = rec.partition_name(partition)
     stored = rec.SortedIds(staging.get_bytes(PACKS), rec.STORED_PACK.size)
     live = rec.merged((staging.get_bytes(n) for n in staging.names(f"live/{pp}/")), rec.ID)
@@ -564,7 +567,7 @@ def _check_results(staging: rec.Staging, kind: str, expected: Iterable[str], wha
         raise IntegrityError(f"{what}: the {kind} results of {len(missing)} items {missing[:10]} are missing")
 
 
-def _check_done(staging: rec.Staging, kind: str, model: type[MarkResult] | type[SweepResult], items: int) -> list[str]:
+def _check_done(staging: rec.Staging, kind: str, model: type[SweepResult], items: int) -> list[str]:
     """The result names of a looping step, in item order; raises IntegrityError unless every item finished."""
     names = sorted(staging.names(_results(kind)))
     finished = set()
@@ -644,7 +647,7 @@ def decide(vault: Vault, run_id: str) -> tuple[Decision, list[SweepItem]]:
     missing: nothing has been deleted), find the index objects to replace, stage the sweep batches."""
     staging, run = _open(vault, run_id)
     what = f"prune {run_id}"
-    _check_done(staging, "mark", MarkResult, run.mark_items)
+    _check_results(staging, "mark", (f"{n:06d}" for n in range(run.mark_items)), what)
     _check_results(staging, "plan", _partitions(run), what)
     plans = [staging.get_model(f"{_results('plan')}{pp}.json", PlanResult) for pp in _partitions(run)]
     claims = _claims(staging, run)
@@ -880,7 +883,7 @@ def finish(
         for position in range(cursor.position, len(keys), DELETE_BATCH):
             if position > cursor.position and _low(remaining_ms):
                 return _continue(staging, FinishCursor(phase="drop-index", position=position), written)
-            delete_many(vault.storage, keys[position : position + DELETE_BATCH])
+            vault.storage.delete_many(keys[position : position + DELETE_BATCH])
             deleted_indexes += len(keys[position : position + DELETE_BATCH])
             if fault:
                 fault("index-deleted")
@@ -893,7 +896,7 @@ def finish(
             return _continue(staging, FinishCursor(phase="drop-packs", position=position), written)
         doomed = [pack_key(p) for p in results[position].deletes if p not in rebuilt]
         if doomed:
-            delete_many(vault.storage, doomed)
+            vault.storage.delete_many(doomed)
             if fault:
                 fault("pack-deleted")
     report = _report(staging, run, decision, results)
@@ -950,16 +953,6 @@ def _report(staging: rec.Staging, run: PruneRun, decision: Decision, results: li
     report.packs_after = run.packs_before + report.packs_written - len(rebuilt) - gone
     report.bytes_after = report.bytes_before - report.bytes_freed + report.bytes_written
     return report
-
-
-def delete_many(storage: Storage, keys: list[str]) -> None:
-    """Delete up to DELETE_BATCH keys in one request where storage can (S3 DeleteObjects)."""
-    many = getattr(storage, "delete_many", None)
-    if many is not None:
-        many(keys)
-        return
-    for key in keys:
-        storage.delete(key)
 
 
 # -- the staged run in one process ------------------------------------------------------------------------------
