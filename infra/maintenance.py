@@ -4,17 +4,21 @@ and is described in docs/state-machines.md ("Maintenance"); change both together
 
 ::
 
-    Forget -> PruneEnabled? -> Prune -> Verify -> DrillEnabled? -> Drill -> MaintenanceSucceeded (event) -> Done
+    Forget -> PruneEnabled? -> <Prune chain> -> Verify -> DrillEnabled? -> Drill -> MaintenanceSucceeded (event) -> Done
        \\___________ any error (Catch States.ALL -> $.error) ____________/
                          -> MaintenanceFailed (event) -> Failed
 
+The prune chain (infra/prune_workflow.py) is Start, Distributed Maps of mark, plan and sweep items, Decide and
+Finish; an error after Start goes through PruneAbort (which releases the exclusive lock) to MaintenanceFailed.
+
 Every step gets the whole state and stores its result at ``$.results.<step>``; ``$.results`` is the success event's
-detail. Prune takes the vault's exclusive lock and raises ``VaultLocked`` while a backup holds the shared one: that
-error is retried for about half an hour with backoff, on its own retrier.
+detail. PruneStart takes the vault's exclusive lock and raises ``VaultLocked`` while a backup holds the shared one:
+that error is retried for about half an hour with backoff, on its own retrier.
 """
 
 from __future__ import annotations
 
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -29,9 +33,10 @@ from infra.functions import Functions
 from infra.nag import acknowledge, logical_id
 from infra.observability import IntegrityAlarm, notify_outcomes
 from infra.paths import path
+from infra.prune_workflow import PruneChain
 from infra.schedules import MaintenanceSchedule
 from infra.settings import StackSettings
-from infra.tasks import catch_all, flag_set, invoke, locked_retry, put_event, state_machine
+from infra.tasks import catch_all, flag_set, invoke, put_event, state_machine
 from infra.vault import Vault
 from vaultline.plans import PlansFile
 from vaultline.runs.maintenance_models import MaintenanceInput
@@ -57,7 +62,8 @@ class Maintenance(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.forget = functions[r.MAINTENANCE_FORGET]
-        self.prune = functions[r.MAINTENANCE_PRUNE]
+        self.functions = functions
+        self.vault = vault
         self.verify = functions[r.MAINTENANCE_VERIFY]
         self.drill = functions[r.MAINTENANCE_DRILL]
 
@@ -87,9 +93,6 @@ class Maintenance(Construct):
 
     def _state_machine(self) -> sfn.StateMachine:
         forget = invoke(self, "Forget", self.forget, result_path="$.results.forget")
-        prune = invoke(self, "Prune", self.prune, result_path="$.results.prune")
-        # A running backup holds the vault's shared lock; prune needs it exclusively. Wait for the backup.
-        locked_retry(prune)
         verify = invoke(self, "Verify", self.verify, result_path="$.results.verify")
         drill = invoke(self, "Drill", self.drill, result_path="$.results.drill")
 
@@ -104,7 +107,16 @@ class Maintenance(Construct):
             cause=f"A maintenance step failed; the '{c.MAINTENANCE_FAILED}' event has the error.",
         )
         failed_event.next(failed)
-        catch_all((forget, prune, verify, drill), failed_event)
+        prune = PruneChain(
+            self,
+            "Prune",
+            functions=self.functions,
+            vault=self.vault,
+            result_path="$.results.prune",
+            then=verify,
+            failed=failed_event,
+        )
+        catch_all((forget, verify, drill), failed_event)
 
         succeeded.next(sfn.Succeed(self, "Done"))
         drill.next(succeeded)
@@ -113,9 +125,10 @@ class Maintenance(Construct):
             .when(flag_set(path(MaintenanceInput, "drill", "enabled")), drill)
             .otherwise(succeeded)
         )
-        prune.next(verify)
         forget.next(
-            sfn.Choice(self, "PruneEnabled").when(flag_set(path(MaintenanceInput, "prune")), prune).otherwise(verify)
+            sfn.Choice(self, "PruneEnabled")
+            .when(flag_set(path(MaintenanceInput, "prune")), prune.first)
+            .otherwise(verify)
         )
 
         machine = state_machine(
@@ -124,13 +137,29 @@ class Maintenance(Construct):
             definition=forget,
             log_group=self.log_group,
         )
-        functions = [self.forget, self.prune, self.verify, self.drill]
+        functions = [self.forget, *prune.functions, self.verify, self.drill]
+        # The prune maps' ItemReaders read and ResultWriters write SSE-KMS objects of the vault: CDK grants S3 only.
+        machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.vault.key.key_arn])
+        )
+        executions = (
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{logical_id(machine)}"}}]}}]}}'
+        )
         acknowledge(
             machine,
             "AwsSolutions-IAM5",
             "CDK's own grants for this workflow: invoking each maintenance function by any version qualifier "
-            "(ARN:*), and X-Ray and log delivery, which have no resource-level permissions (Resource::*).",
-            findings=["Resource::*", *(f"Resource::<{logical_id(function)}.Arn>:*" for function in functions)],
+            "(ARN:*), prune's Distributed Maps reading their work lists and writing results under the vault bucket "
+            "(bucket/*) and describing and stopping their own child executions, and X-Ray and log delivery, which "
+            "have no resource-level permissions (Resource::*).",
+            findings=[
+                "Resource::*",
+                f"Resource::arn:<AWS::Partition>:s3:::<{logical_id(self.vault.bucket)}>/*",
+                f"Resource::{executions}:*",
+                f"Resource::{executions}/*:*",
+                *(f"Resource::<{logical_id(function)}.Arn>:*" for function in functions),
+            ],
         )
         return machine
 
