@@ -34,7 +34,7 @@ from vaultline.runs.prune_models import (
     PruneSweepEvent,
 )
 
-STARTED = "$.prune"
+STARTED = "$.prune_run"
 DECIDED = "$.prune_decided"
 FINISHED = "$.prune_finish"
 PART = "$.part"

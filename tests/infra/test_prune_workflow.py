@@ -48,8 +48,8 @@ def test_a_failure_after_start_releases_the_lock_through_abort(synth: Synth, sta
 @pytest.mark.parametrize(
     ("state", "work_list", "worker"),
     [
-        ("PruneMark", "$.prune.mark_work_list_key", "PruneMarkItem"),
-        ("PrunePlan", "$.prune.plan_work_list_key", "PrunePlanPartition"),
+        ("PruneMark", "$.prune_run.mark_work_list_key", "PruneMarkItem"),
+        ("PrunePlan", "$.prune_run.plan_work_list_key", "PrunePlanPartition"),
         ("PruneSweep", "$.prune_decided.sweep_work_list_key", "PruneSweepItem"),
     ],
 )
@@ -58,8 +58,8 @@ def test_each_map_reads_its_staged_work_list_and_hands_each_item_the_run(
 ) -> None:
     item_map = states[state]
     assert item_map["ItemReader"]["Parameters"]["Key.$"] == work_list
-    assert item_map["ItemSelector"] == {"run_id.$": "$.prune.run_id", "item.$": "$$.Map.Item.Value"}
-    assert item_map["ToleratedFailureCount"] == 0 and item_map["MaxConcurrencyPath"] == "$.prune.concurrency"
+    assert item_map["ItemSelector"] == {"run_id.$": "$.prune_run.run_id", "item.$": "$$.Map.Item.Value"}
+    assert item_map["ToleratedFailureCount"] == 0 and item_map["MaxConcurrencyPath"] == "$.prune_run.concurrency"
     assert item_map["ResultPath"] is None and "ResultWriter" in item_map
     assert item_map["ItemProcessor"]["StartAt"] == worker
 

@@ -11,7 +11,8 @@ from vaultline.runs.models import StepModel
 
 
 class PruneStarted(StepModel):
-    """Start's result, kept at ``$.prune``: the run, and the work lists of the mark and plan maps."""
+    """Start's result, kept at ``$.prune_run`` (``$.prune`` is the input's flag): the run, and the work lists of
+    the mark and plan maps."""
 
     run_id: str
     vault_bucket: str
@@ -24,9 +25,9 @@ class PruneStarted(StepModel):
 
 
 class PruneRunEvent(StepModel):
-    """What Decide, Finish and Abort read: the state, whose ``prune`` is Start's result."""
+    """What Decide, Finish and Abort read: the state, whose ``prune_run`` is Start's result."""
 
-    prune: PruneStarted
+    prune_run: PruneStarted
 
 
 class PruneMarkEvent(StepModel):

@@ -71,8 +71,8 @@ def plan(vault: Vault, event: PrunePlanEvent) -> engine.PlanResult:
 
 
 def decide(vault: Vault, event: PruneRunEvent) -> PruneDecided:
-    _, items = engine.decide(vault, event.prune.run_id)
-    key = _work_list(_staged(vault, event.prune.run_id), "sweep", items)
+    _, items = engine.decide(vault, event.prune_run.run_id)
+    key = _work_list(_staged(vault, event.prune_run.run_id), "sweep", items)
     return PruneDecided(sweep_work_list_key=key, sweep_items=len(items))
 
 
@@ -84,7 +84,7 @@ def sweep(vault: Vault, event: PruneSweepEvent, remaining_ms: Remaining | None =
 
 def finish(vault: Vault, event: PruneFinishEvent, remaining_ms: Remaining | None = None) -> PruneFinished:
     cursor = event.prune_finish.next if event.prune_finish else None
-    done = engine.finish(vault, event.prune.run_id, cursor, remaining_ms)
+    done = engine.finish(vault, event.prune_run.run_id, cursor, remaining_ms)
     if done.report is None:
         return PruneFinished(done=False, next=done.next)
     return PruneFinished(done=True, result=prune_result(done.report))
@@ -98,4 +98,6 @@ def prune_result(report: engine.PruneReport) -> PruneResult:
 
 def abort(vault: Vault, event: PruneRunEvent) -> PruneAborted:
     """Release the run's lock and delete its staging (the maps' result files expire with the staging rule)."""
-    return PruneAborted(run_id=event.prune.run_id, staging_objects_deleted=engine.abort(vault, event.prune.run_id))
+    return PruneAborted(
+        run_id=event.prune_run.run_id, staging_objects_deleted=engine.abort(vault, event.prune_run.run_id)
+    )
