@@ -25,13 +25,14 @@ from infra.functions import Functions
 from infra.paths import fields_of, path
 from infra.tasks import StrictDistributedMap, catch_all, invoke, locked_retry
 from infra.vault import Vault
-from vaultline.operations.prune import MarkResult, SweepResult
 from vaultline.runs.prune_models import (
+    MarkResult,
     PruneDecided,
     PruneFinished,
     PruneMarkEvent,
     PruneStarted,
     PruneSweepEvent,
+    SweepResult,
 )
 
 STARTED = "$.prune_run"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vaultline.operations.prune import FinishCursor, MarkItem, SweepItem
+from vaultline.operations.prune import FinishCursor, MarkItem, MarkResult, SweepItem, SweepResult
 from vaultline.runs.maintenance_models import PruneResult
 from vaultline.runs.models import StepModel
 
@@ -76,3 +76,19 @@ class PruneAborted(StepModel):
 
 
 PruneFinishEvent.model_rebuild()
+
+# The map items' results are the engine's own models (their ``done`` and ``next`` drive the item loops).
+__all__ = [
+    "MarkResult",
+    "PlanItem",
+    "PruneAborted",
+    "PruneDecided",
+    "PruneFinishEvent",
+    "PruneFinished",
+    "PruneMarkEvent",
+    "PrunePlanEvent",
+    "PruneRunEvent",
+    "PruneStarted",
+    "PruneSweepEvent",
+    "SweepResult",
+]
