@@ -39,7 +39,8 @@ returns ``done: false`` with the cursor to continue from (the state machine loop
 
 Ceilings (memory per step, at 30 million chunks in 16 MiB packs, about 650,000 packs, 10 TB):
 
-* start: the listing is streamed; it holds one batch (``POINTS_PER_BATCH`` ids).
+* start: the packs listing as 40 bytes a pack (26 MiB at 650,000 packs) and the recovery point ids (about 100
+  bytes each: a million points in 100 MiB); index object ids are streamed into batches.
 * mark: ``FLUSH_RECORDS`` records (about 40 MiB) before a flush, plus the vault's compact index (34 bytes per blob,
   about 1 GiB at 30 million chunks) that entry streams are read through; one recovery point's entry stream must be
   read within one invocation (the cursor is per recovery point).
