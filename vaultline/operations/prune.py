@@ -755,7 +755,7 @@ def sweep(
     result = SweepResult(number=item.number, part=item.part, done=True)
     work = [(p.pack, "repack", p.offsets) for p in batch.repack]
     work += [(p, "delete", []) for p in batch.delete] + [(p, "unindexed", []) for p in batch.unindexed]
-    work = [w for w in sorted(work) if w[0] not in rescued]
+    work.sort()
     held = dict(_retentions(vault, (pack_key(p) for p, _, _ in work[item.start :]), run.now))
     writer = _Repacker(vault, result, fault)
     for position in range(item.start, len(work)):
@@ -768,6 +768,8 @@ def sweep(
         if hold is not None:
             result.held.append(hold)
             continue
+        if pack_id in rescued:
+            continue  # a held index object lists it: it stays, and so listed
         if kind == "repack":
             writer.copy(pack_id, offsets)
             result.packs_repacked += 1
