@@ -903,6 +903,7 @@ def finish(
             if fault:
                 fault("pack-deleted")
     report = _report(staging, run, decision, results)
+    report.index_objects_written += written
     locks.release(vault.storage, run.lock_id)
     staging.clean()
     vault.reload_index()
