@@ -10,7 +10,7 @@ chunks or recovery points); both are extrapolated linearly to the largest size t
 (infra/registry.py) and 900 seconds.
 
 The packs of data chunks are empty placeholders, so nothing that reads pack data runs: check --read-data, restore,
-prune's repack and sweep, drills, and a worker's chunking of real objects.
+prune's sweep and finish (its mark, plan and decide are measured), drills, and a worker's chunking of real objects.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ LAMBDA_SECONDS = 900
 LAMBDA_MAX_MB = 10_240
 TARGET_CHUNKS = 30_000_000  # issue 11: the index of 10 TB of S3 data at 320 KiB chunks
 FULL_OBJECTS = 10_000_000  # issue 11: the largest listing and manifest
+PRUNE_PARTITIONS = 256  # vaultline.operations.prune.MAX_PARTITION_BITS = 8
 HEADER = f"{'step':<14}{'size':>16}{'peak MiB':>10}{'fixed MiB':>11}{'seconds':>9}{'B/unit':>9}  function (MB)"
 
 
@@ -48,6 +49,8 @@ class Step:
     unit: str
     function: registry.FunctionSpec
     note: str = ""
+    # A step run once per partition (prune's Plan): the vault it reaches is this many times one partition.
+    partitions: int = 1
 
 
 STEPS = (
@@ -58,7 +61,15 @@ STEPS = (
     Step(
         "check", "objects", registry.MAINTENANCE_VERIFY_ITEM, "without read-data: the plan and the recovery point items"
     ),
-    Step("prune", "objects", registry.MAINTENANCE_PRUNE, "dry run: mark and plan"),
+    Step("prune-mark", "objects", registry.MAINTENANCE_PRUNE_MARK, "all mark items, one after another"),
+    Step(
+        "prune-plan",
+        "chunks",
+        registry.MAINTENANCE_PRUNE_PLAN,
+        f"one partition; a vault has up to {PRUNE_PARTITIONS}",
+        partitions=PRUNE_PARTITIONS,
+    ),
+    Step("prune-decide", "chunks", registry.MAINTENANCE_PRUNE_DECIDE, "every pack's partial, nothing to sweep"),
     Step("forget", "points", registry.MAINTENANCE_FORGET),
 )
 
@@ -176,8 +187,8 @@ def print_table(figures: list[Figures]) -> None:
     log("Largest size within Lambda's limits (linear; the fixed part as measured here, so at this index size):")
     log(f"{'step':<14}{'unit':>8}{'at MemorySize':>16}{'at 10,240 MB':>16}{'in 900 s':>16}  note")
     for f in figures:
-        memory, seconds = f.largest(f.step.function.memory_mb)
-        most, _ = f.largest(LAMBDA_MAX_MB)
+        memory, seconds = (n * f.step.partitions for n in f.largest(f.step.function.memory_mb))
+        most = f.largest(LAMBDA_MAX_MB)[0] * f.step.partitions
         log(f"{f.step.name:<14}{f.step.unit:>8}{memory:>16,}{most:>16,}{seconds:>16,}  {f.step.note}")
     for f in figures:
         if f.step_peak_mib:
@@ -312,8 +323,12 @@ def main(argv: Sequence[str]) -> int:
         for step in STEPS:
             if step.name == "forget":
                 run_step("add-points", vault, args.objects, args.chunks, args.points)
+            if step.name == "prune-mark":
+                run_step("prune-start", vault, args.objects, args.chunks)
             log(f"{step.name}: {args.runs} run(s)")
             figures.append(measure(step, vault, args))
+            if step.name == "prune-decide":
+                run_step("prune-abort", vault, args.objects, args.chunks)
         print_table(figures)
         print_index_table([measure_index(chunks, Path(scratch), args.runs) for chunks in args.index_chunks])
     if args.cli_files:

@@ -25,9 +25,10 @@ from typing import Any
 import blake3
 from engine_steps import vm_hwm_mib
 
+from vaultline.operations import prune as prune_ops
 from vaultline.operations.check import check_vault
 from vaultline.operations.forget import forget
-from vaultline.operations.prune import PruneOptions, prune
+from vaultline.operations.prune import PruneOptions
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
@@ -281,12 +282,58 @@ def step_check(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     return {**fixed, "objects": report.objects, "errors": len(report.errors), "first_error": report.errors[:1]}
 
 
-def step_prune(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
-    """``prune --dry-run``: mark every live blob, plan the sweep (no pack is read: every data chunk is live)."""
+PRUNE_RUN = "prune-run.json"  # beside the vault: the staged prune run the prune steps measure
+
+
+def _prune_run(vault: Vault) -> dict[str, Any]:
+    assert isinstance(vault.storage, LocalStorage)
+    loaded: dict[str, Any] = json.loads((Path(vault.storage.root).parent / PRUNE_RUN).read_text())
+    return loaded
+
+
+def step_prune_start(vault_dir: str, objects: int, chunks: int) -> dict[str, Any]:
+    """Setup: a prune's Start (the exclusive lock, the packs listing, the mark batches), all in one partition."""
+    vault = Vault.open(LocalStorage(vault_dir))
+    run, items = prune_ops.start(vault, PruneOptions(partition_bits=0))
+    (Path(vault_dir).parent / PRUNE_RUN).write_text(
+        json.dumps({"run_id": run.run_id, "items": [i.model_dump() for i in items]})
+    )
+    return {"run_id": run.run_id, "items": len(items)}
+
+
+def step_prune_mark(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """Prune's Mark items, one after another: the recovery point's entry stream (read through the compact index,
+    loaded first) and the index objects into sorted runs."""
+    staged = _prune_run(vault)
     vault.reload_index()
     fixed = mark()
-    report = prune(vault, PruneOptions(dry_run=True))
-    return {**fixed, "recovery_points": report.model_dump().get("recovery_points")}
+    for raw in staged["items"]:
+        item: prune_ops.MarkItem | None = prune_ops.MarkItem.model_validate(raw)
+        while item is not None:
+            item = prune_ops.mark(vault, staged["run_id"], item).next
+    return {**fixed, "items": len(staged["items"])}
+
+
+def step_prune_plan(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """Prune's Plan item of the one partition: every live id and index entry of the vault merged."""
+    staged = _prune_run(vault)
+    fixed = mark()
+    result = prune_ops.plan(vault, staged["run_id"], 0)
+    return {**fixed, "live_blobs": result.live_blobs, "located": result.located}
+
+
+def step_prune_decide(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """Prune's Decide: every pack's partial merged and classified (no pack is garbage: every data chunk is live)."""
+    staged = _prune_run(vault)
+    fixed = mark()
+    decision, items = prune_ops.decide(vault, staged["run_id"])
+    return {**fixed, "sweep_items": len(items), "live_blobs": decision.live_blobs}
+
+
+def step_prune_abort(vault_dir: str, objects: int, chunks: int) -> dict[str, Any]:
+    """Setup: end the measured prune run (its lock and staging)."""
+    vault = Vault.open(LocalStorage(vault_dir))
+    return {"staging_deleted": prune_ops.abort(vault, _prune_run(vault)["run_id"])}
 
 
 def step_forget(vault: Vault, objects: int, chunks: int, points: int) -> dict[str, Any]:
@@ -311,7 +358,9 @@ MEASURED: dict[str, Callable[..., dict[str, Any]]] = {
     "index-start": step_index_start,
     "ls": step_ls,
     "check": step_check,
-    "prune": step_prune,
+    "prune-mark": step_prune_mark,
+    "prune-plan": step_prune_plan,
+    "prune-decide": step_prune_decide,
     "forget": step_forget,
 }
 SETUP: dict[str, Callable[..., dict[str, Any]]] = {
@@ -319,6 +368,8 @@ SETUP: dict[str, Callable[..., dict[str, Any]]] = {
     "generate-index": step_generate_index,
     "add-points": step_add_points,
     "stage-commit": step_stage_commit,
+    "prune-start": step_prune_start,
+    "prune-abort": step_prune_abort,
 }
 
 

@@ -4,11 +4,13 @@ and is described in docs/state-machines.md ("Maintenance"); change both together
 
 ::
 
-    Forget -> PruneEnabled? -> Prune -> Verify -> <VerifyItems: Distributed Map> -> VerifySummary
+    Forget -> PruneEnabled? -> <Prune chain> -> Verify -> <VerifyItems: Distributed Map> -> VerifySummary
            -> DrillEnabled? -> Drill -> <DrillItems: Distributed Map> -> DrillSummary -> MaintenanceSucceeded -> Done
        \\___________ any error (Catch States.ALL -> $.error) ____________/
                          -> MaintenanceFailed (event) -> Failed
 
+The prune chain (infra/prune_workflow.py) is Start, Distributed Maps of mark, plan and sweep items, Decide and
+Finish; an error after Start goes through PruneAbort (which releases the exclusive lock) to MaintenanceFailed.
 Verify plans the check (vaultline/runs/verify_steps.py) and stages its work list in the vault; each map item verifies
 a batch of packs or recovery points and loops on its own cursor when its time budget runs low; VerifySummary proves
 every item reported and stores the result at ``$.results.verify``. The drill has the same shape
@@ -16,8 +18,8 @@ every item reported and stores the result at ``$.results.verify``. The drill has
 into scratch and compare, its summary deletes the scratch copy and stores ``$.results.drill``.
 
 Every step gets the whole state and stores its result at ``$.results.<step>``; ``$.results`` is the success event's
-detail. Prune takes the vault's exclusive lock and raises ``VaultLocked`` while a backup holds the shared one: that
-error is retried for about half an hour with backoff, on its own retrier.
+detail. PruneStart takes the vault's exclusive lock and raises ``VaultLocked`` while a backup holds the shared one:
+that error is retried for about half an hour with backoff, on its own retrier.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ from infra.functions import Functions
 from infra.nag import acknowledge, logical_id
 from infra.observability import IntegrityAlarm, notify_outcomes
 from infra.paths import fields_of, path
+from infra.prune_workflow import PruneChain
 from infra.schedules import MaintenanceSchedule
 from infra.settings import StackSettings
-from infra.tasks import WorkList, catch_all, flag_set, invoke, locked_retry, put_event, state_machine, work_list_map
+from infra.tasks import WorkList, catch_all, flag_set, invoke, put_event, state_machine, work_list_map
 from infra.vault import Vault
 from infra.workflows import MAP_ITEM
 from vaultline.plans import PlansFile
@@ -83,11 +86,11 @@ class Maintenance(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.forget = functions[r.MAINTENANCE_FORGET]
-        self.prune = functions[r.MAINTENANCE_PRUNE]
+        self.functions = functions
+        self.vault = vault
         self.verify_plan = functions[r.MAINTENANCE_VERIFY_PLAN]
         self.verify_item = functions[r.MAINTENANCE_VERIFY_ITEM]
         self.verify_summary = functions[r.MAINTENANCE_VERIFY_SUMMARY]
-        self.vault = vault
         self.drill_plan = functions[r.MAINTENANCE_DRILL_PLAN]
         self.drill_item = functions[r.MAINTENANCE_DRILL_ITEM]
         self.drill_summary = functions[r.MAINTENANCE_DRILL_SUMMARY]
@@ -118,9 +121,6 @@ class Maintenance(Construct):
 
     def _state_machine(self) -> sfn.StateMachine:
         forget = invoke(self, "Forget", self.forget, result_path="$.results.forget")
-        prune = invoke(self, "Prune", self.prune, result_path="$.results.prune")
-        # A running backup holds the vault's shared lock; prune needs it exclusively. Wait for the backup.
-        locked_retry(prune)
         verify = invoke(self, "Verify", self.verify_plan, result_path=VERIFYING)
         verify_items = self._item_map(
             "Verify", self.verify_item, (VerifyItemEvent, VerifyItemResult, VerifyPlanned), VERIFYING, VERIFY_MAP
@@ -143,9 +143,16 @@ class Maintenance(Construct):
             cause=f"A maintenance step failed; the '{c.MAINTENANCE_FAILED}' event has the error.",
         )
         failed_event.next(failed)
-        catch_all(
-            (forget, prune, verify, verify_items, verify_summary, drill, drill_items, drill_summary), failed_event
+        prune = PruneChain(
+            self,
+            "Prune",
+            functions=self.functions,
+            vault=self.vault,
+            result_path="$.results.prune",
+            then=verify,
+            failed=failed_event,
         )
+        catch_all((forget, verify, verify_items, verify_summary, drill, drill_items, drill_summary), failed_event)
 
         succeeded.next(sfn.Succeed(self, "Done"))
         drill.next(drill_items).next(drill_summary).next(succeeded)
@@ -155,9 +162,10 @@ class Maintenance(Construct):
             .when(flag_set(path(MaintenanceInput, "drill", "enabled")), drill)
             .otherwise(succeeded)
         )
-        prune.next(verify)
         forget.next(
-            sfn.Choice(self, "PruneEnabled").when(flag_set(path(MaintenanceInput, "prune")), prune).otherwise(verify)
+            sfn.Choice(self, "PruneEnabled")
+            .when(flag_set(path(MaintenanceInput, "prune")), prune.first)
+            .otherwise(verify)
         )
 
         machine = state_machine(
@@ -166,11 +174,11 @@ class Maintenance(Construct):
             definition=forget,
             log_group=self.log_group,
         )
-        # The maps' ItemReaders read and their ResultWriters write SSE-KMS objects of the vault.
+        # The maps' ItemReaders read and their ResultWriters write SSE-KMS objects of the vault: CDK grants S3 only.
         machine.add_to_role_policy(
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.vault.key.key_arn])
         )
-        functions = [self.forget, self.prune, self.verify_plan, self.verify_item, self.verify_summary]
+        functions = [self.forget, *prune.functions, self.verify_plan, self.verify_item, self.verify_summary]
         functions += [self.drill_plan, self.drill_item, self.drill_summary]
         executions = (
             "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
@@ -180,8 +188,8 @@ class Maintenance(Construct):
             machine,
             "AwsSolutions-IAM5",
             "CDK's own grants for this workflow: invoking each maintenance function by any version qualifier "
-            "(ARN:*), the verify and drill maps reading their work lists and writing results under the vault "
-            "bucket (bucket/*), describing and stopping its own child executions, and X-Ray and log delivery, which "
+            "(ARN:*), the prune, verify and drill maps reading their work lists and writing results under the vault "
+            "bucket (bucket/*), describing and stopping their own child executions, and X-Ray and log delivery, which "
             "have no resource-level permissions (Resource::*).",
             findings=[
                 "Resource::*",

@@ -31,6 +31,8 @@ class FunctionSpec:
     ends_run: bool = False
     # Maintenance: the vault prefixes it may delete under (and so reads Object Lock state there).
     deletes: tuple[str, ...] = ()
+    # Maintenance: reads Object Lock state without deleting (prune's Decide and Sweep find what is held).
+    reads_lock_state: bool = False
 
     @property
     def handler(self) -> str:
@@ -103,12 +105,46 @@ APPLY_RETENTION = FunctionSpec(
 MAINTENANCE_FORGET = FunctionSpec(
     "maintenance_forget", c.FINISH_MEMORY_MB, "Apply every plan's keep rules", deletes=FORGET_DELETES
 )
+# Prune's steps (vaultline/operations/prune.py states each one's memory ceiling). Start lists the packs into 40
+# bytes each (26 MiB at 650,000 packs) and takes or releases locks: I/O-bound. Mark reads entry streams through the
+# compact index (34 bytes per blob: about 1 GiB at 30 million chunks) and parses JSON: a full vCPU. Plan holds one
+# partition's runs and the packs listing (tens of MiB at 30 million chunks), Decide the removed packs' ids and one
+# partial per partition: I/O-bound. Sweep hashes and copies packs: a full vCPU. Finish holds the held and new packs'
+# ids and one index object. Only Finish deletes packs and index objects; Start and Abort only locks and staging.
+# Their maps' MaxConcurrency bounds them, so they take no reserved concurrency (not `worker`).
 MAINTENANCE_PRUNE = FunctionSpec(
-    "maintenance_prune",
-    c.COMMIT_MEMORY_MB,
-    "Delete unreferenced data, repack",
+    "maintenance_prune", c.PREPARE_MEMORY_MB, "Start a prune: exclusive lock, stage its work", ends_run=True
+)
+MAINTENANCE_PRUNE_MARK = FunctionSpec(
+    "maintenance_prune_mark", c.WORKER_MEMORY_MB, "Mark live blobs of a batch into sorted runs"
+)
+MAINTENANCE_PRUNE_PLAN = FunctionSpec(
+    "maintenance_prune_plan", c.PREPARE_MEMORY_MB, "Merge a partition into per-pack partials"
+)
+MAINTENANCE_PRUNE_DECIDE = FunctionSpec(
+    "maintenance_prune_decide", c.PREPARE_MEMORY_MB, "Classify packs, stage the sweep", reads_lock_state=True
+)
+MAINTENANCE_PRUNE_SWEEP = FunctionSpec(
+    "maintenance_prune_sweep",
+    c.WORKER_MEMORY_MB,
+    "Repack a batch of packs, find held ones",
     writes_locked=True,
+    reads_lock_state=True,
+)
+MAINTENANCE_PRUNE_FINISH = FunctionSpec(
+    "maintenance_prune_finish",
+    c.PREPARE_MEMORY_MB,
+    "Replace indexes, delete packs, unlock",
+    writes_locked=True,
+    ends_run=True,
     deletes=PRUNE_DELETES,
+)
+MAINTENANCE_PRUNE_ABORT = FunctionSpec(
+    "maintenance_prune_abort",
+    c.ABORT_MEMORY_MB,
+    "Unlock a failed prune, clean its staging",
+    timeout_minutes=c.ABORT_TIMEOUT_MINUTES,
+    ends_run=True,
 )
 # Verify: the plan and the recovery point items hold the index (34 bytes a blob) as prune does; the items read and
 # decode packs, CPU-bound like the backup workers (a full vCPU); the summary adds up small results.
@@ -158,5 +194,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     MAINTENANCE_DRILL_PLAN,
     MAINTENANCE_DRILL_ITEM,
     MAINTENANCE_DRILL_SUMMARY,
+    MAINTENANCE_PRUNE_MARK,
+    MAINTENANCE_PRUNE_PLAN,
+    MAINTENANCE_PRUNE_DECIDE,
+    MAINTENANCE_PRUNE_SWEEP,
+    MAINTENANCE_PRUNE_FINISH,
+    MAINTENANCE_PRUNE_ABORT,
 )
 WORKERS = tuple(spec for spec in FUNCTIONS if spec.worker)

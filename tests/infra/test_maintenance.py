@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -27,7 +28,9 @@ CATCH_TO_FAILED = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Nex
 
 
 def _function_ref(synth: Synth, name: str) -> str:
-    function_id = next(k for k in synth.resources("AWS::Lambda::Function") if k.startswith(f"Functions{name}"))
+    function_id = next(
+        k for k in synth.resources("AWS::Lambda::Function") if re.fullmatch(f"Functions{name}[0-9A-F]{{8}}", k)
+    )
     return f"GETATT_{function_id}_Arn"
 
 
@@ -52,11 +55,24 @@ def test_maintenance_machine_is_standard_traced_and_logs_without_execution_data(
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
 
 
+PRUNE_STATES = (
+    "PruneStart",
+    "PruneMark",
+    "PrunePlan",
+    "PruneDecide",
+    "PruneSweep",
+    "PruneFinish",
+    "PruneFinishDone",
+    "PruneResult",
+    "PruneAbort",
+)
+
+
 def test_maintenance_flow(states: dict[str, Any]) -> None:
     assert set(states) == {
         "Forget",
         "PruneEnabled",
-        "Prune",
+        *PRUNE_STATES,
         "Verify",
         "VerifyItems",
         "VerifySummary",
@@ -70,9 +86,9 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
         "Failed",
     }
     assert states["Forget"]["Next"] == "PruneEnabled"
-    assert states["PruneEnabled"]["Choices"][0]["Next"] == "Prune"
+    assert states["PruneEnabled"]["Choices"][0]["Next"] == "PruneStart"
     assert states["PruneEnabled"]["Default"] == "Verify"
-    assert states["Prune"]["Next"] == "Verify"
+    assert states["PruneResult"]["Next"] == "Verify"
     assert states["Verify"]["Next"] == "VerifyItems"
     assert states["VerifyItems"]["Next"] == "VerifySummary"
     assert states["VerifySummary"]["Next"] == "DrillEnabled"
@@ -103,7 +119,6 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
     ("state", "function", "result"),
     [
         ("Forget", "MaintenanceForget", "$.results.forget"),
-        ("Prune", "MaintenancePrune", "$.results.prune"),
         ("Verify", "MaintenanceVerifyPlan", "$.verifying"),
         ("VerifySummary", "MaintenanceVerifySummary", "$.results.verify"),
         ("Drill", "MaintenanceDrillPlan", "$.drilling"),
@@ -123,7 +138,7 @@ def test_each_step_gets_the_whole_state_and_stores_its_result_in_it(
 
 
 def test_prune_waits_for_running_backups_on_vault_locked(states: dict[str, Any]) -> None:
-    assert states["Prune"]["Retry"][1] == {
+    assert states["PruneStart"]["Retry"][1] == {
         "ErrorEquals": ["VaultLocked"],
         "IntervalSeconds": 60,
         "MaxAttempts": 5,
@@ -230,7 +245,7 @@ def test_scratch_bucket_is_encrypted_private_logged_and_expires_leftovers(synth:
 
 
 def _deletes(synth: Synth, function: str) -> list[str]:
-    found = [s for s in statements(synth, f"Functions{function}") if "s3:DeleteObject" in actions_of(s)]
+    found = [s for s in statements(synth, f"Functions{function}ServiceRole") if "s3:DeleteObject" in actions_of(s)]
     return sorted(r for s in found for r in resources_of(s))
 
 
@@ -239,7 +254,13 @@ def test_only_forget_and_prune_delete_in_the_vault_and_only_their_prefixes(synth
     vault = f"GETATT_{vault_id}_Arn"
     assert _deletes(synth, "MaintenanceForget") == [f"{vault}/recovery-points/*"]
     assert _deletes(synth, "ApplyRetention") == [f"{vault}/recovery-points/*"]
-    assert _deletes(synth, "MaintenancePrune") == [f"{vault}/data/*", f"{vault}/index/*", f"{vault}/locks/*"]
+    # Prune: only Finish deletes packs and index objects; Start and Abort only their run's staging and locks.
+    run = [f"{vault}/locks/*", f"{vault}/staging/*"]
+    assert _deletes(synth, "MaintenancePruneFinish") == sorted([f"{vault}/data/*", f"{vault}/index/*", *run, run[0]])
+    for function in ("MaintenancePrune", "MaintenancePruneAbort"):
+        assert _deletes(synth, function) == run
+    for function in ("MaintenancePruneMark", "MaintenancePrunePlan", "MaintenancePruneDecide", "MaintenancePruneSweep"):
+        assert _deletes(synth, function) == []
     assert _deletes(synth, "MaintenanceVerifyPlan") == _deletes(synth, "MaintenanceVerifyItem") == []
     # The summary ends its run: its own staging, nothing a recovery point needs.
     assert _deletes(synth, "MaintenanceVerifySummary") == [f"{vault}/locks/*", f"{vault}/staging/*"]
@@ -253,11 +274,13 @@ def test_only_forget_and_prune_delete_in_the_vault_and_only_their_prefixes(synth
 
 
 def test_forget_and_prune_may_read_object_lock_state(synth: Synth) -> None:
-    for function in ("MaintenanceForget", "MaintenancePrune", "ApplyRetention"):
-        granted = {a for s in statements(synth, f"Functions{function}") for a in actions_of(s)}
+    readers = ("MaintenanceForget", "MaintenancePruneDecide", "MaintenancePruneSweep", "MaintenancePruneFinish")
+    for function in (*readers, "ApplyRetention"):
+        granted = {a for s in statements(synth, f"Functions{function}ServiceRole") for a in actions_of(s)}
         assert {"s3:GetObjectRetention", "s3:GetObjectLegalHold", "s3:GetBucketObjectLockConfiguration"} <= granted
-    granted = {a for s in statements(synth, "FunctionsMaintenanceVerify") for a in actions_of(s)}
-    assert "s3:GetObjectRetention" not in granted
+    for function in ("MaintenanceVerify", "MaintenancePrune", "MaintenancePruneMark", "MaintenancePrunePlan"):
+        granted = {a for s in statements(synth, f"Functions{function}ServiceRole") for a in actions_of(s)}
+        assert "s3:GetObjectRetention" not in granted
 
 
 def test_stack_outputs_the_maintenance_state_machine(synth: Synth) -> None:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from vaultline.errors import UsageError
-from vaultline.operations.forget import ForgetReport
+from vaultline.operations.forget import ForgetReport, forget_by_source
 from vaultline.operations.forget import forget as forget_by_policy
 from vaultline.operations.prune import PruneOptions
 from vaultline.operations.prune import prune as prune_vault
@@ -82,19 +82,28 @@ def _forget_source(vault: Vault, rules: dict[str, Any], source: str) -> ForgetRe
 
 
 def forget(vault: Vault, event: MaintenanceInput) -> ForgetResult:
-    """Apply every plan source's keep rules to that source's recovery points."""
+    """Apply every plan source's keep rules to that source's recovery points, reading each manifest header once
+    (a source named by two plans gets a second round: the second plan's rules see what the first kept)."""
     result = ForgetResult()
+    rounds: list[dict[str, RetentionPolicy]] = []
     for item in event.policies:
-        report = _forget_source(vault, item.rules, item.source)
-        if report is None:
+        policy = retention_policy(item.rules)
+        if policy is None:
             result.skipped.append(item.source)
             continue
+        free = next((r for r in rounds if item.source not in r), None)
+        if free is None:
+            free = {}
+            rounds.append(free)
+        free[item.source] = policy
         result.sources += 1
-        result.removed += report.removed
-        result.removed_count += len(report.removed)
-        result.kept += len(report.kept)
-        result.held += report.held[:MAX_LISTED]
-        result.held_count += len(report.held)
+    for policies in rounds:
+        for report in forget_by_source(vault, policies.get).values():
+            result.removed += report.removed[:MAX_LISTED]
+            result.removed_count += len(report.removed)
+            result.kept += len(report.kept)
+            result.held += report.held[:MAX_LISTED]
+            result.held_count += len(report.held)
     result.removed = result.removed[:MAX_LISTED]
     result.held = result.held[:MAX_LISTED]
     return result
