@@ -250,6 +250,7 @@ def execute_prune(vault: Vault, plan: PrunePlan, fault: Fault | None = None) -> 
     report = _summarize(plan)
     new_packs = _repack(vault, plan, report, fault)
     removed = plan.delete | plan.repack.keys()
+    vault.invalidate_catalog(keep_current=not (removed or plan.replaced_indexes))  # before any index or pack goes
     if plan.replaced_indexes:
         survivors = {
             pack_id: entries

@@ -65,7 +65,7 @@ class BlobWriter:
         """Store ``data`` unless the vault already has it; return its id."""
         if blob_id is None:
             blob_id = self.vault.cipher.chunk_id(data)
-        if blob_id in self._pending or blob_id in self.vault.index:
+        if blob_id in self._pending or blob_id in self.vault.lookup:
             self.stats.duplicate_blobs += 1
             return blob_id
         self._pending.add(blob_id)
@@ -107,7 +107,7 @@ class BlobWriter:
             return
         self.stats.index_ids.append(self.vault.write_index(self._written))
         for pack_id, entries in self._written:
-            self.vault.index.add_pack(pack_id, entries)
+            self.vault.lookup.add_pack(pack_id, entries)
             self._pending.difference_update(e.id for e in entries)
         self._written = []
         self._written_blobs = 0

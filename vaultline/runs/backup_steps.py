@@ -78,7 +78,7 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
     # Abort release it; a run that dies without either leaves a lock that goes stale in 30 minutes.
     lock = locks.acquire(vault.storage, "backup", exclusive=False, owner=event.execution or run.id)
     with run.undone_on_failure(lock):
-        vault.reload_index()
+        vault.forget_index()
         recover_unindexed_packs(vault)
         parent = latest_for_source(vault, source.url)
         options = _options(request)
