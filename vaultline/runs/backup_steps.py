@@ -84,8 +84,15 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         options = _options(request)
         retag = options.tags_due(parent)
         parent_entries = iter_entries(vault, parent) if parent else ()
-        joined = join_with_parent(source.list(), parent_entries, f"listing of {source.url}")
-        staged = stage_parts(run, joined, retag, request.worker_concurrency)
+        # The parent chunks of changed objects, from the join until their batch is staged (the look-ahead's).
+        changed: dict[str, list[str]] = {}
+        joined = join_with_parent(
+            source.list(),
+            parent_entries,
+            f"listing of {source.url}",
+            on_changed=lambda item, before: changed.__setitem__(item.key, before.chunks),
+        )
+        staged = stage_parts(run, joined, retag, request.worker_concurrency, changed)
         run.write(
             BackupRun(
                 recovery_point=run.id,
@@ -127,13 +134,19 @@ class StagedParts:
 
 
 def stage_parts(
-    run: StagedRun[BackupRun], joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]], retag: bool, workers: int
+    run: StagedRun[BackupRun],
+    joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]],
+    retag: bool,
+    workers: int,
+    changed: dict[str, list[str]] | None = None,
 ) -> StagedParts:
     """Cut the joined listing into parts and stage each as it is cut: a batch as a work item's input, a carried
     part directly as a result (Commit merges it with the workers'). Memory holds one part of each kind."""
     batches = carried_parts = objects = 0
     for part in cut_parts(joined, retag, workers):
         if isinstance(part, BackupBatch):
+            if changed:
+                part.carry_parent_chunks(c for entry in part.read for c in changed.pop(entry.key, ()))
             run.put_batch(part.batch, part)
             batches += 1
             objects += len(part.read) + len(part.retag)
@@ -153,6 +166,7 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     source = _source(BackupRequest(source=document.source))
     options = BackupOptions(archived_objects=document.archived_objects)
     with BlobWriter(vault, document.compression_level) as writer:
+        writer.assume_stored(batch.parent_chunk_keys())
         outcome = backup_objects(vault, source, batch.read, {}, writer, options=options)
         # Unchanged objects: the listing is the parent entry itself, so only the tags are read.
         retagged = backup_objects(
