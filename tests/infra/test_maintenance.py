@@ -191,7 +191,13 @@ def test_only_forget_and_prune_delete_in_the_vault_and_only_their_prefixes(synth
     vault = f"GETATT_{vault_id}_Arn"
     assert _deletes(synth, "MaintenanceForget") == [f"{vault}/recovery-points/*"]
     assert _deletes(synth, "ApplyRetention") == [f"{vault}/recovery-points/*"]
-    assert _deletes(synth, "MaintenancePrune") == [f"{vault}/data/*", f"{vault}/index/*", f"{vault}/locks/*"]
+    assert _deletes(synth, "MaintenancePrune") == [
+        f"{vault}/data/*",
+        f"{vault}/index-catalogs/*",
+        f"{vault}/index-shards/*",
+        f"{vault}/index/*",
+        f"{vault}/locks/*",
+    ]
     assert _deletes(synth, "MaintenanceVerify") == []
     scratch_id, _ = synth.only("AWS::S3::Bucket", "DrillScratch")
     assert _deletes(synth, "MaintenanceDrill") == [f"GETATT_{scratch_id}_Arn/drill-scratch/*"]

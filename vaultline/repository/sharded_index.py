@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import blake3
 
@@ -178,19 +178,6 @@ class ShardedIndex:
         at = i * ROW_SIZE
         return (rows, at) if rows[at : at + KEY_SIZE] == key else None
 
-    def known(self, blob_id: bytes) -> bool | None:
-        """Whether ``blob_id`` is stored, if that can be told without fetching a shard; None if it cannot."""
-        key = blob_id[:KEY_SIZE]
-        if key in self.recent:
-            return True
-        if not self.filter.might_contain(key):
-            return False
-        rows = self._cache.get(shard_of(key, self.catalog.shard_bits))
-        if rows is None:
-            return None
-        i = bisect.bisect_left(_Keys(rows), key)
-        return rows[i * ROW_SIZE : i * ROW_SIZE + KEY_SIZE] == key
-
     def shard_of(self, blob_id: bytes) -> int:
         return shard_of(blob_id[:KEY_SIZE], self.catalog.shard_bits)
 
@@ -210,16 +197,6 @@ class ShardedIndex:
         rows = decode_shard(body, self.catalog.shard_bits, number, self.catalog.packs.count, what)
         self._cache.put(number, rows)
         return rows
-
-    def fetch_shards(self, numbers: set[int], threads: int = 8) -> None:
-        """Fetch the shards of ``numbers`` not cached yet, in parallel (GET latency, not CPU, bounds them)."""
-        missing = [n for n in sorted(numbers) if self._cache.get(n) is None]
-        if len(missing) <= 1:
-            for n in missing:
-                self.shard(n)
-            return
-        with ThreadPoolExecutor(max_workers=min(threads, len(missing))) as pool:
-            list(pool.map(self.shard, missing))
 
     def _get(self, key: str) -> bytes:
         try:
@@ -355,9 +332,13 @@ class CompactionResult:
     superseded: list[str] = field(default_factory=list)
 
 
-def new_generation_id(now: datetime | None = None) -> str:
-    """``YYYYMMDDTHHMMSSZ-xxxxxxxx``: sorts by creation time, unique by 32 random bits."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
+def new_generation_id(now: datetime | None = None, after: str | None = None) -> str:
+    """``YYYYMMDDTHHMMSSZ-xxxxxxxx``, unique by 32 random bits, and sorting after ``after`` (the newest existing
+    generation): its time is the later of now and a second after ``after``'s, so a second compaction within the
+    same second, or on a host whose clock is behind, still writes the newer generation."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    if after is not None:
+        moment = max(moment, datetime.strptime(after[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) + timedelta(seconds=1))
     return f"{moment:%Y%m%dT%H%M%SZ}-{os.urandom(4).hex()}"
 
 
@@ -402,7 +383,7 @@ def compact(storage: Storage, cipher: Cipher, now: datetime | None = None, force
         builder.add_table(table, f"{storage.url}: {index_key(index_id)}")
     index = builder.finish()
     del builder
-    generation = new_generation_id(now)
+    generation = new_generation_id(now, result.superseded[-1] if result.superseded else None)
     result.generation, result.index_objects = generation, len(index_ids)
     result.blobs, result.rows, result.packs = index.distinct, index.rows, index.pack_count
     bits = shard_bits_for(index.rows)
