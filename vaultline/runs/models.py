@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -101,10 +100,6 @@ class BackupBatch(BaseModel):
     # prune out), so the worker dedups against them without an index lookup. The first 16 bytes of each chunk id,
     # concatenated, base64: 22 characters a chunk, a third of what the parent entries spell.
     parent_chunks: str = ""
-
-    def carry_parent_chunks(self, chunks: Iterable[str]) -> None:
-        """Record the chunks (hex ids) of the changed objects' parent entries."""
-        self.parent_chunks = base64.b64encode(b"".join(bytes.fromhex(c)[:16] for c in chunks)).decode()
 
     def parent_chunk_keys(self) -> set[bytes]:
         """The 16-byte keys of :attr:`parent_chunks`."""
