@@ -278,12 +278,18 @@ class KeyFilter:
         offsets_end = at + 4 * (FILTER_BUCKETS + 1)
         if len(body) != offsets_end + 2 * keys:
             raise IntegrityError(f"{what}: malformed filter ({len(body)} bytes for {keys} keys)")
-        offsets = array("I", body[at:offsets_end])
+        # Views, not slices: the fingerprints are most of the body, and a sliced copy would be a third copy of them
+        # at the worker's peak (stored, decompressed, array).
+        view = memoryview(body)
+        offsets = array("I")
+        offsets.frombytes(view[at:offsets_end])
         if sys.byteorder == "big":
             offsets.byteswap()
         if offsets[0] != 0 or offsets[-1] != keys or any(a > b for a, b in pairwise(offsets)):
             raise IntegrityError(f"{what}: malformed filter (bucket offsets)")
-        fingerprints = array("H", body[offsets_end:])
+        fingerprints = array("H")
+        fingerprints.frombytes(view[offsets_end:])
+        view.release()
         if sys.byteorder == "little":
             fingerprints.byteswap()
         return cls(offsets, fingerprints)
