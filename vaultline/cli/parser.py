@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from vaultline.cli import backup, maintenance, plans, restore, vault
+from vaultline.cli import backup, holds, maintenance, plans, restore, vault
 from vaultline.cli.output import err
 from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD
 from vaultline.operations.stats import S3_STANDARD_PER_GIB_MONTH
@@ -205,6 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scratch", required=True, help="s3://bucket/prefix or a directory to restore under")
     p.add_argument("--keep", action="store_true", help="leave the scratch copy in place")
     p.set_defaults(handler=maintenance.cmd_drill)
+
+    hold = sub.add_parser("hold", help="S3 legal holds on everything a recovery point needs")
+    hold_sub = hold.add_subparsers(dest="hold_command", required=True, parser_class=Parser)
+    p = hold_sub.add_parser("add", parents=[common], help="place a legal hold (forget and prune leave it)")
+    p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
+    p.add_argument("--reason", help="why (a case number, a ticket), kept in the hold's record")
+    p.set_defaults(handler=holds.cmd_hold_add)
+    p = hold_sub.add_parser("remove", parents=[common], help="lift a legal hold (what other holds need stays)")
+    p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
+    p.set_defaults(handler=holds.cmd_hold_remove)
+    p = hold_sub.add_parser("list", parents=[common], help="the vault's holds, or one recovery point's hold state")
+    p.add_argument("recovery_point", nargs="?", help="id, unique id prefix, or 'latest'")
+    p.set_defaults(handler=holds.cmd_hold_list)
 
     p = sub.add_parser("unlock", parents=[common], help="remove stale locks (left by crashed processes)")
     p.add_argument("--remove-all", action="store_true", help="remove every lock; only when nothing else runs")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from vaultline.errors import VaultError
+
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -92,3 +94,17 @@ class Storage(ABC):
     def retention(self, key: str) -> ObjectRetention | None:
         """The object's lock state, or None where storage has no object lock (directories, unlocked buckets)."""
         return None
+
+    def require_object_lock(self, doing: str) -> None:
+        """Raise VaultError naming ``doing`` unless this storage has S3 Object Lock (directories never do)."""
+        raise VaultError(f"{self.url}: cannot {doing}: only an S3 bucket with Object Lock enabled has legal holds")
+
+    def legal_hold(self, key: str) -> bool:
+        """Whether ``key`` is on legal hold (never, where storage has no object lock)."""
+        retention = self.retention(key)
+        return retention is not None and retention.legal_hold
+
+    def set_legal_hold(self, key: str, on: bool) -> bool:
+        """Place (``on``) or lift the legal hold of ``key``; return whether it changed. Needs Object Lock."""
+        self.require_object_lock("change a legal hold")
+        raise NotImplementedError  # pragma: no cover - require_object_lock raised

@@ -73,6 +73,37 @@ class S3Storage(Storage):
             return None
         return ObjectRetention(mode=mode, retain_until=until, legal_hold=hold)
 
+    def require_object_lock(self, doing: str) -> None:
+        if not self._lock_enabled:
+            raise VaultError(
+                f"{self.url}: cannot {doing}: bucket {self.bucket} has no Object Lock (it is enabled when a bucket "
+                "is created, or later with PutObjectLockConfiguration on a versioned bucket)"
+            )
+
+    def legal_hold(self, key: str) -> bool:
+        if not self._lock_enabled:
+            return False
+        try:
+            answer = self.s3.get_object_legal_hold(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchObjectLockConfiguration":
+                return False  # an object that never had a hold answers so
+            raise self._fail(exc, key) from None
+        return bool(answer.get("LegalHold", {}).get("Status") == "ON")
+
+    def set_legal_hold(self, key: str, on: bool) -> bool:
+        self.require_object_lock("change a legal hold")
+        if self.legal_hold(key) == on:
+            return False
+        try:
+            self.s3.put_object_legal_hold(
+                Bucket=self.bucket, Key=self._key(key), LegalHold={"Status": "ON" if on else "OFF"}
+            )
+        except ClientError as exc:
+            raise self._fail(exc, key) from None
+        return True
+
     def put(self, key: str, data: bytes) -> None:
         try:
             self.s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **self._lock_args(key))
