@@ -8,6 +8,10 @@ for the steps that load it, the master index of ``--chunks`` chunks) and the res
 chunks or recovery points); both are extrapolated linearly to the largest size that fits its function's MemorySize
 (infra/registry.py) and 900 seconds.
 
+The index table measures a worker's index start-up twice on index-only vaults: with the whole compact index, and on
+the same vault compacted into a sharded generation (catalog, filter, shards fetched on demand); it also times the
+compaction and counts the shard GETs of a synthetic day-2 GiB with and without the parent-chunk hint.
+
 The packs of data chunks are empty placeholders, so nothing that reads pack data runs: check --read-data, restore,
 prune's repack and sweep, drills, and a worker's chunking of real objects.
 """
