@@ -9,6 +9,10 @@ for the steps that load it, the master index of ``--chunks`` chunks) and the res
 chunks or recovery points); both are extrapolated linearly to the largest size that fits its function's MemorySize
 (infra/registry.py) and 900 seconds.
 
+The index table measures a worker's index start-up twice on index-only vaults: with the whole compact index, and on
+the same vault compacted into a sharded generation (catalog, filter, shards fetched on demand); it also times the
+compaction and counts the shard GETs of a synthetic day-2 GiB with and without the parent-chunk hint.
+
 The packs of data chunks are empty placeholders, so nothing that reads pack data runs: check --read-data, restore,
 prune's sweep and finish (its mark, plan and decide are measured), drills, and a worker's chunking of real objects.
 """
@@ -16,6 +20,7 @@ prune's sweep and finish (its mark, plan and decide are measured), drills, and a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import statistics
@@ -220,16 +225,15 @@ class IndexFigures:
     peak_mib: float
     baseline_mib: float
     bytes_per_chunk: float
+    sharded: IndexFigures | None = None
+    compact_seconds: float = 0.0
+    compact_peak_mib: float = 0.0
+    filter_seconds: float = 0.0
+    shards: int = 0
+    day2: dict[str, float] | None = None
 
 
-def measure_index(chunks: int, scratch: Path, runs: int) -> IndexFigures:
-    """Generate an index-only vault of ``chunks`` chunks, then load its index ``runs`` times, each in a fresh
-    process (a worker's cold start)."""
-    vault = scratch / f"index-{chunks}"
-    log(f"index of {chunks:,} chunks: generating")
-    run_step("generate-index", vault, chunks)
-    results = [run_step("index-start", vault, chunks) for _ in range(runs)]
-    shutil.rmtree(vault)
+def _start_figures(chunks: int, results: list[StepResult]) -> IndexFigures:
     return IndexFigures(
         chunks=chunks,
         seconds=statistics.median(r.report["load_seconds"] for r in results),
@@ -237,6 +241,30 @@ def measure_index(chunks: int, scratch: Path, runs: int) -> IndexFigures:
         peak_mib=statistics.median(r.peak_rss_mib for r in results),
         baseline_mib=statistics.median(r.report["fixed_rss_mib"] for r in results),
         bytes_per_chunk=statistics.median(r.report["index_bytes_per_chunk"] for r in results),
+    )
+
+
+def measure_index(chunks: int, scratch: Path, runs: int) -> IndexFigures:
+    """Generate an index-only vault of ``chunks`` chunks, then load its whole index ``runs`` times, each in a fresh
+    process (a worker's cold start); compact it, and start a worker on the sharded generation ``runs`` times; then
+    count the shard GETs of a synthetic day-2 GiB."""
+    vault = scratch / f"index-{chunks}"
+    log(f"index of {chunks:,} chunks: generating")
+    run_step("generate-index", vault, chunks)
+    whole = _start_figures(chunks, [run_step("index-start", vault, chunks) for _ in range(runs)])
+    log(f"index of {chunks:,} chunks: compacting")
+    compacted = run_step("compact", vault, chunks)
+    sharded = _start_figures(chunks, [run_step("sharded-start", vault, chunks) for _ in range(runs)])
+    day2 = run_step("day2", vault, chunks).report
+    shutil.rmtree(vault)
+    return dataclasses.replace(
+        whole,
+        sharded=sharded,
+        compact_seconds=compacted.report["seconds"],
+        compact_peak_mib=compacted.peak_rss_mib,
+        filter_seconds=compacted.report["filter_seconds"],
+        shards=compacted.report["shards"],
+        day2=day2,
     )
 
 
@@ -249,11 +277,38 @@ def print_index_table(figures: list[IndexFigures]) -> None:
         f"{'held B/chunk':>14}{'peak B/chunk':>14}"
     )
     for f in figures:
-        grown = (f.peak_mib - f.baseline_mib) * 2**20 / f.chunks
+        _index_row(f.chunks, f)
+    log("")
+    log("Worker index start-up on a compacted vault (catalog, filter, no recent index objects; held = the filter):")
+    for f in figures:
+        if f.sharded is not None:
+            _index_row(f.chunks, f.sharded)
+    log("")
+    log(f"{'chunks':>12}{'shards':>8}{'compact s':>11}{'compact MiB':>13}{'B/chunk':>9}{'filter s':>10}")
+    for f in figures:
+        grown = (f.compact_peak_mib - f.baseline_mib) * 2**20 / f.chunks
         log(
-            f"{f.chunks:>12,}{f.seconds:>9.1f}{f.cpu_seconds:>8.1f}{f.peak_mib:>10.0f}"
-            f"{f.bytes_per_chunk * f.chunks / 2**20:>11.0f}{f.bytes_per_chunk:>14.1f}{grown:>14.1f}"
+            f"{f.chunks:>12,}{f.shards:>8,}{f.compact_seconds:>11.1f}{f.compact_peak_mib:>13.0f}{grown:>9.1f}"
+            f"{f.filter_seconds:>10.1f}"
         )
+    log("")
+    log("Shard GETs of a synthetic day-2 GiB (80% of the chunks their parent entries', 2% stored elsewhere):")
+    log(f"{'chunks':>12}{'GETs/GiB hint':>15}{'MiB':>7}{'GETs/GiB no hint':>18}{'MiB':>7}")
+    for f in figures:
+        if f.day2 is not None:
+            d = f.day2
+            log(
+                f"{f.chunks:>12,}{d['hint_gets_per_gib']:>15,}{d['hint_mib_per_gib']:>7.0f}"
+                f"{d['no_hint_gets_per_gib']:>18,}{d['no_hint_mib_per_gib']:>7.0f}"
+            )
+
+
+def _index_row(chunks: int, f: IndexFigures) -> None:
+    grown = (f.peak_mib - f.baseline_mib) * 2**20 / chunks
+    log(
+        f"{chunks:>12,}{f.seconds:>9.1f}{f.cpu_seconds:>8.1f}{f.peak_mib:>10.0f}"
+        f"{f.bytes_per_chunk * chunks / 2**20:>11.0f}{f.bytes_per_chunk:>14.1f}{grown:>14.1f}"
+    )
 
 
 CLI_TARGET_MIB = 300  # issue 11: a second backup of a million small files within 300 MiB of peak RSS

@@ -15,6 +15,7 @@ and one recovery point of OBJECTS entries, each naming CHUNKS / OBJECTS of those
 from __future__ import annotations
 
 import json
+import random
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +44,7 @@ from vaultline.repository.manifest import (
     new_recovery_point_id,
 )
 from vaultline.repository.packs import BlobEntry, BlobType
+from vaultline.repository.sharded_index import ShardedIndex
 from vaultline.repository.vault import Vault
 from vaultline.runs.backup_parts import cut_parts
 from vaultline.runs.backup_steps import carried_name, commit_parts, stage_parts
@@ -265,6 +267,61 @@ def step_index_start(vault: Vault, chunks: int) -> dict[str, Any]:
     }
 
 
+def step_compact(vault: Vault, chunks: int) -> dict[str, Any]:
+    """Compaction of an index-only vault: the whole compact index loaded, shards, pack table and filter written."""
+    fixed = mark()
+    result = vault.compact_index(force=True)
+    return {**fixed, "shards": result.shards, "filter_seconds": result.filter_seconds, "written": result.bytes_written}
+
+
+def step_sharded_start(vault: Vault, chunks: int) -> dict[str, Any]:
+    """A worker's index start-up on a compacted vault: catalog, filter and recent objects; then one lookup of a
+    present and an absent id (the first fetches a shard)."""
+    fixed = mark()
+    lookup = vault.lookup
+    loaded = time.perf_counter() - _CLOCK[0]
+    assert isinstance(lookup, ShardedIndex)
+    assert chunk_id(chunks // 2) in lookup and chunk_id(chunks) not in lookup
+    return {
+        **fixed,
+        "indexed": len(lookup),
+        "load_seconds": loaded,
+        "cpu_seconds": time.process_time(),
+        "index_bytes_per_chunk": lookup.filter.nbytes() / max(len(lookup), 1),
+    }
+
+
+DAY2_BYTES = 1024**3
+DAY2_PARENT_SHARE = 0.8  # of a changed object's chunks, those its parent entry has (an edit keeps most of them)
+DAY2_ELSEWHERE_SHARE = 0.02  # stored, but not in the parent entry (a copied or renamed object's)
+
+
+def step_day2(vault: Vault, chunks: int) -> dict[str, Any]:
+    """The index questions of a worker storing 1 GiB of changed objects on a compacted vault, as BlobWriter.add asks
+    them: ``DAY2_PARENT_SHARE`` of the chunks are their parent entries', ``DAY2_ELSEWHERE_SHARE`` stored elsewhere,
+    the rest new. Counted twice: with the parent entries' chunks carried in the batch (the hint) and without."""
+    rng = random.Random(2)
+    count = DAY2_BYTES // CHUNK_BYTES
+    parents = [chunk_id(rng.randrange(chunks)) for _ in range(int(count * DAY2_PARENT_SHARE))]
+    elsewhere = [chunk_id(rng.randrange(chunks)) for _ in range(int(count * DAY2_ELSEWHERE_SHARE))]
+    new = [chunk_id(chunks + n) for n in range(count - len(parents) - len(elsewhere))]
+    asked = [*parents, *elsewhere, *new]
+    rng.shuffle(asked)
+    figures: dict[str, Any] = {"chunks_per_gib": count}
+    for name, known in (("hint", {c[:16] for c in parents}), ("no_hint", set())):
+        vault.forget_index()
+        lookup = vault.lookup
+        assert isinstance(lookup, ShardedIndex)
+        started = time.perf_counter()
+        stored = sum(1 for c in asked if c[:16] in known or c in lookup)
+        assert stored == len(parents) + len(elsewhere)
+        figures[f"{name}_gets_per_gib"] = lookup.counters.shard_gets
+        figures[f"{name}_mib_per_gib"] = lookup.counters.shard_bytes / 2**20
+        figures[f"{name}_seconds"] = time.perf_counter() - started
+        del lookup  # before the next one loads: one filter at a time, as in a worker
+    return figures
+
+
 def step_ls(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     """``ls``: the latest recovery point's entries, streamed."""
     rp = latest_for_source(vault, SOURCE)
@@ -356,6 +413,9 @@ MEASURED: dict[str, Callable[..., dict[str, Any]]] = {
     "commit": step_commit,
     "worker-start": step_worker_start,
     "index-start": step_index_start,
+    "compact": step_compact,
+    "sharded-start": step_sharded_start,
+    "day2": step_day2,
     "ls": step_ls,
     "check": step_check,
     "prune-mark": step_prune_mark,

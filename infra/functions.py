@@ -251,9 +251,10 @@ class Functions(Construct):
         acknowledge(
             function,
             "AwsSolutions-IAM5",
-            "Forget deletes manifests under recovery-points/, prune deletes packs, index objects and its own "
-            "locks under data/, index/ and locks/ of the vault bucket: content-addressed names that cannot be "
-            "listed in advance; reading Object Lock state covers every vault object prune may have to keep.",
+            "Forget deletes manifests under recovery-points/, prune deletes packs, index objects, retired index "
+            "generations and its own locks under data/, index/, index-catalogs/, index-shards/ and locks/ of the "
+            "vault bucket: content-addressed or generated names that cannot be listed in advance; reading Object "
+            "Lock state covers every vault object prune may have to keep.",
             findings=[f"Resource::{vault_arn}/{prefix}*" for prefix in prefixes] + [f"Resource::{vault_arn}/*"],
         )
 

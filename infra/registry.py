@@ -47,7 +47,13 @@ class FunctionSpec:
 
 # What each maintenance function may delete in the vault (vaultline/repository/layout.py's prefixes).
 FORGET_DELETES = (layout.MANIFEST_PREFIX,)
-PRUNE_DELETES = (layout.DATA_PREFIX, layout.INDEX_PREFIX, layout.LOCK_PREFIX)
+PRUNE_DELETES = (
+    layout.DATA_PREFIX,
+    layout.INDEX_PREFIX,
+    layout.CATALOG_PREFIX,
+    layout.GENERATION_PREFIX,
+    layout.LOCK_PREFIX,
+)
 
 # Memory: 1769 MB (a full vCPU) for the CPU-bound workers, verify items and the drill; Prepare is I/O-bound; Commit and
 # prune hold a run's entries or every live blob id while they merge or mark (constants.py explains each figure).

@@ -256,7 +256,9 @@ def test_only_forget_and_prune_delete_in_the_vault_and_only_their_prefixes(synth
     assert _deletes(synth, "ApplyRetention") == [f"{vault}/recovery-points/*"]
     # Prune: only Finish deletes packs and index objects; Start and Abort only their run's staging and locks.
     run = [f"{vault}/locks/*", f"{vault}/staging/*"]
-    assert _deletes(synth, "MaintenancePruneFinish") == sorted([f"{vault}/data/*", f"{vault}/index/*", *run, run[0]])
+    assert _deletes(synth, "MaintenancePruneFinish") == sorted(
+        [f"{vault}/data/*", f"{vault}/index-catalogs/*", f"{vault}/index-shards/*", f"{vault}/index/*", *run, run[0]]
+    )
     for function in ("MaintenancePrune", "MaintenancePruneAbort"):
         assert _deletes(synth, function) == run
     for function in ("MaintenancePruneMark", "MaintenancePrunePlan", "MaintenancePruneDecide", "MaintenancePruneSweep"):

@@ -196,3 +196,17 @@ def test_forget_and_prune_cli_forms_and_exit_codes(vault_dir: tuple[Path, list[R
     assert code == 1 and "locked" in err
     assert run(*v, "unlock", "--remove-all")[0] == 0
     assert run(*v, "prune")[0] == 0
+
+
+def test_index_compact_cli_writes_a_generation_once_and_check_still_passes(
+    vault_dir: tuple[Path, list[RecoveryPoint]], run: Run
+) -> None:
+    root, _ = vault_dir
+    v = ("--vault", str(root))
+    code, out, _ = run(*v, "index", "compact", "--json")
+    doc = json.loads(out)
+    assert code == 0 and not doc["up_to_date"] and doc["shards"] == 1 and doc["blobs"] > 0
+    code, out, _ = run(*v, "index", "compact")
+    assert code == 0 and f"{doc['generation']} is up to date" in out
+    assert run(*v, "check", "--read-data")[0] == 0
+    assert run(*v, "index")[0] == 2  # no subcommand

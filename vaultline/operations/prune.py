@@ -850,6 +850,9 @@ def finish(
     results = [staging.get_model(name, SweepResult) for name in names]
     kept = {h.key for r in results for h in r.held} | {pack_key(p) for p in decision.rescued}
     removed = rec.SortedIds(staging.get_bytes(REMOVED))
+    # Before any index object or pack goes, retire the index generations that name them: a catalog must never
+    # outlive what it locates (docs/vault-format.md 9.5). Idempotent, so a looping Finish repeats it harmlessly.
+    vault.invalidate_catalog(keep_current=not (decision.replaced or any(r.deletes for r in results)))
     written = 0
     if cursor.phase == "index":
         position = cursor.position

@@ -35,7 +35,8 @@ _RECORD_TAIL = slice(36, 50)
 _PACK_BYTES = 32
 # Rows sit in 4,096 buckets by the key's first 12 bits: a few thousand rows (some 100 KiB) each at 30 million blobs,
 # so a bucket's sort needs little beside it, and few enough buckets that their per-object overheads do not count.
-_BUCKETS = 1 << 12
+BUCKET_BITS = 12
+_BUCKETS = 1 << BUCKET_BITS
 
 
 def _bucket(key: bytes) -> int:
@@ -91,6 +92,15 @@ class CompactIndex:
         self._bucket_starts = array("I", [0])
         for data in buckets:
             self._bucket_starts.append(self._bucket_starts[-1] + len(data) // ROW_SIZE)
+
+    @property
+    def pack_table(self) -> bytes:
+        """The raw pack ids (32 bytes each) in pack-number order."""
+        return self._pack_table
+
+    def bucket_rows(self, bucket: int) -> bytes | bytearray:
+        """The sorted rows of one of the 4,096 buckets (keys whose first 12 bits are ``bucket``)."""
+        return self._buckets[bucket]
 
     def nbytes(self) -> int:
         """Bytes held by the buffers (what the index costs in memory, less the interpreter's small overheads)."""
