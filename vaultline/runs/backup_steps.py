@@ -18,10 +18,12 @@ from vaultline.repository.entry_streams import join_with_parent, merge_by_key
 from vaultline.repository.manifest import (
     ISSUES_REPORTED,
     BackupStats,
+    Entry,
+    EntryLine,
     Issues,
     ObjectEntry,
     RecoveryPoint,
-    iter_entries,
+    iter_entry_lines,
     latest_for_source,
 )
 from vaultline.repository.vault import Vault
@@ -35,6 +37,7 @@ from vaultline.runs.models import (
     BackupWorkerEvent,
     BatchResult,
     BatchSummary,
+    CarriedPart,
     CommitEvent,
     Committed,
     Prepared,
@@ -83,7 +86,8 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         parent = latest_for_source(vault, source.url)
         options = _options(request)
         retag = options.tags_due(parent)
-        parent_entries = iter_entries(vault, parent) if parent else ()
+        # The parent's entries stay lines: most of them pass to the new manifest unchanged, never decoded whole.
+        parent_entries = iter_entry_lines(vault, parent) if parent else ()
         joined = join_with_parent(source.list(), parent_entries, f"listing of {source.url}")
         staged = stage_parts(run, joined, retag, request.worker_concurrency)
         run.write(
@@ -127,7 +131,10 @@ class StagedParts:
 
 
 def stage_parts(
-    run: StagedRun[BackupRun], joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]], retag: bool, workers: int
+    run: StagedRun[BackupRun],
+    joined: Iterable[tuple[ObjectEntry, ObjectEntry | EntryLine | None]],
+    retag: bool,
+    workers: int,
 ) -> StagedParts:
     """Cut the joined listing into parts and stage each as it is cut: a batch as a work item's input, a carried
     part directly as a result (Commit merges it with the workers'). Memory holds one part of each kind."""
@@ -140,7 +147,7 @@ def stage_parts(
         else:
             run.put_result(carried_name(part.batch), part)
             carried_parts += 1
-            objects += len(part.entries)
+            objects += part.stats.objects
     return StagedParts(batches, carried_parts, objects)
 
 
@@ -198,9 +205,9 @@ def commit_parts(vault: Vault, run: StagedRun[BackupRun], document: BackupRun) -
     # Never commit a recovery point that silently lacks a part: the run's results are listed before any is read.
     run.check_results([*batch_names, *carried_names], what)
     parts = _PartsRead()
-    entries = merge_by_key(
-        [parts.entries(run.iter_results(BatchResult, names)) for names in (batch_names, carried_names)], what
-    )
+    results = parts.entries(run.iter_results(BatchResult, batch_names))
+    carried = parts.carried(run.iter_results(CarriedPart, carried_names), what)
+    entries: Iterator[Entry] = merge_by_key([results, carried], what)
     source = _source(BackupRequest(source=document.source))
     with BlobWriter(vault, document.compression_level) as writer:
         stored = store_entries(vault, writer, entries, what)
@@ -216,11 +223,16 @@ class _PartsRead:
         self.stats = BackupStats()
         self.issues = Issues()
 
-    def entries(self, parts: Iterable[BatchResult]) -> Iterator[ObjectEntry]:
+    def entries(self, parts: Iterable[BatchResult]) -> Iterator[Entry]:
         for part in parts:
             self.stats.merge(part.stats)
             self.issues = self.issues.plus(part.issues)
             yield from part.entries
+
+    def carried(self, parts: Iterable[CarriedPart], what: str) -> Iterator[Entry]:
+        for part in parts:
+            self.stats.merge(part.stats)
+            yield from part.entry_lines(what)
 
 
 def abort(vault: Vault, event: AbortEvent) -> Aborted:
