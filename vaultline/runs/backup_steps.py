@@ -58,7 +58,7 @@ def carried_name(number: int) -> str:
 
 def _source(request: BackupRequest) -> S3Source:
     spec = request.source
-    return S3Source(spec.url, KeyFilter(spec.include, spec.exclude), role_arn=spec.role_arn)
+    return S3Source(spec.url, KeyFilter(spec.include, spec.exclude), role_arn=spec.role_arn, inventory=spec.inventory)
 
 
 def _options(request: BackupRequest) -> BackupOptions:

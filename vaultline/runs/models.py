@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vaultline.plans import ROLE_ARN, ArchivedObjects, TagsRefresh
 from vaultline.repository.commit import RecoveryPointRun
 from vaultline.repository.manifest import BackupStats, Entry, EntryLine, Issues, ObjectEntry, ObjectIssue
+from vaultline.sources.s3_inventory import InventoryReport
 from vaultline.targets import Overwrite
 
 
@@ -37,6 +38,8 @@ class SourceSpec(StepModel):
     exclude: list[str] = Field(default_factory=list)
     # A bucket in another account is read through a role there; the stack may only assume the planned roles.
     role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
+    # Listed from the newest report of this S3 Inventory configuration instead of by ListObjects.
+    inventory: InventoryReport | None = None
 
 
 class BackupInput(StepModel):
