@@ -30,10 +30,9 @@ from infra.registry import (
 )
 from infra.settings import StackSettings
 from infra.vault import Vault
-from vaultline.plans import DynamoDBSourcePlan, PlansFile, S3SourcePlan
+from vaultline.plans import DynamoDBSourcePlan, InventoryReport, PlansFile, S3SourcePlan
 from vaultline.repository import layout
 from vaultline.runs.settings import FunctionSettings
-from vaultline.sources.s3_inventory import InventoryReport
 
 # Listing takes the plan's prefix (condition s3:prefix); reading the versioning status has no prefix.
 S3_BUCKET_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions")

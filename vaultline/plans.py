@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vaultline.errors import VaultlineError
 from vaultline.sources.dynamodb.model import ReadOptions
-from vaultline.sources.s3_inventory import InventoryReport
+from vaultline.sources.s3_inventory_model import InventoryReport
 
 PLANS_FILE_VERSION: Literal[1] = 1
 
@@ -364,6 +364,7 @@ _PATTERN_HINTS = {
 
 __all__ = [
     "DynamoDBSourcePlan",
+    "InventoryReport",
     "KeepRules",
     "Plan",
     "PlansFile",

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vaultline.plans import ROLE_ARN, ArchivedObjects, TagsRefresh
 from vaultline.repository.commit import RecoveryPointRun
 from vaultline.repository.manifest import BackupStats, Entry, EntryLine, Issues, ObjectEntry, ObjectIssue
-from vaultline.sources.s3_inventory import InventoryReport
+from vaultline.sources.s3_inventory_model import InventoryReport
 from vaultline.targets import Overwrite
 
 

@@ -14,7 +14,8 @@ from vaultline.errors import SourceError
 from vaultline.repository.chunking import Readable
 from vaultline.repository.manifest import ObjectEntry
 from vaultline.sources.base import KeyFilter, ObjectArchived, ObjectVanished, Source
-from vaultline.sources.s3_inventory import Inventory, InventoryReport, sorted_rows
+from vaultline.sources.s3_inventory import Inventory, sorted_rows
+from vaultline.sources.s3_inventory_model import InventoryReport
 from vaultline.sources.s3_listing import OrderedListing
 
 # S3 response headers that the manifest keeps, and the put_object argument each restores through.

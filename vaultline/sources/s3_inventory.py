@@ -34,9 +34,10 @@ from urllib.parse import unquote_plus
 import orjson
 import zstandard
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from vaultline.errors import SourceError
+from vaultline.sources.s3_inventory_model import InventoryReport
 
 MANIFEST = "manifest.json"
 CHECKSUM = "manifest.checksum"
@@ -47,24 +48,6 @@ REQUIRED_FIELDS = ("Bucket", "Key", "Size", "LastModifiedDate", "ETag", "Storage
 # A report of all versions (VersionId in the schema) must say which version is current and which is a delete marker.
 VERSION_FIELDS = ("IsLatest", "IsDeleteMarker")
 RUN_ROWS = 200_000  # rows sorted in memory at once: about 60 MB of rows held
-
-
-class InventoryReport(BaseModel):
-    """Which inventory to read for a source: the destination (bucket and prefix) of an inventory configuration on
-    the source bucket, the configuration's id, and how old its newest complete report may be."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    destination: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
-    configuration: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
-    # A daily report lands within 48 hours of the previous one; an older one would back up a stale listing.
-    max_age_hours: int = Field(default=48, ge=1, le=24 * 31)
-
-    def folder(self, source_bucket: str) -> tuple[str, str]:
-        """The bucket and key prefix under which the reports of ``source_bucket`` are delivered."""
-        bucket, _, prefix = self.destination[len("s3://") :].partition("/")
-        prefix = prefix.strip("/")
-        return bucket, f"{prefix + '/' if prefix else ''}{source_bucket}/{self.configuration}/"
 
 
 class ReportFile(BaseModel):
