@@ -71,7 +71,8 @@ class ObjectEntry(BaseModel):
         return self.model_dump_json(exclude_defaults=True).encode()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, a third of the parse at millions.
+@dataclass(slots=True)
 class EntryLine:
     """An entry kept as the line of the entry stream that holds it, with only what a comparison and a part's
     figures need decoded from it: an unchanged object's entry passes from the parent's manifest to the new one as

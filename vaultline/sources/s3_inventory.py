@@ -247,7 +247,8 @@ def sorted_rows(rows: Iterable[Row], run_rows: int | None = None, spill_dir: str
         if not spilled:
             yield from run
             return
-        spilled.append(_spill(run, scratch, len(spilled)))
+        if run:
+            spilled.append(_spill(run, scratch, len(spilled)))
         run = []
         readers = [_read_run(path) for path in spilled]
         yield from heapq.merge(*readers, key=_key)
