@@ -40,6 +40,7 @@ from vaultline.repository.manifest import (
     ObjectEntry,
     commit_recovery_point,
     iter_entries,
+    iter_entry_lines,
     latest_for_source,
     new_recovery_point_id,
 )
@@ -192,7 +193,7 @@ def step_prepare(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     parent = latest_for_source(vault, SOURCE)
     assert parent is not None
     run = StagedRun.new_backup(vault, BackupRun)
-    joined = join_with_parent(source_listing(objects, chunks), iter_entries(vault, parent))
+    joined = join_with_parent(source_listing(objects, chunks), iter_entry_lines(vault, parent))
     staged = stage_parts(run, joined, retag=False, workers=WORKERS)
     run.clean()
     counts = {"unchanged": staged.objects, "carried_parts": staged.carried_parts, "batches": staged.batches}

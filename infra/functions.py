@@ -30,7 +30,7 @@ from infra.registry import (
 )
 from infra.settings import StackSettings
 from infra.vault import Vault
-from vaultline.plans import DynamoDBSourcePlan, PlansFile, S3SourcePlan
+from vaultline.plans import DynamoDBSourcePlan, InventoryReport, PlansFile, S3SourcePlan
 from vaultline.repository import layout
 from vaultline.runs.settings import FunctionSettings
 
@@ -289,16 +289,22 @@ class Functions(Construct):
         prepare, worker = self[BACKUP_PREPARE], self[BACKUP_WORKER]
         buckets: dict[str, set[str]] = {}
         roles: set[str] = set()
+        inventories: dict[tuple[str, str], InventoryReport] = {}
         for plan in plans.plans:
             for source in plan.sources:
                 if not isinstance(source, S3SourcePlan):
                     continue
                 if source.role_arn:
-                    # Cross-account: the source account's role grants the reads; we may only assume it.
+                    # Cross-account: the source account's role grants the reads (its inventory's too); we may
+                    # only assume it.
                     roles.add(source.role_arn)
                 else:
                     buckets.setdefault(source.bucket, set()).add(source.prefix)
+                    if source.inventory:
+                        inventories[(source.bucket, source.inventory.destination.rstrip("/"))] = source.inventory
         stack = Stack.of(self)
+        for (bucket, _), report in sorted(inventories.items(), key=lambda item: item[0]):
+            self._grant_inventory(prepare, bucket, report)
         for bucket, prefixes in sorted(buckets.items()):
             bucket_arn = stack.format_arn(service="s3", region="", account="", resource=bucket)
             # An empty prefix means the whole bucket; otherwise only the planned prefixes.
@@ -351,6 +357,27 @@ class Functions(Construct):
                 function.add_to_role_policy(
                     iam.PolicyStatement(sid="SourceRoles", actions=["sts:AssumeRole"], resources=sorted(roles))
                 )
+
+    def _grant_inventory(self, prepare: lambda_.Function, bucket: str, report: InventoryReport) -> None:
+        """Prepare finds the newest report of a source's inventory (a delimiter listing of its folder) and reads its
+        manifest and data files: read-only, and only that configuration's folder for that source bucket."""
+        destination, folder = report.folder(bucket)
+        destination_arn = Stack.of(self).format_arn(service="s3", region="", account="", resource=destination)
+        name = f"{destination}-{folder}"
+        prepare.add_to_role_policy(
+            iam.PolicyStatement(
+                sid=_sid("InventoryList", name),
+                actions=["s3:ListBucket"],
+                resources=[destination_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{folder}*"]}},
+            )
+        )
+        prepare.add_to_role_policy(
+            iam.PolicyStatement(
+                sid=_sid("InventoryRead", name), actions=["s3:GetObject"], resources=[f"{destination_arn}/{folder}*"]
+            )
+        )
+        self.wildcard_findings.append(f"Resource::arn:<AWS::Partition>:s3:::{destination}/{folder}*")
 
     def _grant_table_sources(self, plans: PlansFile) -> None:
         """Prepare describes the plans' tables, segment workers scan them; export mode may export them and poll the

@@ -8,6 +8,7 @@ A plans file is YAML (or JSON, which is YAML too) shaped like::
       - name: photos
         sources:
           - {type: s3, bucket: my-photos, prefix: originals/, exclude: ["*.tmp"]}
+          - {type: s3, bucket: my-logs, inventory: {destination: "s3://my-inventories/reports", configuration: daily}}
           - {type: dynamodb, table: photo-index, mode: scan, read_rate: 100}
         schedule: {expression: "cron(0 3 * * ? *)", timezone: Europe/Berlin, flexible_window_minutes: 30}
         retention: {keep_daily: 7, keep_monthly: 12}
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vaultline.errors import VaultlineError
 from vaultline.sources.dynamodb.model import ReadOptions
+from vaultline.sources.s3_inventory_model import InventoryReport
 
 PLANS_FILE_VERSION: Literal[1] = 1
 
@@ -81,6 +83,9 @@ class S3SourcePlan(_Model):
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
     role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
+    # List the bucket from its newest S3 Inventory report (a bucket of billions): the destination and id of an
+    # inventory configuration on it, e.g. {destination: s3://inventories/reports, configuration: daily}.
+    inventory: InventoryReport | None = None
 
     @field_validator("prefix")
     @classmethod
@@ -359,6 +364,7 @@ _PATTERN_HINTS = {
 
 __all__ = [
     "DynamoDBSourcePlan",
+    "InventoryReport",
     "KeepRules",
     "Plan",
     "PlansFile",

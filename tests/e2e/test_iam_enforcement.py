@@ -316,3 +316,26 @@ def test_backup_fails_with_access_denied_when_prepare_may_not_write_the_vault(
     history = _backup_failing(deploy_stack(embedded, _edited(template, no_vault_write)))
 
     assert '"Prepare"' in history and "VaultError" in history and "AccessDenied" in history
+
+
+def test_backup_prepare_may_read_its_sources_inventory_folder_and_no_other(deployment: Deployment) -> None:
+    s3 = _as_role(deployment, "FunctionsBackupPrepareServiceRole").client("s3")
+    client("s3").create_bucket(Bucket="inventories")
+    for key in ("reports/inventoried/daily/2026-01-02T00-00Z/manifest.json", "reports/other-bucket/daily/x.json"):
+        client("s3").put_object(Bucket="inventories", Key=key, Body=b"{}")
+
+    folder = "reports/inventoried/daily/"
+    listed = s3.list_objects_v2(Bucket="inventories", Prefix=folder, Delimiter="/")
+    assert [p["Prefix"] for p in listed["CommonPrefixes"]] == [f"{folder}2026-01-02T00-00Z/"]
+    assert s3.get_object(Bucket="inventories", Key=f"{folder}2026-01-02T00-00Z/manifest.json")["Body"].read() == b"{}"
+
+    with pytest.raises(ClientError) as read:
+        s3.get_object(Bucket="inventories", Key="reports/other-bucket/daily/x.json")
+    assert _denied(read)[0] == "AccessDenied" and "s3:GetObject" in _denied(read)[1]
+    with pytest.raises(ClientError) as listing:
+        s3.list_objects_v2(Bucket="inventories", Prefix="reports/")
+    assert _denied(listing)[0] == "AccessDenied"
+    worker = _as_role(deployment, "FunctionsBackupWorkerServiceRole").client("s3")
+    with pytest.raises(ClientError) as by_worker:
+        worker.get_object(Bucket="inventories", Key=f"{folder}2026-01-02T00-00Z/manifest.json")
+    assert _denied(by_worker)[0] == "AccessDenied"

@@ -78,7 +78,9 @@ plans:
     tags: {team: media}
   - name: docs
     sources:
-      - {type: s3, bucket: company-docs}
+      - type: s3
+        bucket: company-docs
+        inventory: {destination: "s3://company-inventories/reports/", configuration: daily-csv}
     schedule: {expression: "rate(6 hours)", timezone: UTC, flexible_window_minutes: 30}
 """
 

@@ -465,3 +465,18 @@ def test_restore_worker_may_ask_whether_a_target_key_exists_for_overwrite_never(
     head = [x for x in statements(synth, "FunctionsRestoreWorker") if x.get("Sid") == "RestoreTargetHead"]
     assert actions_of(head[0]) == {"s3:GetObject"}
     assert resources_of(head[0]) == ["arn:REF_AWS__Partition:s3:::vaultline-*/*"]
+
+
+def test_prepare_reads_only_the_planned_inventory_folder_of_its_source(multi_synth: Synth) -> None:
+    name = "CompanyInventoriesReportsCompanyDocsDailyCsv"
+    listing = _sid(multi_synth, "BackupPrepare", f"InventoryList{name}")
+    assert actions_of(listing) == {"s3:ListBucket"}
+    assert resources_of(listing) == ["arn:REF_AWS__Partition:s3:::company-inventories"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["reports/company-docs/daily-csv/*"]}}
+    read = _sid(multi_synth, "BackupPrepare", f"InventoryRead{name}")
+    assert actions_of(read) == {"s3:GetObject"}
+    assert resources_of(read) == ["arn:REF_AWS__Partition:s3:::company-inventories/reports/company-docs/daily-csv/*"]
+    # Only Prepare reads the inventory; a worker reads the source's objects, never the report.
+    assert not any(
+        "company-inventories" in r for x in statements(multi_synth, "FunctionsBackupWorker") for r in resources_of(x)
+    )

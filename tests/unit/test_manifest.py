@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vaultline.errors import IntegrityError, RecoveryPointNotFound, UsageError
 from vaultline.repository.blob_writer import BlobWriter
@@ -13,11 +15,13 @@ from vaultline.repository.layout import MANIFEST_PREFIX
 from vaultline.repository.manifest import (
     HEADERS_IN_FLIGHT,
     BackupStats,
+    EntryLine,
     ObjectEntry,
     RecoveryPoint,
     commit_recovery_point,
     is_recovery_point_id,
     iter_entries,
+    iter_entry_lines,
     iter_recovery_points,
     latest_for_source,
     list_recovery_points,
@@ -25,6 +29,7 @@ from vaultline.repository.manifest import (
     new_recovery_point_id,
     resolve_recovery_point,
     write_entries,
+    write_sorted_entries,
 )
 from vaultline.repository.vault import Vault
 
@@ -141,3 +146,48 @@ def test_headers_stream_oldest_first_reading_only_a_bounded_window_ahead(
     assert next(points).id == min(ids)
     assert len(loaded) <= HEADERS_IN_FLIGHT  # forget keeps a few fields of each: the window bounds the rest
     assert [p.id for p in points] == sorted(ids)[1:]
+
+
+_text = st.text(max_size=8)
+_moments = st.datetimes(
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))]),
+)
+_entries = st.builds(
+    ObjectEntry,
+    key=st.text(min_size=1, max_size=12),
+    size=st.integers(0, 2**40),
+    chunks=st.lists(st.text(alphabet="0123456789abcdef", min_size=2, max_size=4), max_size=3),
+    version_id=st.none() | _text,
+    etag=st.none() | _text,
+    last_modified=st.none() | _moments,
+    metadata=st.dictionaries(_text, _text, max_size=2),
+)
+
+
+@given(_entries, _entries)
+def test_an_entry_line_compares_and_decodes_as_the_entry_it_holds(parent: ObjectEntry, listed: ObjectEntry) -> None:
+    line = EntryLine.parse(parent.manifest_line())
+    assert line.entry() == parent
+    assert line.key == parent.key and line.size == parent.size
+    assert line.same_content(listed) == parent.same_content(listed)
+    assert line.same_content(parent.model_copy(update={"chunks": []}))
+
+
+def test_a_stream_of_carried_lines_is_stored_as_the_same_bytes_as_its_entries(local_vault: Vault) -> None:
+    entries = [ObjectEntry(key=f"k{i:04d}", size=i, chunks=["ab" * 32], etag=f"e{i}") for i in range(3000)]
+    mixed = [EntryLine.of(e) if i % 3 else e for i, e in enumerate(entries)]
+    with BlobWriter(local_vault) as writer:
+        chunker = Chunker(local_vault.config.chunker)
+        decoded = write_sorted_entries(writer, chunker, entries)
+        carried = write_sorted_entries(writer, chunker, mixed)
+        writer.flush()
+    assert carried == decoded
+    rp = header("20260102T030405Z-0123abcd", entry_blobs=decoded[0], entry_count=decoded[1])
+    assert [line.line for line in iter_entry_lines(local_vault, rp)] == [e.manifest_line() for e in entries]
+
+
+def test_a_malformed_entry_line_is_an_integrity_error() -> None:
+    with pytest.raises(IntegrityError, match="recovery point x: malformed entry line"):
+        EntryLine.parse(b'{"size": 1}', "recovery point x")

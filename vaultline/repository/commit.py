@@ -19,6 +19,7 @@ from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.manifest import (
     BackupStats,
+    Entry,
     ObjectEntry,
     RecoveryPoint,
     commit_recovery_point,
@@ -75,7 +76,7 @@ class StoredEntries:
 
 
 def store_entries(
-    vault: Vault, writer: BlobWriter, entries: Iterable[ObjectEntry], what: str = "recovery point"
+    vault: Vault, writer: BlobWriter, entries: Iterable[Entry], what: str = "recovery point"
 ) -> StoredEntries:
     """Store a key-sorted entry stream as MANIFEST blobs as it arrives (memory stays bounded whatever its length);
     keys out of order raise IntegrityError naming ``what``. The blobs are safe to name once ``writer`` is flushed."""

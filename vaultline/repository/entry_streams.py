@@ -10,18 +10,31 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol, TypeVar
 
-from vaultline.repository.manifest import ObjectEntry, in_key_order
+from vaultline.repository.manifest import K, ObjectEntry, in_key_order
 
 __all__ = ["in_key_order", "join_with_parent", "merge_by_key"]
 
 
+class ParentEntry(Protocol):
+    """A parent's entry as a join sees it: an :class:`ObjectEntry`, or an ``EntryLine`` carried as its bytes."""
+
+    @property
+    def key(self) -> str: ...
+
+    def same_content(self, other: ObjectEntry) -> bool: ...
+
+
+P = TypeVar("P", bound=ParentEntry)
+
+
 def join_with_parent(
     listed: Iterable[ObjectEntry],
-    parent: Iterable[ObjectEntry],
+    parent: Iterable[P],
     what: str = "listing",
-    on_changed: Callable[[ObjectEntry, ObjectEntry], None] | None = None,
-) -> Iterator[tuple[ObjectEntry, ObjectEntry | None]]:
+    on_changed: Callable[[ObjectEntry, P], None] | None = None,
+) -> Iterator[tuple[ObjectEntry, P | None]]:
     """Each listed item with the parent's entry of the same object when it is unchanged (same key, version, size,
     ETag and mtime: not read again, its chunks reused), else None. A merge-join of two key-sorted streams: memory
     stays constant whatever the sizes of the listing and the parent. ``on_changed(item, before)`` is told of each
@@ -40,7 +53,7 @@ def join_with_parent(
             yield item, None
 
 
-def merge_by_key(streams: Iterable[Iterable[ObjectEntry]], what: str) -> Iterator[ObjectEntry]:
+def merge_by_key(streams: Iterable[Iterable[K]], what: str) -> Iterator[K]:
     """One key-sorted stream from several key-sorted streams of disjoint keys (the parts of one recovery point),
     checked to stay in order: two parts holding the same key is an error, not a silent duplicate."""
     return in_key_order(heapq.merge(*streams, key=lambda entry: entry.key), what)

@@ -7,8 +7,8 @@ consecutive key ranges, each part sorted by key and bounded in size:
 
 - batches (:class:`BackupBatch`), the work items: the objects to read and to retag, bounded in objects and bytes
   so that one worker finishes a batch well inside its 15 minutes;
-- carried parts (:class:`BatchResult`, already a result): the carried entries, bounded in count, for Commit to
-  merge with the workers' results.
+- carried parts (:class:`CarriedPart`, already a result): the carried entries, bounded in count, for Commit to
+  merge with the workers' results; they stay the parent's entry lines (:class:`EntryLine`), never decoded whole.
 
 Nothing holds more than one part of each, plus the look-ahead that spreads a small backup over the workers.
 """
@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vaultline.repository.manifest import BackupStats, ObjectEntry
-from vaultline.runs.models import BackupBatch, BatchResult
+from vaultline.repository.manifest import EntryLine, ObjectEntry
+from vaultline.runs.models import BackupBatch, CarriedPart
 
 # A batch is sized so one worker finishes it well inside its 15 minutes even at modest throughput; objects larger
 # than the byte budget get a batch of their own.
@@ -76,17 +76,17 @@ def batches(listed: list[ObjectEntry], workers: int = 1) -> Iterator[list[Object
 
 
 def classify(
-    joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]], retag: bool
-) -> Iterator[tuple[Kind, ObjectEntry]]:
+    joined: Iterable[tuple[ObjectEntry, ObjectEntry | EntryLine | None]], retag: bool
+) -> Iterator[tuple[Kind, ObjectEntry | EntryLine]]:
     """Each listed object with what the backup does with it, and the entry it does it with: the listing's for an
-    object to read, the parent's for one unchanged."""
+    object to read, the parent's for one unchanged (decoded to retag it, as its line to carry it)."""
     for item, before in joined:
         if before is None:
             yield "read", item
         elif retag:
-            yield "retag", before
+            yield "retag", before.entry() if isinstance(before, EntryLine) else before
         else:
-            yield "carried", before
+            yield "carried", before if isinstance(before, EntryLine) else EntryLine.of(before)
 
 
 @dataclass
@@ -125,31 +125,26 @@ class _Carried:
 
     size: int = CARRIED_PART_OBJECTS
     number: int = 0
-    entries: list[ObjectEntry] = field(default_factory=list)
+    entries: list[EntryLine] = field(default_factory=list)
 
-    def add(self, entry: ObjectEntry) -> Iterator[BatchResult]:
+    def add(self, entry: EntryLine) -> Iterator[CarriedPart]:
         if len(self.entries) >= self.size:
             yield from self.finish()
         self.entries.append(entry)
 
-    def finish(self) -> Iterator[BatchResult]:
+    def finish(self) -> Iterator[CarriedPart]:
         if self.entries:
-            stats = BackupStats(
-                objects=len(self.entries),
-                objects_unchanged=len(self.entries),
-                bytes=sum(entry.size for entry in self.entries),
-            )
-            yield BatchResult(batch=self.number, entries=self.entries, stats=stats)
+            yield CarriedPart.of(self.number, self.entries)
             self.number += 1
         self.entries = []
 
 
 def cut_parts(
-    joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]],
+    joined: Iterable[tuple[ObjectEntry, ObjectEntry | EntryLine | None]],
     retag: bool,
     workers: int,
     carried_part: int | None = None,
-) -> Iterator[BackupBatch | BatchResult]:
+) -> Iterator[BackupBatch | CarriedPart]:
     """The batches and carried parts of a joined listing, each as soon as it is cut (the two sequences interleave;
     each is numbered from 0 in key order). ``retag``: unchanged objects have their tags read again;
     ``carried_part``: entries per carried part (:data:`CARRIED_PART_OBJECTS`)."""
@@ -158,7 +153,7 @@ def cut_parts(
     pending: list[tuple[Kind, ObjectEntry]] = []
     look_ahead = min(workers, SPREAD_WORKERS) * BATCH_MAX_OBJECTS
     for kind, entry in classify(joined, retag):
-        if kind == "carried":
+        if isinstance(entry, EntryLine):
             yield from carried.add(entry)
         elif batches is not None:
             yield from batches.add(kind, entry)

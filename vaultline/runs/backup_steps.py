@@ -19,10 +19,12 @@ from vaultline.repository.entry_streams import join_with_parent, merge_by_key
 from vaultline.repository.manifest import (
     ISSUES_REPORTED,
     BackupStats,
+    Entry,
+    EntryLine,
     Issues,
     ObjectEntry,
     RecoveryPoint,
-    iter_entries,
+    iter_entry_lines,
     latest_for_source,
 )
 from vaultline.repository.vault import Vault
@@ -36,6 +38,7 @@ from vaultline.runs.models import (
     BackupWorkerEvent,
     BatchResult,
     BatchSummary,
+    CarriedPart,
     CommitEvent,
     Committed,
     Prepared,
@@ -56,7 +59,7 @@ def carried_name(number: int) -> str:
 
 def _source(request: BackupRequest) -> S3Source:
     spec = request.source
-    return S3Source(spec.url, KeyFilter(spec.include, spec.exclude), role_arn=spec.role_arn)
+    return S3Source(spec.url, KeyFilter(spec.include, spec.exclude), role_arn=spec.role_arn, inventory=spec.inventory)
 
 
 def _options(request: BackupRequest) -> BackupOptions:
@@ -84,7 +87,8 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
         parent = latest_for_source(vault, source.url)
         options = _options(request)
         retag = options.tags_due(parent)
-        parent_entries = iter_entries(vault, parent) if parent else ()
+        # The parent's entries stay lines: most of them pass to the new manifest unchanged, never decoded whole.
+        parent_entries = iter_entry_lines(vault, parent) if parent else ()
         changed = ParentChunks()
         joined = join_with_parent(source.list(), parent_entries, f"listing of {source.url}", on_changed=changed.add)
         staged = stage_parts(run, joined, retag, request.worker_concurrency, changed)
@@ -132,10 +136,12 @@ class ParentChunks:
     held: int = 0
     by_key: dict[str, bytes] = field(default_factory=dict)
 
-    def add(self, item: ObjectEntry, before: ObjectEntry) -> None:
-        if self.held + len(before.chunks) <= PARENT_CHUNKS_HELD:
-            self.by_key[item.key] = b"".join(bytes.fromhex(chunk)[:16] for chunk in before.chunks)
-            self.held += len(before.chunks)
+    def add(self, item: ObjectEntry, before: ObjectEntry | EntryLine) -> None:
+        # A changed object's parent entry is decoded whole here only: changed objects are the few.
+        chunks = before.chunks if isinstance(before, ObjectEntry) else before.entry().chunks
+        if self.held + len(chunks) <= PARENT_CHUNKS_HELD:
+            self.by_key[item.key] = b"".join(bytes.fromhex(chunk)[:16] for chunk in chunks)
+            self.held += len(chunks)
 
     def take(self, entries: list[ObjectEntry]) -> str:
         """The base64 of the chunks of ``entries`` (``BackupBatch.parent_chunks``), no longer held."""
@@ -155,7 +161,7 @@ class StagedParts:
 
 def stage_parts(
     run: StagedRun[BackupRun],
-    joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]],
+    joined: Iterable[tuple[ObjectEntry, ObjectEntry | EntryLine | None]],
     retag: bool,
     workers: int,
     changed: ParentChunks | None = None,
@@ -173,7 +179,7 @@ def stage_parts(
         else:
             run.put_result(carried_name(part.batch), part)
             carried_parts += 1
-            objects += len(part.entries)
+            objects += part.stats.objects
     return StagedParts(batches, carried_parts, objects)
 
 
@@ -232,9 +238,9 @@ def commit_parts(vault: Vault, run: StagedRun[BackupRun], document: BackupRun) -
     # Never commit a recovery point that silently lacks a part: the run's results are listed before any is read.
     run.check_results([*batch_names, *carried_names], what)
     parts = _PartsRead()
-    entries = merge_by_key(
-        [parts.entries(run.iter_results(BatchResult, names)) for names in (batch_names, carried_names)], what
-    )
+    results = parts.entries(run.iter_results(BatchResult, batch_names))
+    carried = parts.carried(run.iter_results(CarriedPart, carried_names), what)
+    entries: Iterator[Entry] = merge_by_key([results, carried], what)
     source = _source(BackupRequest(source=document.source))
     with BlobWriter(vault, document.compression_level) as writer:
         stored = store_entries(vault, writer, entries, what)
@@ -250,11 +256,16 @@ class _PartsRead:
         self.stats = BackupStats()
         self.issues = Issues()
 
-    def entries(self, parts: Iterable[BatchResult]) -> Iterator[ObjectEntry]:
+    def entries(self, parts: Iterable[BatchResult]) -> Iterator[Entry]:
         for part in parts:
             self.stats.merge(part.stats)
             self.issues = self.issues.plus(part.issues)
             yield from part.entries
+
+    def carried(self, parts: Iterable[CarriedPart], what: str) -> Iterator[Entry]:
+        for part in parts:
+            self.stats.merge(part.stats)
+            yield from part.entry_lines(what)
 
 
 def abort(vault: Vault, event: AbortEvent) -> Aborted:

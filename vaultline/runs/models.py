@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vaultline.plans import ROLE_ARN, ArchivedObjects, TagsRefresh
 from vaultline.repository.commit import RecoveryPointRun
-from vaultline.repository.manifest import BackupStats, Issues, ObjectEntry, ObjectIssue
+from vaultline.repository.manifest import BackupStats, Entry, EntryLine, Issues, ObjectEntry, ObjectIssue
+from vaultline.sources.s3_inventory_model import InventoryReport
 from vaultline.targets import Overwrite
 
 
@@ -37,6 +39,8 @@ class SourceSpec(StepModel):
     exclude: list[str] = Field(default_factory=list)
     # A bucket in another account is read through a role there; the stack may only assume the planned roles.
     role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
+    # Listed from the newest report of this S3 Inventory configuration instead of by ListObjects.
+    inventory: InventoryReport | None = None
 
 
 class BackupInput(StepModel):
@@ -108,13 +112,39 @@ class BackupBatch(BaseModel):
 
 
 class BatchResult(BaseModel):
-    """A part of a recovery point's entries, stored in staging for Commit to merge: a worker's result, or a part of
-    the unchanged objects that Prepare carried over from the parent. Its entries and issues are sorted by key."""
+    """A worker's part of a recovery point's entries, stored in staging for Commit to merge. Its entries and issues
+    are sorted by key."""
 
     batch: int
     entries: list[ObjectEntry]
     stats: BackupStats
     issues: list[ObjectIssue] = Field(default_factory=list)
+
+
+class CarriedPart(BaseModel):
+    """A part of the unchanged objects that Prepare carried over from the parent, staged beside the workers'
+    results for Commit to merge: their entry lines exactly as the parent's manifest held them (in key order, one
+    per line), so that neither step decodes and re-encodes what does not change."""
+
+    batch: int
+    lines: str = ""
+    stats: BackupStats
+    # What a Prepare before entry lines staged (its entries decoded): a run under way across an upgrade commits.
+    entries: list[ObjectEntry] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, batch: int, carried: list[EntryLine]) -> CarriedPart:
+        """The part of ``carried`` (key-sorted), with its figures."""
+        stats = BackupStats(
+            objects=len(carried), objects_unchanged=len(carried), bytes=sum(line.size for line in carried)
+        )
+        return cls(batch=batch, lines=b"\n".join(line.line for line in carried).decode(), stats=stats)
+
+    def entry_lines(self, what: str) -> Iterator[Entry]:
+        """The part's entries in key order, as lines to carry into the manifest."""
+        yield from self.entries
+        for line in self.lines.split("\n") if self.lines else ():
+            yield EntryLine.parse(line.encode(), what)
 
 
 class BatchSummaryBase(StepModel):

@@ -60,7 +60,7 @@ def planned_backup(plan: Plan, source: S3SourcePlan | DynamoDBSourcePlan) -> Pla
         {
             "type": "s3",
             "url": source.url,
-            **source.model_dump(include={"include", "exclude", "role_arn"}, exclude_none=True),
+            **source.model_dump(include={"include", "exclude", "role_arn", "inventory"}, exclude_none=True),
         }
     )
     options = plan.model_dump(include=set(PLANNED_S3_OPTIONS), exclude_defaults=True)

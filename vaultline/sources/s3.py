@@ -14,6 +14,8 @@ from vaultline.errors import SourceError
 from vaultline.repository.chunking import Readable
 from vaultline.repository.manifest import ObjectEntry
 from vaultline.sources.base import KeyFilter, ObjectArchived, ObjectVanished, Source
+from vaultline.sources.s3_inventory import Inventory, sorted_rows
+from vaultline.sources.s3_inventory_model import InventoryReport
 from vaultline.sources.s3_listing import OrderedListing
 
 # S3 response headers that the manifest keeps, and the put_object argument each restores through.
@@ -42,7 +44,12 @@ class S3Source(Source):
     has_tags = True
 
     def __init__(
-        self, url: str, key_filter: KeyFilter | None = None, s3: Any = None, role_arn: str | None = None
+        self,
+        url: str,
+        key_filter: KeyFilter | None = None,
+        s3: Any = None,
+        role_arn: str | None = None,
+        inventory: InventoryReport | None = None,
     ) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
         # The role is how the bucket is read, not what it is: the url (the source's identity, which incremental
@@ -50,6 +57,8 @@ class S3Source(Source):
         self.url = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
         self.filter = key_filter or KeyFilter()
         self.role_arn = role_arn
+        # Listed from its newest S3 Inventory report rather than by ListObjects (read with the source's client).
+        self.inventory = inventory
         self._s3 = s3
 
     @property
@@ -96,8 +105,12 @@ class S3Source(Source):
         return status in ("Enabled", "Suspended")
 
     def list(self) -> Iterator[ObjectEntry]:
-        """Current objects in key order, listed in parallel by prefix partitions (:mod:`.s3_listing`). On a
-        versioned bucket the listing also yields version ids (ListObjectVersions)."""
+        """Current objects in key order, listed in parallel by prefix partitions (:mod:`.s3_listing`), or read from
+        the source's inventory report when it names one (:mod:`.s3_inventory`). On a versioned bucket the listing
+        also yields version ids (ListObjectVersions)."""
+        if self.inventory is not None:
+            yield from self._inventoried(self.inventory)
+            return
         try:
             versioned = self._versioned()
             for item in OrderedListing(self.s3, self.bucket, self.prefix, versioned):
@@ -105,6 +118,22 @@ class S3Source(Source):
                     yield self._entry(item, item.get("VersionId") if versioned else None)
         except ClientError as exc:
             raise self._error(exc) from None
+
+    def _inventoried(self, report: InventoryReport) -> Iterator[ObjectEntry]:
+        """The current objects of the newest complete inventory report, under the prefix and through the filter,
+        sorted by key (objects deleted since the report are found vanished when a worker reads them)."""
+        inventory = Inventory(self.s3, report, self.bucket)
+        _, manifest = inventory.newest()
+        rows = (row for row in inventory.rows(manifest) if row[0].startswith(self.prefix) and self.filter(row[0]))
+        for key, size, etag, version_id, modified, storage_class in sorted_rows(rows):
+            yield ObjectEntry(
+                key=key,
+                size=size,
+                etag=etag,
+                version_id=version_id,
+                last_modified=modified,  # ISO 8601: pydantic parses it
+                storage_class=storage_class,
+            )
 
     @staticmethod
     def _entry(item: dict[str, Any], version_id: str | None) -> ObjectEntry:
