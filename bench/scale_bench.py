@@ -110,7 +110,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--chunks", type=int, default=3_000_000, help="chunks in the index")
     parser.add_argument("--points", type=int, default=365, help="recovery points forget sees (default a year)")
     parser.add_argument("--runs", type=int, default=3, help="runs of each step (the median is reported)")
-    parser.add_argument("--quick", action="store_true", help="20,000 objects, 100,000 chunks, 1 run")
+    parser.add_argument("--quick", action="store_true", help="4,000 objects, 20,000 chunks, 1 run: checks that it runs (the figures mean little)")
     parser.add_argument(
         "--index-chunks",
         type=int,
@@ -127,9 +127,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.objects, args.chunks, args.points, args.runs = 20_000, 100_000, 60, 1
-        args.index_chunks = [100_000]
-        args.cli_files = 2_000
+        args.objects, args.chunks, args.points, args.runs = 4_000, 20_000, 20, 1
+        args.index_chunks = [20_000]
+        args.cli_files = 300
     if args.full:
         args.objects = FULL_OBJECTS
         if TARGET_CHUNKS not in args.index_chunks:
