@@ -110,7 +110,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--chunks", type=int, default=3_000_000, help="chunks in the index")
     parser.add_argument("--points", type=int, default=365, help="recovery points forget sees (default a year)")
     parser.add_argument("--runs", type=int, default=3, help="runs of each step (the median is reported)")
-    parser.add_argument("--quick", action="store_true", help="4,000 objects, 20,000 chunks, 1 run: checks that it runs (the figures mean little)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="4,000 objects, 20,000 chunks, 1 run: checks that it runs (the figures mean little)",
+    )
     parser.add_argument(
         "--index-chunks",
         type=int,
