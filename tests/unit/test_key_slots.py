@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,3 +157,14 @@ def test_region_of_a_key_comes_from_its_arn(key_id: str | None, region: str | No
 def test_empty_passphrase_is_refused() -> None:
     with pytest.raises(VaultError, match="empty"):
         seal_passphrase_slot(bytes(32), b"", VAULT_ID, FAST)
+
+
+def test_the_documented_test_vector_opens_to_its_master_key() -> None:
+    """docs/vault-format.md, section 4.4: the slot printed there, read from the document, opens as it says."""
+    doc = (Path(__file__).parents[2] / "docs" / "vault-format.md").read_text()
+    section = doc[doc.index("### 4.4 Key slots") : doc.index("## 5. Chunk ids")]
+    vector = section[section.index("A test vector") :]
+    body = vector[vector.index("```json") + len("```json") : vector.index("```", vector.index("```json") + 7)]
+    slot = decode_slot(body.encode(), "docs")
+    assert isinstance(slot, PassphraseSlot)
+    assert open_passphrase_slot(slot, b"correct horse battery staple", "docs") == bytes(range(32))
