@@ -28,9 +28,9 @@ import json
 from typing import Any
 
 from botocore.exceptions import ClientError
+from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models.table_export import TableExport
 from moto.events.models import Rule
-from moto.core.exceptions import JsonRESTError
 from moto.iam.access_control import PermissionResult
 from moto.kms.models import Key, KmsBackend
 from moto.s3.models import FakeBucket
