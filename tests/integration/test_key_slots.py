@@ -277,3 +277,16 @@ def test_key_commands_refuse_a_vault_without_encryption(
         code, _, err = run("--vault", "s3://plain-vault", *argv)
         assert code == 1, argv
         assert "the vault is not encrypted" in err and "no key slots" in err
+
+
+def test_stray_file_under_keys_is_ignored(s3: Any, vault: Vault, passphrase_file: Path, run: Run) -> None:
+    add_passphrase(run, passphrase_file)
+    s3.put_object(Bucket="slot-vault", Key=KEYS_PREFIX + ".DS_Store", Body=b"\x00\x01")
+    assert len(list_key_slots(vault.storage)) == 2
+    assert Vault.open(VAULT, passphrase=b"correct horse battery staple").unlocked is not None
+
+
+def test_malformed_slot_is_refused_naming_it(s3: Any, vault: Vault) -> None:
+    s3.put_object(Bucket="slot-vault", Key=KEYS_PREFIX + "0123456789abcdef", Body=b'{"version": 1}')
+    with pytest.raises(VaultError, match="keys/0123456789abcdef: invalid key slot field"):
+        Vault.open(VAULT, passphrase=b"pw")

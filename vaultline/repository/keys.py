@@ -300,6 +300,8 @@ def read_slots(storage: Storage) -> list[KmsSlot | PassphraseSlot]:
     slots = []
     for obj in sorted(storage.list(KEYS_PREFIX), key=lambda o: o.key):
         slot_id = obj.key[len(KEYS_PREFIX) :]
+        if not _SLOT_ID.match(slot_id):
+            continue  # a stray file (.DS_Store, a copy tool's temporary) is not a slot and must not stop an open
         slot = decode_slot(storage.get(obj.key), f"{storage.url}: {obj.key}")
         if slot.id != slot_id:
             raise VaultError(f"{storage.url}: {obj.key} holds key slot {slot.id}, not {slot_id}")
