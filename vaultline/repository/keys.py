@@ -50,9 +50,10 @@ _UNAVAILABLE_CODES = frozenset(
 
 @dataclass(frozen=True)
 class ScryptCost:
-    """scrypt's cost parameters. The default, N = 2^17, r = 8, p = 1 (128 MiB, 0.33 s to 1.4 s on a shared 2-core box), is above
-    restic's floor (N = 2^14, calibrated up to ~500 ms and 60 MiB): the passphrase is typed only for break-glass
-    recovery, so a slow unlock costs little and every offline guess costs as much. Tests pass a lower cost."""
+    """scrypt's cost parameters. The default, N = 2^17, r = 8, p = 1 (128 MiB; 0.33 s to 1.4 s on a shared 2-core
+    box), is above restic's floor (N = 2^14, calibrated up to ~500 ms and 60 MiB): the passphrase is typed only for
+    break-glass recovery, so a slow unlock costs little and every offline guess costs as much. Tests pass a lower
+    cost."""
 
     n: int = 2**17
     r: int = 8
