@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.integration.conftest import Run
 from vaultline.aws import reset_clients
@@ -290,3 +291,25 @@ def test_malformed_slot_is_refused_naming_it(s3: Any, vault: Vault) -> None:
     s3.put_object(Bucket="slot-vault", Key=KEYS_PREFIX + "0123456789abcdef", Body=b'{"version": 1}')
     with pytest.raises(VaultError, match="keys/0123456789abcdef: invalid key slot field"):
         Vault.open(VAULT, passphrase=b"pw")
+
+
+def test_embedded_kms_refuses_a_disabled_or_pending_deletion_key_as_aws_does(kms: Any) -> None:
+    key = kms.create_key()["KeyMetadata"]
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"k" * 32)["CiphertextBlob"]
+    kms.disable_key(KeyId=key["KeyId"])
+    for call in (
+        lambda: kms.decrypt(CiphertextBlob=blob),
+        lambda: kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x"),
+        lambda: kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            call()
+        assert refused.value.response["Error"]["Code"] == "DisabledException"
+        assert refused.value.response["Error"]["Message"] == f"{key['Arn']} is disabled."
+    kms.enable_key(KeyId=key["KeyId"])
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"k" * 32
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    with pytest.raises(ClientError) as refused:
+        kms.decrypt(CiphertextBlob=blob)
+    assert refused.value.response["Error"]["Code"] == "KMSInvalidStateException"
+    assert refused.value.response["Error"]["Message"] == f"{key['Arn']} is pending deletion."
