@@ -313,3 +313,14 @@ def test_embedded_kms_refuses_a_disabled_or_pending_deletion_key_as_aws_does(kms
         kms.decrypt(CiphertextBlob=blob)
     assert refused.value.response["Error"]["Code"] == "KMSInvalidStateException"
     assert refused.value.response["Error"]["Message"] == f"{key['Arn']} is pending deletion."
+
+
+def test_multi_region_replica_slot_unwraps_in_the_replica_region(kms: Any, vault: Vault, key_id: str) -> None:
+    primary = kms.create_key(MultiRegion=True)["KeyMetadata"]
+    replica = kms.replicate_key(KeyId=primary["KeyId"], ReplicaRegion="eu-west-1")["ReplicaKeyMetadata"]["Arn"]
+    info = add_kms_slot(vault, replica)
+    assert info.region == "eu-west-1" and info.kms_key_id == replica
+    kms.disable_key(KeyId=key_id)
+    kms.disable_key(KeyId=primary["KeyId"])  # a regional key's state is its own: the replica still decrypts
+    opened = Vault.open(VAULT)
+    assert opened.unlocked is not None and opened.unlocked.slot == info.id

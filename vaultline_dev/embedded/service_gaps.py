@@ -18,7 +18,9 @@
   GenerateDataKey* with a ``Disabled`` key (``DisabledException``, "<key ARN> is disabled.") and with a key in
   any other state but ``Enabled`` (``KMSInvalidStateException``, "<key ARN> is pending deletion."), which is what
   a vault whose key was disabled or scheduled for deletion meets. The in-process ``mock_aws`` of the tests installs
-  this gap alone (``install_kms_key_states``), the embedded server with the rest.
+  this gap alone (``install_kms_key_states``), the embedded server with the rest. Also: moto's ciphertext header
+  holds 36 bytes of key id, so a multi-Region key (``mrk-`` and 36 more) encrypts but can never decrypt; AWS
+  decrypts it in every region that holds a replica. Decrypt finds the key the cut id names.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models.table_export import TableExport
 from moto.events.models import Rule
 from moto.iam.access_control import PermissionResult
+from moto.kms import utils as kms_utils
+from moto.kms.exceptions import AccessDeniedException
 from moto.kms.models import Key, KmsBackend
 from moto.s3.models import FakeBucket
 from moto.sns.models import sns_backends
@@ -139,9 +143,30 @@ def _kms_decrypt(
     self: KmsBackend, ciphertext_blob: bytes, encryption_context: dict[str, str], key_id: str | None = None
 ) -> Any:
     # The ciphertext names its key: decrypt (which checks the blob), then refuse if that key may not be used.
-    plaintext, arn = _original_kms_decrypt(self, ciphertext_blob, encryption_context, key_id)
+    multi_region = _multi_region_key(self, ciphertext_blob)
+    if multi_region is not None:
+        plaintext, _ = kms_utils.decrypt(
+            {multi_region.id[: kms_utils.KEY_ID_LEN]: multi_region}, ciphertext_blob, encryption_context
+        )
+        if key_id is not None and self.any_id_to_key_id(key_id) != multi_region.id:
+            raise AccessDeniedException(
+                "The ciphertext refers to a customer master key that does not exist, "
+                "does not exist in this region, or you are not allowed to access."
+            )
+        arn = multi_region.arn
+    else:
+        plaintext, arn = _original_kms_decrypt(self, ciphertext_blob, encryption_context, key_id)
     _require_enabled(self.keys[self.get_key_id(arn)])
     return plaintext, arn
+
+
+def _multi_region_key(backend: KmsBackend, ciphertext_blob: bytes) -> Key | None:
+    """The multi-Region key (``mrk-`` + 36 characters) whose id moto cut to 36 bytes in the blob's header."""
+    named = ciphertext_blob[: kms_utils.KEY_ID_LEN].decode("utf-8", "replace")
+    if not named.startswith("mrk-"):
+        return None
+    found = [key for key_id, key in backend.keys.items() if len(key_id) > len(named) and key_id.startswith(named)]
+    return found[0] if len(found) == 1 else None
 
 
 def install_kms_key_states() -> None:
