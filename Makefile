@@ -76,6 +76,9 @@ bench: venv
 	$(BIN)/python bench/maintenance_bench.py
 	$(BIN)/python bench/large_object_bench.py
 	$(BIN)/python bench/scale_bench.py
+	$(BIN)/python bench/table_bench.py
+	$(BIN)/python bench/table_scale_bench.py
+	$(BIN)/python bench/workflow_scale_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules build cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
 """One Vaultline engine step per process, so each step's peak RSS is its own.
 
-Usage: ``engine_steps.py {init-backup,backup,restore,check} VAULT_DIR [SOURCE_OR_TARGET_DIR]``. Prints one JSON
-line: the step's own seconds (measured around the engine call, interpreter start-up excluded), its peak RSS
+Usage: ``engine_steps.py {init-backup,backup,restore,check} VAULT_DIR [SOURCE_OR_TARGET_DIR]``, or
+``engine_steps.py verify-item VAULT_DIR BATCH_JSON`` (one Maintenance verify item over a pack batch). Prints one
+JSON line: the step's own seconds (measured around the engine call, interpreter start-up excluded), its peak RSS
 (VmHWM) and what the engine reported.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vaultline.operations.backup import run_backup
-from vaultline.operations.check import check_vault
+from vaultline.operations.check import PackBatch, check_vault, verify_packs
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.repository.manifest import latest_for_source
 from vaultline.repository.vault import Vault
@@ -78,11 +79,25 @@ def step_check(vault_dir: str) -> dict[str, Any]:
     }
 
 
+def step_verify_item(vault_dir: str, batch_json: str) -> dict[str, Any]:
+    """One verify item (``runs.verify_steps.item``'s work) over the pack batch in ``batch_json``: the item needs no
+    index, so this is its whole footprint."""
+    batch = PackBatch.model_validate_json(Path(batch_json).read_text())
+    found = verify_packs(Vault.open(LocalStorage(vault_dir)), batch).findings
+    return {
+        "packs": found.packs_read,
+        "bytes_read": found.bytes_read,
+        "blobs": found.blobs_read,
+        "errors": found.error_count,
+    }
+
+
 STEPS: dict[str, Callable[..., dict[str, Any]]] = {
     "init-backup": step_init_backup,
     "backup": step_backup,
     "restore": step_restore,
     "check": step_check,
+    "verify-item": step_verify_item,
 }
 
 

@@ -1,7 +1,9 @@
 """Maintenance benchmark: forget + prune/repack time and storage requests on a local vault of 100 recovery points,
-and check --read-data throughput.
+check --read-data throughput, and one Maintenance verify item per pack batch (its time and peak RSS, in a fresh
+process, over packs of the default 16 MiB).
 
     .venv/bin/python bench/maintenance_bench.py [--points 100] [--files 40] [--churn 4] [--file-size 65536]
+        [--item-packs 8 16] [--runs 3]
 
 Each recovery point backs up a directory of ``files`` random files of which ``churn`` changed since the previous
 one (plus one grown log file), into packs of 512 KiB so that the vault has many packs to sort out.
@@ -11,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from measure import run_engine_step
+
 from vaultline.operations.backup import run_backup
-from vaultline.operations.check import check_vault
+from vaultline.operations.check import CheckPlan, PackBatch, check_vault
 from vaultline.operations.forget import forget
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
@@ -73,7 +78,10 @@ def main() -> None:
     parser.add_argument("--churn", type=int, default=4)
     parser.add_argument("--file-size", type=int, default=64 * 1024)
     parser.add_argument("--keep-last", type=int, default=10)
+    parser.add_argument("--item-packs", type=int, nargs="+", default=[8, 16], help="packs of 16 MiB per item")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each verify item (the median is printed)")
     args = parser.parse_args()
+    verify_item_figures(max(args.item_packs), args.item_packs, args.runs)
     rng = random.Random(42)
     with tempfile.TemporaryDirectory() as tmp:
         src, root = Path(tmp, "src"), Path(tmp, "vault")
@@ -138,6 +146,34 @@ def main() -> None:
             f"= {checked.bytes_read / 2**20 / check_s:.0f} MiB/s (structure of {checked.recovery_points} points "
             f"included)"
         )
+
+
+def verify_item_figures(packs: int, sizes: list[int], runs: int) -> None:
+    """A vault of ``packs`` full 16 MiB packs (incompressible data); one verify item over the first ``n`` of them
+    for each ``n`` of ``sizes``, ``runs`` times each in a fresh process: seconds per pack and peak RSS."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, root = Path(tmp, "src"), Path(tmp, "vault")
+        src.mkdir()
+        rng = random.Random(7)
+        for i in range(packs * 16 + 4):
+            (src / f"f{i:04d}").write_bytes(rng.randbytes(1 << 20))
+        vault = Vault.init(LocalStorage(root))
+        run_backup(vault, open_source(str(src)))
+        plan = CheckPlan(Vault.open(LocalStorage(root)), read_data=True)
+        listed = [pack for batch in plan.batches() if isinstance(batch, PackBatch) for pack in batch.packs]
+        full = [pack for pack in listed if pack.size >= 15 << 20]
+        for count in sizes:
+            batch_file = Path(tmp, f"batch-{count}.json")
+            batch_file.write_text(PackBatch(packs=full[:count]).model_dump_json())
+            results = [run_engine_step("verify-item", str(root), str(batch_file)) for _ in range(runs)]
+            seconds = statistics.median(r.report["seconds"] for r in results)
+            peak = statistics.median(r.peak_rss_mib for r in results)
+            size = sum(p.size for p in full[:count])
+            print(
+                f"verify item, {count} packs ({size / 2**20:.0f} MiB, {results[0].report['blobs']} blobs): "
+                f"{seconds:.2f} s = {seconds / count * 1000:.0f} ms a pack ({size / 2**20 / seconds:.0f} MiB/s), "
+                f"peak RSS {peak:.0f} MiB (median of {runs})"
+            )
 
 
 if __name__ == "__main__":

@@ -1,20 +1,26 @@
 """Vaultline scale benchmark (issue 11): each step's peak RSS and time on a synthetic vault, and how far today's
 code reaches within Lambda's limits.
 
-Run ``make bench`` (1,000,000 objects, 3,000,000 chunks, 3 runs) or ``.venv/bin/python bench/scale_bench.py
---quick``. The data is generated here, in a temporary vault (bench/scale_steps.py says how); each step runs in its
+Run ``make bench`` (1,000,000 objects, 3,000,000 chunks, 3 runs), ``.venv/bin/python bench/scale_bench.py
+--quick``, or ``--full`` (10,000,000 objects, and the index also at 30,000,000 chunks; hours on a small machine).
+The data is generated here, in a temporary vault (bench/scale_steps.py says how); each step runs in its
 own process (median of ``--runs``). A step's peak RSS is split into its fixed part (the interpreter, the vault and,
 for the steps that load it, the master index of ``--chunks`` chunks) and the rest, charged to its size (objects,
 chunks or recovery points); both are extrapolated linearly to the largest size that fits its function's MemorySize
 (infra/registry.py) and 900 seconds.
 
+The index table measures a worker's index start-up twice on index-only vaults: with the whole compact index, and on
+the same vault compacted into a sharded generation (catalog, filter, shards fetched on demand); it also times the
+compaction and counts the shard GETs of a synthetic day-2 GiB with and without the parent-chunk hint.
+
 The packs of data chunks are empty placeholders, so nothing that reads pack data runs: check --read-data, restore,
-prune's repack and sweep, drills, and a worker's chunking of real objects.
+prune's sweep and finish (its mark, plan and decide are measured), drills, and a worker's chunking of real objects.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import statistics
@@ -35,6 +41,8 @@ from infra import registry
 LAMBDA_SECONDS = 900
 LAMBDA_MAX_MB = 10_240
 TARGET_CHUNKS = 30_000_000  # issue 11: the index of 10 TB of S3 data at 320 KiB chunks
+FULL_OBJECTS = 10_000_000  # issue 11: the largest listing and manifest
+PRUNE_PARTITIONS = 256  # vaultline.operations.prune.MAX_PARTITION_BITS = 8
 HEADER = f"{'step':<14}{'size':>16}{'peak MiB':>10}{'fixed MiB':>11}{'seconds':>9}{'B/unit':>9}  function (MB)"
 
 
@@ -46,6 +54,8 @@ class Step:
     unit: str
     function: registry.FunctionSpec
     note: str = ""
+    # A step run once per partition (prune's Plan): the vault it reaches is this many times one partition.
+    partitions: int = 1
 
 
 STEPS = (
@@ -53,8 +63,18 @@ STEPS = (
     Step("worker-start", "chunks", registry.BACKUP_WORKER),
     Step("commit", "objects", registry.BACKUP_COMMIT),
     Step("ls", "objects", registry.RESTORE_PREPARE, "ls is the CLI's; restore's Prepare walks a manifest alike"),
-    Step("check", "objects", registry.MAINTENANCE_VERIFY, "without read-data"),
-    Step("prune", "objects", registry.MAINTENANCE_PRUNE, "dry run: mark and plan"),
+    Step(
+        "check", "objects", registry.MAINTENANCE_VERIFY_ITEM, "without read-data: the plan and the recovery point items"
+    ),
+    Step("prune-mark", "objects", registry.MAINTENANCE_PRUNE_MARK, "all mark items, one after another"),
+    Step(
+        "prune-plan",
+        "chunks",
+        registry.MAINTENANCE_PRUNE_PLAN,
+        f"one partition; a vault has up to {PRUNE_PARTITIONS}",
+        partitions=PRUNE_PARTITIONS,
+    ),
+    Step("prune-decide", "chunks", registry.MAINTENANCE_PRUNE_DECIDE, "every pack's partial, nothing to sweep"),
     Step("forget", "points", registry.MAINTENANCE_FORGET),
 )
 
@@ -98,16 +118,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=[1_000_000],
         help="index-only vaults whose start-up is measured (default 1,000,000; --full adds 30,000,000)",
     )
-    parser.add_argument("--full", action="store_true", help="also measure the index at 30,000,000 chunks")
+    parser.add_argument(
+        "--full", action="store_true", help="10,000,000 objects, and the index also at 30,000,000 chunks"
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="where the temporary vault goes")
-    parser.add_argument("--cli-files", type=int, default=1_000_000, help="small files the CLI backup bench writes")
+    parser.add_argument(
+        "--cli-files", type=int, default=1_000_000, help="small files the CLI backup bench writes (0: no CLI bench)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.objects, args.chunks, args.points, args.runs = 20_000, 100_000, 60, 1
         args.index_chunks = [100_000]
         args.cli_files = 2_000
-    if args.full and TARGET_CHUNKS not in args.index_chunks:
-        args.index_chunks = [*args.index_chunks, TARGET_CHUNKS]
+    if args.full:
+        args.objects = FULL_OBJECTS
+        if TARGET_CHUNKS not in args.index_chunks:
+            args.index_chunks = [*args.index_chunks, TARGET_CHUNKS]
     return args
 
 
@@ -166,8 +192,8 @@ def print_table(figures: list[Figures]) -> None:
     log("Largest size within Lambda's limits (linear; the fixed part as measured here, so at this index size):")
     log(f"{'step':<14}{'unit':>8}{'at MemorySize':>16}{'at 10,240 MB':>16}{'in 900 s':>16}  note")
     for f in figures:
-        memory, seconds = f.largest(f.step.function.memory_mb)
-        most, _ = f.largest(LAMBDA_MAX_MB)
+        memory, seconds = (n * f.step.partitions for n in f.largest(f.step.function.memory_mb))
+        most = f.largest(LAMBDA_MAX_MB)[0] * f.step.partitions
         log(f"{f.step.name:<14}{f.step.unit:>8}{memory:>16,}{most:>16,}{seconds:>16,}  {f.step.note}")
     for f in figures:
         if f.step_peak_mib:
@@ -199,16 +225,15 @@ class IndexFigures:
     peak_mib: float
     baseline_mib: float
     bytes_per_chunk: float
+    sharded: IndexFigures | None = None
+    compact_seconds: float = 0.0
+    compact_peak_mib: float = 0.0
+    filter_seconds: float = 0.0
+    shards: int = 0
+    day2: dict[str, float] | None = None
 
 
-def measure_index(chunks: int, scratch: Path, runs: int) -> IndexFigures:
-    """Generate an index-only vault of ``chunks`` chunks, then load its index ``runs`` times, each in a fresh
-    process (a worker's cold start)."""
-    vault = scratch / f"index-{chunks}"
-    log(f"index of {chunks:,} chunks: generating")
-    run_step("generate-index", vault, chunks)
-    results = [run_step("index-start", vault, chunks) for _ in range(runs)]
-    shutil.rmtree(vault)
+def _start_figures(chunks: int, results: list[StepResult]) -> IndexFigures:
     return IndexFigures(
         chunks=chunks,
         seconds=statistics.median(r.report["load_seconds"] for r in results),
@@ -216,6 +241,30 @@ def measure_index(chunks: int, scratch: Path, runs: int) -> IndexFigures:
         peak_mib=statistics.median(r.peak_rss_mib for r in results),
         baseline_mib=statistics.median(r.report["fixed_rss_mib"] for r in results),
         bytes_per_chunk=statistics.median(r.report["index_bytes_per_chunk"] for r in results),
+    )
+
+
+def measure_index(chunks: int, scratch: Path, runs: int) -> IndexFigures:
+    """Generate an index-only vault of ``chunks`` chunks, then load its whole index ``runs`` times, each in a fresh
+    process (a worker's cold start); compact it, and start a worker on the sharded generation ``runs`` times; then
+    count the shard GETs of a synthetic day-2 GiB."""
+    vault = scratch / f"index-{chunks}"
+    log(f"index of {chunks:,} chunks: generating")
+    run_step("generate-index", vault, chunks)
+    whole = _start_figures(chunks, [run_step("index-start", vault, chunks) for _ in range(runs)])
+    log(f"index of {chunks:,} chunks: compacting")
+    compacted = run_step("compact", vault, chunks)
+    sharded = _start_figures(chunks, [run_step("sharded-start", vault, chunks) for _ in range(runs)])
+    day2 = run_step("day2", vault, chunks).report
+    shutil.rmtree(vault)
+    return dataclasses.replace(
+        whole,
+        sharded=sharded,
+        compact_seconds=compacted.report["seconds"],
+        compact_peak_mib=compacted.peak_rss_mib,
+        filter_seconds=compacted.report["filter_seconds"],
+        shards=compacted.report["shards"],
+        day2=day2,
     )
 
 
@@ -228,11 +277,38 @@ def print_index_table(figures: list[IndexFigures]) -> None:
         f"{'held B/chunk':>14}{'peak B/chunk':>14}"
     )
     for f in figures:
-        grown = (f.peak_mib - f.baseline_mib) * 2**20 / f.chunks
+        _index_row(f.chunks, f)
+    log("")
+    log("Worker index start-up on a compacted vault (catalog, filter, no recent index objects; held = the filter):")
+    for f in figures:
+        if f.sharded is not None:
+            _index_row(f.chunks, f.sharded)
+    log("")
+    log(f"{'chunks':>12}{'shards':>8}{'compact s':>11}{'compact MiB':>13}{'B/chunk':>9}{'filter s':>10}")
+    for f in figures:
+        grown = (f.compact_peak_mib - f.baseline_mib) * 2**20 / f.chunks
         log(
-            f"{f.chunks:>12,}{f.seconds:>9.1f}{f.cpu_seconds:>8.1f}{f.peak_mib:>10.0f}"
-            f"{f.bytes_per_chunk * f.chunks / 2**20:>11.0f}{f.bytes_per_chunk:>14.1f}{grown:>14.1f}"
+            f"{f.chunks:>12,}{f.shards:>8,}{f.compact_seconds:>11.1f}{f.compact_peak_mib:>13.0f}{grown:>9.1f}"
+            f"{f.filter_seconds:>10.1f}"
         )
+    log("")
+    log("Shard GETs of a synthetic day-2 GiB (80% of the chunks their parent entries', 2% stored elsewhere):")
+    log(f"{'chunks':>12}{'GETs/GiB hint':>15}{'MiB':>7}{'GETs/GiB no hint':>18}{'MiB':>7}")
+    for f in figures:
+        if f.day2 is not None:
+            d = f.day2
+            log(
+                f"{f.chunks:>12,}{d['hint_gets_per_gib']:>15,}{d['hint_mib_per_gib']:>7.0f}"
+                f"{d['no_hint_gets_per_gib']:>18,}{d['no_hint_mib_per_gib']:>7.0f}"
+            )
+
+
+def _index_row(chunks: int, f: IndexFigures) -> None:
+    grown = (f.peak_mib - f.baseline_mib) * 2**20 / chunks
+    log(
+        f"{chunks:>12,}{f.seconds:>9.1f}{f.cpu_seconds:>8.1f}{f.peak_mib:>10.0f}"
+        f"{f.bytes_per_chunk * chunks / 2**20:>11.0f}{f.bytes_per_chunk:>14.1f}{grown:>14.1f}"
+    )
 
 
 CLI_TARGET_MIB = 300  # issue 11: a second backup of a million small files within 300 MiB of peak RSS
@@ -293,17 +369,26 @@ def main(argv: Sequence[str]) -> int:
         vault = Path(scratch) / "vault"
         log(f"generating a vault: {args.objects:,} objects, {args.chunks:,} chunks")
         generated = run_step("generate", vault, args.objects, args.chunks)
-        log(f"  {generated.seconds:.1f} s, {generated.report['packs']:,} packs")
+        # The listing and the entries are generated as streams: this peak stays flat whatever --objects says.
+        log(
+            f"  {generated.seconds:.1f} s, {generated.report['packs']:,} packs, "
+            f"peak RSS {generated.peak_rss_mib:.0f} MiB"
+        )
         figures = []
         for step in STEPS:
             if step.name == "forget":
                 run_step("add-points", vault, args.objects, args.chunks, args.points)
+            if step.name == "prune-mark":
+                run_step("prune-start", vault, args.objects, args.chunks)
             log(f"{step.name}: {args.runs} run(s)")
             figures.append(measure(step, vault, args))
+            if step.name == "prune-decide":
+                run_step("prune-abort", vault, args.objects, args.chunks)
         print_table(figures)
         print_index_table([measure_index(chunks, Path(scratch), args.runs) for chunks in args.index_chunks])
-    with tempfile.TemporaryDirectory(prefix="scale-cli-", dir=parent) as scratch:
-        measure_cli_backup(args.cli_files, Path(scratch))
+    if args.cli_files:
+        with tempfile.TemporaryDirectory(prefix="scale-cli-", dir=parent) as scratch:
+            measure_cli_backup(args.cli_files, Path(scratch))
     return 0
 
 

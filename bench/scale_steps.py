@@ -15,6 +15,7 @@ and one recovery point of OBJECTS entries, each naming CHUNKS / OBJECTS of those
 from __future__ import annotations
 
 import json
+import random
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,9 +26,10 @@ from typing import Any
 import blake3
 from engine_steps import vm_hwm_mib
 
+from vaultline.operations import prune as prune_ops
 from vaultline.operations.check import check_vault
 from vaultline.operations.forget import forget
-from vaultline.operations.prune import PruneOptions, prune
+from vaultline.operations.prune import PruneOptions
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
@@ -42,6 +44,7 @@ from vaultline.repository.manifest import (
     new_recovery_point_id,
 )
 from vaultline.repository.packs import BlobEntry, BlobType
+from vaultline.repository.sharded_index import ShardedIndex
 from vaultline.repository.vault import Vault
 from vaultline.runs.backup_parts import cut_parts
 from vaultline.runs.backup_steps import carried_name, commit_parts, stage_parts
@@ -264,6 +267,61 @@ def step_index_start(vault: Vault, chunks: int) -> dict[str, Any]:
     }
 
 
+def step_compact(vault: Vault, chunks: int) -> dict[str, Any]:
+    """Compaction of an index-only vault: the whole compact index loaded, shards, pack table and filter written."""
+    fixed = mark()
+    result = vault.compact_index(force=True)
+    return {**fixed, "shards": result.shards, "filter_seconds": result.filter_seconds, "written": result.bytes_written}
+
+
+def step_sharded_start(vault: Vault, chunks: int) -> dict[str, Any]:
+    """A worker's index start-up on a compacted vault: catalog, filter and recent objects; then one lookup of a
+    present and an absent id (the first fetches a shard)."""
+    fixed = mark()
+    lookup = vault.lookup
+    loaded = time.perf_counter() - _CLOCK[0]
+    assert isinstance(lookup, ShardedIndex)
+    assert chunk_id(chunks // 2) in lookup and chunk_id(chunks) not in lookup
+    return {
+        **fixed,
+        "indexed": len(lookup),
+        "load_seconds": loaded,
+        "cpu_seconds": time.process_time(),
+        "index_bytes_per_chunk": lookup.filter.nbytes() / max(len(lookup), 1),
+    }
+
+
+DAY2_BYTES = 1024**3
+DAY2_PARENT_SHARE = 0.8  # of a changed object's chunks, those its parent entry has (an edit keeps most of them)
+DAY2_ELSEWHERE_SHARE = 0.02  # stored, but not in the parent entry (a copied or renamed object's)
+
+
+def step_day2(vault: Vault, chunks: int) -> dict[str, Any]:
+    """The index questions of a worker storing 1 GiB of changed objects on a compacted vault, as BlobWriter.add asks
+    them: ``DAY2_PARENT_SHARE`` of the chunks are their parent entries', ``DAY2_ELSEWHERE_SHARE`` stored elsewhere,
+    the rest new. Counted twice: with the parent entries' chunks carried in the batch (the hint) and without."""
+    rng = random.Random(2)
+    count = DAY2_BYTES // CHUNK_BYTES
+    parents = [chunk_id(rng.randrange(chunks)) for _ in range(int(count * DAY2_PARENT_SHARE))]
+    elsewhere = [chunk_id(rng.randrange(chunks)) for _ in range(int(count * DAY2_ELSEWHERE_SHARE))]
+    new = [chunk_id(chunks + n) for n in range(count - len(parents) - len(elsewhere))]
+    asked = [*parents, *elsewhere, *new]
+    rng.shuffle(asked)
+    figures: dict[str, Any] = {"chunks_per_gib": count}
+    for name, known in (("hint", {c[:16] for c in parents}), ("no_hint", set())):
+        vault.forget_index()
+        lookup = vault.lookup
+        assert isinstance(lookup, ShardedIndex)
+        started = time.perf_counter()
+        stored = sum(1 for c in asked if c[:16] in known or c in lookup)
+        assert stored == len(parents) + len(elsewhere)
+        figures[f"{name}_gets_per_gib"] = lookup.counters.shard_gets
+        figures[f"{name}_mib_per_gib"] = lookup.counters.shard_bytes / 2**20
+        figures[f"{name}_seconds"] = time.perf_counter() - started
+        del lookup  # before the next one loads: one filter at a time, as in a worker
+    return figures
+
+
 def step_ls(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     """``ls``: the latest recovery point's entries, streamed."""
     rp = latest_for_source(vault, SOURCE)
@@ -281,12 +339,58 @@ def step_check(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     return {**fixed, "objects": report.objects, "errors": len(report.errors), "first_error": report.errors[:1]}
 
 
-def step_prune(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
-    """``prune --dry-run``: mark every live blob, plan the sweep (no pack is read: every data chunk is live)."""
+PRUNE_RUN = "prune-run.json"  # beside the vault: the staged prune run the prune steps measure
+
+
+def _prune_run(vault: Vault) -> dict[str, Any]:
+    assert isinstance(vault.storage, LocalStorage)
+    loaded: dict[str, Any] = json.loads((Path(vault.storage.root).parent / PRUNE_RUN).read_text())
+    return loaded
+
+
+def step_prune_start(vault_dir: str, objects: int, chunks: int) -> dict[str, Any]:
+    """Setup: a prune's Start (the exclusive lock, the packs listing, the mark batches), all in one partition."""
+    vault = Vault.open(LocalStorage(vault_dir))
+    run, items = prune_ops.start(vault, PruneOptions(partition_bits=0))
+    (Path(vault_dir).parent / PRUNE_RUN).write_text(
+        json.dumps({"run_id": run.run_id, "items": [i.model_dump() for i in items]})
+    )
+    return {"run_id": run.run_id, "items": len(items)}
+
+
+def step_prune_mark(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """Prune's Mark items, one after another: the recovery point's entry stream (read through the compact index,
+    loaded first) and the index objects into sorted runs."""
+    staged = _prune_run(vault)
     vault.reload_index()
     fixed = mark()
-    report = prune(vault, PruneOptions(dry_run=True))
-    return {**fixed, "recovery_points": report.model_dump().get("recovery_points")}
+    for raw in staged["items"]:
+        item: prune_ops.MarkItem | None = prune_ops.MarkItem.model_validate(raw)
+        while item is not None:
+            item = prune_ops.mark(vault, staged["run_id"], item).next
+    return {**fixed, "items": len(staged["items"])}
+
+
+def step_prune_plan(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """Prune's Plan item of the one partition: every live id and index entry of the vault merged."""
+    staged = _prune_run(vault)
+    fixed = mark()
+    result = prune_ops.plan(vault, staged["run_id"], 0)
+    return {**fixed, "live_blobs": result.live_blobs, "located": result.located}
+
+
+def step_prune_decide(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
+    """Prune's Decide: every pack's partial merged and classified (no pack is garbage: every data chunk is live)."""
+    staged = _prune_run(vault)
+    fixed = mark()
+    decision, items = prune_ops.decide(vault, staged["run_id"])
+    return {**fixed, "sweep_items": len(items), "live_blobs": decision.live_blobs}
+
+
+def step_prune_abort(vault_dir: str, objects: int, chunks: int) -> dict[str, Any]:
+    """Setup: end the measured prune run (its lock and staging)."""
+    vault = Vault.open(LocalStorage(vault_dir))
+    return {"staging_deleted": prune_ops.abort(vault, _prune_run(vault)["run_id"])}
 
 
 def step_forget(vault: Vault, objects: int, chunks: int, points: int) -> dict[str, Any]:
@@ -309,9 +413,14 @@ MEASURED: dict[str, Callable[..., dict[str, Any]]] = {
     "commit": step_commit,
     "worker-start": step_worker_start,
     "index-start": step_index_start,
+    "compact": step_compact,
+    "sharded-start": step_sharded_start,
+    "day2": step_day2,
     "ls": step_ls,
     "check": step_check,
-    "prune": step_prune,
+    "prune-mark": step_prune_mark,
+    "prune-plan": step_prune_plan,
+    "prune-decide": step_prune_decide,
     "forget": step_forget,
 }
 SETUP: dict[str, Callable[..., dict[str, Any]]] = {
@@ -319,6 +428,8 @@ SETUP: dict[str, Callable[..., dict[str, Any]]] = {
     "generate-index": step_generate_index,
     "add-points": step_add_points,
     "stage-commit": step_stage_commit,
+    "prune-start": step_prune_start,
+    "prune-abort": step_prune_abort,
 }
 
 

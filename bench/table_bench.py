@@ -2,7 +2,7 @@
 items changed a day, through the real backup path (a scan of a fake table -> sort -> base or delta -> packs in a
 local vault), and each backup's and restore's peak RSS and time.
 
-    .venv/bin/python bench/table_bench.py [--items 200000] [--item-size 400] [--segments 64] [--days 40]
+    .venv/bin/python bench/table_bench.py [--items 200000] [--item-size 400] [--segments 64] [--days 40] [--quick]
 
 The table is generated in memory and served by a fake DynamoDB client (pages of 1 MB, Segment/TotalSegments by a
 hash of the key), so nothing but the scan's wire calls is simulated. Growth is the bytes each backup stored
@@ -122,7 +122,10 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=64)
     parser.add_argument("--days", type=int, default=40)
     parser.add_argument("--changed", type=float, default=0.01)
+    parser.add_argument("--quick", action="store_true", help="3,000 items, 4 segments, 3 days: runs end to end")
     args = parser.parse_args()
+    if args.quick:
+        args.items, args.segments, args.days = 3000, 4, 3
     rng = random.Random(1)
     items = {f"order#{n:09d}": make_item(rng, n, args.item_size) for n in range(args.items)}
     table_bytes = sum(len(encode_item(i)) for i in items.values())

@@ -12,14 +12,24 @@ from infra import constants as c
 from infra.nag import acknowledge, logical_id
 from infra.vault import Vault
 
-SCRATCH_ACTIONS = ("s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+# A drill item restores into scratch and reads the copy back; the summary deletes it.
+ITEM_ACTIONS = ("s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload")
+SUMMARY_ACTIONS = ("s3:DeleteObject",)
 
 
 class DrillScratch(Construct):
     """The bucket (its own construct's default child, so its logical id reads as this construct's) and the drill
     function's access to its ``drill-scratch/`` prefix."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, vault: Vault, drill: lambda_.Function) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vault: Vault,
+        item: lambda_.Function,
+        summary: lambda_.Function,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
             self,
@@ -46,24 +56,26 @@ class DrillScratch(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.url = f"s3://{self.bucket.bucket_name}/{c.DRILL_SCRATCH_PREFIX}"
-        self._grant(drill)
+        self._grant(item, "DrillScratchWrite", ITEM_ACTIONS)
+        self._grant(summary, "DrillScratchCleanup", SUMMARY_ACTIONS)
 
-    def _grant(self, drill: lambda_.Function) -> None:
-        # HeadBucket (the target must exist) and listing what a drill wrote, to clean it up.
-        drill.add_to_role_policy(
+    def _grant(self, function: lambda_.Function, sid: str, actions: tuple[str, ...]) -> None:
+        # HeadBucket (the target must exist, a missing key is a 404) and listing what a drill wrote, to clean it up.
+        function.add_to_role_policy(
             iam.PolicyStatement(sid="DrillScratchList", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn])
         )
-        drill.add_to_role_policy(
+        function.add_to_role_policy(
             iam.PolicyStatement(
-                sid="DrillScratchWrite",
-                actions=list(SCRATCH_ACTIONS),
+                sid=sid,
+                actions=list(actions),
                 resources=[self.bucket.arn_for_objects(f"{c.DRILL_SCRATCH_PREFIX}/*")],
             )
         )
         acknowledge(
-            drill,
+            function,
             "AwsSolutions-IAM5",
-            "A restore drill writes, reads back and deletes the objects of a sampled recovery point, whose keys are "
-            "not known in advance, under the drill-scratch/ prefix of its dedicated scratch bucket only.",
+            "A restore drill writes and reads back (items) and deletes (summary) the objects of a sampled recovery "
+            "point, whose keys are not known in advance, under the drill-scratch/ prefix of its dedicated scratch "
+            "bucket only.",
             findings=[f"Resource::<{logical_id(self.bucket)}.Arn>/{c.DRILL_SCRATCH_PREFIX}/*"],
         )

@@ -243,6 +243,8 @@ class Functions(Construct):
             )
             if spec.deletes:
                 self._grant_deletes(function, spec.deletes)
+            elif spec.reads_lock_state:
+                self._grant_lock_state(function)
 
     def _grant_deletes(self, function: lambda_.Function, prefixes: tuple[str, ...]) -> None:
         """Forget and retention delete manifests, prune packs, indexes and its locks; all leave what Object Lock
@@ -256,6 +258,20 @@ class Functions(Construct):
                 resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes],
             )
         )
+        self._grant_lock_state(function, acknowledged=False)
+        acknowledge(
+            function,
+            "AwsSolutions-IAM5",
+            "Forget deletes manifests under recovery-points/, prune deletes packs, index objects, retired index "
+            "generations and its own locks under data/, index/, index-catalogs/, index-shards/ and locks/ of the "
+            "vault bucket: content-addressed or generated names that cannot be listed in advance; reading Object "
+            "Lock state covers every vault object prune may have to keep.",
+            findings=[f"Resource::{vault_arn}/{prefix}*" for prefix in prefixes] + [f"Resource::{vault_arn}/*"],
+        )
+
+    def _grant_lock_state(self, function: lambda_.Function, acknowledged: bool = True) -> None:
+        """Reading what Object Lock holds (retention, legal hold) of any vault object: prune keeps held objects."""
+        bucket = self._vault.bucket
         function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="VaultObjectLockRead",
@@ -270,14 +286,14 @@ class Functions(Construct):
                 resources=[bucket.bucket_arn],
             )
         )
-        acknowledge(
-            function,
-            "AwsSolutions-IAM5",
-            "Forget deletes manifests under recovery-points/, prune deletes packs, index objects and its own "
-            "locks under data/, index/ and locks/ of the vault bucket: content-addressed names that cannot be "
-            "listed in advance; reading Object Lock state covers every vault object prune may have to keep.",
-            findings=[f"Resource::{vault_arn}/{prefix}*" for prefix in prefixes] + [f"Resource::{vault_arn}/*"],
-        )
+        if acknowledged:
+            acknowledge(
+                function,
+                "AwsSolutions-IAM5",
+                "Prune's Decide and Sweep read the Object Lock state of index objects and packs they would remove: "
+                "content-addressed names that cannot be listed in advance.",
+                findings=[f"Resource::<{logical_id(bucket)}.Arn>/*"],
+            )
 
     def _grant_sources(self, plans: PlansFile) -> None:
         """Prepare lists the sources, workers read their objects; read-only, and only the plans' buckets."""

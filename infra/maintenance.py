@@ -4,23 +4,35 @@ and is described in docs/state-machines.md ("Maintenance"); change both together
 
 ::
 
-    Forget -> PruneEnabled? -> Prune -> Verify -> DrillEnabled? -> Drill -> MaintenanceSucceeded (event) -> Done
+    Forget -> PruneEnabled? -> <Prune chain> -> Verify -> <VerifyItems: Distributed Map> -> VerifySummary
+           -> DrillEnabled? -> Drill -> <DrillItems: Distributed Map> -> DrillSummary -> MaintenanceSucceeded -> Done
        \\___________ any error (Catch States.ALL -> $.error) ____________/
                          -> MaintenanceFailed (event) -> Failed
 
+The prune chain (infra/prune_workflow.py) is Start, Distributed Maps of mark, plan and sweep items, Decide and
+Finish; an error after Start goes through PruneAbort (which releases the exclusive lock) to MaintenanceFailed.
+Verify plans the check (vaultline/runs/verify_steps.py) and stages its work list in the vault; each map item verifies
+a batch of packs or recovery points and loops on its own cursor when its time budget runs low; VerifySummary proves
+every item reported and stores the result at ``$.results.verify``. The drill has the same shape
+(vaultline/runs/drill_steps.py): its plan stages batches of a sampled recovery point's entries, its items restore them
+into scratch and compare, its summary deletes the scratch copy and stores ``$.results.drill``.
+
 Every step gets the whole state and stores its result at ``$.results.<step>``; ``$.results`` is the success event's
-detail. Prune takes the vault's exclusive lock and raises ``VaultLocked`` while a backup holds the shared one: that
-error is retried for about half an hour with backoff, on its own retrier.
+detail. PruneStart takes the vault's exclusive lock and raises ``VaultLocked`` while a backup holds the shared one:
+that error is retried for about half an hour with backoff, on its own retrier.
 """
 
 from __future__ import annotations
 
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+from pydantic import BaseModel
 
 from infra import constants as c
 from infra import registry as r
@@ -28,14 +40,31 @@ from infra.drill_scratch import DrillScratch
 from infra.functions import Functions
 from infra.nag import acknowledge, logical_id
 from infra.observability import IntegrityAlarm, notify_outcomes
-from infra.paths import path
+from infra.paths import fields_of, path
+from infra.prune_workflow import PruneChain
 from infra.schedules import MaintenanceSchedule
 from infra.settings import StackSettings
-from infra.tasks import catch_all, flag_set, invoke, locked_retry, put_event, state_machine
+from infra.tasks import WorkList, catch_all, flag_set, invoke, put_event, state_machine, work_list_map
 from infra.vault import Vault
+from infra.workflows import MAP_ITEM
 from vaultline.plans import PlansFile
-from vaultline.runs.maintenance_models import MaintenanceInput
+from vaultline.runs.maintenance_models import (
+    DrillItemEvent,
+    DrillItemResult,
+    DrillPlanned,
+    MaintenanceInput,
+    VerifyItemEvent,
+    VerifyItemResult,
+    VerifyPlanned,
+)
 from vaultline.runs.requests import maintenance_input
+
+# Where the state keeps the verify's and the drill's plans, their maps' outputs, and a map item's last result.
+VERIFYING = "$.verifying"
+VERIFY_MAP = "$.verify_map"
+DRILLING = "$.drilling"
+DRILL_MAP = "$.drill_map"
+PART = "$.part"
 
 
 class Maintenance(Construct):
@@ -57,11 +86,16 @@ class Maintenance(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.forget = functions[r.MAINTENANCE_FORGET]
-        self.prune = functions[r.MAINTENANCE_PRUNE]
-        self.verify = functions[r.MAINTENANCE_VERIFY]
-        self.drill = functions[r.MAINTENANCE_DRILL]
+        self.functions = functions
+        self.vault = vault
+        self.verify_plan = functions[r.MAINTENANCE_VERIFY_PLAN]
+        self.verify_item = functions[r.MAINTENANCE_VERIFY_ITEM]
+        self.verify_summary = functions[r.MAINTENANCE_VERIFY_SUMMARY]
+        self.drill_plan = functions[r.MAINTENANCE_DRILL_PLAN]
+        self.drill_item = functions[r.MAINTENANCE_DRILL_ITEM]
+        self.drill_summary = functions[r.MAINTENANCE_DRILL_SUMMARY]
 
-        self.scratch = DrillScratch(self, "DrillScratch", vault=vault, drill=self.drill)
+        self.scratch = DrillScratch(self, "DrillScratch", vault=vault, item=self.drill_item, summary=self.drill_summary)
         self.log_group = functions.log_key.log_group(self, "Logs", logs.RetentionDays.THREE_MONTHS)
         self.state_machine = self._state_machine()
         self.schedule = MaintenanceSchedule(
@@ -87,11 +121,16 @@ class Maintenance(Construct):
 
     def _state_machine(self) -> sfn.StateMachine:
         forget = invoke(self, "Forget", self.forget, result_path="$.results.forget")
-        prune = invoke(self, "Prune", self.prune, result_path="$.results.prune")
-        # A running backup holds the vault's shared lock; prune needs it exclusively. Wait for the backup.
-        locked_retry(prune)
-        verify = invoke(self, "Verify", self.verify, result_path="$.results.verify")
-        drill = invoke(self, "Drill", self.drill, result_path="$.results.drill")
+        verify = invoke(self, "Verify", self.verify_plan, result_path=VERIFYING)
+        verify_items = self._item_map(
+            "Verify", self.verify_item, (VerifyItemEvent, VerifyItemResult, VerifyPlanned), VERIFYING, VERIFY_MAP
+        )
+        verify_summary = invoke(self, "VerifySummary", self.verify_summary, result_path="$.results.verify")
+        drill = invoke(self, "Drill", self.drill_plan, result_path=DRILLING)
+        drill_items = self._item_map(
+            "Drill", self.drill_item, (DrillItemEvent, DrillItemResult, DrillPlanned), DRILLING, DRILL_MAP
+        )
+        drill_summary = invoke(self, "DrillSummary", self.drill_summary, result_path="$.results.drill")
 
         succeeded = put_event(
             self, "MaintenanceSucceeded", c.MAINTENANCE_SUCCEEDED, sfn.TaskInput.from_json_path_at("$.results")
@@ -104,18 +143,29 @@ class Maintenance(Construct):
             cause=f"A maintenance step failed; the '{c.MAINTENANCE_FAILED}' event has the error.",
         )
         failed_event.next(failed)
-        catch_all((forget, prune, verify, drill), failed_event)
+        prune = PruneChain(
+            self,
+            "Prune",
+            functions=self.functions,
+            vault=self.vault,
+            result_path="$.results.prune",
+            then=verify,
+            failed=failed_event,
+        )
+        catch_all((forget, verify, verify_items, verify_summary, drill, drill_items, drill_summary), failed_event)
 
         succeeded.next(sfn.Succeed(self, "Done"))
-        drill.next(succeeded)
-        verify.next(
+        drill.next(drill_items).next(drill_summary).next(succeeded)
+        verify.next(verify_items).next(verify_summary)
+        verify_summary.next(
             sfn.Choice(self, "DrillEnabled")
             .when(flag_set(path(MaintenanceInput, "drill", "enabled")), drill)
             .otherwise(succeeded)
         )
-        prune.next(verify)
         forget.next(
-            sfn.Choice(self, "PruneEnabled").when(flag_set(path(MaintenanceInput, "prune")), prune).otherwise(verify)
+            sfn.Choice(self, "PruneEnabled")
+            .when(flag_set(path(MaintenanceInput, "prune")), prune.first)
+            .otherwise(verify)
         )
 
         machine = state_machine(
@@ -124,15 +174,77 @@ class Maintenance(Construct):
             definition=forget,
             log_group=self.log_group,
         )
-        functions = [self.forget, self.prune, self.verify, self.drill]
+        # The maps' ItemReaders read and their ResultWriters write SSE-KMS objects of the vault: CDK grants S3 only.
+        machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.vault.key.key_arn])
+        )
+        functions = [self.forget, *prune.functions, self.verify_plan, self.verify_item, self.verify_summary]
+        functions += [self.drill_plan, self.drill_item, self.drill_summary]
+        executions = (
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{logical_id(machine)}"}}]}}]}}'
+        )
         acknowledge(
             machine,
             "AwsSolutions-IAM5",
             "CDK's own grants for this workflow: invoking each maintenance function by any version qualifier "
-            "(ARN:*), and X-Ray and log delivery, which have no resource-level permissions (Resource::*).",
-            findings=["Resource::*", *(f"Resource::<{logical_id(function)}.Arn>:*" for function in functions)],
+            "(ARN:*), the prune, verify and drill maps reading their work lists and writing results under the vault "
+            "bucket (bucket/*), describing and stopping their own child executions, and X-Ray and log delivery, which "
+            "have no resource-level permissions (Resource::*).",
+            findings=[
+                "Resource::*",
+                f"Resource::arn:<AWS::Partition>:s3:::<{logical_id(self.vault.bucket)}>/*",
+                f"Resource::{executions}:*",
+                f"Resource::{executions}/*:*",
+                *(f"Resource::<{logical_id(function)}.Arn>:*" for function in functions),
+            ],
         )
         return machine
+
+    def _item_map(
+        self,
+        stage: str,
+        function: lambda_.IFunction,
+        models: tuple[type[BaseModel], type[BaseModel], type[BaseModel]],
+        planned_at: str,
+        result_path: str,
+    ) -> sfn.DistributedMap:
+        """``<stage>Items``: the map over the work list the stage's plan staged; each item invokes ``<stage>Item``
+        until its result says done, handing its cursor back in (``<stage>NextPart``), so a batch of any size fits
+        15-minute invocations. ``models`` are the item's event, its result and the plan's result."""
+        event, result, planned = models
+        item = invoke(self, f"{stage}Item", function, result_path=PART, idempotent=True)
+        next_part = sfn.Pass(
+            self,
+            f"{stage}NextPart",
+            parameters=fields_of(
+                event,
+                run_id=sfn.JsonPath.string_at(path(event, "run_id")),
+                item=sfn.JsonPath.object_at(path(result, "next", "item", at=PART)),
+                cursor=sfn.JsonPath.object_at(path(result, "next", "cursor", at=PART)),
+            ),
+        )
+        finished = sfn.Succeed(self, f"{stage}ItemFinished", output_path=PART)
+        item.next(
+            sfn.Choice(self, f"{stage}ItemDone")
+            .when(sfn.Condition.boolean_equals(path(result, "done", at=PART), True), finished)
+            .otherwise(next_part)
+        )
+        next_part.next(item)
+        work = WorkList(
+            key=path(planned, "work_list_key", at=planned_at),
+            concurrency=path(planned, "worker_concurrency", at=planned_at),
+            item_selector=fields_of(event, run_id=path(planned, "run_id", at=planned_at), item=MAP_ITEM),
+        )
+        return work_list_map(
+            self,
+            f"{stage}Items",
+            state_name=f"{stage}Items",
+            vault=self.vault,
+            work=work,
+            processor=item,
+            result_path=result_path,
+        )
 
 
 __all__ = ["Maintenance"]

@@ -31,6 +31,8 @@ class FunctionSpec:
     ends_run: bool = False
     # Maintenance: the vault prefixes it may delete under (and so reads Object Lock state there).
     deletes: tuple[str, ...] = ()
+    # Maintenance: reads Object Lock state without deleting (prune's Decide and Sweep find what is held).
+    reads_lock_state: bool = False
 
     @property
     def handler(self) -> str:
@@ -45,9 +47,15 @@ class FunctionSpec:
 
 # What each maintenance function may delete in the vault (vaultline/repository/layout.py's prefixes).
 FORGET_DELETES = (layout.MANIFEST_PREFIX,)
-PRUNE_DELETES = (layout.DATA_PREFIX, layout.INDEX_PREFIX, layout.LOCK_PREFIX)
+PRUNE_DELETES = (
+    layout.DATA_PREFIX,
+    layout.INDEX_PREFIX,
+    layout.CATALOG_PREFIX,
+    layout.GENERATION_PREFIX,
+    layout.LOCK_PREFIX,
+)
 
-# Memory: 1769 MB (a full vCPU) for the CPU-bound workers, verify and the drill; Prepare is I/O-bound; Commit and
+# Memory: 1769 MB (a full vCPU) for the CPU-bound workers, verify items and the drill; Prepare is I/O-bound; Commit and
 # prune hold a run's entries or every live blob id while they merge or mark (constants.py explains each figure).
 BACKUP_PREPARE = FunctionSpec(
     "backup_prepare",
@@ -103,15 +111,69 @@ APPLY_RETENTION = FunctionSpec(
 MAINTENANCE_FORGET = FunctionSpec(
     "maintenance_forget", c.FINISH_MEMORY_MB, "Apply every plan's keep rules", deletes=FORGET_DELETES
 )
+# Prune's steps (vaultline/operations/prune.py states each one's memory ceiling). Start lists the packs into 40
+# bytes each (26 MiB at 650,000 packs) and takes or releases locks: I/O-bound. Mark reads entry streams through the
+# compact index (34 bytes per blob: about 1 GiB at 30 million chunks) and parses JSON: a full vCPU. Plan holds one
+# partition's runs and the packs listing (tens of MiB at 30 million chunks), Decide the removed packs' ids and one
+# partial per partition: I/O-bound. Sweep hashes and copies packs: a full vCPU. Finish holds the held and new packs'
+# ids and one index object. Only Finish deletes packs and index objects; Start and Abort only locks and staging.
+# Their maps' MaxConcurrency bounds them, so they take no reserved concurrency (not `worker`).
 MAINTENANCE_PRUNE = FunctionSpec(
-    "maintenance_prune",
-    c.COMMIT_MEMORY_MB,
-    "Delete unreferenced data, repack",
+    "maintenance_prune", c.PREPARE_MEMORY_MB, "Start a prune: exclusive lock, stage its work", ends_run=True
+)
+MAINTENANCE_PRUNE_MARK = FunctionSpec(
+    "maintenance_prune_mark", c.WORKER_MEMORY_MB, "Mark live blobs of a batch into sorted runs"
+)
+MAINTENANCE_PRUNE_PLAN = FunctionSpec(
+    "maintenance_prune_plan", c.PREPARE_MEMORY_MB, "Merge a partition into per-pack partials"
+)
+MAINTENANCE_PRUNE_DECIDE = FunctionSpec(
+    "maintenance_prune_decide", c.PREPARE_MEMORY_MB, "Classify packs, stage the sweep", reads_lock_state=True
+)
+MAINTENANCE_PRUNE_SWEEP = FunctionSpec(
+    "maintenance_prune_sweep",
+    c.WORKER_MEMORY_MB,
+    "Repack a batch of packs, find held ones",
     writes_locked=True,
+    reads_lock_state=True,
+)
+MAINTENANCE_PRUNE_FINISH = FunctionSpec(
+    "maintenance_prune_finish",
+    c.PREPARE_MEMORY_MB,
+    "Replace indexes, delete packs, unlock",
+    writes_locked=True,
+    ends_run=True,
     deletes=PRUNE_DELETES,
 )
-MAINTENANCE_VERIFY = FunctionSpec("maintenance_verify", c.WORKER_MEMORY_MB, "Check the vault, read some packs")
-MAINTENANCE_DRILL = FunctionSpec("maintenance_drill", c.WORKER_MEMORY_MB, "Restore drill into scratch space")
+MAINTENANCE_PRUNE_ABORT = FunctionSpec(
+    "maintenance_prune_abort",
+    c.ABORT_MEMORY_MB,
+    "Unlock a failed prune, clean its staging",
+    timeout_minutes=c.ABORT_TIMEOUT_MINUTES,
+    ends_run=True,
+)
+# Verify: the plan and the recovery point items hold the index (34 bytes a blob) as prune does; the items read and
+# decode packs, CPU-bound like the backup workers (a full vCPU); the summary adds up small results.
+MAINTENANCE_VERIFY_PLAN = FunctionSpec(
+    "maintenance_verify_plan", c.COMMIT_MEMORY_MB, "Stage the batches of packs and recovery points to verify"
+)
+# Not a reserved-concurrency worker: it runs once a day, its map's MaxConcurrency bounds it, and a reservation
+# would take account concurrency from the backups all day.
+MAINTENANCE_VERIFY_ITEM = FunctionSpec(
+    "maintenance_verify_item", c.WORKER_MEMORY_MB, "Verify a batch of packs or recovery points"
+)
+MAINTENANCE_VERIFY_SUMMARY = FunctionSpec(
+    "maintenance_verify_summary", c.FINISH_MEMORY_MB, "Add up a verify's results", ends_run=True
+)
+# Drill: the plan streams a manifest into batches (I/O-bound); the items restore, read back and hash, CPU-bound like
+# the restore workers; the summary adds up and deletes the scratch copy.
+MAINTENANCE_DRILL_PLAN = FunctionSpec("maintenance_drill_plan", c.PREPARE_MEMORY_MB, "Stage a restore drill's batches")
+MAINTENANCE_DRILL_ITEM = FunctionSpec(
+    "maintenance_drill_item", c.WORKER_MEMORY_MB, "Restore a drill batch into scratch space, compare"
+)
+MAINTENANCE_DRILL_SUMMARY = FunctionSpec(
+    "maintenance_drill_summary", c.FINISH_MEMORY_MB, "Add up a drill, delete its scratch copy", ends_run=True
+)
 
 # In the order the template has always listed them: the S3 path, the DynamoDB path, retention and maintenance.
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -132,7 +194,17 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     APPLY_RETENTION,
     MAINTENANCE_FORGET,
     MAINTENANCE_PRUNE,
-    MAINTENANCE_VERIFY,
-    MAINTENANCE_DRILL,
+    MAINTENANCE_VERIFY_PLAN,
+    MAINTENANCE_VERIFY_ITEM,
+    MAINTENANCE_VERIFY_SUMMARY,
+    MAINTENANCE_DRILL_PLAN,
+    MAINTENANCE_DRILL_ITEM,
+    MAINTENANCE_DRILL_SUMMARY,
+    MAINTENANCE_PRUNE_MARK,
+    MAINTENANCE_PRUNE_PLAN,
+    MAINTENANCE_PRUNE_DECIDE,
+    MAINTENANCE_PRUNE_SWEEP,
+    MAINTENANCE_PRUNE_FINISH,
+    MAINTENANCE_PRUNE_ABORT,
 )
 WORKERS = tuple(spec for spec in FUNCTIONS if spec.worker)

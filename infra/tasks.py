@@ -138,9 +138,10 @@ def work_list_map(
     vault: Vault,
     work: WorkList,
     processor: sfn.IChainable,
+    result_path: str = "$.map",
 ) -> StrictDistributedMap:
     """A Distributed Map over the work list Prepare staged in the vault, no item allowed to fail, results written
-    to the vault (the summaries may outgrow a 256 KiB payload)."""
+    to the vault (the summaries may outgrow a 256 KiB payload) and described at ``result_path``."""
     batches = StrictDistributedMap(
         scope,
         construct_id,
@@ -152,7 +153,7 @@ def work_list_map(
         result_writer_v2=sfn.ResultWriterV2(bucket=vault.bucket, prefix=c.MAP_RESULTS_PREFIX),
         # STANDARD child executions: a batch may run for many minutes, and the embedded AWS only runs STANDARD.
         map_execution_type=sfn.StateMachineType.STANDARD,
-        result_path="$.map",
+        result_path=result_path,
     )
     batches.item_processor(processor)
     return batches

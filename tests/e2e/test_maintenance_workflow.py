@@ -42,7 +42,11 @@ def _maintenance_input(d: Deployment) -> dict[str, Any]:
     return sent
 
 
-def test_retention_after_commit_then_maintenance_prunes_verifies_and_drills(deployment: Deployment) -> None:
+def test_retention_after_commit_then_maintenance_prunes_verifies_and_drills(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaultline_dev.embedded.lambdas import LambdaContext, invocations
+
     client("s3").create_bucket(Bucket=BUCKET)
     sqs, events = client("sqs"), client("events")
     queue = sqs.create_queue(QueueName="maintenance-events")["QueueUrl"]
@@ -70,14 +74,21 @@ def test_retention_after_commit_then_maintenance_prunes_verifies_and_drills(depl
     scratch = scheduled["drill"]["scratch"]
     assert scratch.startswith("s3://") and scratch.endswith("/drill-scratch")
     arn = deployment.deployed.outputs["MaintenanceStateMachineArn"]
-    results = follow(start(arn, scheduled), poll_seconds=0.05)["results"]
+    # Every verify item's time budget is spent once it starts: each item verifies one pack or one recovery point
+    # per invocation, so the map item's cursor loop (VerifyItemDone -> VerifyNextPart -> VerifyItem) runs for real.
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda self: 1_000)
+    output = follow(start(arn, scheduled), poll_seconds=0.05)
+    results = output["results"]
 
     assert results["forget"]["removed_count"] == 0 and results["forget"]["kept"] == 2, results["forget"]
     prune = results["prune"]
     assert prune["packs_deleted"] >= 1 and prune["bytes_freed"] > 0, prune
     verify = results["verify"]
     assert verify["ok"] and verify["error_count"] == 0 and verify["recovery_points"] == 2, verify
-    assert verify["packs_read"] == prune["packs_after"]
+    assert verify["packs_read"] == prune["packs_after"] and verify["objects"] == 10
+    item_calls = sum(n for name, n in invocations.calls.items() if "MaintenanceVerifyItem" in name)
+    assert item_calls == verify["packs_read"] + verify["recovery_points"] > output["verifying"]["items"]
+    assert not [o.key for o in vault.storage.list("staging/verify-")], "the summary clears the verify's run"
     drill = results["drill"]
     assert drill["ok"] and drill["mismatches"] == [] and drill["cleaned_up"], drill
     assert drill["recovery_point"] in kept and drill["verified"] == 5
@@ -86,6 +97,8 @@ def test_retention_after_commit_then_maintenance_prunes_verifies_and_drills(depl
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     details = [json.loads(m["Body"])["detail"] for m in messages]
     assert any(d.get("prune", {}).get("packs_deleted") == prune["packs_deleted"] for d in details), details
+    # Prune released its exclusive lock across its steps' end and left nothing of its run in staging.
+    assert list(vault.storage.list("locks/")) == [] and list(vault.storage.list("staging/prune-")) == []
 
 
 def test_retention_failure_does_not_fail_the_backup(deployment: Deployment) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,18 @@ HANDLERS = {
     "ApplyRetention": "apply_retention.handler",
     "MaintenanceForget": "maintenance_forget.handler",
     "MaintenancePrune": "maintenance_prune.handler",
-    "MaintenanceVerify": "maintenance_verify.handler",
-    "MaintenanceDrill": "maintenance_drill.handler",
+    "MaintenanceVerifyPlan": "maintenance_verify_plan.handler",
+    "MaintenanceVerifyItem": "maintenance_verify_item.handler",
+    "MaintenanceVerifySummary": "maintenance_verify_summary.handler",
+    "MaintenanceDrillPlan": "maintenance_drill_plan.handler",
+    "MaintenanceDrillItem": "maintenance_drill_item.handler",
+    "MaintenanceDrillSummary": "maintenance_drill_summary.handler",
+    "MaintenancePruneMark": "maintenance_prune_mark.handler",
+    "MaintenancePrunePlan": "maintenance_prune_plan.handler",
+    "MaintenancePruneDecide": "maintenance_prune_decide.handler",
+    "MaintenancePruneSweep": "maintenance_prune_sweep.handler",
+    "MaintenancePruneFinish": "maintenance_prune_finish.handler",
+    "MaintenancePruneAbort": "maintenance_prune_abort.handler",
 }
 
 
@@ -38,13 +49,13 @@ def _function(synth: Synth, name: str) -> dict[str, Any]:
     found = [
         v
         for k, v in synth.resources("AWS::Lambda::Function").items()
-        if k.startswith(f"Functions{name}") and "ServiceRole" not in k
+        if re.fullmatch(f"Functions{name}[0-9A-F]{{8}}", k)
     ]
     assert len(found) == 1, name
     return found[0]["Properties"]
 
 
-def test_exactly_the_nineteen_handlers_exist(synth: Synth) -> None:
+def test_exactly_the_registered_handlers_exist(synth: Synth) -> None:
     handlers = sorted(f["Properties"]["Handler"] for f in synth.resources("AWS::Lambda::Function").values())
     assert handlers == sorted(HANDLERS.values())
 
@@ -74,7 +85,8 @@ def test_function_environment_names_the_vault_and_powertools_settings(synth: Syn
 
 
 def test_workers_get_one_full_vcpu_and_long_steps_the_lambda_maximum(synth: Synth) -> None:
-    for name in ("BackupWorker", "RestoreWorker", "DdbSegmentWorker", "DdbRestoreWorker"):
+    workers = ("BackupWorker", "RestoreWorker", "DdbSegmentWorker", "DdbRestoreWorker")
+    for name in (*workers, "MaintenanceVerifyItem", "MaintenanceDrillItem"):
         assert _function(synth, name)["MemorySize"] == 1769
     for name in ("BackupPrepare", "BackupWorker", "BackupCommit", "RestorePrepare", "RestoreWorker"):
         assert _function(synth, name)["Timeout"] == 900
@@ -138,7 +150,7 @@ def test_cross_account_sources_are_read_through_their_role_not_direct_grants(mul
 
 @pytest.mark.parametrize("name", HANDLERS)
 def test_no_function_gets_write_or_delete_outside_the_vault_and_restore_targets(synth: Synth, name: str) -> None:
-    for statement in statements(synth, f"Functions{name}"):
+    for statement in statements(synth, f"Functions{name}ServiceRole"):
         if statement["Effect"] == "Deny":  # the guards of the vault's own objects (tests below)
             assert statement["Sid"] in (
                 "VaultConfigCreateOnly",
@@ -153,13 +165,15 @@ def test_no_function_gets_write_or_delete_outside_the_vault_and_restore_targets(
                 assert (
                     "VaultBucket" in resource
                     or resource.startswith("arn:REF_AWS__Partition:s3:::vaultline-*")
-                    or (name == "MaintenanceDrill" and "MaintenanceDrillScratch" in resource)
+                    or (name.startswith("MaintenanceDrill") and "MaintenanceDrillScratch" in resource)
                 ), resource
 
 
 @pytest.mark.parametrize("name", HANDLERS)
 def test_kms_use_is_limited_to_the_vault_key_or_to_a_service_acting_for_the_function(synth: Synth, name: str) -> None:
-    kms = [s for s in statements(synth, f"Functions{name}") if any(a.startswith("kms:") for a in actions_of(s))]
+    kms = [
+        s for s in statements(synth, f"Functions{name}ServiceRole") if any(a.startswith("kms:") for a in actions_of(s))
+    ]
     vault_key = [s for s in kms if s.get("Sid") == "VaultKey"]
     assert len(vault_key) == 1
     assert actions_of(vault_key[0]) == {"kms:Decrypt", "kms:GenerateDataKey"}
@@ -172,19 +186,27 @@ def test_kms_use_is_limited_to_the_vault_key_or_to_a_service_acting_for_the_func
 
 def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_locks(synth: Synth) -> None:
     # Retention and maintenance delete elsewhere in the vault: tests/infra/test_maintenance.py pins those down.
-    maintenance = {"ApplyRetention", "MaintenanceForget", "MaintenancePrune", "MaintenanceDrill"}
-    deleters = {name for name in HANDLERS if "s3:DeleteObject" in _all_actions(synth, f"Functions{name}")}
+    maintenance = {"ApplyRetention", "MaintenanceForget", "MaintenanceDrillSummary"}
+    maintenance |= {name for name in HANDLERS if name.startswith("MaintenancePrune")}
+    deleters = {name for name in HANDLERS if "s3:DeleteObject" in _all_actions(synth, f"Functions{name}ServiceRole")}
     lock_takers = {"BackupPrepare", "DdbBackupPrepare"}
-    run_enders = {"BackupCommit", "RestoreFinish", "Abort", "DdbBackupCommit", "DdbRestoreFinish"}
+    run_enders = {
+        "BackupCommit",
+        "RestoreFinish",
+        "Abort",
+        "DdbBackupCommit",
+        "DdbRestoreFinish",
+        "MaintenanceVerifySummary",
+    }
     assert deleters - maintenance == run_enders | lock_takers
     vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
     for name in run_enders:
-        delete = [s for s in statements(synth, f"Functions{name}") if "s3:DeleteObject" in actions_of(s)]
+        delete = [s for s in statements(synth, f"Functions{name}ServiceRole") if "s3:DeleteObject" in actions_of(s)]
         delete = [s for s in delete if s["Effect"] == "Allow"]  # the key slots' deny is tested on its own
         assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/staging/*", f"GETATT_{vault_id}_Arn/locks/*"]
     for name in lock_takers:
         # A lock taker withdraws its lock on conflict; a failed Prepare deletes what it staged and its lock.
-        delete = [s for s in statements(synth, f"Functions{name}") if "s3:DeleteObject" in actions_of(s)]
+        delete = [s for s in statements(synth, f"Functions{name}ServiceRole") if "s3:DeleteObject" in actions_of(s)]
         delete = [s for s in delete if s["Effect"] == "Allow"]
         assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/staging/*", f"GETATT_{vault_id}_Arn/locks/*"]
 
@@ -261,7 +283,7 @@ def test_no_other_step_touches_a_table(synth: Synth) -> None:
     # A scan-mode plan grants no export; nothing but the DynamoDB steps touches tables.
     assert _dynamodb_statements(synth, "FunctionsDdbExportStatus") == []
     for name in ("BackupPrepare", "BackupWorker", "BackupCommit", "DdbBackupCommit", "Abort", "DdbRestoreFinish"):
-        assert _dynamodb_statements(synth, f"Functions{name}") == [], name
+        assert _dynamodb_statements(synth, f"Functions{name}ServiceRole") == [], name
 
 
 TABLE_PLANS = """\
@@ -303,7 +325,7 @@ def test_export_mode_and_cross_region_and_cross_account_tables(tmp_path: Path) -
 
 
 def _sid(s: Synth, role: str, sid: str) -> dict[str, Any]:
-    (found,) = [x for x in statements(s, f"Functions{role}") if x.get("Sid") == sid]
+    (found,) = [x for x in statements(s, f"Functions{role}ServiceRole") if x.get("Sid") == sid]
     return found
 
 
@@ -377,7 +399,9 @@ def test_no_function_may_write_or_delete_a_key_slot(synth: Synth) -> None:
 
 def test_exactly_the_writers_of_locked_objects_may_set_their_retention(synth: Synth) -> None:
     vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
-    writers = {name for name in HANDLERS if "s3:PutObjectRetention" in _all_actions(synth, f"Functions{name}")}
+    writers = {
+        name for name in HANDLERS if "s3:PutObjectRetention" in _all_actions(synth, f"Functions{name}ServiceRole")
+    }
     assert writers == {
         "BackupPrepare",
         "BackupWorker",
@@ -385,7 +409,8 @@ def test_exactly_the_writers_of_locked_objects_may_set_their_retention(synth: Sy
         "DdbBackupPrepare",
         "DdbSegmentWorker",
         "DdbBackupCommit",
-        "MaintenancePrune",
+        "MaintenancePruneSweep",
+        "MaintenancePruneFinish",
     }
     for name in writers:
         assert resources_of(_sid(synth, name, "VaultObjectLockWrite")) == [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -27,7 +28,9 @@ CATCH_TO_FAILED = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Nex
 
 
 def _function_ref(synth: Synth, name: str) -> str:
-    function_id = next(k for k in synth.resources("AWS::Lambda::Function") if k.startswith(f"Functions{name}"))
+    function_id = next(
+        k for k in synth.resources("AWS::Lambda::Function") if re.fullmatch(f"Functions{name}[0-9A-F]{{8}}", k)
+    )
     return f"GETATT_{function_id}_Arn"
 
 
@@ -52,24 +55,43 @@ def test_maintenance_machine_is_standard_traced_and_logs_without_execution_data(
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
 
 
+PRUNE_STATES = (
+    "PruneStart",
+    "PruneMark",
+    "PrunePlan",
+    "PruneDecide",
+    "PruneSweep",
+    "PruneFinish",
+    "PruneFinishDone",
+    "PruneResult",
+    "PruneAbort",
+)
+
+
 def test_maintenance_flow(states: dict[str, Any]) -> None:
     assert set(states) == {
         "Forget",
         "PruneEnabled",
-        "Prune",
+        *PRUNE_STATES,
         "Verify",
+        "VerifyItems",
+        "VerifySummary",
         "DrillEnabled",
         "Drill",
+        "DrillItems",
+        "DrillSummary",
         "MaintenanceSucceeded",
         "Done",
         "MaintenanceFailed",
         "Failed",
     }
     assert states["Forget"]["Next"] == "PruneEnabled"
-    assert states["PruneEnabled"]["Choices"][0]["Next"] == "Prune"
+    assert states["PruneEnabled"]["Choices"][0]["Next"] == "PruneStart"
     assert states["PruneEnabled"]["Default"] == "Verify"
-    assert states["Prune"]["Next"] == "Verify"
-    assert states["Verify"]["Next"] == "DrillEnabled"
+    assert states["PruneResult"]["Next"] == "Verify"
+    assert states["Verify"]["Next"] == "VerifyItems"
+    assert states["VerifyItems"]["Next"] == "VerifySummary"
+    assert states["VerifySummary"]["Next"] == "DrillEnabled"
     drill_choice = states["DrillEnabled"]
     assert drill_choice["Choices"] == [
         {
@@ -81,7 +103,9 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
         }
     ]
     assert drill_choice["Default"] == "MaintenanceSucceeded"
-    assert states["Drill"]["Next"] == "MaintenanceSucceeded"
+    assert states["Drill"]["Next"] == "DrillItems"
+    assert states["DrillItems"]["Next"] == "DrillSummary"
+    assert states["DrillSummary"]["Next"] == "MaintenanceSucceeded"
     assert states["MaintenanceSucceeded"]["Next"] == "Done"
     assert states["MaintenanceFailed"]["Next"] == "Failed"
     assert states["Failed"] == {
@@ -92,36 +116,75 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "function"),
+    ("state", "function", "result"),
     [
-        ("Forget", "MaintenanceForget"),
-        ("Prune", "MaintenancePrune"),
-        ("Verify", "MaintenanceVerify"),
-        ("Drill", "MaintenanceDrill"),
+        ("Forget", "MaintenanceForget", "$.results.forget"),
+        ("Verify", "MaintenanceVerifyPlan", "$.verifying"),
+        ("VerifySummary", "MaintenanceVerifySummary", "$.results.verify"),
+        ("Drill", "MaintenanceDrillPlan", "$.drilling"),
+        ("DrillSummary", "MaintenanceDrillSummary", "$.results.drill"),
     ],
 )
-def test_each_step_gets_the_whole_state_and_stores_its_result_under_results(
-    synth: Synth, states: dict[str, Any], state: str, function: str
+def test_each_step_gets_the_whole_state_and_stores_its_result_in_it(
+    synth: Synth, states: dict[str, Any], state: str, function: str, result: str
 ) -> None:
     task = states[state]
     assert task["Resource"] == _function_ref(synth, function)
     assert "Parameters" not in task and "InputPath" not in task
-    assert task["ResultPath"] == f"$.results.{state.lower()}"
+    assert task["ResultPath"] == result
     assert task["Retry"][0] == LAMBDA_RETRY
     assert task["Catch"] == CATCH_TO_FAILED
     assert task["TimeoutSeconds"] == 910  # Lambda's own 900 s report their timeout first (Sandbox.Timedout)
 
 
 def test_prune_waits_for_running_backups_on_vault_locked(states: dict[str, Any]) -> None:
-    assert states["Prune"]["Retry"][1] == {
+    assert states["PruneStart"]["Retry"][1] == {
         "ErrorEquals": ["VaultLocked"],
         "IntervalSeconds": 60,
         "MaxAttempts": 5,
         "BackoffRate": 2,
         "JitterStrategy": "FULL",
     }
-    for state in ("Forget", "Verify", "Drill"):
+    for state in ("Forget", "Verify", "VerifySummary", "Drill", "DrillSummary"):
         assert len(states[state]["Retry"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("stage", "function", "planned", "output"),
+    [
+        ("Verify", "MaintenanceVerifyItem", "$.verifying", "$.verify_map"),
+        ("Drill", "MaintenanceDrillItem", "$.drilling", "$.drill_map"),
+    ],
+)
+def test_verify_and_drill_map_their_staged_work_lists_and_loop_an_item_on_its_cursor(
+    synth: Synth, states: dict[str, Any], stage: str, function: str, planned: str, output: str
+) -> None:
+    items = states[f"{stage}Items"]
+    assert items["Type"] == "Map" and items["ToleratedFailureCount"] == 0
+    assert items["ItemReader"]["Resource"] == "arn:REF_AWS__Partition:states:::s3:getObject"
+    assert items["ItemReader"]["Parameters"]["Key.$"] == f"{planned}.work_list_key"
+    assert items["MaxConcurrencyPath"] == f"{planned}.worker_concurrency"
+    assert items["ItemSelector"] == {"run_id.$": f"{planned}.run_id", "item.$": "$$.Map.Item.Value"}
+    assert items["ResultPath"] == output and items["Catch"] == CATCH_TO_FAILED
+    processor = items["ItemProcessor"]
+    assert processor["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    inner = processor["States"]
+    assert processor["StartAt"] == f"{stage}Item"
+    item = inner[f"{stage}Item"]
+    assert item["Resource"] == _function_ref(synth, function) and item["ResultPath"] == "$.part"
+    # An item is idempotent (it writes only its result, or its own scratch copy): a timed-out attempt runs again.
+    assert "Sandbox.Timedout" in item["Retry"][0]["ErrorEquals"]
+    assert inner[f"{stage}ItemDone"]["Choices"] == [
+        {"Variable": "$.part.done", "BooleanEquals": True, "Next": f"{stage}ItemFinished"}
+    ]
+    assert inner[f"{stage}ItemDone"]["Default"] == f"{stage}NextPart"
+    assert inner[f"{stage}NextPart"]["Parameters"] == {
+        "run_id.$": "$.run_id",
+        "item.$": "$.part.next.item",
+        "cursor.$": "$.part.next.cursor",
+    }
+    assert inner[f"{stage}NextPart"]["Next"] == f"{stage}Item"
+    assert inner[f"{stage}ItemFinished"] == {"Type": "Succeed", "OutputPath": "$.part"}
 
 
 def test_results_and_failures_are_events_on_the_default_bus(states: dict[str, Any]) -> None:
@@ -182,7 +245,7 @@ def test_scratch_bucket_is_encrypted_private_logged_and_expires_leftovers(synth:
 
 
 def _deletes(synth: Synth, function: str) -> list[str]:
-    found = [s for s in statements(synth, f"Functions{function}") if "s3:DeleteObject" in actions_of(s)]
+    found = [s for s in statements(synth, f"Functions{function}ServiceRole") if "s3:DeleteObject" in actions_of(s)]
     found = [s for s in found if s["Effect"] == "Allow"]  # what it may delete; the denies are tested on their own
     return sorted(r for s in found for r in resources_of(s))
 
@@ -192,18 +255,35 @@ def test_only_forget_and_prune_delete_in_the_vault_and_only_their_prefixes(synth
     vault = f"GETATT_{vault_id}_Arn"
     assert _deletes(synth, "MaintenanceForget") == [f"{vault}/recovery-points/*"]
     assert _deletes(synth, "ApplyRetention") == [f"{vault}/recovery-points/*"]
-    assert _deletes(synth, "MaintenancePrune") == [f"{vault}/data/*", f"{vault}/index/*", f"{vault}/locks/*"]
-    assert _deletes(synth, "MaintenanceVerify") == []
+    # Prune: only Finish deletes packs and index objects; Start and Abort only their run's staging and locks.
+    run = [f"{vault}/locks/*", f"{vault}/staging/*"]
+    assert _deletes(synth, "MaintenancePruneFinish") == sorted(
+        [f"{vault}/data/*", f"{vault}/index-catalogs/*", f"{vault}/index-shards/*", f"{vault}/index/*", *run, run[0]]
+    )
+    for function in ("MaintenancePrune", "MaintenancePruneAbort"):
+        assert _deletes(synth, function) == run
+    for function in ("MaintenancePruneMark", "MaintenancePrunePlan", "MaintenancePruneDecide", "MaintenancePruneSweep"):
+        assert _deletes(synth, function) == []
+    assert _deletes(synth, "MaintenanceVerifyPlan") == _deletes(synth, "MaintenanceVerifyItem") == []
+    # The summary ends its run: its own staging, nothing a recovery point needs.
+    assert _deletes(synth, "MaintenanceVerifySummary") == [f"{vault}/locks/*", f"{vault}/staging/*"]
     scratch_id, _ = synth.only("AWS::S3::Bucket", "DrillScratch")
-    assert _deletes(synth, "MaintenanceDrill") == [f"GETATT_{scratch_id}_Arn/drill-scratch/*"]
+    assert _deletes(synth, "MaintenanceDrillPlan") == _deletes(synth, "MaintenanceDrillItem") == []
+    assert _deletes(synth, "MaintenanceDrillSummary") == [
+        f"GETATT_{scratch_id}_Arn/drill-scratch/*",
+        f"{vault}/locks/*",
+        f"{vault}/staging/*",
+    ]
 
 
 def test_forget_and_prune_may_read_object_lock_state(synth: Synth) -> None:
-    for function in ("MaintenanceForget", "MaintenancePrune", "ApplyRetention"):
-        granted = {a for s in statements(synth, f"Functions{function}") for a in actions_of(s)}
+    readers = ("MaintenanceForget", "MaintenancePruneDecide", "MaintenancePruneSweep", "MaintenancePruneFinish")
+    for function in (*readers, "ApplyRetention"):
+        granted = {a for s in statements(synth, f"Functions{function}ServiceRole") for a in actions_of(s)}
         assert {"s3:GetObjectRetention", "s3:GetObjectLegalHold", "s3:GetBucketObjectLockConfiguration"} <= granted
-    granted = {a for s in statements(synth, "FunctionsMaintenanceVerify") for a in actions_of(s)}
-    assert "s3:GetObjectRetention" not in granted
+    for function in ("MaintenanceVerify", "MaintenancePrune", "MaintenancePruneMark", "MaintenancePrunePlan"):
+        granted = {a for s in statements(synth, f"Functions{function}ServiceRole") for a in actions_of(s)}
+        assert "s3:GetObjectRetention" not in granted
 
 
 def test_stack_outputs_the_maintenance_state_machine(synth: Synth) -> None:

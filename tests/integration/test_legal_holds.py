@@ -18,7 +18,7 @@ from vaultline.operations.holds import add_hold, hold_status, load_hold, needed_
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.layout import MANIFEST_PREFIX, hold_key, manifest_key
-from vaultline.repository.manifest import RecoveryPoint, list_recovery_point_ids, load_recovery_point
+from vaultline.repository.manifest import RecoveryPoint, load_recovery_point
 from vaultline.repository.packs import list_pack_ids
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source

@@ -29,8 +29,7 @@ from vaultline.repository.manifest import (
 )
 from vaultline.repository.packs import BlobType
 from vaultline.repository.vault import Vault
-from vaultline.runs.maintenance_models import DrillOptions, MaintenanceInput, VerifyOptions
-from vaultline.runs.maintenance_steps import drill, verify
+from vaultline.runs.maintenance_models import MaintenanceInput, VerifyOptions
 from vaultline.sources import open_source
 from vaultline.storage import LocalStorage
 
@@ -63,7 +62,7 @@ def test_subset_parts_partition_the_packs_and_percentages_sample(vault_dir: tupl
         packs
     )
     assert len(PackSubset.parse("50%").select(packs, random.Random(1))) == -(-len(packs) // 2)
-    assert verify(vault, MaintenanceInput(verify=VerifyOptions(parts=3, run=4))).subset == "2/3"
+    assert str(MaintenanceInput(verify=VerifyOptions(parts=3, run=4)).verify.pack_subset()) == "2/3"
 
 
 def flip(path: Path, offset: int) -> None:
@@ -123,8 +122,7 @@ def test_restore_drill_into_a_scratch_bucket_verifies_and_cleans_up(
 ) -> None:
     root, rps = vault_dir
     s3.create_bucket(Bucket="scratch")
-    options = DrillOptions(scratch="s3://scratch/drills", recovery_point=rps[1].id)
-    out = drill(Vault.open(str(root)), MaintenanceInput(drill=options))
+    out = restore_drill(Vault.open(str(root)), "s3://scratch/drills", rps[1].id)
     assert out.ok and out.verified == out.objects == 6 and out.cleaned_up
     assert s3.list_objects_v2(Bucket="scratch").get("KeyCount", 0) == 0
 
@@ -198,3 +196,17 @@ def test_forget_and_prune_cli_forms_and_exit_codes(vault_dir: tuple[Path, list[R
     assert code == 1 and "locked" in err
     assert run(*v, "unlock", "--remove-all")[0] == 0
     assert run(*v, "prune")[0] == 0
+
+
+def test_index_compact_cli_writes_a_generation_once_and_check_still_passes(
+    vault_dir: tuple[Path, list[RecoveryPoint]], run: Run
+) -> None:
+    root, _ = vault_dir
+    v = ("--vault", str(root))
+    code, out, _ = run(*v, "index", "compact", "--json")
+    doc = json.loads(out)
+    assert code == 0 and not doc["up_to_date"] and doc["shards"] == 1 and doc["blobs"] > 0
+    code, out, _ = run(*v, "index", "compact")
+    assert code == 0 and f"{doc['generation']} is up to date" in out
+    assert run(*v, "check", "--read-data")[0] == 0
+    assert run(*v, "index")[0] == 2  # no subcommand

@@ -99,3 +99,17 @@ def test_a_directory_vault_with_object_lock_settings_backs_up_and_checks(tmp_pat
     save_object_lock(vault.storage, ObjectLockSettings(mode="GOVERNANCE", days=1))  # a directory has no lock
     run_backup(vault, open_source(str(source)))
     assert check_vault(Vault.open(LocalStorage(tmp_path / "v")), read_data=True).errors == []
+
+
+def test_delete_many_hides_keys_in_one_request_and_leaves_locked_versions_as_aws_does(
+    locked_vault: Vault, s3: Any
+) -> None:
+    keys = [pack_key(f"{n:02x}" * 32) for n in range(3)]
+    for key in keys:
+        locked_vault.storage.put(key, b"pack")  # under the vault's GOVERNANCE retention
+    locked_vault.storage.delete_many(keys)
+    assert [k for k in keys if locked_vault.storage.exists(k)] == []
+    versions = s3.list_object_versions(Bucket="locked-vault", Prefix="v/data/")
+    assert len(versions.get("Versions", [])) == 3 and len(versions.get("DeleteMarkers", [])) == 3
+    with pytest.raises(ValueError, match="at most 1,000"):
+        locked_vault.storage.delete_many([keys[0]] * 1001)

@@ -186,7 +186,8 @@ def test_a_backup_during_a_prune_is_refused_and_succeeds_afterwards(tmp_path: Pa
             refused.append(step)
 
     prune(vault, fault=fault)
-    assert refused == ["index-written"]
+    # Index objects are written twice: the sweep's for its new packs, then Finish's replacements.
+    assert refused and set(refused) == {"index-written"}
     assert [k for k, _ in list_locks(vault.storage)] == []
     rp: RecoveryPoint = run_backup(Vault.open(vault.storage), open_source(str(src)))
     expected[rp.id] = tree_files(src)

@@ -1,4 +1,4 @@
-"""The scale benchmark's quick mode runs end to end (its figures are for people; only that it runs is checked)."""
+"""The scale benchmarks' quick modes run end to end (its figures are for people; only that it runs is checked)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,22 @@ def test_quick_scale_bench_prints_its_table(tmp_path: Path) -> None:
     assert "step" in done.stdout and "peak MiB" in done.stdout and "B/unit" in done.stdout
     assert "Largest size within Lambda's limits" in done.stdout
     assert not list(tmp_path.iterdir()), "the synthetic vault is removed"
+
+
+def _run_bench(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout
+
+
+def test_quick_table_bench_prints_growth_and_restore() -> None:
+    out = _run_bench("table_bench.py", "--quick")
+    assert "mean growth a backup" in out and "restore read of the last recovery point: 3000 items" in out
+
+
+@pytest.mark.slow
+def test_quick_table_scale_bench_prints_its_extrapolation() -> None:
+    out = _run_bench("table_scale_bench.py", "--quick")
+    assert "worker, day 2 (1% delta)" in out and "table commit:" in out and "restore: one worker a segment" in out

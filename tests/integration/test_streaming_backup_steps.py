@@ -20,7 +20,7 @@ from vaultline.repository.manifest import (
 )
 from vaultline.repository.vault import Vault
 from vaultline.runs import backup_parts, backup_steps
-from vaultline.runs.models import BackupWorkerEvent, CommitEvent, Prepared, PrepareEvent, WorkItem
+from vaultline.runs.models import BackupBatch, BackupWorkerEvent, CommitEvent, Prepared, PrepareEvent, WorkItem
 from vaultline.runs.protocol import StagedRun
 from vaultline.sources import S3Source
 from vaultline.storage import S3Storage
@@ -129,3 +129,34 @@ def test_commit_of_a_run_that_lost_a_part_fails_naming_it_and_writes_no_manifest
         backup_steps.commit(vault, CommitEvent(prepared=prepared))
 
     assert list_recovery_point_ids(vault) == before
+
+
+def test_a_batch_carries_its_changed_objects_parent_chunks_and_the_worker_dedups_against_them(
+    bucket: Any, vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _backup(vault)
+    old = {e.key: e for e in iter_entries(vault, load_recovery_point(vault, first))}
+    # Written again with the same bytes: changed (a new mtime), so read, and its chunk is its parent entry's.
+    bucket.put_object(Bucket="src", Key="data/3/object-00003", Body=b"3")
+    staged: list[BackupBatch] = []
+    puts = StagedRun.put
+
+    def spy(self: StagedRun[Any], name: str, value: Any) -> None:
+        if isinstance(value, BackupBatch):
+            staged.append(value)
+        puts(self, name, value)
+
+    monkeypatch.setattr(StagedRun, "put", spy)
+    asked: list[bytes] = []
+    lookup = type(vault.lookup)
+    contains = lookup.__contains__
+    monkeypatch.setattr(lookup, "__contains__", lambda self, blob_id: asked.append(blob_id) or contains(self, blob_id))
+
+    second = load_recovery_point(vault, _backup(vault))
+
+    [batch] = staged
+    parent_chunks = old["data/3/object-00003"].chunks
+    assert batch.parent_chunk_keys() == {bytes.fromhex(c)[:16] for c in parent_chunks} != set()
+    assert asked and not batch.parent_chunk_keys() & {a[:16] for a in asked}  # deduped without asking the index
+    assert second.stats.objects_read == 1 and second.stats.duplicate_chunks >= 1
+    assert second.stats.new_chunks == 1  # the entry stream only

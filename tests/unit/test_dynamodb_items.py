@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,16 @@ def test_incremental_windows_follow_the_parent_export(elapsed: timedelta, window
     parent = TableBackupInfo(table=snapshot, mode="export", total_segments=1, export_time=parent_time)
     window = incremental_window(parent, parent_time + elapsed)
     assert window == (None if window_end is None else (parent_time, parent_time + window_end))
+
+
+def test_held_item_lines_take_about_their_own_size() -> None:
+    # A layered segment part holds every item line until it is sorted: each must not keep a 4 KiB buffer.
+    items = [{"pk": {"S": f"order#{n:06d}"}, "body": {"S": "x" * 300}} for n in range(2000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        lines = [encode_item(item) for item in items]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < sum(len(line) for line in lines) * 1.5

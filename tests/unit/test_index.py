@@ -140,6 +140,21 @@ def test_master_index_first_writer_wins() -> None:
     assert set(index.packs) == {pack_id(1), pack_id(2)}
 
 
+@given(st.lists(st.integers(0, 40), max_size=30), st.lists(st.integers(0, 40), max_size=10))
+@settings(max_examples=50, deadline=None)
+def test_sorted_pack_ids_merge_the_compact_runs_and_the_recent_packs_once_each(
+    loaded: list[int], added: list[int]
+) -> None:
+    # The verify plan merge-joins this stream with the listing of data/: it must be sorted and without repeats.
+    builder = CompactIndexBuilder()
+    for n in loaded:
+        builder.add_pack(pack_id(n), [BlobEntry(blob_id(n), 0, 0, 0, 1, 1)])
+    index = MasterIndex(builder.finish())
+    for n in added:
+        index.add_pack(pack_id(n), [BlobEntry(blob_id(100 + n), 0, 0, 0, 1, 1)])
+    assert list(index.sorted_pack_ids()) == sorted({pack_id(n) for n in loaded + added})
+
+
 def test_lookups_match_full_ids_and_return_the_full_id_given() -> None:
     builder = CompactIndexBuilder()
     for p, e in PACKS:

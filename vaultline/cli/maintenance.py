@@ -1,4 +1,4 @@
-"""The maintenance commands of the CLI: forget, prune, stats, diff, drill, unlock.
+"""The maintenance commands of the CLI: forget, prune, index compact, stats, diff, drill, unlock.
 
 Their arguments are in ``vaultline.cli.parser``, with every other command's.
 Exit codes as everywhere: 0 done, 1 failed (a lock held by another party, a damaged vault, a failed drill),
@@ -15,6 +15,7 @@ from rich.table import Table
 
 from vaultline.cli.context import open_vault
 from vaultline.cli.output import emit_json, err, human_bytes, out
+from vaultline.operations.compact import compact_index
 from vaultline.operations.diff import diff_by_kind
 from vaultline.operations.drill import restore_drill
 from vaultline.operations.forget import forget
@@ -81,6 +82,21 @@ def cmd_prune(args: argparse.Namespace) -> int:
         emit_json(report.model_dump(mode="json"))
     else:
         _print_prune(report)
+    return 0
+
+
+def cmd_index_compact(args: argparse.Namespace) -> int:
+    report = compact_index(open_vault(args), force=args.force)
+    if args.json:
+        emit_json(report.model_dump(mode="json"))
+    elif report.up_to_date:
+        out.print(f"index generation {report.generation} is up to date")
+    else:
+        out.print(
+            f"index generation {report.generation}: {report.index_objects} index objects, {report.blobs} blobs in "
+            f"{report.packs} packs, {report.shards} shards, {human_bytes(report.bytes_written)} written "
+            f"in {report.seconds:.1f} s"
+        )
     return 0
 
 

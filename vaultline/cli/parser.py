@@ -177,6 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prune_options(p)
     p.set_defaults(handler=maintenance.cmd_prune)
 
+    p = sub.add_parser("index", help="the dedup index: compact it into a sharded generation")
+    index_sub = p.add_subparsers(dest="index_command", required=True, parser_class=Parser)
+    p = index_sub.add_parser(
+        "compact",
+        parents=[common],
+        help="consolidate the index objects into shards behind a filter (workers then "
+        "fetch shards on demand instead of loading the whole index)",
+    )
+    p.add_argument("--force", action="store_true", help="write a new generation even if the current one is complete")
+    p.set_defaults(handler=maintenance.cmd_index_compact)
+
     p = sub.add_parser(
         "stats", parents=[common], help="sizes, dedup and compression ratios, garbage share, storage cost"
     )

@@ -92,7 +92,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             err.print(f"[yellow]warning[/] {warning}")
         for error in report.errors:
             err.print(f"[red]error[/] {error}")
-        verdict = "no errors" if report.ok else f"{len(report.errors)} errors"
+        unlisted = report.error_count - len(report.errors) + report.warning_count - len(report.warnings)
+        if unlisted:
+            err.print(f"[yellow]{unlisted} more errors and warnings not listed[/]")
+        verdict = "no errors" if report.ok else f"{report.error_count} errors"
         detail = f", read {report.packs_read} packs ({human_bytes(report.bytes_read)})" if reading else ""
         out.print(
             f"checked {report.recovery_points} recovery points, {report.objects} objects, "

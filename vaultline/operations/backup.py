@@ -214,8 +214,8 @@ def recover_unindexed_packs(vault: Vault) -> int:
     Each such pack is read whole and verified (its bytes hash to its name, its header matches its blob area)
     before it is indexed: a damaged leftover is skipped, never trusted, and prune removes it later.
     """
-    known = vault.index.packs
-    orphans = [pack_id for pack_id in list_pack_ids(vault.storage) if pack_id not in known]
+    known = vault.lookup
+    orphans = [pack_id for pack_id in list_pack_ids(vault.storage) if not known.has_pack(pack_id)]
     recovered = []
     for pack_id in orphans:
         try:
@@ -225,7 +225,7 @@ def recover_unindexed_packs(vault: Vault) -> int:
     if recovered:
         vault.write_index(recovered)
         for pack_id, entries in recovered:
-            vault.index.add_pack(pack_id, entries)
+            vault.lookup.add_pack(pack_id, entries)
     return len(recovered)
 
 
@@ -292,7 +292,7 @@ def run_backup(
     started = datetime.now(UTC)
     rp_id = new_recovery_point_id(started)
     with vault_lock(vault.storage, "backup", exclusive=False):
-        vault.reload_index()  # the index may have changed (a prune) since this Vault object loaded it
+        vault.forget_index()  # the index may have changed (a prune) since this Vault object loaded it
         recover_unindexed_packs(vault)
         parent = latest_for_source(vault, source.url)
         options = options or BackupOptions()

@@ -1,41 +1,100 @@
 """Verifying a vault: structure (every referenced blob is indexed and its pack exists) and, with read-data,
-every blob of every pack (decrypts, decompresses, hashes to its id; every pack hashes to its name)."""
+every blob of every pack (decrypts, decompresses, hashes to its id; every pack hashes to its name).
+
+A check is cut in three pieces that the CLI runs in one process and the Maintenance state machine runs as a
+Distributed Map (vaultline/runs/verify_steps.py):
+
+- :class:`CheckPlan` streams the index's packs beside the listing of ``data/`` (both in pack id order, merge-joined:
+  neither is copied), notes indexed packs that are missing and stored packs that are not indexed, and cuts the
+  packs to read into :class:`PackBatch` es bounded by count, bytes and blobs; then it streams the recovery point ids
+  into :class:`PointBatch` es.
+- :func:`verify_packs` reads one pack batch, :func:`check_points` streams the entries of one batch of recovery
+  points; both stop when their time budget runs low and say where to go on (:class:`CheckCursor`).
+- :class:`Findings` adds them up: counts complete, messages capped.
+
+Ceilings (what still grows with the vault in one process): the master index that the plan and each recovery point
+item load (34 bytes per blob, the backup workers' ceiling too), the plan's walk over every pack (one listing
+request per 1,000 packs), the indexed-but-missing packs that the recovery point items are told of (the size of the
+damage, not of the data), and one pack (16 MiB) or one recovery point's entry at a time per reader.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import random
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import blake3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vaultline.errors import UsageError, VaultlineError
 from vaultline.repository.compact_index import KEY_SIZE
-from vaultline.repository.layout import pack_key
-from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
-from vaultline.repository.packs import list_pack_ids, read_pack_entries
+from vaultline.repository.layout import MANIFEST_PREFIX, pack_key
+from vaultline.repository.manifest import is_recovery_point_id, iter_entries, load_recovery_point
+from vaultline.repository.packs import iter_packs, read_pack_entries
 from vaultline.repository.vault import Vault
 
+# One work item's packs: 64 packs of 16 MiB read in about a minute on one vCPU, far inside a 15-minute Lambda (the
+# time budget still stops an item early); bytes and blobs bound batches of larger packs or of many tiny blobs (each
+# blob's key rides in the batch document).
+PACKS_PER_ITEM = 64
+BYTES_PER_ITEM = 1 << 30
+BLOBS_PER_ITEM = 100_000
+# One work item's recovery points: each item loads the index once, so a few dozen share that cost.
+POINTS_PER_ITEM = 32
+# Errors and warnings named by one item and by a Maintenance run (a state payload is limited to 256 KiB); the CLI
+# names more. Counts are always complete.
+LISTED = 50
+CLI_LISTED = 1000
+PACK_READERS = 4  # packs read and verified at once by one item (16 MiB each)
 
-class CheckReport(BaseModel):
-    """What `check` found; ``errors`` empty means the vault is sound."""
+
+class Findings(BaseModel):
+    """What a check (or a piece of one) found and read: counts complete, the first ``LISTED`` messages named."""
 
     recovery_points: int = 0
     objects: int = 0
-    packs: int = 0
-    blobs: int = 0
     packs_read: int = 0
     bytes_read: int = 0
+    blobs_read: int = 0
     errors: list[str] = Field(default_factory=list)
+    error_count: int = 0
     warnings: list[str] = Field(default_factory=list)
+    warning_count: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return self.error_count == 0
+
+    def error(self, message: str, listed: int = LISTED) -> None:
+        self.error_count += 1
+        if len(self.errors) < listed:
+            self.errors.append(message)
+
+    def warn(self, message: str, listed: int = LISTED) -> None:
+        self.warning_count += 1
+        if len(self.warnings) < listed:
+            self.warnings.append(message)
+
+    def add(self, other: Findings, listed: int = LISTED) -> None:
+        """Add ``other``'s counts and as many of its messages as fit in ``listed``."""
+        for name in ("recovery_points", "objects", "packs_read", "bytes_read", "blobs_read"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors += other.errors[: max(0, listed - len(self.errors))]
+        self.warnings += other.warnings[: max(0, listed - len(self.warnings))]
+        self.error_count += other.error_count
+        self.warning_count += other.warning_count
+
+
+class CheckReport(Findings):
+    """What `check` found (``ok`` when no error was found), and the size of the index it checked against."""
+
+    packs: int = 0
+    blobs: int = 0
 
 
 SUBSET_EXPECTED = "expected n/m (1 <= n <= m, e.g. 2/7) or a percentage (e.g. 10%)"
@@ -99,6 +158,14 @@ class PackSubset(BaseModel):
     def __str__(self) -> str:
         return f"{self.part}/{self.parts}" if self.share is None else f"{self.share * 100:g}%"
 
+    def picks(self, pack_id: str, salt: bytes) -> bool:
+        """Whether a streaming check reads ``pack_id``: ``n/m`` as :meth:`select`; ``P%`` reads each pack with
+        probability P, drawn from a keyed hash of its id (``salt`` is one run's random key), so a plan that walks
+        millions of packs holds none of them. (The plan adds one pack when none was drawn.)"""
+        if self.share is None:
+            return int(pack_id, 16) % self.parts == self.part - 1
+        return _draw(pack_id, salt) < self.share
+
     def select(self, pack_ids: list[str], rng: random.Random | None = None) -> list[str]:
         """The packs this subset reads. ``n/m`` takes the packs whose id, read as a number, is ``n - 1`` modulo
         ``m``: ids are hashes, so the parts are even, stable across runs, and ``1/m`` .. ``m/m`` together read
@@ -109,93 +176,298 @@ class PackSubset(BaseModel):
         return sorted((rng or random.SystemRandom()).sample(sorted(pack_ids), count)) if pack_ids else []
 
 
+def _draw(pack_id: str, salt: bytes) -> float:
+    """A pack's uniform draw in [0, 1) for one run."""
+    return int.from_bytes(blake3.blake3(bytes.fromhex(pack_id), key=salt).digest(8), "big") / 2**64
+
+
+# -- the work -----------------------------------------------------------------------------------------------------
+
+
+class PackToRead(BaseModel):
+    """One pack a read-data item reads, and what the index says it holds (so the item needs no index)."""
+
+    id: str
+    size: int
+    keys: str = Field(description="the index's 16-byte blob keys of this pack, hex, concatenated in pack order")
+
+
+class PackBatch(BaseModel):
+    """The packs of one read-data work item."""
+
+    kind: Literal["packs"] = "packs"
+    packs: list[PackToRead]
+
+
+class PointBatch(BaseModel):
+    """The recovery points of one structure work item."""
+
+    kind: Literal["recovery_points"] = "recovery_points"
+    recovery_points: list[str]
+
+
+CheckBatch = PackBatch | PointBatch
+
+
+class CheckCursor(BaseModel):
+    """Where an item goes on when its time budget ran out: the next pack, or the next recovery point of its batch
+    and how many of that recovery point's entries are already checked; with what it found so far."""
+
+    done: bool = False
+    position: int = 0
+    entries_done: int = 0
+    findings: Findings = Field(default_factory=Findings)
+
+
+class CheckPlan:
+    """The plan of one check: iterate :meth:`batches` once; afterwards :attr:`findings` holds what the pack walk
+    found, :attr:`missing` the indexed packs missing from storage, :attr:`packs` and :attr:`blobs` the index's
+    size."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        read_data: bool = False,
+        subset: PackSubset | None = None,
+        listed: int = LISTED,
+        salt: bytes | None = None,
+    ) -> None:
+        self.vault = vault
+        self.reading = read_data or subset is not None
+        self.subset = None if read_data else subset
+        self.listed = listed
+        self.salt = salt or os.urandom(32)
+        self.findings = Findings()
+        self.missing: set[str] = set()
+        self.packs = 0
+        self.blobs = 0
+
+    def batches(self) -> Iterator[CheckBatch]:
+        """Pack batches (with read-data), then recovery point batches, cut as the listings stream by."""
+        try:
+            index = self.vault.reload_index()
+        except VaultlineError as exc:
+            self.findings.error(str(exc), self.listed)
+            return
+        self.packs, self.blobs = len(index.packs), len(index)
+        yield from self._pack_batches()
+        yield from self._point_batches()
+
+    def _joined(self) -> Iterator[tuple[str, int | None, bool]]:
+        """(pack id, stored size or None, indexed) over the union of the index's packs and the stored ones."""
+        indexed = self.vault.index.sorted_pack_ids()
+        stored = iter_packs(self.vault.storage)
+        next_indexed = next(indexed, None)
+        next_stored = next(stored, None)
+        while next_indexed is not None or next_stored is not None:
+            if next_stored is None or (next_indexed is not None and next_indexed < next_stored[0]):
+                yield str(next_indexed), None, True
+                next_indexed = next(indexed, None)
+            elif next_indexed is None or next_stored[0] < next_indexed:
+                yield next_stored[0], next_stored[1], False
+                next_stored = next(stored, None)
+            else:
+                yield next_indexed, next_stored[1], True
+                next_indexed, next_stored = next(indexed, None), next(stored, None)
+
+    def _pack_batches(self) -> Iterator[PackBatch]:
+        batch: list[PackToRead] = []
+        size = blobs = 0
+        fallback: tuple[float, str, int] | None = None  # P%: the pack with the smallest draw, if none is drawn
+        picked = False
+        for pack_id, stored, indexed in self._joined():
+            if stored is None:
+                self.missing.add(pack_id)
+                self.findings.error(f"pack {pack_id} is indexed but missing from storage", self.listed)
+                continue
+            if not indexed:
+                self.findings.warn(
+                    f"pack {pack_id} is not indexed (left by an interrupted backup; prune removes it)", self.listed
+                )
+                continue
+            if not self.reading:
+                continue
+            if self.subset is not None and not self.subset.picks(pack_id, self.salt):
+                if self.subset.share is not None:
+                    draw = _draw(pack_id, self.salt)
+                    if fallback is None or draw < fallback[0]:
+                        fallback = (draw, pack_id, stored)
+                continue
+            picked = True
+            pack = self._to_read(pack_id, stored)
+            count = len(pack.keys) // (2 * KEY_SIZE)
+            if batch and (
+                len(batch) >= PACKS_PER_ITEM or size + stored > BYTES_PER_ITEM or blobs + count > BLOBS_PER_ITEM
+            ):
+                yield PackBatch(packs=batch)
+                batch, size, blobs = [], 0, 0
+            batch.append(pack)
+            size, blobs = size + stored, blobs + count
+        if not picked and fallback is not None:
+            batch.append(self._to_read(fallback[1], fallback[2]))
+        if batch:
+            yield PackBatch(packs=batch)
+
+    def _to_read(self, pack_id: str, size: int) -> PackToRead:
+        entries = self.vault.index.packs.get(pack_id, [])
+        return PackToRead(id=pack_id, size=size, keys="".join(e.id[:KEY_SIZE].hex() for e in entries))
+
+    def _point_batches(self) -> Iterator[PointBatch]:
+        batch: list[str] = []
+        for obj in self.vault.storage.list(MANIFEST_PREFIX):
+            rp_id = obj.key[len(MANIFEST_PREFIX) :]
+            if not is_recovery_point_id(rp_id):
+                continue
+            batch.append(rp_id)
+            if len(batch) >= POINTS_PER_ITEM:
+                yield PointBatch(recovery_points=batch)
+                batch = []
+        if batch:
+            yield PointBatch(recovery_points=batch)
+
+
+Budget = Callable[[], bool]  # true while an item may start more work
+
+
+def _verify_pack(vault: Vault, pack: PackToRead) -> tuple[int, int, list[str]]:
+    """(bytes read, blobs read, problems) of one pack: hashes to its name, its header parses and agrees with the
+    index's keys, every blob decrypts, decompresses and hashes to its id."""
+    what = f"pack {pack.id}"
+    try:
+        data = vault.storage.get(pack_key(pack.id))
+    except VaultlineError as exc:
+        return 0, 0, [str(exc)]
+    problems: list[str] = []
+    if blake3.blake3(data).hexdigest() != pack.id:
+        problems.append(f"{what}: content does not hash to its name (corrupt or tampered)")
+    try:
+        entries = read_pack_entries(data, vault.cipher, what)
+    except VaultlineError as exc:
+        return len(data), 0, [*problems, str(exc)]
+    # The index holds 16-byte keys (section 9.3): compare those.
+    step = 2 * KEY_SIZE
+    indexed = {pack.keys[at : at + step] for at in range(0, len(pack.keys), step)}
+    if indexed != {e.id[:KEY_SIZE].hex() for e in entries}:
+        problems.append(f"{what}: header and index disagree on its blobs")
+    view = memoryview(data)
+    for entry in entries:
+        try:
+            vault.decode_blob(bytes(view[entry.offset : entry.offset + entry.stored_length]), entry, pack.id)
+        except VaultlineError as exc:
+            problems.append(str(exc))
+    return len(data), len(entries), problems
+
+
+def verify_packs(
+    vault: Vault,
+    batch: PackBatch,
+    cursor: CheckCursor | None = None,
+    more: Budget | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CheckCursor:
+    """Read and verify the packs of ``batch`` from ``cursor`` on, ``PACK_READERS`` at a time, adding to the
+    cursor's findings; return them ``done``, or the cursor to go on from once ``more()`` turned false. Reading a
+    pack again is harmless: a check writes nothing to the vault."""
+    cursor = cursor or CheckCursor()
+    findings = cursor.findings
+    packs = batch.packs
+    position = cursor.position
+    with ThreadPoolExecutor(max_workers=PACK_READERS, thread_name_prefix="vl-check") as pool:
+        window: list[Future[tuple[int, int, list[str]]]] = []
+        next_up = position
+        while position < len(packs):
+            # The first pack is always started: an invocation that ran out of time still makes progress.
+            while (
+                next_up < len(packs)
+                and len(window) < PACK_READERS
+                and (next_up == cursor.position or more is None or more())
+            ):
+                window.append(pool.submit(_verify_pack, vault, packs[next_up]))
+                next_up += 1
+            if not window:
+                return CheckCursor(position=position, findings=findings)
+            size, blobs, problems = window.pop(0).result()
+            findings.packs_read += 1
+            findings.bytes_read += size
+            findings.blobs_read += blobs
+            for problem in problems:
+                findings.error(problem)
+            if progress:
+                progress(1, size)
+            position += 1
+    return CheckCursor(done=True, position=position, findings=findings)
+
+
+def check_points(
+    vault: Vault,
+    batch: PointBatch,
+    missing_packs: Collection[str],
+    cursor: CheckCursor | None = None,
+    more: Budget | None = None,
+) -> CheckCursor:
+    """Check that every blob the recovery points of ``batch`` reference (their manifest's blobs, each entry's
+    chunks) is indexed and that its pack is not among ``missing_packs``, streaming each manifest's entries; return
+    the findings ``done``, or the cursor to go on from once ``more()`` turned false (asked every 256 entries)."""
+    cursor = cursor or CheckCursor()
+    findings = cursor.findings
+    index = vault.index
+    for position in range(cursor.position, len(batch.recovery_points)):
+        rp_id = batch.recovery_points[position]
+        skip = cursor.entries_done if position == cursor.position else 0
+        if not skip:
+            findings.recovery_points += 1
+        try:
+            rp = load_recovery_point(vault, rp_id)
+            absent = [b for b in rp.entry_blobs if bytes.fromhex(b) not in index]
+            if absent:
+                findings.error(f"recovery point {rp_id}: {len(absent)} manifest blobs are missing")
+                continue
+            for number, entry in enumerate(iter_entries(vault, rp)):
+                if number < skip:
+                    continue
+                if number % 256 == 0 and number > skip and more is not None and not more():
+                    return CheckCursor(position=position, entries_done=number, findings=findings)
+                findings.objects += 1
+                _check_entry(index, rp_id, entry.key, entry.chunks, missing_packs, findings)
+        except VaultlineError as exc:
+            findings.error(f"recovery point {rp_id}: {exc}")
+        if more is not None and position + 1 < len(batch.recovery_points) and not more():
+            return CheckCursor(position=position + 1, findings=findings)
+    return CheckCursor(done=True, position=len(batch.recovery_points), findings=findings)
+
+
+def _check_entry(
+    index: Any, rp_id: str, key: str, chunks: list[str], missing_packs: Collection[str], findings: Findings
+) -> None:
+    absent = [c for c in chunks if bytes.fromhex(c) not in index]
+    if absent:
+        findings.error(f"recovery point {rp_id}: {key}: {len(absent)} chunks are missing (first {absent[0]})")
+        return
+    if missing_packs:
+        gone = {pack for c in chunks if (pack := index.get(bytes.fromhex(c)).pack_id) in missing_packs}
+        if gone:
+            findings.error(f"recovery point {rp_id}: {key}: pack {sorted(gone)[0]} is missing")
+
+
 def check_vault(
     vault: Vault,
     read_data: bool = False,
     progress: Callable[[int, int], None] | None = None,
     read_data_subset: PackSubset | None = None,
+    listed: int = CLI_LISTED,
 ) -> CheckReport:
-    """Check ``vault``; collect every problem rather than stopping at the first. ``read_data_subset`` reads only
-    that part of the packs (see :meth:`PackSubset.select`)."""
-    report = CheckReport()
-    try:
-        index = vault.reload_index()
-    except VaultlineError as exc:
-        report.errors.append(str(exc))
-        return report
-    stored = list_pack_ids(vault.storage)
-    report.packs = len(index.packs)
-    report.blobs = len(index)
-    for pack_id in index.packs:
-        if pack_id not in stored:
-            report.errors.append(f"pack {pack_id} is indexed but missing from storage")
-    for pack_id in stored.keys() - index.packs.keys():
-        report.warnings.append(f"pack {pack_id} is not indexed (left by an interrupted backup; prune removes it)")
-
-    for rp_id in list_recovery_point_ids(vault):
-        report.recovery_points += 1
-        try:
-            rp = load_recovery_point(vault, rp_id)
-            missing = [b for b in rp.entry_blobs if bytes.fromhex(b) not in index]
-            if missing:
-                report.errors.append(f"recovery point {rp_id}: {len(missing)} manifest blobs are missing")
-                continue
-            for entry in iter_entries(vault, rp):
-                report.objects += 1
-                absent = [c for c in entry.chunks if bytes.fromhex(c) not in index]
-                if absent:
-                    report.errors.append(
-                        f"recovery point {rp_id}: {entry.key}: {len(absent)} chunks are missing (first {absent[0]})"
-                    )
-                    continue
-                gone = {index.get(bytes.fromhex(c)).pack_id for c in entry.chunks} - stored.keys()  # type: ignore[union-attr]
-                if gone:
-                    report.errors.append(f"recovery point {rp_id}: {entry.key}: pack {sorted(gone)[0]} is missing")
-        except VaultlineError as exc:
-            report.errors.append(f"recovery point {rp_id}: {exc}")
-
-    if read_data or read_data_subset is not None:
-        readable = [p for p in index.packs if p in stored]
-        if read_data_subset is not None and not read_data:
-            readable = read_data_subset.select(readable)
-        _read_all_packs(vault, readable, report, progress)
+    """Check ``vault`` in this process with the pieces the Maintenance workflow fans out (the plan, then each
+    batch in turn): every problem is counted rather than stopping at the first, the first ``listed`` named.
+    ``read_data_subset`` reads only that part of the packs (see :meth:`PackSubset.picks`). Memory holds the index
+    and one batch, whatever the vault's size."""
+    plan = CheckPlan(vault, read_data, read_data_subset, listed=listed)
+    found = Findings()
+    for batch in plan.batches():
+        if isinstance(batch, PackBatch):
+            found.add(verify_packs(vault, batch, progress=progress).findings, listed)
+        else:
+            found.add(check_points(vault, batch, plan.missing).findings, listed)
+    report = CheckReport(packs=plan.packs, blobs=plan.blobs)
+    report.add(plan.findings, listed)
+    report.add(found, listed)
     return report
-
-
-def _read_all_packs(
-    vault: Vault, pack_ids: list[str], report: CheckReport, progress: Callable[[int, int], None] | None
-) -> None:
-    index = vault.index
-
-    def verify(pack_id: str) -> tuple[int, list[str]]:
-        problems: list[str] = []
-        what = f"pack {pack_id}"
-        try:
-            data = vault.storage.get(pack_key(pack_id))
-        except VaultlineError as exc:
-            return 0, [str(exc)]
-        if blake3.blake3(data).hexdigest() != pack_id:
-            problems.append(f"{what}: content does not hash to its name (corrupt or tampered)")
-        try:
-            entries = read_pack_entries(data, vault.cipher, what)
-        except VaultlineError as exc:
-            return len(data), [*problems, str(exc)]
-        # The whole index holds 16-byte keys (section 9.3): compare those.
-        indexed = {e.id[:KEY_SIZE] for e in index.packs.get(pack_id, [])}
-        if indexed != {e.id[:KEY_SIZE] for e in entries}:
-            problems.append(f"{what}: header and index disagree on its blobs")
-        view = memoryview(data)
-        for entry in entries:
-            try:
-                vault.decode_blob(bytes(view[entry.offset : entry.offset + entry.stored_length]), entry, pack_id)
-            except VaultlineError as exc:
-                problems.append(str(exc))
-        return len(data), problems
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for size, problems in pool.map(verify, pack_ids):
-            report.packs_read += 1
-            report.bytes_read += size
-            report.errors.extend(problems)
-            if progress:
-                progress(1, size)

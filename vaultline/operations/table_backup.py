@@ -222,7 +222,7 @@ def open_run(
 def start_run(vault: Vault, ddb: Any, run: TableRun) -> list[SegmentWork] | None:
     """Under the run's shared vault lock: find the parent; in scan mode return the work (one item per segment), in
     export mode start the export and return None (its work comes from :func:`export_work` once it completed)."""
-    vault.reload_index()
+    vault.forget_index()
     recover_unindexed_packs(vault)
     parent = latest_for_source(vault, run.url)
     run.parent = parent.id if parent else None

@@ -90,7 +90,7 @@ def check_layers(vault: Vault, rp: RecoveryPoint) -> int:
     for segment in table_segments(vault, rp):
         for layer in segment.entries:
             for chunk in layer.entry.chunks:
-                if bytes.fromhex(chunk) not in vault.index:
+                if bytes.fromhex(chunk) not in vault.lookup:
                     raise IntegrityError(
                         f"recovery point {rp.id}: {layer.entry.key} needs chunk {chunk[:16]}, which is in no pack "
                         "of the vault (a layer it builds on is gone); nothing was restored"

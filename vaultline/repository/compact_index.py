@@ -35,7 +35,8 @@ _RECORD_TAIL = slice(36, 50)
 _PACK_BYTES = 32
 # Rows sit in 4,096 buckets by the key's first 12 bits: a few thousand rows (some 100 KiB) each at 30 million blobs,
 # so a bucket's sort needs little beside it, and few enough buckets that their per-object overheads do not count.
-_BUCKETS = 1 << 12
+BUCKET_BITS = 12
+_BUCKETS = 1 << BUCKET_BITS
 
 
 def _bucket(key: bytes) -> int:
@@ -92,6 +93,15 @@ class CompactIndex:
         for data in buckets:
             self._bucket_starts.append(self._bucket_starts[-1] + len(data) // ROW_SIZE)
 
+    @property
+    def pack_table(self) -> bytes:
+        """The raw pack ids (32 bytes each) in pack-number order."""
+        return self._pack_table
+
+    def bucket_rows(self, bucket: int) -> bytes | bytearray:
+        """The sorted rows of one of the 4,096 buckets (keys whose first 12 bits are ``bucket``)."""
+        return self._buckets[bucket]
+
     def nbytes(self) -> int:
         """Bytes held by the buffers (what the index costs in memory, less the interpreter's small overheads)."""
         rows = sum(len(b) for b in self._buckets)
@@ -143,6 +153,12 @@ class CompactIndex:
         table = self._pack_table
         for at in range(0, len(table), _PACK_BYTES):
             yield table[at : at + _PACK_BYTES].hex()
+
+    def sorted_pack_ids(self) -> Iterator[str]:
+        """Every pack id in increasing order (the order a listing of ``data/`` names them)."""
+        ordered = self._packs_sorted
+        for i in range(len(ordered)):
+            yield ordered[i].hex()
 
     def pack_entries(self, pack_id: str) -> list[BlobEntry] | None:
         """A pack's entries in pack order, their ids being the 16-byte keys; None if the pack is not here."""

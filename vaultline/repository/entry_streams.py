@@ -9,7 +9,7 @@ the order of UTF-8 bytes, S3's listing order.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from vaultline.repository.manifest import ObjectEntry, in_key_order
 
@@ -17,11 +17,16 @@ __all__ = ["in_key_order", "join_with_parent", "merge_by_key"]
 
 
 def join_with_parent(
-    listed: Iterable[ObjectEntry], parent: Iterable[ObjectEntry], what: str = "listing"
+    listed: Iterable[ObjectEntry],
+    parent: Iterable[ObjectEntry],
+    what: str = "listing",
+    on_changed: Callable[[ObjectEntry, ObjectEntry], None] | None = None,
 ) -> Iterator[tuple[ObjectEntry, ObjectEntry | None]]:
     """Each listed item with the parent's entry of the same object when it is unchanged (same key, version, size,
     ETag and mtime: not read again, its chunks reused), else None. A merge-join of two key-sorted streams: memory
-    stays constant whatever the sizes of the listing and the parent."""
+    stays constant whatever the sizes of the listing and the parent. ``on_changed(item, before)`` is told of each
+    changed object's parent entry before the item is yielded (whose chunks a worker need not look up: they are
+    stored)."""
     parents = in_key_order(parent, "parent recovery point")
     before = next(parents, None)
     for item in in_key_order(listed, what):
@@ -30,6 +35,8 @@ def join_with_parent(
         if before is not None and before.key == item.key and before.same_content(item):
             yield item, before
         else:
+            if on_changed is not None and before is not None and before.key == item.key:
+                on_changed(item, before)
             yield item, None
 
 

@@ -7,11 +7,12 @@ bytes per blob) plus what this process added since it loaded.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import blake3
 
@@ -32,6 +33,7 @@ T = TypeVar("T")
 
 __all__ = [
     "BlobLocation",
+    "DedupIndex",
     "MasterIndex",
     "decode_index",
     "encode_index",
@@ -47,6 +49,20 @@ class BlobLocation:
 
     pack_id: str
     entry: BlobEntry
+
+
+class DedupIndex(Protocol):
+    """What a worker asks of the index: is a blob stored, where, and is a pack indexed; and what it tells it: the
+    packs it wrote. :class:`MasterIndex` (the whole index) and ``sharded_index.ShardedIndex`` (a consolidated
+    generation fetched shard by shard) both answer it."""
+
+    def __contains__(self, blob_id: bytes) -> bool: ...
+
+    def get(self, blob_id: bytes) -> BlobLocation | None: ...
+
+    def add_pack(self, pack_id: str, entries: list[BlobEntry]) -> None: ...
+
+    def has_pack(self, pack_id: str) -> bool: ...
 
 
 class _Packs(Mapping[str, list[BlobEntry]]):
@@ -114,6 +130,9 @@ class MasterIndex:
         entry = BlobEntry(blob_id, e.type, e.compression, e.offset, e.stored_length, e.raw_length)
         return BlobLocation(recent.pack_id, entry)
 
+    def has_pack(self, pack_id: str) -> bool:
+        return pack_id in self.packs
+
     def add_pack(self, pack_id: str, entries: list[BlobEntry]) -> None:
         """Make a pack's blobs findable. First writer wins: a blob stored twice (two concurrent workers) is
         readable from either pack, and lookups return the location added first."""
@@ -154,6 +173,15 @@ class MasterIndex:
         for key, location in list(self._recent.items()):
             yield key, location
 
+    def sorted_pack_ids(self) -> Iterator[str]:
+        """Every indexed pack id once, in increasing order: the runs' sorted views merged, so nothing is copied."""
+        streams = [run.sorted_pack_ids() for run in self._runs] + [iter(sorted(self._recent_packs))]
+        previous = None
+        for pack_id in heapq.merge(*streams):
+            if pack_id != previous:
+                yield pack_id
+            previous = pack_id
+
     def nbytes(self) -> int:
         """Bytes held by the compact runs (the recent locations not counted)."""
         return sum(run.nbytes() for run in self._runs)
@@ -172,13 +200,24 @@ def iter_index_objects(storage: Storage, cipher: Cipher) -> Iterator[tuple[str, 
     return _load_each(storage, lambda stored, what: decode_index(stored, cipher, what))
 
 
-def iter_index_tables(storage: Storage, cipher: Cipher) -> Iterator[tuple[str, IndexTable]]:
-    """Every index object as (index id, its packed table), like :func:`iter_index_objects`."""
-    return _load_each(storage, lambda stored, what: decode_index_table(stored, cipher, what))
+def iter_index_tables(
+    storage: Storage, cipher: Cipher, index_ids: Collection[str] | None = None
+) -> Iterator[tuple[str, IndexTable]]:
+    """Every index object (or those of ``index_ids``) as (index id, its packed table), like
+    :func:`iter_index_objects`."""
+    return _load_each(storage, lambda stored, what: decode_index_table(stored, cipher, what), index_ids)
 
 
-def _load_each(storage: Storage, decode: Callable[[bytes, str], T]) -> Iterator[tuple[str, T]]:
-    keys = [obj.key for obj in storage.list(INDEX_PREFIX)]
+def list_index_ids(storage: Storage) -> list[str]:
+    """The ids of every index object, in listing order."""
+    return [obj.key[len(INDEX_PREFIX) :] for obj in storage.list(INDEX_PREFIX)]
+
+
+def _load_each(
+    storage: Storage, decode: Callable[[bytes, str], T], index_ids: Collection[str] | None = None
+) -> Iterator[tuple[str, T]]:
+    ids = list_index_ids(storage) if index_ids is None else list(index_ids)
+    keys = [index_key(index_id) for index_id in ids]
 
     def load(key: str) -> tuple[str, T]:
         stored = storage.get(key)
@@ -197,13 +236,13 @@ def _load_each(storage: Storage, decode: Callable[[bytes, str], T]) -> Iterator[
             yield ahead.popleft().result()
 
 
-def load_master_index(storage: Storage, cipher: Cipher) -> MasterIndex:
-    """Read every index object into one compact lookup table."""
+def load_master_index(storage: Storage, cipher: Cipher, index_ids: Collection[str] | None = None) -> MasterIndex:
+    """Read every index object (or those of ``index_ids``) into one compact lookup table."""
     builder = CompactIndexBuilder()
-    index_ids = set()
-    for index_id, table in iter_index_tables(storage, cipher):
-        index_ids.add(index_id)
+    loaded = set()
+    for index_id, table in iter_index_tables(storage, cipher, index_ids):
+        loaded.add(index_id)
         builder.add_table(table, f"{storage.url}: {index_key(index_id)}")
     index = MasterIndex(builder.finish())
-    index.index_ids = index_ids
+    index.index_ids = loaded
     return index

@@ -18,6 +18,11 @@ LOCK_PREFIX = "locks/"  # vault locks: locks/<lock id>
 KEYS_PREFIX = "keys/"  # key slots: keys/<slot id> (plaintext JSON), each a further wrapping of the data key
 HOLDS_PREFIX = "holds/"  # legal hold records: holds/<recovery point id> (plaintext JSON)
 STAGING_PREFIX = "staging/"  # runs of the workflows: staging/<run id>/..., and the maps' result files
+# A consolidated index generation (docs/vault-format.md, section 9.5): its catalog, written last, makes it exist;
+# its pack table, shards and filter sit under its own prefix. Outside index/, so readers that predate them never
+# see them; derived from index objects, so not under Object Lock and deletable by prune.
+CATALOG_PREFIX = "index-catalogs/"  # index-catalogs/<generation>
+GENERATION_PREFIX = "index-shards/"  # index-shards/<generation>/{packs,filter,<shard as 4 hex>}
 # What a recovery point needs and Object Lock protects; everything else (config, locks, staging) stays deletable.
 LOCKED_PREFIXES = (DATA_PREFIX, INDEX_PREFIX, MANIFEST_PREFIX)
 # Objects a vault creates once, with a conditional write, and never replaces.
@@ -47,6 +52,26 @@ def pack_id_of_key(key: str) -> str | None:
 
 def index_key(index_id: str) -> str:
     return INDEX_PREFIX + index_id
+
+
+def catalog_key(generation: str) -> str:
+    return CATALOG_PREFIX + generation
+
+
+def generation_prefix(generation: str) -> str:
+    return f"{GENERATION_PREFIX}{generation}/"
+
+
+def generation_packs_key(generation: str) -> str:
+    return generation_prefix(generation) + "packs"
+
+
+def generation_filter_key(generation: str) -> str:
+    return generation_prefix(generation) + "filter"
+
+
+def shard_key(generation: str, number: int) -> str:
+    return f"{generation_prefix(generation)}{number:04x}"
 
 
 def manifest_key(recovery_point: str) -> str:

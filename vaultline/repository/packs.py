@@ -9,6 +9,7 @@ running sum of stored lengths.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import blake3
@@ -54,14 +55,18 @@ class SealedBlob:
     payload: bytes
 
 
-def list_pack_ids(storage: Storage) -> dict[str, int]:
-    """Pack id -> stored size, for every well-formed pack key."""
-    found = {}
+def iter_packs(storage: Storage) -> Iterator[tuple[str, int]]:
+    """(pack id, stored size) of every well-formed pack key, streamed in increasing pack id order (pack keys are
+    ``data/<first two hex digits>/<id>``, and listings come in key order): nothing is held."""
     for obj in storage.list(DATA_PREFIX):
         pack_id = pack_id_of_key(obj.key)
         if pack_id:
-            found[pack_id] = obj.size
-    return found
+            yield pack_id, obj.size
+
+
+def list_pack_ids(storage: Storage) -> dict[str, int]:
+    """Pack id -> stored size, for every well-formed pack key (held whole: :func:`iter_packs` streams them)."""
+    return dict(iter_packs(storage))
 
 
 class PackBuilder:

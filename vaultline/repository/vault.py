@@ -23,12 +23,13 @@ from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultExi
 from vaultline.repository.compression import decompress
 from vaultline.repository.config import CompressionSettings, EncryptionSettings, VaultConfig, b64, unb64
 from vaultline.repository.crypto import Cipher, key_check_value
-from vaultline.repository.index import MasterIndex, load_master_index, write_index
+from vaultline.repository.index import DedupIndex, MasterIndex, load_master_index, write_index
 from vaultline.repository.index_codec import IndexPacks, index_version
 from vaultline.repository.keys import CONFIG_SLOT, Unlocked, generate_data_key, unlock
 from vaultline.repository.layout import CONFIG_KEY, pack_key
 from vaultline.repository.object_lock import VaultObjectLock
 from vaultline.repository.packs import BlobEntry, read_pack_entries
+from vaultline.repository.sharded_index import CompactionResult, compact, invalidate_catalog, open_dedup_index
 from vaultline.storage import Storage, open_storage
 
 
@@ -123,11 +124,39 @@ class Vault:
 
     @cached_property
     def index(self) -> MasterIndex:
+        """The whole index (maintenance: check, stats, prune): 34 bytes per blob of the vault."""
+        lookup = self.__dict__.get("lookup")
+        if isinstance(lookup, MasterIndex):
+            return lookup
         return load_master_index(self.storage, self.cipher)
 
-    def reload_index(self) -> MasterIndex:
+    @cached_property
+    def lookup(self) -> DedupIndex:
+        """The index as a worker uses it (dedup and reads): sharded behind a filter when the vault has a valid
+        index catalog (``vaultline.repository.sharded_index``), else the whole index."""
+        whole = self.__dict__.get("index")
+        if whole is not None:
+            return whole
+        return open_dedup_index(self.storage, self.cipher)
+
+    def forget_index(self) -> None:
+        """Drop what was loaded of the index: the next use reads it afresh (it may have changed: a prune, a
+        compaction)."""
         self.__dict__.pop("index", None)
+        self.__dict__.pop("lookup", None)
+
+    def reload_index(self) -> MasterIndex:
+        """The whole index, read afresh."""
+        self.forget_index()
         return self.index
+
+    def compact_index(self, force: bool = False) -> CompactionResult:
+        """Write a new index generation (``sharded_index.compact``); hold a shared vault lock around it."""
+        return compact(self.storage, self.cipher, force=force)
+
+    def invalidate_catalog(self, keep_current: bool = False) -> list[str]:
+        """Retire index generations (``sharded_index.invalidate_catalog``); under the exclusive vault lock."""
+        return invalidate_catalog(self.storage, self.cipher, keep_current)
 
     def write_index(self, packs: IndexPacks) -> str:
         """Store an index object for ``packs`` in the index version this vault's format version uses."""
@@ -135,7 +164,7 @@ class Vault:
 
     def read_blob(self, blob_id: bytes) -> bytes:
         """Plaintext of a blob, authenticated and checked against its id."""
-        location = self.index.get(blob_id)
+        location = self.lookup.get(blob_id)
         if location is None:
             raise ObjectMissing(f"{self.url}: blob {blob_id.hex()} is not in any index")
         entry = location.entry

@@ -6,8 +6,9 @@ Each step opens its run through the staged-run protocol (:mod:`vaultline.runs.pr
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vaultline.operations.backup import BackupOptions, backup_objects, header_extra, recover_unindexed_packs
@@ -78,14 +79,15 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
     # Abort release it; a run that dies without either leaves a lock that goes stale in 30 minutes.
     lock = locks.acquire(vault.storage, "backup", exclusive=False, owner=event.execution or run.id)
     with run.undone_on_failure(lock):
-        vault.reload_index()
+        vault.forget_index()
         recover_unindexed_packs(vault)
         parent = latest_for_source(vault, source.url)
         options = _options(request)
         retag = options.tags_due(parent)
         parent_entries = iter_entries(vault, parent) if parent else ()
-        joined = join_with_parent(source.list(), parent_entries, f"listing of {source.url}")
-        staged = stage_parts(run, joined, retag, request.worker_concurrency)
+        changed = ParentChunks()
+        joined = join_with_parent(source.list(), parent_entries, f"listing of {source.url}", on_changed=changed.add)
+        staged = stage_parts(run, joined, retag, request.worker_concurrency, changed)
         run.write(
             BackupRun(
                 recovery_point=run.id,
@@ -117,6 +119,31 @@ def prepare(vault: Vault, event: PrepareEvent) -> Prepared:
     )
 
 
+# Parent-entry chunks held by Prepare between the join and the staging of their batch (16 bytes each): the
+# look-ahead's changed objects can be many and large, so past this many the rest go without the hint (their workers
+# ask the index instead: slower, never wrong).
+PARENT_CHUNKS_HELD = 4_000_000
+
+
+@dataclass
+class ParentChunks:
+    """The parent entries' chunks of changed objects, by key, from the join until their batch is staged."""
+
+    held: int = 0
+    by_key: dict[str, bytes] = field(default_factory=dict)
+
+    def add(self, item: ObjectEntry, before: ObjectEntry) -> None:
+        if self.held + len(before.chunks) <= PARENT_CHUNKS_HELD:
+            self.by_key[item.key] = b"".join(bytes.fromhex(chunk)[:16] for chunk in before.chunks)
+            self.held += len(before.chunks)
+
+    def take(self, entries: list[ObjectEntry]) -> str:
+        """The base64 of the chunks of ``entries`` (``BackupBatch.parent_chunks``), no longer held."""
+        keys = [self.by_key.pop(entry.key, b"") for entry in entries]
+        self.held -= sum(len(k) for k in keys) // 16
+        return base64.b64encode(b"".join(keys)).decode()
+
+
 @dataclass(frozen=True)
 class StagedParts:
     """What Prepare staged: how many batches (the work items) and carried parts, and how many objects in all."""
@@ -127,13 +154,19 @@ class StagedParts:
 
 
 def stage_parts(
-    run: StagedRun[BackupRun], joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]], retag: bool, workers: int
+    run: StagedRun[BackupRun],
+    joined: Iterable[tuple[ObjectEntry, ObjectEntry | None]],
+    retag: bool,
+    workers: int,
+    changed: ParentChunks | None = None,
 ) -> StagedParts:
     """Cut the joined listing into parts and stage each as it is cut: a batch as a work item's input, a carried
     part directly as a result (Commit merges it with the workers'). Memory holds one part of each kind."""
     batches = carried_parts = objects = 0
     for part in cut_parts(joined, retag, workers):
         if isinstance(part, BackupBatch):
+            if changed is not None:
+                part.parent_chunks = changed.take(part.read)
             run.put_batch(part.batch, part)
             batches += 1
             objects += len(part.read) + len(part.retag)
@@ -153,6 +186,7 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     source = _source(BackupRequest(source=document.source))
     options = BackupOptions(archived_objects=document.archived_objects)
     with BlobWriter(vault, document.compression_level) as writer:
+        writer.assume_stored(batch.parent_chunk_keys())
         outcome = backup_objects(vault, source, batch.read, {}, writer, options=options)
         # Unchanged objects: the listing is the parent entry itself, so only the tags are read.
         retagged = backup_objects(

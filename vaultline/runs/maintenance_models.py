@@ -6,12 +6,14 @@ models: one contract for sender, receiver and the definition's paths.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from vaultline.operations.check import PackSubset
+from vaultline.operations.check import CheckCursor, Findings, PackSubset
+from vaultline.operations.drill import DrillCursor
 from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD, HeldObject
+from vaultline.repository.manifest import ObjectEntry
 from vaultline.runs.models import StepModel
 
 # Errors and warnings beyond this many are counted, not listed: a state-machine payload is limited to 256 KiB.
@@ -33,16 +35,128 @@ class VerifyOptions(StepModel):
     subset: PackSubset | None = None
     parts: int = Field(default=7, ge=1)
     run: int | None = Field(default=None, ge=0)
+    worker_concurrency: int = Field(default=10, ge=1, le=1000, description="verify items run at once")
 
     def pack_subset(self) -> PackSubset:
         """The subset this run reads."""
         return self.subset or PackSubset.rotating(self.parts, self.run)
 
 
+class VerifyRun(StepModel):
+    """The run document of a verify (sealed in staging): what the plan found itself, and what the items need."""
+
+    subset: str
+    items: int
+    packs: int = 0
+    blobs: int = 0
+    findings: Findings = Field(default_factory=Findings)
+    missing_packs: list[str] = Field(default_factory=list, description="indexed packs missing from storage")
+
+
+class VerifyWorkItem(StepModel):
+    """One item of a verify's work list: a staged batch of packs to read or of recovery points to check."""
+
+    item: int
+    kind: Literal["packs", "recovery_points"]
+    key: str
+
+
+class VerifyPlanned(StepModel):
+    """What the plan returns (the state machine keeps it at ``$.verifying``)."""
+
+    run_id: str
+    vault_bucket: str
+    work_list_key: str
+    items: int
+    pack_items: int
+    worker_concurrency: int
+
+
+class VerifyItemEvent(StepModel):
+    """A verify item's input: the map's item, and the cursor of the invocation before when the item loops."""
+
+    run_id: str
+    item: VerifyWorkItem
+    cursor: CheckCursor | None = None
+
+
+class VerifyItemResult(BaseModel):
+    """What one invocation of a verify item returns: ``done`` (its findings are staged as its result), or the
+    ``next`` event to invoke it with (same item, the cursor carrying what it found so far)."""
+
+    item: int
+    done: bool
+    next: VerifyItemEvent | None = None
+    packs_read: int = 0
+    objects: int = 0
+    error_count: int = 0
+
+
+class VerifySummaryEvent(StepModel):
+    """The state as the summary runs: the plan's result and the map's output (its ResultWriter files)."""
+
+    verifying: VerifyPlanned
+    verify_map: dict[str, Any] | None = None
+
+
 class DrillOptions(StepModel):
     enabled: bool = False
     scratch: str | None = Field(default=None, description="s3://bucket/prefix the drill may write under and clean")
     recovery_point: str | None = None
+    worker_concurrency: int = Field(default=10, ge=1, le=1000, description="drill items run at once")
+
+
+class DrillRun(StepModel):
+    """The run document of a drill (sealed in staging)."""
+
+    recovery_point: str
+    scratch: str = Field(description="this drill's own fresh prefix under the scratch base")
+    items: int
+    started: float = Field(description="when the plan started (seconds since the epoch)")
+
+
+class DrillBatch(StepModel):
+    """The entries one drill item restores and compares."""
+
+    entries: list[ObjectEntry]
+
+
+class DrillWorkItem(StepModel):
+    item: int
+    key: str
+
+
+class DrillPlanned(StepModel):
+    """What the drill's plan returns (the state machine keeps it at ``$.drilling``)."""
+
+    run_id: str
+    recovery_point: str
+    scratch: str
+    vault_bucket: str
+    work_list_key: str
+    items: int
+    worker_concurrency: int
+
+
+class DrillItemEvent(StepModel):
+    run_id: str
+    item: DrillWorkItem
+    cursor: DrillCursor | None = None
+
+
+class DrillItemResult(BaseModel):
+    """One invocation of a drill item: ``done`` (its tally is staged as its result) or the ``next`` event."""
+
+    item: int
+    done: bool
+    next: DrillItemEvent | None = None
+    verified: int = 0
+    mismatch_count: int = 0
+
+
+class DrillSummaryEvent(StepModel):
+    drilling: DrillPlanned
+    drill_map: dict[str, Any] | None = None
 
 
 class MaintenanceInput(StepModel):
@@ -90,10 +204,13 @@ class VerifyResult(BaseModel):
     ok: bool
     subset: str
     recovery_points: int
+    objects: int = 0
+    items: int = 0
     packs_read: int
     bytes_read: int
     errors: list[str] = Field(default_factory=list)
     error_count: int = 0
+    warnings: list[str] = Field(default_factory=list)
     warning_count: int = 0
 
 
@@ -108,6 +225,7 @@ class DrillResult(BaseModel):
     bytes: int
     verified: int
     mismatches: list[str] = Field(default_factory=list)
+    mismatch_count: int = 0
     cleaned_up: bool
     seconds: float
 

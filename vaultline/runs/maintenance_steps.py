@@ -1,4 +1,5 @@
-"""The Maintenance state machine's steps (forget, prune, verify, drill) and the backup's Retention step.
+"""The Maintenance state machine's steps (forget, prune) and the backup's Retention step; the Verify and Drill
+stages' steps are in :mod:`vaultline.runs.verify_steps` and :mod:`vaultline.runs.drill_steps`.
 
 Every step is ``(Vault, model) -> model``, like the backup and restore steps; the models are in
 :mod:`vaultline.runs.maintenance_models`. A Maintenance step receives the whole execution state: the input
@@ -22,9 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from vaultline.errors import UsageError
-from vaultline.operations.check import check_vault
-from vaultline.operations.drill import restore_drill
-from vaultline.operations.forget import ForgetReport
+from vaultline.operations.forget import ForgetReport, forget_by_source
 from vaultline.operations.forget import forget as forget_by_policy
 from vaultline.operations.prune import PruneOptions
 from vaultline.operations.prune import prune as prune_vault
@@ -32,13 +31,11 @@ from vaultline.operations.retention import RetentionPolicy, keep_policy
 from vaultline.repository.vault import Vault
 from vaultline.runs.maintenance_models import (
     MAX_LISTED,
-    DrillResult,
     ForgetResult,
     MaintenanceInput,
     PruneResult,
     RetentionEvent,
     RetentionResult,
-    VerifyResult,
 )
 from vaultline.runs.models import filled_from
 
@@ -85,19 +82,28 @@ def _forget_source(vault: Vault, rules: dict[str, Any], source: str) -> ForgetRe
 
 
 def forget(vault: Vault, event: MaintenanceInput) -> ForgetResult:
-    """Apply every plan source's keep rules to that source's recovery points."""
+    """Apply every plan source's keep rules to that source's recovery points, reading each manifest header once
+    (a source named by two plans gets a second round: the second plan's rules see what the first kept)."""
     result = ForgetResult()
+    rounds: list[dict[str, RetentionPolicy]] = []
     for item in event.policies:
-        report = _forget_source(vault, item.rules, item.source)
-        if report is None:
+        policy = retention_policy(item.rules)
+        if policy is None:
             result.skipped.append(item.source)
             continue
+        free = next((r for r in rounds if item.source not in r), None)
+        if free is None:
+            free = {}
+            rounds.append(free)
+        free[item.source] = policy
         result.sources += 1
-        result.removed += report.removed
-        result.removed_count += len(report.removed)
-        result.kept += len(report.kept)
-        result.held += report.held[:MAX_LISTED]
-        result.held_count += len(report.held)
+    for policies in rounds:
+        for report in forget_by_source(vault, policies.get).values():
+            result.removed += report.removed[:MAX_LISTED]
+            result.removed_count += len(report.removed)
+            result.kept += len(report.kept)
+            result.held += report.held[:MAX_LISTED]
+            result.held_count += len(report.held)
     result.removed = result.removed[:MAX_LISTED]
     result.held = result.held[:MAX_LISTED]
     return result
@@ -111,29 +117,6 @@ def prune(vault: Vault, event: MaintenanceInput) -> PruneResult:
     report = prune_vault(vault, PruneOptions(repack_threshold=event.repack_threshold))
     deleted = report.packs_deleted + report.unindexed_packs_deleted
     return _capped(PruneResult, report, packs_deleted=deleted, held_count=len(report.held))
-
-
-# -- verify -----------------------------------------------------------------------------------------------------
-
-
-def verify(vault: Vault, event: MaintenanceInput) -> VerifyResult:
-    """Structure check plus read-data of a subset of the packs."""
-    subset = event.verify.pack_subset()
-    report = check_vault(vault, read_data_subset=subset)
-    counts = {"error_count": len(report.errors), "warning_count": len(report.warnings)}
-    return _capped(VerifyResult, report, subset=str(subset), **counts)
-
-
-# -- drill ------------------------------------------------------------------------------------------------------
-
-
-def drill(vault: Vault, event: MaintenanceInput) -> DrillResult:
-    """Restore a (sampled) recovery point into scratch space, compare it with its manifest, clean up."""
-    options = event.drill
-    if not options.scratch:
-        raise UsageError("drill.scratch is required: the s3://bucket/prefix a restore drill may write under")
-    report = restore_drill(vault, options.scratch, options.recovery_point)
-    return _capped(DrillResult, report)
 
 
 # -- the backup's Retention step --------------------------------------------------------------------------------

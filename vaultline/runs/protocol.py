@@ -49,8 +49,17 @@ class RunLock(StepModel):
     lock_id: str | None = None
 
 
+# Work items a run may have: six digits keep names in item order. The largest runs stay far below it: at 10,000,000
+# objects (10 TB) a backup or a restore has at most about 10,000,000 / 500 + 2 * 10 TB / 2 GiB = 30,240 batches and
+# 5,000 carried parts; a table restore one item per segment (at most 16,384).
+MAX_ITEMS = 1_000_000
+
+
 def item_name(number: int) -> str:
-    """The name of work item ``number``'s batch and result: zero-padded, so names list in item order."""
+    """The name of work item ``number``'s batch and result: zero-padded, so names list in item order. A run past
+    :data:`MAX_ITEMS` items is refused (its names would list out of order) rather than mis-merged."""
+    if not 0 <= number < MAX_ITEMS:
+        raise VaultError(f"work item {number}: a run holds at most {MAX_ITEMS:,} work items")
     return f"{number:06d}"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -83,6 +83,12 @@ class Storage(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Delete ``key``; deleting a missing key is not an error."""
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete up to 1,000 keys (S3's DeleteObjects limit), in one request where the backend can; missing keys
+        are not an error, a key the backend refuses is (after the others were tried)."""
+        for key in keys:
+            self.delete(key)
 
     @abstractmethod
     def exists(self, key: str) -> bool:

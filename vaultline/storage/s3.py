@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -169,6 +169,25 @@ class S3Storage(Storage):
             self.s3.delete_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
             raise self._fail(exc, key) from None
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        if len(keys) > 1000:
+            raise ValueError(f"DeleteObjects takes at most 1,000 keys, not {len(keys)}")
+        objects = [{"Key": self._key(key)} for key in keys]
+        try:
+            response = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+        except ClientError as exc:
+            raise self._fail(exc, keys[0]) from None
+        # DeleteObjects answers 200 and lists per key what it refused (AccessDenied, a locked version, ...).
+        errors = response.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise VaultError(
+                f"{self.url}: {len(errors)} of {len(keys)} deletes refused, first "
+                f"{first.get('Key', '')[len(self.prefix) :]}: {first.get('Code', '')} {first.get('Message', '')}"
+            )
 
     def exists(self, key: str) -> bool:
         try:

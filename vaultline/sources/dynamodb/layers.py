@@ -28,7 +28,7 @@ from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import ChunkerParams
 from vaultline.repository.manifest import ObjectEntry
-from vaultline.sources.dynamodb.items import iter_lines
+from vaultline.sources.dynamodb.items import compact, iter_lines
 from vaultline.sources.dynamodb.scan import ITEM_ANCHORS, line_anchor, store_keyed_lines
 
 # The first vault format version whose DynamoDB recovery points may be layered. A writer writes them only into a
@@ -193,8 +193,9 @@ def merged_lines(
 def key_line(line: bytes, key_names: Sequence[str]) -> bytes:
     """The delete line of an item: its key attributes only, canonical JSON (as ``items.key_of``)."""
     doc = orjson.loads(line)
-    return orjson.dumps(
-        {name: doc[name] for name in key_names}, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+    # Delete lines are held until the delta is stored: compact, or each keeps orjson's 4 KiB buffer.
+    return compact(
+        orjson.dumps({name: doc[name] for name in key_names}, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
     )
 
 
