@@ -77,8 +77,11 @@ VAULT_CREATED_ONCE = layout.CREATED_ONCE
 # target pattern may match the vault's own bucket: its roles are denied these outright (and the engine refuses).
 VAULT_OWN_KEYS = (
     *layout.CREATED_ONCE,
-    *(f"{prefix}*" for prefix in (*layout.LOCKED_PREFIXES, layout.LOCK_PREFIX)),
+    *(f"{prefix}*" for prefix in (*layout.LOCKED_PREFIXES, layout.LOCK_PREFIX, layout.KEYS_PREFIX)),
 )
+# Key slots are added and removed from the CLI by whoever holds a key; no step writes or deletes one, so a step
+# cannot plant a key of its choosing nor take away the passphrase slot a break-glass recovery needs.
+KEY_SLOT_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject")
 S3_WRITE_ACTIONS = (
     "s3:PutObject",
     "s3:PutObjectTagging",
@@ -200,6 +203,14 @@ class Functions(Construct):
                     actions=["s3:PutObject"],
                     resources=created_once,
                     conditions={"Null": {"s3:if-none-match": "true"}} if spec.creates_vault else None,
+                )
+            )
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="VaultKeySlotsFromTheCliOnly",
+                    effect=iam.Effect.DENY,
+                    actions=list(KEY_SLOT_WRITE_ACTIONS),
+                    resources=[bucket.arn_for_objects(f"{layout.KEYS_PREFIX}*")],
                 )
             )
             if spec.writes_locked:

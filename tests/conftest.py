@@ -14,6 +14,7 @@ from vaultline.aws import reset_clients
 from vaultline.repository.layout import CONFIG_KEY
 from vaultline.repository.vault import Vault
 from vaultline.storage import LocalStorage, S3Storage
+from vaultline_dev.embedded import service_gaps
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -35,11 +36,16 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def aws(aws_env: None) -> Iterator[None]:
-    """An in-process moto AWS for the duration of one test; the engine's cached clients are reset around it."""
+    """An in-process moto AWS for the duration of one test; the engine's cached clients are reset around it.
+    KMS refuses keys that are disabled or pending deletion, as AWS does (vaultline_dev/embedded/service_gaps.py)."""
     reset_clients()
-    with mock_aws():
-        yield
-    reset_clients()
+    service_gaps.install_kms_key_states()
+    try:
+        with mock_aws():
+            yield
+    finally:
+        service_gaps.uninstall_kms_key_states()
+        reset_clients()
 
 
 @pytest.fixture

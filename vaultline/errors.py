@@ -34,6 +34,10 @@ class WrongKeyError(VaultError):
     """The key material does not open this vault."""
 
 
+class KeyUnavailable(WrongKeyError):
+    """A KMS key that wraps the vault key cannot be used now: disabled, pending deletion, denied or gone."""
+
+
 class IntegrityError(VaultError):
     """Stored bytes do not match what the vault says they are (tampered, truncated or corrupt)."""
 

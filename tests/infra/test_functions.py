@@ -152,7 +152,11 @@ def test_cross_account_sources_are_read_through_their_role_not_direct_grants(mul
 def test_no_function_gets_write_or_delete_outside_the_vault_and_restore_targets(synth: Synth, name: str) -> None:
     for statement in statements(synth, f"Functions{name}ServiceRole"):
         if statement["Effect"] == "Deny":  # the guards of the vault's own objects (tests below)
-            assert statement["Sid"] in ("VaultConfigCreateOnly", "RestoreNeverIntoTheVault"), statement
+            assert statement["Sid"] in (
+                "VaultConfigCreateOnly",
+                "RestoreNeverIntoTheVault",
+                "VaultKeySlotsFromTheCliOnly",
+            ), statement
             continue
         assert statement["Effect"] == "Allow"
         assert not any(a.endswith(":*") or a == "*" for a in actions_of(statement)), statement
@@ -198,6 +202,7 @@ def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_l
     vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
     for name in run_enders:
         delete = [s for s in statements(synth, f"Functions{name}ServiceRole") if "s3:DeleteObject" in actions_of(s)]
+        delete = [s for s in delete if s["Effect"] == "Allow"]  # the key slots' deny is tested on its own
         assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/staging/*", f"GETATT_{vault_id}_Arn/locks/*"]
     for name in lock_takers:
         # A lock taker withdraws its lock on conflict; a failed Prepare deletes what it staged and its lock.
@@ -383,6 +388,15 @@ def test_only_the_backup_prepares_may_write_config_and_only_as_a_create(synth: S
         assert env["VAULT_CREATE"] == ("true" if creator else "false"), name
 
 
+def test_no_function_may_write_or_delete_a_key_slot(synth: Synth) -> None:
+    vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
+    for name in HANDLERS:
+        deny = _sid(synth, name, "VaultKeySlotsFromTheCliOnly")
+        assert deny["Effect"] == "Deny" and actions_of(deny) == {"s3:PutObject", "s3:DeleteObject"}
+        assert resources_of(deny) == [f"GETATT_{vault_id}_Arn/keys/*"]
+        assert "Condition" not in deny
+
+
 def test_exactly_the_writers_of_locked_objects_may_set_their_retention(synth: Synth) -> None:
     vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
     writers = {
@@ -412,7 +426,7 @@ def test_restore_roles_may_never_write_the_vault_or_its_access_logs(synth: Synth
         assert deny["Effect"] == "Deny" and "Condition" not in deny
         assert {"s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging"} <= actions_of(deny)
         vault = [f"GETATT_{vault_id}_Arn/{key}" for key in ("config", "object-lock")]
-        vault += [f"GETATT_{vault_id}_Arn/{p}/*" for p in ("data", "index", "recovery-points", "locks")]
+        vault += [f"GETATT_{vault_id}_Arn/{p}/*" for p in ("data", "index", "recovery-points", "locks", "keys")]
         assert resources_of(deny) == [*vault, f"GETATT_{logs_id}_Arn/*"]
         env = _function(synth, name)["Environment"]["Variables"]
         assert env["VAULT_ACCESS_LOG_BUCKET"] == {"Ref": logs_id}

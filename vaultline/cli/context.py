@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from vaultline.cli.stack import StackInfo, find_stack
 from vaultline.errors import UsageError
@@ -26,6 +27,24 @@ def vault_url(args: argparse.Namespace) -> str:
     return url
 
 
+def read_passphrase_file(path: str) -> bytes:
+    """A passphrase from a file: its bytes, less trailing line ends (CR and LF), so ``echo pw > F`` works."""
+    try:
+        passphrase = Path(path).read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        raise UsageError(f"cannot read the passphrase file {path}: {exc.strerror or exc}") from None
+    if not passphrase:
+        raise UsageError(f"the passphrase file {path} is empty")
+    return passphrase
+
+
+def passphrase_of(args: argparse.Namespace) -> bytes | None:
+    """The passphrase of ``--passphrase-file`` (or ``$VAULTLINE_PASSPHRASE_FILE``), or None to open by KMS."""
+    path: str | None = getattr(args, "passphrase_file", None) or os.environ.get("VAULTLINE_PASSPHRASE_FILE")
+    return read_passphrase_file(path) if path else None
+
+
 def open_vault(args: argparse.Namespace) -> Vault:
-    """Open the vault the command names (VaultNotFound if there is none)."""
-    return Vault.open(open_storage(vault_url(args)))
+    """Open the vault the command names (VaultNotFound if there is none): with the passphrase file given, by a
+    passphrase key slot and no call to KMS; otherwise by KMS."""
+    return Vault.open(open_storage(vault_url(args)), passphrase=passphrase_of(args))

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from vaultline.cli import backup, holds, maintenance, plans, restore, vault
+from vaultline.cli import backup, holds, keys, maintenance, plans, restore, vault
 from vaultline.cli.output import err
 from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD
 from vaultline.operations.stats import S3_STANDARD_PER_GIB_MONTH
@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="vaultline", description="Deduplicated, encrypted backups of S3 buckets and directories.")
     parser.add_argument("--vault", help="s3://bucket[/prefix] or a directory (default: $VAULTLINE_VAULT)")
     parser.add_argument("--stack", help="deployed stack for plan and --remote commands (default: Vaultline)")
+    parser.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="open the vault with a passphrase key slot, never calling KMS (default: $VAULTLINE_PASSPHRASE_FILE)",
+    )
     common = Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -218,6 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = hold_sub.add_parser("list", parents=[common], help="the vault's holds, or one recovery point's hold state")
     p.add_argument("recovery_point", nargs="?", help="id, unique id prefix, or 'latest'")
     p.set_defaults(handler=holds.cmd_hold_list)
+
+    key = sub.add_parser("key", help="the key slots that wrap an encrypted vault's data key")
+    key_sub = key.add_subparsers(dest="key_command", required=True, parser_class=Parser)
+    p = key_sub.add_parser("list", parents=[common], help="list the key slots (reads no key, calls no KMS)")
+    p.set_defaults(handler=keys.cmd_key_list)
+    p = key_sub.add_parser("add", parents=[common], help="wrap the data key under another KMS key or a passphrase")
+    new_key = p.add_mutually_exclusive_group(required=True)
+    new_key.add_argument("--kms-key-id", metavar="ID", help="KMS key id, alias or ARN (an ARN's region is used)")
+    new_key.add_argument(
+        "--passphrase-file",
+        dest="new_passphrase_file",
+        metavar="FILE",
+        help="the new slot's passphrase (to open with a passphrase, give --passphrase-file before `key`)",
+    )
+    p.set_defaults(handler=keys.cmd_key_add)
+    p = key_sub.add_parser("remove", parents=[common], help="remove a key slot (never the last one known to work)")
+    p.add_argument("slot", metavar="ID", help="a slot id from `vaultline key list`")
+    p.set_defaults(handler=keys.cmd_key_remove)
 
     p = sub.add_parser("unlock", parents=[common], help="remove stale locks (left by crashed processes)")
     p.add_argument("--remove-all", action="store_true", help="remove every lock; only when nothing else runs")

@@ -15,6 +15,7 @@ DATA_PREFIX = "data/"  # packs: data/<first two hex digits>/<pack id>
 INDEX_PREFIX = "index/"  # index objects: index/<index id>
 MANIFEST_PREFIX = "recovery-points/"  # manifests: recovery-points/<recovery point id>
 LOCK_PREFIX = "locks/"  # vault locks: locks/<lock id>
+KEYS_PREFIX = "keys/"  # key slots: keys/<slot id> (plaintext JSON), each a further wrapping of the data key
 HOLDS_PREFIX = "holds/"  # legal hold records: holds/<recovery point id> (plaintext JSON)
 STAGING_PREFIX = "staging/"  # runs of the workflows: staging/<run id>/..., and the maps' result files
 # A consolidated index generation (docs/vault-format.md, section 9.5): its catalog, written last, makes it exist;
@@ -75,6 +76,10 @@ def shard_key(generation: str, number: int) -> str:
 
 def manifest_key(recovery_point: str) -> str:
     return MANIFEST_PREFIX + recovery_point
+
+
+def key_slot_key(slot_id: str) -> str:
+    return KEYS_PREFIX + slot_id
 
 
 def hold_key(recovery_point: str) -> str:

@@ -5,6 +5,7 @@ Layout (relative to the vault root, identical on S3 and in a directory)::
     config                         plaintext JSON (VaultConfig)
     data/<2 hex>/<pack id>         packs
     index/<index id>               index objects
+    keys/<slot id>                 key slots: further wrappings of the data key (repository/keys.py)
     recovery-points/<rp id>        manifests: a recovery point exists iff its manifest does
     staging/<rp id>/...            work lists and partial results of running backups (never read by restore)
 """
@@ -14,17 +15,17 @@ from __future__ import annotations
 import os
 import uuid
 from functools import cached_property
-from typing import Any, Literal
+from typing import Literal
 
 import blake3
 
-from vaultline.aws import client
-from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultExists, VaultNotFound, WrongKeyError
+from vaultline.errors import IntegrityError, ObjectMissing, VaultError, VaultExists, VaultNotFound
 from vaultline.repository.compression import decompress
 from vaultline.repository.config import CompressionSettings, EncryptionSettings, VaultConfig, b64, unb64
-from vaultline.repository.crypto import Cipher, check_key, key_check_value
+from vaultline.repository.crypto import Cipher, key_check_value
 from vaultline.repository.index import DedupIndex, MasterIndex, load_master_index, write_index
 from vaultline.repository.index_codec import IndexPacks, index_version
+from vaultline.repository.keys import CONFIG_SLOT, Unlocked, generate_data_key, unlock
 from vaultline.repository.layout import CONFIG_KEY, pack_key
 from vaultline.repository.object_lock import VaultObjectLock
 from vaultline.repository.packs import BlobEntry, read_pack_entries
@@ -39,12 +40,14 @@ class Vault:
     already (a deployed stack's), it locks by the vault's own ``object-lock`` object.
     """
 
-    def __init__(self, storage: Storage, config: VaultConfig, cipher: Cipher) -> None:
+    def __init__(self, storage: Storage, config: VaultConfig, cipher: Cipher, unlocked: Unlocked | None = None) -> None:
+        """``unlocked``: the data key and the slot that gave it, which adding a key slot needs."""
         if storage.lock_policy is None:
             storage.lock_policy = VaultObjectLock.of_vault(storage)
         self.storage = storage
         self.config = config
         self.cipher = cipher
+        self.unlocked = unlocked
 
     @property
     def url(self) -> str:
@@ -66,7 +69,7 @@ class Vault:
         if encryption == "kms":
             if not kms_key_id:
                 raise VaultError("--encryption kms needs --kms-key-id")
-            master, wrapped = _generate_data_key(kms_key_id)
+            master, wrapped = generate_data_key(kms_key_id)
             settings = EncryptionSettings(
                 mode="kms",
                 algorithm="AES-256-GCM",
@@ -88,30 +91,34 @@ class Vault:
         # caller learns it lost (VaultExists) and opens the winner's vault instead of using its own key.
         if not storage.create(CONFIG_KEY, config.to_bytes()):
             raise VaultExists(f"{storage.url}: a vault already exists here (created concurrently)")
-        return cls(storage, config, cipher)
+        return cls(storage, config, cipher, Unlocked(master, CONFIG_SLOT) if encryption == "kms" else None)
 
     @classmethod
-    def open(cls, storage: Storage | str) -> Vault:
-        """Open an existing vault; unwrap its key with KMS if it is encrypted."""
+    def open(cls, storage: Storage | str, passphrase: bytes | None = None) -> Vault:
+        """Open an existing vault; unwrap its key with KMS if it is encrypted, or, given ``passphrase``, with a
+        passphrase key slot and no call to KMS at all (repository/keys.py). A vault without encryption has no
+        key to unwrap and ignores ``passphrase``."""
         if isinstance(storage, str):
             storage = open_storage(storage)
-        try:
-            raw = storage.get(CONFIG_KEY)
-        except ObjectMissing:
-            raise VaultNotFound(f"{storage.url}: no vault here (missing config; run `vaultline init`)") from None
-        config = VaultConfig.from_bytes(raw, storage.url)
+        config = cls.read_config(storage)
         enc = config.encryption
         if enc.mode == "kms":
             if not enc.wrapped_key or not enc.key_check:
                 raise VaultError(f"{storage.url}: encrypted vault config lacks its wrapped key")
-            master = _unwrap_data_key(unb64(enc.wrapped_key), enc.kms_key_id, storage.url)
-            check_key(master, enc.key_check, storage.url)
-            cipher = Cipher.from_master(master)
-        else:
-            if not enc.id_key_material:
-                raise VaultError(f"{storage.url}: vault config lacks its chunk-id key material")
-            cipher = Cipher.unencrypted(unb64(enc.id_key_material))
-        return cls(storage, config, cipher)
+            unlocked = unlock(storage, config, passphrase)
+            return cls(storage, config, Cipher.from_master(unlocked.master), unlocked=unlocked)
+        if not enc.id_key_material:
+            raise VaultError(f"{storage.url}: vault config lacks its chunk-id key material")
+        return cls(storage, config, Cipher.unencrypted(unb64(enc.id_key_material)))
+
+    @staticmethod
+    def read_config(storage: Storage) -> VaultConfig:
+        """The vault's config, read and validated, without unwrapping any key (VaultNotFound if there is none)."""
+        try:
+            raw = storage.get(CONFIG_KEY)
+        except ObjectMissing:
+            raise VaultNotFound(f"{storage.url}: no vault here (missing config; run `vaultline init`)") from None
+        return VaultConfig.from_bytes(raw, storage.url)
 
     # -- index and blobs ------------------------------------------------------------------------------------
 
@@ -182,32 +189,3 @@ class Vault:
         if blake3.blake3(data).hexdigest() != pack_id:
             raise IntegrityError(f"{what}: content does not hash to its name")
         return read_pack_entries(data, self.cipher, what)
-
-
-def _generate_data_key(kms_key_id: str) -> tuple[bytes, bytes]:
-    kms = client("kms")
-    try:
-        response = kms.generate_data_key(KeyId=kms_key_id, KeySpec="AES_256")
-    except Exception as exc:  # botocore raises many shapes; all mean the key cannot be used
-        raise VaultError(f"KMS key {kms_key_id}: cannot generate a data key ({_aws_message(exc)})") from None
-    return response["Plaintext"], response["CiphertextBlob"]
-
-
-def _unwrap_data_key(wrapped: bytes, kms_key_id: str | None, where: str) -> bytes:
-    kms = client("kms")
-    args: dict[str, Any] = {"CiphertextBlob": wrapped}
-    if kms_key_id:
-        args["KeyId"] = kms_key_id
-    try:
-        plaintext: bytes = kms.decrypt(**args)["Plaintext"]
-        return plaintext
-    except Exception as exc:
-        raise WrongKeyError(f"{where}: KMS cannot unwrap the vault key ({_aws_message(exc)})") from None
-
-
-def _aws_message(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error", {})
-        return f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
-    return str(exc)

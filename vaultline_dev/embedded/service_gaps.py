@@ -14,6 +14,13 @@
   so no retrier of ours would ever see a throttled invoke.
 - DynamoDB export ARNs: moto names an export ``table/<the table's ARN>/import/<id>``; AWS names it
   ``table/<table name>/export/<id>``, which is what the export-status function's grant (``table/T/export/*``) names.
+- KMS key states: moto encrypts and decrypts with a key in any state. AWS refuses Encrypt, Decrypt, ReEncrypt and
+  GenerateDataKey* with a ``Disabled`` key (``DisabledException``, "<key ARN> is disabled.") and with a key in
+  any other state but ``Enabled`` (``KMSInvalidStateException``, "<key ARN> is pending deletion."), which is what
+  a vault whose key was disabled or scheduled for deletion meets. The in-process ``mock_aws`` of the tests installs
+  this gap alone (``install_kms_key_states``), the embedded server with the rest. Also: moto's ciphertext header
+  holds 36 bytes of key id, so a multi-Region key (``mrk-`` and 36 more) encrypts but can never decrypt; AWS
+  decrypts it in every region that holds a replica. Decrypt finds the key the cut id names.
 """
 
 from __future__ import annotations
@@ -23,9 +30,13 @@ import json
 from typing import Any
 
 from botocore.exceptions import ClientError
+from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models.table_export import TableExport
 from moto.events.models import Rule
 from moto.iam.access_control import PermissionResult
+from moto.kms import utils as kms_utils
+from moto.kms.exceptions import AccessDeniedException
+from moto.kms.models import Key, KmsBackend
 from moto.s3.models import FakeBucket
 from moto.sns.models import sns_backends
 from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
@@ -39,6 +50,10 @@ _original_send_to_targets = Rule.send_to_targets
 _original_get_permission = FakeBucket.get_permission
 _original_lambda_from_error = StateTaskLambda._from_error
 _original_export_init = TableExport.__init__
+_original_kms_encrypt = KmsBackend.encrypt
+_original_kms_decrypt = KmsBackend.decrypt
+# How AWS words a key state in KMSInvalidStateException ("<arn> is pending deletion.").
+_KEY_STATE_WORDS = {"PendingDeletion": "pending deletion", "PendingImport": "pending import"}
 
 # The Lambda service exceptions Step Functions reports by their own name; any other failed Invoke is AWSLambdaException.
 _NAMED_LAMBDA_ERRORS = frozenset(
@@ -94,8 +109,81 @@ def _export_init(self: TableExport, *args: Any, **kwargs: Any) -> None:
     self.arn = f"{self.table.table_arn}/export/{export_id}"
 
 
+class _DisabledException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("DisabledException", message)
+
+
+class _KMSInvalidStateException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("KMSInvalidStateException", message)
+
+
+def _require_enabled(key: Key) -> None:
+    if key.key_state == "Enabled":
+        return
+    if key.key_state == "Disabled":
+        raise _DisabledException(f"{key.arn} is disabled.")
+    raise _KMSInvalidStateException(f"{key.arn} is {_KEY_STATE_WORDS.get(key.key_state, key.key_state)}.")
+
+
+def _kms_encrypt(self: KmsBackend, key_id: str, plaintext: bytes, encryption_context: dict[str, str]) -> Any:
+    # GenerateDataKey and ReEncrypt encrypt through this method too.
+    resolved = self.any_id_to_key_id(key_id)
+    if resolved in self.keys:
+        _require_enabled(self.keys[resolved])
+    return _original_kms_encrypt(self, key_id, plaintext, encryption_context)
+
+
+def _kms_decrypt(
+    self: KmsBackend, ciphertext_blob: bytes, encryption_context: dict[str, str], key_id: str | None = None
+) -> Any:
+    # The ciphertext names its key: decrypt (which checks the blob), then refuse if that key may not be used.
+    multi_region = _multi_region_key(self, ciphertext_blob)
+    if multi_region is not None:
+        plaintext, _ = kms_utils.decrypt(
+            {multi_region.id[: kms_utils.KEY_ID_LEN]: multi_region}, ciphertext_blob, encryption_context
+        )
+        if key_id is not None and self.any_id_to_key_id(key_id) != multi_region.id:
+            raise AccessDeniedException(
+                "The ciphertext refers to a customer master key that does not exist, "
+                "does not exist in this region, or you are not allowed to access."
+            )
+        arn = multi_region.arn
+    else:
+        plaintext, arn = _original_kms_decrypt(self, ciphertext_blob, encryption_context, key_id)
+    _require_enabled(self.keys[self.get_key_id(arn)])
+    return plaintext, arn
+
+
+def _multi_region_key(backend: KmsBackend, ciphertext_blob: bytes) -> Key | None:
+    """The multi-Region key (``mrk-`` + 36 characters) whose id moto cut to 36 bytes in the blob's header."""
+    named = ciphertext_blob[: kms_utils.KEY_ID_LEN].decode("utf-8", "replace")
+    if not named.startswith("mrk-"):
+        return None
+    found = [key for key_id, key in backend.keys.items() if len(key_id) > len(named) and key_id.startswith(named)]
+    return found[0] if len(found) == 1 else None
+
+
+def install_kms_key_states() -> None:
+    """Only the KMS key-state gap (idempotent): what the in-process ``mock_aws`` of the tests needs."""
+    KmsBackend.encrypt = _kms_encrypt  # type: ignore[method-assign]
+    KmsBackend.decrypt = _kms_decrypt  # type: ignore[method-assign]
+
+
+def uninstall_kms_key_states() -> None:
+    """Give moto its own KMS back."""
+    KmsBackend.encrypt = _original_kms_encrypt  # type: ignore[method-assign]
+    KmsBackend.decrypt = _original_kms_decrypt  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Close the gaps (idempotent)."""
+    install_kms_key_states()
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _lambda_from_error  # type: ignore[method-assign]
@@ -104,6 +192,7 @@ def install() -> None:
 
 def uninstall() -> None:
     """Give moto its own behaviour back."""
+    uninstall_kms_key_states()
     Rule.send_to_targets = _original_send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _original_get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _original_lambda_from_error  # type: ignore[method-assign]
