@@ -17,6 +17,7 @@ from vaultline.errors import SourceError
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=32)
 SESSION_NAME = "vaultline"
 _lock = threading.Lock()
+_loader_lock = threading.Lock()
 _clients: dict[tuple[str, str | None, str | None], Any] = {}
 _retries: dict[str, int] = {}
 
@@ -36,6 +37,22 @@ def retry_counts() -> dict[str, int]:
         return dict(_retries)
 
 
+_loader: Any = None
+
+
+def _botocore_session() -> botocore.session.Session:
+    """A new botocore session sharing this process's one data loader: each session would otherwise parse the SDK's
+    JSON data (endpoints, partitions, retry rules, service models) again, about 0.1 s per client made."""
+    global _loader
+    session = botocore.session.Session()
+    with _loader_lock:
+        if _loader is None:
+            _loader = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _loader)
+    return session
+
+
 def _counted(made: Any) -> Any:
     made.meta.events.register("after-call", _count_retries)
     return made
@@ -46,7 +63,8 @@ def client(service: str, region: str | None = None) -> Any:
     key = (service, region, None)
     with _lock:
         if key not in _clients:
-            _clients[key] = _counted(boto3.session.Session().client(service, region_name=region, config=_CONFIG))  # type: ignore[call-overload]
+            session = boto3.session.Session(botocore_session=_botocore_session())
+            _clients[key] = _counted(session.client(service, region_name=region, config=_CONFIG))  # type: ignore[call-overload]
         return _clients[key]
 
 
@@ -66,7 +84,7 @@ def role_client(service: str, role_arn: str, region: str | None = None) -> Any:
         refresh_using=lambda: _assume(role_arn, region), method="sts-assume-role"
     )
     credentials.get_frozen_credentials()  # fail now, naming the role, if it cannot be assumed
-    botocore_session = botocore.session.Session()
+    botocore_session = _botocore_session()
     # Put the role first in the session's own resolver chain, so nothing (environment, profile) shadows it.
     botocore_session.get_component("credential_provider").insert_before("env", _Provided(credentials))
     made = _counted(
