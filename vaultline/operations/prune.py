@@ -909,7 +909,7 @@ def finish(
     report.index_objects_written += written
     locks.release(vault.storage, run.lock_id)
     staging.clean()
-    vault.reload_index()
+    vault.forget_index()  # what changed is read afresh on next use; Finish itself never needs the whole index
     return FinishResult(done=True, report=report)
 
 
