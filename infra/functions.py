@@ -158,6 +158,8 @@ class Functions(Construct):
         self.wildcard_findings.append(f"Resource::{vault_arn}/{c.STAGING_PREFIX}*")
         self.wildcard_findings.append(f"Resource::{vault_arn}/{layout.LOCK_PREFIX}*")
         self.wildcard_findings += [f"Resource::{vault_arn}/{prefix}*" for prefix in layout.LOCKED_PREFIXES]
+        generations = (layout.CATALOG_PREFIX, layout.GENERATION_PREFIX)
+        self.wildcard_findings += [f"Resource::{vault_arn}/{prefix}*" for prefix in generations]
         self._grant_vault()
         self._grant_sources(plans)
         self._grant_table_sources(plans)
@@ -187,9 +189,13 @@ class Functions(Construct):
             )
             # Every step writes something: packs and indexes, work lists, manifests, worker summaries, or the
             # abort record. Objects are written once and never modified; only prune (maintenance) deletes.
+            # A step that names its prefixes (compaction) may write nowhere else.
+            writes = [f"{prefix}*" for prefix in spec.writes] or ["*"]
             function.add_to_role_policy(
                 iam.PolicyStatement(
-                    sid="VaultWrite", actions=list(VAULT_WRITE_ACTIONS), resources=[bucket.arn_for_objects("*")]
+                    sid="VaultWrite",
+                    actions=list(VAULT_WRITE_ACTIONS),
+                    resources=[bucket.arn_for_objects(key) for key in writes],
                 )
             )
             # `config` says how to read everything else: a second writer would orphan the whole vault. Only the
@@ -236,6 +242,16 @@ class Functions(Construct):
                             ],
                         )
                     )
+            # Taking a shared lock writes it and deletes it again if a prune holds the exclusive one; the block
+            # that held it releases it.
+            if spec.holds_lock and not spec.ends_run:
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid="VaultLockRelease",
+                        actions=["s3:DeleteObject"],
+                        resources=[bucket.arn_for_objects(f"{layout.LOCK_PREFIX}*")],
+                    )
+                )
             function.add_to_role_policy(
                 iam.PolicyStatement(
                     sid="VaultKey", actions=list(VAULT_KEY_ACTIONS), resources=[self._vault.key.key_arn]

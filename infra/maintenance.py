@@ -4,18 +4,22 @@ and is described in docs/state-machines.md ("Maintenance"); change both together
 
 ::
 
-    Forget -> PruneEnabled? -> <Prune chain> -> Verify -> <VerifyItems: Distributed Map> -> VerifySummary
+    Forget -> PruneEnabled? -> <Prune chain> -> Compact -> Verify -> <VerifyItems: Distributed Map> -> VerifySummary
            -> DrillEnabled? -> Drill -> <DrillItems: Distributed Map> -> DrillSummary -> MaintenanceSucceeded -> Done
        \\___________ any error (Catch States.ALL -> $.error) ____________/
                          -> MaintenanceFailed (event) -> Failed
 
 The prune chain (infra/prune_workflow.py) is Start, Distributed Maps of mark, plan and sweep items, Decide and
 Finish; an error after Start goes through PruneAbort (which releases the exclusive lock) to MaintenanceFailed.
-Verify plans the check (vaultline/runs/verify_steps.py) and stages its work list in the vault; each map item verifies
-a batch of packs or recovery points and loops on its own cursor when its time budget runs low; VerifySummary proves
-every item reported and stores the result at ``$.results.verify``. The drill has the same shape
-(vaultline/runs/drill_steps.py): its plan stages batches of a sampled recovery point's entries, its items restore them
-into scratch and compare, its summary deletes the scratch copy and stores ``$.results.drill``.
+Compact (vaultline/runs/maintenance_steps.py) writes a new sharded index generation, as ``vaultline index compact``
+does, so the next backup's workers load its filter rather than the whole index; it writes nothing when the current
+generation is complete. It takes the shared lock, which only an exclusive one (another run's prune) refuses: it waits
+that out as the backups' Prepare does. Verify plans the check (vaultline/runs/verify_steps.py) and stages its work
+list in the vault; each map item verifies a batch of packs or recovery points and loops on its own cursor when its
+time budget runs low; VerifySummary proves every item reported and stores the result at ``$.results.verify``. The
+drill has the same shape (vaultline/runs/drill_steps.py): its plan stages batches of a sampled recovery point's
+entries, its items restore them into scratch and compare, its summary deletes the scratch copy and stores
+``$.results.drill``.
 
 Every step gets the whole state and stores its result at ``$.results.<step>``; ``$.results`` is the success event's
 detail. PruneStart takes the vault's exclusive lock and raises ``VaultLocked`` while a backup holds the shared one:
@@ -44,7 +48,16 @@ from infra.paths import fields_of, path
 from infra.prune_workflow import PruneChain
 from infra.schedules import MaintenanceSchedule
 from infra.settings import StackSettings
-from infra.tasks import WorkList, catch_all, flag_set, invoke, put_event, state_machine, work_list_map
+from infra.tasks import (
+    WorkList,
+    catch_all,
+    flag_set,
+    invoke,
+    locked_retry,
+    put_event,
+    state_machine,
+    work_list_map,
+)
 from infra.vault import Vault
 from infra.workflows import MAP_ITEM
 from vaultline.plans import PlansFile
@@ -86,6 +99,7 @@ class Maintenance(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.forget = functions[r.MAINTENANCE_FORGET]
+        self.compact = functions[r.MAINTENANCE_COMPACT]
         self.functions = functions
         self.vault = vault
         self.verify_plan = functions[r.MAINTENANCE_VERIFY_PLAN]
@@ -121,6 +135,10 @@ class Maintenance(Construct):
 
     def _state_machine(self) -> sfn.StateMachine:
         forget = invoke(self, "Forget", self.forget, result_path="$.results.forget")
+        compact = invoke(self, "Compact", self.compact, result_path="$.results.compact")
+        # Compaction's shared lock is refused only while a prune (of another execution, or the CLI) holds the
+        # exclusive one: that prune ends, so wait it out rather than skip the verify and drill behind it.
+        locked_retry(compact)
         verify = invoke(self, "Verify", self.verify_plan, result_path=VERIFYING)
         verify_items = self._item_map(
             "Verify", self.verify_item, (VerifyItemEvent, VerifyItemResult, VerifyPlanned), VERIFYING, VERIFY_MAP
@@ -149,13 +167,16 @@ class Maintenance(Construct):
             functions=self.functions,
             vault=self.vault,
             result_path="$.results.prune",
-            then=verify,
+            then=compact,
             failed=failed_event,
         )
-        catch_all((forget, verify, verify_items, verify_summary, drill, drill_items, drill_summary), failed_event)
+        catch_all(
+            (forget, compact, verify, verify_items, verify_summary, drill, drill_items, drill_summary), failed_event
+        )
 
         succeeded.next(sfn.Succeed(self, "Done"))
         drill.next(drill_items).next(drill_summary).next(succeeded)
+        compact.next(verify)
         verify.next(verify_items).next(verify_summary)
         verify_summary.next(
             sfn.Choice(self, "DrillEnabled")
@@ -165,12 +186,13 @@ class Maintenance(Construct):
         forget.next(
             sfn.Choice(self, "PruneEnabled")
             .when(flag_set(path(MaintenanceInput, "prune")), prune.first)
-            .otherwise(verify)
+            .otherwise(compact)
         )
 
         machine = state_machine(
             self,
-            comment="Vaultline maintenance: forget by the plans' keep rules, prune, verify a subset, restore drill",
+            comment="Vaultline maintenance: forget by the plans' keep rules, prune, compact the index, verify a "
+            "subset, restore drill",
             definition=forget,
             log_group=self.log_group,
         )
@@ -178,7 +200,8 @@ class Maintenance(Construct):
         machine.add_to_role_policy(
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.vault.key.key_arn])
         )
-        functions = [self.forget, *prune.functions, self.verify_plan, self.verify_item, self.verify_summary]
+        functions = [self.forget, *prune.functions, self.compact]
+        functions += [self.verify_plan, self.verify_item, self.verify_summary]
         functions += [self.drill_plan, self.drill_item, self.drill_summary]
         executions = (
             "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"

@@ -33,6 +33,10 @@ class FunctionSpec:
     deletes: tuple[str, ...] = ()
     # Maintenance: reads Object Lock state without deleting (prune's Decide and Sweep find what is held).
     reads_lock_state: bool = False
+    # The only vault prefixes it may write (empty: anywhere but what the denies keep out).
+    writes: tuple[str, ...] = ()
+    # Takes and releases a shared vault lock without ending a run: may delete under locks/ only.
+    holds_lock: bool = False
 
     @property
     def handler(self) -> str:
@@ -152,6 +156,16 @@ MAINTENANCE_PRUNE_ABORT = FunctionSpec(
     timeout_minutes=c.ABORT_TIMEOUT_MINUTES,
     ends_run=True,
 )
+# Compact: writes a new index generation (its shards, packs table and filter, catalog last) and its shared lock,
+# nothing else; it deletes only that lock. It holds the whole index, ~50 bytes a chunk at its peak: its 2048 MB
+# hold about 35 million chunks (constants.COMPACT_MEMORY_MB), which is this step's ceiling.
+MAINTENANCE_COMPACT = FunctionSpec(
+    "maintenance_compact",
+    c.COMPACT_MEMORY_MB,
+    "Compact the dedup index into a sharded generation",
+    writes=(layout.CATALOG_PREFIX, layout.GENERATION_PREFIX, layout.LOCK_PREFIX),
+    holds_lock=True,
+)
 # Verify: the plan and the recovery point items hold the index (34 bytes a blob) as prune does; the items read and
 # decode packs, CPU-bound like the backup workers (a full vCPU); the summary adds up small results.
 MAINTENANCE_VERIFY_PLAN = FunctionSpec(
@@ -206,5 +220,6 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     MAINTENANCE_PRUNE_SWEEP,
     MAINTENANCE_PRUNE_FINISH,
     MAINTENANCE_PRUNE_ABORT,
+    MAINTENANCE_COMPACT,
 )
 WORKERS = tuple(spec for spec in FUNCTIONS if spec.worker)

@@ -10,7 +10,10 @@ import pytest
 from tests.e2e.conftest import Deployment
 from vaultline.aws import client
 from vaultline.cli.stack import ExecutionFailed, follow, start
+from vaultline.repository.index import list_index_ids
+from vaultline.repository.layout import catalog_key
 from vaultline.repository.manifest import list_recovery_points
+from vaultline.repository.sharded_index import ShardedIndex
 from vaultline.repository.vault import Vault
 
 pytestmark = pytest.mark.e2e
@@ -83,6 +86,14 @@ def test_retention_after_commit_then_maintenance_prunes_verifies_and_drills(
     assert results["forget"]["removed_count"] == 0 and results["forget"]["kept"] == 2, results["forget"]
     prune = results["prune"]
     assert prune["packs_deleted"] >= 1 and prune["bytes_freed"] > 0, prune
+    # Compaction ran after the prune: its generation consolidates the pruned index, and the next worker to open the
+    # vault (a later backup's) looks chunks up through it rather than loading the whole index.
+    compacted = results["compact"]
+    assert not compacted["up_to_date"] and compacted["shards"] >= 1 and compacted["bytes_written"] > 0, compacted
+    assert vault.storage.exists(catalog_key(compacted["generation"]))
+    lookup = Vault.open(deployment.stack.vault_url).lookup
+    assert isinstance(lookup, ShardedIndex) and lookup.catalog.generation == compacted["generation"]
+    assert sorted(lookup.catalog.index_objects) == sorted(list_index_ids(vault.storage)) and not lookup.recent.packs
     verify = results["verify"]
     assert verify["ok"] and verify["error_count"] == 0 and verify["recovery_points"] == 2, verify
     assert verify["packs_read"] == prune["packs_after"] and verify["objects"] == 10

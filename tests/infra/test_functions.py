@@ -42,6 +42,7 @@ HANDLERS = {
     "MaintenancePruneSweep": "maintenance_prune_sweep.handler",
     "MaintenancePruneFinish": "maintenance_prune_finish.handler",
     "MaintenancePruneAbort": "maintenance_prune_abort.handler",
+    "MaintenanceCompact": "maintenance_compact.handler",
 }
 
 
@@ -189,7 +190,7 @@ def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_l
     maintenance = {"ApplyRetention", "MaintenanceForget", "MaintenanceDrillSummary"}
     maintenance |= {name for name in HANDLERS if name.startswith("MaintenancePrune")}
     deleters = {name for name in HANDLERS if "s3:DeleteObject" in _all_actions(synth, f"Functions{name}ServiceRole")}
-    lock_takers = {"BackupPrepare", "DdbBackupPrepare"}
+    lock_takers = {"BackupPrepare", "DdbBackupPrepare", "MaintenanceCompact"}
     run_enders = {
         "BackupCommit",
         "RestoreFinish",
@@ -204,11 +205,31 @@ def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_l
         delete = [s for s in statements(synth, f"Functions{name}ServiceRole") if "s3:DeleteObject" in actions_of(s)]
         delete = [s for s in delete if s["Effect"] == "Allow"]  # the key slots' deny is tested on its own
         assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/staging/*", f"GETATT_{vault_id}_Arn/locks/*"]
-    for name in lock_takers:
+    # Compaction holds a shared lock and stages nothing: it deletes its own lock and nothing else.
+    assert _deletes_of(synth, "MaintenanceCompact") == [f"GETATT_{vault_id}_Arn/locks/*"]
+    for name in lock_takers - {"MaintenanceCompact"}:
         # A lock taker withdraws its lock on conflict; a failed Prepare deletes what it staged and its lock.
         delete = [s for s in statements(synth, f"Functions{name}ServiceRole") if "s3:DeleteObject" in actions_of(s)]
         delete = [s for s in delete if s["Effect"] == "Allow"]
         assert resources_of(delete[0]) == [f"GETATT_{vault_id}_Arn/staging/*", f"GETATT_{vault_id}_Arn/locks/*"]
+
+
+def _deletes_of(synth: Synth, name: str) -> list[str]:
+    delete = [s for s in statements(synth, f"Functions{name}ServiceRole") if "s3:DeleteObject" in actions_of(s)]
+    return sorted(r for s in delete if s["Effect"] == "Allow" for r in resources_of(s))
+
+
+def test_compaction_writes_only_index_generations_and_its_lock(synth: Synth) -> None:
+    vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
+    (write,) = [s for s in statements(synth, "FunctionsMaintenanceCompactServiceRole") if s.get("Sid") == "VaultWrite"]
+    assert resources_of(write) == [
+        f"GETATT_{vault_id}_Arn/index-catalogs/*",
+        f"GETATT_{vault_id}_Arn/index-shards/*",
+        f"GETATT_{vault_id}_Arn/locks/*",
+    ]
+    assert "s3:PutObjectRetention" not in _all_actions(synth, "FunctionsMaintenanceCompactServiceRole")
+    # It holds the whole index (~50 bytes a chunk): 2048 MB hold about 35 million chunks.
+    assert _function(synth, "MaintenanceCompact")["MemorySize"] == 2048
 
 
 def test_restore_worker_writes_only_to_configured_target_buckets(synth: Synth, multi_synth: Synth) -> None:

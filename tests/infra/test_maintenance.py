@@ -73,6 +73,7 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
         "Forget",
         "PruneEnabled",
         *PRUNE_STATES,
+        "Compact",
         "Verify",
         "VerifyItems",
         "VerifySummary",
@@ -87,8 +88,10 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
     }
     assert states["Forget"]["Next"] == "PruneEnabled"
     assert states["PruneEnabled"]["Choices"][0]["Next"] == "PruneStart"
-    assert states["PruneEnabled"]["Default"] == "Verify"
-    assert states["PruneResult"]["Next"] == "Verify"
+    # Compaction follows the prune (which retires generations it supersedes) or Forget, and precedes Verify.
+    assert states["PruneEnabled"]["Default"] == "Compact"
+    assert states["PruneResult"]["Next"] == "Compact"
+    assert states["Compact"]["Next"] == "Verify"
     assert states["Verify"]["Next"] == "VerifyItems"
     assert states["VerifyItems"]["Next"] == "VerifySummary"
     assert states["VerifySummary"]["Next"] == "DrillEnabled"
@@ -119,6 +122,7 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
     ("state", "function", "result"),
     [
         ("Forget", "MaintenanceForget", "$.results.forget"),
+        ("Compact", "MaintenanceCompact", "$.results.compact"),
         ("Verify", "MaintenanceVerifyPlan", "$.verifying"),
         ("VerifySummary", "MaintenanceVerifySummary", "$.results.verify"),
         ("Drill", "MaintenanceDrillPlan", "$.drilling"),
@@ -137,14 +141,17 @@ def test_each_step_gets_the_whole_state_and_stores_its_result_in_it(
     assert task["TimeoutSeconds"] == 910  # Lambda's own 900 s report their timeout first (Sandbox.Timedout)
 
 
-def test_prune_waits_for_running_backups_on_vault_locked(states: dict[str, Any]) -> None:
-    assert states["PruneStart"]["Retry"][1] == {
-        "ErrorEquals": ["VaultLocked"],
-        "IntervalSeconds": 60,
-        "MaxAttempts": 5,
-        "BackoffRate": 2,
-        "JitterStrategy": "FULL",
-    }
+def test_prune_waits_for_running_backups_and_compaction_for_a_running_prune_on_vault_locked(
+    states: dict[str, Any],
+) -> None:
+    for state in ("PruneStart", "Compact"):
+        assert states[state]["Retry"][1] == {
+            "ErrorEquals": ["VaultLocked"],
+            "IntervalSeconds": 60,
+            "MaxAttempts": 5,
+            "BackoffRate": 2,
+            "JitterStrategy": "FULL",
+        }
     for state in ("Forget", "Verify", "VerifySummary", "Drill", "DrillSummary"):
         assert len(states[state]["Retry"]) == 1
 

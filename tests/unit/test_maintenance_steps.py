@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
@@ -9,8 +11,13 @@ from vaultline.errors import UsageError
 from vaultline.operations.check import PackSubset
 from vaultline.operations.retention import Duration
 from vaultline.plans import KeepRules
+from vaultline.repository.layout import LOCK_PREFIX
+from vaultline.repository.locks import VaultLocked, acquire
+from vaultline.repository.packs import BlobEntry
+from vaultline.repository.sharded_index import ShardedIndex, list_generations
+from vaultline.repository.vault import Vault
 from vaultline.runs.maintenance_models import MaintenanceInput
-from vaultline.runs.maintenance_steps import retention_policy
+from vaultline.runs.maintenance_steps import compact, retention_policy
 
 
 def test_plan_rules_become_the_engine_policy_with_weeks_as_days() -> None:
@@ -62,3 +69,56 @@ def test_without_a_subset_verify_rotates_over_the_parts_by_run() -> None:
     assert MaintenanceInput.model_validate({"verify": {"subset": "2/7", "run": 5}}).verify.pack_subset() == PackSubset(
         part=2, parts=7
     )
+
+
+def _index_objects(vault: Vault, count: int) -> list[bytes]:
+    ids = []
+    for _ in range(count):
+        blob_id = os.urandom(32)
+        ids.append(blob_id)
+        vault.write_index([(os.urandom(32).hex(), [BlobEntry(blob_id, 0, 0, 0, 10, 10)])])
+    return ids
+
+
+def test_compact_writes_a_generation_the_next_worker_uses_then_nothing_while_it_is_complete(s3_vault: Vault) -> None:
+    ids = _index_objects(s3_vault, 3)
+    first = compact(s3_vault, MaintenanceInput())
+    assert not first.up_to_date and first.generation is not None
+    assert (first.index_objects, first.blobs, first.packs) == (3, 3, 3) and first.bytes_written > 0
+    reopened = Vault.open(s3_vault.storage)
+    lookup = reopened.lookup
+    assert isinstance(lookup, ShardedIndex) and lookup.catalog.generation == first.generation
+    assert all(lookup.get(blob_id) is not None for blob_id in ids)
+    # Its shared lock is released: nothing of the compaction is left under locks/.
+    assert list(s3_vault.storage.list(LOCK_PREFIX)) == []
+
+    written = sorted(o.key for o in s3_vault.storage.list(""))
+    again = compact(reopened, MaintenanceInput())
+    assert again.up_to_date and again.generation == first.generation and again.bytes_written == 0
+    assert sorted(o.key for o in s3_vault.storage.list("")) == written
+
+
+def test_compact_supersedes_the_generation_once_a_backup_adds_an_index_object(s3_vault: Vault) -> None:
+    _index_objects(s3_vault, 2)
+    first = compact(s3_vault, MaintenanceInput())
+    _index_objects(s3_vault, 1)
+    second = compact(Vault.open(s3_vault.storage), MaintenanceInput())
+    assert not second.up_to_date and second.index_objects == 3 and second.generation != first.generation
+    # Compaction deletes nothing: the superseded generation stays until a prune retires it.
+    assert list_generations(s3_vault.storage) == sorted([first.generation, second.generation])
+
+
+def test_compact_waits_for_a_prune_holding_the_exclusive_lock_and_writes_nothing(s3_vault: Vault) -> None:
+    _index_objects(s3_vault, 1)
+    held = acquire(s3_vault.storage, "prune", exclusive=True)
+    with pytest.raises(VaultLocked):
+        compact(s3_vault, MaintenanceInput())
+    assert list_generations(s3_vault.storage) == []
+    assert [o.key for o in s3_vault.storage.list(LOCK_PREFIX)] == [held.key]
+
+
+def test_compact_runs_beside_a_backup_holding_the_shared_lock(s3_vault: Vault) -> None:
+    _index_objects(s3_vault, 1)
+    backup = acquire(s3_vault.storage, "backup", exclusive=False)
+    assert compact(s3_vault, MaintenanceInput()).generation is not None
+    assert [o.key for o in s3_vault.storage.list(LOCK_PREFIX)] == [backup.key]

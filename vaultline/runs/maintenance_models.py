@@ -197,6 +197,20 @@ class PruneResult(BaseModel):
     seconds: float = 0.0
 
 
+class CompactResult(BaseModel):
+    """The index generation compaction wrote (``$.results.compact``), or the current one when it was complete
+    already (``up_to_date``: nothing written)."""
+
+    generation: str | None = None
+    up_to_date: bool = False
+    index_objects: int = 0
+    blobs: int = 0
+    packs: int = 0
+    shards: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+
 class VerifyResult(BaseModel):
     """The structure check and the read of this run's subset of packs (``$.results.verify``); ``ok`` false fails
     the run and fires the integrity alarm."""

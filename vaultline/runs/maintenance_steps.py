@@ -1,4 +1,4 @@
-"""The Maintenance state machine's steps (forget, prune) and the backup's Retention step; the Verify and Drill
+"""The Maintenance state machine's steps (forget, prune, compact) and the backup's Retention step; the Verify and Drill
 stages' steps are in :mod:`vaultline.runs.verify_steps` and :mod:`vaultline.runs.drill_steps`.
 
 Every step is ``(Vault, model) -> model``, like the backup and restore steps; the models are in
@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from vaultline.errors import UsageError
+from vaultline.operations.compact import compact_index
 from vaultline.operations.forget import ForgetReport, forget_by_source
 from vaultline.operations.forget import forget as forget_by_policy
 from vaultline.operations.prune import PruneOptions
@@ -31,6 +32,7 @@ from vaultline.operations.retention import RetentionPolicy, keep_policy
 from vaultline.repository.vault import Vault
 from vaultline.runs.maintenance_models import (
     MAX_LISTED,
+    CompactResult,
     ForgetResult,
     MaintenanceInput,
     PruneResult,
@@ -117,6 +119,20 @@ def prune(vault: Vault, event: MaintenanceInput) -> PruneResult:
     report = prune_vault(vault, PruneOptions(repack_threshold=event.repack_threshold))
     deleted = report.packs_deleted + report.unindexed_packs_deleted
     return _capped(PruneResult, report, packs_deleted=deleted, held_count=len(report.held))
+
+
+# -- compact ----------------------------------------------------------------------------------------------------
+
+
+def compact(vault: Vault, event: MaintenanceInput) -> CompactResult:
+    """Consolidate the index into a new sharded generation (docs/vault-format.md, 9.5), as ``vaultline index
+    compact`` does, so that the next backup's workers load its filter and the recent index objects rather than the
+    whole index; writes nothing when the current generation consolidates every index object already.
+
+    Takes the vault's shared lock (raises ``VaultLocked`` while a prune holds the exclusive one). Memory: the whole
+    index, about 50 bytes a chunk at its peak (``sharded_index.compact``); that is this step's ceiling.
+    """
+    return filled_from(CompactResult, compact_index(vault))
 
 
 # -- the backup's Retention step --------------------------------------------------------------------------------
