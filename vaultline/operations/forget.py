@@ -6,13 +6,12 @@ retention is not deleted: it is reported as held, with its date, and a later for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from vaultline.operations.prune import DELETE_BATCH, RETENTION_LOOKUPS, HeldObject
+from vaultline.operations.prune import DELETE_BATCH, HeldObject, held_objects
 from vaultline.operations.retention import Decision, PointInTime, RetentionPolicy, apply_policy
 from vaultline.repository.layout import MANIFEST_PREFIX, manifest_key
 from vaultline.repository.manifest import iter_recovery_points
@@ -88,7 +87,7 @@ def forget_by_source(
                 report.kept.append(decision.id)
             else:
                 doomed.append(decision.id)
-        for key, held in _held(vault, [manifest_key(rp_id) for rp_id in doomed], now):
+        for key, held in held_objects(vault, [manifest_key(rp_id) for rp_id in doomed], now):
             if held is not None:
                 report.held.append(held)
             else:
@@ -98,18 +97,3 @@ def forget_by_source(
                 vault.storage.delete_many([manifest_key(i) for i in report.removed[start : start + DELETE_BATCH]])
         reports[source] = report
     return reports
-
-
-def _held(vault: Vault, keys: list[str], now: datetime) -> Iterator[tuple[str, HeldObject | None]]:
-    """Each key with what Object Lock holds of it, looked up a few at a time in parallel (one HEAD each)."""
-
-    def lookup(key: str) -> tuple[str, HeldObject | None]:
-        retention = vault.storage.retention(key)
-        if retention is None or not retention.holds(now):
-            return key, None
-        return key, HeldObject(
-            key=key, mode=retention.mode, retain_until=retention.retain_until, legal_hold=retention.legal_hold
-        )
-
-    with ThreadPoolExecutor(max_workers=RETENTION_LOOKUPS, thread_name_prefix="vl-forget") as pool:
-        yield from pool.map(lookup, keys)

@@ -22,7 +22,6 @@ are one per object.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -31,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vaultline.errors import IntegrityError, ObjectMissing, VaultError
 from vaultline.repository.index import iter_index_tables
 from vaultline.repository.layout import HOLDS_PREFIX, hold_key, index_key, manifest_key, pack_key
-from vaultline.repository.manifest import RecoveryPoint, iter_entries, load_recovery_point
+from vaultline.repository.manifest import RecoveryPoint, load_recovery_point, needed_blobs
 from vaultline.repository.vault import Vault
 
 LISTED = 100  # object keys a report names; its counts are complete
@@ -65,15 +64,6 @@ class HoldReport(BaseModel):
     def complete(self) -> bool:
         """A recorded hold whose every object is on hold (or no hold at all)."""
         return self.state == "none" or not self.not_held
-
-
-def needed_blobs(vault: Vault, rp: RecoveryPoint) -> Iterator[bytes]:
-    """Every blob ``rp`` needs: its entry blobs and every chunk of its entries, streamed (repeats included)."""
-    for blob in rp.entry_blobs:
-        yield bytes.fromhex(blob)
-    for entry in iter_entries(vault, rp):
-        for chunk in entry.chunks:
-            yield bytes.fromhex(chunk)
 
 
 def needed_packs(vault: Vault, rp: RecoveryPoint) -> set[str]:
@@ -193,7 +183,6 @@ __all__ = [
     "hold_status",
     "list_holds",
     "load_hold",
-    "needed_blobs",
     "needed_objects",
     "needed_packs",
     "remove_hold",

@@ -76,7 +76,7 @@ from vaultline.operations import prune_records as rec
 from vaultline.repository import locks
 from vaultline.repository.index import decode_index
 from vaultline.repository.layout import DATA_PREFIX, INDEX_PREFIX, index_key, lock_key, pack_id_of_key, pack_key
-from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
+from vaultline.repository.manifest import list_recovery_point_ids, load_recovery_point, needed_blobs
 from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, read_pack_entries
 from vaultline.repository.vault import Vault
 from vaultline.storage import Storage
@@ -466,11 +466,8 @@ def _mark_point(vault: Vault, rp_id: str, writer: _RunWriter) -> None:
         rp = load_recovery_point(vault, rp_id)
     except RecoveryPointNotFound:
         return  # forgotten since Start: what it alone needed is garbage now
-    for blob in rp.entry_blobs:
-        writer.add(bytes.fromhex(blob))
-    for entry in iter_entries(vault, rp):
-        for chunk in entry.chunks:
-            writer.add(bytes.fromhex(chunk))
+    for blob in needed_blobs(vault, rp):
+        writer.add(blob)
         if writer.full():
             writer.flush()
 
@@ -715,7 +712,7 @@ def _replaced_indexes(vault: Vault, staging: rec.Staging, run: PruneRun, removed
                 candidates[index_id.hex()] = gone
     decision = Decision()
     rescued: set[bytes] = set()
-    for key, held in _retentions(vault, (index_key(i) for i in sorted(candidates)), run.now):
+    for key, held in held_objects(vault, (index_key(i) for i in sorted(candidates)), run.now):
         if held is None:
             decision.replaced.append(key[len(INDEX_PREFIX) :])
         else:
@@ -725,8 +722,9 @@ def _replaced_indexes(vault: Vault, staging: rec.Staging, run: PruneRun, removed
     return decision
 
 
-def _retentions(vault: Vault, keys: Iterable[str], now: datetime) -> Iterator[tuple[str, HeldObject | None]]:
-    """Each key with what Object Lock holds of it (None: deletable), looked up a few at a time in parallel."""
+def held_objects(vault: Vault, keys: Iterable[str], now: datetime) -> Iterator[tuple[str, HeldObject | None]]:
+    """Each key with what Object Lock holds of it (None: deletable), looked up a few at a time in parallel (one
+    HEAD each): what forget and prune ask before they delete."""
 
     def held(key: str) -> tuple[str, HeldObject | None]:
         retention = vault.storage.retention(key)
@@ -756,7 +754,7 @@ def sweep(
     work = [(p.pack, "repack", p.offsets) for p in batch.repack]
     work += [(p, "delete", []) for p in batch.delete] + [(p, "unindexed", []) for p in batch.unindexed]
     work.sort()
-    held = dict(_retentions(vault, (pack_key(p) for p, _, _ in work[item.start :]), run.now))
+    held = dict(held_objects(vault, (pack_key(p) for p, _, _ in work[item.start :]), run.now))
     writer = _Repacker(vault, result, fault)
     for position in range(item.start, len(work)):
         if position > item.start and _low(remaining_ms):
@@ -1052,6 +1050,7 @@ __all__ = [
     "abort",
     "decide",
     "finish",
+    "held_objects",
     "mark",
     "plan",
     "prune",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,10 +10,9 @@ from pydantic import BaseModel, Field
 from vaultline.repository.layout import INDEX_PREFIX, MANIFEST_PREFIX
 from vaultline.repository.manifest import (
     BackupStats,
-    RecoveryPoint,
-    iter_entries,
     iter_recovery_points,
     load_recovery_point,
+    needed_blobs,
 )
 from vaultline.repository.packs import list_pack_ids
 from vaultline.repository.vault import Vault
@@ -68,12 +66,6 @@ class _Point:
     stats: BackupStats
 
 
-def _referenced(vault: Vault, rp: RecoveryPoint) -> Iterator[bytes]:
-    yield from (bytes.fromhex(b) for b in rp.entry_blobs)
-    for entry in iter_entries(vault, rp):
-        yield from (bytes.fromhex(c) for c in entry.chunks)
-
-
 def vault_stats(vault: Vault) -> VaultStats:
     """Read every manifest and the index (no pack data) and compute sizes and ratios.
 
@@ -97,7 +89,7 @@ def vault_stats(vault: Vault) -> VaultStats:
         rps = sorted(by_source[source], key=lambda rp: (rp.time, rp.id))  # ids order by second only
         blobs: set[bytes] = set()
         for point in rps:
-            blobs.update(_referenced(vault, load_recovery_point(vault, point.id)))
+            blobs.update(needed_blobs(vault, load_recovery_point(vault, point.id)))
         live |= blobs
         raw, kept = _sizes(vault, blobs)
         logical = sum(rp.stats.bytes for rp in rps)

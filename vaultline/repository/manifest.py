@@ -370,6 +370,16 @@ def _entry_stream_lines(vault: Vault, rp: RecoveryPoint) -> Iterator[bytes]:
         yield carry.strip()
 
 
+def needed_blobs(vault: Vault, rp: RecoveryPoint) -> Iterator[bytes]:
+    """Every blob ``rp`` needs, streamed (repeats included): its entry blobs, then each entry's chunks (for a
+    DynamoDB delta, those of every layer below it, which its entries list)."""
+    for blob in rp.entry_blobs:
+        yield bytes.fromhex(blob)
+    for entry in iter_entries(vault, rp):
+        for chunk in entry.chunks:
+            yield bytes.fromhex(chunk)
+
+
 def entries_under(vault: Vault, rp: RecoveryPoint, prefix: str) -> Iterator[ObjectEntry]:
     """The entries of ``rp`` whose keys start with ``prefix``, streamed: the stream is in key order, so it stops
     at the first key past the prefix."""
