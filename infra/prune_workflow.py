@@ -19,11 +19,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from pydantic import BaseModel
 
-from infra import constants as c
 from infra import registry as r
 from infra.functions import Functions
 from infra.paths import fields_of, path
-from infra.tasks import StrictDistributedMap, catch_all, invoke, locked_retry
+from infra.tasks import StrictDistributedMap, WorkList, catch_all, invoke, locked_retry, work_list_map
 from infra.vault import Vault
 from vaultline.runs.prune_models import (
     MarkResult,
@@ -134,23 +133,20 @@ class PruneChain(Construct):
 
     def _map(self, name: str, vault: Vault, *, key: str, processor: sfn.IChainable) -> StrictDistributedMap:
         """A Distributed Map over a work list the run staged, every item carrying the run id; no item may fail."""
-        items = StrictDistributedMap(
+        work = WorkList(
+            key=key,
+            concurrency=path(PruneStarted, "concurrency", at=STARTED),
+            item_selector={"run_id": path(PruneStarted, "run_id", at=STARTED), "item": MAP_ITEM},
+        )
+        return work_list_map(
             self,
             name,
             state_name=f"Prune{name}",
-            item_reader=sfn.S3JsonItemReader(bucket=vault.bucket, key=sfn.JsonPath.string_at(key)),
-            item_selector={
-                "run_id": sfn.JsonPath.string_at(path(PruneStarted, "run_id", at=STARTED)),
-                "item": sfn.JsonPath.object_at(MAP_ITEM),
-            },
-            max_concurrency_path=sfn.JsonPath.string_at(path(PruneStarted, "concurrency", at=STARTED)),
-            tolerated_failure_count=0,
-            result_writer_v2=sfn.ResultWriterV2(bucket=vault.bucket, prefix=c.MAP_RESULTS_PREFIX),
-            map_execution_type=sfn.StateMachineType.STANDARD,
+            vault=vault,
+            work=work,
+            processor=processor,
             result_path=sfn.JsonPath.DISCARD,
         )
-        items.item_processor(processor)
-        return items
 
     def _looping(
         self,
