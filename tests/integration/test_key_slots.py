@@ -19,6 +19,7 @@ from vaultline.operations.keys import add_kms_slot, add_passphrase_slot, list_ke
 from vaultline.repository import keys
 from vaultline.repository.keys import CONFIG_SLOT, ScryptCost
 from vaultline.repository.layout import CONFIG_KEY, KEYS_PREFIX
+from vaultline.repository.locks import VaultLocked, acquire, release
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import S3Storage
@@ -324,3 +325,30 @@ def test_multi_region_replica_slot_unwraps_in_the_replica_region(kms: Any, vault
     kms.disable_key(KeyId=primary["KeyId"])  # a regional key's state is its own: the replica still decrypts
     opened = Vault.open(VAULT)
     assert opened.unlocked is not None and opened.unlocked.slot == info.id
+
+
+def test_two_removals_cannot_each_keep_the_slot_the_other_removes(kms: Any, vault: Vault, key_id: str) -> None:
+    first = add_passphrase_slot(vault, b"first passphrase", FAST)
+    second = add_passphrase_slot(vault, b"second passphrase", FAST)
+    kms.disable_key(KeyId=key_id)
+    by_first = Vault.open(VAULT, passphrase=b"first passphrase")
+    by_second = Vault.open(VAULT, passphrase=b"second passphrase")
+    assert by_first.unlocked is not None and by_first.unlocked.slot == first.id
+    # Each removal alone is allowed: the slot it was opened with stays. Run one after the other, the second must
+    # see that its own slot is gone, and that no remaining slot is known to work.
+    remove_slot(by_first, second.id)
+    with pytest.raises(VaultError, match=f"removing key slot {first.id} would leave no slot known to work"):
+        remove_slot(by_second, first.id)
+    assert first.id in [s.id for s in list_key_slots(vault.storage)]
+
+
+def test_removal_waits_for_an_exclusive_holder(vault: Vault, passphrase_file: Path, run: Run) -> None:
+    slot_id = add_passphrase(run, passphrase_file)
+    held = acquire(vault.storage, "prune", exclusive=True)
+    try:
+        with pytest.raises(VaultLocked, match="prune lock held by"):
+            remove_slot(vault, slot_id)
+    finally:
+        release(vault.storage, held)
+    assert slot_id in [s.id for s in list_key_slots(vault.storage)]
+    remove_slot(vault, slot_id)

@@ -8,7 +8,8 @@ Rules:
   key right now. Another passphrase slot is no proof (its passphrase is not known here): open the vault with it to
   remove the one you opened with. So removing the last usable slot is refused.
 - Adding and removing are one conditional create or one delete of ``keys/<id>``: a crash leaves either no change
-  or the whole change.
+  or the whole change. Removal holds the exclusive vault lock, so concurrent removals are checked one after the
+  other against the slots as they are then.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from vaultline.repository.keys import (
     write_slot,
 )
 from vaultline.repository.layout import key_slot_key
+from vaultline.repository.locks import vault_lock
 from vaultline.repository.vault import Vault
 from vaultline.storage import Storage
 
@@ -107,13 +109,18 @@ def remove_slot(vault: Vault, slot_id: str) -> KeySlotInfo:
             f"{vault.url}: the config slot cannot be removed (the config is written once); to revoke its KMS key, "
             "disable it or change its key policy in KMS"
         )
-    slots = read_slots(vault.storage)
-    target = next((slot for slot in slots if slot.id == slot_id), None)
-    if target is None:
-        raise VaultError(f"{vault.url}: no key slot {slot_id} (see `vaultline key list`)")
-    if unlocked.slot == slot_id:
-        _require_another_working_slot(vault.storage, vault.config, [s for s in slots if s.id != slot_id], slot_id)
-    vault.storage.delete(key_slot_key(slot_id))
+    # Exclusive, so that two removals cannot each keep the slot the other removes (the slots are re-read under
+    # the lock, and the slot this vault was opened with counts only while it still exists).
+    with vault_lock(vault.storage, "key-remove", exclusive=True):
+        slots = read_slots(vault.storage)
+        target = next((slot for slot in slots if slot.id == slot_id), None)
+        if target is None:
+            raise VaultError(f"{vault.url}: no key slot {slot_id} (see `vaultline key list`)")
+        remaining = [s for s in slots if s.id != slot_id]
+        opened_with_remains = unlocked.slot == CONFIG_SLOT or any(s.id == unlocked.slot for s in remaining)
+        if not opened_with_remains:
+            _require_another_working_slot(vault.storage, vault.config, remaining, slot_id)
+        vault.storage.delete(key_slot_key(slot_id))
     return _info(target)
 
 
