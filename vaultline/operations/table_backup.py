@@ -12,10 +12,11 @@ applied in place, then one more stream of the items created since the parent.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -494,48 +495,85 @@ def merge_segment(vault: Vault, run: TableRun, segment: int, writer: BlobWriter,
 # -- committing ---------------------------------------------------------------------------------------------------
 
 
-def complete_chains(run: TableRun, parts: Sequence[SegmentPart]) -> list[SegmentPart]:
-    """The parts of every stored segment in order; IntegrityError unless each segment's parts are 0..n and the
-    last one ends it: a recovery point never silently lacks part of a table."""
-    by_segment: dict[int, list[SegmentPart]] = {}
-    for part in sorted(parts, key=lambda p: (p.segment, p.part)):
-        by_segment.setdefault(part.segment, []).append(part)
-    # An incremental run's last segment (the items created since the parent) is Commit's own.
-    stored = run.parent_segments if run.incremental else run.total_segments
-    incomplete = [
-        segment
-        for segment in range(stored)
-        if not (chain := by_segment.get(segment))
-        or [p.part for p in chain] != list(range(len(chain)))
-        or not chain[-1].done
-    ]
-    if incomplete:
-        raise IntegrityError(f"recovery point {run.recovery_point}: segments {incomplete[:10]} are incomplete")
-    return [part for segment in range(stored) for part in by_segment[segment]]
+class _ChainCheck:
+    """What Commit learns in its first pass over the parts: their sums, and whether every segment is complete.
+    It holds three small fields per part (tens of thousands of parts at most), never a part's entries."""
+
+    def __init__(self, run: TableRun) -> None:
+        # An incremental run's last segment (the items created since the parent) is Commit's own.
+        self.stored = run.parent_segments if run.incremental else run.total_segments
+        self.stats = BackupStats()
+        self.read_units = 0.0
+        self.applied: set[bytes] = set()
+        self._chains: dict[int, list[tuple[int, bool]]] = {}
+
+    def counts(self, part: SegmentPart) -> bool:
+        """Whether ``part`` belongs to a stored segment (so to the recovery point)."""
+        return 0 <= part.segment < self.stored
+
+    def add(self, part: SegmentPart) -> None:
+        if not self.counts(part):
+            return
+        self._chains.setdefault(part.segment, []).append((part.part, part.done))
+        self.stats.merge(part.stats)
+        self.read_units += part.read_units
+        self.applied.update(key.encode() for key in part.applied)
+
+    def require_complete(self, run: TableRun) -> None:
+        """IntegrityError unless each segment's parts are 0..n and the last one ends it: a recovery point never
+        silently lacks part of a table."""
+        incomplete = []
+        for segment in range(self.stored):
+            chain = sorted(self._chains.get(segment, []))
+            if not chain or [number for number, _ in chain] != list(range(len(chain))) or not chain[-1][1]:
+                incomplete.append(segment)
+        if incomplete:
+            raise IntegrityError(f"recovery point {run.recovery_point}: segments {incomplete[:10]} are incomplete")
+
+
+def _entries_by_segment(parts: Iterable[SegmentPart], check: _ChainCheck) -> Iterator[ObjectEntry]:
+    """The parts' entries in the manifest's key order. Every entry key starts ``segment/<5 digits>/``, so sorting
+    one segment's entries at a time is sorting them all: only one segment's entries are held (its parts arrive
+    together, in segment order, as staging names them and as the CLI stores them)."""
+    segment: int | None = None
+    held: list[ObjectEntry] = []
+    for part in parts:
+        if not check.counts(part):
+            continue
+        if part.segment != segment:
+            yield from sorted(held, key=lambda entry: entry.key)
+            segment, held = part.segment, []
+        held.extend(part.entries)
+    yield from sorted(held, key=lambda entry: entry.key)
 
 
 def commit_table(
-    vault: Vault, run: TableRun, parts: Sequence[SegmentPart], writer: BlobWriter, reader: TableReader
+    vault: Vault, run: TableRun, parts: Iterable[SegmentPart], writer: BlobWriter, reader: TableReader
 ) -> RecoveryPoint:
     """Check that the parts form complete chains, store an incremental run's new items as its last segment, then
-    the entry stream, flush packs and index, and write the manifest last (the commit point)."""
-    chains = complete_chains(run, parts)
-    stats = BackupStats()
-    for part in chains:
-        stats.merge(part.stats)
-    entries = [entry for part in chains for entry in part.entries]
+    the entry stream, flush packs and index, and write the manifest last (the commit point).
+
+    ``parts`` is iterated twice (sums and checks, then entries), in segment then part order; memory holds one
+    segment's entries at a time, whatever the table's size (a list, or staging listed anew each time).
+    """
+    check = _ChainCheck(run)
+    for part in parts:
+        check.add(part)
+    check.require_complete(run)
+    stats = check.stats
+    created: ObjectEntry | None = None
     if run.incremental:
-        applied = {key.encode() for part in chains for key in part.applied}
-        created = new_items(reader.changes, applied)
-        entry, count = store_items(writer, run.parent_segments, 0, created, run.key_names)
-        stats.merge(_part(run.parent_segments, 0, entry, count).stats)
-        entries.append(entry)
+        # Stored before the entry stream starts, so the two never share the writer's packs mid-stream.
+        created, count = store_items(
+            writer, run.parent_segments, 0, new_items(reader.changes, check.applied), run.key_names
+        )
+        stats.merge(_part(run.parent_segments, 0, created, count).stats)
     info = TableBackupInfo(
         table=run.snapshot,
         mode=run.options.mode,
         total_segments=max(1, run.total_segments),
         items=stats.objects,
-        read_capacity_units=round(sum(part.read_units for part in chains), 3),
+        read_capacity_units=round(check.read_units, 3),
         consistent_read=run.options.consistent_read,
         export_arn=run.export_arn,
         export_type=run.export_type,
@@ -546,8 +584,8 @@ def commit_table(
     )
     # Chunks the parts' writers already flushed are in their stats; the commit adds what this writer flushes.
     draft = run.draft(run.url, "dynamodb", stats, {EXTRA_KEY: info.model_dump(mode="json")})
-    # One entry per segment part and layer (tens of thousands at most): sorted here into the manifest's key order.
-    return finish_recovery_point(vault, writer, draft, sorted(entries, key=lambda entry: entry.key))
+    entries = _entries_by_segment(parts, check)
+    return finish_recovery_point(vault, writer, draft, itertools.chain(entries, [created] if created else []))
 
 
 # -- the CLI: every piece in one process --------------------------------------------------------------------------

@@ -202,8 +202,14 @@ class StagedRun(Generic[D]):
 
     def all_results(self, model: type[M]) -> list[M]:
         """Every result present, in name order (for runs whose work items are found as they go)."""
+        return list(self.present_results(model))
+
+    def present_results(self, model: type[M]) -> Iterator[M]:
+        """Every result present, in name order, read ahead as the listing goes: memory holds the read-ahead
+        window, whatever the number of results."""
         prefix = self.key(layout.RESULTS)
-        return [self.get(obj.key[len(self.prefix) :], model) for obj in self.vault.storage.list(prefix)]
+        names = (obj.key[len(prefix) : -len(".json")] for obj in self.vault.storage.list(prefix))
+        return self.iter_results(model, names)
 
     # -- the run's lock ---------------------------------------------------------------------------------------
     def refresh_lock(self, lock_id: str | None) -> None:

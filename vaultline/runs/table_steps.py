@@ -18,7 +18,7 @@ Restore: :func:`restore_prepare` (create or check the target table, stage one wo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from vaultline.operations.table_backup import (
@@ -134,13 +134,23 @@ def segment_worker(
     return filled_from(SegmentSummary, part, bytes=part.entry.size)
 
 
+class _StagedParts:
+    """The run's staged parts, listed and read anew on each iteration (Commit walks them twice and holds none)."""
+
+    def __init__(self, staged: StagedRun[TableStagedRun]) -> None:
+        self._staged = staged
+
+    def __iter__(self) -> Iterator[SegmentPart]:
+        return self._staged.present_results(SegmentPart)
+
+
 def commit(vault: Vault, event: TableCommitEvent) -> Committed:
     """Commit the table from every staged part (:func:`~vaultline.operations.table_backup.commit_table` refuses
     incomplete chains), then clean the run and release its lock."""
     staged = _backup(vault, event.prepared.recovery_point)
     run = staged.read()
     with BlobWriter(vault, run.compression_level) as writer:
-        header = commit_table(vault, run, staged.all_results(SegmentPart), writer, TableReader(vault, run))
+        header = commit_table(vault, run, _StagedParts(staged), writer, TableReader(vault, run))
     staged.clean()
     clean_map_results(vault, event.map)
     if run.lock_id:
