@@ -8,8 +8,8 @@ Nothing of 1 TB is written. A segment of ``--segment-mb`` MB (default SEGMENT_BY
 page as it is scanned (bench/table_scale_steps.py) and backed up for real into a local vault: day 1 stores its
 base, day 2 (1% of its items changed) a delta layer on it; then a restore reads the segment back, its layers
 merged by key. Each segment of a table is one such worker, so a worker's figures are the table's per segment. The
-commit holds what the segments' workers staged (one part each: a base's chunk list and up to 31 delta layers); it
-is measured at ``--commit-segments`` segments with synthetic parts and extrapolated linearly. Each step runs in its
+commit streams what the segments' workers staged (one part each: a base's chunk list and up to 31 delta layers)
+twice, holding one segment's entries at a time; it is measured at ``--commit-segments`` segments with synthetic parts and extrapolated linearly. Each step runs in its
 own process.
 """
 
@@ -117,7 +117,7 @@ def main(argv: Sequence[str]) -> int:
     most, _ = commit_at(MAX_SEGMENTS)
     fits = int(small + (commit.memory_mb * 10**6 / 2**20 - low.peak_rss_mib) / max(per_segment_mib, 1e-9))
     log(
-        f"  table commit: {per_segment_mib * 1024:,.0f} KiB a segment (its parts' chunk lists, held); 1 TB "
+        f"  table commit: {per_segment_mib * 1024:,.0f} KiB a segment (parts stream; one segment's entries held); 1 TB "
         f"({segments_1tb:,} segments): {memory:,.0f} MiB, {seconds:,.0f} s; {MAX_SEGMENTS:,} segments: "
         f"{most:,.0f} MiB; fits {commit.memory_mb} MB up to ~{fits:,} segments ({fits * SEGMENT_BYTES / TB:.2f} TiB)"
     )

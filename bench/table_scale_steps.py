@@ -16,14 +16,14 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from engine_steps import vm_hwm_mib
 
 from vaultline.operations import table_backup
-from vaultline.operations.table_backup import SEGMENT_BYTES, SegmentPart
+from vaultline.operations.table_backup import SEGMENT_BYTES, ChainCheck, SegmentPart, entries_by_segment
 from vaultline.operations.table_restore import iter_table_items
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
@@ -127,23 +127,28 @@ def restore(vault_dir: str, segment_mb: int, item_bytes: int, changed: int, day:
 def commit(
     vault_dir: str, segments: int, chunks_per_segment: int, layers_per_segment: int, _: int = 0
 ) -> dict[str, Any]:
-    """What the table commit holds and writes for ``segments`` segments: every staged part (as
-    ``StagedRun.all_results`` reads them), each a base of ``chunks_per_segment`` chunks and ``layers_per_segment``
-    delta layers of one chunk each, then their entries sorted into the manifest's key order and committed."""
+    """What the table commit holds and writes for ``segments`` segments, as ``commit_table`` does it: every staged
+    part (each a base of ``chunks_per_segment`` chunks and ``layers_per_segment`` delta layers of one chunk each)
+    read once for the sums and the chain check, then again as the entries stream into the manifest, one segment's
+    entries held at a time."""
     vault = Vault.init(LocalStorage(vault_dir), encryption="none")
+
+    def staged_parts() -> Iterator[SegmentPart]:
+        for segment in range(segments):
+            yield SegmentPart.model_validate_json(_part_json(segment, chunks_per_segment, layers_per_segment))
+
     clock = time.perf_counter()
-    parts = [
-        SegmentPart.model_validate_json(_part_json(segment, chunks_per_segment, layers_per_segment))
-        for segment in range(segments)
-    ]
+    check = ChainCheck(segments)
+    for part in staged_parts():
+        check.add(part)
+    check.require_complete("bench")
     staged = time.perf_counter() - clock
-    entries = sorted((entry for part in parts for entry in part.entries), key=lambda entry: entry.key)
     started = datetime.now(UTC)
     draft = RecoveryPointDraft(
         recovery_point=new_recovery_point_id(started), started=started, source=URL, source_kind="dynamodb"
     )
     with BlobWriter(vault) as writer:
-        rp = finish_recovery_point(vault, writer, draft, entries)
+        rp = finish_recovery_point(vault, writer, draft, entries_by_segment(staged_parts(), check))
     return {"entries": rp.entry_count, "parts_seconds": staged}
 
 

@@ -495,13 +495,13 @@ def merge_segment(vault: Vault, run: TableRun, segment: int, writer: BlobWriter,
 # -- committing ---------------------------------------------------------------------------------------------------
 
 
-class _ChainCheck:
-    """What Commit learns in its first pass over the parts: their sums, and whether every segment is complete.
-    It holds three small fields per part (tens of thousands of parts at most), never a part's entries."""
+class ChainCheck:
+    """What Commit learns in its first pass over the parts of ``stored`` segments: their sums, and whether every
+    segment is complete. It holds three small fields per part (tens of thousands of parts at most), never a part's
+    entries."""
 
-    def __init__(self, run: TableRun) -> None:
-        # An incremental run's last segment (the items created since the parent) is Commit's own.
-        self.stored = run.parent_segments if run.incremental else run.total_segments
+    def __init__(self, stored: int) -> None:
+        self.stored = stored
         self.stats = BackupStats()
         self.read_units = 0.0
         self.applied: set[bytes] = set()
@@ -519,7 +519,7 @@ class _ChainCheck:
         self.read_units += part.read_units
         self.applied.update(key.encode() for key in part.applied)
 
-    def require_complete(self, run: TableRun) -> None:
+    def require_complete(self, recovery_point: str) -> None:
         """IntegrityError unless each segment's parts are 0..n and the last one ends it: a recovery point never
         silently lacks part of a table."""
         incomplete = []
@@ -528,10 +528,10 @@ class _ChainCheck:
             if not chain or [number for number, _ in chain] != list(range(len(chain))) or not chain[-1][1]:
                 incomplete.append(segment)
         if incomplete:
-            raise IntegrityError(f"recovery point {run.recovery_point}: segments {incomplete[:10]} are incomplete")
+            raise IntegrityError(f"recovery point {recovery_point}: segments {incomplete[:10]} are incomplete")
 
 
-def _entries_by_segment(parts: Iterable[SegmentPart], check: _ChainCheck) -> Iterator[ObjectEntry]:
+def entries_by_segment(parts: Iterable[SegmentPart], check: ChainCheck) -> Iterator[ObjectEntry]:
     """The parts' entries in the manifest's key order. Every entry key starts ``segment/<5 digits>/``, so sorting
     one segment's entries at a time is sorting them all: only one segment's entries are held (its parts arrive
     together, in segment order, as staging names them and as the CLI stores them)."""
@@ -556,10 +556,11 @@ def commit_table(
     ``parts`` is iterated twice (sums and checks, then entries), in segment then part order; memory holds one
     segment's entries at a time, whatever the table's size (a list, or staging listed anew each time).
     """
-    check = _ChainCheck(run)
+    # An incremental run's last segment (the items created since the parent) is Commit's own.
+    check = ChainCheck(run.parent_segments if run.incremental else run.total_segments)
     for part in parts:
         check.add(part)
-    check.require_complete(run)
+    check.require_complete(run.recovery_point)
     stats = check.stats
     created: ObjectEntry | None = None
     if run.incremental:
@@ -584,7 +585,7 @@ def commit_table(
     )
     # Chunks the parts' writers already flushed are in their stats; the commit adds what this writer flushes.
     draft = run.draft(run.url, "dynamodb", stats, {EXTRA_KEY: info.model_dump(mode="json")})
-    entries = _entries_by_segment(parts, check)
+    entries = entries_by_segment(parts, check)
     return finish_recovery_point(vault, writer, draft, itertools.chain(entries, [created] if created else []))
 
 
