@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -589,6 +591,31 @@ def commit_table(
     return finish_recovery_point(vault, writer, draft, itertools.chain(entries, [created] if created else []))
 
 
+class _SpilledParts:
+    """The CLI's stored parts, spilled to a temporary file as JSON lines (each holds its chunk list: held in
+    memory, a 1 TB table's would take gigabytes) and read back in order each time Commit walks them."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+
+    def __enter__(self) -> _SpilledParts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def append(self, part: SegmentPart) -> None:
+        self._file.seek(0, os.SEEK_END)
+        self._file.write(part.model_dump_json().encode() + b"\n")
+
+    def __iter__(self) -> Iterator[SegmentPart]:
+        self._file.seek(0)
+        for line in iter(self._file.readline, b""):
+            position = self._file.tell()
+            yield SegmentPart.model_validate_json(line)
+            self._file.seek(position)  # another walk or an append may have moved it meanwhile
+
+
 # -- the CLI: every piece in one process --------------------------------------------------------------------------
 
 
@@ -615,13 +642,13 @@ def run_table_backup(
                 wait_for_export(ddb, str(run.export_arn), sleep)
                 work = export_work(vault, run)
             reader = TableReader(vault, run, sleep=sleep, ddb=ddb)
-            with BlobWriter(vault, compression_level) as writer:
-                parts: list[SegmentPart] = []
+            with BlobWriter(vault, compression_level) as writer, _SpilledParts() as parts:
                 for item in work:
                     following: SegmentWork | None = item
                     while following is not None:
-                        parts.append(store_segment(vault, run, following, writer, reader))
-                        following = parts[-1].next
+                        part = store_segment(vault, run, following, writer, reader)
+                        parts.append(part)
+                        following = part.next
                 return commit_table(vault, run, parts, writer, reader)
         finally:
             if options.mode == "export":
