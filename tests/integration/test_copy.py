@@ -19,6 +19,7 @@ from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault
 from vaultline.operations.copy import COPIED_FROM, copied_from
 from vaultline.operations.table_backup import run_table_backup
+from vaultline.repository.layout import manifest_key
 from vaultline.repository.manifest import iter_entries, list_recovery_point_ids, load_recovery_point
 from vaultline.repository.vault import Vault
 from vaultline.sources import S3Source
@@ -144,6 +145,29 @@ def test_copy_interrupted_at_a_request_leaves_no_recovery_point_and_the_next_cop
     assert json.loads(out)["copied"] == [rp.id]
     assert restored(run, TARGET, rp.id, tmp_path / "out", read_tree) == objects
     assert check_vault(Vault.open(target.storage)).ok
+
+
+def test_a_point_whose_parent_was_forgotten_in_the_source_copies_whole_and_restores(
+    run: Run,
+    s3: Any,
+    source: Vault,
+    target: Vault,
+    objects: dict[str, bytes],
+    tmp_path: Path,
+    read_tree: Callable[[Path], dict[str, bytes]],
+) -> None:
+    first = run_backup(source, S3Source("s3://data"))
+    assert run("--vault", SOURCE, "copy", "latest", "--to", TARGET)[0] == 0
+    s3.put_object(Bucket="data", Key="new.txt", Body=b"new")
+    second = run_backup(source, S3Source("s3://data"))
+    source.storage.delete(manifest_key(first.id))  # what forget does
+
+    code, out, err = run("--vault", SOURCE, "copy", second.id, "--to", TARGET, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["copied"] == [second.id] and report["chunks_mapped"] == 0
+    assert report["chunks_copied"] <= 2  # new.txt and the entry stream: the rest was in the target already
+    assert restored(run, TARGET, second.id, tmp_path / "out", read_tree) == objects | {"new.txt": b"new"}
 
 
 def test_table_recovery_points_copy_and_restore_into_a_new_table(

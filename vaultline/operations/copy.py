@@ -231,7 +231,13 @@ def _reference(source: Vault, target: Vault, rp: RecoveryPoint, previous: str | 
     """A recovery point of the same source already on the target as a copy from this source, whose chunk ids the
     copy may reuse unread: ``rp``'s parent if it was copied, else the one this run copied last for the source."""
     for candidate in (rp.parent, previous):
-        if candidate and candidate != rp.id and target.storage.exists(manifest_key(candidate)):
+        # Both sides must still hold it: a parent forgotten in the source may live on in the target, and the reverse.
+        if (
+            candidate
+            and candidate != rp.id
+            and target.storage.exists(manifest_key(candidate))
+            and source.storage.exists(manifest_key(candidate))
+        ):
             try:
                 there = load_recovery_point(target, candidate)
             except (ObjectMissing, RecoveryPointNotFound):
