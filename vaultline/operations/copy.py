@@ -90,7 +90,8 @@ class CopyReport(BaseModel):
     target: str
     copied: list[str] = Field(default_factory=list)
     already_copied: list[str] = Field(default_factory=list)
-    # Bytes of new packs written to the target (sealed blobs: what crossed to the target's region and account).
+    # Bytes of the blobs new to the target, as sealed into its packs: the data that crossed to its region and
+    # account (pack headers, index objects and manifests, a few hundred bytes a pack, are not counted).
     bytes_transferred: int = 0
     bytes_read: int = 0  # bytes of the source's packs read (ranged GETs, gaps included)
     range_reads: int = 0
@@ -374,7 +375,7 @@ def _read_blobs(
         return opened
 
     for pack_id, entries in sorted(by_pack.items()):
-        for piece in _ranges(sorted(entries, key=lambda e: e.offset)):
+        for piece in pack_ranges(sorted(entries, key=lambda e: e.offset)):
             in_flight.append(pool.submit(_read_range, source, target, pack_id, piece))
             while len(in_flight) >= RANGES_IN_FLIGHT:
                 yield from collect()
@@ -382,7 +383,7 @@ def _read_blobs(
         yield from collect()
 
 
-def _ranges(entries: list[BlobEntry]) -> Iterator[list[BlobEntry]]:
+def pack_ranges(entries: list[BlobEntry]) -> Iterator[list[BlobEntry]]:
     """Consecutive blobs of one pack (sorted by offset) grouped into ranges of at most MAX_RANGE bytes whose gaps
     are at most RANGE_GAP."""
     group: list[BlobEntry] = []
