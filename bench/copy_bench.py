@@ -3,7 +3,7 @@
 Usage: ``python bench/copy_bench.py [MIB] [RUNS]`` (default 128 MiB, 3 runs). In-process moto: a source vault in
 us-east-1 under one KMS key, each run a fresh target vault in eu-west-1 under another, both with the default 16 MiB
 packs. The data is incompressible (random) files of 1 MiB to 8 MiB; day 2 rewrites 1% of them. Prints the median
-of RUNS of: seconds, MiB/s of recovery point data, and API requests per GiB (counted at botocore's ``before-call``:
+of RUNS of: seconds, MiB/s of recovery point data, and API requests per GiB (counted at botocore's ``before-parameter-build``:
 one per operation, retries not included) by service and operation. moto answers in-process, so the seconds are
 this process's CPU (reading, verifying, hashing, sealing) rather than S3 latency; the request counts are exact.
 """
@@ -33,18 +33,31 @@ from vaultline.storage import S3Storage
 MiB = 1024 * 1024
 
 
+REGIONS = (None, "us-east-1", "eu-west-1")  # every region the engine makes clients for here
+
+
 class Requests:
-    """Counts every API call of the engine's shared clients by (service, operation)."""
+    """Counts every API call of the engine's shared clients by service, operation and (S3) the key's first path
+    component, while installed."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
 
-    def hook(self, model: Any = None, **_: Any) -> None:
-        self.counts[f"{model.service_model.service_name}:{model.name}"] += 1
+    def hook(self, model: Any = None, params: Any = None, **_: Any) -> None:
+        key = str((params or {}).get("Key") or (params or {}).get("Prefix") or "")
+        where = f" {key.split('/')[0]}/" if key else ""
+        self.counts[f"{model.service_model.service_name}:{model.name}{where}"] += 1
 
-    def install(self, region: str | None) -> None:
-        for service in ("s3", "kms"):
-            client(service, region).meta.events.register("before-call", self.hook)
+    def __enter__(self) -> Requests:
+        for region in REGIONS:
+            for service in ("s3", "kms"):
+                client(service, region).meta.events.register("before-parameter-build", self.hook)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for region in REGIONS:
+            for service in ("s3", "kms"):
+                client(service, region).meta.events.unregister("before-parameter-build", self.hook)
 
 
 def make_tree(root: Path, total: int, seed: int) -> list[Path]:
@@ -70,11 +83,9 @@ def fresh_target(n: int) -> Vault:
 
 
 def timed_copy(source: Vault, target: Vault, ids: list[str]) -> tuple[float, CopyReport, Counter[str]]:
-    requests = Requests()
-    requests.install(None)
-    requests.install("eu-west-1")
-    started, cpu = time.perf_counter(), time.process_time()
-    report = run_copy(Vault.open(source.storage), Vault.open(target.storage), ids)
+    with Requests() as requests:
+        started, cpu = time.perf_counter(), time.process_time()
+        report = run_copy(Vault.open(source.storage), Vault.open(target.storage), ids)
     requests.counts["cpu-ms"] = round((time.process_time() - cpu) * 1000)  # not a request: shown apart
     return time.perf_counter() - started, report, requests.counts
 
