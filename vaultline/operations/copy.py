@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import zip_longest
 
@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFound, UsageError, VaultError
 from vaultline.repository.blob_writer import BlobWriter
-from vaultline.repository.commit import store_entries
+from vaultline.repository.commit import StoredEntries, store_entries
 from vaultline.repository.layout import manifest_key, pack_key
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import (
@@ -63,6 +63,7 @@ COPIED_FROM = "copied_from"  # the key under a copy's ``extra``
 # few enough that the batch's ids and entries stay small (a batch of 256 KiB chunks is 1 GiB of source data).
 BATCH_CHUNKS = 4096
 BATCH_ENTRIES = 8192
+BATCH_CHUNK_REFS = 65_536  # chunk ids named by a batch's entries (a staged batch stays a few MiB)
 # Two blobs of one pack share a ranged GET when the gap between them is at most this (reading the gap costs less
 # than another request), up to MAX_RANGE bytes a GET.
 RANGE_GAP = 256 * 1024
@@ -117,12 +118,6 @@ class _Opened:
     target_id: bytes
     entry: BlobEntry
     payload: bytes
-
-
-@dataclass
-class _Batch:
-    entries: list[tuple[ObjectEntry, dict[str, str]]] = field(default_factory=list)
-    unresolved: set[bytes] = field(default_factory=set)
 
 
 def copied_from(rp: RecoveryPoint) -> CopiedFrom | None:
@@ -190,11 +185,11 @@ def run_copy(
         last_of_source: dict[str, str] = {}
         for rp_id in rp_ids:
             rp = load_recovery_point(source, rp_id)
-            if _already_copied(source, target, rp):
+            if already_copied(source, target, rp):
                 report.already_copied.append(rp.id)
                 last_of_source[rp.source] = rp.id
                 continue
-            reference = _reference(source, target, rp, last_of_source.get(rp.source))
+            reference = reference_for(source, target, rp, last_of_source.get(rp.source))
             with BlobWriter(target) as writer:
                 copy_recovery_point(source, target, rp, writer, reference, counters)
                 written = writer.stats
@@ -213,7 +208,7 @@ def run_copy(
     return report
 
 
-def _already_copied(source: Vault, target: Vault, rp: RecoveryPoint) -> bool:
+def already_copied(source: Vault, target: Vault, rp: RecoveryPoint) -> bool:
     """Whether the target holds ``rp`` as a copy of it; a recovery point of that id that is not one is refused
     (ids are random: this is another vault's history, which a copy must not hide)."""
     if not target.storage.exists(manifest_key(rp.id)):
@@ -228,7 +223,7 @@ def _already_copied(source: Vault, target: Vault, rp: RecoveryPoint) -> bool:
     )
 
 
-def _reference(source: Vault, target: Vault, rp: RecoveryPoint, previous: str | None) -> str | None:
+def reference_for(source: Vault, target: Vault, rp: RecoveryPoint, previous: str | None) -> str | None:
     """A recovery point of the same source already on the target as a copy from this source, whose chunk ids the
     copy may reuse unread: ``rp``'s parent if it was copied, else the one this run copied last for the source."""
     for candidate in (rp.parent, previous):
@@ -259,19 +254,19 @@ def copy_recovery_point(
 ) -> RecoveryPoint:
     """Copy one recovery point: its chunks the target lacks, its entry stream with the target's chunk ids, then
     its manifest (last). ``reference``: a recovery point copied earlier from the same source (see module doc)."""
-    if (
-        rp.source_kind == "dynamodb"
-        and (rp.extra.get(EXTRA_KEY) or {}).get("stream_layout") == LAYOUT
-        and target.config.version < LAYERED_FORMAT_VERSION
-    ):
-        raise VaultError(
-            f"{target.url}: recovery point {rp.id} has layered table streams, which this vault's format version "
-            f"{target.config.version} cannot hold (a version 1 reader would misread them); copy into a vault of "
-            f"version {LAYERED_FORMAT_VERSION} or later"
-        )
     counters = counters or _Counters()
-    entries = _mapped_entries(source, target, rp, writer, _reference_pairs(source, target, reference), counters)
-    stored = store_entries(target, writer, entries, f"copy of recovery point {rp.id}")
+    check_target_version(target, rp)
+    stored = store_entries(
+        target, writer, _mapped_entries(source, target, rp, writer, reference, counters), f"copy of {rp.id}"
+    )
+    return commit_copy(source, target, rp, writer, stored)
+
+
+def commit_copy(
+    source: Vault, target: Vault, rp: RecoveryPoint, writer: BlobWriter, stored: StoredEntries
+) -> RecoveryPoint:
+    """Flush ``writer`` (every pack and index object of the copy), then write the copy's manifest: ``rp``'s header
+    naming the ``stored`` entry stream, with ``extra.copied_from``. The commit point of a copy."""
     writer.flush()
     record = CopiedFrom(vault_id=source.config.vault_id, vault_url=source.url, recovery_point=rp.id, copied=_now())
     header = rp.model_copy(
@@ -287,6 +282,20 @@ def copy_recovery_point(
         )
     commit_recovery_point(target, header)
     return header
+
+
+def check_target_version(target: Vault, rp: RecoveryPoint) -> None:
+    """Refuse a recovery point the target's format version cannot hold (VaultError)."""
+    if (
+        rp.source_kind == "dynamodb"
+        and (rp.extra.get(EXTRA_KEY) or {}).get("stream_layout") == LAYOUT
+        and target.config.version < LAYERED_FORMAT_VERSION
+    ):
+        raise VaultError(
+            f"{target.url}: recovery point {rp.id} has layered table streams, which this vault's format version "
+            f"{target.config.version} cannot hold (a version 1 reader would misread them); copy into a vault of "
+            f"version {LAYERED_FORMAT_VERSION} or later"
+        )
 
 
 def _now() -> datetime:
@@ -308,51 +317,91 @@ def _reference_pairs(source: Vault, target: Vault, reference: str | None) -> Ite
         yield ours, theirs
 
 
-def _mapped_entries(
+class CopyBatch(BaseModel):
+    """Consecutive entries of a recovery point being copied, with the target ids already known for some of their
+    chunks (from the reference copy); the rest are read from the source. The unit of work of a copy: the CLI
+    resolves batches as they are cut, the Copy state machine stages them and fans them out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entries: list[ObjectEntry] = Field(default_factory=list)
+    known: dict[str, str] = Field(default_factory=dict)  # source chunk id -> target chunk id (hex)
+    unresolved: int = 0  # distinct chunks to read
+    chunk_refs: int = 0
+
+    def wanted(self) -> set[bytes]:
+        """The distinct source chunks of the batch whose target ids are not known: those to read."""
+        return {bytes.fromhex(c) for entry in self.entries for c in entry.chunks if c not in self.known}
+
+
+def copy_batches(
+    source: Vault, target: Vault, rp: RecoveryPoint, reference: str | None = None, counters: _Counters | None = None
+) -> Iterator[CopyBatch]:
+    """The entries of ``rp`` cut into batches of at most ``BATCH_CHUNKS`` chunks to read, ``BATCH_ENTRIES`` entries
+    and ``BATCH_CHUNK_REFS`` chunk references (an entry is never split: one entry's chunk list is the ceiling), each
+    with what ``reference`` (see :func:`copy_recovery_point`) tells of its chunks' target ids. Streamed: the
+    entries, the reference's two entry streams and one batch are held."""
+    counters = counters or _Counters()
+    pairs = _reference_pairs(source, target, reference)
+    pending = next(pairs, None)
+    batch, wanted = CopyBatch(), set()
+    for entry in iter_entries(source, rp):
+        while pending is not None and pending[0].key < entry.key:
+            pending = next(pairs, None)
+        if pending is not None and pending[0].key == entry.key:
+            batch.known.update(zip(pending[0].chunks, pending[1].chunks, strict=True))
+        batch.entries.append(entry)
+        batch.chunk_refs += len(entry.chunks)
+        for chunk in entry.chunks:
+            if chunk in batch.known:
+                counters.mapped += 1
+            else:
+                wanted.add(chunk)
+        if len(wanted) >= BATCH_CHUNKS or len(batch.entries) >= BATCH_ENTRIES or batch.chunk_refs >= BATCH_CHUNK_REFS:
+            batch.unresolved = len(wanted)
+            yield batch
+            batch, wanted = CopyBatch(), set()
+    if batch.entries:
+        batch.unresolved = len(wanted)
+        yield batch
+
+
+def copy_batch(
     source: Vault,
     target: Vault,
-    rp: RecoveryPoint,
+    batch: CopyBatch,
     writer: BlobWriter,
-    reference: Iterator[tuple[ObjectEntry, ObjectEntry]],
-    counters: _Counters,
-) -> Iterator[ObjectEntry]:
-    """The entries of ``rp`` with target chunk ids, in key order; the chunks the target lacks are written to
-    ``writer`` on the way."""
-    pending = next(reference, None)
-    batch = _Batch()
-    with ThreadPoolExecutor(max_workers=RANGE_THREADS, thread_name_prefix="vl-copy") as pool:
-        for entry in iter_entries(source, rp):
-            while pending is not None and pending[0].key < entry.key:
-                pending = next(reference, None)
-            known: dict[str, str] = {}
-            if pending is not None and pending[0].key == entry.key:
-                known = dict(zip(pending[0].chunks, pending[1].chunks, strict=True))
-            batch.entries.append((entry, known))
-            for chunk in entry.chunks:
-                if chunk in known:
-                    counters.mapped += 1
-                else:
-                    batch.unresolved.add(bytes.fromhex(chunk))
-            if len(batch.unresolved) >= BATCH_CHUNKS or len(batch.entries) >= BATCH_ENTRIES:
-                yield from _finish(source, target, batch, writer, pool, counters)
-                batch = _Batch()
-        yield from _finish(source, target, batch, writer, pool, counters)
-
-
-def _finish(
-    source: Vault, target: Vault, batch: _Batch, writer: BlobWriter, pool: ThreadPoolExecutor, counters: _Counters
-) -> Iterator[ObjectEntry]:
-    names: dict[str, str] = {}
-    for opened in _read_blobs(source, target, batch.unresolved, pool, counters):
+    pool: ThreadPoolExecutor,
+    counters: _Counters | None = None,
+) -> list[ObjectEntry]:
+    """Read the batch's chunks whose target ids are not known from the source's packs, store those the target
+    lacks through ``writer`` (they are safe to name once it is flushed), and return the batch's entries with target
+    chunk ids."""
+    counters = counters or _Counters()
+    names = dict(batch.known)
+    for opened in _read_blobs(source, target, batch.wanted(), pool, counters):
         names[opened.source_id.hex()] = opened.target_id.hex()
         blob = opened.entry
         writer.add_compressed(opened.target_id, blob.type, blob.compression, blob.raw_length, opened.payload)
-    for entry, known in batch.entries:
-        if not entry.chunks:
-            yield entry
-            continue
-        chunks = [known.get(chunk) or names[chunk] for chunk in entry.chunks]
-        yield entry.model_copy(update={"chunks": chunks})
+    return [
+        entry.model_copy(update={"chunks": [names[chunk] for chunk in entry.chunks]}) if entry.chunks else entry
+        for entry in batch.entries
+    ]
+
+
+def copy_pool() -> ThreadPoolExecutor:
+    """The threads that read a batch's ranges of source packs."""
+    return ThreadPoolExecutor(max_workers=RANGE_THREADS, thread_name_prefix="vl-copy")
+
+
+def _mapped_entries(
+    source: Vault, target: Vault, rp: RecoveryPoint, writer: BlobWriter, reference: str | None, counters: _Counters
+) -> Iterator[ObjectEntry]:
+    """The entries of ``rp`` with target chunk ids, in key order; the chunks the target lacks are written to
+    ``writer`` on the way."""
+    with copy_pool() as pool:
+        for batch in copy_batches(source, target, rp, reference, counters):
+            yield from copy_batch(source, target, batch, writer, pool, counters)
 
 
 def _read_blobs(
