@@ -65,11 +65,12 @@ BATCH_CHUNKS = 4096
 BATCH_ENTRIES = 8192
 BATCH_CHUNK_REFS = 65_536  # chunk ids named by a batch's entries (a staged batch stays a few MiB)
 # Two blobs of one pack share a ranged GET when the gap between them is at most this (reading the gap costs less
-# than another request), up to MAX_RANGE bytes a GET.
+# than another request), up to MAX_RANGE bytes a GET: a pack (16 MiB, plus the blob that filled it) is one GET.
+# A range in flight holds its bytes and its blobs' payloads: at most RANGES_IN_FLIGHT * 2 * MAX_RANGE (320 MiB).
 RANGE_GAP = 256 * 1024
-MAX_RANGE = 16 * 1024 * 1024
+MAX_RANGE = 20 * 1024 * 1024
 RANGE_THREADS = 8
-RANGES_IN_FLIGHT = 16
+RANGES_IN_FLIGHT = 8
 
 
 class CopiedFrom(BaseModel):
