@@ -105,7 +105,9 @@ class CopyReport(BaseModel):
 
 
 @dataclass
-class _Counters:
+class CopyCounters:
+    """What a copy read and what it knew without reading, beside what its writers stored."""
+
     bytes_read: int = 0
     range_reads: int = 0
     mapped: int = 0
@@ -180,7 +182,7 @@ def run_copy(
         raise UsageError(f"copy: {target.url} is the source vault itself (vault id {source.config.vault_id})")
     clock = datetime.now(UTC)
     report = CopyReport(target=target.url)
-    counters = _Counters()
+    counters = CopyCounters()
     with vault_lock(target.storage, "copy", exclusive=False):
         target.forget_index()  # read after the lock: what a prune removed before it is not trusted
         last_of_source: dict[str, str] = {}
@@ -251,11 +253,11 @@ def copy_recovery_point(
     rp: RecoveryPoint,
     writer: BlobWriter,
     reference: str | None = None,
-    counters: _Counters | None = None,
+    counters: CopyCounters | None = None,
 ) -> RecoveryPoint:
     """Copy one recovery point: its chunks the target lacks, its entry stream with the target's chunk ids, then
     its manifest (last). ``reference``: a recovery point copied earlier from the same source (see module doc)."""
-    counters = counters or _Counters()
+    counters = counters or CopyCounters()
     check_target_version(target, rp)
     stored = store_entries(
         target, writer, _mapped_entries(source, target, rp, writer, reference, counters), f"copy of {rp.id}"
@@ -336,13 +338,13 @@ class CopyBatch(BaseModel):
 
 
 def copy_batches(
-    source: Vault, target: Vault, rp: RecoveryPoint, reference: str | None = None, counters: _Counters | None = None
+    source: Vault, target: Vault, rp: RecoveryPoint, reference: str | None = None, counters: CopyCounters | None = None
 ) -> Iterator[CopyBatch]:
     """The entries of ``rp`` cut into batches of at most ``BATCH_CHUNKS`` chunks to read, ``BATCH_ENTRIES`` entries
     and ``BATCH_CHUNK_REFS`` chunk references (an entry is never split: one entry's chunk list is the ceiling), each
     with what ``reference`` (see :func:`copy_recovery_point`) tells of its chunks' target ids. Streamed: the
     entries, the reference's two entry streams and one batch are held."""
-    counters = counters or _Counters()
+    counters = counters or CopyCounters()
     pairs = _reference_pairs(source, target, reference)
     pending = next(pairs, None)
     batch, wanted = CopyBatch(), set()
@@ -373,12 +375,12 @@ def copy_batch(
     batch: CopyBatch,
     writer: BlobWriter,
     pool: ThreadPoolExecutor,
-    counters: _Counters | None = None,
+    counters: CopyCounters | None = None,
 ) -> list[ObjectEntry]:
     """Read the batch's chunks whose target ids are not known from the source's packs, store those the target
     lacks through ``writer`` (they are safe to name once it is flushed), and return the batch's entries with target
     chunk ids."""
-    counters = counters or _Counters()
+    counters = counters or CopyCounters()
     names = dict(batch.known)
     for opened in _read_blobs(source, target, batch.wanted(), pool, counters):
         names[opened.source_id.hex()] = opened.target_id.hex()
@@ -396,7 +398,7 @@ def copy_pool() -> ThreadPoolExecutor:
 
 
 def _mapped_entries(
-    source: Vault, target: Vault, rp: RecoveryPoint, writer: BlobWriter, reference: str | None, counters: _Counters
+    source: Vault, target: Vault, rp: RecoveryPoint, writer: BlobWriter, reference: str | None, counters: CopyCounters
 ) -> Iterator[ObjectEntry]:
     """The entries of ``rp`` with target chunk ids, in key order; the chunks the target lacks are written to
     ``writer`` on the way."""
@@ -406,7 +408,7 @@ def _mapped_entries(
 
 
 def _read_blobs(
-    source: Vault, target: Vault, wanted: set[bytes], pool: ThreadPoolExecutor, counters: _Counters
+    source: Vault, target: Vault, wanted: set[bytes], pool: ThreadPoolExecutor, counters: CopyCounters
 ) -> Iterator[_Opened]:
     """Read, verify and name for the target every blob of ``wanted``, pack by pack in ranged GETs, a bounded number
     in flight."""
