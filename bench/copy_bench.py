@@ -3,9 +3,11 @@
 Usage: ``python bench/copy_bench.py [MIB] [RUNS]`` (default 128 MiB, 3 runs). In-process moto: a source vault in
 us-east-1 under one KMS key, each run a fresh target vault in eu-west-1 under another, both with the default 16 MiB
 packs. The data is incompressible (random) files of 1 MiB to 8 MiB; day 2 rewrites 1% of them. Prints the median
-of RUNS of: seconds, MiB/s of recovery point data, and API requests per GiB (counted at botocore's ``before-parameter-build``:
-one per operation, retries not included) by service and operation. moto answers in-process, so the seconds are
-this process's CPU (reading, verifying, hashing, sealing) rather than S3 latency; the request counts are exact.
+of RUNS of: seconds, MiB/s of recovery point data, and API requests per GiB (counted at botocore's
+``before-parameter-build``: one per operation, retries not included) by service, operation and key prefix. moto
+answers in-process, so the seconds are this process's CPU (reading, verifying, hashing, sealing) and moto's rather
+than S3 latency; the request counts are exact.
+Last, the peak traced memory of copying 25 and then 100 small recovery points (it must not grow with their number).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,9 +29,10 @@ from moto import mock_aws
 from vaultline.aws import client, reset_clients
 from vaultline.operations.backup import run_backup
 from vaultline.operations.copy import CopyReport, run_copy
+from vaultline.repository.manifest import list_recovery_point_ids
 from vaultline.repository.vault import Vault
 from vaultline.sources import LocalSource
-from vaultline.storage import S3Storage
+from vaultline.storage import LocalStorage, S3Storage
 
 MiB = 1024 * 1024
 
@@ -106,6 +110,25 @@ def summary(label: str, gib: float, runs: list[tuple[float, CopyReport, Counter[
     )
 
 
+def memory_by_points(root: Path, counts: tuple[int, ...] = (25, 100)) -> None:
+    """Peak traced memory of one `copy --all` of N small recovery points into a fresh target: flat in N (the ids
+    and the report's lists aside) if nothing is held per recovery point."""
+    (root / "small").mkdir()
+    source = Vault.init(S3Storage("bench-src", "points"))
+    made = 0
+    for n in counts:
+        while made < n:
+            (root / "small" / f"f{made % 7}.txt").write_text(f"version {made}\n" * 50)
+            run_backup(source, LocalSource(str(root / "small")))
+            made += 1
+        target = Vault.init(LocalStorage(root / f"points-{n}"))
+        tracemalloc.start()
+        report = run_copy(Vault.open(source.storage), target, list_recovery_point_ids(source))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"copy --all of {len(report.copied)} recovery points: peak traced memory {peak / MiB:.1f} MiB")
+
+
 def _requests(counts: Counter[str]) -> int:
     return sum(n for op, n in counts.items() if op != "cpu-ms")
 
@@ -135,6 +158,7 @@ def main(mib: int, runs: int) -> None:
         changed = day2.stats.bytes_read / 1024**3
         total = statistics.median(_requests(r[2]) for r in second)
         print(f"  = {total / changed:.0f} requests per GiB of changed data ({day2.stats.bytes_read / MiB:.0f} MiB)")
+        memory_by_points(Path(tmp))
 
 
 if __name__ == "__main__":
