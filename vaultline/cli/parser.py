@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from vaultline.cli import backup, holds, keys, maintenance, plans, restore, vault
+from vaultline.cli import backup, copy, holds, keys, maintenance, plans, restore, vault
 from vaultline.cli.output import err
 from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD
 from vaultline.operations.stats import S3_STANDARD_PER_GIB_MONTH
@@ -129,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="objects already at an S3 or directory target: keep them (default), rewrite those that differ, or all",
     )
     p.set_defaults(handler=restore.cmd_restore)
+
+    p = sub.add_parser("copy", parents=[common], help="copy recovery points into another vault (region, account, key)")
+    p.add_argument("recovery_points", nargs="*", metavar="RP", help="ids, unique id prefixes, or 'latest'")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="every recovery point of the vault")
+    which.add_argument(
+        "--source", metavar="SOURCE", help="every recovery point of this source (s3://..., dynamodb://...)"
+    )
+    p.add_argument("--to", required=True, metavar="URL", help="the target vault (initialised with its own key)")
+    p.set_defaults(handler=copy.cmd_copy)
 
     p = sub.add_parser("get", parents=[common], help="print items of a DynamoDB recovery point as they were")
     p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")

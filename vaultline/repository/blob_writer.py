@@ -79,6 +79,24 @@ class BlobWriter:
             self._collect(self._sealing.popleft().result())
         return blob_id
 
+    def add_compressed(self, blob_id: bytes, blob_type: int, compression: int, raw_length: int, payload: bytes) -> bool:
+        """Store a blob already compressed (``payload``, by ``compression``) under ``blob_id`` unless the vault
+        has it; return whether it was new. For a copy from another vault: its blobs are re-sealed for this vault's
+        key, not compressed again. The caller vouches that ``blob_id`` is this vault's id of the plaintext."""
+        if blob_id in self._pending or blob_id[:KEY_SIZE] in self._known or blob_id in self.vault.lookup:
+            self.stats.duplicate_blobs += 1
+            return False
+        self._pending.add(blob_id)
+        self.stats.new_blobs += 1
+        self.stats.new_raw_bytes += raw_length
+        self._sealing.append(self._seal_pool.submit(self._reseal, payload, blob_type, compression, raw_length, blob_id))
+        while len(self._sealing) > self.threads * 4:
+            self._collect(self._sealing.popleft().result())
+        return True
+
+    def _reseal(self, payload: bytes, blob_type: int, compression: int, raw_length: int, blob_id: bytes) -> SealedBlob:
+        return SealedBlob(blob_id, blob_type, compression, raw_length, self.vault.cipher.seal(payload, blob_id))
+
     def assume_stored(self, keys: set[bytes]) -> None:
         """Blobs (by 16-byte key) known to be stored without asking the index: the chunks of a changed object's
         parent entry, which a backup's shared lock keeps from prune. Held for the writer's life: 16 bytes and a

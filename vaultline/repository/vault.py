@@ -173,6 +173,10 @@ class Vault:
 
     def decode_blob(self, stored: bytes, entry: BlobEntry, pack_id: str) -> bytes:
         """Decrypt, decompress and verify one blob read from ``pack_id``."""
+        return self.open_blob(stored, entry, pack_id)[1]
+
+    def open_blob(self, stored: bytes | memoryview, entry: BlobEntry, pack_id: str) -> tuple[bytes, bytes]:
+        """Decrypt and verify one blob read from ``pack_id``: its compressed payload and its plaintext."""
         what = f"{self.url}: blob {entry.id.hex()[:16]} in pack {pack_id[:16]}"
         if len(stored) != entry.stored_length:
             raise IntegrityError(f"{what}: expected {entry.stored_length} bytes, read {len(stored)} (truncated pack)")
@@ -180,7 +184,7 @@ class Vault:
         data = decompress(payload, entry.compression, entry.raw_length, what)
         if len(data) != entry.raw_length or self.cipher.chunk_id(data) != entry.id:
             raise IntegrityError(f"{what}: content does not hash to its id")
-        return data
+        return payload, data
 
     def read_verified_pack_entries(self, pack_id: str) -> list[BlobEntry]:
         """Entries of a pack read from its own header, after checking the whole pack hashes to its name."""
