@@ -9,8 +9,8 @@ page as it is scanned (bench/table_scale_steps.py) and backed up for real into a
 base, day 2 (1% of its items changed) a delta layer on it; then a restore reads the segment back, its layers
 merged by key. Each segment of a table is one such worker, so a worker's figures are the table's per segment. The
 commit streams what the segments' workers staged (one part each: a base's chunk list and up to 31 delta layers)
-twice, holding one segment's entries at a time; it is measured at ``--commit-segments`` segments with synthetic parts and extrapolated linearly. Each step runs in its
-own process.
+twice, holding one segment's entries at a time; it is measured at ``--commit-segments`` segments with synthetic
+parts and extrapolated linearly. Each step runs in its own process.
 """
 
 from __future__ import annotations
