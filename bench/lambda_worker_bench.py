@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -119,8 +120,11 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cpus", type=int, default=0, help="run on this many CPUs only (a Lambda's vCPU share)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.cpus:
+        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cpus]))
     blob_writer.default_threads = lambda: args.threads
     with mock_aws():
         bodies = fill(args.mib * 1024 * 1024, args.seed)
@@ -141,6 +145,8 @@ def main() -> None:
         "mb": size / 1e6,
         "latency_ms": args.latency_ms,
         "threads": args.threads,
+        "cpus": len(os.sched_getaffinity(0)),
+        "load": os.getloadavg()[0],
         "runs": args.runs,
         "raw_zstd_mb_s": rate["zstd"],
         "worker_mb_s": rate["ahead"],
@@ -154,7 +160,8 @@ def main() -> None:
         return
     print(
         f"S3 backup worker, {len(bodies)} objects, {size / 1e6:.1f} MB, {args.latency_ms:.0f} ms per S3 request, "
-        f"{args.threads} seal thread(s), median of {args.runs} runs"
+        f"{args.threads} seal thread(s) on {report['cpus']} CPU(s), median of {args.runs} runs, "
+        f"load average {report['load']:.1f}"
     )
     print(f"  raw zstd-3, one thread, same bytes: {rate['zstd']:7.1f} MB/s   (reference)")
     print(
