@@ -123,6 +123,13 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=0, help="run on this many CPUs only (a Lambda's vCPU share)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    # moto's in-process AWS: any credentials, one region (never a real account's).
+    for name, value in (
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+    ):
+        os.environ.setdefault(name, value)
     if args.cpus:
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cpus]))
     blob_writer.default_threads = lambda: args.threads
