@@ -8,7 +8,7 @@ whose ``open`` hands back what was read: the bytes, the entry, and the same erro
 ``ObjectArchived``, ``SourceError``) raised where the serial path raises them, from ``open``.
 
 Small objects are most of a bucket's count, and their GETs are all latency: to keep zstd busy at ~300 MB/s on
-objects of ~150 KB behind 30 ms, some 60 must be in flight. So the window is bounded by bytes as well as by count:
+objects of ~150 KB behind 30 ms, some 60 would have to be in flight (32 are: the client's connection pool). So the window is bounded by bytes as well as by count:
 at most ``objects`` opens are in flight or waiting, and together they hold at most ``budget`` bytes: each reads at
 most ``min(head, listed size + 1)`` bytes ahead (the rest of a larger object, or of one that grew since the listing,
 streams from its open response when the backup reaches it). With the object being consumed, the ceiling is
@@ -28,7 +28,9 @@ from vaultline.repository.chunking import Readable
 from vaultline.repository.manifest import ObjectEntry
 from vaultline.sources.base import Source
 
-READ_AHEAD_OBJECTS = 64
+# As many as the shared client keeps connections (vaultline.aws: max_pool_connections=32); more would open and drop
+# a connection (a TLS handshake) per request beyond the pool.
+READ_AHEAD_OBJECTS = 32
 READ_AHEAD_BYTES = 64 * 1024 * 1024
 READ_AHEAD_HEAD = 8 * 1024 * 1024
 
