@@ -7,12 +7,12 @@ the caller chunks and compresses the current one. The backup sees an ordinary :c
 whose ``open`` hands back what was read: the bytes, the entry, and the same errors (``ObjectVanished``,
 ``ObjectArchived``, ``SourceError``) raised where the serial path raises them, from ``open``.
 
-Small objects are most of a bucket's count, and their GETs are all latency: to keep zstd busy at ~300 MB/s on
-objects of ~150 KB behind 30 ms, some 60 would have to be in flight (32 are: the client's connection pool). So the window is bounded by bytes as well as by count:
-at most ``objects`` opens are in flight or waiting, and together they hold at most ``budget`` bytes: each reads at
-most ``min(head, listed size + 1)`` bytes ahead (the rest of a larger object, or of one that grew since the listing,
-streams from its open response when the backup reaches it). With the object being consumed, the ceiling is
-``budget + head`` bytes (64 + 8 MiB by default), whatever the batch.
+Small objects are most of a bucket's count, and their GETs are all latency: to keep zstd busy at ~300 MB/s on objects of
+~150 KB behind 30 ms, some 60 would have to be in flight (32 are: the client's connection pool). The window is bounded
+by bytes as well as by count: at most ``objects`` opens are in flight or waiting, and together they hold at most
+``budget`` bytes: each reads at most ``min(head, listed size + 1)`` bytes ahead (the rest of a larger object, or of one
+that grew since the listing, streams from its open response when the backup reaches it). With the object being consumed,
+the ceiling is ``budget + head`` bytes (64 + 8 MiB by default), whatever the batch.
 """
 
 from __future__ import annotations
