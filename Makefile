@@ -72,6 +72,8 @@ bench: venv
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/workflow_bench.py
 	$(BIN)/python bench/dynamodb_bench.py
+	$(BIN)/python bench/lambda_worker_bench.py --mib 128 --runs 3
+	$(BIN)/python bench/lambda_cost_bench.py
 	$(BIN)/python bench/dynamodb_workflow_bench.py --quick
 	$(BIN)/python bench/maintenance_bench.py
 	$(BIN)/python bench/large_object_bench.py

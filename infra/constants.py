@@ -45,8 +45,11 @@ ACCESS_LOG_EXPIRATION_DAYS = 365
 SERVICE_NAME = "vaultline"
 METRICS_NAMESPACE = "Vaultline"
 LOG_LEVEL = "INFO"
-# 1769 MB is where Lambda grants one full vCPU: chunking, BLAKE3 and zstd are CPU-bound and single-threaded per
-# object, so less memory is slower *and* not cheaper; a 16 MiB pack buffer plus read-ahead fits easily.
+# 1769 MB is where Lambda grants one full vCPU; chosen from measurement (docs/performance.md, lambda_cost_bench.py):
+# the S3 backup worker's cost per GB is flat below it (less memory is as much slower as it is cheaper per second;
+# $0.107 per TiB at 512 MB, $0.113 here) and grows above it (a second vCPU cannot double a pipeline whose chunker
+# holds the GIL: $0.13 at 2048 MB, $0.23 at 3538 MB), while a batch runs 3.3x faster here than at 512 MB, the least
+# that fits (read-ahead 72 MiB, packs in flight 48 MiB, the runtime ~150 MB).
 WORKER_MEMORY_MB = 1769
 # Prepare lists the source and streams the work list out in batches: I/O-bound, modest memory.
 PREPARE_MEMORY_MB = 1024

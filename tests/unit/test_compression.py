@@ -5,9 +5,18 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vaultline.errors import IntegrityError
-from vaultline.repository.compression import Compression, compress, compress_document, decompress, decompress_document
+from vaultline.repository.compression import (
+    Compression,
+    compress,
+    compress_document,
+    compress_many,
+    decompress,
+    decompress_document,
+)
 
 
 def test_compressible_data_is_stored_as_zstd() -> None:
@@ -69,3 +78,9 @@ def test_document_round_trip_and_corruption() -> None:
     assert decompress_document(frame, "doc") == doc
     with pytest.raises(IntegrityError):
         decompress_document(frame[:-5], "doc")
+
+
+@given(st.lists(st.one_of(st.binary(max_size=4000), st.sampled_from([b"", b"ab" * 40_000, os.urandom(200_000)]))))
+@settings(max_examples=40, deadline=None)
+def test_compressing_many_chunks_at_once_chooses_and_encodes_as_one_at_a_time(chunks: list[bytes]) -> None:
+    assert compress_many(chunks, 3) == [compress(chunk, 3) for chunk in chunks]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.compact_index import KEY_SIZE
 from vaultline.repository.layout import INDEX_PREFIX
@@ -80,3 +82,31 @@ def test_a_long_write_indexes_its_packs_every_few_blobs_and_still_dedups(
     fresh = Vault.open(vault.storage)
     assert set(fresh.index.packs) == set(stats.packs)
     assert [fresh.read_blob(i) for i in ids] == blobs
+
+
+def test_blobs_added_in_groups_are_stored_and_deduplicated_as_blobs_added_one_by_one(
+    local_vault: Vault, rand: Callable[[int, int], bytes]
+) -> None:
+    blobs = [rand(3000, seed % 40) for seed in range(100)]  # 40 distinct blobs, each several times
+    with BlobWriter(local_vault, threads=2) as writer:
+        groups = [writer.add_group(blobs[start : start + 7], BlobType.DATA) for start in range(0, 100, 7)]
+        writer.resolve_groups()
+        ids = [blob_id for group in groups for blob_id in group.ids()]
+        stats = writer.flush()
+    assert ids == [local_vault.cipher.chunk_id(b) for b in blobs]
+    assert (stats.new_blobs, stats.duplicate_blobs) == (40, 60)
+    fresh = Vault.open(local_vault.storage)
+    assert [fresh.read_blob(i) for i in ids] == blobs
+    with BlobWriter(fresh) as writer:
+        writer.add_group(blobs, BlobType.DATA)
+        again = writer.flush()
+    assert (again.new_blobs, again.packs) == (0, [])
+
+
+def test_a_group_s_ids_are_not_given_before_the_writer_has_them(local_vault: Vault) -> None:
+    with BlobWriter(local_vault) as writer:
+        group = writer.add_group([b"x" * 100], BlobType.DATA)
+        with pytest.raises(RuntimeError, match="resolve_groups"):
+            group.ids()
+        writer.flush()
+        assert group.ids() == [local_vault.cipher.chunk_id(b"x" * 100)]

@@ -397,10 +397,10 @@ def store_segment(
         return store_layered(vault, run, work, writer, reader)
     stream = StreamWriter(writer, ITEM_STREAM_CHUNKER)
 
+    key_names = run.key_names
+
     def add(item: Mapping[str, Any]) -> int:
-        line = encode_item(item)
-        stream.add(line, item_anchor(item, run.key_names))
-        return len(line)
+        return stream.add_item(item, key_names)
 
     result = scan_part(
         reader.client(), run.snapshot.name, work.segment, run.total_segments, add, work.cursor, reader.scan

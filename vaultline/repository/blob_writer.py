@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from vaultline.repository.compact_index import KEY_SIZE
-from vaultline.repository.compression import compress
+from vaultline.repository.compression import compress, compress_many
 from vaultline.repository.layout import pack_key
 from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob
 from vaultline.repository.vault import Vault
@@ -38,6 +39,22 @@ class WriteStats:
 INDEX_FLUSH_BLOBS = 100_000
 
 
+class BlobGroup:
+    """Blobs added together (:meth:`BlobWriter.add_group`): their ids, once the writer has hashed them."""
+
+    def __init__(self, chunks: Sequence[bytes], hashing: Future[list[bytes]]) -> None:
+        self.chunks = chunks
+        self.hashing = hashing
+        self.resolved: list[bytes] | None = None
+
+    def ids(self) -> list[bytes]:
+        """The blobs' ids, in the order added; the writer's :meth:`BlobWriter.resolve_groups` must have run (or
+        the group have been resolved on its way through the writer)."""
+        if self.resolved is None:
+            raise RuntimeError("the writer has not resolved this group yet (call resolve_groups)")
+        return self.resolved
+
+
 def default_threads() -> int:
     return max(2, os.cpu_count() or 2)
 
@@ -54,6 +71,8 @@ class BlobWriter:
         self._seal_pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="vaultline-seal")
         self._upload_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vaultline-upload")
         self._sealing: deque[Future[SealedBlob]] = deque()
+        self._sealing_groups: deque[Future[list[SealedBlob]]] = deque()
+        self._hashing: deque[tuple[BlobGroup, int]] = deque()
         self._uploads: deque[Future[None]] = deque()
         self._pending: set[bytes] = set()
         self._known: set[bytes] = set()
@@ -96,6 +115,54 @@ class BlobWriter:
 
     def _reseal(self, payload: bytes, blob_type: int, compression: int, raw_length: int, blob_id: bytes) -> SealedBlob:
         return SealedBlob(blob_id, blob_type, compression, raw_length, self.vault.cipher.seal(payload, blob_id))
+
+    def add_group(self, chunks: Sequence[bytes], blob_type: int) -> BlobGroup:
+        """:meth:`add` of each of ``chunks``, in the background; the returned group's :meth:`BlobGroup.ids` are
+        their ids in order (known once the writer has hashed them, at the latest at :meth:`resolve_groups`).
+
+        Made for many small blobs (DynamoDB item streams, ~3 KiB each): a group is hashed as one job, checked
+        against the index here (in order, on the caller's thread: dedup sees every earlier group), and its new
+        blobs sealed as one job (:func:`compress_many`), instead of one hand-off between threads per blob, which
+        costs more than compressing a few KiB. At most a few groups per thread are hashing or sealing at once."""
+        group = BlobGroup(chunks, self._seal_pool.submit(self._hash_group, chunks))
+        self._hashing.append((group, blob_type))
+        while len(self._hashing) > self.threads * 2:
+            self._dedup_group(*self._hashing.popleft())
+        return group
+
+    def resolve_groups(self) -> None:
+        """Wait for the ids of every group added: each :meth:`BlobGroup.ids` is then known."""
+        while self._hashing:
+            self._dedup_group(*self._hashing.popleft())
+
+    def _hash_group(self, chunks: Sequence[bytes]) -> list[bytes]:
+        return [self.vault.cipher.chunk_id(data) for data in chunks]
+
+    def _dedup_group(self, group: BlobGroup, blob_type: int) -> None:
+        ids = group.hashing.result()
+        new: list[tuple[bytes, bytes]] = []
+        for data, blob_id in zip(group.chunks, ids, strict=True):
+            if blob_id in self._pending or blob_id[:KEY_SIZE] in self._known or blob_id in self.vault.lookup:
+                self.stats.duplicate_blobs += 1
+                continue
+            self._pending.add(blob_id)
+            self.stats.new_blobs += 1
+            self.stats.new_raw_bytes += len(data)
+            new.append((data, blob_id))
+        group.chunks = ()
+        group.resolved = ids
+        if new:
+            self._sealing_groups.append(self._seal_pool.submit(self._seal_group, new, blob_type))
+            while len(self._sealing_groups) > self.threads * 2:
+                for blob in self._sealing_groups.popleft().result():
+                    self._collect(blob)
+
+    def _seal_group(self, group: list[tuple[bytes, bytes]], blob_type: int) -> list[SealedBlob]:
+        packed = compress_many([data for data, _ in group], self.level)
+        return [
+            SealedBlob(blob_id, blob_type, compression, len(data), self.vault.cipher.seal(payload, blob_id))
+            for (data, blob_id), (compression, payload) in zip(group, packed, strict=True)
+        ]
 
     def assume_stored(self, keys: set[bytes]) -> None:
         """Blobs (by 16-byte key) known to be stored without asking the index: the chunks of a changed object's
@@ -143,6 +210,10 @@ class BlobWriter:
         visible to dedup."""
         while self._sealing:
             self._collect(self._sealing.popleft().result())
+        self.resolve_groups()
+        while self._sealing_groups:
+            for blob in self._sealing_groups.popleft().result():
+                self._collect(blob)
         if len(self._builder):
             self._ship()
         self._write_index()

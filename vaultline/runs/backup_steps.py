@@ -48,6 +48,7 @@ from vaultline.runs.models import (
 )
 from vaultline.runs.protocol import RunLock, StagedRun, clean_map_results, item_name, s3_storage
 from vaultline.sources import KeyFilter, S3Source
+from vaultline.sources.read_ahead import ReadAhead
 
 CARRIED = "carried"  # the name of Prepare's carried parts among the results: carried-000000, ...
 
@@ -191,9 +192,10 @@ def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
     batch = run.get_staged(event.item.key, BackupBatch)
     source = _source(BackupRequest(source=document.source))
     options = BackupOptions(archived_objects=document.archived_objects)
-    with BlobWriter(vault, document.compression_level) as writer:
+    # The batch's objects are opened a few ahead of the chunker: their GETs' latency overlaps compression.
+    with BlobWriter(vault, document.compression_level) as writer, ReadAhead(source, batch.read) as ahead:
         writer.assume_stored(batch.parent_chunk_keys())
-        outcome = backup_objects(vault, source, batch.read, {}, writer, options=options)
+        outcome = backup_objects(vault, ahead, batch.read, {}, writer, options=options)
         # Unchanged objects: the listing is the parent entry itself, so only the tags are read.
         retagged = backup_objects(
             vault, source, batch.retag, {e.key: e for e in batch.retag}, writer, options=options, refresh_tags=True

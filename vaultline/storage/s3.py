@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
@@ -14,6 +16,16 @@ from vaultline.storage.base import ObjectRetention, Storage, StoredObject
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _CONFLICT_RETRIES = 5
+
+
+def crc32_args(data: bytes) -> dict[str, str]:
+    """PutObject/UploadPart arguments that carry the body's CRC32, computed here. S3 still checks the body against
+    it; without it botocore computes the checksum itself by streaming the body through its aws-chunked encoder in
+    Python, which cost 0.14 s of CPU (holding the GIL) per 16 MiB pack, against ~10 ms for zlib here."""
+    return {
+        "ChecksumAlgorithm": "CRC32",
+        "ChecksumCRC32": base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode(),
+    }
 
 
 class S3Storage(Storage):
@@ -106,7 +118,9 @@ class S3Storage(Storage):
 
     def put(self, key: str, data: bytes) -> None:
         try:
-            self.s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **self._lock_args(key))
+            self.s3.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, **crc32_args(data), **self._lock_args(key)
+            )
         except ClientError as exc:
             raise self._fail(exc, key) from None
 
@@ -116,7 +130,12 @@ class S3Storage(Storage):
         for _ in range(_CONFLICT_RETRIES):
             try:
                 self.s3.put_object(
-                    Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **self._lock_args(key)
+                    Bucket=self.bucket,
+                    Key=self._key(key),
+                    Body=data,
+                    IfNoneMatch="*",
+                    **crc32_args(data),
+                    **self._lock_args(key),
                 )
                 return True
             except ClientError as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +18,8 @@ from vaultline.targets.base import Existing, Target
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
+# Parts uploaded at once by one object's multipart upload.
+PART_UPLOADS = 4
 
 
 class S3Target(Target):
@@ -74,23 +78,38 @@ class S3Target(Target):
             raise TargetError(f"s3://{self.bucket}/{self.prefix}{key}: {code or exc}") from None
 
     def _multipart(self, args: dict[str, Any], chunks: Iterable[bytes]) -> None:
+        """Upload the object in parts, :data:`PART_UPLOADS` at once: a part's request latency and transfer overlap
+        the next part's chunks being read and decompressed. Memory: the parts in flight and the one being filled."""
         upload_id = self.s3.create_multipart_upload(**args)["UploadId"]
         target = {"Bucket": args["Bucket"], "Key": args["Key"], "UploadId": upload_id}
         parts: list[dict[str, Any]] = []
+        uploading: deque[Future[dict[str, Any]]] = deque()
+        pool = ThreadPoolExecutor(max_workers=PART_UPLOADS, thread_name_prefix="vl-part")
         try:
             buffer = bytearray()
+            number = 0
             for chunk in chunks:
                 buffer += chunk
                 if len(buffer) >= PART_SIZE:
-                    parts.append(self._part(target, len(parts) + 1, bytes(buffer)))
+                    number += 1
+                    uploading.append(pool.submit(self._part, target, number, bytes(buffer)))
                     buffer.clear()
-            if buffer or not parts:
-                parts.append(self._part(target, len(parts) + 1, bytes(buffer)))
+                    while len(uploading) >= PART_UPLOADS:
+                        parts.append(uploading.popleft().result())
+            if buffer or not number:
+                number += 1
+                uploading.append(pool.submit(self._part, target, number, bytes(buffer)))
+            while uploading:
+                parts.append(uploading.popleft().result())
             self.s3.complete_multipart_upload(**target, MultipartUpload={"Parts": parts})
         except BaseException:
-            # Never leave a half-uploaded object billing storage in the target bucket.
+            # Never leave a half-uploaded object billing storage in the target bucket (parts still in flight
+            # finish first: an abort before them would leave their parts behind).
+            pool.shutdown(wait=True, cancel_futures=True)
             self.s3.abort_multipart_upload(**target)
             raise
+        finally:
+            pool.shutdown(wait=True)
 
     def _part(self, target: dict[str, Any], number: int, body: bytes) -> dict[str, Any]:
         response = self.s3.upload_part(**target, PartNumber=number, Body=body)
