@@ -6,6 +6,7 @@ models: one contract for sender, receiver and the definition's paths.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -194,6 +195,7 @@ class PruneResult(BaseModel):
     bytes_freed: int
     held: list[HeldObject] = Field(default_factory=list)
     held_count: int = 0
+    held_until: datetime | None = None
     seconds: float = 0.0
 
 
