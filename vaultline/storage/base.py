@@ -105,6 +105,11 @@ class Storage(ABC):
         lock (directories, unlocked buckets) or the object does not exist."""
         return None
 
+    @property
+    def object_lock_enabled(self) -> bool:
+        """Whether this storage has S3 Object Lock (directories never do)."""
+        return False
+
     def versions(self, key: str) -> builtins.list[bytes | None]:
         """Every stored version of ``key``, oldest first, and a last None when the key is deleted now (its
         latest version is a delete marker); [] when it never existed. A storage without versions has at most
