@@ -14,7 +14,7 @@ from vaultline.operations.forget import forget
 from vaultline.operations.lock_extension import LockExtendOptions, extend_locks
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.layout import OBJECT_LOCK_KEY, manifest_key, pack_key, run_prefix
-from vaultline.repository.manifest import load_recovery_point, needed_blobs
+from vaultline.repository.manifest import list_recovery_point_ids, load_recovery_point, needed_blobs
 from vaultline.repository.object_lock import ObjectLockSettings, load_object_lock, save_object_lock
 from vaultline.repository.packs import list_pack_ids
 from vaultline.repository.vault import Vault
@@ -143,3 +143,22 @@ def test_a_vault_that_locks_nothing_extends_nothing(s3: Any) -> None:
     s3.create_bucket(Bucket="unlocked", ObjectLockEnabledForBucket=True)
     Vault.init(S3Storage("unlocked"))
     assert extend_locks(Vault.open(S3Storage("unlocked"))).enabled is False
+
+
+def test_items_that_run_out_of_time_resume_on_their_cursor_and_extend_each_pack_once(
+    vault: Vault, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaultline.operations import lock_extension
+
+    for n in range(3):
+        s3.put_object(Bucket="source", Key=f"day-{n}", Body=f"day {n} ".encode() * 5000)
+        run_backup(vault, open_source("s3://source"))
+    monkeypatch.setattr(lock_extension, "PACKS_PER_PARTITION", 1)  # several partitions even for three packs
+    monkeypatch.setattr(lock_extension, "POINTS_PER_BATCH", 2)
+    monkeypatch.setattr(lock_extension, "CHUNK", 1)
+    soon = datetime.now(UTC) + timedelta(days=20)
+    report = extend_locks(vault, now=soon, remaining_ms=lambda: 0)  # every item stops after one step
+    packs = set().union(*(_packs_of(vault, rp) for rp in list_recovery_point_ids(vault)))
+    assert report.packs.checked == report.packs.extended == len(packs) >= 3
+    assert report.manifests.extended == report.recovery_points == 3
+    assert all(_until(s3, key) > soon + timedelta(days=29) for key in packs)

@@ -38,7 +38,8 @@ keeps a while longer, and nothing is ever unlocked early.
 
 Ceilings (per step, at 650,000 packs of 16 MiB, 10 TB, 30 million chunks):
 
-* plan: the recovery point ids (about 100 bytes each: a million points in 100 MiB), as prune's start.
+* plan: the recovery point ids (about 100 bytes each: a million points in 100 MiB), as prune's start; it counts
+  the packs (a listing, streamed) to cut the extend work into partitions of at most ``PACKS_PER_PARTITION``.
 * mark: the dedup index as the vault's workers use it (the sharded generation's filter and one shard at a time,
   or the whole index, 34 bytes per blob, when the vault has no generation) and the distinct pack ids of its batch
   (about 100 bytes each in a set: 65 MiB if the batch needs every pack); one recovery point's blobs must stream
@@ -62,7 +63,7 @@ from pydantic import BaseModel, Field
 
 from vaultline.errors import IntegrityError, RecoveryPointNotFound, VaultError, VaultlineError
 from vaultline.operations import prune_records as rec
-from vaultline.repository.layout import LOCKED_PREFIXES, OBJECT_LOCK_KEY, manifest_key, pack_key
+from vaultline.repository.layout import DATA_PREFIX, LOCKED_PREFIXES, OBJECT_LOCK_KEY, manifest_key, pack_key
 from vaultline.repository.manifest import list_recovery_point_ids, load_recovery_point, needed_blobs
 from vaultline.repository.object_lock import ObjectLockSettings, VaultObjectLock, load_object_lock
 from vaultline.repository.vault import Vault
@@ -72,7 +73,9 @@ from vaultline.storage import ObjectRetention
 DEFAULT_PERIOD = timedelta(days=1)
 DEFAULT_MARGIN = timedelta(days=1)
 POINTS_PER_BATCH = 64  # recovery points per mark item
-PARTITION_BITS = 4  # 16 extend items: 40,000 packs each at 650,000 packs
+# Extend items: enough partitions that each holds at most PACKS_PER_PARTITION packs (16 at 650,000 packs).
+PACKS_PER_PARTITION = 50_000
+MAX_PARTITION_BITS = 8
 LOOKUPS = 16  # HEADs (and PUTs) in flight
 CHUNK = 256  # objects an extend item handles between looks at its time budget
 RESERVE_MS = 60_000  # an item stops when less than this is left of its Lambda time
@@ -135,7 +138,8 @@ class LockRun(BaseModel):
     extend_before: datetime
     recovery_points: int = 0
     mark_items: int = 0
-    partitions: int = 0
+    bits: int = 0
+    partitions: int = 1
     settings: Counts = Field(default_factory=Counts)
 
 
@@ -247,6 +251,13 @@ def _keep_each(vault: Vault, keys: Iterable[str], run: LockRun, counts: Counts) 
 # -- 1. plan ----------------------------------------------------------------------------------------------------
 
 
+def _partition_bits(packs: int) -> int:
+    bits = 0
+    while bits < MAX_PARTITION_BITS and (packs >> bits) > PACKS_PER_PARTITION:
+        bits += 1
+    return bits
+
+
 def _batches(ids: Iterable[str], size: int) -> Iterator[list[str]]:
     batch: list[str] = []
     for item in ids:
@@ -293,7 +304,8 @@ def plan(
             items.append(LockMarkItem(number=len(items), batch=name))
             run.recovery_points += len(batch)
         run.mark_items = len(items)
-        run.partitions = 1 << PARTITION_BITS
+        run.bits = _partition_bits(sum(1 for _ in vault.storage.list(DATA_PREFIX)))
+        run.partitions = 1 << run.bits
         staging.put_model(RUN, run)
     except BaseException:
         with contextlib.suppress(VaultlineError):
@@ -339,7 +351,7 @@ def mark(vault: Vault, run_id: str, item: LockMarkItem, remaining_ms: Remaining 
     stem = f"{item.number:06d}-{item.part:04d}"
     by_partition: dict[int, list[bytes]] = {}
     for pack in sorted(packs):
-        by_partition.setdefault(rec.partition_of(pack, PARTITION_BITS), []).append(pack)
+        by_partition.setdefault(rec.partition_of(pack, run.bits), []).append(pack)
     for partition, ids_in in by_partition.items():
         staging.put_bytes(f"packs/{rec.partition_name(partition)}/{stem}", b"".join(ids_in))
     # Only a finished item's result is under results/mark/: Extend and Summary prove every item finished by it.
