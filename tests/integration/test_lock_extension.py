@@ -115,10 +115,21 @@ def test_retention_is_never_shortened(vault: Vault, s3: Any) -> None:
     )
     with pytest.raises(VaultError, match="AccessDenied"):
         vault.storage.extend_retention(key, earlier)
+    # Governance yields to whoever sends the bypass header (and holds s3:BypassGovernanceRetention); compliance never.
+    retention = {"Mode": "GOVERNANCE", "RetainUntilDate": earlier.retain_until}
+    version = {"VersionId": found.version_id or ""}
+    s3.put_object_retention(
+        Bucket=BUCKET, Key="v/" + key, Retention=retention, BypassGovernanceRetention=True, **version
+    )
     compliance = ObjectRetention(
         mode="COMPLIANCE", retain_until=found.retain_until + timedelta(days=1), version_id=found.version_id
     )
     vault.storage.extend_retention(key, compliance)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        shorter = {"Mode": "COMPLIANCE", "RetainUntilDate": found.retain_until}
+        s3.put_object_retention(
+            Bucket=BUCKET, Key="v/" + key, Retention=shorter, BypassGovernanceRetention=True, **version
+        )
     with pytest.raises(VaultError, match="AccessDenied"):
         vault.storage.extend_retention(
             key,
