@@ -117,7 +117,7 @@ def main() -> None:
         os.environ.setdefault(name, "testing")
     results = [_one_run(args.packs, args.points, args.days, args.margin_hours) for _ in range(args.runs)]
     print(
-        f"lock extension, daily, lock_days 30, period 24 h + margin 24 h; {args.points} recovery points, "
+        f"lock extension, daily, lock_days 30, period 24 h + margin {args.margin_hours:g} h; {args.points} points, "
         f"median of {args.runs} runs of {args.days} simulated days (last 30 counted)"
     )
     for name in results[0]:
