@@ -173,3 +173,20 @@ def test_items_that_run_out_of_time_resume_on_their_cursor_and_extend_each_pack_
     assert report.packs.checked == report.packs.extended == len(packs) >= 3
     assert report.manifests.extended == report.recovery_points == 3
     assert all(_until(s3, key) > soon + timedelta(days=29) for key in packs)
+
+
+def test_a_change_that_lowers_the_settings_is_refused_and_writes_nothing(vault: Vault, s3: Any) -> None:
+    from vaultline.errors import ObjectLockRefused
+    from vaultline.repository.object_lock import change_object_lock
+
+    def versions() -> int:
+        return len(s3.list_object_versions(Bucket=BUCKET, Prefix="v/" + OBJECT_LOCK_KEY)["Versions"])
+
+    before = versions()
+    with pytest.raises(ObjectLockRefused, match="below min_days 30"):
+        change_object_lock(vault.storage, ObjectLockSettings.bounded("GOVERNANCE", 7))
+    assert versions() == before
+    stricter = change_object_lock(vault.storage, ObjectLockSettings.bounded("COMPLIANCE", 45, min_days=30))
+    assert stricter == ObjectLockSettings.bounded("COMPLIANCE", 45, min_days=30) and versions() == before + 1
+    with pytest.raises(ObjectLockRefused, match="cannot be lowered to GOVERNANCE"):
+        change_object_lock(vault.storage, ObjectLockSettings.bounded("GOVERNANCE", 45, min_days=30))
