@@ -261,6 +261,8 @@ class Functions(Construct):
                 self._grant_deletes(function, spec.deletes)
             elif spec.reads_lock_state:
                 self._grant_lock_state(function)
+            if spec.extends_locks:
+                self._grant_lock_extension(function)
 
     def _grant_deletes(self, function: lambda_.Function, prefixes: tuple[str, ...]) -> None:
         """Forget and retention delete manifests, prune packs, indexes and its locks; all leave what Object Lock
@@ -283,6 +285,39 @@ class Functions(Construct):
             "vault bucket: content-addressed or generated names that cannot be listed in advance; reading Object "
             "Lock state covers every vault object prune may have to keep.",
             findings=[f"Resource::{vault_arn}/{prefix}*" for prefix in prefixes] + [f"Resource::{vault_arn}/*"],
+        )
+
+    def _grant_lock_extension(self, function: lambda_.Function) -> None:
+        """Lock extension reads and sets the retention of what Object Lock protects (LOCKED_PREFIXES) and of the
+        ``object-lock`` record's versions (listing them, reading one by its version id); S3 itself refuses an
+        earlier date, and no bypass is granted."""
+        bucket = self._vault.bucket
+        locked = [bucket.arn_for_objects(f"{prefix}*") for prefix in layout.LOCKED_PREFIXES]
+        settings = bucket.arn_for_objects(layout.OBJECT_LOCK_KEY)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="VaultObjectLockExtend",
+                actions=["s3:GetObjectRetention", "s3:PutObjectRetention"],
+                resources=[*locked, settings],
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(sid="VaultObjectLockVersions", actions=["s3:GetObjectVersion"], resources=[settings])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="VaultObjectLockSettings",
+                actions=["s3:ListBucketVersions"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringEquals": {"s3:prefix": [layout.OBJECT_LOCK_KEY]}},
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="VaultObjectLockEnabled",
+                actions=["s3:GetBucketObjectLockConfiguration"],
+                resources=[bucket.bucket_arn],
+            )
         )
 
     def _grant_lock_state(self, function: lambda_.Function, acknowledged: bool = True) -> None:

@@ -4,13 +4,17 @@ and is described in docs/state-machines.md ("Maintenance"); change both together
 
 ::
 
-    Forget -> PruneEnabled? -> <Prune chain> -> Compact -> Verify -> <VerifyItems: Distributed Map> -> VerifySummary
-           -> DrillEnabled? -> Drill -> <DrillItems: Distributed Map> -> DrillSummary -> MaintenanceSucceeded -> Done
+    Forget -> PruneEnabled? -> <Prune chain> -> <Lock chain> -> Compact -> Verify -> <VerifyItems: Distributed Map>
+           -> VerifySummary -> DrillEnabled? -> Drill -> <DrillItems: Distributed Map> -> DrillSummary
+           -> MaintenanceSucceeded -> Done
        \\___________ any error (Catch States.ALL -> $.error) ____________/
                          -> MaintenanceFailed (event) -> Failed
 
 The prune chain (infra/prune_workflow.py) is Start, Distributed Maps of mark, plan and sweep items, Decide and
 Finish; an error after Start goes through PruneAbort (which releases the exclusive lock) to MaintenanceFailed.
+The lock chain (infra/lock_workflow.py) is LockPlan, Distributed Maps of mark and extend items, and LockSummary: it
+extends the Object Lock retention of what the live recovery points need and lapses before the next run
+(vaultline/operations/lock_extension.py), and stores its counts at ``$.results.lock``.
 Compact (vaultline/runs/maintenance_steps.py) writes a new sharded index generation, as ``vaultline index compact``
 does, so the next backup's workers load its filter rather than the whole index; it writes nothing when the current
 generation is complete. It takes the shared lock, which only an exclusive one (another run's prune) refuses: it waits
@@ -42,6 +46,7 @@ from infra import constants as c
 from infra import registry as r
 from infra.drill_scratch import DrillScratch
 from infra.functions import Functions
+from infra.lock_workflow import LockChain
 from infra.nag import acknowledge, logical_id
 from infra.observability import IntegrityAlarm, notify_outcomes
 from infra.paths import fields_of, path
@@ -161,13 +166,22 @@ class Maintenance(Construct):
             cause=f"A maintenance step failed; the '{c.MAINTENANCE_FAILED}' event has the error.",
         )
         failed_event.next(failed)
+        lock = LockChain(
+            self,
+            "Lock",
+            functions=self.functions,
+            vault=self.vault,
+            result_path="$.results.lock",
+            then=compact,
+            failed=failed_event,
+        )
         prune = PruneChain(
             self,
             "Prune",
             functions=self.functions,
             vault=self.vault,
             result_path="$.results.prune",
-            then=compact,
+            then=lock.first,
             failed=failed_event,
         )
         catch_all(
@@ -186,7 +200,7 @@ class Maintenance(Construct):
         forget.next(
             sfn.Choice(self, "PruneEnabled")
             .when(flag_set(path(MaintenanceInput, "prune")), prune.first)
-            .otherwise(compact)
+            .otherwise(lock.first)
         )
 
         machine = state_machine(
@@ -200,7 +214,7 @@ class Maintenance(Construct):
         machine.add_to_role_policy(
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.vault.key.key_arn])
         )
-        functions = [self.forget, *prune.functions, self.compact]
+        functions = [self.forget, *prune.functions, *lock.functions, self.compact]
         functions += [self.verify_plan, self.verify_item, self.verify_summary]
         functions += [self.drill_plan, self.drill_item, self.drill_summary]
         executions = (

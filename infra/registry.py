@@ -37,6 +37,8 @@ class FunctionSpec:
     writes: tuple[str, ...] = ()
     # Takes and releases a shared vault lock without ending a run: may delete under locks/ only.
     holds_lock: bool = False
+    # Lock extension: reads and extends (never shortens) the Object Lock retention of what recovery points need.
+    extends_locks: bool = False
 
     @property
     def handler(self) -> str:
@@ -189,6 +191,40 @@ MAINTENANCE_DRILL_SUMMARY = FunctionSpec(
     "maintenance_drill_summary", c.FINISH_MEMORY_MB, "Add up a drill, delete its scratch copy", ends_run=True
 )
 
+# Lock extension (vaultline/operations/lock_extension.py states each step's ceiling): the plan lists the recovery
+# points (100 bytes each); mark streams their blobs through the dedup index like the backup workers (a full vCPU)
+# and holds a batch's distinct pack ids; extend holds one partition's pack ids and is latency-bound (HEADs and
+# PutObjectRetention, 16 in flight); the summary adds up small results. They write only their run's staging and
+# retention dates, and delete nothing but that staging.
+MAINTENANCE_LOCK_PLAN = FunctionSpec(
+    "maintenance_lock_plan",
+    c.PREPARE_MEMORY_MB,
+    "Stage a lock extension's batches",
+    writes=(layout.STAGING_PREFIX,),
+    extends_locks=True,
+)
+MAINTENANCE_LOCK_MARK = FunctionSpec(
+    "maintenance_lock_mark",
+    c.WORKER_MEMORY_MB,
+    "Keep a batch's manifests locked, stage its packs",
+    writes=(layout.STAGING_PREFIX,),
+    extends_locks=True,
+)
+MAINTENANCE_LOCK_EXTEND = FunctionSpec(
+    "maintenance_lock_extend",
+    c.PREPARE_MEMORY_MB,
+    "Extend the retention of referenced packs",
+    writes=(layout.STAGING_PREFIX,),
+    extends_locks=True,
+)
+MAINTENANCE_LOCK_SUMMARY = FunctionSpec(
+    "maintenance_lock_summary",
+    c.FINISH_MEMORY_MB,
+    "Add up a lock extension",
+    writes=(layout.STAGING_PREFIX,),
+    ends_run=True,
+)
+
 # In the order the template has always listed them: the S3 path, the DynamoDB path, retention and maintenance.
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     BACKUP_PREPARE,
@@ -221,5 +257,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     MAINTENANCE_PRUNE_FINISH,
     MAINTENANCE_PRUNE_ABORT,
     MAINTENANCE_COMPACT,
+    MAINTENANCE_LOCK_PLAN,
+    MAINTENANCE_LOCK_MARK,
+    MAINTENANCE_LOCK_EXTEND,
+    MAINTENANCE_LOCK_SUMMARY,
 )
 WORKERS = tuple(spec for spec in FUNCTIONS if spec.worker)

@@ -40,11 +40,13 @@ def aws(aws_env: None) -> Iterator[None]:
     KMS refuses keys that are disabled or pending deletion, as AWS does (vaultline_dev/embedded/service_gaps.py)."""
     reset_clients()
     service_gaps.install_kms_key_states()
+    service_gaps.install_object_lock_retention()
     try:
         with mock_aws():
             yield
     finally:
         service_gaps.uninstall_kms_key_states()
+        service_gaps.uninstall_object_lock_retention()
         reset_clients()
 
 

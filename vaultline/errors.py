@@ -60,3 +60,7 @@ class TargetError(VaultlineError):
 
 class VaultlineRetryable(VaultlineError):
     """A transient failure (throttling, a dropped connection): the state machine retries the step by this name."""
+
+
+class ObjectLockRefused(UsageError):
+    """A change of the vault's Object Lock settings would lower its protection (its mode, or below its bounds)."""

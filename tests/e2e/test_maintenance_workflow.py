@@ -199,4 +199,10 @@ def test_under_the_deployed_object_lock_runs_tidy_up_and_maintenance_reports_wha
 
     assert results["forget"]["held_count"] >= 1, results["forget"]
     assert results["verify"]["ok"], results["verify"]
+    # The lock extension looked at every object the three recovery points need; all were written a moment ago for
+    # the stack's days, so none was due.
+    lock = results["lock"]
+    assert lock["enabled"] and lock["recovery_points"] == 3 and lock["manifests"]["checked"] == 3, lock
+    assert lock["packs"]["checked"] >= 3 and lock["objects_extended"] == 0 and lock["blobs_unindexed"] == 0, lock
+    assert client("s3").list_objects_v2(Bucket=vault_bucket, Prefix="staging/lock-").get("KeyCount", 0) == 0
     assert len(list_recovery_points(Vault.open(deployment.stack.vault_url))) == 3

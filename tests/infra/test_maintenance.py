@@ -68,11 +68,15 @@ PRUNE_STATES = (
 )
 
 
+LOCK_STATES = ("LockPlan", "LockMark", "LockExtend", "LockSummary")
+
+
 def test_maintenance_flow(states: dict[str, Any]) -> None:
     assert set(states) == {
         "Forget",
         "PruneEnabled",
         *PRUNE_STATES,
+        *LOCK_STATES,
         "Compact",
         "Verify",
         "VerifyItems",
@@ -88,9 +92,16 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
     }
     assert states["Forget"]["Next"] == "PruneEnabled"
     assert states["PruneEnabled"]["Choices"][0]["Next"] == "PruneStart"
-    # Compaction follows the prune (which retires generations it supersedes) or Forget, and precedes Verify.
-    assert states["PruneEnabled"]["Default"] == "Compact"
-    assert states["PruneResult"]["Next"] == "Compact"
+    # Lock extension follows the prune (so garbage it deleted is not looked at) or Forget; compaction follows it
+    # and precedes Verify.
+    assert states["PruneEnabled"]["Default"] == "LockPlan"
+    assert states["PruneResult"]["Next"] == "LockPlan"
+    assert [states[s]["Next"] for s in ("LockPlan", "LockMark", "LockExtend", "LockSummary")] == [
+        "LockMark",
+        "LockExtend",
+        "LockSummary",
+        "Compact",
+    ]
     assert states["Compact"]["Next"] == "Verify"
     assert states["Verify"]["Next"] == "VerifyItems"
     assert states["VerifyItems"]["Next"] == "VerifySummary"
@@ -123,6 +134,8 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
     [
         ("Forget", "MaintenanceForget", "$.results.forget"),
         ("Compact", "MaintenanceCompact", "$.results.compact"),
+        ("LockPlan", "MaintenanceLockPlan", "$.lock_run"),
+        ("LockSummary", "MaintenanceLockSummary", "$.results.lock"),
         ("Verify", "MaintenanceVerifyPlan", "$.verifying"),
         ("VerifySummary", "MaintenanceVerifySummary", "$.results.verify"),
         ("Drill", "MaintenanceDrillPlan", "$.drilling"),
@@ -291,6 +304,36 @@ def test_forget_and_prune_may_read_object_lock_state(synth: Synth) -> None:
     for function in ("MaintenanceVerify", "MaintenancePrune", "MaintenancePruneMark", "MaintenancePrunePlan"):
         granted = {a for s in statements(synth, f"Functions{function}ServiceRole") for a in actions_of(s)}
         assert "s3:GetObjectRetention" not in granted
+
+
+def test_lock_extension_maps_loop_their_items_and_fail_into_the_failure_event(states: dict[str, Any]) -> None:
+    for name in ("Mark", "Extend"):
+        processor = states[f"Lock{name}"]["ItemProcessor"]
+        item = processor["States"][f"Lock{name}Item"]
+        assert processor["StartAt"] == f"Lock{name}Item" and item["Next"] == f"Lock{name}Finished"
+        assert processor["States"][f"Lock{name}Next"]["Next"] == f"Lock{name}Item"
+        assert states[f"Lock{name}"]["ItemReader"]["Parameters"]["Key.$"] == f"$.lock_run.{name.lower()}_work_list_key"
+    for state in LOCK_STATES:
+        assert [c["Next"] for c in states[state]["Catch"]] == ["MaintenanceFailed"]
+
+
+def test_only_the_lock_extension_may_set_retention_dates_and_only_on_what_is_locked(synth: Synth) -> None:
+    vault = f"GETATT_{synth.only('AWS::S3::Bucket', 'VaultBucket')[0]}_Arn"
+    for function in ("MaintenanceLockPlan", "MaintenanceLockMark", "MaintenanceLockExtend"):
+        extend = [
+            s for s in statements(synth, f"Functions{function}ServiceRole") if s.get("Sid") == "VaultObjectLockExtend"
+        ]
+        assert [sorted(actions_of(s)) for s in extend] == [["s3:GetObjectRetention", "s3:PutObjectRetention"]]
+        assert set(resources_of(extend[0])) == {
+            f"{vault}/data/*",
+            f"{vault}/index/*",
+            f"{vault}/recovery-points/*",
+            f"{vault}/object-lock",
+        }
+        granted = {a for s in statements(synth, f"Functions{function}ServiceRole") for a in actions_of(s)}
+        assert "s3:BypassGovernanceRetention" not in granted and _deletes(synth, function) == []
+    summary = {a for s in statements(synth, "FunctionsMaintenanceLockSummaryServiceRole") for a in actions_of(s)}
+    assert "s3:PutObjectRetention" not in summary
 
 
 def test_stack_outputs_the_maintenance_state_machine(synth: Synth) -> None:

@@ -30,7 +30,7 @@ def test_prune_runs_start_mark_plan_decide_sweep_finish_in_order(states: dict[st
         "Type": "Pass",
         "InputPath": "$.prune_finish.result",
         "ResultPath": "$.results.prune",
-        "Next": "Compact",
+        "Next": "LockPlan",
     }
 
 

@@ -62,6 +62,8 @@ def test_forget_and_prune_defer_held_objects_and_report_until_when(locked_vault:
     report = prune(locked_vault)
     held_keys = {h.key for h in report.held}
     assert held_keys and all(h.mode == "GOVERNANCE" for h in report.held)
+    assert report.held_count == len(report.held)
+    assert report.held_until == min(h.retain_until for h in report.held if h.retain_until)
     assert {k for k in held_keys if k.startswith("data/")} <= {pack_key(p) for p in packs_before}
     assert set(list_pack_ids(locked_vault.storage)) == packs_before  # the only garbage is held
     assert check_vault(Vault.open(locked_vault.storage), read_data=True).errors == []

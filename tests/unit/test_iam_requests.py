@@ -89,6 +89,18 @@ def test_s3_put_carries_its_encryption_and_object_lock_headers() -> None:
     assert check.context == {"s3:x-amz-server-side-encryption": "aws:kms", "s3:object-lock-mode": "GOVERNANCE"}
 
 
+def test_s3_overriding_a_governance_retention_also_needs_the_bypass_permission() -> None:
+    bypass = {"x-amz-bypass-governance-retention": "true"}
+    checks = _s3("PUT", "b", "k", query={"retention": [""], "versionId": ["v1"]}, headers=bypass)
+    assert [c.action for c in checks] == ["s3:PutObjectRetention", "s3:BypassGovernanceRetention"]
+    checks = _s3("DELETE", "b", "k", query={"versionId": ["v1"]}, headers=bypass)
+    assert [(c.action, c.resource) for c in checks] == [
+        ("s3:DeleteObjectVersion", "arn:aws:s3:::b/k"),
+        ("s3:BypassGovernanceRetention", "arn:aws:s3:::b/k"),
+    ]
+    assert [c.action for c in _s3("PUT", "b", "k", query={"retention": [""]})] == ["s3:PutObjectRetention"]
+
+
 def test_s3_conditional_put_carries_if_none_match_for_create_only_policies() -> None:
     (check,) = _s3("PUT", "vault", "config", headers={"If-None-Match": "*"})
     assert check.context == {"s3:if-none-match": "*"}

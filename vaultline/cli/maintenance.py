@@ -49,7 +49,8 @@ def _print_prune(report: PruneReport) -> None:
         f"({report.packs_deleted + report.unindexed_packs_deleted} deleted, {report.packs_repacked} repacked into "
         f"{report.packs_written}); {verb} {human_bytes(report.bytes_freed)} "
         f"({human_bytes(report.bytes_before)} -> {human_bytes(report.bytes_after)}); "
-        f"{len(report.held)} objects held by Object Lock"
+        f"{report.held_count} objects held by Object Lock"
+        + (f" (the first unlocks {report.held_until:%Y-%m-%d %H:%M} UTC)" if report.held_until else "")
     )
 
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from vaultline.cli import backup, copy, holds, keys, maintenance, plans, restore, vault
+from vaultline.cli import lock as lock_commands
 from vaultline.cli.output import err
 from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD
 from vaultline.operations.stats import S3_STANDARD_PER_GIB_MONTH
@@ -57,6 +58,31 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 1 <= value <= 36500:
+        raise argparse.ArgumentTypeError(f"days must be 1 to 36500, not {value}")
+    return value
+
+
+def _hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of hours: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _add_lock_window(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--period-hours", type=_hours, default=24.0, help="how often maintenance runs (default: 24)")
+    p.add_argument("--margin-hours", type=_hours, default=24.0, help="slack beyond one period (default: 24)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: every command, its arguments and the function that runs it."""
     parser = Parser(prog="vaultline", description="Deduplicated, encrypted backups of S3 buckets and directories.")
@@ -75,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encryption", choices=["none", "kms"], default="none")
     p.add_argument("--kms-key-id", help="KMS key (id, ARN or alias) that wraps the vault's data key")
     p.add_argument("--compression-level", type=int, default=3, choices=range(1, 23), metavar="1-22")
+    p.add_argument(
+        "--object-lock",
+        choices=["governance", "compliance"],
+        help="lock what recovery points need in this S3 Object Lock mode (the bucket must have Object Lock)",
+    )
+    p.add_argument("--lock-days", type=_days, help="days each needed object stays locked from now (with --object-lock)")
+    p.add_argument("--lock-min-days", type=_days, help="the lowest --lock-days any later change may set (default: N)")
+    p.add_argument("--lock-max-days", type=_days, help="the highest --lock-days any later change may set")
     p.set_defaults(handler=vault.cmd_init)
 
     p = sub.add_parser("backup", parents=[common], help="back up an S3 bucket/prefix or a directory")
@@ -251,6 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = key_sub.add_parser("remove", parents=[common], help="remove a key slot (never the last one known to work)")
     p.add_argument("slot", metavar="ID", help="a slot id from `vaultline key list`")
     p.set_defaults(handler=keys.cmd_key_remove)
+
+    lock = sub.add_parser("lock", help="S3 Object Lock retention of what recovery points need")
+    lock_sub = lock.add_subparsers(dest="lock_command", required=True, parser_class=Parser)
+    p = lock_sub.add_parser("status", parents=[common], help="what is locked until when, what lapses before long")
+    _add_lock_window(p)
+    p.set_defaults(handler=lock_commands.cmd_lock_status)
+    p = lock_sub.add_parser("extend", parents=[common], help="extend what lapses soon (what maintenance runs)")
+    _add_lock_window(p)
+    p.set_defaults(handler=lock_commands.cmd_lock_extend)
 
     p = sub.add_parser("unlock", parents=[common], help="remove stale locks (left by crashed processes)")
     p.add_argument("--remove-all", action="store_true", help="remove every lock; only when nothing else runs")

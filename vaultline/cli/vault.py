@@ -4,22 +4,55 @@ from __future__ import annotations
 
 import argparse
 
+from pydantic import ValidationError
 from rich.table import Table
 
 from vaultline.cli.context import open_vault, vault_url
 from vaultline.cli.output import Column, emit_json, err, human_bytes, out, print_rows, transfer_progress
+from vaultline.errors import UsageError
 from vaultline.operations.check import PackSubset, check_vault
 from vaultline.repository.manifest import ObjectEntry, entries_under, iter_recovery_points, resolve_recovery_point
+from vaultline.repository.object_lock import ObjectLockSettings, create_object_lock
 from vaultline.repository.vault import Vault
 from vaultline.storage import open_storage
 
 
+def _lock_settings(args: argparse.Namespace) -> ObjectLockSettings | None:
+    """The bounded settings ``--object-lock`` and the ``--lock-*`` days ask for (UsageError when they disagree)."""
+    days = (args.lock_days, args.lock_min_days, args.lock_max_days)
+    if args.object_lock is None:
+        if any(d is not None for d in days):
+            raise UsageError("--lock-days, --lock-min-days and --lock-max-days need --object-lock")
+        return None
+    if args.lock_days is None:
+        raise UsageError("--object-lock needs --lock-days N")
+    try:
+        return ObjectLockSettings.bounded(args.object_lock.upper(), *days)
+    except ValidationError as exc:
+        raise UsageError(f"--lock-days: {exc.errors()[0]['msg']}") from None
+
+
 def cmd_init(args: argparse.Namespace) -> int:
-    vault = Vault.init(open_storage(vault_url(args)), args.encryption, args.kms_key_id, args.compression_level)
+    storage = open_storage(vault_url(args))
+    lock = _lock_settings(args)
+    if lock is not None:
+        # Before anything is written: a vault must not come into being without the protection it was asked for.
+        storage.require_object_lock("lock the vault's objects (--object-lock)")
+    vault = Vault.init(storage, args.encryption, args.kms_key_id, args.compression_level)
+    if lock is not None:
+        create_object_lock(storage, lock)
     if args.json:
-        emit_json({"vault": vault.url, "vault_id": vault.config.vault_id, "encryption": args.encryption})
+        emit_json(
+            {
+                "vault": vault.url,
+                "vault_id": vault.config.vault_id,
+                "encryption": args.encryption,
+                "object_lock": lock.model_dump(mode="json") if lock else None,
+            }
+        )
     else:
-        out.print(f"created vault {vault.config.vault_id} at {vault.url} (encryption: {args.encryption})")
+        locking = f", Object Lock {lock.mode} for {lock.days} days" if lock else ""
+        out.print(f"created vault {vault.config.vault_id} at {vault.url} (encryption: {args.encryption}{locking})")
     return 0
 
 

@@ -147,6 +147,9 @@ class PruneReport(BaseModel):
     stale_locks_removed: int = 0
     held: list[HeldObject] = Field(default_factory=list, description=f"the first {MAX_HELD_LISTED}")
     held_count: int = 0
+    held_until: datetime | None = Field(
+        default=None, description="the earliest retain-until of the held objects: when a prune can take the first"
+    )
     bytes_written: int = 0
     seconds: float = 0.0
 
@@ -696,6 +699,7 @@ def decide(vault: Vault, run_id: str) -> tuple[Decision, list[SweepItem]]:
     planned.bytes_after = planned.bytes_before - planned.bytes_freed
     planned.held = decision.held_indexes[:MAX_HELD_LISTED]
     planned.held_count = len(decision.held_indexes)
+    planned.held_until = min((h.retain_until for h in decision.held_indexes if h.retain_until), default=None)
     decision.planned = planned
     staging.put_model(DECISION, decision)
     return decision, sweep.items
@@ -953,6 +957,8 @@ def _report(staging: rec.Staging, run: PruneRun, decision: Decision, results: li
         report.index_objects_written += staging.get_model(name, FinishWritten).index_objects_written
     report.held_count += len(decision.held_indexes)
     report.held = held[:MAX_HELD_LISTED]
+    dates = [h.retain_until for r in results for h in r.held] + [h.retain_until for h in decision.held_indexes]
+    report.held_until = min((d for d in dates if d is not None), default=None)
     rebuilt = {p for r in results for p in r.new_packs} & {p for r in results for p in r.deletes}
     gone = report.packs_deleted + report.packs_repacked + report.unindexed_packs_deleted - len(rebuilt)
     report.packs_after = run.packs_before + report.packs_written - len(rebuilt) - gone

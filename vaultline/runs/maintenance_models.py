@@ -6,12 +6,14 @@ models: one contract for sender, receiver and the definition's paths.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from vaultline.operations.check import CheckCursor, Findings, PackSubset
 from vaultline.operations.drill import DrillCursor
+from vaultline.operations.lock_extension import LockExtendOptions
 from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD, HeldObject
 from vaultline.repository.manifest import ObjectEntry
 from vaultline.runs.models import StepModel
@@ -167,6 +169,7 @@ class MaintenanceInput(StepModel):
     repack_threshold: float = Field(default=DEFAULT_REPACK_THRESHOLD, ge=0.0, le=1.0)
     verify: VerifyOptions = Field(default_factory=VerifyOptions)
     drill: DrillOptions = Field(default_factory=DrillOptions)
+    lock: LockExtendOptions = Field(default_factory=LockExtendOptions)
 
 
 class ForgetResult(BaseModel):
@@ -194,6 +197,7 @@ class PruneResult(BaseModel):
     bytes_freed: int
     held: list[HeldObject] = Field(default_factory=list)
     held_count: int = 0
+    held_until: datetime | None = None
     seconds: float = 0.0
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from vaultline.errors import VaultError
+from vaultline.errors import ObjectMissing, VaultError
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class ObjectRetention:
     mode: str | None
     retain_until: datetime | None
     legal_hold: bool = False
+    # The object version it was read from: a locked bucket is versioned, and a retention is set on one version.
+    version_id: str | None = None
 
     def holds(self, now: datetime) -> bool:
         return self.legal_hold or (self.retain_until is not None and self.retain_until > now)
@@ -98,8 +101,32 @@ class Storage(ABC):
         return self.url
 
     def retention(self, key: str) -> ObjectRetention | None:
-        """The object's lock state, or None where storage has no object lock (directories, unlocked buckets)."""
+        """The object's lock state (mode and date None when it has none), or None where storage has no object
+        lock (directories, unlocked buckets) or the object does not exist."""
         return None
+
+    @property
+    def object_lock_enabled(self) -> bool:
+        """Whether this storage has S3 Object Lock (directories never do)."""
+        return False
+
+    def versions(self, key: str) -> builtins.list[bytes | None]:
+        """Every stored version of ``key``, oldest first, and a last None when the key is deleted now (its
+        latest version is a delete marker); [] when it never existed. A storage without versions has at most
+        the current one."""
+        try:
+            return [self.get(key)]
+        except ObjectMissing:
+            return []
+
+    def retentions(self, key: str) -> builtins.list[ObjectRetention]:
+        """The lock state of every stored version of ``key``, newest first ([] where storage has no lock)."""
+        return []
+
+    def extend_retention(self, key: str, retention: ObjectRetention) -> None:
+        """Set ``retention`` (mode, a later retain-until) on the version ``retention.version_id`` of ``key``. The
+        caller never asks for an earlier date; S3 refuses one anyway. Needs Object Lock."""
+        self.require_object_lock("extend a retention")
 
     def require_object_lock(self, doing: str) -> None:
         """Raise VaultError naming ``doing`` unless this storage has S3 Object Lock (directories never do)."""

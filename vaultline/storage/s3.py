@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import zlib
 from collections.abc import Iterator, Sequence
 from functools import cached_property
@@ -81,9 +82,68 @@ class S3Storage(Storage):
         mode = head.get("ObjectLockMode")
         until = head.get("ObjectLockRetainUntilDate")
         hold = head.get("ObjectLockLegalHoldStatus") == "ON"
-        if not mode and not hold:
-            return None
-        return ObjectRetention(mode=mode, retain_until=until, legal_hold=hold)
+        # An object without retention still answers (with its version id): extending a lock needs it.
+        return ObjectRetention(mode=mode, retain_until=until, legal_hold=hold, version_id=head.get("VersionId"))
+
+    @property
+    def object_lock_enabled(self) -> bool:
+        """Whether the bucket has S3 Object Lock (asked once)."""
+        return self._lock_enabled
+
+    def versions(self, key: str) -> builtins.list[bytes | None]:
+        paginator = self.s3.get_paginator("list_object_versions")
+        name = self._key(key)
+        found: builtins.list[str] = []
+        deleted = False
+        try:
+            # S3 lists the versions of a key newest first.
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=name):
+                found += [v["VersionId"] for v in page.get("Versions", []) if v["Key"] == name]
+                deleted |= any(m["Key"] == name and m.get("IsLatest") for m in page.get("DeleteMarkers", []))
+            stored: builtins.list[bytes | None] = [
+                self.s3.get_object(Bucket=self.bucket, Key=name, VersionId=version)["Body"].read()
+                for version in reversed(found)
+            ]
+        except ClientError as exc:
+            raise self._fail(exc, key) from None
+        return [*stored, None] if deleted and stored else stored
+
+    def retentions(self, key: str) -> builtins.list[ObjectRetention]:
+        """The lock state of every stored version of ``key`` (delete markers have none), newest first."""
+        if not self._lock_enabled:
+            return []
+        name = self._key(key)
+        found: builtins.list[ObjectRetention] = []
+        try:
+            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=name):
+                for version in page.get("Versions", []):
+                    if version["Key"] != name:
+                        continue
+                    head = self.s3.head_object(Bucket=self.bucket, Key=name, VersionId=version["VersionId"])
+                    found.append(
+                        ObjectRetention(
+                            mode=head.get("ObjectLockMode"),
+                            retain_until=head.get("ObjectLockRetainUntilDate"),
+                            legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
+                            version_id=version["VersionId"],
+                        )
+                    )
+        except ClientError as exc:
+            raise self._fail(exc, key) from None
+        return found
+
+    def extend_retention(self, key: str, retention: ObjectRetention) -> None:
+        self.require_object_lock("extend a retention")
+        args: dict[str, Any] = {"VersionId": retention.version_id} if retention.version_id else {}
+        try:
+            self.s3.put_object_retention(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Retention={"Mode": retention.mode, "RetainUntilDate": retention.retain_until},
+                **args,
+            )
+        except ClientError as exc:
+            raise self._fail(exc, key) from None
 
     def require_object_lock(self, doing: str) -> None:
         if not self._lock_enabled:

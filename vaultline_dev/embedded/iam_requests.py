@@ -257,6 +257,9 @@ def s3_checks(call: Call) -> list[Check]:
         source = _header(call, "x-amz-copy-source")
         if source is not None:
             checks.append(_copy_source_check(source))
+    # Overriding a governance-mode retention (shortening it, deleting a locked version) is its own permission.
+    if (_header(call, "x-amz-bypass-governance-retention") or "").lower() == "true":
+        checks.append(Check("s3:BypassGovernanceRetention", object_arn, context))
     return [Check(f"s3:{action}", object_arn, context), *checks]
 
 

@@ -21,12 +21,18 @@
   this gap alone (``install_kms_key_states``), the embedded server with the rest. Also: moto's ciphertext header
   holds 36 bytes of key id, so a multi-Region key (``mrk-`` and 36 more) encrypts but can never decrypt; AWS
   decrypts it in every region that holds a replica. Decrypt finds the key the cut id names.
+- Object Lock retention: moto's PutObjectRetention replaces any retention. AWS refuses (403 AccessDenied) to
+  shorten a retention that has not expired, to lower COMPLIANCE to GOVERNANCE, or to remove it: always in
+  COMPLIANCE mode, and in GOVERNANCE mode unless the request carries ``x-amz-bypass-governance-retention: true``
+  (which IAM authorizes as ``s3:BypassGovernanceRetention``, iam_requests). Installed with the KMS key states, so
+  the tests' in-process ``mock_aws`` refuses it too (``install_object_lock_retention``).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -37,7 +43,9 @@ from moto.iam.access_control import PermissionResult
 from moto.kms import utils as kms_utils
 from moto.kms.exceptions import AccessDeniedException
 from moto.kms.models import Key, KmsBackend
+from moto.s3.exceptions import AccessDeniedByLock
 from moto.s3.models import FakeBucket
+from moto.s3.responses import S3Response
 from moto.sns.models import sns_backends
 from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -52,6 +60,7 @@ _original_lambda_from_error = StateTaskLambda._from_error
 _original_export_init = TableExport.__init__
 _original_kms_encrypt = KmsBackend.encrypt
 _original_kms_decrypt = KmsBackend.decrypt
+_original_put_object_retention = S3Response.put_object_retention
 # How AWS words a key state in KMSInvalidStateException ("<arn> is pending deletion.").
 _KEY_STATE_WORDS = {"PendingDeletion": "pending deletion", "PendingImport": "pending import"}
 
@@ -181,9 +190,41 @@ def uninstall_kms_key_states() -> None:
     KmsBackend.decrypt = _original_kms_decrypt  # type: ignore[method-assign]
 
 
+def _lock_date(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _put_object_retention(self: S3Response) -> Any:
+    bucket = self.backend.get_bucket(self.bucket_name)
+    if bucket.object_lock_enabled:
+        key = self.backend.get_object(self.bucket_name, self.parse_key_name(), version_id=self._get_param("versionId"))
+        until = _lock_date(getattr(key, "lock_until", None))
+        if key is not None and key.lock_mode in ("GOVERNANCE", "COMPLIANCE") and until and until > datetime.now(UTC):
+            mode, new_text = self._mode_until_from_body()
+            new_until = _lock_date(new_text)
+            lowered = new_until is None or new_until < until or (key.lock_mode == "COMPLIANCE" and mode != "COMPLIANCE")
+            bypass = self.headers.get("x-amz-bypass-governance-retention", "").lower() == "true"
+            if lowered and (key.lock_mode == "COMPLIANCE" or not bypass):
+                raise AccessDeniedByLock
+    return _original_put_object_retention(self)
+
+
+def install_object_lock_retention() -> None:
+    """PutObjectRetention refuses what S3 refuses (the in-process ``mock_aws`` of the tests installs it)."""
+    S3Response.put_object_retention = _put_object_retention  # type: ignore[method-assign]
+
+
+def uninstall_object_lock_retention() -> None:
+    S3Response.put_object_retention = _original_put_object_retention  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Close the gaps (idempotent)."""
     install_kms_key_states()
+    install_object_lock_retention()
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _lambda_from_error  # type: ignore[method-assign]
@@ -193,6 +234,7 @@ def install() -> None:
 def uninstall() -> None:
     """Give moto its own behaviour back."""
     uninstall_kms_key_states()
+    uninstall_object_lock_retention()
     Rule.send_to_targets = _original_send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _original_get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _original_lambda_from_error  # type: ignore[method-assign]

@@ -1,0 +1,20 @@
+"""Lambda handler: Keep a batch of recovery points' manifests locked, stage the packs they need (loops)."""
+
+from typing import Any
+
+from observability import lambda_handler, settings
+
+from vaultline.runs import lock_models, lock_steps
+from vaultline.runs.staging import open_deployed_vault
+
+
+def step(event: dict[str, Any], context: Any) -> Any:
+    """Keep a batch of recovery points' manifests locked, stage the packs they need (loops on its cursor)."""
+    return lock_steps.mark(
+        open_deployed_vault(settings),
+        lock_models.LockMarkEvent.model_validate(event),
+        remaining_ms=context.get_remaining_time_in_millis,
+    )
+
+
+handler = lambda_handler(step, with_context=True)

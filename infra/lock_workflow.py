@@ -1,0 +1,120 @@
+"""Lock extension inside the Maintenance state machine: a chain of the steps of vaultline/runs/lock_steps.py,
+described in docs/state-machines.md ("Maintenance", "Lock extension"); change both together.
+
+::
+
+    LockPlan -> LockMark (Distributed Map over batches of recovery points; an item loops on its cursor) ->
+    LockExtend (Distributed Map over partitions of the referenced packs, looping) -> LockSummary -> <next>
+       any error -> <failed> (the run's staging expires with the staging lifecycle rule)
+
+Nothing here deletes or shortens: each item moves retention dates forward only, so a failed or repeated run is
+harmless, and the next one extends whatever is still due.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+from pydantic import BaseModel
+
+from infra import registry as r
+from infra.functions import Functions
+from infra.paths import fields_of, path
+from infra.tasks import StrictDistributedMap, WorkList, catch_all, invoke, work_list_map
+from infra.vault import Vault
+from vaultline.runs.lock_models import LockExtendEvent, LockExtendResult, LockMarkEvent, LockMarkResult, LockPlanned
+
+PLANNED = "$.lock_run"
+PART = "$.part"
+MAP_ITEM = "$$.Map.Item.Value"
+
+LOCK_FUNCTIONS = (
+    r.MAINTENANCE_LOCK_PLAN,
+    r.MAINTENANCE_LOCK_MARK,
+    r.MAINTENANCE_LOCK_EXTEND,
+    r.MAINTENANCE_LOCK_SUMMARY,
+)
+
+
+class LockChain(Construct):
+    """The lock extension states of the Maintenance machine: ``first`` starts them, they go on to ``then`` when
+    done and to ``failed`` on any error, with the error at ``$.error``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: Functions,
+        vault: Vault,
+        result_path: str,
+        then: sfn.IChainable,
+        failed: sfn.IChainable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.functions = [functions[spec] for spec in LOCK_FUNCTIONS]
+        plan = invoke(self, "Plan", functions[r.MAINTENANCE_LOCK_PLAN], state_name="LockPlan", result_path=PLANNED)
+        mark = self._map(
+            "Mark",
+            vault,
+            key=path(LockPlanned, "mark_work_list_key", at=PLANNED),
+            processor=self._looping("Mark", functions[r.MAINTENANCE_LOCK_MARK], LockMarkEvent, LockMarkResult),
+        )
+        extend = self._map(
+            "Extend",
+            vault,
+            key=path(LockPlanned, "extend_work_list_key", at=PLANNED),
+            processor=self._looping("Extend", functions[r.MAINTENANCE_LOCK_EXTEND], LockExtendEvent, LockExtendResult),
+        )
+        summary = invoke(
+            self, "Summary", functions[r.MAINTENANCE_LOCK_SUMMARY], state_name="LockSummary", result_path=result_path
+        )
+        catch_all((plan, mark, extend, summary), failed)
+        plan.next(mark).next(extend).next(summary).next(then)
+        self.first: sfn.IChainable = plan
+
+    def _map(self, name: str, vault: Vault, *, key: str, processor: sfn.IChainable) -> StrictDistributedMap:
+        """A Distributed Map over a work list the plan staged, every item carrying the run id; no item may fail."""
+        work = WorkList(
+            key=key,
+            concurrency=path(LockPlanned, "concurrency", at=PLANNED),
+            item_selector={"run_id": path(LockPlanned, "run_id", at=PLANNED), "item": MAP_ITEM},
+        )
+        return work_list_map(
+            self,
+            name,
+            state_name=f"Lock{name}",
+            vault=vault,
+            work=work,
+            processor=processor,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+
+    def _looping(
+        self, name: str, function: lambda_.IFunction, event: type[BaseModel], result: type[BaseModel]
+    ) -> sfn.IChainable:
+        """A map item that loops: the worker returns ``done: false`` and ``next`` (the item from its cursor on)
+        when its time budget runs low, and is invoked again with it until it is done."""
+        worker = invoke(self, f"{name}Item", function, state_name=f"Lock{name}Item", result_path=PART, idempotent=True)
+        again = sfn.Pass(
+            self,
+            f"{name}Next",
+            state_name=f"Lock{name}Next",
+            parameters=fields_of(
+                event,
+                run_id=sfn.JsonPath.string_at(path(event, "run_id")),
+                item=sfn.JsonPath.object_at(path(result, "next", at=PART)),
+            ),
+        )
+        done = sfn.Succeed(self, f"{name}Done", state_name=f"Lock{name}Done", output_path=PART)
+        worker.next(
+            sfn.Choice(self, f"{name}Finished", state_name=f"Lock{name}Finished")
+            .when(sfn.Condition.boolean_equals(path(result, "done", at=PART), True), done)
+            .otherwise(again)
+        )
+        again.next(worker)
+        return worker
+
+
+__all__ = ["LOCK_FUNCTIONS", "LockChain"]

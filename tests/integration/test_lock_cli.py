@@ -1,0 +1,62 @@
+"""`vaultline init --object-lock`, `vaultline lock status` and `vaultline lock extend`: what they print and exit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.integration.conftest import Run
+from vaultline.repository.object_lock import ObjectLockSettings, load_object_lock
+from vaultline.storage import S3Storage
+
+
+def test_init_with_object_lock_records_bounded_settings_and_locks_what_backups_write(s3: Any, run: Run) -> None:
+    s3.create_bucket(Bucket="worm", ObjectLockEnabledForBucket=True)
+    s3.create_bucket(Bucket="src")
+    s3.put_object(Bucket="src", Key="a", Body=b"alpha " * 3000)
+    code, out, _ = run("--vault", "s3://worm", "init", "--object-lock", "compliance", "--lock-days", "7", "--json")
+    assert code == 0 and json.loads(out)["object_lock"]["mode"] == "COMPLIANCE"
+    assert load_object_lock(S3Storage("worm")) == ObjectLockSettings.bounded("COMPLIANCE", 7)
+    assert run("--vault", "s3://worm", "backup", "s3://src")[0] == 0
+
+    code, out, _ = run("--vault", "s3://worm", "lock", "status", "--json")
+    status = json.loads(out)
+    by_prefix = {p["prefix"]: p for p in status["prefixes"]}
+    assert code == 0 and status["settings"]["days"] == 7
+    assert by_prefix["data/"]["locked"] >= 1 and by_prefix["data/"]["unlocked"] == 0
+    assert by_prefix["recovery-points/"]["locked"] == 1 and by_prefix["object-lock"]["locked"] == 1
+    assert by_prefix["data/"]["lapsing"] == 0 and by_prefix["data/"]["earliest"] is not None
+
+    code, out, _ = run("--vault", "s3://worm", "lock", "extend", "--json")
+    extended = json.loads(out)
+    assert code == 0 and extended["recovery_points"] == 1 and extended["objects_extended"] == 0
+    assert extended["packs"]["checked"] >= 1 and extended["manifests"]["checked"] == 1
+    code, out, _ = run("--vault", "s3://worm", "lock", "extend")
+    assert code == 0 and "kept 1 recovery points locked" in out
+
+
+def test_init_with_object_lock_on_a_bucket_without_it_fails_and_writes_nothing(s3: Any, run: Run) -> None:
+    s3.create_bucket(Bucket="plain")
+    code, _, err = run("--vault", "s3://plain", "init", "--object-lock", "governance", "--lock-days", "30")
+    assert code == 1 and "has no Object Lock" in err
+    assert s3.list_objects_v2(Bucket="plain").get("KeyCount", 0) == 0
+
+
+def test_lock_options_that_disagree_exit_2(s3: Any, run: Run) -> None:
+    s3.create_bucket(Bucket="worm", ObjectLockEnabledForBucket=True)
+    assert run("--vault", "s3://worm", "init", "--object-lock", "governance")[0] == 2
+    assert run("--vault", "s3://worm", "init", "--lock-days", "3")[0] == 2
+    code, _, err = run(
+        "--vault", "s3://worm", "init", "--object-lock", "governance", "--lock-days", "3", "--lock-min-days", "5"
+    )
+    assert code == 2 and "outside" in err
+    assert run("--vault", "s3://worm", "init", "--object-lock", "governance", "--lock-days", "0")[0] == 2
+    assert s3.list_objects_v2(Bucket="worm").get("KeyCount", 0) == 0
+
+
+def test_lock_status_of_a_directory_vault_says_nothing_is_locked(tmp_path: Any, run: Run) -> None:
+    assert run("--vault", str(tmp_path / "v"), "init")[0] == 0
+    code, out, _ = run("--vault", str(tmp_path / "v"), "lock", "status")
+    assert code == 0 and "no S3 Object Lock" in out
+    code, out, _ = run("--vault", str(tmp_path / "v"), "lock", "extend", "--json")
+    assert code == 0 and json.loads(out)["enabled"] is False
