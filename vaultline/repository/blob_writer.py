@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from vaultline.repository.compact_index import KEY_SIZE
 from vaultline.repository.compression import compress
 from vaultline.repository.layout import pack_key
-from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob
+from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, pack_capacity
 from vaultline.repository.vault import Vault
 
 
@@ -37,6 +37,11 @@ class WriteStats:
 # index in pieces the same way).
 INDEX_FLUSH_BLOBS = 100_000
 
+# Packs being uploaded while the next one fills: two keep a PUT in flight while the other finishes (S3's latency
+# overlapped with sealing), and bound what the writer holds to about three packs (48 MiB at the default 16 MiB),
+# whatever the backup's size.
+UPLOADS_IN_FLIGHT = 2
+
 
 def default_threads() -> int:
     return max(2, os.cpu_count() or 2)
@@ -52,12 +57,12 @@ class BlobWriter:
         self.level = compression_level or vault.config.compression.level
         self.threads = threads or default_threads()
         self._seal_pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="vaultline-seal")
-        self._upload_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vaultline-upload")
+        self._upload_pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="vaultline-upload")
         self._sealing: deque[Future[SealedBlob]] = deque()
         self._uploads: deque[Future[None]] = deque()
         self._pending: set[bytes] = set()
         self._known: set[bytes] = set()
-        self._builder = PackBuilder()
+        self._builder = self._new_builder()
         self._written: list[tuple[str, list[BlobEntry]]] = []
         self._written_blobs = 0
         self.flush_blobs = INDEX_FLUSH_BLOBS
@@ -95,15 +100,22 @@ class BlobWriter:
         if self._builder.size >= self.vault.config.pack_size:
             self._ship()
 
+    def _new_builder(self) -> PackBuilder:
+        return PackBuilder(pack_capacity(self.vault.config.pack_size))
+
     def _ship(self) -> None:
-        builder, self._builder = self._builder, PackBuilder()
+        builder = self._builder
         pack_id, data = builder.finish(self.vault.cipher)
         self._written.append((pack_id, builder.entries))
         self.stats.packs.append(pack_id)
         self._written_blobs += len(builder.entries)
-        self._uploads.append(self._upload_pool.submit(self.vault.storage.put, pack_key(pack_id), data))
-        while len(self._uploads) > 2:
+        # Wait for a slot before this pack is queued, not after: the writer then holds at most UPLOADS_IN_FLIGHT
+        # packs on their way, and the buffer of the next is taken only once one of them is stored.
+        while len(self._uploads) >= UPLOADS_IN_FLIGHT:
             self._uploads.popleft().result()
+        self._uploads.append(self._upload_pool.submit(self.vault.storage.put, pack_key(pack_id), data))
+        del data
+        self._builder = self._new_builder()
         if self._written_blobs >= self.flush_blobs:
             self._write_index()
 
