@@ -37,8 +37,9 @@ class WriteStats:
 # index in pieces the same way).
 INDEX_FLUSH_BLOBS = 100_000
 
-# Packs being uploaded while the next one fills: two keep a PUT in flight while the other finishes (S3's latency
-# overlapped with sealing), and bound what the writer holds to about three packs (48 MiB at the default 16 MiB),
+# Packs being uploaded while the next one fills, at most: the storage's put_concurrency (two for S3, hiding one
+# PUT's latency behind the other, one for a local disk), capped here. What the writer holds is then bounded by
+# that many packs and the one filling (about 54 MiB for S3, 36 MiB locally, at the default 16 MiB packs),
 # whatever the backup's size.
 UPLOADS_IN_FLIGHT = 2
 
@@ -57,9 +58,13 @@ class BlobWriter:
         self.level = compression_level or vault.config.compression.level
         self.threads = threads or default_threads()
         self._seal_pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="vaultline-seal")
-        self._upload_pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="vaultline-upload")
+        self.uploads_in_flight = max(1, min(UPLOADS_IN_FLIGHT, vault.storage.put_concurrency))
+        self._upload_pool = ThreadPoolExecutor(
+            max_workers=self.uploads_in_flight, thread_name_prefix="vaultline-upload"
+        )
         self._sealing: deque[Future[SealedBlob]] = deque()
-        self._uploads: deque[Future[None]] = deque()
+        self._uploads: deque[Future[bytearray | None]] = deque()
+        self._spare: list[bytearray] = []
         self._pending: set[bytes] = set()
         self._known: set[bytes] = set()
         self._builder = self._new_builder()
@@ -101,7 +106,20 @@ class BlobWriter:
             self._ship()
 
     def _new_builder(self) -> PackBuilder:
-        return PackBuilder(pack_capacity(self.vault.config.pack_size))
+        return PackBuilder(pack_capacity(self.vault.config.pack_size), self._spare.pop() if self._spare else None)
+
+    def _upload(self, pack_id: str, data: bytes) -> bytearray | None:
+        """Store one pack; hand its buffer back for the next pack when it is a full one (the final, short pack's
+        buffer may have shrunk: it is let go)."""
+        self.vault.storage.put(pack_key(pack_id), data)
+        if isinstance(data, bytearray) and len(data) >= self.vault.config.pack_size:
+            return data
+        return None
+
+    def _settle_upload(self) -> None:
+        buffer = self._uploads.popleft().result()
+        if buffer is not None and not self._spare:  # one spare is enough: the next pack takes it
+            self._spare.append(buffer)
 
     def _ship(self) -> None:
         builder = self._builder
@@ -109,11 +127,11 @@ class BlobWriter:
         self._written.append((pack_id, builder.entries))
         self.stats.packs.append(pack_id)
         self._written_blobs += len(builder.entries)
-        # Wait for a slot before this pack is queued, not after: the writer then holds at most UPLOADS_IN_FLIGHT
+        # Wait for a slot before this pack is queued, not after: the writer then holds at most uploads_in_flight
         # packs on their way, and the buffer of the next is taken only once one of them is stored.
-        while len(self._uploads) >= UPLOADS_IN_FLIGHT:
-            self._uploads.popleft().result()
-        self._uploads.append(self._upload_pool.submit(self.vault.storage.put, pack_key(pack_id), data))
+        while len(self._uploads) >= self.uploads_in_flight:
+            self._settle_upload()
+        self._uploads.append(self._upload_pool.submit(self._upload, pack_id, data))
         del data
         self._builder = self._new_builder()
         if self._written_blobs >= self.flush_blobs:
@@ -122,7 +140,7 @@ class BlobWriter:
     def _write_index(self) -> None:
         """Index the packs shipped so far, once they are all stored, and make their blobs visible to dedup."""
         while self._uploads:
-            self._uploads.popleft().result()
+            self._settle_upload()
         if not self._written:
             return
         self.stats.index_ids.append(self.vault.write_index(self._written))

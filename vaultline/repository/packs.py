@@ -87,10 +87,12 @@ class PackBuilder:
     end, which held each pack twice at the moment it was shipped and copied every stored byte once more.
     """
 
-    def __init__(self, capacity: int = 0) -> None:
+    def __init__(self, capacity: int = 0, buffer: bytearray | None = None) -> None:
         self.entries: list[BlobEntry] = []
         self.size = 0
-        self._buffer = bytearray(capacity)
+        # ``buffer``: a shipped pack's bytes, stored and handed back for reuse (its allocation is kept: see
+        # finish), so that a long backup does not allocate and free one large block per pack.
+        self._buffer = buffer if buffer is not None else bytearray(capacity)
 
     def add(self, blob: SealedBlob) -> None:
         self.entries.append(
@@ -99,9 +101,9 @@ class PackBuilder:
         self._put(blob.payload)
 
     def _put(self, data: bytes) -> None:
+        # Overwrites what a reused buffer held there, or extends it past its end (within its allocation, no copy;
+        # past it, a pack of many tiny blobs with a long header, the buffer grows).
         end = self.size + len(data)
-        if end > len(self._buffer):  # past the capacity (a pack of many tiny blobs has a long header): grow
-            self._buffer.extend(bytes(max(end - len(self._buffer), len(self._buffer) // 4)))
         self._buffer[self.size : end] = data
         self.size = end
 
@@ -115,7 +117,9 @@ class PackBuilder:
         self._put(sealed)
         self._put(TRAILER.pack(len(sealed), PACK_MAGIC))
         data, self._buffer = self._buffer, bytearray()
-        del data[self.size :]  # shrinking by less than half its size leaves the buffer where it is: no copy
+        # Drop what lies past the pack (zeros, or a longer pack's tail): shrinking a bytearray by less than half
+        # its allocation keeps the allocation, so no copy now, and the buffer can be reused whole.
+        del data[self.size :]
         # A bytearray is bytes to every reader of a pack (storage writes, hashes and slices it alike).
         return blake3.blake3(data).hexdigest(), data  # type: ignore[return-value]
 
