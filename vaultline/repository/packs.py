@@ -72,6 +72,7 @@ def list_pack_ids(storage: Storage) -> dict[str, int]:
 # Room past the pack size for the blob that tips a pack over it and the header: a chunk is at most 1 MiB (the
 # chunker's max_size) and 42 header bytes; a larger blob makes the buffer grow, once.
 PACK_HEADROOM = 2 * 1024 * 1024
+_FIRST_BUFFER = 1024 * 1024
 
 
 def pack_capacity(pack_size: int) -> int:
@@ -82,17 +83,19 @@ def pack_capacity(pack_size: int) -> int:
 class PackBuilder:
     """Accumulates sealed blobs in memory until the pack is big enough to upload.
 
-    The blobs are copied once, into one buffer sized for a full pack (``capacity``: the vault's pack size and
-    the largest blob that may tip it over), that becomes the pack's bytes as it is: no join of the parts at the
+    The blobs are copied into one buffer that grows to a full pack's size (``capacity``: the vault's pack size and
+    the largest blob that may tip it over) and becomes the pack's bytes as it is: no join of the parts at the
     end, which held each pack twice at the moment it was shipped and copied every stored byte once more.
     """
 
     def __init__(self, capacity: int = 0, buffer: bytearray | None = None) -> None:
         self.entries: list[BlobEntry] = []
         self.size = 0
+        self.capacity = capacity
         # ``buffer``: a shipped pack's bytes, stored and handed back for reuse (its allocation is kept: see
-        # finish), so that a long backup does not allocate and free one large block per pack.
-        self._buffer = buffer if buffer is not None else bytearray(capacity)
+        # finish), so that a long backup does not allocate and free one large block per pack. A new buffer
+        # starts small and doubles up to ``capacity``: a writer of a few small blobs holds little.
+        self._buffer = buffer if buffer is not None else bytearray()
 
     def add(self, blob: SealedBlob) -> None:
         self.entries.append(
@@ -101,9 +104,11 @@ class PackBuilder:
         self._put(blob.payload)
 
     def _put(self, data: bytes) -> None:
-        # Overwrites what a reused buffer held there, or extends it past its end (within its allocation, no copy;
-        # past it, a pack of many tiny blobs with a long header, the buffer grows).
         end = self.size + len(data)
+        if end > len(self._buffer):
+            target = max(end, min(self.capacity, max(2 * len(self._buffer), _FIRST_BUFFER)))
+            self._buffer.extend(bytes(target - len(self._buffer)))
+        # Overwrites what the buffer held there (zeros, or a reused buffer's last pack).
         self._buffer[self.size : end] = data
         self.size = end
 
