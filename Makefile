@@ -69,7 +69,8 @@ demo: venv
 	$(BIN)/python -m vaultline_dev.demo
 
 bench: venv
-	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/startup_bench.py
+	$(BIN)/python bench/engine_bench.py --runs 3
 	$(BIN)/python bench/workflow_bench.py
 	$(BIN)/python bench/dynamodb_bench.py
 	$(BIN)/python bench/lambda_worker_bench.py --mib 128 --runs 3

@@ -25,6 +25,8 @@ class StepResult:
     peak_rss_mib: float
     report: dict[str, Any] = field(default_factory=dict)
     stdout: str = ""
+    # user + system CPU seconds of the child (wait4): on a shared, loaded machine the figure that barely moves.
+    cpu_seconds: float = 0.0
 
 
 def run_measured(cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> StepResult:
@@ -36,7 +38,7 @@ def run_measured(cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: 
         proc = subprocess.Popen(
             list(cmd), stdout=out_file, stderr=err_file, env={**os.environ, **(env or {})}, cwd=cwd, text=True
         )
-        peak_kib, status = _wait_with_peak(proc.pid)
+        peak_kib, status, cpu = _wait_with_peak(proc.pid)
         seconds = time.perf_counter() - started
         proc.returncode = code = os.waitstatus_to_exitcode(status)
         out_file.seek(0)
@@ -47,11 +49,11 @@ def run_measured(cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: 
     report = _parse_json(out)
     # A child that reports its own VmHWM is exact; the polled figure may miss growth in its last few ms.
     peak = max(peak_kib / 1024, float(report.get("vm_hwm_mib", 0.0)))
-    return StepResult(seconds, peak, report, out)
+    return StepResult(seconds, peak, report, out, cpu)
 
 
-def _wait_with_peak(pid: int) -> tuple[int, int]:
-    """Wait for ``pid``; return (its peak RSS in KiB polled from /proc VmHWM, wait status).
+def _wait_with_peak(pid: int) -> tuple[int, int, float]:
+    """Wait for ``pid``; return (its peak RSS in KiB polled from /proc VmHWM, wait status, its CPU seconds).
 
     Not ``ru_maxrss`` from wait4: Linux carries the parent's high-water mark over fork and exec into the child's
     figure, so every child of a large parent would report at least the parent's RSS.
@@ -59,9 +61,9 @@ def _wait_with_peak(pid: int) -> tuple[int, int]:
     peak = 0
     status_file = Path(f"/proc/{pid}/status")
     while True:
-        waited, status = os.waitpid(pid, os.WNOHANG)
+        waited, status, usage = os.wait4(pid, os.WNOHANG)
         if waited:
-            return peak, status
+            return peak, status, usage.ru_utime + usage.ru_stime
         try:
             for line in status_file.read_text().splitlines():
                 if line.startswith("VmHWM:"):

@@ -1,20 +1,25 @@
 """boto3 clients configured once: standard credential chain and AWS_ENDPOINT_URL, adaptive retries; and clients
-that read through a role in another account."""
+that read through a role in another account.
+
+boto3 and botocore's session are imported by the first client made, not with this module: they are a fifth of a
+second and about 20 MiB of memory, which a command on a local vault (and ``vaultline --help``) never needs.
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-import botocore.session
-from botocore.config import Config
-from botocore.credentials import CredentialProvider, DeferredRefreshableCredentials
 from botocore.exceptions import ClientError
 
 from vaultline.errors import SourceError
 
-_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=32)
+if TYPE_CHECKING:
+    import botocore.session
+    from botocore.config import Config
+    from botocore.credentials import DeferredRefreshableCredentials
+
+_config: Config | None = None
 SESSION_NAME = "vaultline"
 _lock = threading.Lock()
 _loader_lock = threading.Lock()
@@ -43,6 +48,8 @@ _loader: Any = None
 def _botocore_session() -> botocore.session.Session:
     """A new botocore session sharing this process's one data loader: each session would otherwise parse the SDK's
     JSON data (endpoints, partitions, retry rules, service models) again, about 0.1 s per client made."""
+    import botocore.session
+
     global _loader
     session = botocore.session.Session()
     with _loader_lock:
@@ -58,13 +65,24 @@ def _counted(made: Any) -> Any:
     return made
 
 
+def _client_config() -> Config:
+    from botocore.config import Config
+
+    global _config
+    if _config is None:
+        _config = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=32)
+    return _config
+
+
 def client(service: str, region: str | None = None) -> Any:
     """A shared, thread-safe boto3 client for ``service`` (boto3 clients are thread-safe, sessions are not)."""
+    import boto3.session
+
     key = (service, region, None)
     with _lock:
         if key not in _clients:
             session = boto3.session.Session(botocore_session=_botocore_session())
-            _clients[key] = _counted(session.client(service, region_name=region, config=_CONFIG))  # type: ignore[call-overload]
+            _clients[key] = _counted(session.client(service, region_name=region, config=_client_config()))  # type: ignore[call-overload]
         return _clients[key]
 
 
@@ -75,6 +93,9 @@ def role_client(service: str, role_arn: str, region: str | None = None) -> Any:
     the first read. Credentials refresh themselves before they expire: a CLI backup of a large bucket outlives
     the one-hour session an AssumeRole grants.
     """
+    import boto3.session
+    from botocore.credentials import DeferredRefreshableCredentials
+
     key = (service, region, role_arn)
     with _lock:
         cached = _clients.get(key)
@@ -86,27 +107,28 @@ def role_client(service: str, role_arn: str, region: str | None = None) -> Any:
     credentials.get_frozen_credentials()  # fail now, naming the role, if it cannot be assumed
     botocore_session = _botocore_session()
     # Put the role first in the session's own resolver chain, so nothing (environment, profile) shadows it.
-    botocore_session.get_component("credential_provider").insert_before("env", _Provided(credentials))
+    botocore_session.get_component("credential_provider").insert_before("env", _provided(credentials))
     made = _counted(
         boto3.session.Session(botocore_session=botocore_session).client(  # type: ignore[call-overload]
-            service, region_name=region, config=_CONFIG
+            service, region_name=region, config=_client_config()
         )
     )
     with _lock:
         return _clients.setdefault(key, made)
 
 
-class _Provided(CredentialProvider):
-    """Hands the resolver credentials made elsewhere (the refreshing role credentials above)."""
+def _provided(credentials: DeferredRefreshableCredentials) -> Any:
+    """A credential provider that hands the resolver credentials made elsewhere (the refreshing role credentials
+    above); its class is made here, as botocore's base class is imported only once a role is used."""
+    from botocore.credentials import CredentialProvider
 
-    METHOD = "vaultline-assume-role"
+    class Provided(CredentialProvider):
+        METHOD = "vaultline-assume-role"
 
-    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
-        super().__init__()
-        self._credentials = credentials
+        def load(self) -> DeferredRefreshableCredentials:
+            return credentials
 
-    def load(self) -> DeferredRefreshableCredentials:
-        return self._credentials
+    return Provided()
 
 
 def _assume(role_arn: str, region: str | None) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from vaultline.cli.output import err
 from vaultline.cli.parser import build_parser
 from vaultline.errors import VaultlineError
 
@@ -20,9 +19,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except VaultlineError as exc:
+        from vaultline.cli.output import err
+
         err.print(f"vaultline: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
+        from vaultline.cli.output import err
+
         err.print("vaultline: interrupted; no recovery point was written")
         return 130
 

@@ -4,14 +4,29 @@ command modules: vault, backup, restore, plans, maintenance) that runs it."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Any
 
-from vaultline.cli import backup, copy, holds, keys, maintenance, plans, restore, vault
-from vaultline.cli import lock as lock_commands
-from vaultline.cli.output import err
-from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD
-from vaultline.operations.stats import S3_STANDARD_PER_GIB_MONTH
+from vaultline.operations.defaults import DEFAULT_REPACK_THRESHOLD, S3_STANDARD_PER_GIB_MONTH
+
+
+class Command:
+    """A command's function, named and imported only when it runs: ``vaultline --help`` or a usage error then
+    loads none of the command modules (and the engine, boto3, pydantic and rich behind them); only the command
+    that runs pays for its own imports."""
+
+    def __init__(self, module: str, function: str) -> None:
+        self.module = module
+        self.function = function
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        run = getattr(importlib.import_module(f"vaultline.cli.{self.module}"), self.function)
+        code: int = run(args)
+        return code
+
+    def __repr__(self) -> str:
+        return f"Command({self.module}.{self.function})"
 
 
 def _price(text: str) -> float:
@@ -53,6 +68,8 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors print the usage and one line, and exit 2."""
 
     def error(self, message: str) -> Any:  # argparse's own usage errors: exit 2 with one line
+        from vaultline.cli.output import err
+
         self.print_usage(sys.stderr)
         err.print(f"vaultline: error: {message}")
         raise SystemExit(2)
@@ -109,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lock-days", type=_days, help="days each needed object stays locked from now (with --object-lock)")
     p.add_argument("--lock-min-days", type=_days, help="the lowest --lock-days any later change may set (default: N)")
     p.add_argument("--lock-max-days", type=_days, help="the highest --lock-days any later change may set")
-    p.set_defaults(handler=vault.cmd_init)
+    p.set_defaults(handler=Command("vault", "cmd_init"))
 
     p = sub.add_parser("backup", parents=[common], help="back up an S3 bucket/prefix or a directory")
     p.add_argument("source", help="s3://bucket[/prefix], dynamodb://TABLE[?region=R&role=ARN] or a directory")
@@ -138,15 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="always|never|N",
         help="re-read the tags of unchanged objects every backup, never, or every N-th backup",
     )
-    p.set_defaults(handler=backup.cmd_backup)
+    p.set_defaults(handler=Command("backup", "cmd_backup"))
 
     p = sub.add_parser("list", parents=[common], help="list recovery points")
-    p.set_defaults(handler=vault.cmd_list)
+    p.set_defaults(handler=Command("vault", "cmd_list"))
 
     p = sub.add_parser("ls", parents=[common], help="list the objects of a recovery point")
     p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
     p.add_argument("prefix", nargs="?", default="")
-    p.set_defaults(handler=vault.cmd_ls)
+    p.set_defaults(handler=Command("vault", "cmd_ls"))
 
     p = sub.add_parser("restore", parents=[common], help="restore a recovery point")
     p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
@@ -162,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["never", "if-changed", "always"],
         help="objects already at an S3 or directory target: keep them (default), rewrite those that differ, or all",
     )
-    p.set_defaults(handler=restore.cmd_restore)
+    p.set_defaults(handler=Command("restore", "cmd_restore"))
 
     p = sub.add_parser("copy", parents=[common], help="copy recovery points into another vault (region, account, key)")
     p.add_argument("recovery_points", nargs="*", metavar="RP", help="ids, unique id prefixes, or 'latest'")
@@ -172,27 +189,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--source", metavar="SOURCE", help="every recovery point of this source (s3://..., dynamodb://...)"
     )
     p.add_argument("--to", required=True, metavar="URL", help="the target vault (initialised with its own key)")
-    p.set_defaults(handler=copy.cmd_copy)
+    p.set_defaults(handler=Command("copy", "cmd_copy"))
 
     p = sub.add_parser("get", parents=[common], help="print items of a DynamoDB recovery point as they were")
     p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
     p.add_argument("--key", action="append", default=[], metavar="JSON", help='{"pk":"a"} or {"pk":{"S":"a"}}')
-    p.set_defaults(handler=restore.cmd_get)
+    p.set_defaults(handler=Command("restore", "cmd_get"))
 
     plan = sub.add_parser("plan", help="backup plans of the deployed stack")
     plan_sub = plan.add_subparsers(dest="plan_command", required=True, parser_class=Parser)
     p = plan_sub.add_parser("list", parents=[common], help="list the deployed plans")
-    p.set_defaults(handler=plans.cmd_plan_list)
+    p.set_defaults(handler=Command("plans", "cmd_plan_list"))
     p = plan_sub.add_parser("run", parents=[common], help="run a plan now and follow it to the end")
     p.add_argument("name")
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
-    p.set_defaults(handler=plans.cmd_plan_run)
+    p.set_defaults(handler=Command("plans", "cmd_plan_run"))
 
     p = sub.add_parser("check", parents=[common], help="verify the vault's structure and, optionally, every blob")
     reads = p.add_mutually_exclusive_group()
     reads.add_argument("--read-data", action="store_true", help="read, decrypt and hash every blob")
     reads.add_argument("--read-data-subset", metavar="SPEC", help="read part n of m packs (n/m) or a share (10%%)")
-    p.set_defaults(handler=vault.cmd_check)
+    p.set_defaults(handler=Command("vault", "cmd_check"))
 
     p = sub.add_parser("forget", parents=[common], help="remove recovery points by keep rules (restic semantics)")
     for name, what in [
@@ -215,11 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prune", action="store_true", help="prune afterwards")
     _add_prune_options(p)
-    p.set_defaults(handler=maintenance.cmd_forget)
+    p.set_defaults(handler=Command("maintenance", "cmd_forget"))
 
     p = sub.add_parser("prune", parents=[common], help="delete unreferenced data and repack mostly-empty packs")
     _add_prune_options(p)
-    p.set_defaults(handler=maintenance.cmd_prune)
+    p.set_defaults(handler=Command("maintenance", "cmd_prune"))
 
     p = sub.add_parser("index", help="the dedup index: compact it into a sharded generation")
     index_sub = p.add_subparsers(dest="index_command", required=True, parser_class=Parser)
@@ -230,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fetch shards on demand instead of loading the whole index)",
     )
     p.add_argument("--force", action="store_true", help="write a new generation even if the current one is complete")
-    p.set_defaults(handler=maintenance.cmd_index_compact)
+    p.set_defaults(handler=Command("maintenance", "cmd_index_compact"))
 
     p = sub.add_parser(
         "stats", parents=[common], help="sizes, dedup and compression ratios, garbage share, storage cost"
@@ -242,36 +259,36 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USD",
         help="storage price of the vault's class and region (default %(default)s: S3 Standard, us-east-1)",
     )
-    p.set_defaults(handler=maintenance.cmd_stats)
+    p.set_defaults(handler=Command("maintenance", "cmd_stats"))
 
     p = sub.add_parser("diff", parents=[common], help="objects added, removed and changed between recovery points")
     p.add_argument("old", metavar="RP1", help="id, unique id prefix, or 'latest'")
     p.add_argument("new", metavar="RP2", help="id, unique id prefix, or 'latest'")
-    p.set_defaults(handler=maintenance.cmd_diff)
+    p.set_defaults(handler=Command("maintenance", "cmd_diff"))
 
     p = sub.add_parser("drill", parents=[common], help="restore a recovery point into scratch space and compare")
     p.add_argument("recovery_point", nargs="?", help="id, unique prefix or 'latest' (default: one at random)")
     p.add_argument("--scratch", required=True, help="s3://bucket/prefix or a directory to restore under")
     p.add_argument("--keep", action="store_true", help="leave the scratch copy in place")
-    p.set_defaults(handler=maintenance.cmd_drill)
+    p.set_defaults(handler=Command("maintenance", "cmd_drill"))
 
     hold = sub.add_parser("hold", help="S3 legal holds on everything a recovery point needs")
     hold_sub = hold.add_subparsers(dest="hold_command", required=True, parser_class=Parser)
     p = hold_sub.add_parser("add", parents=[common], help="place a legal hold (forget and prune leave it)")
     p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
     p.add_argument("--reason", help="why (a case number, a ticket), kept in the hold's record")
-    p.set_defaults(handler=holds.cmd_hold_add)
+    p.set_defaults(handler=Command("holds", "cmd_hold_add"))
     p = hold_sub.add_parser("remove", parents=[common], help="lift a legal hold (what other holds need stays)")
     p.add_argument("recovery_point", help="id, unique id prefix, or 'latest'")
-    p.set_defaults(handler=holds.cmd_hold_remove)
+    p.set_defaults(handler=Command("holds", "cmd_hold_remove"))
     p = hold_sub.add_parser("list", parents=[common], help="the vault's holds, or one recovery point's hold state")
     p.add_argument("recovery_point", nargs="?", help="id, unique id prefix, or 'latest'")
-    p.set_defaults(handler=holds.cmd_hold_list)
+    p.set_defaults(handler=Command("holds", "cmd_hold_list"))
 
     key = sub.add_parser("key", help="the key slots that wrap an encrypted vault's data key")
     key_sub = key.add_subparsers(dest="key_command", required=True, parser_class=Parser)
     p = key_sub.add_parser("list", parents=[common], help="list the key slots (reads no key, calls no KMS)")
-    p.set_defaults(handler=keys.cmd_key_list)
+    p.set_defaults(handler=Command("keys", "cmd_key_list"))
     p = key_sub.add_parser("add", parents=[common], help="wrap the data key under another KMS key or a passphrase")
     new_key = p.add_mutually_exclusive_group(required=True)
     new_key.add_argument("--kms-key-id", metavar="ID", help="KMS key id, alias or ARN (an ARN's region is used)")
@@ -281,21 +298,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the new slot's passphrase (to open with a passphrase, give --passphrase-file before `key`)",
     )
-    p.set_defaults(handler=keys.cmd_key_add)
+    p.set_defaults(handler=Command("keys", "cmd_key_add"))
     p = key_sub.add_parser("remove", parents=[common], help="remove a key slot (never the last one known to work)")
     p.add_argument("slot", metavar="ID", help="a slot id from `vaultline key list`")
-    p.set_defaults(handler=keys.cmd_key_remove)
+    p.set_defaults(handler=Command("keys", "cmd_key_remove"))
 
     lock = sub.add_parser("lock", help="S3 Object Lock retention of what recovery points need")
     lock_sub = lock.add_subparsers(dest="lock_command", required=True, parser_class=Parser)
     p = lock_sub.add_parser("status", parents=[common], help="what is locked until when, what lapses before long")
     _add_lock_window(p)
-    p.set_defaults(handler=lock_commands.cmd_lock_status)
+    p.set_defaults(handler=Command("lock", "cmd_lock_status"))
     p = lock_sub.add_parser("extend", parents=[common], help="extend what lapses soon (what maintenance runs)")
     _add_lock_window(p)
-    p.set_defaults(handler=lock_commands.cmd_lock_extend)
+    p.set_defaults(handler=Command("lock", "cmd_lock_extend"))
 
     p = sub.add_parser("unlock", parents=[common], help="remove stale locks (left by crashed processes)")
     p.add_argument("--remove-all", action="store_true", help="remove every lock; only when nothing else runs")
-    p.set_defaults(handler=maintenance.cmd_unlock)
+    p.set_defaults(handler=Command("maintenance", "cmd_unlock"))
     return parser

@@ -73,18 +73,15 @@ from pydantic import BaseModel, Field
 
 from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFound, VaultError, VaultlineError
 from vaultline.operations import prune_records as rec
+from vaultline.operations.defaults import DEFAULT_REPACK_THRESHOLD
 from vaultline.repository import locks
 from vaultline.repository.index import decode_index
 from vaultline.repository.layout import DATA_PREFIX, INDEX_PREFIX, index_key, lock_key, pack_id_of_key, pack_key
 from vaultline.repository.manifest import list_recovery_point_ids, load_recovery_point, needed_blobs
-from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, read_pack_entries
+from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, pack_capacity, read_pack_entries
 from vaultline.repository.vault import Vault
 from vaultline.storage import Storage
 
-# Repack a pack when less than half of its blob bytes are live: copying s bytes frees (1 - s) bytes, so below
-# one half every byte copied frees more than a byte, and each pack is rewritten at most about log2(n) times
-# over its data's life. restic's default (--max-unused 5 %) repacks more eagerly, at a higher request cost.
-DEFAULT_REPACK_THRESHOLD = 0.5
 # Packs per index object written by prune: keeps each index object a few MiB at most.
 PACKS_PER_INDEX = 2000
 # Work per item: recovery points or index objects per mark batch, packs per sweep batch (one DeleteObjects).
@@ -791,7 +788,7 @@ class _Repacker:
 
     def __init__(self, vault: Vault, result: SweepResult, fault: Fault | None) -> None:
         self.vault, self.result, self.fault = vault, result, fault
-        self.builder = PackBuilder()
+        self.builder = PackBuilder(pack_capacity(self.vault.config.pack_size))
         self.written: list[tuple[str, list[BlobEntry]]] = []
 
     def copy(self, pack_id: str, offsets: list[int]) -> None:
@@ -819,7 +816,7 @@ class _Repacker:
         self.result.new_packs.append(pack_id)
         self.result.packs_written += 1
         self.result.bytes_written += len(data)
-        self.builder = PackBuilder()
+        self.builder = PackBuilder(pack_capacity(self.vault.config.pack_size))
         if self.fault:
             self.fault("pack-written")
 

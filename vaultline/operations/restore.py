@@ -40,6 +40,11 @@ class RestoreOutcome:
 
 RESTORE_WINDOW = 1000  # entries mapped, checked at the target and read ahead together
 
+# Objects at least this large are written in parallel ranges where the target can write at offsets (a directory):
+# the chunks of one object are fetched, decoded and written on the reader's threads side by side, rather than
+# handed one by one, in order, to the thread that writes. Smaller objects share one in-order read-ahead stream.
+RANGED_MIN_SIZE = 8 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -125,15 +130,47 @@ def _write_window(
     stats: RestoreStats,
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    # One read-ahead stream over every chunk of the window's objects, split back per object: small objects would
-    # otherwise each wait a full fetch round trip with the read-ahead empty.
-    stream = reader.stream([chunk for entry, _ in window for chunk in entry.chunks])
+    """Write a window's objects: the large ones each in parallel ranges (where the target can), the others in
+    runs of consecutive objects, each run one in-order read-ahead stream."""
+    run: list[tuple[ObjectEntry, str]] = []
     for entry, key in window:
+        lengths = reader.lengths(entry.chunks) if entry.size >= RANGED_MIN_SIZE else None
+        ranged = target.write_ranges(entry, key, sum(lengths)) if lengths else None
+        if ranged is None or lengths is None:
+            run.append((entry, key))
+            continue
+        _write_in_order(reader, target, run, stats, progress)
+        run = []
+        try:
+            reader.write_at_offsets(ranged, entry.chunks, lengths, (lambda n: progress(0, n)) if progress else None)
+        except BaseException:
+            ranged.abort()
+            raise
+        ranged.commit()
+        _written(entry, stats, progress)
+    _write_in_order(reader, target, run, stats, progress)
+
+
+def _write_in_order(
+    reader: ChunkReader,
+    target: Target,
+    run: list[tuple[ObjectEntry, str]],
+    stats: RestoreStats,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    # One read-ahead stream over every chunk of the run's objects, split back per object: small objects would
+    # otherwise each wait a full fetch round trip with the read-ahead empty.
+    stream = reader.stream([chunk for entry, _ in run for chunk in entry.chunks])
+    for entry, key in run:
         target.write(entry, key, _counting(itertools.islice(stream, len(entry.chunks)), progress))
-        stats.objects += 1
-        stats.bytes += entry.size
-        if progress:
-            progress(1, 0)
+        _written(entry, stats, progress)
+
+
+def _written(entry: ObjectEntry, stats: RestoreStats, progress: Callable[[int, int], None] | None) -> None:
+    stats.objects += 1
+    stats.bytes += entry.size
+    if progress:
+        progress(1, 0)
 
 
 def _skipped(

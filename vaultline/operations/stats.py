@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from vaultline.operations.defaults import S3_STANDARD_PER_GIB_MONTH
 from vaultline.repository.layout import INDEX_PREFIX, MANIFEST_PREFIX
 from vaultline.repository.manifest import (
     BackupStats,
@@ -119,11 +120,6 @@ def vault_stats(vault: Vault) -> VaultStats:
     stats.dedup_ratio = _ratio(stats.logical_bytes, stats.live_raw_bytes)
     stats.compression_ratio = _ratio(stats.live_raw_bytes, stats.live_stored_bytes)
     return stats
-
-
-# S3 Standard in us-east-1, first 50 TB, per GB-month (AWS's GB is 2^30 bytes). Other regions and classes differ:
-# the CLI takes the price as an option.
-S3_STANDARD_PER_GIB_MONTH = 0.023
 
 
 class StorageCost(BaseModel):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from vaultline.repository.compact_index import KEY_SIZE
 from vaultline.repository.compression import compress, compress_many
 from vaultline.repository.layout import pack_key
-from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob
+from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, pack_capacity
 from vaultline.repository.vault import Vault
 
 
@@ -37,6 +37,12 @@ class WriteStats:
 # object, as before, so requests per GiB do not grow; past that it is one PUT per 100,000 blobs (restic writes its
 # index in pieces the same way).
 INDEX_FLUSH_BLOBS = 100_000
+
+# Packs being uploaded while the next one fills, at most: the storage's put_concurrency (two for S3, hiding one
+# PUT's latency behind the other, one for a local disk), capped here. What the writer holds is then bounded by
+# that many packs and the one filling (about 54 MiB for S3, 36 MiB locally, at the default 16 MiB packs),
+# whatever the backup's size.
+UPLOADS_IN_FLIGHT = 2
 
 
 class BlobGroup:
@@ -69,14 +75,18 @@ class BlobWriter:
         self.level = compression_level or vault.config.compression.level
         self.threads = threads or default_threads()
         self._seal_pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="vaultline-seal")
-        self._upload_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vaultline-upload")
+        self.uploads_in_flight = max(1, min(UPLOADS_IN_FLIGHT, vault.storage.put_concurrency))
+        self._upload_pool = ThreadPoolExecutor(
+            max_workers=self.uploads_in_flight, thread_name_prefix="vaultline-upload"
+        )
         self._sealing: deque[Future[SealedBlob]] = deque()
         self._sealing_groups: deque[Future[list[SealedBlob]]] = deque()
         self._hashing: deque[tuple[BlobGroup, int]] = deque()
-        self._uploads: deque[Future[None]] = deque()
+        self._uploads: deque[Future[bytearray | None]] = deque()
+        self._spare: list[bytearray] = []
         self._pending: set[bytes] = set()
         self._known: set[bytes] = set()
-        self._builder = PackBuilder()
+        self._builder = self._new_builder()
         self._written: list[tuple[str, list[BlobEntry]]] = []
         self._written_blobs = 0
         self.flush_blobs = INDEX_FLUSH_BLOBS
@@ -180,22 +190,42 @@ class BlobWriter:
         if self._builder.size >= self.vault.config.pack_size:
             self._ship()
 
+    def _new_builder(self) -> PackBuilder:
+        return PackBuilder(pack_capacity(self.vault.config.pack_size), self._spare.pop() if self._spare else None)
+
+    def _upload(self, pack_id: str, data: bytes) -> bytearray | None:
+        """Store one pack; hand its buffer back for the next pack when it is a full one (the final, short pack's
+        buffer may have shrunk: it is let go)."""
+        self.vault.storage.put(pack_key(pack_id), data)
+        if isinstance(data, bytearray) and len(data) >= self.vault.config.pack_size:
+            return data
+        return None
+
+    def _settle_upload(self) -> None:
+        buffer = self._uploads.popleft().result()
+        if buffer is not None and not self._spare:  # one spare is enough: the next pack takes it
+            self._spare.append(buffer)
+
     def _ship(self) -> None:
-        builder, self._builder = self._builder, PackBuilder()
+        builder = self._builder
         pack_id, data = builder.finish(self.vault.cipher)
         self._written.append((pack_id, builder.entries))
         self.stats.packs.append(pack_id)
         self._written_blobs += len(builder.entries)
-        self._uploads.append(self._upload_pool.submit(self.vault.storage.put, pack_key(pack_id), data))
-        while len(self._uploads) > 2:
-            self._uploads.popleft().result()
+        # Wait for a slot before this pack is queued, not after: the writer then holds at most uploads_in_flight
+        # packs on their way, and the buffer of the next is taken only once one of them is stored.
+        while len(self._uploads) >= self.uploads_in_flight:
+            self._settle_upload()
+        self._uploads.append(self._upload_pool.submit(self._upload, pack_id, data))
+        del data
+        self._builder = self._new_builder()
         if self._written_blobs >= self.flush_blobs:
             self._write_index()
 
     def _write_index(self) -> None:
         """Index the packs shipped so far, once they are all stored, and make their blobs visible to dedup."""
         while self._uploads:
-            self._uploads.popleft().result()
+            self._settle_upload()
         if not self._written:
             return
         self.stats.index_ids.append(self.vault.write_index(self._written))

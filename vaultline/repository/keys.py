@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from vaultline.aws import client
@@ -177,6 +174,9 @@ def slot_associated_data(vault_id: str, slot_id: str) -> bytes:
 
 def derive_passphrase_key(passphrase: bytes, kdf: ScryptParams) -> bytes:
     """scrypt(passphrase, salt, N, r, p), 32 bytes: the AES-256-GCM key of a passphrase slot."""
+    # cryptography is imported where a key slot or an encrypted blob needs it (see crypto.Cipher.seal).
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     return Scrypt(salt=unb64(kdf.salt), length=32, n=kdf.n, r=kdf.r, p=kdf.p).derive(passphrase)
 
 
@@ -190,6 +190,8 @@ def seal_passphrase_slot(
     cost = cost or DEFAULT_SCRYPT_COST
     slot_id = new_slot_id()
     kdf = ScryptParams(n=cost.n, r=cost.r, p=cost.p, salt=b64(os.urandom(SALT_SIZE)))
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     nonce = os.urandom(NONCE_SIZE)
     sealed = nonce + AESGCM(derive_passphrase_key(passphrase, kdf)).encrypt(
         nonce, master, slot_associated_data(vault_id, slot_id)
@@ -199,6 +201,9 @@ def seal_passphrase_slot(
 
 def open_passphrase_slot(slot: PassphraseSlot, passphrase: bytes, where: str) -> bytes:
     """The data key a passphrase slot holds; WrongKeyError if the passphrase is not this slot's."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     sealed = unb64(slot.sealed_key)
     try:
         return AESGCM(derive_passphrase_key(passphrase, slot.kdf)).decrypt(

@@ -69,20 +69,48 @@ def list_pack_ids(storage: Storage) -> dict[str, int]:
     return dict(iter_packs(storage))
 
 
-class PackBuilder:
-    """Accumulates sealed blobs in memory until the pack is big enough to upload."""
+# Room past the pack size for the blob that tips a pack over it and the header: a chunk is at most 1 MiB (the
+# chunker's max_size) and 42 header bytes; a larger blob makes the buffer grow, once.
+PACK_HEADROOM = 2 * 1024 * 1024
+_FIRST_BUFFER = 1024 * 1024
 
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
+
+def pack_capacity(pack_size: int) -> int:
+    """The buffer a :class:`PackBuilder` starts with, for packs shipped once they reach ``pack_size`` bytes."""
+    return pack_size + PACK_HEADROOM
+
+
+class PackBuilder:
+    """Accumulates sealed blobs in memory until the pack is big enough to upload.
+
+    The blobs are copied into one buffer that grows to a full pack's size (``capacity``: the vault's pack size and
+    the largest blob that may tip it over) and becomes the pack's bytes as it is: no join of the parts at the
+    end, which held each pack twice at the moment it was shipped and copied every stored byte once more.
+    """
+
+    def __init__(self, capacity: int = 0, buffer: bytearray | None = None) -> None:
         self.entries: list[BlobEntry] = []
         self.size = 0
+        self.capacity = capacity
+        # ``buffer``: a shipped pack's bytes, stored and handed back for reuse (its allocation is kept: see
+        # finish), so that a long backup does not allocate and free one large block per pack. A new buffer
+        # starts small and doubles up to ``capacity``: a writer of a few small blobs holds little.
+        self._buffer = buffer if buffer is not None else bytearray()
 
     def add(self, blob: SealedBlob) -> None:
         self.entries.append(
             BlobEntry(blob.id, blob.type, blob.compression, self.size, len(blob.payload), blob.raw_length)
         )
-        self._parts.append(blob.payload)
-        self.size += len(blob.payload)
+        self._put(blob.payload)
+
+    def _put(self, data: bytes) -> None:
+        end = self.size + len(data)
+        if end > len(self._buffer):
+            target = max(end, min(self.capacity, max(2 * len(self._buffer), _FIRST_BUFFER)))
+            self._buffer.extend(bytes(target - len(self._buffer)))
+        # Overwrites what the buffer held there (zeros, or a reused buffer's last pack).
+        self._buffer[self.size : end] = data
+        self.size = end
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -91,11 +119,14 @@ class PackBuilder:
         """Return (pack id, pack bytes); the pack id is the BLAKE3 of the bytes, so storage can be verified."""
         header = b"".join(ENTRY.pack(e.type, e.compression, e.stored_length, e.raw_length, e.id) for e in self.entries)
         sealed = cipher.seal(header, HEADER_AAD)
-        self._parts.append(sealed)
-        self._parts.append(TRAILER.pack(len(sealed), PACK_MAGIC))
-        data = b"".join(self._parts)
-        self._parts = []
-        return blake3.blake3(data).hexdigest(), data
+        self._put(sealed)
+        self._put(TRAILER.pack(len(sealed), PACK_MAGIC))
+        data, self._buffer = self._buffer, bytearray()
+        # Drop what lies past the pack (zeros, or a longer pack's tail): shrinking a bytearray by less than half
+        # its allocation keeps the allocation, so no copy now, and the buffer can be reused whole.
+        del data[self.size :]
+        # A bytearray is bytes to every reader of a pack (storage writes, hashes and slices it alike).
+        return blake3.blake3(data).hexdigest(), data  # type: ignore[return-value]
 
 
 def parse_header(sealed_header: bytes, cipher: Cipher, what: str) -> list[BlobEntry]:

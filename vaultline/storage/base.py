@@ -53,6 +53,8 @@ class Storage(ABC):
 
     url: str
     lock_policy: LockPolicy | None = None
+    # Large PUTs (packs) worth having in flight at once: two hide an S3 request's latency behind the next pack.
+    put_concurrency: int = 2
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:

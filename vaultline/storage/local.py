@@ -14,6 +14,10 @@ from vaultline.storage.base import Storage, StoredObject
 class LocalStorage(Storage):
     """Keys map to files under ``root``; writes go through a temporary file and an atomic rename."""
 
+    # A pack written to a local disk is stored long before the next one fills (tens of ms against a tenth of a
+    # second): a second write in flight would only hold another pack in memory.
+    put_concurrency = 1
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
         self.url = str(self.root)

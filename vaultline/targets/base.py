@@ -28,6 +28,23 @@ class Rejected:
     reason: str
 
 
+class RangedWrite(ABC):
+    """One object being written at known offsets, in any order and from several threads at once (a large object
+    restored in parallel ranges); :meth:`commit` makes it visible whole, :meth:`abort` leaves nothing."""
+
+    @abstractmethod
+    def write_at(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset``; safe to call from several threads for ranges that do not overlap."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make the object visible at its key, whole (after every range is written)."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Drop what was written: nothing appears at the key."""
+
+
 KeyMapper = Callable[[ObjectEntry], "str | Rejected | None"]
 """A target's key for each entry: its key, Rejected, or None for an entry it leaves out silently (a folder
 marker in a directory)."""
@@ -49,6 +66,11 @@ class Target(ABC):
     @abstractmethod
     def write(self, entry: ObjectEntry, key: str, chunks: Iterable[bytes]) -> None:
         """Write one object from its chunks in order."""
+
+    def write_ranges(self, entry: ObjectEntry, key: str, size: int) -> RangedWrite | None:
+        """Start writing the ``size`` bytes of one object at offsets, in parallel ranges, where this target can
+        (a file written with pwrite); None where it cannot, and the object is written in order by :meth:`write`."""
+        return None
 
     def key_mapper(self, entries: Iterable[ObjectEntry]) -> KeyMapper:
         """How this target names each of ``entries`` (the whole selection, re-iterable: a target whose rule

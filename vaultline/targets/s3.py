@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,8 +18,9 @@ from vaultline.targets.base import Existing, Target
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
-# Parts uploaded at once by one object's multipart upload.
-PART_UPLOADS = 4
+# Parts uploaded at once while the next one fills: one PUT's latency no longer stalls the restore of a large object.
+# What a multipart write holds is bounded by (PARTS_IN_FLIGHT + 1) parts, 80 MiB at the default part size.
+PARTS_IN_FLIGHT = 4
 
 
 class S3Target(Target):
@@ -82,34 +83,34 @@ class S3Target(Target):
         the next part's chunks being read and decompressed. Memory: the parts in flight and the one being filled."""
         upload_id = self.s3.create_multipart_upload(**args)["UploadId"]
         target = {"Bucket": args["Bucket"], "Key": args["Key"], "UploadId": upload_id}
-        parts: list[dict[str, Any]] = []
         uploading: deque[Future[dict[str, Any]]] = deque()
-        pool = ThreadPoolExecutor(max_workers=PART_UPLOADS, thread_name_prefix="vl-part")
-        try:
-            buffer = bytearray()
-            number = 0
-            for chunk in chunks:
-                buffer += chunk
-                if len(buffer) >= PART_SIZE:
+        parts: list[dict[str, Any]] = []
+        with ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="vl-part") as pool:
+            try:
+                buffer = bytearray()
+                number = 0
+                for chunk in chunks:
+                    buffer += chunk
+                    if len(buffer) >= PART_SIZE:
+                        number += 1
+                        uploading.append(pool.submit(self._part, target, number, bytes(buffer)))
+                        buffer.clear()
+                        while len(uploading) >= PARTS_IN_FLIGHT:
+                            parts.append(uploading.popleft().result())
+                if buffer or not number:
                     number += 1
                     uploading.append(pool.submit(self._part, target, number, bytes(buffer)))
-                    buffer.clear()
-                    while len(uploading) >= PART_UPLOADS:
-                        parts.append(uploading.popleft().result())
-            if buffer or not number:
-                number += 1
-                uploading.append(pool.submit(self._part, target, number, bytes(buffer)))
-            while uploading:
-                parts.append(uploading.popleft().result())
-            self.s3.complete_multipart_upload(**target, MultipartUpload={"Parts": parts})
-        except BaseException:
-            # Never leave a half-uploaded object billing storage in the target bucket (parts still in flight
-            # finish first: an abort before them would leave their parts behind).
-            pool.shutdown(wait=True, cancel_futures=True)
-            self.s3.abort_multipart_upload(**target)
-            raise
-        finally:
-            pool.shutdown(wait=True)
+                while uploading:
+                    parts.append(uploading.popleft().result())
+                self.s3.complete_multipart_upload(**target, MultipartUpload={"Parts": parts})
+            except BaseException:
+                # Never leave a half-uploaded object billing storage in the target bucket: the parts still in
+                # flight settle first, so that none lands after the abort.
+                for future in uploading:
+                    future.cancel()
+                wait(uploading)
+                self.s3.abort_multipart_upload(**target)
+                raise
 
     def _part(self, target: dict[str, Any], number: int, body: bytes) -> dict[str, Any]:
         response = self.s3.upload_part(**target, PartNumber=number, Body=body)
