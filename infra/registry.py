@@ -189,6 +189,16 @@ MAINTENANCE_DRILL_SUMMARY = FunctionSpec(
     "maintenance_drill_summary", c.FINISH_MEMORY_MB, "Add up a drill, delete its scratch copy", ends_run=True
 )
 
+# The freshness check asks CloudWatch for sums and publishes them: it touches no vault object but what every function
+# is granted (the vault grants are uniform), and writes nowhere but staging/.
+FRESHNESS_CHECK = FunctionSpec(
+    "freshness_check",
+    c.ABORT_MEMORY_MB,
+    "Count heartbeats over windows longer than an alarm's",
+    timeout_minutes=c.ABORT_TIMEOUT_MINUTES,
+    writes=(layout.STAGING_PREFIX,),
+)
+
 # In the order the template has always listed them: the S3 path, the DynamoDB path, retention and maintenance.
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     BACKUP_PREPARE,
@@ -221,5 +231,6 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     MAINTENANCE_PRUNE_FINISH,
     MAINTENANCE_PRUNE_ABORT,
     MAINTENANCE_COMPACT,
+    FRESHNESS_CHECK,
 )
 WORKERS = tuple(spec for spec in FUNCTIONS if spec.worker)

@@ -43,6 +43,7 @@ HANDLERS = {
     "MaintenancePruneFinish": "maintenance_prune_finish.handler",
     "MaintenancePruneAbort": "maintenance_prune_abort.handler",
     "MaintenanceCompact": "maintenance_compact.handler",
+    "FreshnessCheck": "freshness_check.handler",
 }
 
 
