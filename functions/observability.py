@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
 
@@ -49,6 +49,19 @@ def transient_errors_retryable() -> Iterator[None]:
         raise
     except (ConnectionError, EndpointConnectionError, ReadTimeoutError, TimeoutError) as exc:
         raise VaultlineRetryable(f"transient network error: {exc}") from exc
+
+
+def publish_count(name: str, dimensions: dict[str, str], value: float = 1) -> None:
+    """Publish one count with exactly ``dimensions`` (vaultline/runs/metrics.py builds them, as the alarms do):
+    Powertools' ``metrics`` share one dimension set per invocation, so a metric with its own goes out alone."""
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=settings.metrics_namespace,
+        default_dimensions=dimensions,
+    ):
+        pass
 
 
 def lambda_handler(

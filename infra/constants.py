@@ -117,6 +117,7 @@ SCHEDULE_PREFIX = "vaultline-"
 SCHEDULE_RETRY_ATTEMPTS = 3
 SCHEDULE_MAX_EVENT_AGE_SECONDS = 3600  # a backup started more than an hour late is better skipped than piled up
 MAINTENANCE_SCHEDULE_NAME = "vaultline-maintenance"
+FRESHNESS_SCHEDULE_NAME = "vaultline-freshness-check"
 
 # --- Maintenance (infra/maintenance.py) ---------------------------------------------------------------------
 # Prune takes the vault's exclusive lock; a running backup holds a shared one. Retry for about half an hour:

@@ -110,6 +110,7 @@ class Maintenance(Construct):
         self.verify_plan = functions[r.MAINTENANCE_VERIFY_PLAN]
         self.verify_item = functions[r.MAINTENANCE_VERIFY_ITEM]
         self.verify_summary = functions[r.MAINTENANCE_VERIFY_SUMMARY]
+        self.abort = functions[r.ABORT]
         self.drill_plan = functions[r.MAINTENANCE_DRILL_PLAN]
         self.drill_item = functions[r.MAINTENANCE_DRILL_ITEM]
         self.drill_summary = functions[r.MAINTENANCE_DRILL_SUMMARY]
@@ -145,6 +146,8 @@ class Maintenance(Construct):
         # exclusive one: that prune ends, so wait it out rather than skip the verify and drill behind it.
         locked_retry(compact)
         verify = invoke(self, "Verify", self.verify_plan, result_path=VERIFYING)
+        # The plan takes the shared lock (a prune of the CLI's may hold the exclusive one): wait it out, as Compact.
+        locked_retry(verify)
         verify_items = self._item_map(
             "Verify", self.verify_item, (VerifyItemEvent, VerifyItemResult, VerifyPlanned), VERIFYING, VERIFY_MAP
         )
@@ -184,9 +187,19 @@ class Maintenance(Construct):
             then=lock.first,
             failed=failed_event,
         )
-        catch_all(
-            (forget, compact, verify, verify_items, verify_summary, drill, drill_items, drill_summary), failed_event
+        # A failed item or summary leaves the verify's run and its shared lock: the shared Abort releases both
+        # (a failed plan releases them itself), then the failure is announced as any other.
+        verify_run = sfn.Pass(
+            self,
+            "VerifyRun",
+            parameters={"run_id": sfn.JsonPath.string_at(path(VerifyPlanned, "run_id", at=VERIFYING))},
+            result_path="$.prepared",
         )
+        verify_abort = invoke(self, "VerifyAbort", self.abort, result_path="$.aborted")
+        verify_abort.add_catch(failed_event, errors=[sfn.Errors.ALL], result_path="$.abort_error")
+        verify_run.next(verify_abort).next(failed_event)
+        catch_all((verify_items, verify_summary), verify_run)
+        catch_all((forget, compact, verify, drill, drill_items, drill_summary), failed_event)
 
         succeeded.next(sfn.Succeed(self, "Done"))
         drill.next(drill_items).next(drill_summary).next(succeeded)
@@ -215,7 +228,7 @@ class Maintenance(Construct):
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.vault.key.key_arn])
         )
         functions = [self.forget, *prune.functions, *lock.functions, self.compact]
-        functions += [self.verify_plan, self.verify_item, self.verify_summary]
+        functions += [self.verify_plan, self.verify_item, self.verify_summary, self.abort]
         functions += [self.drill_plan, self.drill_item, self.drill_summary]
         executions = (
             "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"

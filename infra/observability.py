@@ -147,7 +147,11 @@ class NotificationKey(Construct):
 
 
 class Observability(Construct):
-    """SNS topic for outcomes, EventBridge rules feeding it, alarms and a dashboard."""
+    """SNS topic for outcomes, EventBridge rules feeding it, alarms and a dashboard.
+
+    Every workflow of the stack is watched the same way (:meth:`watch`): an alarm on its failed executions and a
+    graph of its executions; the stack hands it each of its state machines, so a new workflow is one more entry
+    there. The dashboard (:meth:`add_dashboard`) comes last, once every alarm exists."""
 
     def __init__(
         self,
@@ -155,9 +159,7 @@ class Observability(Construct):
         construct_id: str,
         *,
         key: kms.IKey,
-        backup: sfn.StateMachine,
-        restore: sfn.StateMachine,
-        workers: list[lambda_.Function],
+        notified: list[sfn.IStateMachine],
         dead_letters: sqs.IQueue,
         notification_email: str | None = None,
     ) -> None:
@@ -196,33 +198,64 @@ class Observability(Construct):
         self.execution_failures, self.outcomes = notify_outcomes(
             self,
             self.topic,
-            machines=[backup, restore],
+            machines=notified,
             machines_named="state machine",
             detail_types=[c.BACKUP_FAILED, c.RESTORE_FAILED, c.BACKUP_SUCCEEDED, c.RESTORE_SUCCEEDED],
             events_named="backup and restore",
         )
-        self.backup_failed_alarm = alarm(
-            self,
-            "BackupFailedAlarm",
-            description="A Vaultline backup execution failed",
-            metric=backup.metric_failed(period=Duration.minutes(5), statistic="Sum"),
-            topic=self.topic,
-        )
-        dead_letter_depth = dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5))
+        self.dead_letter_depth = dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5))
         self.schedule_failed_alarm = alarm(
             self,
             "ScheduleFailedAlarm",
             description="EventBridge Scheduler could not start a Vaultline backup (see the dead-letter queue)",
-            metric=dead_letter_depth,
+            metric=self.dead_letter_depth,
             topic=self.topic,
         )
+        self.failed_alarms: dict[str, cw.Alarm] = {}
+        self._executions: list[cw.GraphWidget] = []
 
+    def watch(self, kind: str, machine: sfn.StateMachine) -> cw.Alarm:
+        """Alarm on ``machine``'s failed (timed out, aborted) executions, ``<kind>FailedAlarm``, and graph them."""
+        period = Duration.minutes(5)
+        failures = cw.MathExpression(
+            expression="FILL(failed, 0) + FILL(timed_out, 0) + FILL(aborted, 0)",
+            using_metrics={
+                "failed": machine.metric_failed(period=period, statistic="Sum"),
+                "timed_out": machine.metric_timed_out(period=period, statistic="Sum"),
+                "aborted": machine.metric_aborted(period=period, statistic="Sum"),
+            },
+            period=period,
+            label=f"{kind} executions failed, timed out or aborted",
+        )
+        created = alarm(
+            self,
+            f"{kind}FailedAlarm",
+            description=f"A Vaultline {kind.lower()} execution failed, timed out or was aborted",
+            metric=failures,
+            topic=self.topic,
+        )
+        self.failed_alarms[kind] = created
+        self._executions.append(executions_widget(f"{kind} executions", machine, Duration.hours(1)))
+        return created
+
+    def add_dashboard(
+        self, *, workers: list[lambda_.Function], alarms: list[cw.IAlarm], heartbeats: list[cw.IMetric]
+    ) -> cw.Dashboard:
+        """The dashboard: every watched workflow's executions, every alarm's state (the failure alarms, the
+        schedule's, and ``alarms``), the ``heartbeats`` the freshness alarms wait for, the workers."""
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
+        everything = [*self.failed_alarms.values(), self.schedule_failed_alarm, *alarms]
+        self.dashboard.add_widgets(*self._executions)
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(title="Alarms", alarms=everything, width=24, height=max(3, 1 + len(everything) // 4))
+        )
         period = Duration.hours(1)
         self.dashboard.add_widgets(
-            executions_widget("Backup executions", backup, period),
-            executions_widget("Restore executions", restore, period),
-            cw.AlarmStatusWidget(title="Alarms", alarms=[self.backup_failed_alarm, self.schedule_failed_alarm]),
+            cw.GraphWidget(
+                title="Good news: recovery points, verifies and drills (the freshness alarms wait for these)",
+                left=list(heartbeats),
+                width=24,
+            )
         )
         self.dashboard.add_widgets(
             cw.GraphWidget(
@@ -234,5 +267,6 @@ class Observability(Construct):
                 left=[w.metric_errors(period=period) for w in workers]
                 + [w.metric_throttles(period=period) for w in workers],
             ),
-            cw.GraphWidget(title="Scheduler dead letters", left=[dead_letter_depth]),
+            cw.GraphWidget(title="Scheduler dead letters", left=[self.dead_letter_depth]),
         )
+        return self.dashboard

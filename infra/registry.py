@@ -224,6 +224,15 @@ MAINTENANCE_LOCK_SUMMARY = FunctionSpec(
     writes=(layout.STAGING_PREFIX,),
     ends_run=True,
 )
+# The freshness check asks CloudWatch for sums and publishes them: it touches no vault object but what every function
+# is granted (the vault grants are uniform), and writes nowhere but staging/.
+FRESHNESS_CHECK = FunctionSpec(
+    "freshness_check",
+    c.ABORT_MEMORY_MB,
+    "Count heartbeats over windows longer than an alarm's",
+    timeout_minutes=c.ABORT_TIMEOUT_MINUTES,
+    writes=(layout.STAGING_PREFIX,),
+)
 
 # In the order the template has always listed them: the S3 path, the DynamoDB path, retention and maintenance.
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -261,5 +270,6 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     MAINTENANCE_LOCK_MARK,
     MAINTENANCE_LOCK_EXTEND,
     MAINTENANCE_LOCK_SUMMARY,
+    FRESHNESS_CHECK,
 )
 WORKERS = tuple(spec for spec in FUNCTIONS if spec.worker)

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants as c
+from infra import registry as r
+from infra.freshness import Freshness, maintenance_heartbeats, plan_heartbeats
 from infra.functions import Functions
 from infra.layer import SharedLayer
 from infra.logs import LogKey
@@ -74,9 +77,7 @@ class VaultlineStack(Stack):
             self,
             "Observability",
             key=self.notification_key.key,
-            backup=self.workflows.backup.state_machine,
-            restore=self.workflows.restore.state_machine,
-            workers=self.functions.workers,
+            notified=[self.workflows.backup.state_machine, self.workflows.restore.state_machine],
             dead_letters=self.schedules.dead_letters,
             notification_email=settings.notification_email,
         )
@@ -90,6 +91,29 @@ class VaultlineStack(Stack):
             topic=self.observability.topic,
             dead_letters=self.schedules.dead_letters,
             key=self.notification_key.key,
+        )
+        # Every workflow, by the kind its failure alarm is named for: a new state machine joins here.
+        self.state_machines: dict[str, sfn.StateMachine] = {
+            "Backup": self.workflows.backup.state_machine,
+            "Restore": self.workflows.restore.state_machine,
+            "Maintenance": self.maintenance.state_machine,
+        }
+        for kind, machine in self.state_machines.items():
+            self.observability.watch(kind, machine)
+        self.freshness = Freshness(
+            self,
+            "Freshness",
+            heartbeats=plan_heartbeats(plans)
+            + maintenance_heartbeats(settings.maintenance_schedule, drill=settings.maintenance_drill),
+            topic=self.observability.topic,
+            check=self.functions[r.FRESHNESS_CHECK],
+            dead_letters=self.schedules.dead_letters,
+            key=self.notification_key.key,
+        )
+        self.observability.add_dashboard(
+            workers=self.functions.workers,
+            alarms=[self.maintenance.integrity_alarm, *self.freshness.alarms],
+            heartbeats=self.freshness.metrics,
         )
         self._outputs()
 

@@ -37,14 +37,17 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def aws(aws_env: None) -> Iterator[None]:
     """An in-process moto AWS for the duration of one test; the engine's cached clients are reset around it.
-    KMS refuses keys that are disabled or pending deletion, as AWS does (vaultline_dev/embedded/service_gaps.py)."""
+    KMS refuses keys that are disabled or pending deletion, and CloudWatch alarms it would not evaluate, as AWS does
+    (vaultline_dev/embedded/service_gaps.py)."""
     reset_clients()
     service_gaps.install_kms_key_states()
     service_gaps.install_object_lock_retention()
+    service_gaps.install_alarm_limits()
     try:
         with mock_aws():
             yield
     finally:
+        service_gaps.uninstall_alarm_limits()
         service_gaps.uninstall_kms_key_states()
         service_gaps.uninstall_object_lock_retention()
         reset_clients()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -31,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vaultline.errors import VaultlineError
+from vaultline.schedule_gaps import UnboundedSchedule, longest_gap
 from vaultline.sources.dynamodb.model import ReadOptions
 from vaultline.sources.s3_inventory_model import InventoryReport
 
@@ -138,6 +140,10 @@ class Schedule(_Model):
     expression: str
     timezone: str = "UTC"
     flexible_window_minutes: int = Field(default=0, ge=0, le=1440)
+    # How long a backup may take, and start late, beyond the schedule's longest gap before its source's freshness
+    # alarm says a recovery point is missing (docs/deploy.md, "Alarms"); default: a quarter of that gap, at least
+    # an hour.
+    alarm_margin_minutes: int | None = Field(default=None, ge=0, le=7 * 1440)
 
     @field_validator("expression")
     @classmethod
@@ -159,6 +165,19 @@ class Schedule(_Model):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
         return value
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Schedule:
+        # A schedule that stops has no longest gap: no alarm could tell a missing backup from the end of the plan.
+        try:
+            self.longest_gap()
+        except UnboundedSchedule as exc:
+            raise ValueError(f"expression: {exc}") from None
+        return self
+
+    def longest_gap(self) -> timedelta:
+        """The longest time between two starts of this schedule (vaultline/schedule_gaps.py)."""
+        return longest_gap(self.expression, self.timezone)
 
 
 def _check_rate(value: str) -> None:

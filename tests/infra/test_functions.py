@@ -47,6 +47,7 @@ HANDLERS = {
     "MaintenanceLockMark": "maintenance_lock_mark.handler",
     "MaintenanceLockExtend": "maintenance_lock_extend.handler",
     "MaintenanceLockSummary": "maintenance_lock_summary.handler",
+    "FreshnessCheck": "freshness_check.handler",
 }
 
 

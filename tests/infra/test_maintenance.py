@@ -25,6 +25,8 @@ LAMBDA_RETRY = {
     "JitterStrategy": "FULL",
 }
 CATCH_TO_FAILED = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MaintenanceFailed"}]
+# A verify's items and summary fail through VerifyAbort, which releases the verify's shared lock and staging.
+CATCH_TO_VERIFY_ABORT = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "VerifyRun"}]
 
 
 def _function_ref(synth: Synth, name: str) -> str:
@@ -81,6 +83,8 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
         "Verify",
         "VerifyItems",
         "VerifySummary",
+        "VerifyRun",
+        "VerifyAbort",
         "DrillEnabled",
         "Drill",
         "DrillItems",
@@ -122,6 +126,17 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
     assert states["DrillSummary"]["Next"] == "MaintenanceSucceeded"
     assert states["MaintenanceSucceeded"]["Next"] == "Done"
     assert states["MaintenanceFailed"]["Next"] == "Failed"
+    assert states["VerifyRun"] == {
+        "Type": "Pass",
+        "Parameters": {"run_id.$": "$.verifying.run_id"},
+        "ResultPath": "$.prepared",
+        "Next": "VerifyAbort",
+    }
+    verify_abort = states["VerifyAbort"]
+    assert verify_abort["ResultPath"] == "$.aborted" and verify_abort["Next"] == "MaintenanceFailed"
+    assert verify_abort["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.abort_error", "Next": "MaintenanceFailed"}
+    ]
     assert states["Failed"] == {
         "Type": "Fail",
         "Error": "MaintenanceFailed",
@@ -150,14 +165,14 @@ def test_each_step_gets_the_whole_state_and_stores_its_result_in_it(
     assert "Parameters" not in task and "InputPath" not in task
     assert task["ResultPath"] == result
     assert task["Retry"][0] == LAMBDA_RETRY
-    assert task["Catch"] == CATCH_TO_FAILED
+    assert task["Catch"] == (CATCH_TO_VERIFY_ABORT if state == "VerifySummary" else CATCH_TO_FAILED)
     assert task["TimeoutSeconds"] == 910  # Lambda's own 900 s report their timeout first (Sandbox.Timedout)
 
 
 def test_prune_waits_for_running_backups_and_compaction_for_a_running_prune_on_vault_locked(
     states: dict[str, Any],
 ) -> None:
-    for state in ("PruneStart", "Compact"):
+    for state in ("PruneStart", "Compact", "Verify"):
         assert states[state]["Retry"][1] == {
             "ErrorEquals": ["VaultLocked"],
             "IntervalSeconds": 60,
@@ -165,7 +180,7 @@ def test_prune_waits_for_running_backups_and_compaction_for_a_running_prune_on_v
             "BackoffRate": 2,
             "JitterStrategy": "FULL",
         }
-    for state in ("Forget", "Verify", "VerifySummary", "Drill", "DrillSummary"):
+    for state in ("Forget", "VerifySummary", "Drill", "DrillSummary"):
         assert len(states[state]["Retry"]) == 1
 
 
@@ -185,7 +200,8 @@ def test_verify_and_drill_map_their_staged_work_lists_and_loop_an_item_on_its_cu
     assert items["ItemReader"]["Parameters"]["Key.$"] == f"{planned}.work_list_key"
     assert items["MaxConcurrencyPath"] == f"{planned}.worker_concurrency"
     assert items["ItemSelector"] == {"run_id.$": f"{planned}.run_id", "item.$": "$$.Map.Item.Value"}
-    assert items["ResultPath"] == output and items["Catch"] == CATCH_TO_FAILED
+    assert items["ResultPath"] == output
+    assert items["Catch"] == (CATCH_TO_VERIFY_ABORT if stage == "Verify" else CATCH_TO_FAILED)
     processor = items["ItemProcessor"]
     assert processor["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
     inner = processor["States"]

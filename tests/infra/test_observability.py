@@ -59,19 +59,23 @@ def test_vaultline_outcome_events_reach_the_topic(synth: Synth) -> None:
 def test_alarm_on_failed_backup_executions_notifies_the_topic(synth: Synth) -> None:
     topic_id, _ = synth.only("AWS::SNS::Topic")
     backup_id, _ = synth.only("AWS::StepFunctions::StateMachine", "WorkflowsBackup")
-    synth.assertions.has_resource_properties(
-        "AWS::CloudWatch::Alarm",
-        {
-            "Namespace": "AWS/States",
-            "MetricName": "ExecutionsFailed",
-            "Dimensions": [{"Name": "StateMachineArn", "Value": {"Ref": backup_id}}],
-            "Statistic": "Sum",
-            "Threshold": 1,
-            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-            "TreatMissingData": "notBreaching",
-            "AlarmActions": [{"Ref": topic_id}],
-        },
-    )
+    _, alarm = synth.only("AWS::CloudWatch::Alarm", "BackupFailedAlarm")
+    props = alarm["Properties"]
+    assert (props["Threshold"], props["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert props["TreatMissingData"] == "notBreaching"
+    assert props["AlarmActions"] == [{"Ref": topic_id}]
+    stats = {q["Id"]: q["MetricStat"] for q in props["Metrics"] if "MetricStat" in q}
+    assert {s["Metric"]["MetricName"] for s in stats.values()} == {
+        "ExecutionsFailed",
+        "ExecutionsTimedOut",
+        "ExecutionsAborted",
+    }
+    for stat in stats.values():
+        assert stat["Metric"]["Namespace"] == "AWS/States" and stat["Stat"] == "Sum"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": backup_id}}]
+    (expression,) = [q for q in props["Metrics"] if "Expression" in q]
+    # A timed-out run must alarm even when no run failed: a missing point counts as 0, not as "no data".
+    assert expression["Expression"] == "FILL(failed, 0) + FILL(timed_out, 0) + FILL(aborted, 0)"
 
 
 def test_a_dashboard_exists(synth: Synth) -> None:

@@ -157,3 +157,30 @@ def test_a_crash_between_any_two_requests_of_a_sweep_in_single_pack_batches_is_f
         break
     assert set(seen) == {"pack-written", "index-written", "index-deleted", "pack-deleted"}
     assert seen.count("pack-deleted") >= 2  # the garbage pack and the repacked one, each in its own item
+
+
+def test_finish_run_again_after_it_completed_reports_the_same_success_and_touches_nothing(tmp_path: Path) -> None:
+    vault, _, expected = build(tmp_path)
+    run, items = p.start(vault, p.PruneOptions(partition_bits=0))
+    _mark_all(vault, run, items)
+    p.plan(vault, run.run_id, 0)
+    _, sweep_items = p.decide(vault, run.run_id)
+    for item in sweep_items:
+        step: p.SweepItem | None = item
+        while step is not None:
+            step = p.sweep(vault, run.run_id, step).next
+    first = p.finish(vault, run.run_id)
+    assert first.done and first.report is not None
+    after = _stored(vault)
+
+    # The first response was lost and the invoke retried: the rerun must not fail a prune that completed.
+    again = p.finish(vault, run.run_id)
+
+    assert again.done and again.report == first.report
+    assert _stored(vault) == after
+    assert list(vault.storage.list("locks/")) == []
+    assert_restores(vault, expected, tmp_path / "restored")
+    # The next prune's Start forgets the kept report.
+    next_run, _ = p.start(vault, p.PruneOptions(partition_bits=0))
+    assert [o.key for o in vault.storage.list(f"staging/{run.run_id}/")] == []
+    p.abort(vault, next_run.run_id)

@@ -13,11 +13,15 @@ from tests.conftest import set_pack_size
 from vaultline.errors import IntegrityError
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault
-from vaultline.repository import layout
+from vaultline.operations.prune import PruneOptions
+from vaultline.operations.prune import prune as prune_vault
+from vaultline.repository import layout, locks
 from vaultline.repository.layout import pack_key
+from vaultline.repository.locks import VaultLocked
 from vaultline.repository.packs import BlobType, list_pack_ids
 from vaultline.repository.vault import Vault
 from vaultline.runs import verify_steps
+from vaultline.runs.backup_steps import abort
 from vaultline.runs.maintenance_models import (
     MaintenanceInput,
     VerifyItemEvent,
@@ -26,6 +30,7 @@ from vaultline.runs.maintenance_models import (
     VerifySummaryEvent,
     VerifyWorkItem,
 )
+from vaultline.runs.models import AbortEvent
 from vaultline.runs.protocol import StagedRun
 from vaultline.sources import open_source
 
@@ -168,3 +173,54 @@ def test_the_cli_check_runs_the_same_pieces_and_finds_the_same(vault: Vault) -> 
         result.objects,
     )
     assert sorted(report.errors) == sorted(result.errors)
+
+
+def _locks(vault: Vault) -> list[str]:
+    return [obj.key for obj in vault.storage.list(layout.LOCK_PREFIX)]
+
+
+def test_a_running_verify_holds_the_shared_lock_so_prune_waits_and_the_summary_releases_it(vault: Vault) -> None:
+    planned = verify_steps.plan(vault, _input())
+    assert len(_locks(vault)) == 1
+    # Prune would delete packs the verify's items are about to read (and report missing): it is refused.
+    with pytest.raises(VaultLocked):
+        prune_vault(vault, PruneOptions())
+    _map(vault, planned)
+
+    verify_steps.summary(vault, VerifySummaryEvent(verifying=planned))
+
+    assert _locks(vault) == []
+
+
+def test_a_failed_summary_leaves_the_lock_to_abort_which_releases_it_and_the_run(vault: Vault) -> None:
+    planned = verify_steps.plan(vault, _input())
+    _map(vault, planned, skip=1)
+    with pytest.raises(IntegrityError):
+        verify_steps.summary(vault, VerifySummaryEvent(verifying=planned))
+    assert len(_locks(vault)) == 1
+
+    # What the Maintenance machine's VerifyAbort hands the shared Abort function.
+    abort(vault, AbortEvent(prepared={"run_id": planned.run_id}, error={"Error": "IntegrityError"}))
+
+    assert _locks(vault) == [] and _staging(vault) == []
+
+
+def test_a_plan_that_fails_releases_its_lock_and_what_it_staged(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise IntegrityError("the index is unreadable")
+
+    monkeypatch.setattr(verify_steps, "CheckPlan", broken)
+    with pytest.raises(IntegrityError):
+        verify_steps.plan(vault, _input())
+    assert _locks(vault) == [] and _staging(vault) == []
+
+
+def test_the_cli_check_holds_the_shared_lock_and_is_refused_while_a_prune_holds_the_exclusive_one(
+    vault: Vault,
+) -> None:
+    held = locks.acquire(vault.storage, "prune", exclusive=True)
+    with pytest.raises(VaultLocked):
+        check_vault(vault)
+    locks.release(vault.storage, held.id)
+    assert check_vault(vault).ok
+    assert _locks(vault) == []

@@ -41,7 +41,13 @@ RULES: dict[str, tuple[str, ...]] = {
     "vaultline.aws": ("vaultline.errors",),
     # A plan's DynamoDB source spells the engine's read options beside the table: one model for the plans file, the
     # CLI and the steps, so plans sit above that one module of the sources (which never read plans).
-    PLANS: ("vaultline.errors", "vaultline.sources.dynamodb.model", "vaultline.sources.s3_inventory_model"),
+    PLANS: (
+        "vaultline.errors",
+        "vaultline.schedule_gaps",
+        "vaultline.sources.dynamodb.model",
+        "vaultline.sources.s3_inventory_model",
+    ),
+    "vaultline.schedule_gaps": ("vaultline.errors",),  # a schedule's longest gap: plain calendar arithmetic
     "vaultline.storage": STORAGE,  # bytes and keys only: no vault layout, no Object Lock settings
     "vaultline.repository": REPOSITORY,
     "vaultline.sources": (*REPOSITORY, "vaultline.sources"),
@@ -65,6 +71,7 @@ RULES: dict[str, tuple[str, ...]] = {
         "vaultline.runs.lock_models",
         "vaultline.runs.settings",
         "vaultline.runs.requests",
+        "vaultline.runs.metrics",
     ),
 }
 # Whole trees whose every module must import none of these (the engine ships in the Lambda layer: no emulator, no

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from vaultline.errors import UsageError, VaultlineError
 from vaultline.repository.compact_index import KEY_SIZE
 from vaultline.repository.layout import MANIFEST_PREFIX, pack_key
+from vaultline.repository.locks import vault_lock
 from vaultline.repository.manifest import is_recovery_point_id, iter_entries, load_recovery_point
 from vaultline.repository.packs import iter_packs, read_pack_entries
 from vaultline.repository.vault import Vault
@@ -459,14 +460,18 @@ def check_vault(
     """Check ``vault`` in this process with the pieces the Maintenance workflow fans out (the plan, then each
     batch in turn): every problem is counted rather than stopping at the first, the first ``listed`` named.
     ``read_data_subset`` reads only that part of the packs (see :meth:`PackSubset.picks`). Memory holds the index
-    and one batch, whatever the vault's size."""
-    plan = CheckPlan(vault, read_data, read_data_subset, listed=listed)
-    found = Findings()
-    for batch in plan.batches():
-        if isinstance(batch, PackBatch):
-            found.add(verify_packs(vault, batch, progress=progress).findings, listed)
-        else:
-            found.add(check_points(vault, batch, plan.missing).findings, listed)
+    and one batch, whatever the vault's size.
+
+    Holds the vault's shared lock throughout (raises ``VaultLocked`` while a prune holds the exclusive one): a
+    prune must not delete packs under a check that would then report them missing."""
+    with vault_lock(vault.storage, "check", exclusive=False):
+        plan = CheckPlan(vault, read_data, read_data_subset, listed=listed)
+        found = Findings()
+        for batch in plan.batches():
+            if isinstance(batch, PackBatch):
+                found.add(verify_packs(vault, batch, progress=progress).findings, listed)
+            else:
+                found.add(check_points(vault, batch, plan.missing).findings, listed)
     report = CheckReport(packs=plan.packs, blobs=plan.blobs)
     report.add(plan.findings, listed)
     report.add(found, listed)

@@ -76,7 +76,15 @@ from vaultline.operations import prune_records as rec
 from vaultline.operations.defaults import DEFAULT_REPACK_THRESHOLD
 from vaultline.repository import locks
 from vaultline.repository.index import decode_index
-from vaultline.repository.layout import DATA_PREFIX, INDEX_PREFIX, index_key, lock_key, pack_id_of_key, pack_key
+from vaultline.repository.layout import (
+    DATA_PREFIX,
+    INDEX_PREFIX,
+    STAGING_PREFIX,
+    index_key,
+    lock_key,
+    pack_id_of_key,
+    pack_key,
+)
 from vaultline.repository.manifest import list_recovery_point_ids, load_recovery_point, needed_blobs
 from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, pack_capacity, read_pack_entries
 from vaultline.repository.vault import Vault
@@ -269,6 +277,10 @@ class FinishResult(BaseModel):
 
 RUN = "run.json"
 DECISION = "decision.json"
+# The report of a Finish that completed: all its run leaves behind, so that Finish run again (its first response
+# lost, the invoke retried) reports that success instead of failing on a staging area it already cleaned. The next
+# prune's Start deletes it; the staging lifecycle rule would too.
+FINISHED = "finished.json"
 PACKS = "packs"
 REMOVED = "removed"
 
@@ -303,6 +315,14 @@ def _open(vault: Vault, run_id: str) -> tuple[rec.Staging, PruneRun]:
     run = staging.get_model(RUN, PruneRun)
     _hold(vault, run)
     return staging, run
+
+
+def _forget_finished_runs(vault: Vault) -> None:
+    """Delete the reports earlier prunes' Finish kept (under the exclusive lock no other prune runs, so what is
+    under ``staging/prune-`` is those reports and what crashed runs left, bounded by the runs since the last)."""
+    for obj in vault.storage.list(f"{STAGING_PREFIX}prune-"):
+        if obj.key.endswith("/" + FINISHED):
+            vault.storage.delete(obj.key)
 
 
 def _low(remaining_ms: Remaining | None) -> bool:
@@ -341,6 +361,7 @@ def start(
     # A stale lock is left by a dead process; it must not keep the vault locked forever.
     stale = locks.remove_stale(vault.storage, moment, stale_after)
     lock = locks.acquire(vault.storage, "prune", exclusive=True, now=moment, stale_after=stale_after, owner=owner)
+    _forget_finished_runs(vault)
     run_id = f"prune-{moment:%Y%m%dT%H%M%SZ}-{lock.id[:8]}"
     staging = rec.Staging(vault, run_id)
     try:
@@ -841,7 +862,11 @@ def finish(
     fault: Fault | None = None,
 ) -> FinishResult:
     """Write the replacements of the replaced index objects, delete those, delete the removed packs; then release
-    the lock and clean the staging. Each phase goes on from ``cursor`` (a re-run repeats harmless requests)."""
+    the lock and clean the staging. Each phase goes on from ``cursor`` (a re-run repeats harmless requests); a
+    re-run after it completed returns the completed run's report and touches nothing."""
+    finished = rec.Staging(vault, run_id)
+    if finished.exists(FINISHED):
+        return FinishResult(done=True, report=finished.get_model(FINISHED, PruneReport))
     staging, run = _open(vault, run_id)
     cursor = cursor or FinishCursor()
     decision = staging.get_model(DECISION, Decision)
@@ -906,8 +931,10 @@ def finish(
                 fault("pack-deleted")
     report = _report(staging, run, decision, results)
     report.index_objects_written += written
+    # Recorded before the lock goes: from here on a re-run only reads it back.
+    staging.put_model(FINISHED, report)
     locks.release(vault.storage, run.lock_id)
-    staging.clean()
+    staging.clean(keep=(FINISHED,))
     vault.forget_index()  # what changed is read afresh on next use; Finish itself never needs the whole index
     return FinishResult(done=True, report=report)
 

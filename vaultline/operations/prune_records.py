@@ -84,9 +84,10 @@ class Staging:
         """Names of the files under ``under`` (a folder of one partition or one step: bounded by its items)."""
         return [obj.key[len(self.prefix) :] for obj in self.vault.storage.list(self.prefix + under)]
 
-    def clean(self) -> int:
-        """Delete the run's staging; return how many objects."""
-        keys = [obj.key for obj in self.vault.storage.list(self.prefix)]
+    def clean(self, keep: tuple[str, ...] = ()) -> int:
+        """Delete the run's staging but the files named in ``keep``; return how many objects."""
+        kept = {self.prefix + name for name in keep}
+        keys = [obj.key for obj in self.vault.storage.list(self.prefix) if obj.key not in kept]
         for key in keys:
             self.vault.storage.delete(key)
         return len(keys)

@@ -274,7 +274,8 @@ def abort(vault: Vault, event: AbortEvent) -> Aborted:
     """Clean a failed run's staging area (a backup's or a restore's, of either source kind). Packs it uploaded stay
     as unreferenced garbage for prune; no manifest was written, so no recovery point exists."""
     prepared = event.prepared or {}
-    run_id = prepared.get("recovery_point") or prepared.get("restore_id")
+    # A backup's, a restore's, or a maintenance verify's run (Maintenance hands it as ``{"run_id": ...}``).
+    run_id = prepared.get("recovery_point") or prepared.get("restore_id") or prepared.get("run_id")
     cleaned = StagedRun(vault, str(run_id), RunLock).abort(event.map) if run_id else 0
     if not run_id:
         clean_map_results(vault, event.map)

@@ -53,6 +53,8 @@ class VerifyRun(StepModel):
     blobs: int = 0
     findings: Findings = Field(default_factory=Findings)
     missing_packs: list[str] = Field(default_factory=list, description="indexed packs missing from storage")
+    # The run's shared vault lock (vaultline.runs.protocol.RunLock reads it to release it on Abort).
+    lock_id: str | None = None
 
 
 class VerifyWorkItem(StepModel):

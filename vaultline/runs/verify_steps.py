@@ -7,8 +7,13 @@ a Distributed Map runs :func:`item` per batch; an item whose time budget runs lo
 :func:`summary` proves every item left its result, adds them up and clears the run.
 
 The CLI's ``vaultline check`` runs the same pieces in one process (:func:`~vaultline.operations.check.check_vault`).
-Nothing here writes outside the run's staging prefix: a crash anywhere leaves only staging, which the next run
-does not read (each run has its own id) and the staging lifecycle rule expires.
+Nothing here writes outside the run's staging prefix and its lock: a crash anywhere leaves only staging, which the
+next run does not read (each run has its own id) and the staging lifecycle rule expires.
+
+The plan takes the vault's shared lock, as a backup's Prepare does, so that a prune (exclusive) cannot delete packs
+under a running verify, which would report them missing: a failed plan releases it itself, the items refresh it, the
+summary releases it, and the state machine's ``VerifyAbort`` (the shared Abort function) releases it when an item
+or the summary fails; a run that dies without any of them leaves a lock that goes stale in 30 minutes.
 
 Example::
 
@@ -34,6 +39,7 @@ from vaultline.operations.check import (
     check_points,
     verify_packs,
 )
+from vaultline.repository import locks
 from vaultline.repository.vault import Vault
 from vaultline.runs.maintenance_models import (
     MAX_LISTED,
@@ -72,28 +78,31 @@ def plan(vault: Vault, event: MaintenanceInput) -> VerifyPlanned:
     """
     subset = event.verify.pack_subset()
     run = _run(vault, new_verify_id())
-    check = CheckPlan(vault, subset=subset, listed=MAX_LISTED)
-    work: list[VerifyWorkItem] = []
-    with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="vl-verify-plan") as pool:
-        staging: deque[Future[str]] = deque()
-        for number, batch in enumerate(check.batches()):
-            staging.append(pool.submit(run.put_batch, number, batch))
-            work.append(VerifyWorkItem(item=number, kind=batch.kind, key=run.batch_key(number)))
-            if len(staging) >= 2 * STAGING_THREADS:
-                staging.popleft().result()
-        for future in staging:
-            future.result()
-    work_list_key = run.write_work_list(work)
-    run.write(
-        VerifyRun(
-            subset=str(subset),
-            items=len(work),
-            packs=check.packs,
-            blobs=check.blobs,
-            findings=check.findings,
-            missing_packs=sorted(check.missing),
+    lock = locks.acquire(vault.storage, "verify", exclusive=False, owner=run.id)
+    with run.undone_on_failure(lock):
+        check = CheckPlan(vault, subset=subset, listed=MAX_LISTED)
+        work: list[VerifyWorkItem] = []
+        with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="vl-verify-plan") as pool:
+            staging: deque[Future[str]] = deque()
+            for number, batch in enumerate(check.batches()):
+                staging.append(pool.submit(run.put_batch, number, batch))
+                work.append(VerifyWorkItem(item=number, kind=batch.kind, key=run.batch_key(number)))
+                if len(staging) >= 2 * STAGING_THREADS:
+                    staging.popleft().result()
+            for future in staging:
+                future.result()
+        work_list_key = run.write_work_list(work)
+        run.write(
+            VerifyRun(
+                subset=str(subset),
+                items=len(work),
+                packs=check.packs,
+                blobs=check.blobs,
+                findings=check.findings,
+                missing_packs=sorted(check.missing),
+                lock_id=lock.id,
+            )
         )
-    )
     return VerifyPlanned(
         run_id=run.id,
         vault_bucket=s3_storage(vault).bucket,
@@ -110,6 +119,9 @@ def item(vault: Vault, event: VerifyItemEvent, remaining_ms: Callable[[], int] |
     makes progress (at least one pack, or some entries); running one again is harmless: it writes only its result."""
     run = _run(vault, event.run_id)
     work = event.item
+    document = run.read()
+    # A lock that went stale means a prune may have run since the plan listed the packs: stop rather than report.
+    run.refresh_lock(document.lock_id)
 
     def more() -> bool:
         return remaining_ms is None or remaining_ms() > RESERVE_MS
@@ -117,7 +129,7 @@ def item(vault: Vault, event: VerifyItemEvent, remaining_ms: Callable[[], int] |
     if work.kind == "packs":
         cursor = verify_packs(vault, run.get_staged(work.key, PackBatch), event.cursor, more)
     else:
-        missing = set(run.read().missing_packs)
+        missing = set(document.missing_packs)
         cursor = check_points(vault, run.get_staged(work.key, PointBatch), missing, event.cursor, more)
     found = cursor.findings
     counts = {"packs_read": found.packs_read, "objects": found.objects, "error_count": found.error_count}
@@ -141,7 +153,7 @@ def summary(vault: Vault, event: VerifySummaryEvent) -> VerifyResult:
     total.add(document.findings)
     for found in run.iter_results(Findings, names):
         total.add(found)
-    run.finish(event.verify_map)
+    run.finish(event.verify_map, document.lock_id)
     return VerifyResult(
         ok=total.ok,
         subset=document.subset,

@@ -24,6 +24,7 @@ from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from vaultline_dev.embedded import emf
 from vaultline_dev.embedded.iam import assume_as_service
 from vaultline_dev.embedded.sandbox import (
     RUNTIMES,
@@ -226,6 +227,7 @@ def _dispatch(runtime: LambdaRuntime, fn: Any, event: Any) -> Outcome:
     sandbox = runtime.pool.acquire(config)
     killer = threading.Timer(kill_after, sandbox.kill) if kill_after is not None else None
     outcome = sandbox.init_error or Outcome(b"", None, False)
+    logged = sandbox.log_path.stat().st_size if sandbox.log_path.exists() else 0
     try:
         if killer is not None:
             killer.start()
@@ -233,8 +235,16 @@ def _dispatch(runtime: LambdaRuntime, fn: Any, event: Any) -> Outcome:
     finally:
         if killer is not None:
             killer.cancel()
+        # CloudWatch Logs turns the invocation's EMF lines (Powertools Metrics) into metrics.
+        with sandbox.log_path.open("rb") as log:
+            log.seek(logged)
+            emf.ingest(log.read().decode(errors="replace"), _account_of(config.function_arn), runtime.region)
         runtime.pool.release(sandbox, outcome.reusable)
     return outcome
+
+
+def _account_of(function_arn: str) -> str:
+    return function_arn.split(":")[4]
 
 
 def _invoke(

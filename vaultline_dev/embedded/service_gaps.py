@@ -26,6 +26,10 @@
   COMPLIANCE mode, and in GOVERNANCE mode unless the request carries ``x-amz-bypass-governance-retention: true``
   (which IAM authorizes as ``s3:BypassGovernanceRetention``, iam_requests). Installed with the KMS key states, so
   the tests' in-process ``mock_aws`` refuses it too (``install_object_lock_retention``).
+- CloudWatch alarms: moto stores any Period and EvaluationPeriods. PutMetricAlarm refuses a period other than 10,
+  20, 30 or a multiple of 60 (each metric's, in a metric-math alarm), an evaluation range (Period x
+  EvaluationPeriods) over 7 days, or over 1 day for a period under an hour, and more DatapointsToAlarm than
+  EvaluationPeriods (``ValidationError``). Installed alone (``install_alarm_limits``) for ``mock_aws`` too.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
+from moto.cloudwatch.exceptions import ValidationError as CloudWatchValidationError
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models.table_export import TableExport
 from moto.events.models import Rule
@@ -61,6 +67,7 @@ _original_export_init = TableExport.__init__
 _original_kms_encrypt = KmsBackend.encrypt
 _original_kms_decrypt = KmsBackend.decrypt
 _original_put_object_retention = S3Response.put_object_retention
+_original_put_metric_alarm = CloudWatchBackend.put_metric_alarm
 # How AWS words a key state in KMSInvalidStateException ("<arn> is pending deletion.").
 _KEY_STATE_WORDS = {"PendingDeletion": "pending deletion", "PendingImport": "pending import"}
 
@@ -221,10 +228,50 @@ def uninstall_object_lock_retention() -> None:
     S3Response.put_object_retention = _original_put_object_retention  # type: ignore[method-assign]
 
 
+def _put_metric_alarm(self: CloudWatchBackend, *args: Any, **kwargs: Any) -> Any:
+    names = ("name", "namespace", "metric_name", "comparison_operator", "evaluation_periods", "period")
+    given = dict(zip(names, args, strict=False)) | kwargs
+    evaluation_periods = int(given.get("evaluation_periods") or 0)
+    periods = [int(given["period"])] if given.get("period") else []
+    for query in given.get("metric_data_queries") or []:
+        stat = query.metric_stat
+        if stat is not None and stat.period:
+            periods.append(int(stat.period))
+        elif query.period:
+            periods.append(int(query.period))
+    if not given.get("rule"):  # a composite alarm has neither
+        if evaluation_periods < 1:
+            raise CloudWatchValidationError("EvaluationPeriods must be at least 1")
+        for period in periods:
+            if period not in (10, 20, 30) and (period < 60 or period % 60):
+                raise CloudWatchValidationError(f"Period ({period}) must be 10, 20, 30 or a multiple of 60")
+        for period in periods:
+            limit = 86400 if period < 3600 else 604800
+            if period * evaluation_periods > limit:
+                raise CloudWatchValidationError(
+                    f"The evaluation range Period x EvaluationPeriods ({period} x {evaluation_periods}) must not "
+                    f"exceed {limit} seconds"
+                )
+        datapoints = given.get("datapoints_to_alarm")
+        if datapoints is not None and int(datapoints) > evaluation_periods:
+            raise CloudWatchValidationError("DatapointsToAlarm must be less than or equal to EvaluationPeriods")
+    return _original_put_metric_alarm(self, *args, **kwargs)
+
+
+def install_alarm_limits() -> None:
+    """CloudWatch's alarm limits alone (what ``mock_aws`` tests need)."""
+    CloudWatchBackend.put_metric_alarm = _put_metric_alarm  # type: ignore[method-assign]
+
+
+def uninstall_alarm_limits() -> None:
+    CloudWatchBackend.put_metric_alarm = _original_put_metric_alarm  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Close the gaps (idempotent)."""
     install_kms_key_states()
     install_object_lock_retention()
+    install_alarm_limits()
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _lambda_from_error  # type: ignore[method-assign]
@@ -235,6 +282,7 @@ def uninstall() -> None:
     """Give moto its own behaviour back."""
     uninstall_kms_key_states()
     uninstall_object_lock_retention()
+    uninstall_alarm_limits()
     Rule.send_to_targets = _original_send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _original_get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _original_lambda_from_error  # type: ignore[method-assign]
