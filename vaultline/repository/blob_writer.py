@@ -54,7 +54,7 @@ class BlobWriter:
         self._seal_pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="vaultline-seal")
         self._upload_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vaultline-upload")
         self._sealing: deque[Future[SealedBlob]] = deque()
-        self._uploads: deque[Future[None]] = deque()
+        self._uploads: deque[Future[bool]] = deque()
         self._pending: set[bytes] = set()
         self._known: set[bytes] = set()
         self._builder = PackBuilder()
@@ -101,7 +101,7 @@ class BlobWriter:
         self._written.append((pack_id, builder.entries))
         self.stats.packs.append(pack_id)
         self._written_blobs += len(builder.entries)
-        self._uploads.append(self._upload_pool.submit(self.vault.storage.put, pack_key(pack_id), data))
+        self._uploads.append(self._upload_pool.submit(self.vault.storage.create, pack_key(pack_id), data))
         while len(self._uploads) > 2:
             self._uploads.popleft().result()
         if self._written_blobs >= self.flush_blobs:
