@@ -21,6 +21,8 @@
   this gap alone (``install_kms_key_states``), the embedded server with the rest. Also: moto's ciphertext header
   holds 36 bytes of key id, so a multi-Region key (``mrk-`` and 36 more) encrypts but can never decrypt; AWS
   decrypts it in every region that holds a replica. Decrypt finds the key the cut id names.
+- Object Lock retention: moto lets PutObjectRetention shorten a retention in force; AWS refuses
+  (``object_lock_rules.py``, installed with the KMS key states in the tests' ``mock_aws`` too).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.utilities.arns import parse_arn
+
+from vaultline_dev.embedded import object_lock_rules
 
 _original_send_to_targets = Rule.send_to_targets
 _original_get_permission = FakeBucket.get_permission
@@ -184,6 +188,7 @@ def uninstall_kms_key_states() -> None:
 def install() -> None:
     """Close the gaps (idempotent)."""
     install_kms_key_states()
+    object_lock_rules.install()
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _lambda_from_error  # type: ignore[method-assign]
@@ -193,6 +198,7 @@ def install() -> None:
 def uninstall() -> None:
     """Give moto its own behaviour back."""
     uninstall_kms_key_states()
+    object_lock_rules.uninstall()
     Rule.send_to_targets = _original_send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _original_get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _original_lambda_from_error  # type: ignore[method-assign]
