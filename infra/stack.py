@@ -10,14 +10,16 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra import constants as c
+from infra.air_gap import ImportedVault
 from infra.functions import Functions
 from infra.layer import SharedLayer
 from infra.logs import LogKey
 from infra.maintenance import Maintenance
+from infra.nag import acknowledge
 from infra.observability import NotificationKey, Observability
 from infra.schedules import Schedules
 from infra.settings import StackSettings
-from infra.vault import Vault
+from infra.vault import Vault, VaultResources
 from infra.workflows import Workflows
 from vaultline.plans import PlansFile, load_plans
 from vaultline.runs.requests import plan_inputs
@@ -41,7 +43,13 @@ class VaultlineStack(Stack):
         self.settings = settings
         self.plans = plans
 
-        self.vault = Vault(self, "Vault", settings=settings)
+        # A vault in its own account (settings.vault_account): this stack only adds to it, and has no maintenance.
+        air_gap = settings.vault_account
+        self.vault: VaultResources = (
+            ImportedVault(self, "Vault", settings=settings, air_gap=air_gap)
+            if air_gap
+            else Vault(self, "Vault", settings=settings)
+        )
         self.layer = SharedLayer(self, "SharedLayer")
         self.log_key = LogKey(self, "LogKey")
         self.functions = Functions(
@@ -61,6 +69,7 @@ class VaultlineStack(Stack):
             functions=self.functions,
             vault=self.vault,
             export_poll_seconds=settings.export_poll_seconds,
+            retention=air_gap is None,
         )
         self.notification_key = NotificationKey(self, "NotificationKey")
         self.schedules = Schedules(
@@ -80,24 +89,37 @@ class VaultlineStack(Stack):
             dead_letters=self.schedules.dead_letters,
             notification_email=settings.notification_email,
         )
-        self.maintenance = Maintenance(
-            self,
-            "Maintenance",
-            functions=self.functions,
-            vault=self.vault,
-            plans=plans,
-            settings=settings,
-            topic=self.observability.topic,
-            dead_letters=self.schedules.dead_letters,
-            key=self.notification_key.key,
+        self.maintenance = (
+            Maintenance(
+                self,
+                "Maintenance",
+                functions=self.functions,
+                vault=self.vault,
+                plans=plans,
+                settings=settings,
+                topic=self.observability.topic,
+                dead_letters=self.schedules.dead_letters,
+                key=self.notification_key.key,
+            )
+            if isinstance(self.vault, Vault)
+            else None
         )
+        if air_gap is not None and air_gap.vault_key_arn is None:
+            acknowledge(
+                self,
+                "AwsSolutions-IAM5",
+                "The vault key lives in the vault account and its id is not known before that account's stack is "
+                "deployed: the roles may use that account's keys, of which only the vault key's policy admits them.",
+                findings=[f"Resource::{air_gap.key_arn}"],
+            )
         self._outputs()
 
     def _outputs(self) -> None:
         """What the CLI needs to drive a deployed Vaultline from the stack alone."""
         CfnOutput(self, c.OUTPUT_BACKUP_STATE_MACHINE, value=self.workflows.backup.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_RESTORE_STATE_MACHINE, value=self.workflows.restore.state_machine.state_machine_arn)
-        CfnOutput(self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn)
+        if self.maintenance is not None:
+            CfnOutput(self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_VAULT_BUCKET, value=self.vault.bucket.bucket_name)
         CfnOutput(self, c.OUTPUT_VAULT_KEY, value=self.vault.key.key_arn)
         CfnOutput(
