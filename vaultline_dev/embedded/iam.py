@@ -152,6 +152,12 @@ class Enforcer:
             "resourcePolicy": resource_policy(check.resource),
         }
         verdict = self.simulator.decide(simulation)
+        if verdict.result == "ExplicitlyDenied" and not verdict.denials:
+            # Across accounts the simulator names no reason: ask again without the resource policy to tell whose
+            # deny it was (a denial costs a second decision; an allowed request never does).
+            alone = self.simulator.decide({**simulation, "resourcePolicy": None})
+            whose = "identity" if alone.result == "ExplicitlyDenied" else "resource"
+            verdict = verdict.model_copy(update={"denials": [f"Explicit:{whose}"]})
         if verdict.result == "Error":
             log.warning("IAM simulator rejected %s on %s: %s", check.action, check.resource, verdict.error)
         return verdict
