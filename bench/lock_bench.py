@@ -37,7 +37,7 @@ from vaultline.repository.packs import list_pack_ids
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import S3Storage
-from vaultline_dev.embedded import service_gaps
+from vaultline_dev.embedded import object_lock_rules
 
 PACKS_PER_TIB = (1 << 40) // (16 << 20)
 PUT_PRICE, GET_PRICE = 0.005 / 1000, 0.0004 / 1000
@@ -69,7 +69,7 @@ def _one_run(packs: int, points: int, days: int, margin_hours: float) -> dict[st
     calls: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as tmp, mock_aws():
         reset_clients()
-        service_gaps.install_object_lock_retention()
+        object_lock_rules.install()
         try:
             vault = _build(Path(tmp), packs, points)
             s3 = vault.storage.s3  # type: ignore[attr-defined]
@@ -86,7 +86,7 @@ def _one_run(packs: int, points: int, days: int, margin_hours: float) -> dict[st
                     extended.append(report.objects_extended)
             objects = len(list_pack_ids(vault.storage)) + points
         finally:
-            service_gaps.uninstall_object_lock_retention()
+            object_lock_rules.uninstall()
             reset_clients()
     per_object = {op: n / objects for op, n in month.items()}
     heads, puts = per_object.get("HeadObject", 0.0), per_object.get("PutObjectRetention", 0.0)

@@ -10,6 +10,7 @@ from typing import Any
 import aws_cdk as cdk
 
 from infra import constants as c
+from infra.air_gap import VaultAccountStack
 from infra.nag import add_nag_checks
 from infra.settings import StackSettings
 from infra.stack import VaultlineStack, load_stack_plans
@@ -42,6 +43,17 @@ def build_app(
     settings = StackSettings.from_context(app.node)
     plans = load_stack_plans(settings)
     stack_name = str(app.node.try_get_context(c.CTX_STACK_NAME) or c.DEFAULT_STACK_NAME)
+    air_gap = settings.vault_account
+    if air_gap is not None:
+        # A vault in its own account: its stack first (`cdk deploy VaultlineVault` there), then this one.
+        VaultAccountStack(
+            app,
+            air_gap.vault_stack_name,
+            settings=settings,
+            air_gap=air_gap,
+            protected_stack=stack_name,
+            synthesizer=cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False),
+        )
     stack = VaultlineStack(
         app,
         stack_name,

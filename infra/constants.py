@@ -24,6 +24,7 @@ CTX_MAINTENANCE_DRILL = "maintenanceDrill"
 CTX_EXPORT_POLL_SECONDS = "exportPollSeconds"
 CTX_NOTIFICATION_EMAIL = "notificationEmail"
 CTX_WORKER_RESERVED_CONCURRENCY = "workerReservedConcurrency"
+CTX_VAULT_ACCOUNT = "vaultAccount"
 
 DEFAULT_PLANS_FILE = "plans.yaml"
 DEFAULT_STACK_NAME = "Vaultline"

@@ -13,7 +13,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.logs import LogKey
-from infra.nag import acknowledge, logical_id
+from infra.nag import acknowledge
 from infra.registry import (
     BACKUP_PREPARE,
     BACKUP_WORKER,
@@ -29,7 +29,7 @@ from infra.registry import (
     FunctionSpec,
 )
 from infra.settings import StackSettings
-from infra.vault import Vault
+from infra.vault import VaultResources
 from vaultline.plans import DynamoDBSourcePlan, InventoryReport, PlansFile, S3SourcePlan
 from vaultline.repository import layout
 from vaultline.runs.settings import FunctionSettings
@@ -104,7 +104,7 @@ class Functions(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        vault: Vault,
+        vault: VaultResources,
         layer: lambda_.ILayerVersion,
         plans: PlansFile,
         restore_targets: Sequence[str],
@@ -146,20 +146,21 @@ class Functions(Construct):
                 memory_size=spec.memory_mb,
                 timeout=Duration.minutes(spec.timeout_minutes),
                 # Only the steps that start a backup create a vault on first use (and may write its config).
-                environment=environment.model_copy(update={"vault_create": spec.creates_vault}).environment(),
+                environment=environment.model_copy(
+                    update={"vault_create": spec.creates_vault and vault.creatable}
+                ).environment(),
                 tracing=lambda_.Tracing.ACTIVE,
                 log_group=log_group,
                 reserved_concurrent_executions=reserved or None,
             )
 
         # The IAM5 findings (wildcard resources) this construct creates on purpose, as cdk-nag names them.
-        vault_arn = f"<{logical_id(vault.bucket)}.Arn>"
-        self.wildcard_findings: list[str] = ["Resource::*", f"Resource::{vault_arn}/*"]
-        self.wildcard_findings.append(f"Resource::{vault_arn}/{c.STAGING_PREFIX}*")
-        self.wildcard_findings.append(f"Resource::{vault_arn}/{layout.LOCK_PREFIX}*")
-        self.wildcard_findings += [f"Resource::{vault_arn}/{prefix}*" for prefix in layout.LOCKED_PREFIXES]
+        self.wildcard_findings: list[str] = ["Resource::*", vault.arn_finding("/*")]
+        self.wildcard_findings.append(vault.arn_finding(f"/{c.STAGING_PREFIX}*"))
+        self.wildcard_findings.append(vault.arn_finding(f"/{layout.LOCK_PREFIX}*"))
+        self.wildcard_findings += [vault.arn_finding(f"/{prefix}*") for prefix in layout.LOCKED_PREFIXES]
         generations = (layout.CATALOG_PREFIX, layout.GENERATION_PREFIX)
-        self.wildcard_findings += [f"Resource::{vault_arn}/{prefix}*" for prefix in generations]
+        self.wildcard_findings += [vault.arn_finding(f"/{prefix}*") for prefix in generations]
         self._grant_vault()
         self._grant_sources(plans)
         self._grant_table_sources(plans)
@@ -268,7 +269,6 @@ class Functions(Construct):
         """Forget and retention delete manifests, prune packs, indexes and its locks; all leave what Object Lock
         holds in place, which needs reading the lock state."""
         bucket = self._vault.bucket
-        vault_arn = f"<{logical_id(bucket)}.Arn>"
         function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="VaultMaintenanceDelete",
@@ -284,7 +284,7 @@ class Functions(Construct):
             "generations and its own locks under data/, index/, index-catalogs/, index-shards/ and locks/ of the "
             "vault bucket: content-addressed or generated names that cannot be listed in advance; reading Object "
             "Lock state covers every vault object prune may have to keep.",
-            findings=[f"Resource::{vault_arn}/{prefix}*" for prefix in prefixes] + [f"Resource::{vault_arn}/*"],
+            findings=[self._vault.arn_finding(f"/{prefix}*") for prefix in prefixes] + [self._vault.arn_finding("/*")],
         )
 
     def _grant_lock_extension(self, function: lambda_.Function) -> None:
@@ -343,7 +343,7 @@ class Functions(Construct):
                 "AwsSolutions-IAM5",
                 "Prune's Decide and Sweep read the Object Lock state of index objects and packs they would remove: "
                 "content-addressed names that cannot be listed in advance.",
-                findings=[f"Resource::<{logical_id(bucket)}.Arn>/*"],
+                findings=[self._vault.arn_finding("/*")],
             )
 
     def _grant_sources(self, plans: PlansFile) -> None:

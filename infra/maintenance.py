@@ -243,7 +243,7 @@ class Maintenance(Construct):
             "have no resource-level permissions (Resource::*).",
             findings=[
                 "Resource::*",
-                f"Resource::arn:<AWS::Partition>:s3:::<{logical_id(self.vault.bucket)}>/*",
+                self.vault.partition_finding("/*"),
                 f"Resource::{executions}:*",
                 f"Resource::{executions}/*:*",
                 *(f"Resource::<{logical_id(function)}.Arn>:*" for function in functions),

@@ -10,6 +10,7 @@ from constructs import Node
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from infra import constants as c
+from infra.air_gap_settings import AirGapSettings
 from vaultline.plans import Schedule
 
 # One address, as SNS accepts it: local part, @, a dotted domain; no spaces or display names.
@@ -45,6 +46,8 @@ class StackSettings(BaseModel):
     notification_email: str | None = None
     # Reserved concurrency of each worker function (constants.WORKER_RESERVED_CONCURRENCY; 0: none reserved).
     worker_reserved_concurrency: int = Field(default=c.WORKER_RESERVED_CONCURRENCY, ge=0)
+    # The vault in its own account (infra/air_gap.py); None: one stack in one account.
+    vault_account: AirGapSettings | None = None
 
     @field_validator("maintenance_schedule")
     @classmethod
@@ -75,6 +78,7 @@ class StackSettings(BaseModel):
             "export_poll_seconds": c.CTX_EXPORT_POLL_SECONDS,
             "notification_email": c.CTX_NOTIFICATION_EMAIL,
             "worker_reserved_concurrency": c.CTX_WORKER_RESERVED_CONCURRENCY,
+            "vault_account": c.CTX_VAULT_ACCOUNT,
         }
         raw: dict[str, Any] = {}
         for field, key in keys.items():
@@ -86,6 +90,7 @@ class StackSettings(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             key = keys.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else "(context)"
+            key += "".join(f".{part}" for part in first["loc"][1:])
             raise SettingsError(f"cdk context {key}: {first['msg']}") from None
 
 

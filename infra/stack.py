@@ -12,15 +12,17 @@ from constructs import Construct
 
 from infra import constants as c
 from infra import registry as r
+from infra.air_gap import ImportedVault
 from infra.freshness import Freshness, maintenance_heartbeats, plan_heartbeats
 from infra.functions import Functions
 from infra.layer import SharedLayer
 from infra.logs import LogKey
 from infra.maintenance import Maintenance
+from infra.nag import acknowledge
 from infra.observability import NotificationKey, Observability
 from infra.schedules import Schedules
 from infra.settings import StackSettings
-from infra.vault import Vault
+from infra.vault import Vault, VaultResources
 from infra.workflows import Workflows
 from vaultline.plans import PlansFile, load_plans
 from vaultline.runs.requests import plan_inputs
@@ -44,7 +46,13 @@ class VaultlineStack(Stack):
         self.settings = settings
         self.plans = plans
 
-        self.vault = Vault(self, "Vault", settings=settings)
+        # A vault in its own account (settings.vault_account): this stack only adds to it, and has no maintenance.
+        air_gap = settings.vault_account
+        self.vault: VaultResources = (
+            ImportedVault(self, "Vault", settings=settings, air_gap=air_gap)
+            if air_gap
+            else Vault(self, "Vault", settings=settings)
+        )
         self.layer = SharedLayer(self, "SharedLayer")
         self.log_key = LogKey(self, "LogKey")
         self.functions = Functions(
@@ -64,6 +72,7 @@ class VaultlineStack(Stack):
             functions=self.functions,
             vault=self.vault,
             export_poll_seconds=settings.export_poll_seconds,
+            retention=air_gap is None,
         )
         self.notification_key = NotificationKey(self, "NotificationKey")
         self.schedules = Schedules(
@@ -81,30 +90,39 @@ class VaultlineStack(Stack):
             dead_letters=self.schedules.dead_letters,
             notification_email=settings.notification_email,
         )
-        self.maintenance = Maintenance(
-            self,
-            "Maintenance",
-            functions=self.functions,
-            vault=self.vault,
-            plans=plans,
-            settings=settings,
-            topic=self.observability.topic,
-            dead_letters=self.schedules.dead_letters,
-            key=self.notification_key.key,
+        self.maintenance = (
+            Maintenance(
+                self,
+                "Maintenance",
+                functions=self.functions,
+                vault=self.vault,
+                plans=plans,
+                settings=settings,
+                topic=self.observability.topic,
+                dead_letters=self.schedules.dead_letters,
+                key=self.notification_key.key,
+            )
+            if isinstance(self.vault, Vault)
+            else None
         )
         # Every workflow, by the kind its failure alarm is named for: a new state machine joins here.
         self.state_machines: dict[str, sfn.StateMachine] = {
             "Backup": self.workflows.backup.state_machine,
             "Restore": self.workflows.restore.state_machine,
-            "Maintenance": self.maintenance.state_machine,
         }
+        heartbeats = plan_heartbeats(plans)
+        integrity_alarms = []
+        # A protected stack of the vault-account mode has no maintenance: the vault account's watches it.
+        if self.maintenance is not None:
+            self.state_machines["Maintenance"] = self.maintenance.state_machine
+            heartbeats += maintenance_heartbeats(settings.maintenance_schedule, drill=settings.maintenance_drill)
+            integrity_alarms.append(self.maintenance.integrity_alarm)
         for kind, machine in self.state_machines.items():
             self.observability.watch(kind, machine)
         self.freshness = Freshness(
             self,
             "Freshness",
-            heartbeats=plan_heartbeats(plans)
-            + maintenance_heartbeats(settings.maintenance_schedule, drill=settings.maintenance_drill),
+            heartbeats=heartbeats,
             topic=self.observability.topic,
             check=self.functions[r.FRESHNESS_CHECK],
             dead_letters=self.schedules.dead_letters,
@@ -112,16 +130,25 @@ class VaultlineStack(Stack):
         )
         self.observability.add_dashboard(
             workers=self.functions.workers,
-            alarms=[self.maintenance.integrity_alarm, *self.freshness.alarms],
+            alarms=[*integrity_alarms, *self.freshness.alarms],
             heartbeats=self.freshness.metrics,
         )
+        if air_gap is not None and air_gap.vault_key_arn is None:
+            acknowledge(
+                self,
+                "AwsSolutions-IAM5",
+                "The vault key lives in the vault account and its id is not known before that account's stack is "
+                "deployed: the roles may use that account's keys, of which only the vault key's policy admits them.",
+                findings=[f"Resource::{air_gap.key_arn}"],
+            )
         self._outputs()
 
     def _outputs(self) -> None:
         """What the CLI needs to drive a deployed Vaultline from the stack alone."""
         CfnOutput(self, c.OUTPUT_BACKUP_STATE_MACHINE, value=self.workflows.backup.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_RESTORE_STATE_MACHINE, value=self.workflows.restore.state_machine.state_machine_arn)
-        CfnOutput(self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn)
+        if self.maintenance is not None:
+            CfnOutput(self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_VAULT_BUCKET, value=self.vault.bucket.bucket_name)
         CfnOutput(self, c.OUTPUT_VAULT_KEY, value=self.vault.key.key_arn)
         CfnOutput(

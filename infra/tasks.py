@@ -15,7 +15,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import constants as c
-from infra.vault import Vault
+from infra.vault import VaultResources
 
 EVENT_RETRY_ATTEMPTS = 3
 
@@ -135,7 +135,7 @@ def work_list_map(
     construct_id: str,
     *,
     state_name: str,
-    vault: Vault,
+    vault: VaultResources,
     work: WorkList,
     processor: sfn.IChainable,
     result_path: str = "$.map",

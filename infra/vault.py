@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import constants as c
 from infra.keys import customer_key
-from infra.nag import acknowledge
+from infra.nag import acknowledge, logical_id
 from infra.settings import StackSettings
+
+
+class VaultResources(Protocol):
+    """What the workflows and functions need of a vault: its own (``Vault``) or another account's
+    (``infra.air_gap.ImportedVault``)."""
+
+    @property
+    def bucket(self) -> s3.IBucket: ...
+
+    @property
+    def key(self) -> kms.IKey: ...
+
+    @property
+    def access_logs(self) -> s3.IBucket: ...
+
+    @property
+    def object_lock_mode(self) -> str: ...
+
+    @property
+    def object_lock_days(self) -> int: ...
+
+    @property
+    def creatable(self) -> bool:
+        """Whether the stack's first backup may create the vault (write its config), or it exists already."""
+        ...
+
+    @property
+    def url(self) -> str: ...
+
+    def arn_finding(self, suffix: str) -> str: ...
+
+    def partition_finding(self, suffix: str) -> str: ...
 
 
 class Vault(Construct):
@@ -19,7 +54,15 @@ class Vault(Construct):
     a liability, and Object Lock would refuse most deletions anyway.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        bucket_name: str | None = None,
+        access_logs_name: str | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.object_lock_mode = settings.object_lock_mode
         self.object_lock_days = settings.object_lock_retention_days
@@ -29,6 +72,7 @@ class Vault(Construct):
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
+            bucket_name=access_logs_name,
             # S3 server access logging can only deliver to SSE-S3 buckets, not SSE-KMS ones.
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -49,6 +93,8 @@ class Vault(Construct):
         self.bucket = s3.Bucket(
             self,
             "Bucket",
+            # Named only in the vault-account mode, where the protected account's stack must name it first.
+            bucket_name=bucket_name,
             versioned=True,
             # Object Lock can only be enabled when the bucket is created. There is deliberately no default
             # retention: on AWS it applies to every object written, config, locks and staging included, so locks
@@ -83,6 +129,19 @@ class Vault(Construct):
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
+
+    @property
+    def creatable(self) -> bool:
+        """The stack's own vault is created by its first backup."""
+        return True
+
+    def arn_finding(self, suffix: str) -> str:
+        """How cdk-nag names a grant on the vault's objects (``/*``, ``/staging/*``) in its finding ids."""
+        return f"Resource::<{logical_id(self.bucket)}.Arn>{suffix}"
+
+    def partition_finding(self, suffix: str) -> str:
+        """The same for the grants CDK writes as ``arn:${Partition}:s3:::${bucket}`` (Step Functions' S3 tasks)."""
+        return f"Resource::arn:<AWS::Partition>:s3:::<{logical_id(self.bucket)}>{suffix}"
 
     @property
     def url(self) -> str:

@@ -32,7 +32,7 @@ from infra.logs import LogKey
 from infra.nag import acknowledge, logical_id
 from infra.paths import PREPARED, all_fields, fields_of, path, selector
 from infra.tasks import WorkList, catch_all, invoke, prepare, put_event, state_machine, work_list_map
-from infra.vault import Vault
+from infra.vault import VaultResources
 from vaultline.runs.maintenance_models import RetentionEvent
 from vaultline.runs.models import (
     BackupWorkerEvent,
@@ -104,7 +104,7 @@ class Workflow(Construct):
     """One STANDARD state machine of the Prepare -> Distributed Map -> Commit shape, with Abort on any failure."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, shape: WorkflowShape, vault: Vault, log_key: LogKey
+        self, scope: Construct, construct_id: str, *, shape: WorkflowShape, vault: VaultResources, log_key: LogKey
     ) -> None:
         super().__init__(scope, construct_id)
         self.shape = shape
@@ -174,7 +174,7 @@ class Workflow(Construct):
         )
         self._acknowledge_findings(vault)
 
-    def _acknowledge_findings(self, vault: Vault) -> None:
+    def _acknowledge_findings(self, vault: VaultResources) -> None:
         shape = self.shape
         functions = [shape.prepare, shape.worker, shape.finish, shape.abort]
         functions += [shape.retention] if shape.retention else []
@@ -195,7 +195,7 @@ class Workflow(Construct):
             "resource-level permissions (Resource::*).",
             findings=[
                 "Resource::*",
-                f"Resource::arn:<AWS::Partition>:s3:::<{logical_id(vault.bucket)}>/*",
+                vault.partition_finding("/*"),
                 f"Resource::{executions}:*",
                 f"Resource::{executions}/*:*",
                 *(f"Resource::<{logical_id(function)}.Arn>:*" for function in functions),
@@ -203,7 +203,7 @@ class Workflow(Construct):
         )
 
     def _table_branch(
-        self, table: TableShape, vault: Vault, abort: sfn.IChainable, succeeded: sfn.IChainable
+        self, table: TableShape, vault: VaultResources, abort: sfn.IChainable, succeeded: sfn.IChainable
     ) -> sfn.IChainable:
         """DdbPrepare [-> export poll] -> Distributed Map of segment workers -> DdbCommit|DdbRestoreFinish."""
         first = prepare(
@@ -371,20 +371,26 @@ class Workflows(Construct):
         construct_id: str,
         *,
         functions: Functions,
-        vault: Vault,
+        vault: VaultResources,
         export_poll_seconds: int = c.EXPORT_POLL_SECONDS,
+        retention: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
 
         def workflow(shape: WorkflowShape) -> Workflow:
             return Workflow(self, shape.kind, shape=shape, vault=vault, log_key=functions.log_key)
 
-        self.backup = workflow(backup_shape(functions, export_poll_seconds))
+        self.backup = workflow(backup_shape(functions, export_poll_seconds, retention=retention))
         self.restore = workflow(restore_shape(functions))
 
 
-def backup_shape(functions: Functions, export_poll_seconds: int = c.EXPORT_POLL_SECONDS) -> WorkflowShape:
-    """The backup workflow: an S3 source's batches, or a DynamoDB source's scan segments (after its export)."""
+def backup_shape(
+    functions: Functions, export_poll_seconds: int = c.EXPORT_POLL_SECONDS, *, retention: bool = True
+) -> WorkflowShape:
+    """The backup workflow: an S3 source's batches, or a DynamoDB source's scan segments (after its export).
+
+    Without ``retention`` (a vault in its own account, where only the vault account deletes) there is no Retention
+    step: the vault account's maintenance forgets by the plans' keep rules."""
     return WorkflowShape(
         kind="Backup",
         prepare=functions[r.BACKUP_PREPARE],
@@ -395,7 +401,7 @@ def backup_shape(functions: Functions, export_poll_seconds: int = c.EXPORT_POLL_
         finish=functions[r.BACKUP_COMMIT],
         finish_result_path=path(RetentionEvent, "committed"),
         abort=functions[r.ABORT],
-        retention=functions[r.APPLY_RETENTION],
+        retention=functions[r.APPLY_RETENTION] if retention else None,
         succeeded_detail_type=c.BACKUP_SUCCEEDED,
         failed_detail_type=c.BACKUP_FAILED,
         table=TableShape(

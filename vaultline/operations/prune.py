@@ -832,7 +832,7 @@ class _Repacker:
 
     def ship(self) -> None:
         pack_id, data = self.builder.finish(self.vault.cipher)
-        self.vault.storage.put(pack_key(pack_id), data)
+        self.vault.storage.create(pack_key(pack_id), data)  # content-addressed: never an overwrite
         self.written.append((pack_id, self.builder.entries))
         self.result.new_packs.append(pack_id)
         self.result.packs_written += 1

@@ -194,9 +194,10 @@ class BlobWriter:
         return PackBuilder(pack_capacity(self.vault.config.pack_size), self._spare.pop() if self._spare else None)
 
     def _upload(self, pack_id: str, data: bytes) -> bytearray | None:
-        """Store one pack; hand its buffer back for the next pack when it is a full one (the final, short pack's
-        buffer may have shrunk: it is let go)."""
-        self.vault.storage.put(pack_key(pack_id), data)
+        """Store one pack (a conditional create: a pack is named by the hash of its bytes, so one already there is
+        this one); hand its buffer back for the next pack when it is a full one (the final, short pack's buffer may
+        have shrunk: it is let go)."""
+        self.vault.storage.create(pack_key(pack_id), data)
         if isinstance(data, bytearray) and len(data) >= self.vault.config.pack_size:
             return data
         return None

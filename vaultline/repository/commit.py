@@ -23,6 +23,7 @@ from vaultline.repository.manifest import (
     ObjectEntry,
     RecoveryPoint,
     commit_recovery_point,
+    load_recovery_point,
     write_sorted_entries,
 )
 from vaultline.repository.vault import Vault
@@ -115,5 +116,7 @@ def commit_stored(vault: Vault, writer: BlobWriter, draft: RecoveryPointDraft, s
         entry_count=stored.count,
         entry_blobs=stored.blobs,
     )
-    commit_recovery_point(vault, header)
+    if not commit_recovery_point(vault, header):
+        # A retried Commit whose first attempt wrote the manifest: the first one is the recovery point.
+        return load_recovery_point(vault, header.id)
     return header

@@ -190,7 +190,9 @@ class MasterIndex:
 def write_index(storage: Storage, packs: IndexPacks, cipher: Cipher, version: int) -> str:
     """Store an index object of ``version`` (see ``index_codec.index_version``) for ``packs``; return its id."""
     index_id, stored = encode_index(packs, cipher, version)
-    storage.put(index_key(index_id), stored)
+    # Named by the hash of its bytes: if the key exists, these very bytes are there, so a create that finds it is
+    # done (and never overwrites, which the vault account's bucket policy refuses anyway).
+    storage.create(index_key(index_id), stored)
     return index_id
 
 

@@ -326,10 +326,15 @@ class _EntryLines:
         return out
 
 
-def commit_recovery_point(vault: Vault, header: RecoveryPoint) -> None:
-    """Write the manifest object: the last step of a backup. Its blobs must be flushed and indexed first."""
+def commit_recovery_point(vault: Vault, header: RecoveryPoint) -> bool:
+    """Write the manifest object: the last step of a backup. Its blobs must be flushed and indexed first.
+
+    The manifest is created, never replaced (If-None-Match: *, as the vault account's bucket policy demands of
+    the protected account): return False when it already exists, that is when an earlier attempt of the same
+    commit got there first; that recovery point stands as written.
+    """
     body = compress_document(header.model_dump_json().encode())
-    vault.storage.put(manifest_key(header.id), vault.cipher.seal(body, _aad(header.id)))
+    return vault.storage.create(manifest_key(header.id), vault.cipher.seal(body, _aad(header.id)))
 
 
 def load_recovery_point(vault: Vault, rp_id: str) -> RecoveryPoint:

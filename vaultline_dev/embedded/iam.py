@@ -113,7 +113,7 @@ class Enforcer:
         kms = self._kms_lookup(region)
         checks = checks_for(call, kms)
         if service == "s3" and bucket and key:
-            checks += _sse_kms_checks(call, checks, kms)
+            checks += _sse_kms_checks(call, checks, kms, caller.arn.split(":")[4])
         for check in checks:
             self._require(caller, service, check)
         if service == "s3" and bucket and key:
@@ -138,7 +138,7 @@ class Enforcer:
             "aws:EpochTime": str(int(now.timestamp())),
             **check.context,
         }
-        resource_account = check.resource.split(":")[4] if check.resource.count(":") >= 5 else ""
+        resource_account = resource_owner(check.resource)
         simulation = {
             "request": {
                 "principal": caller.arn,
@@ -152,6 +152,12 @@ class Enforcer:
             "resourcePolicy": resource_policy(check.resource),
         }
         verdict = self.simulator.decide(simulation)
+        if verdict.result == "ExplicitlyDenied" and not verdict.denials:
+            # Across accounts the simulator names no reason: ask again without the resource policy to tell whose
+            # deny it was (a denial costs a second decision; an allowed request never does).
+            alone = self.simulator.decide({**simulation, "resourcePolicy": None})
+            whose = "identity" if alone.result == "ExplicitlyDenied" else "resource"
+            verdict = verdict.model_copy(update={"denials": [f"Explicit:{whose}"]})
         if verdict.result == "Error":
             log.warning("IAM simulator rejected %s on %s: %s", check.action, check.resource, verdict.error)
         return verdict
@@ -304,14 +310,15 @@ def _call_of(response: Any, service: str, region: str, moto_resource: str, bucke
         params=parse_params(body, query) if service != "s3" else {},
         body=body,
         region=region,
-        account=_account(),
+        # S3 requests are served by the bucket owner's account, whoever calls (a bucket shared across accounts).
+        account=(resource_owner(f"arn:aws:s3:::{bucket}") if service == "s3" and bucket else "") or _account(),
         moto_resource=moto_resource,
         bucket=bucket,
         key=key,
     )
 
 
-def _sse_kms_checks(call: Call, checks: list[Check], kms: KmsLookup) -> list[Check]:
+def _sse_kms_checks(call: Call, checks: list[Check], kms: KmsLookup, caller_account: str) -> list[Check]:
     """What S3 asks KMS for the caller on an SSE-KMS bucket or object: writes need ``kms:GenerateDataKey``, reads
     ``kms:Decrypt``, on the key (moto's S3 encrypts nothing; AWS's does, as the caller)."""
     assert call.bucket is not None and call.key is not None
@@ -345,12 +352,25 @@ def _sse_kms_checks(call: Call, checks: list[Check], kms: KmsLookup) -> list[Che
         return []  # SSE-S3, or the AWS-managed aws/s3 key, which every principal of the account may use via S3
     context: dict[str, str | list[str]] = {
         "kms:ViaService": f"s3.{call.region}.amazonaws.com",
-        "kms:CallerAccount": call.account,
+        "kms:CallerAccount": caller_account,
         "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{call.bucket}"
         if bucket.encryption and str((bucket.encryption.get("Rule") or {}).get("BucketKeyEnabled")).lower() == "true"
         else object_arn,
     }
     return [Check(action, kms.key_arn(key_id), context) for action in kms_actions]
+
+
+def resource_owner(resource: str) -> str:
+    """The account that owns ``resource``: the one its ARN names, or for S3 (whose ARNs name none) the bucket's
+    owner; "" when unknown. A caller of another account needs both its identity policy and the resource's policy
+    to allow (cross-account), as on AWS."""
+    parts = resource.split(":", 5)
+    if len(parts) < 6:
+        return ""
+    if parts[2] == "s3" and not parts[4]:
+        owner = s3_backends.bucket_accounts.get(parts[5].split("/", 1)[0])
+        return str(owner[1]) if owner else ""
+    return parts[4]
 
 
 def resource_policy(resource: str) -> dict[str, Any] | None:
@@ -362,7 +382,7 @@ def resource_policy(resource: str) -> dict[str, Any] | None:
     text: Any = None
     try:
         if service == "s3":
-            bucket = s3_backends[_account()]["aws"].buckets.get(rest.split("/", 1)[0])
+            bucket = s3_backends[resource_owner(resource) or _account()]["aws"].buckets.get(rest.split("/", 1)[0])
             text = bucket.policy if bucket is not None else None
         elif service == "kms" and rest.startswith("key/"):
             key = kms_backends[account][region].keys.get(rest.removeprefix("key/"))

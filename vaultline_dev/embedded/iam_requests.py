@@ -6,7 +6,9 @@ the one table that turns a request into what AWS authorizes (docs/embedded-aws.m
 
 - s3: the action from method, sub-resource and headers (:func:`s3_checks`: HeadBucket is ``ListBucket``,
   ``?retention`` is ``PutObjectRetention``, a copy also needs ``GetObject`` on its source, DeleteObjects is
-  ``DeleteObject`` per key) on the bucket or object ARN (``arn:aws:s3:::B/K``);
+  ``DeleteObject`` per key, ``x-amz-bypass-governance-retention: true`` also needs ``BypassGovernanceRetention``)
+  on the bucket or object ARN (``arn:aws:s3:::B/K``); PutObjectRetention's ``s3:object-lock-mode``,
+  ``s3:object-lock-retain-until-date`` and ``s3:object-lock-remaining-retention-days`` come from its body;
 - dynamodb: ``table/T`` (``table/T/index/I`` with ``IndexName``), ``TableArn`` or ``ExportArn``; each table of a
   batch or transaction separately;
 - kms: the key's ARN, whatever the request names it by (id, ARN, alias), for Decrypt the ciphertext's key;
@@ -27,9 +29,11 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 from xml.etree import ElementTree
@@ -257,10 +261,39 @@ def s3_checks(call: Call) -> list[Check]:
         source = _header(call, "x-amz-copy-source")
         if source is not None:
             checks.append(_copy_source_check(source))
-    # Overriding a governance-mode retention (shortening it, deleting a locked version) is its own permission.
-    if (_header(call, "x-amz-bypass-governance-retention") or "").lower() == "true":
+        if action == "PutObjectRetention":
+            context |= _retention_context(call.body)
+    if action in _BYPASSING and (_header(call, "x-amz-bypass-governance-retention") or "").lower() == "true":
+        # Weakening a GOVERNANCE retention (or deleting the version it protects) needs this grant too.
         checks.append(Check("s3:BypassGovernanceRetention", object_arn, context))
     return [Check(f"s3:{action}", object_arn, context), *checks]
+
+
+# The requests whose x-amz-bypass-governance-retention header IAM authorizes as s3:BypassGovernanceRetention.
+_BYPASSING = ("PutObjectRetention", "DeleteObject", "DeleteObjectVersion")
+
+
+def _retention_context(body: bytes) -> dict[str, str | list[str]]:
+    """PutObjectRetention's condition keys, which come from its XML body (Mode, RetainUntilDate)."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return {}
+    fields = {element.tag.rsplit("}", 1)[-1]: (element.text or "").strip() for element in root.iter()}
+    context: dict[str, str | list[str]] = {}
+    if fields.get("Mode"):
+        context["s3:object-lock-mode"] = fields["Mode"]
+    until = fields.get("RetainUntilDate")
+    if until:
+        context["s3:object-lock-retain-until-date"] = until
+        try:
+            moment = datetime.fromisoformat(until.replace("Z", "+00:00"))
+        except ValueError:
+            return context
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        days = max(0, math.ceil((moment - datetime.now(UTC)).total_seconds() / 86400))
+        context["s3:object-lock-remaining-retention-days"] = str(days)
+    return context
 
 
 def _copy_source_check(source: str) -> Check:
@@ -283,6 +316,8 @@ def _delete_objects_checks(call: Call, bucket_arn: str) -> list[Check]:
         action = "s3:DeleteObjectVersion" if fields.get("VersionId") else "s3:DeleteObject"
         context: dict[str, str | list[str]] = {"s3:versionid": fields["VersionId"]} if fields.get("VersionId") else {}
         checks.append(Check(action, f"{bucket_arn}/{fields.get('Key', '')}", context))
+        if (_header(call, "x-amz-bypass-governance-retention") or "").lower() == "true":
+            checks.append(Check("s3:BypassGovernanceRetention", f"{bucket_arn}/{fields.get('Key', '')}", context))
     return checks
 
 

@@ -21,11 +21,8 @@
   this gap alone (``install_kms_key_states``), the embedded server with the rest. Also: moto's ciphertext header
   holds 36 bytes of key id, so a multi-Region key (``mrk-`` and 36 more) encrypts but can never decrypt; AWS
   decrypts it in every region that holds a replica. Decrypt finds the key the cut id names.
-- Object Lock retention: moto's PutObjectRetention replaces any retention. AWS refuses (403 AccessDenied) to
-  shorten a retention that has not expired, to lower COMPLIANCE to GOVERNANCE, or to remove it: always in
-  COMPLIANCE mode, and in GOVERNANCE mode unless the request carries ``x-amz-bypass-governance-retention: true``
-  (which IAM authorizes as ``s3:BypassGovernanceRetention``, iam_requests). Installed with the KMS key states, so
-  the tests' in-process ``mock_aws`` refuses it too (``install_object_lock_retention``).
+- Object Lock retention: moto lets PutObjectRetention shorten a retention in force; AWS refuses
+  (``object_lock_rules.py``, installed with the KMS key states in the tests' ``mock_aws`` too).
 - CloudWatch alarms: moto stores any Period and EvaluationPeriods. PutMetricAlarm refuses a period other than 10,
   20, 30 or a multiple of 60 (each metric's, in a metric-math alarm), an evaluation range (Period x
   EvaluationPeriods) over 7 days, or over 1 day for a period under an hour, and more DatapointsToAlarm than
@@ -36,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -49,9 +45,7 @@ from moto.iam.access_control import PermissionResult
 from moto.kms import utils as kms_utils
 from moto.kms.exceptions import AccessDeniedException
 from moto.kms.models import Key, KmsBackend
-from moto.s3.exceptions import AccessDeniedByLock
 from moto.s3.models import FakeBucket
-from moto.s3.responses import S3Response
 from moto.sns.models import sns_backends
 from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -60,13 +54,14 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_la
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.utilities.arns import parse_arn
 
+from vaultline_dev.embedded import object_lock_rules
+
 _original_send_to_targets = Rule.send_to_targets
 _original_get_permission = FakeBucket.get_permission
 _original_lambda_from_error = StateTaskLambda._from_error
 _original_export_init = TableExport.__init__
 _original_kms_encrypt = KmsBackend.encrypt
 _original_kms_decrypt = KmsBackend.decrypt
-_original_put_object_retention = S3Response.put_object_retention
 _original_put_metric_alarm = CloudWatchBackend.put_metric_alarm
 # How AWS words a key state in KMSInvalidStateException ("<arn> is pending deletion.").
 _KEY_STATE_WORDS = {"PendingDeletion": "pending deletion", "PendingImport": "pending import"}
@@ -197,37 +192,6 @@ def uninstall_kms_key_states() -> None:
     KmsBackend.decrypt = _original_kms_decrypt  # type: ignore[method-assign]
 
 
-def _lock_date(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _put_object_retention(self: S3Response) -> Any:
-    bucket = self.backend.get_bucket(self.bucket_name)
-    if bucket.object_lock_enabled:
-        key = self.backend.get_object(self.bucket_name, self.parse_key_name(), version_id=self._get_param("versionId"))
-        until = _lock_date(getattr(key, "lock_until", None))
-        if key is not None and key.lock_mode in ("GOVERNANCE", "COMPLIANCE") and until and until > datetime.now(UTC):
-            mode, new_text = self._mode_until_from_body()
-            new_until = _lock_date(new_text)
-            lowered = new_until is None or new_until < until or (key.lock_mode == "COMPLIANCE" and mode != "COMPLIANCE")
-            bypass = self.headers.get("x-amz-bypass-governance-retention", "").lower() == "true"
-            if lowered and (key.lock_mode == "COMPLIANCE" or not bypass):
-                raise AccessDeniedByLock
-    return _original_put_object_retention(self)
-
-
-def install_object_lock_retention() -> None:
-    """PutObjectRetention refuses what S3 refuses (the in-process ``mock_aws`` of the tests installs it)."""
-    S3Response.put_object_retention = _put_object_retention  # type: ignore[method-assign]
-
-
-def uninstall_object_lock_retention() -> None:
-    S3Response.put_object_retention = _original_put_object_retention  # type: ignore[method-assign]
-
-
 def _put_metric_alarm(self: CloudWatchBackend, *args: Any, **kwargs: Any) -> Any:
     names = ("name", "namespace", "metric_name", "comparison_operator", "evaluation_periods", "period")
     given = dict(zip(names, args, strict=False)) | kwargs
@@ -270,7 +234,7 @@ def uninstall_alarm_limits() -> None:
 def install() -> None:
     """Close the gaps (idempotent)."""
     install_kms_key_states()
-    install_object_lock_retention()
+    object_lock_rules.install()
     install_alarm_limits()
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
@@ -281,7 +245,7 @@ def install() -> None:
 def uninstall() -> None:
     """Give moto its own behaviour back."""
     uninstall_kms_key_states()
-    uninstall_object_lock_retention()
+    object_lock_rules.uninstall()
     uninstall_alarm_limits()
     Rule.send_to_targets = _original_send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _original_get_permission  # type: ignore[method-assign]
