@@ -126,24 +126,25 @@ def test_copy_interrupted_at_a_request_leaves_no_recovery_point_and_the_next_cop
     nth: int,
 ) -> None:
     rp = run_backup(source, S3Source("s3://data"))
-    puts = S3Storage.put
+    # Packs, index objects and manifests are conditional creates (If-None-Match): the copy's writes of them.
+    creates = S3Storage.create
     calls = {"n": 0}
 
-    def dies_at_the_nth_put(self: S3Storage, key: str, data: bytes) -> None:
+    def dies_at_the_nth_put(self: S3Storage, key: str, data: bytes) -> bool:
         if self.bucket == "vault-dst" and key.startswith(prefix):
             calls["n"] += 1
             if calls["n"] == nth:
                 raise VaultError(f"{self.url}: {key}: connection reset by peer")
-        puts(self, key, data)
+        return creates(self, key, data)
 
-    monkeypatch.setattr(S3Storage, "put", dies_at_the_nth_put)
+    monkeypatch.setattr(S3Storage, "create", dies_at_the_nth_put)
     code, out, err = run("--vault", SOURCE, "copy", rp.id, "--to", TARGET, "--json")
     assert code == 1 and "connection reset" in err and out == ""
     assert list_recovery_point_ids(Vault.open(target.storage)) == []
     assert list(target.storage.list("locks/")) == []
     assert len(list(target.storage.list("data/"))) >= nth - 1
 
-    monkeypatch.setattr(S3Storage, "put", puts)
+    monkeypatch.setattr(S3Storage, "create", creates)
     code, out, err = run("--vault", SOURCE, "copy", rp.id[:10], "--to", TARGET, "--json")
     assert code == 0, err
     assert json.loads(out)["copied"] == [rp.id]
@@ -235,14 +236,14 @@ def test_bad_copies_are_clear_errors_and_write_nothing(
     code, _, err = run("--vault", SOURCE, "copy", "--source", "s3://other", "--to", TARGET)
     assert code == 1 and "no recovery points of source s3://other" in err
 
-    real = S3Storage.put
+    real = S3Storage.create
 
-    def denied(self: S3Storage, key: str, data: bytes) -> None:
+    def denied(self: S3Storage, key: str, data: bytes) -> bool:
         if self.bucket == "vault-dst" and key.startswith("data/"):
             raise self._fail(ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject"), key)
-        real(self, key, data)
+        return real(self, key, data)
 
-    monkeypatch.setattr(S3Storage, "put", denied)
+    monkeypatch.setattr(S3Storage, "create", denied)
     code, _, err = run("--vault", SOURCE, "copy", rp.id, "--to", TARGET)
     assert code == 1 and "AccessDenied" in err
     assert list_recovery_point_ids(Vault.open(target.storage)) == []

@@ -156,12 +156,12 @@ class FailingPuts(LocalStorage):
         super().__init__(root)
         self.packs = 0
 
-    def put(self, key: str, data: bytes) -> None:
+    def create(self, key: str, data: bytes) -> bool:  # packs are conditional creates
         if key.startswith(DATA_PREFIX):
             self.packs += 1
             if self.packs > 1:
                 raise VaultError(f"{key}: no space left on device")
-        super().put(key, data)
+        return super().create(key, data)
 
 
 def test_a_failed_upload_on_a_worker_thread_fails_the_backup_and_commits_nothing(
