@@ -48,6 +48,7 @@ VAULT_ACCOUNT_ONLY = (
     *(f"{prefix}*" for prefix in (layout.KEYS_PREFIX, layout.HOLDS_PREFIX)),
     *(f"{prefix}*" for prefix in (layout.CATALOG_PREFIX, layout.GENERATION_PREFIX)),
 )
+# The stack's functions lock by the stack's settings, so they never read the versions of ``object-lock``.
 PROTECTED_READ_ACTIONS = ("s3:GetObject", "s3:ListBucket")
 PROTECTED_ADD_ACTIONS = ("s3:PutObject", "s3:PutObjectRetention")
 SCRATCH_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
@@ -74,9 +75,13 @@ NEVER_PROTECTED_ACTIONS = (
 PROTECTED_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey")
 PROTECTED_S3_KEY_ACTIONS = ("kms:GenerateDataKey",)
 # The maintenance role: forget, prune, compact, verify and extend retention; never bypass it or lift a hold.
+# Versions too: the Object Lock settings in force are folded over every stored version of ``object-lock``
+# (vault-format 17.3), which maintenance (lock extension, any command run as this role) reads.
 MAINTENANCE_READ_ACTIONS = (
     "s3:GetObject",
     "s3:ListBucket",
+    "s3:GetObjectVersion",
+    "s3:ListBucketVersions",
     "s3:GetObjectRetention",
     "s3:GetObjectLegalHold",
     "s3:GetBucketObjectLockConfiguration",

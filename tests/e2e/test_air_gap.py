@@ -27,6 +27,7 @@ from vaultline.aws import client, reset_clients
 from vaultline.operations.backup import run_backup
 from vaultline.repository.layout import CONFIG_KEY, MANIFEST_PREFIX, key_slot_key, pack_id_of_key
 from vaultline.repository.manifest import list_recovery_points
+from vaultline.repository.object_lock import ObjectLockSettings, VaultObjectLock
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import S3Storage
@@ -302,7 +303,10 @@ def test_a_backup_with_the_protected_roles_succeeds_writing_only_new_objects(air
         "FunctionsBackupCommitServiceRole",
     )
 
-    vault = Vault.open(S3Storage(BUCKET, s3=backup.client("s3")))
+    # As the deployed functions open it: they lock by the stack's settings, not by reading object-lock's versions.
+    storage = S3Storage(BUCKET, s3=backup.client("s3"))
+    storage.lock_policy = VaultObjectLock.fixed(ObjectLockSettings(mode="GOVERNANCE", days=LOCK_DAYS))
+    vault = Vault.open(storage)
     first = run_backup(vault, open_source(str(source)))
     (source / "file-0.txt").write_bytes(b"changed\n")
     second = run_backup(vault, open_source(str(source)))
