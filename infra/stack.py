@@ -10,6 +10,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra import constants as c
+from infra.copy_workflow import Copy
 from infra.functions import Functions
 from infra.layer import SharedLayer
 from infra.logs import LogKey
@@ -91,6 +92,17 @@ class VaultlineStack(Stack):
             dead_letters=self.schedules.dead_letters,
             key=self.notification_key.key,
         )
+        self.copy = Copy(
+            self,
+            "Copy",
+            functions=self.functions,
+            vault=self.vault,
+            plans=plans,
+            log_key=self.log_key,
+            topic=self.observability.topic,
+            dead_letters=self.schedules.dead_letters,
+            key=self.notification_key.key,
+        )
         self._outputs()
 
     def _outputs(self) -> None:
@@ -98,6 +110,7 @@ class VaultlineStack(Stack):
         CfnOutput(self, c.OUTPUT_BACKUP_STATE_MACHINE, value=self.workflows.backup.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_RESTORE_STATE_MACHINE, value=self.workflows.restore.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn)
+        CfnOutput(self, c.OUTPUT_COPY_STATE_MACHINE, value=self.copy.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_VAULT_BUCKET, value=self.vault.bucket.bucket_name)
         CfnOutput(self, c.OUTPUT_VAULT_KEY, value=self.vault.key.key_arn)
         CfnOutput(
