@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 from observability import lambda_handler, settings
 from pydantic import BaseModel
 
-from vaultline.repository.vault import Vault
 from vaultline.runs.copy_models import CopyTarget
 from vaultline.runs.copy_steps import open_copy_target
 from vaultline.runs.staging import open_deployed_vault
@@ -19,9 +18,10 @@ Result = TypeVar("Result", bound=BaseModel)
 
 
 def copy_handler(
-    operation: Callable[[Vault, Vault, Event], Result], event_model: type[Event]
+    operation: Callable[[Any, Any, Event], Result], event_model: type[Event]
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The Lambda handler of ``operation`` (a ``copy_steps`` function): every event carries ``target``."""
+    """The Lambda handler of ``operation`` (a ``copy_steps`` function of the source vault, the target vault and
+    the event): every event carries ``target``."""
 
     def step(event: dict[str, Any]) -> Result:
         target = open_copy_target(CopyTarget.model_validate(event["target"]))

@@ -17,6 +17,8 @@ the failure event. Commit writes the manifest last, then forgets on the target w
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -46,6 +48,7 @@ from vaultline.runs.requests import copy_input
 COPYING = "$.copying"
 COMMITTED = "$.committed"
 MAP_ITEM = "$$.Map.Item.Value"
+RECOVERY_POINT_PLACEHOLDER = "recovery_point"
 
 
 def copy_schedule_name(plan: str, index: int, sources: int) -> str:
@@ -148,8 +151,8 @@ class Copy(Construct):
         for plan in plans.plans:
             if plan.copy_to is None:
                 continue
-            recovery_point = events.EventField.from_path(path(Committed, "recovery_point", at="$.detail"))
-            rules[plan.name] = events.Rule(
+            recovery_point = path(Committed, "recovery_point", at="$.detail")
+            rule = events.Rule(
                 self,
                 f"AfterBackup{''.join(part.title() for part in plan.name.split('-'))}",
                 description=f"Vaultline plan {plan.name}: copy each new recovery point to {plan.copy_to.vault}",
@@ -159,10 +162,27 @@ class Copy(Construct):
                 targets=[
                     targets.SfnStateMachine(
                         self.state_machine,
-                        input=events.RuleTargetInput.from_object(copy_input(plan, recovery_point=recovery_point)),
+                        input=events.RuleTargetInput.from_object(
+                            copy_input(plan, recovery_point=events.EventField.from_path(recovery_point))
+                        ),
                     )
                 ],
             )
+            # The placeholder quoted ("<rp>"): EventBridge substitutes a string either way, and the template stays
+            # valid JSON before substitution, as the embedded AWS (and any reader) parses it.
+            cfn = rule.node.default_child
+            assert isinstance(cfn, events.CfnRule)
+            cfn.add_property_override(
+                "Targets.0.InputTransformer",
+                {
+                    "InputPathsMap": {RECOVERY_POINT_PLACEHOLDER: recovery_point},
+                    "InputTemplate": json.dumps(
+                        copy_input(plan, recovery_point=f"<{RECOVERY_POINT_PLACEHOLDER}>"), sort_keys=True
+                    ),
+                },
+            )
+            cfn.add_property_deletion_override("Targets.0.InputTransformer.InputPathsMap.detail-recovery_point")
+            rules[plan.name] = rule
         return rules
 
     def _schedules(self, plans: PlansFile, dead_letters: sqs.IQueue, key: kms.IKey) -> dict[str, scheduler.CfnSchedule]:

@@ -556,7 +556,9 @@ class Functions(Construct):
     def _grant_copy_targets(self, plans: PlansFile) -> None:
         """The Copy steps reach each plan's ``copy_to`` vault: by assuming its role (only the roles named; what the
         role may do is the target account's to grant), or, when none is named, by grants on exactly that bucket and
-        prefix: read, the writes and deletes each step's spec lists, and reading Object Lock state where it forgets.
+        prefix: read (listing the bucket unconditioned: a HeadObject of a missing key is a 404, which Prepare's "is it
+        there already" relies on, only with s3:ListBucket that no s3:prefix condition narrows), the writes and deletes
+        each step's spec lists, and reading Object Lock state where it forgets.
         The target's data key is unwrapped with the role's KMS client, or, without a role, under the stack's vault
         key grant (a target in this account without a role shares the vault key)."""
         targets = [plan.copy_to for plan in plans.plans if plan.copy_to is not None]
@@ -579,7 +581,6 @@ class Functions(Construct):
                         sid=_sid("CopyTargetList", bucket),
                         actions=["s3:ListBucket"],
                         resources=[arn],
-                        conditions={"StringLike": {"s3:prefix": [f"{root}*"]}} if root else None,
                     )
                 )
                 function.add_to_role_policy(

@@ -62,6 +62,7 @@ RULES: dict[str, tuple[str, ...]] = {
         "vaultline.runs.table_models",
         "vaultline.runs.maintenance_models",
         "vaultline.runs.prune_models",
+        "vaultline.runs.copy_models",
         "vaultline.runs.settings",
         "vaultline.runs.requests",
     ),
