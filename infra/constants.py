@@ -110,6 +110,8 @@ RESTORE_SUCCEEDED = "Vaultline Restore Succeeded"
 RESTORE_FAILED = "Vaultline Restore Failed"
 MAINTENANCE_SUCCEEDED = "Vaultline Maintenance Succeeded"
 MAINTENANCE_FAILED = "Vaultline Maintenance Failed"
+COPY_SUCCEEDED = "Vaultline Copy Succeeded"
+COPY_FAILED = "Vaultline Copy Failed"
 SFN_STATUS_CHANGE = "Step Functions Execution Status Change"
 SFN_FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
@@ -147,6 +149,7 @@ FEATURE_FLAGS = {
 OUTPUT_BACKUP_STATE_MACHINE = "BackupStateMachineArn"
 OUTPUT_RESTORE_STATE_MACHINE = "RestoreStateMachineArn"
 OUTPUT_MAINTENANCE_STATE_MACHINE = "MaintenanceStateMachineArn"
+OUTPUT_COPY_STATE_MACHINE = "CopyStateMachineArn"
 OUTPUT_VAULT_BUCKET = "VaultBucketName"
 OUTPUT_VAULT_KEY = "VaultKeyArn"
 OUTPUT_PLANS = "Plans"

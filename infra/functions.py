@@ -166,6 +166,7 @@ class Functions(Construct):
         self._grant_table_sources(plans)
         self._grant_restore_targets(restore_targets)
         self._grant_restore_target_tables(restore_target_tables)
+        self._grant_copy_targets(plans)
         self._acknowledge_findings()
 
     def __getitem__(self, spec: FunctionSpec) -> lambda_.Function:
@@ -586,6 +587,66 @@ class Functions(Construct):
                     + [access_logs.arn_for_objects("*")],
                 )
             )
+
+    def _grant_copy_targets(self, plans: PlansFile) -> None:
+        """The Copy steps reach each plan's ``copy_to`` vault: by assuming its role (only the roles named; what the
+        role may do is the target account's to grant), or, when none is named, by grants on exactly that bucket and
+        prefix: read (listing the bucket unconditioned: a HeadObject of a missing key is a 404, which Prepare's "is it
+        there already" relies on, only with s3:ListBucket that no s3:prefix condition narrows), the writes and deletes
+        each step's spec lists, and reading Object Lock state where it forgets.
+        The target's data key is unwrapped with the role's KMS client, or, without a role, under the stack's vault
+        key grant (a target in this account without a role shares the vault key)."""
+        targets = [plan.copy_to for plan in plans.plans if plan.copy_to is not None]
+        roles = sorted({t.role_arn for t in targets if t.role_arn})
+        direct = sorted({(t.bucket, t.prefix) for t in targets if not t.role_arn})
+        for spec in FUNCTIONS:
+            if not spec.copies:
+                continue
+            function = self[spec]
+            if roles:
+                function.add_to_role_policy(
+                    iam.PolicyStatement(sid="CopyTargetRoles", actions=["sts:AssumeRole"], resources=roles)
+                )
+            for bucket, prefix in direct:
+                root = f"{prefix.rstrip('/')}/" if prefix else ""
+                arn = Stack.of(self).format_arn(service="s3", region="", account="", resource=bucket)
+                shown = f"Resource::arn:<AWS::Partition>:s3:::{bucket}/{root}"
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid=_sid("CopyTargetList", bucket),
+                        actions=["s3:ListBucket"],
+                        resources=[arn],
+                    )
+                )
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid=_sid("CopyTargetRead", bucket), actions=["s3:GetObject"], resources=[f"{arn}/{root}*"]
+                    )
+                )
+                for sid, actions, prefixes in (
+                    ("CopyTargetWrite", ["s3:PutObject", "s3:AbortMultipartUpload"], spec.copy_target_writes),
+                    ("CopyTargetDelete", ["s3:DeleteObject"], spec.copy_target_deletes),
+                ):
+                    if prefixes:
+                        function.add_to_role_policy(
+                            iam.PolicyStatement(
+                                sid=_sid(sid, bucket),
+                                actions=actions,
+                                resources=[f"{arn}/{root}{p}*" for p in prefixes],
+                            )
+                        )
+                if layout.MANIFEST_PREFIX in spec.copy_target_deletes:
+                    function.add_to_role_policy(
+                        iam.PolicyStatement(
+                            sid=_sid("CopyTargetLockRead", bucket),
+                            actions=list(OBJECT_LOCK_READ_ACTIONS),
+                            resources=[f"{arn}/{root}{layout.MANIFEST_PREFIX}*"],
+                        )
+                    )
+                self.wildcard_findings.append(f"{shown}*")
+                self.wildcard_findings += [
+                    f"{shown}{p}*" for p in (*spec.copy_target_writes, *spec.copy_target_deletes)
+                ]
 
     def _acknowledge_findings(self) -> None:
         acknowledge(

@@ -39,6 +39,15 @@ class FunctionSpec:
     holds_lock: bool = False
     # Lock extension: reads and extends (never shortens) the Object Lock retention of what recovery points need.
     extends_locks: bool = False
+    # A Copy step: reads the plans' copy targets (or assumes their roles), writes and deletes only under these
+    # prefixes of a target vault.
+    copy_target_writes: tuple[str, ...] = ()
+    copy_target_deletes: tuple[str, ...] = ()
+
+    @property
+    def copies(self) -> bool:
+        """A step of the Copy machine (it opens the plans' copy targets)."""
+        return bool(self.copy_target_writes or self.copy_target_deletes)
 
     @property
     def handler(self) -> str:
@@ -233,6 +242,45 @@ FRESHNESS_CHECK = FunctionSpec(
     timeout_minutes=c.ABORT_TIMEOUT_MINUTES,
     writes=(layout.STAGING_PREFIX,),
 )
+# Copy (vaultline/runs/copy_steps.py states the ceilings): the source vault is only read, but for the run's staging;
+# the target gets its shared lock (Prepare), packs and index objects (items; a lock refresh), the entry stream and
+# the manifest (Commit, which also forgets there by copy_to.keep), and loses only its lock and forgotten manifests.
+COPY_STAGING = (layout.STAGING_PREFIX,)
+COPY_PREPARE = FunctionSpec(
+    "copy_prepare",
+    c.PREPARE_MEMORY_MB,
+    "Lock the copy target, stage a recovery point's batches",
+    writes=COPY_STAGING,
+    ends_run=True,
+    copy_target_writes=(layout.LOCK_PREFIX,),
+    copy_target_deletes=(layout.LOCK_PREFIX,),
+)
+COPY_ITEM = FunctionSpec(
+    "copy_item",
+    c.WORKER_MEMORY_MB,
+    "Copy a batch's missing chunks into the target vault",
+    writes=COPY_STAGING,
+    copy_target_writes=(layout.DATA_PREFIX, layout.INDEX_PREFIX, layout.LOCK_PREFIX),
+)
+COPY_COMMIT = FunctionSpec(
+    "copy_commit",
+    c.COMMIT_MEMORY_MB,
+    "Write the copy's manifest in the target, apply its keep rules",
+    writes=COPY_STAGING,
+    ends_run=True,
+    copy_target_writes=(layout.DATA_PREFIX, layout.INDEX_PREFIX, layout.MANIFEST_PREFIX),
+    copy_target_deletes=(layout.LOCK_PREFIX, layout.MANIFEST_PREFIX),
+)
+COPY_ABORT = FunctionSpec(
+    "copy_abort",
+    c.ABORT_MEMORY_MB,
+    "Unlock the target of a failed copy, clean its staging",
+    timeout_minutes=c.ABORT_TIMEOUT_MINUTES,
+    writes=COPY_STAGING,
+    ends_run=True,
+    copy_target_deletes=(layout.LOCK_PREFIX,),
+)
+COPY_FUNCTIONS = (COPY_PREPARE, COPY_ITEM, COPY_COMMIT, COPY_ABORT)
 
 # In the order the template has always listed them: the S3 path, the DynamoDB path, retention and maintenance.
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -271,5 +319,6 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     MAINTENANCE_LOCK_EXTEND,
     MAINTENANCE_LOCK_SUMMARY,
     FRESHNESS_CHECK,
+    *COPY_FUNCTIONS,
 )
 WORKERS = tuple(spec for spec in FUNCTIONS if spec.worker)

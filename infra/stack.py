@@ -13,6 +13,7 @@ from constructs import Construct
 from infra import constants as c
 from infra import registry as r
 from infra.air_gap import ImportedVault
+from infra.copy_workflow import Copy
 from infra.freshness import Freshness, maintenance_heartbeats, plan_heartbeats
 from infra.functions import Functions
 from infra.layer import SharedLayer
@@ -128,6 +129,19 @@ class VaultlineStack(Stack):
             dead_letters=self.schedules.dead_letters,
             key=self.notification_key.key,
         )
+        self.copy = Copy(
+            self,
+            "Copy",
+            functions=self.functions,
+            vault=self.vault,
+            plans=plans,
+            log_key=self.log_key,
+            topic=self.observability.topic,
+            dead_letters=self.schedules.dead_letters,
+            key=self.notification_key.key,
+        )
+        self.state_machines["Copy"] = self.copy.state_machine
+        self.observability.watch("Copy", self.copy.state_machine)
         self.observability.add_dashboard(
             workers=self.functions.workers,
             alarms=[*integrity_alarms, *self.freshness.alarms],
@@ -149,6 +163,7 @@ class VaultlineStack(Stack):
         CfnOutput(self, c.OUTPUT_RESTORE_STATE_MACHINE, value=self.workflows.restore.state_machine.state_machine_arn)
         if self.maintenance is not None:
             CfnOutput(self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn)
+        CfnOutput(self, c.OUTPUT_COPY_STATE_MACHINE, value=self.copy.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_VAULT_BUCKET, value=self.vault.bucket.bucket_name)
         CfnOutput(self, c.OUTPUT_VAULT_KEY, value=self.vault.key.key_arn)
         CfnOutput(

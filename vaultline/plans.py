@@ -12,6 +12,8 @@ A plans file is YAML (or JSON, which is YAML too) shaped like::
           - {type: dynamodb, table: photo-index, mode: scan, read_rate: 100}
         schedule: {expression: "cron(0 3 * * ? *)", timezone: Europe/Berlin, flexible_window_minutes: 30}
         retention: {keep_daily: 7, keep_monthly: 12}
+        copy_to: {vault: "s3://dr-vault/photos", role_arn: "arn:aws:iam::123456789012:role/dr-copy",
+                  region: us-west-2, keep: {keep_monthly: 24}, schedule: {expression: "rate(1 day)"}}
 
 Every validation problem becomes one :class:`PlansFileError` whose message names the file, the plan and the field
 on one line, e.g. ``plans.yaml: plan 'photos': schedule.expression: ...``.
@@ -230,6 +232,37 @@ class KeepRules(_Model):
         return value
 
 
+class CopyTo(_Model):
+    """Where a plan's recovery points are copied after each backup (or on ``schedule``): another vault, perhaps in
+    another region or account (``role_arn`` is assumed to reach it), kept by its own ``keep`` rules there."""
+
+    vault: str
+    role_arn: str | None = Field(default=None, pattern=ROLE_ARN)
+    region: str | None = Field(default=None, pattern=REGION)
+    keep: KeepRules = Field(default_factory=KeepRules)
+    schedule: Schedule | None = None
+
+    @field_validator("vault")
+    @classmethod
+    def _vault_url(cls, value: str) -> str:
+        bucket, _, prefix = value.removeprefix("s3://").partition("/")
+        if not value.startswith("s3://") or not re.match(BUCKET_NAME, bucket):
+            raise ValueError(f"{value!r} is not a vault URL (s3://<bucket>[/<prefix>])")
+        if prefix.startswith("/") or "//" in prefix:
+            raise ValueError(f"{value!r}: the prefix has an empty path segment")
+        return value.rstrip("/")
+
+    @property
+    def bucket(self) -> str:
+        """The target vault's bucket."""
+        return self.vault.removeprefix("s3://").partition("/")[0]
+
+    @property
+    def prefix(self) -> str:
+        """The target vault's prefix in its bucket ('' for the bucket's root)."""
+        return self.vault.removeprefix("s3://").partition("/")[2]
+
+
 class Plan(_Model):
     """One backup plan: sources, schedule, retention and options."""
 
@@ -244,6 +277,8 @@ class Plan(_Model):
     # S3 sources only (docs/cli.md, "Plan options"): skip or fail on archived objects; how often tags are re-read.
     archived_objects: ArchivedObjects = "skip"
     tags_refresh: TagsRefresh = "always"
+    # Copy every recovery point of the plan into another vault (docs/deploy.md, "Vault copies").
+    copy_to: CopyTo | None = None
 
 
 class PlansFile(_Model):
@@ -382,6 +417,7 @@ _PATTERN_HINTS = {
 
 
 __all__ = [
+    "CopyTo",
     "DynamoDBSourcePlan",
     "InventoryReport",
     "KeepRules",

@@ -215,7 +215,9 @@ def _rule(name: str, props: dict[str, Any]) -> dict[str, Any]:
         "Description": rule.get("Description"),
         "EventPattern": json.loads(rule["EventPattern"]),
         "State": rule["State"],
-        "Targets": [{k: t[k] for k in t if k in ("Arn", "Id", "Input", "RoleArn")} for t in targets],
+        "Targets": [
+            {k: t[k] for k in t if k in ("Arn", "Id", "Input", "InputTransformer", "RoleArn")} for t in targets
+        ],
     }
 
 

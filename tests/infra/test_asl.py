@@ -70,11 +70,11 @@ def machines(synth: Synth) -> dict[str, dict[str, Any]]:
     if not VALIDATOR.exists():
         pytest.fail(f"{VALIDATOR} is missing: run `make venv` (npm ci installs the pinned asl-validator)")
     found = definitions(synth.template)
-    assert len(found) == 3
+    assert len(found) == 4
     return found
 
 
-@pytest.mark.parametrize("kind", ["Backup", "Restore", "Maintenance"])
+@pytest.mark.parametrize("kind", ["Backup", "Restore", "Maintenance", "Copy"])
 def test_state_machine_definition_passes_asl_validator(
     machines: dict[str, dict[str, Any]], kind: str, tmp_path: Path
 ) -> None:

@@ -48,6 +48,10 @@ HANDLERS = {
     "MaintenanceLockExtend": "maintenance_lock_extend.handler",
     "MaintenanceLockSummary": "maintenance_lock_summary.handler",
     "FreshnessCheck": "freshness_check.handler",
+    "CopyPrepare": "copy_prepare.handler",
+    "CopyItem": "copy_item.handler",
+    "CopyCommit": "copy_commit.handler",
+    "CopyAbort": "copy_abort.handler",
 }
 
 
@@ -204,6 +208,11 @@ def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_l
         "DdbRestoreFinish",
         "MaintenanceVerifySummary",
         "MaintenanceLockSummary",
+        # Copy: the run's staging in the source vault and, as ends_run grants, its locks (the copy's own lock is
+        # the target's, granted per copy_to: tests/infra/test_copy_workflow.py).
+        "CopyPrepare",
+        "CopyCommit",
+        "CopyAbort",
     }
     assert deleters - maintenance == run_enders | lock_takers
     vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
@@ -483,7 +492,7 @@ def test_every_log_group_is_encrypted_with_the_logs_key(synth: Synth) -> None:
     key_id, key = synth.only("AWS::KMS::Key", "LogKey")
     assert key["Properties"]["EnableKeyRotation"] is True
     groups = synth.resources("AWS::Logs::LogGroup")
-    assert len(groups) == len(HANDLERS) + 3  # the functions', the backup, restore and maintenance machines'
+    assert len(groups) == len(HANDLERS) + 4  # the functions', the backup, restore, maintenance and copy machines'
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
     (logs,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == "AllowCloudWatchLogs"]

@@ -13,7 +13,8 @@ import pytest
 
 import vaultline.operations.copy as copy_module
 from tests.integration.conftest import Run
-from vaultline.errors import IntegrityError, VaultError
+from vaultline.aws import role_client
+from vaultline.errors import IntegrityError, RecoveryPointNotFound, UsageError, VaultError
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault
 from vaultline.operations.copy import copied_from
@@ -21,7 +22,14 @@ from vaultline.repository.layout import STAGING_PREFIX
 from vaultline.repository.manifest import list_recovery_point_ids, load_recovery_point
 from vaultline.repository.vault import Vault
 from vaultline.runs import copy_steps
-from vaultline.runs.copy_models import CopyCommitEvent, CopyItemEvent, CopyPrepareEvent, CopyWorkItem
+from vaultline.runs.copy_models import (
+    CopyCommitEvent,
+    CopyItemEvent,
+    CopyPrepareEvent,
+    CopyRequest,
+    CopyTarget,
+    CopyWorkItem,
+)
 from vaultline.sources import S3Source
 from vaultline.storage import S3Storage
 
@@ -120,3 +128,59 @@ def test_an_item_of_a_run_into_another_vault_is_refused(
     item = CopyItemEvent(run_id=planned.run_id, item=work_items(source, planned)[0])
     with pytest.raises(VaultError, match="not into s3://elsewhere"):
         copy_steps.item(source, other, item)
+
+
+def test_a_scheduled_request_copies_the_newest_of_its_source_and_the_target_keeps_by_copy_to_keep(
+    run: Run, vaults: tuple[Vault, Vault], objects: dict[str, bytes], s3: Any
+) -> None:
+    source, target = vaults
+    first = run_backup(source, S3Source("s3://data"))
+    copy_target = CopyTarget(vault=target.url)
+    request = CopyRequest(target=copy_target, source="s3://data", keep={"keep_last": 1})
+    planned = copy_steps.prepare_request(source, target, request)
+    assert planned.recovery_point == first.id
+    for w in work_items(source, planned):
+        copy_steps.item(source, target, CopyItemEvent(run_id=planned.run_id, item=w))
+    assert copy_steps.commit(source, target, CopyCommitEvent(copying=planned, keep=request.keep)).forgotten == []
+
+    s3.put_object(Bucket="data", Key="obj-new.bin", Body=b"changed")
+    second = run_backup(source, S3Source("s3://data"))
+    planned = copy_steps.prepare_request(source, target, request)
+    assert planned.recovery_point == second.id
+    for w in work_items(source, planned):
+        copy_steps.item(source, target, CopyItemEvent(run_id=planned.run_id, item=w))
+    done = copy_steps.commit(source, target, CopyCommitEvent(copying=planned, keep=request.keep))
+
+    assert done.copied and done.forgotten == [first.id] and done.forgotten_count == 1
+    assert list_recovery_point_ids(Vault.open(target.storage)) == [second.id]
+    assert sorted(list_recovery_point_ids(source)) == sorted([first.id, second.id])  # the source keeps its own
+
+
+def test_a_request_names_exactly_one_of_recovery_point_and_source(vaults: tuple[Vault, Vault]) -> None:
+    source, target = vaults
+    with pytest.raises(UsageError, match="exactly one"):
+        copy_steps.prepare_request(source, target, CopyRequest(target=CopyTarget(vault=target.url)))
+    with pytest.raises(RecoveryPointNotFound, match="no recovery points of source s3://nothing"):
+        copy_steps.prepare_request(
+            source, target, CopyRequest(target=CopyTarget(vault=target.url), source="s3://nothing")
+        )
+
+
+def test_the_target_is_unlocked_with_the_kms_clients_it_is_opened_with(vaults: tuple[Vault, Vault]) -> None:
+    asked: list[str | None] = []
+
+    def recording(region: str | None) -> Any:
+        asked.append(region)
+        return boto3.client("kms", region_name=region)
+
+    Vault.open(S3Storage("vault-dst", "v"), kms=recording)
+    assert asked == ["eu-west-1"]  # the target key's own region, through the caller's client
+
+
+def test_a_target_named_with_a_role_is_opened_as_that_role(vaults: tuple[Vault, Vault]) -> None:
+    _, target = vaults
+    role = "arn:aws:iam::123456789012:role/dr-copy"
+    opened = copy_steps.open_copy_target(CopyTarget(vault="s3://vault-dst/v", role_arn=role, region="eu-west-1"))
+    assert opened.config.vault_id == target.config.vault_id
+    assert isinstance(opened.storage, S3Storage)
+    assert opened.storage.s3 is role_client("s3", role, "eu-west-1")

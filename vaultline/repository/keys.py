@@ -234,14 +234,24 @@ def generate_data_key(kms_key_id: str) -> tuple[bytes, bytes]:
     return response["Plaintext"], response["CiphertextBlob"]
 
 
-def unwrap_with_kms(wrapped: bytes, kms_key_id: str | None, where: str) -> bytes:
+KmsClients = Callable[[str | None], Any]
+"""The KMS client to call in a region (None: the default one): ambient credentials unless a caller opening a vault
+through an assumed role (a copy's target) hands its own."""
+
+
+def ambient_kms(region: str | None) -> Any:
+    """The process's own KMS client for ``region``."""
+    return client("kms", region)
+
+
+def unwrap_with_kms(wrapped: bytes, kms_key_id: str | None, where: str, kms: KmsClients = ambient_kms) -> bytes:
     """KMS Decrypt of a wrapped data key, in the key's own region. A key that is disabled, pending deletion,
     denied or gone raises KeyUnavailable (its state in the message); any other failure WrongKeyError."""
     args: dict[str, Any] = {"CiphertextBlob": wrapped}
     if kms_key_id:
         args["KeyId"] = kms_key_id
     try:
-        plaintext: bytes = client("kms", region_of(kms_key_id)).decrypt(**args)["Plaintext"]
+        plaintext: bytes = kms(region_of(kms_key_id)).decrypt(**args)["Plaintext"]
         return plaintext
     except Exception as exc:
         message = f"{where}: KMS cannot unwrap the vault key ({_aws_message(exc)})"
@@ -272,11 +282,11 @@ def wrap_in_kms_slot(master: bytes, kms_key_id: str, vault_id: str) -> KmsSlot:
     return slot
 
 
-def unwrap_kms_slot(slot: KmsSlot) -> bytes:
+def unwrap_kms_slot(slot: KmsSlot, kms: KmsClients = ambient_kms) -> bytes:
     """The data key of a KMS slot, decrypted in the slot's region."""
     args = {"CiphertextBlob": unb64(slot.wrapped_key), "KeyId": slot.kms_key_arn}
     try:
-        plaintext: bytes = client("kms", slot.region).decrypt(**args)["Plaintext"]
+        plaintext: bytes = kms(slot.region).decrypt(**args)["Plaintext"]
         return plaintext
     except Exception as exc:
         message = f"key slot {slot.id}: KMS cannot unwrap it ({_aws_message(exc)})"
@@ -345,19 +355,21 @@ def unlock(
     config: VaultConfig,
     passphrase: bytes | None = None,
     slots: list[KmsSlot | PassphraseSlot] | None = None,
+    kms: KmsClients = ambient_kms,
 ) -> Unlocked:
     """Unwrap the data key of an encrypted vault.
 
     With ``passphrase``: only passphrase slots are tried, and KMS is never called. Without: the config's KMS key
     first (what a deployed stack's functions use; the ``keys/`` slots are read only if it fails), then every
-    ``kms`` slot, in id order. ``slots`` replaces the vault's own (to ask whether the others would do).
+    ``kms`` slot, in id order. ``slots`` replaces the vault's own (to ask whether the others would do). ``kms``
+    gives the KMS clients (a vault opened through an assumed role unwraps with that role's).
     """
     enc = require_encrypted(config, storage.url)
     checked = _checker(enc.key_check or "", storage.url)
     if passphrase is not None:
         return _unlock_by_passphrase(storage, passphrase, checked, slots)
     try:
-        master = unwrap_with_kms(unb64(enc.wrapped_key or ""), enc.kms_key_id, storage.url)
+        master = unwrap_with_kms(unb64(enc.wrapped_key or ""), enc.kms_key_id, storage.url, kms)
         return Unlocked(checked(master), CONFIG_SLOT)
     except WrongKeyError as first:
         failure = first
@@ -366,7 +378,7 @@ def unlock(
     for slot in slots:
         if isinstance(slot, KmsSlot):
             try:
-                return Unlocked(checked(unwrap_kms_slot(slot)), slot.id)
+                return Unlocked(checked(unwrap_kms_slot(slot, kms)), slot.id)
             except WrongKeyError as exc:
                 others.append(str(exc))
     message = "; ".join([str(failure), *others])

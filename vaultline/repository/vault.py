@@ -25,7 +25,7 @@ from vaultline.repository.config import CompressionSettings, EncryptionSettings,
 from vaultline.repository.crypto import Cipher, key_check_value
 from vaultline.repository.index import DedupIndex, MasterIndex, load_master_index, write_index
 from vaultline.repository.index_codec import IndexPacks, index_version
-from vaultline.repository.keys import CONFIG_SLOT, Unlocked, generate_data_key, unlock
+from vaultline.repository.keys import CONFIG_SLOT, KmsClients, Unlocked, ambient_kms, generate_data_key, unlock
 from vaultline.repository.layout import CONFIG_KEY, pack_key
 from vaultline.repository.object_lock import VaultObjectLock
 from vaultline.repository.packs import BlobEntry, read_pack_entries
@@ -94,10 +94,11 @@ class Vault:
         return cls(storage, config, cipher, Unlocked(master, CONFIG_SLOT) if encryption == "kms" else None)
 
     @classmethod
-    def open(cls, storage: Storage | str, passphrase: bytes | None = None) -> Vault:
-        """Open an existing vault; unwrap its key with KMS if it is encrypted, or, given ``passphrase``, with a
-        passphrase key slot and no call to KMS at all (repository/keys.py). A vault without encryption has no
-        key to unwrap and ignores ``passphrase``."""
+    def open(cls, storage: Storage | str, passphrase: bytes | None = None, kms: KmsClients = ambient_kms) -> Vault:
+        """Open an existing vault; unwrap its key with KMS (``kms``'s clients: the process's own unless the caller
+        acts through an assumed role) if it is encrypted, or, given ``passphrase``, with a passphrase key slot and
+        no call to KMS at all (repository/keys.py). A vault without encryption has no key to unwrap and ignores
+        ``passphrase``."""
         if isinstance(storage, str):
             storage = open_storage(storage)
         config = cls.read_config(storage)
@@ -105,7 +106,7 @@ class Vault:
         if enc.mode == "kms":
             if not enc.wrapped_key or not enc.key_check:
                 raise VaultError(f"{storage.url}: encrypted vault config lacks its wrapped key")
-            unlocked = unlock(storage, config, passphrase)
+            unlocked = unlock(storage, config, passphrase, kms=kms)
             return cls(storage, config, Cipher.from_master(unlocked.master), unlocked=unlocked)
         if not enc.id_key_material:
             raise VaultError(f"{storage.url}: vault config lacks its chunk-id key material")

@@ -3,11 +3,37 @@ steps and by whatever invokes them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from vaultline.repository.manifest import ObjectEntry
 from vaultline.runs.models import StepModel
 from vaultline.runs.protocol import RunLock
+
+# The map's MaxConcurrency: each item reads source packs and writes target packs, RANGES_IN_FLIGHT at a time.
+COPY_CONCURRENCY = 10
+
+
+class CopyTarget(StepModel):
+    """The vault a Copy machine writes into (a plan's ``copy_to``): its URL, the role to assume to reach it (None:
+    the functions' own credentials, which the stack grants on that bucket) and the region of its bucket and key."""
+
+    vault: str
+    role_arn: str | None = None
+    region: str | None = None
+
+
+class CopyRequest(StepModel):
+    """The Copy state machine's input: copy ``recovery_point`` (after a backup), or the newest recovery point of
+    ``source`` (on a schedule), into ``target``; then forget the target's recovery points of that source that the
+    ``keep`` rules (a plan's ``copy_to.keep``, as a dict) do not keep."""
+
+    target: CopyTarget
+    plan: str | None = None
+    recovery_point: str | None = None
+    source: str | None = None
+    keep: dict[str, Any] = Field(default_factory=dict)
 
 
 class CopyPrepareEvent(StepModel):
@@ -45,11 +71,13 @@ class CopyPlanned(StepModel):
     vault_bucket: str | None = None
     work_list_key: str | None = None
     items: int = 0
+    worker_concurrency: int = COPY_CONCURRENCY
 
 
 class CopyItemEvent(StepModel):
     run_id: str
     item: CopyWorkItem
+    target: CopyTarget | None = None
 
 
 class CopyItemResult(StepModel):
@@ -72,11 +100,31 @@ class CopiedEntries(StepModel):
 
 class CopyCommitEvent(StepModel):
     copying: CopyPlanned
+    # The target's keep rules for the copied recovery point's source ({}: keep everything).
+    keep: dict[str, Any] = Field(default_factory=dict)
 
 
 class CopyCommitResult(StepModel):
+    """Commit's result, and so the detail of the Copy machine's success event."""
+
     recovery_point: str
     copied: bool
+    target: str | None = None
     entries: int = 0
     chunks_copied: int = 0
     bytes_transferred: int = 0
+    # What the target's keep rules forgot there (its own maintenance prunes the data).
+    forgotten: list[str] = Field(default_factory=list)
+    forgotten_count: int = 0
+
+
+class CopyAbortEvent(StepModel):
+    """The state as the Catch leaves it: what Prepare staged (absent when Prepare itself failed) and the error."""
+
+    copying: CopyPlanned | None = None
+    error: dict[str, Any] | None = None
+
+
+class CopyAborted(StepModel):
+    run_id: str | None = None
+    cleaned: int = 0

@@ -13,10 +13,17 @@ state machine runs, Prepare -> a Distributed Map of :func:`item` over the staged
   stream, writes the manifest (the commit point), releases the target's lock and clears the staging.
 - :func:`abort` releases the target's lock and clears the staging of a failed run.
 
-Ceilings: Prepare streams the entry stream once (as a backup's Prepare streams the parent's) and holds one batch
+The Copy state machine's steps take its input (:class:`CopyRequest`): :func:`open_copy_target` opens the target
+through the named role (S3 and the KMS unwrap of its data key both act as that role), :func:`prepare_request`
+resolves which recovery point to copy, and :func:`commit` applies the target's own keep rules (``keep``) to the
+copied source's recovery points there, forget only: pruning the data is the target's own maintenance.
+
+Ceilings: :func:`prepare_request` streams the source's recovery point headers once (one held at a time) to find a
+source's newest; Prepare streams the entry stream once (as a backup's Prepare streams the parent's) and holds one batch
 and the work list (one small entry per batch: a batch is up to ``BATCH_CHUNKS`` chunks to read, about 1 GiB of
 data at the default chunk sizes); an item holds one batch and ``RANGES_IN_FLIGHT`` ranges of source packs;
-commit holds one result at a time. The CLI (`vaultline copy`) resolves the same batches in one process without
+commit holds one result at a time, and its forget the target's headers of the copied source (as the backups'
+Retention step does). The CLI (`vaultline copy`) resolves the same batches in one process without
 staging them.
 """
 
@@ -25,7 +32,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from vaultline.errors import VaultError
+from vaultline.aws import client, role_client
+from vaultline.errors import RecoveryPointNotFound, UsageError, VaultError
 from vaultline.operations.copy import (
     CopyBatch,
     CopyCounters,
@@ -37,23 +45,66 @@ from vaultline.operations.copy import (
     copy_pool,
     reference_for,
 )
+from vaultline.operations.forget import forget
 from vaultline.repository import locks
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import store_entries
-from vaultline.repository.manifest import ObjectEntry, load_recovery_point
+from vaultline.repository.manifest import ObjectEntry, iter_recovery_points, load_recovery_point
 from vaultline.repository.vault import Vault
 from vaultline.runs.copy_models import (
     CopiedEntries,
+    CopyAborted,
+    CopyAbortEvent,
     CopyCommitEvent,
     CopyCommitResult,
     CopyItemEvent,
     CopyItemResult,
     CopyPlanned,
     CopyPrepareEvent,
+    CopyRequest,
     CopyRun,
+    CopyTarget,
     CopyWorkItem,
 )
+from vaultline.runs.maintenance_models import MAX_LISTED
+from vaultline.runs.maintenance_steps import retention_policy
 from vaultline.runs.protocol import StagedRun, item_name, s3_storage
+from vaultline.storage import S3Storage
+
+
+def open_copy_target(target: CopyTarget) -> Vault:
+    """The target vault of a Copy machine: read, written and unlocked as ``target.role_arn`` when one is named
+    (its S3 and KMS clients both act as that role, refreshing the session as it nears expiry), otherwise with the
+    functions' own credentials. VaultNotFound when no vault is there (``vaultline init`` it first)."""
+    if not target.vault.startswith("s3://"):
+        raise UsageError(f"copy target {target.vault!r} is not an s3:// vault URL")
+    bucket, _, prefix = target.vault[len("s3://") :].partition("/")
+    role = target.role_arn
+    if role is None:
+        return Vault.open(S3Storage(bucket, prefix, client("s3", target.region)))
+    return Vault.open(
+        S3Storage(bucket, prefix, role_client("s3", role, target.region)),
+        kms=lambda region: role_client("kms", role, region or target.region),
+    )
+
+
+def newest_of_source(source: Vault, name: str) -> str:
+    """The id of ``name``'s newest recovery point in ``source`` (RecoveryPointNotFound when it has none)."""
+    newest: tuple[str, str] | None = None
+    for rp in iter_recovery_points(source):
+        if rp.source == name and (newest is None or (rp.time.isoformat(), rp.id) > newest):
+            newest = (rp.time.isoformat(), rp.id)
+    if newest is None:
+        raise RecoveryPointNotFound(f"{source.url} holds no recovery points of source {name}")
+    return newest[1]
+
+
+def prepare_request(source: Vault, target: Vault, request: CopyRequest) -> CopyPlanned:
+    """The Copy machine's Prepare: the request's recovery point, or its source's newest, staged by :func:`prepare`."""
+    if (request.recovery_point is None) == (request.source is None):
+        raise UsageError("a copy request names exactly one of recovery_point and source")
+    rp = request.recovery_point or newest_of_source(source, request.source or "")
+    return prepare(source, target, CopyPrepareEvent(recovery_point=rp))
 
 
 def new_copy_id(recovery_point: str) -> str:
@@ -144,7 +195,8 @@ def commit(source: Vault, target: Vault, event: CopyCommitEvent) -> CopyCommitRe
     manifest (the commit point); release the target's lock and clear the run."""
     planned = event.copying
     if planned.skipped or planned.run_id is None:
-        return CopyCommitResult(recovery_point=planned.recovery_point, copied=False)
+        skipped = CopyCommitResult(recovery_point=planned.recovery_point, copied=False, target=target.url)
+        return _apply_keep(source, target, event, skipped)
     run, document = _document(source, target, planned.run_id)
     names = [item_name(n) for n in range(document.items)]
     run.check_results(names, f"copy {run.id}")
@@ -165,13 +217,34 @@ def commit(source: Vault, target: Vault, event: CopyCommitEvent) -> CopyCommitRe
         totals.bytes_transferred += writer.stats.stored_bytes
     run.clean()
     locks.release(target.storage, document.target_lock)
-    return CopyCommitResult(
+    committed = CopyCommitResult(
         recovery_point=rp.id,
         copied=True,
+        target=target.url,
         entries=stored.count,
         chunks_copied=totals.chunks_copied,
         bytes_transferred=totals.bytes_transferred,
     )
+    return _apply_keep(source, target, event, committed)
+
+
+def _apply_keep(source: Vault, target: Vault, event: CopyCommitEvent, result: CopyCommitResult) -> CopyCommitResult:
+    """Forget the target's recovery points of the copied one's source that ``event.keep`` does not keep (after the
+    manifest: a forget that fails leaves the copy complete, and the next copy applies the rules again)."""
+    policy = retention_policy(event.keep)
+    if policy is None:
+        return result
+    name = load_recovery_point(source, result.recovery_point).source
+    report = forget(target, policy, sources=[name])
+    return result.model_copy(update={"forgotten": report.removed[:MAX_LISTED], "forgotten_count": len(report.removed)})
+
+
+def abort_event(source: Vault, target: Vault, event: CopyAbortEvent) -> CopyAborted:
+    """The Copy machine's Abort: end the run Prepare staged, if it staged one (a failed Prepare cleans up itself)."""
+    run_id = event.copying.run_id if event.copying else None
+    if run_id is None:
+        return CopyAborted()
+    return CopyAborted(run_id=run_id, cleaned=abort(source, target, run_id))
 
 
 def abort(source: Vault, target: Vault, run_id: str) -> int:

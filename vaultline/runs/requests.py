@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vaultline.plans import DynamoDBSourcePlan, Plan, PlansFile, S3SourcePlan
+from vaultline.runs.copy_models import CopyRequest, CopyTarget
 from vaultline.runs.maintenance_models import DrillOptions, MaintenanceInput, SourcePolicy, VerifyOptions
 from vaultline.runs.models import BackupRequest, RestoreRequest, SourceSpec
 from vaultline.runs.table_models import TableBackupRequest, TableRestoreRequest, TableSourceSpec
@@ -103,6 +104,22 @@ def maintenance_input(plans: PlansFile, *, drill: bool, scratch: str, verify_par
         drill=DrillOptions(enabled=drill, scratch=scratch),
     )
     return execution_input(request)
+
+
+def copy_input(plan: Plan, *, source: str | None = None, recovery_point: Any = None) -> dict[str, Any]:
+    """The Copy state machine's input for a plan with ``copy_to``: its target and keep rules, and either the
+    ``recovery_point`` a backup committed (after a backup; an EventBridge input path may stand in for it) or the
+    ``source`` whose newest recovery point to copy (on ``copy_to.schedule``). ValueError if the plan has no copy_to."""
+    if plan.copy_to is None:
+        raise ValueError(f"plan {plan.name!r} has no copy_to")
+    given = plan.copy_to.model_dump(include={"vault", "role_arn", "region"}, exclude_none=True)
+    request = CopyRequest(target=CopyTarget(**given), plan=plan.name, keep=plan.copy_to.keep.rules())
+    sent = execution_input(request)
+    if source is not None:
+        sent["source"] = source
+    if recovery_point is not None:
+        sent["recovery_point"] = recovery_point
+    return sent
 
 
 def restore_input(
