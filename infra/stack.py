@@ -129,19 +129,25 @@ class VaultlineStack(Stack):
             dead_letters=self.schedules.dead_letters,
             key=self.notification_key.key,
         )
-        self.copy = Copy(
-            self,
-            "Copy",
-            functions=self.functions,
-            vault=self.vault,
-            plans=plans,
-            log_key=self.log_key,
-            topic=self.observability.topic,
-            dead_letters=self.schedules.dead_letters,
-            key=self.notification_key.key,
+        # Copies run where the vault is owned (a vault-account deployment copies from the vault account).
+        self.copy = (
+            Copy(
+                self,
+                "Copy",
+                functions=self.functions,
+                vault=self.vault,
+                plans=plans,
+                log_key=self.log_key,
+                topic=self.observability.topic,
+                dead_letters=self.schedules.dead_letters,
+                key=self.notification_key.key,
+            )
+            if isinstance(self.vault, Vault)
+            else None
         )
-        self.state_machines["Copy"] = self.copy.state_machine
-        self.observability.watch("Copy", self.copy.state_machine)
+        if self.copy is not None:
+            self.state_machines["Copy"] = self.copy.state_machine
+            self.observability.watch("Copy", self.copy.state_machine)
         self.observability.add_dashboard(
             workers=self.functions.workers,
             alarms=[*integrity_alarms, *self.freshness.alarms],
@@ -163,7 +169,8 @@ class VaultlineStack(Stack):
         CfnOutput(self, c.OUTPUT_RESTORE_STATE_MACHINE, value=self.workflows.restore.state_machine.state_machine_arn)
         if self.maintenance is not None:
             CfnOutput(self, c.OUTPUT_MAINTENANCE_STATE_MACHINE, value=self.maintenance.state_machine.state_machine_arn)
-        CfnOutput(self, c.OUTPUT_COPY_STATE_MACHINE, value=self.copy.state_machine.state_machine_arn)
+        if self.copy is not None:
+            CfnOutput(self, c.OUTPUT_COPY_STATE_MACHINE, value=self.copy.state_machine.state_machine_arn)
         CfnOutput(self, c.OUTPUT_VAULT_BUCKET, value=self.vault.bucket.bucket_name)
         CfnOutput(self, c.OUTPUT_VAULT_KEY, value=self.vault.key.key_arn)
         CfnOutput(

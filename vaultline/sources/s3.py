@@ -3,6 +3,7 @@ the bucket's account."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -60,12 +61,18 @@ class S3Source(Source):
         # Listed from its newest S3 Inventory report rather than by ListObjects (read with the source's client).
         self.inventory = inventory
         self._s3 = s3
+        # Read-ahead threads ask for the client at once: one of them makes it (one AssumeRole, one client).
+        self._making = threading.Lock()
 
     @property
     def s3(self) -> Any:
         """The client, made on first use: a step that only needs the source's identity (Commit) must not need
         the right to assume its role."""
-        if self._s3 is None:
+        if self._s3 is not None:
+            return self._s3
+        with self._making:
+            if self._s3 is not None:
+                return self._s3
             if not self.role_arn:
                 self._s3 = client("s3")
             else:
