@@ -7,9 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from vaultline.errors import TargetError
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault
 from vaultline.operations.restore import restore_entries, select_entries
@@ -17,7 +15,6 @@ from vaultline.repository.manifest import iter_entries, list_recovery_points
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.targets import S3Target
-from vaultline.targets import s3 as s3_target
 
 MiB = 1024 * 1024
 
@@ -239,60 +236,3 @@ def test_compression_level_is_taken_from_the_vault(
     s3.put_object(Bucket="text", Key="t.txt", Body=b"lorem ipsum dolor sit amet " * 20_000)
     rp = run_backup(vault, open_source("s3://text"))
     assert rp.stats.bytes_stored < 50_000
-
-
-def test_parts_uploaded_in_parallel_restore_the_object_exactly(
-    s3: Any, make_bucket: Callable[..., str], s3_vault: Vault, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(s3_target, "PART_SIZE", 5 * MiB)  # S3's smallest part: 4 parts, 3 of them at once
-    make_bucket("parts")
-    data = random.Random(6).randbytes(17 * MiB)
-    s3.put_object(Bucket="parts", Key="blob.bin", Body=data)
-    rp = run_backup(s3_vault, open_source("s3://parts"))
-    make_bucket("parts-copy")
-    target = S3Target("s3://parts-copy")
-    upload_part, uploaded = target.s3.upload_part, []
-
-    def recorded(**kwargs: Any) -> Any:
-        uploaded.append((kwargs["PartNumber"], len(kwargs["Body"])))
-        return upload_part(**kwargs)
-
-    target.s3 = _Wrapped(target.s3, upload_part=recorded)
-    restore_entries(s3_vault, select_entries(s3_vault, rp), target)
-    assert body(s3, "parts-copy", "blob.bin") == data
-    assert [number for number, _ in sorted(uploaded)] == [1, 2, 3, 4]
-    assert all(size >= 5 * MiB for _, size in sorted(uploaded)[:3])
-
-
-def test_a_failed_part_aborts_the_upload_with_a_clear_error(
-    s3: Any, make_bucket: Callable[..., str], s3_vault: Vault, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(s3_target, "PART_SIZE", 5 * MiB)
-    make_bucket("fails")
-    s3.put_object(Bucket="fails", Key="blob.bin", Body=random.Random(7).randbytes(17 * MiB))
-    rp = run_backup(s3_vault, open_source("s3://fails"))
-    make_bucket("fails-copy")
-    target = S3Target("s3://fails-copy")
-    upload_part = target.s3.upload_part
-
-    def failing(**kwargs: Any) -> Any:
-        if kwargs["PartNumber"] == 2:
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "part lost"}}, "UploadPart")
-        return upload_part(**kwargs)
-
-    target.s3 = _Wrapped(target.s3, upload_part=failing)
-    with pytest.raises(TargetError, match=r"fails-copy/blob\.bin: InternalError"):
-        restore_entries(s3_vault, select_entries(s3_vault, rp), target)
-    assert s3.list_multipart_uploads(Bucket="fails-copy").get("Uploads", []) == []
-    assert s3.list_objects_v2(Bucket="fails-copy").get("KeyCount") == 0
-
-
-class _Wrapped:
-    """A client whose named calls are replaced, the rest passed through."""
-
-    def __init__(self, inner: Any, **replaced: Callable[..., Any]) -> None:
-        self._inner = inner
-        self._replaced = replaced
-
-    def __getattr__(self, name: str) -> Any:
-        return self._replaced.get(name) or getattr(self._inner, name)
