@@ -859,7 +859,7 @@ def _create(kind: str, logical: str, props: _Props, ctx: _Context) -> Created:
     return created
 
 
-IDENTITY_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::Role")
+IDENTITY_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role")
 """Resource types whose identity policies vaultline_dev/embedded/iam_deploy.py attaches (the table's IAM_DEPLOY)."""
 
 

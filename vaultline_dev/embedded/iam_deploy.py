@@ -1,7 +1,8 @@
 """Deploy the template's policies into the embedded AWS, so that the IAM evaluator sees what AWS would.
 
-CloudFormation attaches identity policies to roles (``AWS::IAM::Policy``, a role's inline ``Policies`` and its
-``ManagedPolicyArns``) and sets resource policies (``AWS::S3::BucketPolicy``, a key's ``KeyPolicy``,
+CloudFormation attaches identity policies to roles (``AWS::IAM::Policy``, ``AWS::IAM::ManagedPolicy`` with its
+``Roles``, as CDK writes a role's overflow past the 10,240-character inline limit, a role's inline ``Policies`` and
+its ``ManagedPolicyArns``) and sets resource policies (``AWS::S3::BucketPolicy``, a key's ``KeyPolicy``,
 ``AWS::SNS::TopicPolicy``, ``AWS::SQS::QueuePolicy``). ``deploy.py`` creates the resources; it calls
 :func:`apply_policies` for every resource once all of them exist, with the properties resolved.
 """
@@ -17,6 +18,7 @@ from vaultline.aws import client
 POLICY_TYPES = frozenset(
     {
         "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
         "AWS::IAM::Role",
         "AWS::KMS::Key",
         "AWS::S3::BucketPolicy",
@@ -34,6 +36,16 @@ def apply_policies(kind: str, props: Mapping[str, Any], physical: Mapping[str, s
         document = json.dumps(props["PolicyDocument"])
         for role in props.get("Roles", []):
             iam.put_role_policy(RoleName=role, PolicyName=props["PolicyName"], PolicyDocument=document)
+    elif kind == "AWS::IAM::ManagedPolicy":
+        iam = client("iam")
+        created = iam.create_policy(
+            PolicyName=props.get("ManagedPolicyName") or physical[logical],
+            Path=props.get("Path", "/"),
+            PolicyDocument=json.dumps(props["PolicyDocument"]),
+            Description=props.get("Description", ""),
+        )
+        for role in props.get("Roles", []):
+            iam.attach_role_policy(RoleName=role, PolicyArn=created["Policy"]["Arn"])
     elif kind == "AWS::IAM::Role":
         iam = client("iam")
         role = physical[logical]
