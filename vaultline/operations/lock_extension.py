@@ -54,7 +54,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -63,6 +63,7 @@ from pydantic import BaseModel, Field
 
 from vaultline.errors import IntegrityError, RecoveryPointNotFound, VaultError, VaultlineError
 from vaultline.operations import prune_records as rec
+from vaultline.operations.batching import batches
 from vaultline.repository.layout import DATA_PREFIX, LOCKED_PREFIXES, OBJECT_LOCK_KEY, manifest_key, pack_key
 from vaultline.repository.manifest import list_recovery_point_ids, load_recovery_point, needed_blobs
 from vaultline.repository.object_lock import ObjectLockSettings, VaultObjectLock, load_object_lock
@@ -258,17 +259,6 @@ def _partition_bits(packs: int) -> int:
     return bits
 
 
-def _batches(ids: Iterable[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for item in ids:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def plan(
     vault: Vault, options: LockExtendOptions | None = None, now: datetime | None = None
 ) -> tuple[LockRun, list[LockMarkItem], list[LockExtendItem]]:
@@ -298,7 +288,7 @@ def plan(
             if version.mode is not None:  # only what was locked when written: the bounded records
                 run.settings.count(*keep_locked(vault, OBJECT_LOCK_KEY, run, version))
         items: list[LockMarkItem] = []
-        for batch in _batches(list_recovery_point_ids(vault), POINTS_PER_BATCH):
+        for batch in batches(list_recovery_point_ids(vault), POINTS_PER_BATCH):
             name = f"batches/mark/{len(items):06d}"
             staging.put_model(name, LockBatch(ids=batch))
             items.append(LockMarkItem(number=len(items), batch=name))

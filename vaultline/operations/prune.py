@@ -73,6 +73,7 @@ from pydantic import BaseModel, Field
 
 from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFound, VaultError, VaultlineError
 from vaultline.operations import prune_records as rec
+from vaultline.operations.batching import batches
 from vaultline.operations.defaults import DEFAULT_REPACK_THRESHOLD
 from vaultline.repository import locks
 from vaultline.repository.index import decode_index
@@ -340,17 +341,6 @@ def _partition_bits(storage: Storage) -> int:
     return bits
 
 
-def _batches(ids: Iterable[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for item in ids:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def start(
     vault: Vault, options: PruneOptions, now: datetime | None = None, owner: str | None = None
 ) -> tuple[PruneRun, list[MarkItem]]:
@@ -374,14 +364,14 @@ def start(
         del listing
         items: list[MarkItem] = []
         points = 0
-        for batch in _batches(list_recovery_point_ids(vault), POINTS_PER_BATCH):
+        for batch in batches(list_recovery_point_ids(vault), POINTS_PER_BATCH):
             name = f"batches/mark/{len(items):06d}"
             staging.put_model(name, MarkBatch(ids=batch))
             items.append(MarkItem(number=len(items), kind="points", batch=name))
             points += len(batch)
         index_ids = (obj.key[len(INDEX_PREFIX) :] for obj in vault.storage.list(INDEX_PREFIX))
         index_objects = 0
-        for batch in _batches(index_ids, INDEX_OBJECTS_PER_BATCH):
+        for batch in batches(index_ids, INDEX_OBJECTS_PER_BATCH):
             name = f"batches/mark/{len(items):06d}"
             staging.put_model(name, MarkBatch(ids=batch))
             items.append(MarkItem(number=len(items), kind="index", batch=name))
