@@ -129,6 +129,8 @@ class Functions(Construct):
             # 0 days: nothing is locked (and the vault's own object-lock object is not consulted).
             object_lock_mode=vault.object_lock_mode,
             object_lock_days=vault.object_lock_days,
+            object_lock_min_days=settings.object_lock_min_days,
+            object_lock_max_days=settings.object_lock_max_days,
         )
         self._functions: dict[FunctionSpec, lambda_.Function] = {}
         for spec in FUNCTIONS:

@@ -7,7 +7,7 @@ import re
 from typing import Any, Literal
 
 from constructs import Node
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from infra import constants as c
 from infra.air_gap_settings import AirGapSettings
@@ -31,6 +31,10 @@ class StackSettings(BaseModel):
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
     # 0 keeps Object Lock enabled on the bucket (it can only be turned on at creation) without a default retention.
     object_lock_retention_days: int = Field(default=c.DEFAULT_OBJECT_LOCK_DAYS, ge=0, le=36500)
+    # The bounds a deployed vault records (version 2 object-lock, AWS Backup Vault Lock's minimum and maximum):
+    # no later change goes below min or above max. Unset: min is the retention days, max the most S3 allows.
+    object_lock_min_days: int | None = Field(default=None, ge=1, le=36500)
+    object_lock_max_days: int | None = Field(default=None, ge=1, le=36500)
     noncurrent_version_expiration_days: int = Field(default=c.DEFAULT_NONCURRENT_DAYS, ge=1)
     restore_target_buckets: tuple[str, ...] = Field(default=c.DEFAULT_RESTORE_TARGETS, min_length=1)
     # Table-name patterns DynamoDB restores may create and write (IAM wildcards: * and ?).
@@ -57,6 +61,17 @@ class StackSettings(BaseModel):
         except ValidationError as exc:
             raise ValueError(_clean_message(exc.errors()[0]["msg"])) from None
 
+    @model_validator(mode="after")
+    def _lock_bounds_hold_the_days(self) -> StackSettings:
+        days = self.object_lock_retention_days
+        low, high = self.object_lock_min_days, self.object_lock_max_days
+        if days and not (low or days) <= days <= (high or days):
+            raise ValueError(
+                f"{c.CTX_OBJECT_LOCK_DAYS} {days} is outside [{c.CTX_OBJECT_LOCK_MIN_DAYS} {low}, "
+                f"{c.CTX_OBJECT_LOCK_MAX_DAYS} {high}]"
+            )
+        return self
+
     @field_validator("notification_email")
     @classmethod
     def _valid_email(cls, value: str | None) -> str | None:
@@ -70,6 +85,8 @@ class StackSettings(BaseModel):
             "plans_file": c.CTX_PLANS_FILE,
             "object_lock_mode": c.CTX_OBJECT_LOCK_MODE,
             "object_lock_retention_days": c.CTX_OBJECT_LOCK_DAYS,
+            "object_lock_min_days": c.CTX_OBJECT_LOCK_MIN_DAYS,
+            "object_lock_max_days": c.CTX_OBJECT_LOCK_MAX_DAYS,
             "noncurrent_version_expiration_days": c.CTX_NONCURRENT_DAYS,
             "restore_target_buckets": c.CTX_RESTORE_TARGETS,
             "restore_target_tables": c.CTX_RESTORE_TARGET_TABLES,

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import Synth
-from vaultline.runs.settings import OBJECT_LOCK_DAYS_ENV, OBJECT_LOCK_MODE_ENV
+from infra.app import build_app
+from infra.settings import SettingsError
+from tests.infra.conftest import Synth, synthesize
+from vaultline.runs.settings import (
+    OBJECT_LOCK_DAYS_ENV,
+    OBJECT_LOCK_MAX_DAYS_ENV,
+    OBJECT_LOCK_MIN_DAYS_ENV,
+    OBJECT_LOCK_MODE_ENV,
+)
 
 
 def _vault(synth: Synth) -> dict:
@@ -97,3 +105,16 @@ def test_vault_access_is_logged_to_a_separate_retained_bucket(synth: Synth) -> N
     assert _vault(synth)["Properties"]["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": logs_id}
     assert logs["DeletionPolicy"] == "Retain"
     assert "AccessControl" not in logs["Properties"]  # log delivery via bucket policy, ACLs disabled
+
+
+def test_the_contexts_lock_bounds_reach_the_functions_that_create_the_vault() -> None:
+    # The first backup's Prepare creates the vault from these (vaultline/runs/staging.py): version 2 settings.
+    bounded = synthesize({"objectLockMinDays": 14, "objectLockMaxDays": 90}, nag=False)
+    for function in bounded.resources("AWS::Lambda::Function").values():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert (env[OBJECT_LOCK_MIN_DAYS_ENV], env[OBJECT_LOCK_MAX_DAYS_ENV]) == ("14", "90")
+
+
+def test_lock_bounds_that_exclude_the_retention_days_name_the_context_keys() -> None:
+    with pytest.raises(SettingsError, match=r"objectLockRetentionDays 30 is outside \[objectLockMinDays 40"):
+        build_app({"objectLockRetentionDays": 30, "objectLockMinDays": 40}, nag=False, stage_assets=False)

@@ -138,12 +138,29 @@ def test_the_functions_lock_what_a_recovery_point_needs_and_nothing_else(deploye
     for key in locked:
         head = s3.head_object(Bucket="vault-bucket", Key=key)
         assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"] > soon, key
-    for key in (CONFIG_KEY, OBJECT_LOCK_KEY):
-        assert "ObjectLockMode" not in s3.head_object(Bucket="vault-bucket", Key=key), key
-    # The new vault recorded the stack's settings, so the CLI writing to it locks the same way.
-    assert load_object_lock(S3Storage("vault-bucket")) == ObjectLockSettings(mode="GOVERNANCE", days=30)
+    assert "ObjectLockMode" not in s3.head_object(Bucket="vault-bucket", Key=CONFIG_KEY)
+    # The new vault recorded the stack's settings, bounded (version 2) so that no command or overwrite lowers
+    # them, and locked their own record; the CLI writing to it locks the same way.
+    assert load_object_lock(S3Storage("vault-bucket")) == ObjectLockSettings.bounded("GOVERNANCE", 30)
+    assert s3.head_object(Bucket="vault-bucket", Key=OBJECT_LOCK_KEY)["ObjectLockMode"] == "GOVERNANCE"
     # Commit cleaned the run's staging area and released its lock: neither was locked.
     assert _current(s3, STAGING_PREFIX) == [] and _current(s3, locks.LOCK_PREFIX) == []
+
+
+def test_a_deployed_vault_records_the_stacks_lock_bounds(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3.create_bucket(Bucket="vault-bucket", ObjectLockEnabledForBucket=True)
+    s3.put_bucket_versioning(Bucket="vault-bucket", VersioningConfiguration={"Status": "Enabled"})
+    _stack_environment(
+        monkeypatch,
+        VAULT_OBJECT_LOCK_MODE="COMPLIANCE",
+        VAULT_OBJECT_LOCK_DAYS="30",
+        VAULT_OBJECT_LOCK_MIN_DAYS="14",
+        VAULT_OBJECT_LOCK_MAX_DAYS="90",
+    )
+    vault_from_environment()
+    assert load_object_lock(S3Storage("vault-bucket")) == ObjectLockSettings(
+        version=2, mode="COMPLIANCE", days=30, min_days=14, max_days=90
+    )
 
 
 def test_forget_and_prune_work_and_report_what_object_lock_holds(deployed: Vault, s3: Any) -> None:

@@ -50,7 +50,11 @@ def test_outside_the_stack_the_defaults_apply_and_the_vault_url_is_required_when
         ({"VAULT_OBJECT_LOCK_DAYS": "0", "VAULT_OBJECT_LOCK_MODE": "COMPLIANCE"}, (True, None)),
         (
             {"VAULT_OBJECT_LOCK_DAYS": "7", "VAULT_OBJECT_LOCK_MODE": ""},
-            (True, ObjectLockSettings(mode="GOVERNANCE", days=7)),
+            (True, ObjectLockSettings.bounded("GOVERNANCE", 7)),
+        ),
+        (
+            {"VAULT_OBJECT_LOCK_DAYS": "7", "VAULT_OBJECT_LOCK_MIN_DAYS": "3", "VAULT_OBJECT_LOCK_MAX_DAYS": "60"},
+            (True, ObjectLockSettings(version=2, mode="GOVERNANCE", days=7, min_days=3, max_days=60)),
         ),
     ],
 )
@@ -58,6 +62,12 @@ def test_object_lock_from_the_environment(
     environment: dict[str, str], expected: tuple[bool, ObjectLockSettings | None]
 ) -> None:
     assert FunctionSettings.from_environment(environment).object_lock() == expected
+
+
+def test_lock_bounds_that_exclude_the_days_are_an_error_that_names_them() -> None:
+    settings = FunctionSettings.from_environment({"VAULT_OBJECT_LOCK_DAYS": "7", "VAULT_OBJECT_LOCK_MIN_DAYS": "10"})
+    with pytest.raises(VaultError, match=r"VAULT_OBJECT_LOCK_MIN_DAYS.*outside"):
+        settings.object_lock()
 
 
 def test_a_malformed_variable_is_an_error_that_names_it() -> None:

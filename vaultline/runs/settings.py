@@ -27,6 +27,9 @@ VAULT_CREATE_ENV = "VAULT_CREATE"
 # The deployed stack's Object Lock settings (cdk context objectLockMode, objectLockRetentionDays).
 OBJECT_LOCK_MODE_ENV = "VAULT_OBJECT_LOCK_MODE"
 OBJECT_LOCK_DAYS_ENV = "VAULT_OBJECT_LOCK_DAYS"
+# Its bounds (cdk context objectLockMinDays, objectLockMaxDays): unset, min is the days and max the most S3 allows.
+OBJECT_LOCK_MIN_DAYS_ENV = "VAULT_OBJECT_LOCK_MIN_DAYS"
+OBJECT_LOCK_MAX_DAYS_ENV = "VAULT_OBJECT_LOCK_MAX_DAYS"
 SERVICE_NAME_ENV = "POWERTOOLS_SERVICE_NAME"
 METRICS_NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
 LOG_LEVEL_ENV = "LOG_LEVEL"
@@ -49,11 +52,15 @@ class FunctionSettings(BaseModel):
     # leaves the vault's own object-lock object in charge.
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = Field(default="GOVERNANCE", alias=OBJECT_LOCK_MODE_ENV)
     object_lock_days: int | None = Field(default=None, ge=0, le=36500, alias=OBJECT_LOCK_DAYS_ENV)
+    object_lock_min_days: int | None = Field(default=None, ge=1, le=36500, alias=OBJECT_LOCK_MIN_DAYS_ENV)
+    object_lock_max_days: int | None = Field(default=None, ge=1, le=36500, alias=OBJECT_LOCK_MAX_DAYS_ENV)
     service_name: str = Field(default="vaultline", alias=SERVICE_NAME_ENV)
     metrics_namespace: str = Field(default="Vaultline", alias=METRICS_NAMESPACE_ENV)
     log_level: str = Field(default="INFO", alias=LOG_LEVEL_ENV)
 
-    @field_validator("object_lock_days", "object_lock_mode", mode="before")
+    @field_validator(
+        "object_lock_days", "object_lock_mode", "object_lock_min_days", "object_lock_max_days", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any, info: Any) -> Any:
         if value == "":
@@ -86,12 +93,25 @@ class FunctionSettings(BaseModel):
         return self.vault_url
 
     def object_lock(self) -> tuple[bool, ObjectLockSettings | None]:
-        """(whether the environment sets Object Lock at all, the settings it sets; None: no retention)."""
+        """(whether the environment sets Object Lock at all, the settings it sets; None: no retention).
+
+        They are bounded (version 2): a deployed vault records settings that no later command or overwrite of
+        ``object-lock`` lowers. Bounds that exclude the days are a VaultError naming the variables."""
         if self.object_lock_days is None:
             return False, None
         if self.object_lock_days == 0:
             return True, None
-        return True, ObjectLockSettings(mode=self.object_lock_mode, days=self.object_lock_days)
+        try:
+            settings = ObjectLockSettings.bounded(
+                self.object_lock_mode, self.object_lock_days, self.object_lock_min_days, self.object_lock_max_days
+            )
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"]
+            raise VaultError(
+                f"invalid function environment ({OBJECT_LOCK_DAYS_ENV}, {OBJECT_LOCK_MIN_DAYS_ENV}, "
+                f"{OBJECT_LOCK_MAX_DAYS_ENV}: {problem})"
+            ) from None
+        return True, settings
 
 
 def _text(value: Any) -> str:
