@@ -60,3 +60,34 @@ def test_lock_status_of_a_directory_vault_says_nothing_is_locked(tmp_path: Any, 
     assert code == 0 and "no S3 Object Lock" in out
     code, out, _ = run("--vault", str(tmp_path / "v"), "lock", "extend", "--json")
     assert code == 0 and json.loads(out)["enabled"] is False
+
+
+def test_lock_set_raises_the_settings_and_refuses_to_lower_them(s3: Any, run: Run) -> None:
+    s3.create_bucket(Bucket="worm", ObjectLockEnabledForBucket=True)
+    assert run("--vault", "s3://worm", "init", "--object-lock", "governance", "--lock-days", "7")[0] == 0
+
+    code, out, _ = run("--vault", "s3://worm", "lock", "set", "--lock-days", "30", "--lock-max-days", "90", "--json")
+    assert code == 0 and json.loads(out) == {
+        "version": 2, "mode": "GOVERNANCE", "days": 30, "min_days": 7, "max_days": 90,
+    }  # fmt: skip
+    code, out, _ = run("--vault", "s3://worm", "lock", "set", "--lock-days", "35", "--mode", "compliance")
+    assert code == 0 and "COMPLIANCE for 35 days, bounds 7..90" in out
+    raised = ObjectLockSettings(version=2, mode="COMPLIANCE", days=35, min_days=7, max_days=90)
+    assert load_object_lock(S3Storage("worm")) == raised
+
+    for lowering, reason in (
+        (["--lock-days", "35", "--mode", "governance"], "cannot be lowered to GOVERNANCE"),
+        (["--lock-days", "5", "--lock-min-days", "5"], "days 5 is below min_days 7"),
+        (["--lock-days", "35", "--lock-min-days", "5"], "min_days cannot be lowered"),
+        (["--lock-days", "35", "--lock-max-days", "365"], "max_days cannot be raised"),
+        (["--lock-days", "100"], "outside"),
+    ):
+        code, _, err = run("--vault", "s3://worm", "lock", "set", *lowering)
+        assert code == 2 and reason in err, (lowering, err)
+    assert load_object_lock(S3Storage("worm")) == raised
+
+
+def test_lock_set_on_a_directory_vault_fails(tmp_path: Any, run: Run) -> None:
+    assert run("--vault", str(tmp_path / "v"), "init")[0] == 0
+    code, _, err = run("--vault", str(tmp_path / "v"), "lock", "set", "--lock-days", "7", "--mode", "governance")
+    assert code == 1 and "change the vault's Object Lock settings" in err

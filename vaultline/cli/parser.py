@@ -311,6 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = lock_sub.add_parser("extend", parents=[common], help="extend what lapses soon (what maintenance runs)")
     _add_lock_window(p)
     p.set_defaults(handler=Command("lock", "cmd_lock_extend"))
+    p = lock_sub.add_parser("set", parents=[common], help="raise the vault's Object Lock settings (never lower)")
+    p.add_argument("--lock-days", type=_days, required=True, help="days each needed object stays locked from now")
+    p.add_argument(
+        "--lock-min-days", type=_days, help="the lowest --lock-days any later change may set (default: kept)"
+    )
+    p.add_argument(
+        "--lock-max-days", type=_days, help="the highest --lock-days any later change may set (default: kept)"
+    )
+    p.add_argument("--mode", choices=["governance", "compliance"], help="the Object Lock mode (default: kept)")
+    p.set_defaults(handler=Command("lock", "cmd_lock_set"))
 
     p = sub.add_parser("unlock", parents=[common], help="remove stale locks (left by crashed processes)")
     p.add_argument("--remove-all", action="store_true", help="remove every lock; only when nothing else runs")
