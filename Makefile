@@ -24,10 +24,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# The venv's bundled pip (3.11+: 23.x) installs editable pyproject projects; upgrading it first only cost a download
+# and a reinstall on every fresh CI machine.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	# The venv's bundled pip (3.11+: 23.x) installs editable pyproject projects; upgrading it first only cost a
-	# download and a reinstall on every fresh CI machine.
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
