@@ -1,8 +1,12 @@
-"""The embedded AWS for e2e tests: the stack synthesized once per session, deployed fresh for every test."""
+"""The embedded AWS for e2e tests: the stack synthesized once per run (xdist workers share it), deployed per test."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
+import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +31,39 @@ E2E_CONTEXT = {
 }
 
 
+def shared_synth(
+    tmp_path_factory: pytest.TempPathFactory, stack: str, context: dict[str, Any]
+) -> tuple[dict[str, Any], Path]:
+    """``stack``'s template synthesized from ``context``, and the cdk.out holding every stack of that synth.
+
+    Under pytest-xdist every worker would synthesize the same app for itself (about half a minute of CPU each on
+    a 2-core box); the first worker to ask synthesizes into this run's shared base directory, under a lock, and
+    the others read its output. The directory is the run's own, so a later run never sees a stale template.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        out = tmp_path_factory.mktemp("cdk.out")
+        return synthesize(PROJECT, stack, out, context=context), out
+    key = hashlib.sha256(json.dumps(context, sort_keys=True).encode()).hexdigest()[:16]
+    root = tmp_path_factory.getbasetemp().parent / f"synth-{key}"
+    root.mkdir(exist_ok=True)
+    out = root / "cdk.out"
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "done").exists():
+            shutil.rmtree(out, ignore_errors=True)
+            synthesize(PROJECT, stack, out, context=context)
+            (root / "done").touch()
+    template: dict[str, Any] = json.loads((out / f"{stack}.template.json").read_text())
+    return template, out
+
+
 @pytest.fixture(scope="session")
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # The settings tests change: an export poll of 1 s, so a test can go round the export Wait loop, and no Object
     # Lock retention, so that retention and prune can delete what a test wrote a moment ago (with cdk.json's 30
     # days they rightly hold it: tests/integration/test_deployed_vault.py). Everything else is what `cdk synth`
     # produces from cdk.json.
-    return synthesize(PROJECT, "Vaultline", tmp_path_factory.mktemp("cdk.out"), context=E2E_CONTEXT)
+    return shared_synth(tmp_path_factory, "Vaultline", E2E_CONTEXT)[0]
 
 
 _iam_figures: list[str] = []

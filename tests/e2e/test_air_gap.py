@@ -22,7 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.iam.models import iam_backends
 
-from tests.e2e.conftest import PROJECT, _post
+from tests.e2e.conftest import _post, shared_synth
 from vaultline.aws import client, reset_clients
 from vaultline.operations.backup import run_backup
 from vaultline.repository.layout import CONFIG_KEY, MANIFEST_PREFIX, key_slot_key, pack_id_of_key
@@ -35,7 +35,6 @@ from vaultline_dev.embedded import EmbeddedAws, deploy_template
 from vaultline_dev.embedded.deploy import DeployedStack
 from vaultline_dev.embedded.identity import role_credentials
 from vaultline_dev.embedded.server import MOTO_CONFIG
-from vaultline_dev.embedded.synth import synthesize
 
 pytestmark = pytest.mark.e2e
 
@@ -102,8 +101,7 @@ def _role_in_protected_account(name: str, documents: list[dict[str, Any]]) -> bo
 
 @pytest.fixture(scope="module")
 def air_gap(embedded: EmbeddedAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirGap]:
-    out = tmp_path_factory.mktemp("cdk.out")
-    vault_template = synthesize(PROJECT, "VaultlineVault", out, context=CONTEXT)
+    vault_template, out = shared_synth(tmp_path_factory, "VaultlineVault", CONTEXT)
     protected_template = json.loads((out / "Vaultline.template.json").read_text())
     _post(embedded.endpoint + "/moto-api/reset", {})
     _post(embedded.endpoint + "/moto-api/config", MOTO_CONFIG)

@@ -162,11 +162,10 @@ def test_maintenance_failure_sends_the_failed_event(deployment: Deployment) -> N
 @pytest.fixture(scope="session")
 def locked_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The stack as cdk.json deploys it: 30 days of governance-mode Object Lock set by the functions per object."""
-    from tests.e2e.conftest import E2E_CONTEXT, PROJECT
-    from vaultline_dev.embedded.synth import synthesize
+    from tests.e2e.conftest import E2E_CONTEXT, shared_synth
 
     context = {k: v for k, v in E2E_CONTEXT.items() if k != "objectLockRetentionDays"}
-    return synthesize(PROJECT, "Vaultline", tmp_path_factory.mktemp("cdk.out-locked"), context=context)
+    return shared_synth(tmp_path_factory, "Vaultline", context)[0]
 
 
 def test_under_the_deployed_object_lock_runs_tidy_up_and_maintenance_reports_what_the_lock_holds(
