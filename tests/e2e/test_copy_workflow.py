@@ -1,8 +1,9 @@
 """The Copy state machine on the embedded AWS (IAM enforced from the template): a plan's backup is copied into a
-second vault bucket and restored from the copy bit-exact."""
+second vault bucket after the plan's backup, started by its success event, and restored from the copy bit-exact."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,13 @@ from tests.e2e.conftest import Deployment
 from vaultline.aws import client
 from vaultline.cli.main import main
 from vaultline.cli.stack import follow, start
-from vaultline.plans import load_plans
 from vaultline.repository.manifest import list_recovery_point_ids
 from vaultline.repository.vault import Vault
-from vaultline.runs.requests import copy_input
 from vaultline.storage import S3Storage
 
 pytestmark = pytest.mark.e2e
 
 SOURCE, TARGET = "vaultline-copy-source", "vaultline-copy-target"
-PLANS = Path(__file__).parent / "plans.yaml"
 
 
 def test_a_backup_copied_by_the_copy_machine_restores_bit_exact_from_the_copy(
@@ -36,15 +34,13 @@ def test_a_backup_copied_by_the_copy_machine_restores_bit_exact_from_the_copy(
     # The target must exist; it shares the stack's vault key (a copy in this account without a role).
     Vault.init(S3Storage(TARGET, "copy"), encryption="kms", kms_key_id=deployment.deployed.outputs["VaultKeyArn"])
 
-    plan = load_plans(PLANS).get("copies")
-    # Backed up under the demo plan's name: the embedded AWS delivers no EventBridge event to a state machine
-    # (a `copies` backup's success event would start the copy on AWS), so this test starts the copy itself.
-    request = deployment.plan_input(f"s3://{SOURCE}", worker_concurrency=2)
+    # The `copies` plan's backup, as its schedule starts it: its success event starts the Copy machine (the
+    # EventBridge rule of its copy_to, the target's role assumed as events.amazonaws.com).
+    request = {**deployment.stack.plans["copies"][0], "worker_concurrency": 2}
     backup: dict[str, Any] = follow(start(deployment.stack.backup_state_machine, request), poll_seconds=0.05)
     rp = backup["committed"]["recovery_point"]
     copy_arn = deployment.deployed.outputs["CopyStateMachineArn"]
-    output: dict[str, Any] = follow(start(copy_arn, copy_input(plan, recovery_point=rp)), poll_seconds=0.05)
-
+    output: dict[str, Any] = follow(_the_started_copy(copy_arn), poll_seconds=0.05)
     committed = output["committed"]
     assert committed["recovery_point"] == rp and committed["copied"] is True
     assert committed["target"] == f"s3://{TARGET}/copy" and committed["bytes_transferred"] > 0
@@ -57,3 +53,15 @@ def test_a_backup_copied_by_the_copy_machine_restores_bit_exact_from_the_copy(
         str(p.relative_to(tmp_path / "out")): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()
     }
     assert restored == objects
+
+
+def _the_started_copy(copy_arn: str) -> str:
+    """The one execution the backup's success event started (EventBridge delivers just after PutEvents answers)."""
+    sfn = client("stepfunctions")
+    for _ in range(400):
+        started = sfn.list_executions(stateMachineArn=copy_arn)["executions"]
+        if started:
+            assert len(started) == 1, "the backup's success event starts exactly one copy"
+            return str(started[0]["executionArn"])
+        threading.Event().wait(0.05)
+    raise AssertionError("the backup's success event started no copy")
