@@ -625,6 +625,24 @@ class Functions(Construct):
                         sid=_sid("CopyTargetRead", bucket), actions=["s3:GetObject"], resources=[f"{arn}/{root}*"]
                     )
                 )
+                # Every write into the target asks its Object Lock settings (the versions of one key), as the
+                # vault's own steps do (VaultObjectLockSettings): without these the first pack write is refused.
+                settings_key = f"{root}{layout.OBJECT_LOCK_KEY}"
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid=_sid("CopyTargetLockSettings", bucket),
+                        actions=["s3:ListBucketVersions"],
+                        resources=[arn],
+                        conditions={"StringEquals": {"s3:prefix": [settings_key]}},
+                    )
+                )
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid=_sid("CopyTargetLockSettingsRead", bucket),
+                        actions=["s3:GetObjectVersion"],
+                        resources=[f"{arn}/{settings_key}"],
+                    )
+                )
                 for sid, actions, prefixes in (
                     ("CopyTargetWrite", ["s3:PutObject", "s3:AbortMultipartUpload"], spec.copy_target_writes),
                     ("CopyTargetDelete", ["s3:DeleteObject"], spec.copy_target_deletes),

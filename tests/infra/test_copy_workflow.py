@@ -159,6 +159,9 @@ def test_a_target_without_a_role_is_granted_by_its_url_exactly(
     expected: dict[str, Any] = {
         "CopyTargetListCopiesBucket": (["s3:ListBucket"], [target]),
         "CopyTargetReadCopiesBucket": (["s3:GetObject"], [f"{target}/docs/*"]),
+        # Every write into the target asks its Object Lock settings: the versions of that one key.
+        "CopyTargetLockSettingsCopiesBucket": (["s3:ListBucketVersions"], [target]),
+        "CopyTargetLockSettingsReadCopiesBucket": (["s3:GetObjectVersion"], [f"{target}/docs/object-lock"]),
     }
     if writes:
         expected["CopyTargetWriteCopiesBucket"] = (

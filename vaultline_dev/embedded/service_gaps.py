@@ -1,8 +1,9 @@
 """Where moto, given the deployed template, behaves unlike AWS: closed here, in one place, while it is open.
 
-- EventBridge rules whose target is an SNS topic: moto 5.2.5 delivers to log groups, SQS and event buses only and
-  raises on any other target, which fails the ``events:putEvents`` task of every state machine. AWS publishes the
-  event (or the target's ``Input``) to the topic; so does this.
+- EventBridge rules whose target is an SNS topic or a state machine: moto 5.2.5 delivers to log groups, SQS and
+  event buses only and raises on any other target, which fails the ``events:putEvents`` task of every state machine.
+  AWS publishes the event (or the target's ``Input``) to the topic, and starts the state machine as the target's
+  role (trusting events.amazonaws.com, allowed ``states:StartExecution``) with its input; so does this.
 - Bucket policies: moto evaluates a bucket policy without its conditions, so CDK's ``enforceSSL`` statement (Deny
   ``s3:*`` to ``*`` when ``aws:SecureTransport`` is false) denies every request. Clients reach AWS over TLS, so on
   AWS that statement denies nothing a Vaultline client sends; moto's condition-blind check is switched off, and
@@ -33,6 +34,8 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+import uuid
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -81,17 +84,53 @@ _NAMED_LAMBDA_ERRORS = frozenset(
 
 def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
     topics = [t for t in self.targets if parse_arn(t["Arn"]).service == "sns"]
-    others = [t for t in self.targets if t not in topics]
-    if others or not topics:
+    machines = [t for t in self.targets if parse_arn(t["Arn"]).service == "states"]
+    others = [t for t in self.targets if t not in topics and t not in machines]
+    if others or not (topics or machines):
         rest = copy.copy(self)
         rest.targets = others
         _original_send_to_targets(rest, original_event, transform_input)
-    if not topics or not self.event_pattern.matches_event(original_event):
+    if not (topics or machines) or not self.event_pattern.matches_event(original_event):
         return
     for target in topics:
         arn = parse_arn(target["Arn"])
         message = target.get("Input") or json.dumps(original_event)
         sns_backends[arn.account][arn.region].publish(message=message, arn=target["Arn"])
+    for target in machines:
+        # EventBridge delivers after PutEvents has answered, apart from its caller: so does this (started inside
+        # the caller's request, the execution would share its interpreter's thread state).
+        threading.Thread(
+            target=_start_target_execution, args=(self, target, original_event), name="events-target", daemon=True
+        ).start()
+
+
+def _start_target_execution(rule: Rule, target: dict[str, Any], event: Any) -> None:
+    """What EventBridge does for a state machine target: assume the target's role as events.amazonaws.com (its
+    trust policy must admit that, for this rule, while IAM is enforced) and StartExecution as that role, whose
+    policy must allow ``states:StartExecution`` on the machine. The input is the target's ``Input``, its
+    ``InputTransformer`` applied to the event, or the event."""
+    from moto.events.models import EventTemplateParser
+    from moto.settings import moto_server_port
+
+    from vaultline_dev.embedded.iam import assume_as_service
+
+    transformer = target.get("InputTransformer")
+    if target.get("Input"):
+        payload = target["Input"]
+    elif transformer:
+        parsed = EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=event,
+        )
+        payload = parsed if isinstance(parsed, str) else json.dumps(parsed)
+    else:
+        payload = json.dumps(event)
+    arn = parse_arn(target["Arn"])
+    role = assume_as_service(target["RoleArn"], "events.amazonaws.com", f"events-{rule.name}"[:64], rule.arn)
+    machines = role.session(arn.region).client("stepfunctions", endpoint_url=f"http://localhost:{moto_server_port()}")
+    # EventBridge names each execution with a fresh id (moto would name it "None").
+    machines.start_execution(stateMachineArn=target["Arn"], input=payload, name=uuid.uuid4().hex)
 
 
 def _get_permission(self: FakeBucket, action: str, resource: str) -> Any:
