@@ -20,14 +20,13 @@ from pydantic import BaseModel
 
 from infra import registry as r
 from infra.functions import Functions
-from infra.looping_map import LoopStates, looping_item
+from infra.looping_map import LoopStates, looping_item, run_map
 from infra.paths import path
-from infra.tasks import StrictDistributedMap, WorkList, catch_all, invoke, work_list_map
+from infra.tasks import StrictDistributedMap, catch_all, invoke
 from infra.vault import Vault
 from vaultline.runs.lock_models import LockExtendEvent, LockExtendResult, LockMarkEvent, LockMarkResult, LockPlanned
 
 PLANNED = "$.lock_run"
-MAP_ITEM = "$$.Map.Item.Value"
 
 LOCK_FUNCTIONS = (
     r.MAINTENANCE_LOCK_PLAN,
@@ -75,20 +74,9 @@ class LockChain(Construct):
         self.first: sfn.IChainable = plan
 
     def _map(self, name: str, vault: Vault, *, key: str, processor: sfn.IChainable) -> StrictDistributedMap:
-        """A Distributed Map over a work list the plan staged, every item carrying the run id; no item may fail."""
-        work = WorkList(
-            key=key,
-            concurrency=path(LockPlanned, "concurrency", at=PLANNED),
-            item_selector={"run_id": path(LockPlanned, "run_id", at=PLANNED), "item": MAP_ITEM},
-        )
-        return work_list_map(
-            self,
-            name,
-            state_name=f"Lock{name}",
-            vault=vault,
-            work=work,
-            processor=processor,
-            result_path=sfn.JsonPath.DISCARD,
+        """A Distributed Map over a work list the run staged (infra/looping_map.py), named ``Lock<name>``."""
+        return run_map(
+            self, name, state_name=f"Lock{name}", vault=vault, key=key, run=LockPlanned, at=PLANNED, processor=processor
         )
 
     def _looping(

@@ -22,9 +22,11 @@ from constructs import Construct
 from pydantic import BaseModel
 
 from infra.paths import fields_of, path
-from infra.tasks import invoke
+from infra.tasks import StrictDistributedMap, WorkList, invoke, work_list_map
+from infra.vault import Vault
 
 PART = "$.part"
+MAP_ITEM = "$$.Map.Item.Value"
 
 
 @dataclass(frozen=True)
@@ -81,4 +83,33 @@ def looping_item(
     return worker
 
 
-__all__ = ["PART", "LoopStates", "looping_item"]
+def run_map(
+    scope: Construct,
+    name: str,
+    *,
+    state_name: str,
+    vault: Vault,
+    key: str,
+    run: type[BaseModel],
+    at: str,
+    processor: sfn.IChainable,
+) -> StrictDistributedMap:
+    """A Distributed Map over a work list a run staged (its ``run`` result kept at ``at`` has ``run_id`` and
+    ``concurrency``), every item carrying the run id; no item may fail, and the map's output is discarded."""
+    work = WorkList(
+        key=key,
+        concurrency=path(run, "concurrency", at=at),
+        item_selector={"run_id": path(run, "run_id", at=at), "item": MAP_ITEM},
+    )
+    return work_list_map(
+        scope,
+        name,
+        state_name=state_name,
+        vault=vault,
+        work=work,
+        processor=processor,
+        result_path=sfn.JsonPath.DISCARD,
+    )
+
+
+__all__ = ["PART", "LoopStates", "looping_item", "run_map"]

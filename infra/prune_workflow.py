@@ -21,9 +21,9 @@ from pydantic import BaseModel
 
 from infra import registry as r
 from infra.functions import Functions
-from infra.looping_map import LoopStates, looping_item
+from infra.looping_map import LoopStates, looping_item, run_map
 from infra.paths import path
-from infra.tasks import StrictDistributedMap, WorkList, catch_all, invoke, locked_retry, work_list_map
+from infra.tasks import StrictDistributedMap, catch_all, invoke, locked_retry
 from infra.vault import Vault
 from vaultline.runs.prune_models import (
     MarkResult,
@@ -38,7 +38,6 @@ from vaultline.runs.prune_models import (
 STARTED = "$.prune_run"
 DECIDED = "$.prune_decided"
 FINISHED = "$.prune_finish"
-MAP_ITEM = "$$.Map.Item.Value"
 
 PRUNE_FUNCTIONS = (
     r.MAINTENANCE_PRUNE,
@@ -128,20 +127,16 @@ class PruneChain(Construct):
         self.first: sfn.IChainable = start
 
     def _map(self, name: str, vault: Vault, *, key: str, processor: sfn.IChainable) -> StrictDistributedMap:
-        """A Distributed Map over a work list the run staged, every item carrying the run id; no item may fail."""
-        work = WorkList(
-            key=key,
-            concurrency=path(PruneStarted, "concurrency", at=STARTED),
-            item_selector={"run_id": path(PruneStarted, "run_id", at=STARTED), "item": MAP_ITEM},
-        )
-        return work_list_map(
+        """A Distributed Map over a work list the run staged (infra/looping_map.py), named ``Prune<name>``."""
+        return run_map(
             self,
             name,
             state_name=f"Prune{name}",
             vault=vault,
-            work=work,
+            key=key,
+            run=PruneStarted,
+            at=STARTED,
             processor=processor,
-            result_path=sfn.JsonPath.DISCARD,
         )
 
     def _looping(
