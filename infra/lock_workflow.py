@@ -20,14 +20,13 @@ from pydantic import BaseModel
 
 from infra import registry as r
 from infra.functions import Functions
-from infra.paths import fields_of, path
-from infra.tasks import StrictDistributedMap, WorkList, catch_all, invoke, work_list_map
+from infra.looping_map import LoopStates, looping_item, run_map
+from infra.paths import path
+from infra.tasks import StrictDistributedMap, catch_all, invoke
 from infra.vault import Vault
 from vaultline.runs.lock_models import LockExtendEvent, LockExtendResult, LockMarkEvent, LockMarkResult, LockPlanned
 
 PLANNED = "$.lock_run"
-PART = "$.part"
-MAP_ITEM = "$$.Map.Item.Value"
 
 LOCK_FUNCTIONS = (
     r.MAINTENANCE_LOCK_PLAN,
@@ -75,46 +74,19 @@ class LockChain(Construct):
         self.first: sfn.IChainable = plan
 
     def _map(self, name: str, vault: Vault, *, key: str, processor: sfn.IChainable) -> StrictDistributedMap:
-        """A Distributed Map over a work list the plan staged, every item carrying the run id; no item may fail."""
-        work = WorkList(
-            key=key,
-            concurrency=path(LockPlanned, "concurrency", at=PLANNED),
-            item_selector={"run_id": path(LockPlanned, "run_id", at=PLANNED), "item": MAP_ITEM},
-        )
-        return work_list_map(
-            self,
-            name,
-            state_name=f"Lock{name}",
-            vault=vault,
-            work=work,
-            processor=processor,
-            result_path=sfn.JsonPath.DISCARD,
+        """A Distributed Map over a work list the run staged (infra/looping_map.py), named ``Lock<name>``."""
+        return run_map(
+            self, name, state_name=f"Lock{name}", vault=vault, key=key, run=LockPlanned, at=PLANNED, processor=processor
         )
 
     def _looping(
         self, name: str, function: lambda_.IFunction, event: type[BaseModel], result: type[BaseModel]
     ) -> sfn.IChainable:
-        """A map item that loops: the worker returns ``done: false`` and ``next`` (the item from its cursor on)
-        when its time budget runs low, and is invoked again with it until it is done."""
-        worker = invoke(self, f"{name}Item", function, state_name=f"Lock{name}Item", result_path=PART, idempotent=True)
-        again = sfn.Pass(
-            self,
-            f"{name}Next",
-            state_name=f"Lock{name}Next",
-            parameters=fields_of(
-                event,
-                run_id=sfn.JsonPath.string_at(path(event, "run_id")),
-                item=sfn.JsonPath.object_at(path(result, "next", at=PART)),
-            ),
+        """A map item that loops on its cursor (infra/looping_map.py), its states named ``Lock<name>...``."""
+        states = LoopStates(f"{name}Item", f"{name}Next", f"{name}Done", f"{name}Finished", prefix="Lock")
+        return looping_item(
+            self, function, states=states, event=event, result=result, carry=("run_id",), resume={"item": ()}
         )
-        done = sfn.Succeed(self, f"{name}Done", state_name=f"Lock{name}Done", output_path=PART)
-        worker.next(
-            sfn.Choice(self, f"{name}Finished", state_name=f"Lock{name}Finished")
-            .when(sfn.Condition.boolean_equals(path(result, "done", at=PART), True), done)
-            .otherwise(again)
-        )
-        again.next(worker)
-        return worker
 
 
 __all__ = ["LOCK_FUNCTIONS", "LockChain"]

@@ -47,6 +47,7 @@ from infra import registry as r
 from infra.drill_scratch import DrillScratch
 from infra.functions import Functions
 from infra.lock_workflow import LockChain
+from infra.looping_map import LoopStates, looping_item
 from infra.nag import acknowledge, logical_id
 from infra.observability import IntegrityAlarm, notify_outcomes
 from infra.paths import fields_of, path
@@ -82,7 +83,6 @@ VERIFYING = "$.verifying"
 VERIFY_MAP = "$.verify_map"
 DRILLING = "$.drilling"
 DRILL_MAP = "$.drill_map"
-PART = "$.part"
 
 
 class Maintenance(Construct):
@@ -263,24 +263,16 @@ class Maintenance(Construct):
         until its result says done, handing its cursor back in (``<stage>NextPart``), so a batch of any size fits
         15-minute invocations. ``models`` are the item's event, its result and the plan's result."""
         event, result, planned = models
-        item = invoke(self, f"{stage}Item", function, result_path=PART, idempotent=True)
-        next_part = sfn.Pass(
+        states = LoopStates(f"{stage}Item", f"{stage}NextPart", f"{stage}ItemFinished", f"{stage}ItemDone")
+        item = looping_item(
             self,
-            f"{stage}NextPart",
-            parameters=fields_of(
-                event,
-                run_id=sfn.JsonPath.string_at(path(event, "run_id")),
-                item=sfn.JsonPath.object_at(path(result, "next", "item", at=PART)),
-                cursor=sfn.JsonPath.object_at(path(result, "next", "cursor", at=PART)),
-            ),
+            function,
+            states=states,
+            event=event,
+            result=result,
+            carry=("run_id",),
+            resume={"item": ("item",), "cursor": ("cursor",)},
         )
-        finished = sfn.Succeed(self, f"{stage}ItemFinished", output_path=PART)
-        item.next(
-            sfn.Choice(self, f"{stage}ItemDone")
-            .when(sfn.Condition.boolean_equals(path(result, "done", at=PART), True), finished)
-            .otherwise(next_part)
-        )
-        next_part.next(item)
         work = WorkList(
             key=path(planned, "work_list_key", at=planned_at),
             concurrency=path(planned, "worker_concurrency", at=planned_at),

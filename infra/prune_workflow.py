@@ -21,8 +21,9 @@ from pydantic import BaseModel
 
 from infra import registry as r
 from infra.functions import Functions
-from infra.paths import fields_of, path
-from infra.tasks import StrictDistributedMap, WorkList, catch_all, invoke, locked_retry, work_list_map
+from infra.looping_map import LoopStates, looping_item, run_map
+from infra.paths import path
+from infra.tasks import StrictDistributedMap, catch_all, invoke, locked_retry
 from infra.vault import Vault
 from vaultline.runs.prune_models import (
     MarkResult,
@@ -37,8 +38,6 @@ from vaultline.runs.prune_models import (
 STARTED = "$.prune_run"
 DECIDED = "$.prune_decided"
 FINISHED = "$.prune_finish"
-PART = "$.part"
-MAP_ITEM = "$$.Map.Item.Value"
 
 PRUNE_FUNCTIONS = (
     r.MAINTENANCE_PRUNE,
@@ -75,9 +74,7 @@ class PruneChain(Construct):
             "Mark",
             vault,
             key=path(PruneStarted, "mark_work_list_key", at=STARTED),
-            processor=self._looping(
-                "Mark", functions[r.MAINTENANCE_PRUNE_MARK], PruneMarkEvent, MarkResult, item_field="item"
-            ),
+            processor=self._looping("Mark", functions[r.MAINTENANCE_PRUNE_MARK], PruneMarkEvent, MarkResult),
         )
         plan_item = invoke(
             self, "PlanItem", functions[r.MAINTENANCE_PRUNE_PLAN], state_name="PrunePlanPartition", idempotent=True
@@ -90,9 +87,7 @@ class PruneChain(Construct):
             "Sweep",
             vault,
             key=path(PruneDecided, "sweep_work_list_key", at=DECIDED),
-            processor=self._looping(
-                "Sweep", functions[r.MAINTENANCE_PRUNE_SWEEP], PruneSweepEvent, SweepResult, item_field="item"
-            ),
+            processor=self._looping("Sweep", functions[r.MAINTENANCE_PRUNE_SWEEP], PruneSweepEvent, SweepResult),
         )
         finish = invoke(
             self, "Finish", functions[r.MAINTENANCE_PRUNE_FINISH], state_name="PruneFinish", result_path=FINISHED
@@ -132,52 +127,26 @@ class PruneChain(Construct):
         self.first: sfn.IChainable = start
 
     def _map(self, name: str, vault: Vault, *, key: str, processor: sfn.IChainable) -> StrictDistributedMap:
-        """A Distributed Map over a work list the run staged, every item carrying the run id; no item may fail."""
-        work = WorkList(
-            key=key,
-            concurrency=path(PruneStarted, "concurrency", at=STARTED),
-            item_selector={"run_id": path(PruneStarted, "run_id", at=STARTED), "item": MAP_ITEM},
-        )
-        return work_list_map(
+        """A Distributed Map over a work list the run staged (infra/looping_map.py), named ``Prune<name>``."""
+        return run_map(
             self,
             name,
             state_name=f"Prune{name}",
             vault=vault,
-            work=work,
+            key=key,
+            run=PruneStarted,
+            at=STARTED,
             processor=processor,
-            result_path=sfn.JsonPath.DISCARD,
         )
 
     def _looping(
-        self,
-        name: str,
-        function: lambda_.IFunction,
-        event: type[BaseModel],
-        result: type[BaseModel],
-        *,
-        item_field: str,
+        self, name: str, function: lambda_.IFunction, event: type[BaseModel], result: type[BaseModel]
     ) -> sfn.IChainable:
-        """A map item that loops: the worker returns ``done: false`` and ``next`` (the item from its cursor on)
-        when its time budget runs low, and is invoked again with it until it is done."""
-        worker = invoke(self, f"{name}Item", function, state_name=f"Prune{name}Item", result_path=PART, idempotent=True)
-        again = sfn.Pass(
-            self,
-            f"{name}Next",
-            state_name=f"Prune{name}Next",
-            parameters=fields_of(
-                event,
-                run_id=sfn.JsonPath.string_at(path(event, "run_id")),
-                **{item_field: sfn.JsonPath.object_at(path(result, "next", at=PART))},
-            ),
+        """A map item that loops on its cursor (infra/looping_map.py), its states named ``Prune<name>...``."""
+        states = LoopStates(f"{name}Item", f"{name}Next", f"{name}Done", f"{name}Finished", prefix="Prune")
+        return looping_item(
+            self, function, states=states, event=event, result=result, carry=("run_id",), resume={"item": ()}
         )
-        done = sfn.Succeed(self, f"{name}Done", state_name=f"Prune{name}Done", output_path=PART)
-        worker.next(
-            sfn.Choice(self, f"{name}Finished", state_name=f"Prune{name}Finished")
-            .when(sfn.Condition.boolean_equals(path(result, "done", at=PART), True), done)
-            .otherwise(again)
-        )
-        again.next(worker)
-        return worker
 
 
 __all__ = ["PRUNE_FUNCTIONS", "PruneChain"]

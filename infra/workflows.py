@@ -29,6 +29,7 @@ from infra import constants as c
 from infra import registry as r
 from infra.functions import Functions
 from infra.logs import LogKey
+from infra.looping_map import LoopStates, looping_item
 from infra.nag import acknowledge, logical_id
 from infra.paths import PREPARED, all_fields, fields_of, path, selector
 from infra.tasks import WorkList, catch_all, invoke, prepare, put_event, state_machine, work_list_map
@@ -54,7 +55,6 @@ from vaultline.runs.table_models import (
 
 # Where the branches keep what the DynamoDB steps return: the export poll's status, and a segment worker's summary.
 WORK = "$.work"
-PART = "$.part"
 # The map's item, as Step Functions' context object names it.
 MAP_ITEM = "$$.Map.Item.Value"
 
@@ -214,35 +214,24 @@ class Workflow(Construct):
             result=table.prepare_result,
             takes_lock=self.shape.kind == "Backup",
         )
-        # Backup: keep the item beside the worker's summary, so a continuing segment can be sent back in.
-        worker = invoke(
-            self,
-            "DdbWorker",
-            table.worker,
-            state_name=table.worker_state,
-            result_path=PART if table.loop else None,
-            idempotent=True,
-        )
-        processor: sfn.IChainable = worker
+        processor: sfn.IChainable
         if table.loop:
-            # A worker returns done=false with `next` (same segment, next part, cursor) when its time budget runs
-            # low; the item loops until the segment is done, so a segment of any size fits 15-minute invocations.
-            next_part = sfn.Pass(
+            # Backup: a segment worker loops on its cursor (the same segment, the next part), so a segment of any
+            # size fits 15-minute invocations.
+            states = LoopStates(
+                "DdbWorker", "DdbNextPart", "DdbSegmentStored", "DdbSegmentDone", worker_state=table.worker_state
+            )
+            processor = looping_item(
                 self,
-                "DdbNextPart",
-                parameters=fields_of(
-                    SegmentWorkerEvent,
-                    recovery_point=sfn.JsonPath.string_at(path(SegmentWorkerEvent, "recovery_point")),
-                    item=sfn.JsonPath.object_at(path(SegmentSummary, "next", at=PART)),
-                ),
+                table.worker,
+                states=states,
+                event=SegmentWorkerEvent,
+                result=SegmentSummary,
+                carry=("recovery_point",),
+                resume={"item": ()},
             )
-            stored = sfn.Succeed(self, "DdbSegmentStored", output_path=PART)
-            worker.next(
-                sfn.Choice(self, "DdbSegmentDone")
-                .when(sfn.Condition.boolean_equals(path(SegmentSummary, "done", at=PART), True), stored)
-                .otherwise(next_part)
-            )
-            next_part.next(worker)
+        else:
+            processor = invoke(self, "DdbWorker", table.worker, state_name=table.worker_state, idempotent=True)
 
         segments = work_list_map(
             self, "DdbMap", state_name=table.map_state, vault=vault, work=table.work, processor=processor
