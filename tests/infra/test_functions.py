@@ -503,12 +503,19 @@ def test_every_log_group_is_encrypted_with_the_logs_key(synth: Synth) -> None:
 
 
 def test_every_function_gets_exactly_the_environment_the_handlers_settings_read(synth: Synth) -> None:
-    from vaultline.runs.settings import ACCESS_LOG_BUCKET_ENV, FunctionSettings
+    from vaultline.runs.settings import (
+        ACCESS_LOG_BUCKET_ENV,
+        OBJECT_LOCK_MAX_DAYS_ENV,
+        OBJECT_LOCK_MIN_DAYS_ENV,
+        FunctionSettings,
+    )
 
     assert ACCESS_LOG_BUCKET_ENV in FunctionSettings.variable_names()
+    # The lock's bounds are set only when the context names them (their defaults follow from the days).
+    expected = sorted(set(FunctionSettings.variable_names()) - {OBJECT_LOCK_MIN_DAYS_ENV, OBJECT_LOCK_MAX_DAYS_ENV})
     for name, function in synth.resources("AWS::Lambda::Function").items():
         variables = function["Properties"]["Environment"]["Variables"]
-        assert sorted(variables) == sorted(FunctionSettings.variable_names()), name
+        assert sorted(variables) == expected, name
         settings = FunctionSettings.from_environment({k: resolve(v) for k, v in variables.items()})
         assert settings.vault_create is name.startswith(("FunctionsBackupPrepare", "FunctionsDdbBackupPrepare"))
 
