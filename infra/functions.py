@@ -261,6 +261,16 @@ class Functions(Construct):
                     sid="VaultKey", actions=list(VAULT_KEY_ACTIONS), resources=[self._vault.key.key_arn]
                 )
             )
+            if spec.creates_vault:
+                # A step that creates the vault writes its Object Lock settings; bounded (v2) settings need a
+                # bucket with Object Lock, so it asks the bucket first.
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid="VaultObjectLockEnabledAtCreate",
+                        actions=["s3:GetBucketObjectLockConfiguration"],
+                        resources=[bucket.bucket_arn],
+                    )
+                )
             if spec.deletes:
                 self._grant_deletes(function, spec.deletes)
             elif spec.reads_lock_state:

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.integration.conftest import Run
+from vaultline.errors import VaultError
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault
 from vaultline.operations.forget import forget
@@ -196,3 +198,25 @@ def test_a_held_recovery_point_outlives_its_retention_days(held_vault: Vault, s3
     add_hold(held_vault, first.id)
     later = datetime.now(UTC) + timedelta(days=400)
     assert forget(held_vault, RetentionPolicy(keep_last=1), now=later).removed == []
+
+
+def test_a_denied_object_lock_question_is_an_error_not_a_bucket_without_object_lock(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role without s3:GetBucketObjectLockConfiguration must not be told the bucket has no Object Lock: a step
+    would then skip retention it owes, or refuse bounded settings with a reason that sends the operator to the
+    bucket instead of the role."""
+    s3.create_bucket(Bucket="held-vault", ObjectLockEnabledForBucket=True)
+    storage = S3Storage("held-vault", "v")
+
+    def denied(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObjectLockConfiguration")
+
+    monkeypatch.setattr(storage.s3, "get_object_lock_configuration", denied)
+    with pytest.raises(VaultError, match=r"cannot tell whether bucket held-vault has Object Lock.*AccessDenied"):
+        assert storage.object_lock_enabled, "unreachable: the question raised"
+
+
+def test_a_bucket_created_without_object_lock_answers_that_it_has_none(s3: Any) -> None:
+    s3.create_bucket(Bucket="plain-vault")
+    assert S3Storage("plain-vault", "v").object_lock_enabled is False
