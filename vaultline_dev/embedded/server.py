@@ -17,7 +17,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from vaultline.aws import reset_clients
-from vaultline_dev.embedded import builds, iam, service_gaps, stepfunctions_limits
+from vaultline_dev.embedded import builds, iam, service_gaps, speedups, stepfunctions_limits
 from vaultline_dev.embedded.faults import FaultInjector, moto_role_lookup
 from vaultline_dev.embedded.lambdas import LambdaRuntime, SandboxPool, restore_moto_lambda, route_lambda_to_sandboxes
 from vaultline_dev.embedded.sandbox import runtime_python
@@ -92,6 +92,8 @@ class EmbeddedAws:
             self._own_log_dir = log_dir = Path(tempfile.mkdtemp(prefix="vaultline-lambda-logs-"))
         else:
             log_dir = self.log_dir
+        # Before the first request: the first request's account lookup is what built the unused IAM backends.
+        speedups.install()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -133,6 +135,7 @@ class EmbeddedAws:
         iam.stop_enforcing()
         restore_moto_lambda()
         service_gaps.uninstall()
+        speedups.uninstall()
         stepfunctions_limits.uninstall()
         self._lambdas = None
         if self._own_log_dir is not None:
