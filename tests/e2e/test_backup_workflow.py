@@ -129,8 +129,19 @@ def test_worker_that_always_fails_aborts_without_a_recovery_point(deployment: De
             raise RuntimeError("injected permanent failure")
 
     invocations.interceptors.append(always_fail)
-    with pytest.raises(ExecutionFailed, match=r"FAILED \(BackupFailed\)"):
+    with pytest.raises(ExecutionFailed, match=r"FAILED \(BackupFailed\)") as failed:
         _backup(deployment, "broken")
+    assert "1 of 1 items failed; each one's error is in the failed child executions of map run" in str(failed.value)
+
+    # As on AWS, the map (which tolerates no failure) fails itself; Commit never runs on a partial result.
+    (execution,) = client("stepfunctions").list_executions(stateMachineArn=deployment.stack.backup_state_machine)[
+        "executions"
+    ]
+    history = client("stepfunctions").get_execution_history(executionArn=execution["executionArn"], maxResults=1000)
+    failed_runs = [e["mapRunFailedEventDetails"] for e in history["events"] if e["type"] == "MapRunFailed"]
+    assert [run["error"] for run in failed_runs] == ["States.ExceedToleratedFailureThreshold"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
+    assert "Abort" in entered and "Commit" not in entered
 
     vault = Vault.open(deployment.stack.vault_url)
     assert list_recovery_points(vault) == []

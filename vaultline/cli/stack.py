@@ -121,13 +121,32 @@ def follow(
 
 def root_cause(execution_arn: str, description: dict[str, Any]) -> tuple[str, str]:
     """The first task failure in the history (what Abort was told), else the execution's own error."""
-    history = client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)
+    sfn = client("stepfunctions")
+    history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)
+    map_run = ""
     for event in history.get("events", []):
+        map_run = event.get("mapRunStartedEventDetails", {}).get("mapRunArn", map_run)
         for key in ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails", "mapRunFailedEventDetails"):
             details = event.get(key)
             if details:
-                return details.get("error", "?"), _message(details.get("cause", ""))
+                error, cause = details.get("error", "?"), _message(details.get("cause", ""))
+                if error == MAP_THRESHOLD_EXCEEDED and map_run:
+                    cause += _failed_items(sfn, map_run)
+                return error, cause
     return description.get("error", "?"), _message(description.get("cause", ""))
+
+
+# A Distributed Map's own error when its items failed: the items' errors are in the map run's child executions,
+# which the parent's history does not hold.
+MAP_THRESHOLD_EXCEEDED = "States.ExceedToleratedFailureThreshold"
+
+
+def _failed_items(sfn: Any, map_run_arn: str) -> str:
+    counts = sfn.describe_map_run(mapRunArn=map_run_arn).get("itemCounts", {})
+    return (
+        f" ({counts.get('failed', 0)} of {counts.get('total', 0)} items failed; each one's error is in the failed "
+        f"child executions of map run {map_run_arn})"
+    )
 
 
 def _message(cause: str) -> str:

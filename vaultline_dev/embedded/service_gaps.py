@@ -28,6 +28,8 @@
   20, 30 or a multiple of 60 (each metric's, in a metric-math alarm), an evaluation range (Period x
   EvaluationPeriods) over 7 days, or over 1 day for a period under an hour, and more DatapointsToAlarm than
   EvaluationPeriods (``ValidationError``). Installed alone (``install_alarm_limits``) for ``mock_aws`` too.
+- Distributed Map failure thresholds: moto ends a map run SUCCEEDED however many items failed; AWS fails it with
+  ``States.ExceedToleratedFailureThreshold`` past ``ToleratedFailureCount``/``Percentage`` (``map_tolerance.py``).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_la
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.utilities.arns import parse_arn
 
-from vaultline_dev.embedded import object_lock_rules
+from vaultline_dev.embedded import map_tolerance, object_lock_rules
 
 _original_send_to_targets = Rule.send_to_targets
 _original_get_permission = FakeBucket.get_permission
@@ -275,6 +277,7 @@ def install() -> None:
     install_kms_key_states()
     object_lock_rules.install()
     install_alarm_limits()
+    map_tolerance.install()
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _lambda_from_error  # type: ignore[method-assign]
@@ -286,6 +289,7 @@ def uninstall() -> None:
     uninstall_kms_key_states()
     object_lock_rules.uninstall()
     uninstall_alarm_limits()
+    map_tolerance.uninstall()
     Rule.send_to_targets = _original_send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _original_get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _original_lambda_from_error  # type: ignore[method-assign]
