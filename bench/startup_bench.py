@@ -3,7 +3,10 @@
 Run ``.venv/bin/python bench/startup_bench.py`` (``make bench`` runs it). Each figure is the median of several runs of
 a fresh interpreter, wall time including the interpreter's own start; the bare interpreter is printed alongside as
 the floor. The handler imports run in ``functions/`` as Lambda runs them (the code root on ``sys.path``), with
-AWS_DEFAULT_REGION set and nothing else: a module that does work at import pays for it here too.
+AWS_DEFAULT_REGION and LAMBDA_TASK_ROOT set and nothing else: a module that does work at import pays for it here too.
+LAMBDA_TASK_ROOT because the X-Ray SDK and Powertools' Tracer branch on it: outside Lambda the recorder builds an
+X-Ray client for its sampler and the Tracer stays off, in Lambda it samples locally and patches botocore; without
+it the figures would time the path no cold start takes.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def main(argv: list[str]) -> int:
     line("vaultline --help", help_figures, f"   (target < {CLI_TARGET_SECONDS} s wall: {met})")
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     env["PYTHONPATH"] = os.pathsep.join([str(FUNCTIONS), str(ROOT)])
+    env["LAMBDA_TASK_ROOT"] = str(FUNCTIONS)
     figures = {}
     for module in handler_modules():
         figures[module] = timed([python, "-c", f"import {module}"], args.handler_runs, cwd=FUNCTIONS, env=env)

@@ -22,7 +22,9 @@ from vaultline.runs.settings import FunctionSettings
 # The function's environment, validated once per cold start (vaultline/runs/settings.py); the steps read it.
 settings = FunctionSettings.from_environment()
 logger = Logger(service=settings.service_name)
-tracer = Tracer()
+# botocore is all the engine calls out through: the default patches every library the X-Ray SDK knows that is
+# importable (sqlite3, requests, ...), importing each at every cold start to trace calls the engine never makes.
+tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics(namespace=settings.metrics_namespace)
 
 _TRANSIENT_CODES = {

@@ -30,7 +30,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vaultline.errors import VaultlineError
@@ -350,10 +349,16 @@ def parse_plans(text: str, where: str = "<plans>", as_json: bool = False) -> Pla
 
 
 def _parse(text: str, where: str, as_json: bool) -> Any:
+    if as_json:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlansFileError(f"{where}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    # Only a plans file is YAML: the runs' models import this module for its types, and a handler reads no file.
+    import yaml
+
     try:
-        return json.loads(text) if as_json else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise PlansFileError(f"{where}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark else ""

@@ -6,14 +6,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from vaultline.cli import tables
 from vaultline.cli.context import open_vault, stack_of
 from vaultline.cli.output import emit_json, err, execution_progress, human_bytes, out, transfer_progress
-from vaultline.cli.stack import follow, start
 from vaultline.errors import UsageError
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.repository.manifest import resolve_recovery_point
-from vaultline.runs.requests import restore_input
 from vaultline.runs.settings import ACCESS_LOG_BUCKET_ENV
 from vaultline.sources.dynamodb.table import is_table_url
 from vaultline.targets import Overwrite, open_target
@@ -28,6 +25,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.remote:
         return _restore_remote(args)
     if is_table_url(args.to):
+        # The table path and the remote one pull in the DynamoDB engine and the runs' models: a directory or S3
+        # restore, the common case, does not pay for importing them.
+        from vaultline.cli import tables
+
         doc, line = tables.restore(open_vault(args), args)
         if args.json:
             emit_json(doc)
@@ -76,6 +77,9 @@ def _print_skipped(existing: int, unchanged: int) -> None:
 
 
 def _restore_remote(args: argparse.Namespace) -> int:
+    from vaultline.cli.stack import follow, start
+    from vaultline.runs.requests import restore_input
+
     table = is_table_url(args.to)
     if not (table or args.to.startswith("s3://")):
         raise UsageError("--remote restores go to s3://bucket[/prefix] or dynamodb://TABLE targets")
@@ -112,6 +116,8 @@ def _restore_remote(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    from vaultline.cli import tables
+
     items = tables.get(open_vault(args), args)
     if args.json:
         emit_json(items[0] if len(items) == 1 else items)

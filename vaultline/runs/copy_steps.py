@@ -45,7 +45,6 @@ from vaultline.operations.copy import (
     copy_pool,
     reference_for,
 )
-from vaultline.operations.forget import forget
 from vaultline.repository import locks
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import store_entries
@@ -66,8 +65,6 @@ from vaultline.runs.copy_models import (
     CopyTarget,
     CopyWorkItem,
 )
-from vaultline.runs.maintenance_models import MAX_LISTED
-from vaultline.runs.maintenance_steps import retention_policy
 from vaultline.runs.protocol import StagedRun, item_name, s3_storage
 from vaultline.storage import S3Storage
 
@@ -231,6 +228,12 @@ def commit(source: Vault, target: Vault, event: CopyCommitEvent) -> CopyCommitRe
 def _apply_keep(source: Vault, target: Vault, event: CopyCommitEvent, result: CopyCommitResult) -> CopyCommitResult:
     """Forget the target's recovery points of the copied one's source that ``event.keep`` does not keep (after the
     manifest: a forget that fails leaves the copy complete, and the next copy applies the rules again)."""
+    # Only the commit applies keep rules: the other copy steps (each a Lambda function) import neither the forget
+    # (and the prune under it) nor every maintenance step's model for them.
+    from vaultline.operations.forget import forget
+    from vaultline.runs.maintenance_models import MAX_LISTED
+    from vaultline.runs.maintenance_steps import retention_policy
+
     policy = retention_policy(event.keep)
     if policy is None:
         return result
