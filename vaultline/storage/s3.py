@@ -74,13 +74,14 @@ class S3Storage(Storage):
         try:
             config = self.s3.get_object_lock_configuration(Bucket=self.bucket)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") == "ObjectLockConfigurationNotFoundError":
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ObjectLockConfigurationNotFoundError":
                 return False  # no object is ever locked here
             # A denied or failed question is not an answer: taken for "no Object Lock", it would let a step skip
             # the retention it owes (or refuse settings the bucket can keep) with a misleading reason.
             raise VaultError(
                 f"{self.url}: cannot tell whether bucket {self.bucket} has Object Lock "
-                f"(GetObjectLockConfiguration: {exc.response.get('Error', {}).get('Code', '') or exc})"
+                f"(GetObjectLockConfiguration: {code or exc})"
             ) from None
         return bool(config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled")
 
