@@ -131,7 +131,9 @@ def test_worker_that_always_fails_aborts_without_a_recovery_point(deployment: De
     invocations.interceptors.append(always_fail)
     with pytest.raises(ExecutionFailed, match=r"FAILED \(BackupFailed\)") as failed:
         _backup(deployment, "broken")
-    assert "1 of 1 items failed; each one's error is in the failed child executions of map run" in str(failed.value)
+    # The item's own error lives in its child execution; the CLI finds it there, as it must on AWS.
+    assert "1 of 1 items failed; the latest, arn:aws:states:" in str(failed.value)
+    assert "injected permanent failure" in str(failed.value)
 
     # As on AWS, the map (which tolerates no failure) fails itself; Commit never runs on a partial result.
     (execution,) = client("stepfunctions").list_executions(stateMachineArn=deployment.stack.backup_state_machine)[
@@ -142,6 +144,11 @@ def test_worker_that_always_fails_aborts_without_a_recovery_point(deployment: De
     assert [run["error"] for run in failed_runs] == ["States.ExceedToleratedFailureThreshold"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
     assert "Abort" in entered and "Commit" not in entered
+    events = history["events"]
+    (map_run,) = [e["mapRunStartedEventDetails"]["mapRunArn"] for e in events if e["type"] == "MapRunStarted"]
+    (child,) = client("stepfunctions").list_executions(mapRunArn=map_run)["executions"]
+    assert child["status"] == "FAILED" and child["mapRunArn"] == map_run
+    assert client("stepfunctions").list_executions(mapRunArn=map_run, statusFilter="SUCCEEDED")["executions"] == []
 
     vault = Vault.open(deployment.stack.vault_url)
     assert list_recovery_points(vault) == []

@@ -143,9 +143,14 @@ MAP_THRESHOLD_EXCEEDED = "States.ExceedToleratedFailureThreshold"
 
 def _failed_items(sfn: Any, map_run_arn: str) -> str:
     counts = sfn.describe_map_run(mapRunArn=map_run_arn).get("itemCounts", {})
+    summary = f" ({counts.get('failed', 0)} of {counts.get('total', 0)} items failed"
+    failed = sfn.list_executions(mapRunArn=map_run_arn, statusFilter="FAILED", maxResults=1).get("executions", [])
+    if not failed:
+        return f"{summary}; each one's error is in the failed child executions of map run {map_run_arn})"
+    child = sfn.describe_execution(executionArn=failed[0]["executionArn"])
     return (
-        f" ({counts.get('failed', 0)} of {counts.get('total', 0)} items failed; each one's error is in the failed "
-        f"child executions of map run {map_run_arn})"
+        f"{summary}; the latest, {child['executionArn']}: {child.get('error', '?')}: "
+        f"{_message(child.get('cause', ''))})"
     )
 
 

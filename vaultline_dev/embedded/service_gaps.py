@@ -30,6 +30,8 @@
   EvaluationPeriods (``ValidationError``). Installed alone (``install_alarm_limits``) for ``mock_aws`` too.
 - Distributed Map failure thresholds: moto ends a map run SUCCEEDED however many items failed; AWS fails it with
   ``States.ExceedToleratedFailureThreshold`` past ``ToleratedFailureCount``/``Percentage`` (``map_tolerance.py``).
+- Distributed Map child executions: moto keeps none, and ListExecutions with a ``mapRunArn`` answers 500; AWS
+  lists each item's child execution and describes its error and cause (``map_run_children.py``).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_la
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.utilities.arns import parse_arn
 
-from vaultline_dev.embedded import map_tolerance, object_lock_rules
+from vaultline_dev.embedded import map_run_children, map_tolerance, object_lock_rules
 
 _original_send_to_targets = Rule.send_to_targets
 _original_get_permission = FakeBucket.get_permission
@@ -278,6 +280,7 @@ def install() -> None:
     object_lock_rules.install()
     install_alarm_limits()
     map_tolerance.install()
+    map_run_children.install()
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _lambda_from_error  # type: ignore[method-assign]
@@ -290,6 +293,7 @@ def uninstall() -> None:
     object_lock_rules.uninstall()
     uninstall_alarm_limits()
     map_tolerance.uninstall()
+    map_run_children.uninstall()
     Rule.send_to_targets = _original_send_to_targets  # type: ignore[method-assign]
     FakeBucket.get_permission = _original_get_permission  # type: ignore[method-assign]
     StateTaskLambda._from_error = _original_lambda_from_error  # type: ignore[method-assign]
