@@ -269,7 +269,7 @@ def step_index_start(vault: Vault, chunks: int) -> dict[str, Any]:
 
 
 def step_compact(vault: Vault, chunks: int) -> dict[str, Any]:
-    """Compaction of an index-only vault: the whole compact index loaded, shards, pack table and filter written."""
+    """Compaction of an index-only vault: every row sorted in spilled pieces, shards, pack table and filter written."""
     fixed = mark()
     result = vault.compact_index(force=True)
     return {**fixed, "shards": result.shards, "filter_seconds": result.filter_seconds, "written": result.bytes_written}

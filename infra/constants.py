@@ -58,11 +58,15 @@ WORKER_MEMORY_MB = 1769
 PREPARE_MEMORY_MB = 1024
 # Commit merges every worker's entries into one manifest held in memory; millions of objects need room.
 COMMIT_MEMORY_MB = 2048
-# Compaction holds the whole index while it writes a generation: about 52 bytes a chunk at its peak (34 for the
-# compact index, 2 for the filter being built, the bucket views and the shards in flight) over ~90 MiB fixed
-# (bench/scale_bench.py's index table, 1 and 3 million chunks), so 2048 MB hold about 35 million chunks (37 by that
-# slope): above prune's mark ceiling (30 million at 1769 MB). 3 million chunks compact in 3.3 s there.
-COMPACT_MEMORY_MB = 2048
+# Compaction sorts the index rows in bounded pieces (vaultline/repository/spilled_rows.py): 64 MiB of rows in memory,
+# the rest spilled to /tmp at 34 bytes a row, one sixty-fourth sorted at a time; beside them it holds the pack table
+# and the filter being built (2 bytes a row). bench/scale_bench.py's index table: 144 MiB at its peak at 3 million
+# chunks (227 MiB when it held the whole index), most of it the fixed 64 MiB of rows and the interpreter; at 30
+# million about 300 MB (the filter 60, the pack table ~45, a range's sort ~50): 1024 MB is not the ceiling, /tmp is.
+COMPACT_MEMORY_MB = 1024
+# Lambda's /tmp for compaction's spilled rows: 34 bytes a row, so 4096 MB hold about 120 million rows.
+COMPACT_EPHEMERAL_STORAGE_MB = 4096
+DEFAULT_EPHEMERAL_STORAGE_MB = 512
 FINISH_MEMORY_MB = 512
 ABORT_MEMORY_MB = 256
 FUNCTION_TIMEOUT_MINUTES = 15  # Lambda's maximum; workers return early on their own time budget.

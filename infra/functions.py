@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -146,6 +146,7 @@ class Functions(Construct):
                 code=code,
                 layers=[layer],
                 memory_size=spec.memory_mb,
+                ephemeral_storage_size=Size.mebibytes(spec.ephemeral_storage_mb),
                 timeout=Duration.minutes(spec.timeout_minutes),
                 # Only the steps that start a backup create a vault on first use (and may write its config).
                 environment=environment.model_copy(

@@ -21,6 +21,8 @@ class FunctionSpec:
     memory_mb: int
     description: str
     timeout_minutes: int = c.FUNCTION_TIMEOUT_MINUTES
+    # Lambda's /tmp, for a step that spills to disk (512 MB is Lambda's default and free).
+    ephemeral_storage_mb: int = c.DEFAULT_EPHEMERAL_STORAGE_MB
     # Fanned out by a Distributed Map: gets the settings' reserved concurrency, and the dashboard's worker graphs.
     worker: bool = False
     # Creates a vault on first use: may write the created-once objects (config), and only as a conditional create.
@@ -168,12 +170,13 @@ MAINTENANCE_PRUNE_ABORT = FunctionSpec(
     ends_run=True,
 )
 # Compact: writes a new index generation (its shards, packs table and filter, catalog last) and its shared lock,
-# nothing else; it deletes only that lock. It holds the whole index, ~50 bytes a chunk at its peak: its 2048 MB
-# hold about 35 million chunks (constants.COMPACT_MEMORY_MB), which is this step's ceiling.
+# nothing else; it deletes only that lock. It sorts the index rows in bounded pieces, spilled to /tmp (34 bytes a
+# row): constants.COMPACT_MEMORY_MB and COMPACT_EPHEMERAL_STORAGE_MB say where its ceiling is.
 MAINTENANCE_COMPACT = FunctionSpec(
     "maintenance_compact",
     c.COMPACT_MEMORY_MB,
     "Compact the dedup index into a sharded generation",
+    ephemeral_storage_mb=c.COMPACT_EPHEMERAL_STORAGE_MB,
     writes=(layout.CATALOG_PREFIX, layout.GENERATION_PREFIX, layout.LOCK_PREFIX),
     holds_lock=True,
 )

@@ -243,8 +243,11 @@ def test_compaction_writes_only_index_generations_and_its_lock(synth: Synth) -> 
         f"GETATT_{vault_id}_Arn/locks/*",
     ]
     assert "s3:PutObjectRetention" not in _all_actions(synth, "FunctionsMaintenanceCompactServiceRole")
-    # It holds the whole index (~50 bytes a chunk): 2048 MB hold about 35 million chunks.
-    assert _function(synth, "MaintenanceCompact")["MemorySize"] == 2048
+    # It sorts the index rows in pieces spilled to /tmp (34 bytes a row): its /tmp, not its memory, is the ceiling.
+    compact = _function(synth, "MaintenanceCompact")
+    assert compact["MemorySize"] == 1024
+    assert compact["EphemeralStorage"] == {"Size": 4096}
+    assert _function(synth, "BackupWorker")["EphemeralStorage"] == {"Size": 512}
 
 
 def test_restore_worker_writes_only_to_configured_target_buckets(synth: Synth, multi_synth: Synth) -> None:

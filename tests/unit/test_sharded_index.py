@@ -3,6 +3,7 @@ and a catalog never outlives what it names."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from vaultline.repository.index_shards import (
     encode_catalog,
     encode_packs,
     encode_shard,
+    open_object,
     shard_bits_for,
     shard_of,
 )
@@ -33,7 +35,7 @@ from vaultline.repository.layout import CATALOG_PREFIX, GENERATION_PREFIX, index
 from vaultline.repository.packs import BlobEntry
 from vaultline.repository.sharded_index import (
     ShardedIndex,
-    _shard_rows,
+    _shards,
     compact,
     current_catalog,
     invalidate_catalog,
@@ -198,17 +200,58 @@ def test_lookups_agree_with_many_shards_and_recent_index_objects(
     assert lookup.recent.index_ids and lookup.counters.recent_hits
 
 
-@pytest.mark.parametrize("bits", [0, 5, 12, 13, 16])
-def test_shards_cut_the_sorted_buckets_at_their_prefixes(bits: int) -> None:
+@pytest.mark.parametrize("bits", [0, 5, 6, 12, 13, 16])
+def test_shards_cut_sorted_runs_at_their_prefixes(bits: int) -> None:
     rng = random.Random(bits)
     rows = sorted(row(rng.randbytes(16), 0) for _ in range(3000))
-    buckets: list[bytes | bytearray] = [bytearray() for _ in range(4096)]
-    for r in rows:
-        buckets[int.from_bytes(r[:2], "big") >> 4] += r
-    shards = list(_shard_rows(buckets, bits))
+    # Runs cut anywhere (inside a shard, at its edge, empty), as the 64 sorted key ranges of a compaction cut them.
+    cuts = sorted([*rng.sample(range(len(rows)), 40), 0, 0, len(rows), len(rows)])
+    runs = [b"".join(rows[a:b]) for a, b in itertools.pairwise(cuts)]
+    shards = list(_shards(iter(runs), bits))
     assert len(shards) == 1 << bits and b"".join(shards) == b"".join(rows)
     for n, rows_of in enumerate(shards):
         assert all(shard_of(rows_of[at : at + KEY_SIZE], bits) == n for at in range(0, len(rows_of), ROW_SIZE))
+
+
+def _generation_objects(vault: Vault, generation: str) -> dict[str, bytes]:
+    """The generation's objects, opened, by key with the (random) generation id left out."""
+    found = {}
+    for prefix in (GENERATION_PREFIX, CATALOG_PREFIX):
+        for obj in vault.storage.list(prefix):
+            body = open_object(vault.storage.get(obj.key), obj.key, vault.cipher, obj.key)
+            found[obj.key.replace(generation, "G")] = body.replace(generation.encode(), b"G")
+    return found
+
+
+def test_compaction_spilled_to_disk_writes_the_same_generation_as_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_shards, "SHARD_ROWS_TARGET", 8)  # many shards, so ranges and shards cut each other
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    in_memory, _ = random_vault(tmp_path / "memory", 21, objects=6)
+    spilled, ids = random_vault(tmp_path / "spilled", 21, objects=6)
+    whole = compact(in_memory.storage, in_memory.cipher, now=now)
+    # A budget of one row spills after every index object; a spill directory left behind would be a leak.
+    spill_root = tmp_path / "tmp"
+    spill_root.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(spill_root))
+    pieces = compact(spilled.storage, spilled.cipher, now=now, memory_budget=ROW_SIZE)
+    assert list(spill_root.iterdir()) == []
+    assert (pieces.rows, pieces.blobs, pieces.packs, pieces.shards) == (
+        whole.rows,
+        whole.blobs,
+        whole.packs,
+        whole.shards,
+    )
+    assert pieces.blobs == len(set(ids)) and pieces.shards > 64
+    assert whole.generation and pieces.generation
+    memory_objects = _generation_objects(in_memory, whole.generation)
+    spilled_objects = _generation_objects(spilled, pieces.generation)
+    assert memory_objects.keys() == spilled_objects.keys()
+    for key, body in memory_objects.items():
+        if "catalog" not in key:  # a catalog holds the hashes of its objects as sealed, which differ by generation
+            assert spilled_objects[key] == body, key
+    assert_agrees(spilled, ids, random.Random(21))
 
 
 class Crash(Exception):

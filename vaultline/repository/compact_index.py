@@ -260,6 +260,28 @@ class CompactIndexBuilder:
         except KeyError:
             raise IntegrityError(f"{what}: malformed index (a blob names a pack it does not list)") from None
 
+    @property
+    def pack_table(self) -> bytes:
+        """The raw pack ids (32 bytes each) added so far, in pack-number order."""
+        return bytes(self._pack_table)
+
+    @property
+    def pack_count(self) -> int:
+        """How many distinct packs were added."""
+        return len(self._packs)
+
+    def row_bytes(self) -> int:
+        """Bytes of rows held (unsorted) since the last :meth:`take_rows`."""
+        return sum(len(data) for data in self._buckets)
+
+    def take_rows(self, first_bucket: int, buckets: int) -> bytes:
+        """The unsorted rows held for ``buckets`` buckets from ``first_bucket`` on, released from the builder (pack
+        numbering carries on: a compaction spills rows and keeps adding)."""
+        taken = b"".join(self._buckets[first_bucket : first_bucket + buckets])
+        for b in range(first_bucket, first_bucket + buckets):
+            self._buckets[b] = bytearray()
+        return taken
+
     def finish(self) -> CompactIndex:
         """The index; the builder is empty afterwards."""
         distinct = 0

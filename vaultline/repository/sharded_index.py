@@ -13,8 +13,8 @@ before (:func:`load_master_index`). With one (docs/vault-format.md, section 9.5)
 A lookup asks the recent index, then the filter, then the key's shard (fetched and verified on first use). What a
 worker holds is thus about 2 bytes per blob of the vault plus what the recent objects need, never the whole index.
 
-:func:`compact` writes a new generation from every index object (it holds the whole compact index while it
-runs: about 36 bytes per blob) under a shared vault lock; :func:`invalidate_catalog` retires generations, under
+:func:`compact` writes a new generation from every index object (its rows sorted in bounded pieces, spilled to
+temporary files past 64 MiB) under a shared vault lock; :func:`invalidate_catalog` retires generations, under
 prune's exclusive lock, before prune deletes any index object or pack.
 """
 
@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 import blake3
 
 from vaultline.errors import IntegrityError, ObjectMissing
-from vaultline.repository.compact_index import BUCKET_BITS, KEY_SIZE, ROW_HEAD, ROW_SIZE, ROW_TAIL, CompactIndexBuilder
+from vaultline.repository.compact_index import KEY_SIZE, ROW_HEAD, ROW_SIZE, ROW_TAIL
 from vaultline.repository.compression import decompress_document
 from vaultline.repository.crypto import Cipher
 from vaultline.repository.index import BlobLocation, DedupIndex, MasterIndex, iter_index_tables, list_index_ids
@@ -65,6 +65,7 @@ from vaultline.repository.layout import (
     shard_key,
 )
 from vaultline.repository.packs import BlobEntry
+from vaultline.repository.spilled_rows import DEFAULT_MEMORY_BUDGET, SpilledRows
 from vaultline.storage import Storage
 
 # Shards a worker keeps: 64 MiB is some 60 shards of ~1 MiB, the working set of a batch's cross-object dedup.
@@ -355,33 +356,44 @@ def new_generation_id(now: datetime | None = None, after: str | None = None) -> 
     return f"{moment:%Y%m%dT%H%M%SZ}-{os.urandom(4).hex()}"
 
 
-def _shard_rows(buckets: list[bytes | bytearray], bits: int) -> Iterator[bytes]:
-    """Each shard's sorted rows in shard order, from the compact index's 4,096 sorted buckets."""
-    if bits <= BUCKET_BITS:
-        per = 1 << (BUCKET_BITS - bits)
-        for n in range(1 << bits):
-            yield b"".join(buckets[n * per : (n + 1) * per])
-        return
-    split = 1 << (bits - BUCKET_BITS)
-    for b, rows in enumerate(buckets):
-        keys = _Keys(bytes(rows))
+def _shards(ranges: Iterator[bytes], bits: int) -> Iterator[bytes]:
+    """Each of the ``1 << bits`` shards' sorted rows in shard order, from sorted runs of rows that follow one another
+    in key order (a run may hold many shards, or a part of one)."""
+    last = (1 << bits) - 1
+    number, pending = 0, bytearray()
+    for run in ranges:
+        keys = _Keys(run)
         start = 0
-        for part in range(split):
-            n = b * split + part
-            bound = ((n + 1) << (16 - bits)).to_bytes(2, "big") if part + 1 < split else None
-            end = bisect.bisect_left(keys, bound) if bound is not None else len(keys)
-            yield keys.rows[start * ROW_SIZE : end * ROW_SIZE]
-            start = end
+        while number < last:
+            bound = ((number + 1) << (16 - bits)).to_bytes(2, "big")
+            end = bisect.bisect_left(keys, bound, lo=start)
+            pending += run[start * ROW_SIZE : end * ROW_SIZE]
+            if end == len(keys):
+                break
+            yield bytes(pending)
+            number, pending, start = number + 1, bytearray(), end
+        if number == last:
+            pending += run[start * ROW_SIZE :]
+    yield bytes(pending)
+    for _ in range(number, last):
+        yield b""
 
 
-def compact(storage: Storage, cipher: Cipher, now: datetime | None = None, force: bool = False) -> CompactionResult:
+def compact(
+    storage: Storage,
+    cipher: Cipher,
+    now: datetime | None = None,
+    force: bool = False,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> CompactionResult:
     """Write a new generation consolidating every index object, catalog last; call it under a shared vault lock
     (so no prune deletes what it consolidates while it runs). Nothing is deleted: superseded generations are
     retired by :func:`invalidate_catalog` under prune's exclusive lock, so a worker that opened one keeps finding
     its shards. Skipped (``up_to_date``) when the current catalog consolidates every index object already.
 
-    Memory: the whole compact index (34 bytes per blob) plus the filter being built (2 bytes per blob) and one
-    shard; the index is released before the filter is compressed and sealed.
+    Memory: the pack table (about 150 bytes per pack), the filter being built (2 bytes per row), and the rows in
+    bounded pieces (:class:`SpilledRows`: 64 MiB in memory, the rest in temporary files, one sixty-fourth of them
+    sorted at a time): about 100 MB beside the interpreter at 30 million rows.
     """
     result = CompactionResult()
     index_ids = list_index_ids(storage)
@@ -391,44 +403,40 @@ def compact(storage: Storage, cipher: Cipher, now: datetime | None = None, force
         result.generation = current.generation
         return result
     result.superseded = list_generations(storage)
-    builder = CompactIndexBuilder()
-    for index_id, table in iter_index_tables(storage, cipher, index_ids):
-        builder.add_table(table, f"{storage.url}: {index_key(index_id)}")
-    index = builder.finish()
-    del builder
-    generation = new_generation_id(now, result.superseded[-1] if result.superseded else None)
-    result.generation, result.index_objects = generation, len(index_ids)
-    result.blobs, result.rows, result.packs = index.distinct, index.rows, index.pack_count
-    bits = shard_bits_for(index.rows)
-    result.shards = 1 << bits
+    with SpilledRows(memory_budget) as rows:
+        for index_id, table in iter_index_tables(storage, cipher, index_ids):
+            rows.add_table(table, f"{storage.url}: {index_key(index_id)}")
+        generation = new_generation_id(now, result.superseded[-1] if result.superseded else None)
+        result.generation, result.index_objects = generation, len(index_ids)
+        result.rows, result.packs = rows.rows, rows.pack_count
+        bits = shard_bits_for(rows.rows)
+        result.shards = 1 << bits
 
-    def put(key: str, body: bytes) -> ObjectRef:
-        stored = seal_object(body, key, cipher)
-        storage.put(key, stored)
-        result.bytes_written += len(stored)
-        return ObjectRef(hash=blake3.blake3(stored).hexdigest(), count=0)
+        def put(key: str, body: bytes) -> ObjectRef:
+            stored = seal_object(body, key, cipher)
+            storage.put(key, stored)
+            result.bytes_written += len(stored)
+            return ObjectRef(hash=blake3.blake3(stored).hexdigest(), count=0)
 
-    packs_ref = put(generation_packs_key(generation), encode_packs(index.pack_table))
-    packs_ref = ObjectRef(hash=packs_ref.hash, count=index.pack_count)
-    filter_builder = FilterBuilder()
-    filter_clock = 0.0
-    shard_refs: list[ObjectRef] = []
-    buckets = [index.bucket_rows(b) for b in range(1 << BUCKET_BITS)]
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        pending = []
-        for n, rows in enumerate(_shard_rows(buckets, bits)):
-            started = time.perf_counter()
-            filter_builder.add_rows(rows)
-            filter_clock += time.perf_counter() - started
-            key = shard_key(generation, n)
-            count = len(rows) // ROW_SIZE
-            pending.append((pool.submit(put, key, encode_shard(bits, n, rows)), count))
-            if len(pending) >= 2 * WRITE_THREADS:
-                future, count = pending.pop(0)
+        packs_ref = put(generation_packs_key(generation), encode_packs(rows.pack_table))
+        packs_ref = ObjectRef(hash=packs_ref.hash, count=rows.pack_count)
+        filter_builder = FilterBuilder()
+        filter_clock = 0.0
+        shard_refs: list[ObjectRef] = []
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            pending = []
+            for n, shard_rows in enumerate(_shards(rows.sorted_ranges(), bits)):
+                started = time.perf_counter()
+                filter_builder.add_rows(shard_rows)
+                filter_clock += time.perf_counter() - started
+                count = len(shard_rows) // ROW_SIZE
+                pending.append((pool.submit(put, shard_key(generation, n), encode_shard(bits, n, shard_rows)), count))
+                if len(pending) >= 2 * WRITE_THREADS:
+                    future, count = pending.pop(0)
+                    shard_refs.append(ObjectRef(hash=future.result().hash, count=count))
+            for future, count in pending:
                 shard_refs.append(ObjectRef(hash=future.result().hash, count=count))
-        for future, count in pending:
-            shard_refs.append(ObjectRef(hash=future.result().hash, count=count))
-    del index, buckets
+        result.blobs = rows.distinct
     started = time.perf_counter()
     filter_body = filter_builder.finish()
     result.filter_seconds = round(filter_clock + time.perf_counter() - started, 3)
