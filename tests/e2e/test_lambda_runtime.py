@@ -41,7 +41,9 @@ class Probes:
         ]["Arn"]
         self.names: list[str] = []
 
-    def deploy(self, handler: str, *, timeout: int = 30, memory: int = 256, runtime: str = "python3.12") -> str:
+    def deploy(
+        self, handler: str, *, timeout: int = 30, memory: int = 256, runtime: str = "python3.12", tmp_mb: int = 512
+    ) -> str:
         name = f"probe-{handler.rpartition('.')[2]}-{uuid.uuid4().hex[:8]}"
         client("lambda").create_function(
             FunctionName=name,
@@ -51,6 +53,7 @@ class Probes:
             Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},  # an empty archive: the code is PROBES, routed by name
             Timeout=timeout,
             MemorySize=memory,
+            EphemeralStorage={"Size": tmp_mb},
             Environment={"Variables": {"PROBE_SETTING": "from the template"}},
         )
         self.monkeypatch.setitem(self.aws.lambdas.code_dirs, name, PROBES)
@@ -186,6 +189,18 @@ def test_memory_size_exceeded_fails_the_invocation_as_out_of_memory(probes: Prob
     assert error == "Unhandled"
     assert failed["errorType"] == "Runtime.OutOfMemory"
     assert "Max Memory Used" in probes.aws.lambdas.logs(name)
+
+
+def test_ephemeral_storage_exceeded_fails_the_invocation_as_a_full_tmp(probes: Probes) -> None:
+    name = probes.deploy("probe.spill", tmp_mb=512)
+
+    within, error = probes.invoke(name, {"mb": 100})
+    assert error is None and within["written"] == 100
+    assert within["in"] != "/tmp", "the sandbox's /tmp is its own"
+    failed, error = probes.invoke(name, {"mb": 600})
+
+    assert error == "Unhandled"
+    assert failed["errorType"] == "OSError" and "No space left on device" in failed["errorMessage"]
 
 
 def test_killed_sandbox_fails_its_invocation_as_a_runtime_exit(probes: Probes) -> None:

@@ -168,6 +168,7 @@ class LambdaRuntime:
             runtime=runtime,
             handler=str(fn.handler),
             memory_mb=int(fn.memory_size or 128),
+            ephemeral_mb=int(fn.ephemeral_storage or 512),
             timeout_seconds=int(fn.timeout or 3),
             role_arn=str(fn.role),
             variables=tuple(sorted((str(k), str(v)) for k, v in (fn.environment_vars or {}).items())),

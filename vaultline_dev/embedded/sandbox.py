@@ -6,7 +6,9 @@ exactly the template's variables, what Lambda itself sets and the execution role
 :mod:`vaultline_dev.embedded.bootstrap`, talks to it over two private pipes, and writes its stdout and stderr (and
 Lambda's START/END/REPORT lines) to a log stream file. It enforces the function's timeout (``Sandbox.Timedout``) and
 memory size (peak RSS, ``Runtime.OutOfMemory``); a sandbox that fails either, or whose process dies
-(``Runtime.ExitError``), is discarded.
+(``Runtime.ExitError``), is discarded. Its ``/tmp`` is a directory of its own (``TMPDIR``), kept across its warm
+invocations as Lambda keeps ``/tmp``, and held to the function's ``EphemeralStorage``: past it the invocation fails
+as a write on a full ``/tmp`` fails on Lambda (``OSError``, "No space left on device") and the sandbox is discarded.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import json
 import os
 import secrets
 import select
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -84,6 +88,8 @@ class SandboxConfig:
     sdk_dir: Path
     endpoint: str
     region: str
+    ephemeral_mb: int = 512
+    """The function's ``EphemeralStorage`` (its ``/tmp``), in MB."""
 
     @property
     def sys_path(self) -> list[str]:
@@ -100,7 +106,9 @@ class Outcome:
     reusable: bool
 
 
-def environment(config: SandboxConfig, credentials: RoleCredentials, log_stream: str) -> dict[str, str]:
+def environment(
+    config: SandboxConfig, credentials: RoleCredentials, log_stream: str, tmp_dir: Path | None = None
+) -> dict[str, str]:
     """The template's variables, then what Lambda sets (reserved names win, as Lambda refuses them in templates)."""
     name = config.function_name
     return {
@@ -129,6 +137,8 @@ def environment(config: SandboxConfig, credentials: RoleCredentials, log_stream:
         "AWS_ENDPOINT_URL": config.endpoint,
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        # And /tmp is the sandbox's own, held to the function's ephemeral storage.
+        **({"TMPDIR": str(tmp_dir)} if tmp_dir is not None else {}),
     }
 
 
@@ -155,6 +165,7 @@ class Sandbox:
         self._closed = threading.Lock()
         self._is_closed = False
         python = runtime_python(config.runtime)
+        self.tmp_dir = Path(tempfile.mkdtemp(prefix=f"lambda-tmp-{config.function_name[:40]}-"))
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
         log = self.log_path.open("ab", buffering=0)
@@ -162,7 +173,7 @@ class Sandbox:
         try:
             self.process = subprocess.Popen(
                 [python, "-I", "-S", str(BOOTSTRAP), str(request_read), str(response_write), *config.sys_path],
-                env=environment(config, credentials, self.log_stream),
+                env=environment(config, credentials, self.log_stream, self.tmp_dir),
                 cwd=config.code_dir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -236,6 +247,10 @@ class Sandbox:
                 self.close()
                 message = "Runtime exited with error: signal: killed"
                 return Outcome(_lambda_error("Runtime.OutOfMemory", request_id, message), "Runtime.OutOfMemory", False)
+            if self._over_ephemeral_storage():
+                self.close()
+                message = f"[Errno 28] No space left on device: /tmp holds {self.config.ephemeral_mb} MB"
+                return Outcome(_lambda_error("OSError", request_id, message), "OSError", False)
             if not ready:
                 continue
             chunk = os.read(self._response_read, 1 << 16)
@@ -272,6 +287,18 @@ class Sandbox:
         _, peak = self.rss_mb()
         return peak > self.config.memory_mb
 
+    def tmp_bytes(self) -> int:
+        """Bytes the sandbox's files in /tmp hold now."""
+        total = 0
+        for root, _, files in os.walk(self.tmp_dir):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(root, name)).st_size
+        return total
+
+    def _over_ephemeral_storage(self) -> bool:
+        return self.tmp_bytes() > self.config.ephemeral_mb * 2**20
+
     def _report(self, request_id: str, started: float) -> None:
         duration = (time.monotonic() - started) * 1000
         _, peak = self.rss_mb()
@@ -300,6 +327,7 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
         with contextlib.suppress(OSError):
             self._requests.close()
         os.close(self._response_read)

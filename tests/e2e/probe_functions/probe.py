@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -51,6 +52,16 @@ def allocate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     block = b"x" * (int(event["mb"]) << 20)
     time.sleep(0.2)
     return {"allocated": len(block) >> 20}
+
+
+def spill(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Write ``mb`` MiB to a temporary file (in /tmp, as Lambda's tempfile finds it) and hold it for a moment."""
+    with tempfile.NamedTemporaryFile() as file:
+        for _ in range(int(event["mb"])):
+            file.write(b"x" * (1 << 20))
+        file.flush()
+        time.sleep(0.2)
+        return {"written": int(event["mb"]), "in": os.path.dirname(file.name)}
 
 
 class ProbeFailure(Exception):
