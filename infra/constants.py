@@ -60,9 +60,10 @@ PREPARE_MEMORY_MB = 1024
 COMMIT_MEMORY_MB = 2048
 # Compaction sorts the index rows in bounded pieces (vaultline/repository/spilled_rows.py): 64 MiB of rows in memory,
 # the rest spilled to /tmp at 34 bytes a row, one sixty-fourth sorted at a time; beside them it holds the pack table
-# and the filter being built (2 bytes a row). bench/scale_bench.py's index table: 144 MiB at its peak at 3 million
-# chunks (227 MiB when it held the whole index), most of it the fixed 64 MiB of rows and the interpreter; at 30
-# million about 300 MB (the filter 60, the pack table ~45, a range's sort ~50): 1024 MB is not the ceiling, /tmp is.
+# and the filter being built (2 bytes a row, some 8 while it is sealed). bench/scale_bench.py's index table: 106,
+# 144 and 176 MiB at its peak at 1, 3 and 6 million chunks (227 MiB at 3 million when it held the whole index), so
+# about 14 bytes a chunk over ~90 MiB fixed: some 510 MiB at 30 million, 1024 MB at about 65 million; /tmp's
+# 120 million rows and the 15 minutes (28 s for 6 million here) come later.
 COMPACT_MEMORY_MB = 1024
 # Lambda's /tmp for compaction's spilled rows: 34 bytes a row, so 4096 MB hold about 120 million rows.
 COMPACT_EPHEMERAL_STORAGE_MB = 4096

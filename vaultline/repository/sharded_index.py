@@ -393,7 +393,7 @@ def compact(
 
     Memory: the pack table (about 150 bytes per pack), the filter being built (2 bytes per row), and the rows in
     bounded pieces (:class:`SpilledRows`: 64 MiB in memory, the rest in temporary files, one sixty-fourth of them
-    sorted at a time): about 100 MB beside the interpreter at 30 million rows.
+    sorted at a time): about 14 bytes a row over some 90 MiB fixed (bench/scale_bench.py's index table).
     """
     result = CompactionResult()
     index_ids = list_index_ids(storage)
