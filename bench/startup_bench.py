@@ -2,8 +2,11 @@
 
 Run ``.venv/bin/python bench/startup_bench.py`` (``make bench`` runs it). Each figure is the median of several runs of
 a fresh interpreter, wall time including the interpreter's own start; the bare interpreter is printed alongside as
-the floor. The handler imports run in ``functions/`` as Lambda runs them (the code root on ``sys.path``), with
-AWS_DEFAULT_REGION and LAMBDA_TASK_ROOT set and nothing else: a module that does work at import pays for it here too.
+the floor. The handler imports run as the embedded Lambda's sandbox runs them, which is how Lambda does: the
+functions' runtime's CPython (``-I -S``), ``sys.path`` of the code, the built layer's ``python/`` and the runtime's
+own SDK, and not the development virtualenv (whose 150 distributions made every ``importlib.metadata`` scan, such as
+pydantic's plugin lookup, cost more than the layer's 16 do), with AWS_DEFAULT_REGION and LAMBDA_TASK_ROOT set and
+nothing else: a module that does work at import pays for it here too.
 LAMBDA_TASK_ROOT because the X-Ray SDK and Powertools' Tracer branch on it: outside Lambda the recorder builds an
 X-Ray client for its sampler and the Tracer stays off, in Lambda it samples locally and patches botocore; without
 it the figures would time the path no cold start takes.
@@ -20,9 +23,13 @@ import sys
 import time
 from pathlib import Path
 
+from vaultline_dev.embedded import builds, sandbox
+from vaultline_dev.embedded.sandbox import RUNTIMES
+
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
 CLI_TARGET_SECONDS = 0.25
+LAMBDA_RUNTIME = "python3.12"  # infra/functions.py's lambda_.Runtime.PYTHON_3_12
 
 
 def timed(cmd: list[str], runs: int, cwd: Path = ROOT, env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -60,12 +67,16 @@ def main(argv: list[str]) -> int:
     line("python -c pass", floor)
     met = "met" if help_figures[0] < CLI_TARGET_SECONDS else "NOT met"
     line("vaultline --help", help_figures, f"   (target < {CLI_TARGET_SECONDS} s wall: {met})")
-    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-    env["PYTHONPATH"] = os.pathsep.join([str(FUNCTIONS), str(ROOT)])
-    env["LAMBDA_TASK_ROOT"] = str(FUNCTIONS)
+    runtime = sandbox.runtime_python(LAMBDA_RUNTIME)
+    sys_path = [str(FUNCTIONS), str(builds.host_layer() / "python"), str(builds.runtime_sdk(RUNTIMES[LAMBDA_RUNTIME]))]
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    env = {"AWS_DEFAULT_REGION": region, "AWS_REGION": region, "LAMBDA_TASK_ROOT": str(FUNCTIONS)}
+    env["PATH"] = "/usr/bin:/bin"
+    print(f"handler imports: {runtime} -I -S, sys.path {sys_path}", flush=True)
     figures = {}
     for module in handler_modules():
-        figures[module] = timed([python, "-c", f"import {module}"], args.handler_runs, cwd=FUNCTIONS, env=env)
+        code = f"import sys; sys.path[:0] = {sys_path!r}; import {module}"
+        figures[module] = timed([str(runtime), "-I", "-S", "-c", code], args.handler_runs, cwd=FUNCTIONS, env=env)
     for module, measured in sorted(figures.items(), key=lambda item: -item[1][1]):
         line("import " + module, measured)
     walls = [wall for wall, _ in figures.values()]

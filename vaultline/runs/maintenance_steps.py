@@ -129,8 +129,9 @@ def compact(vault: Vault, event: MaintenanceInput) -> CompactResult:
     compact`` does, so that the next backup's workers load its filter and the recent index objects rather than the
     whole index; writes nothing when the current generation consolidates every index object already.
 
-    Takes the vault's shared lock (raises ``VaultLocked`` while a prune holds the exclusive one). Memory: the whole
-    index, about 50 bytes a chunk at its peak (``sharded_index.compact``); that is this step's ceiling.
+    Takes the vault's shared lock (raises ``VaultLocked`` while a prune holds the exclusive one). Memory: the pack
+    table and the filter, the rows sorted in pieces spilled to /tmp (``sharded_index.compact``): /tmp's 34 bytes a
+    row is this step's ceiling.
     """
     return filled_from(CompactResult, compact_index(vault))
 
