@@ -94,10 +94,10 @@ class VaultlineStack(Stack):
             self,
             "Observability",
             key=self.notification_key.key,
-            notified=[self.workflows.backup.state_machine, self.workflows.restore.state_machine],
             dead_letters=self.schedules.dead_letters,
             notification_email=settings.notification_email,
         )
+        self.observability.notify([self.workflows.backup.state_machine, self.workflows.restore.state_machine])
         self.maintenance = (
             Maintenance(
                 self,
