@@ -6,8 +6,9 @@ keeps the hook and moto's resolution of the caller (access key -> IAM user or as
 policies) and replaces the decision:
 
 1. the request becomes the checks AWS makes (``iam_requests.py``: action, resource ARN, context keys);
-2. each check goes to ``@cloud-copilot/iam-simulate`` (``iam_simulator.py``) with the caller's identity policies
-   and the resource's policy (S3 bucket, KMS key, SNS topic or SQS queue policy, as deployed);
+2. each check goes to ``@cloud-copilot/iam-simulate`` (``iam_simulator.py``) with the caller's identity policies,
+   its role's permissions boundary, and the resource's policy (S3 bucket, KMS key, SNS topic or SQS queue policy,
+   as deployed);
 3. a denial fails the request as AWS fails it: 403 ``AccessDenied`` (JSON services: ``AccessDeniedException``)
    naming the principal, the action and the resource; S3 answers 403 instead of 404 for a missing key when the
    caller may not ``s3:ListBucket`` the bucket.
@@ -35,7 +36,7 @@ from botocore.config import Config
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
-from moto.iam.access_control import IAMRequest, PermissionResult, S3IAMRequest
+from moto.iam.access_control import AssumedRoleAccessKey, IAMRequest, PermissionResult, S3IAMRequest
 from moto.iam.models import Policy, iam_backends
 from moto.kms.models import kms_backends
 from moto.kms.utils import _deserialize_ciphertext_blob
@@ -65,6 +66,8 @@ class Caller:
 
     arn: str
     policies: list[dict[str, Any]]
+    boundary: dict[str, Any] | None = None
+    """The permissions boundary of a role session's role: what it allows caps what the policies allow."""
 
     @property
     def principal_arn(self) -> str:
@@ -147,6 +150,11 @@ class Enforcer:
                 "contextVariables": context,
             },
             "identityPolicies": [{"name": f"policy{i}", "policy": p} for i, p in enumerate(caller.policies)],
+            **(
+                {"permissionBoundaryPolicies": [{"name": "boundary", "policy": caller.boundary}]}
+                if caller.boundary
+                else {}
+            ),
             "serviceControlPolicies": [],
             "resourceControlPolicies": [],
             "resourcePolicy": resource_policy(check.resource),
@@ -279,7 +287,17 @@ def _resolve_caller(response: Any, iam_request_cls: type) -> Caller:
         action=response._get_action(),
     )
     access_key = request._access_key
-    return Caller(arn=access_key.arn, policies=[_document(p) for p in access_key.collect_policies()])
+    policies = [_document(p) for p in access_key.collect_policies()]
+    return Caller(arn=access_key.arn, policies=policies, boundary=_boundary_of(access_key))
+
+
+def _boundary_of(access_key: Any) -> dict[str, Any] | None:
+    """The document of the permissions boundary of a role session's role, if it has one (users have none here)."""
+    if not isinstance(access_key, AssumedRoleAccessKey):
+        return None
+    backend = access_key.backend
+    arn = backend.get_role(access_key._owner_role_name).permissions_boundary_arn
+    return _document(backend.get_policy(arn)) if arn else None
 
 
 def _document(policy: Any) -> dict[str, Any]:
@@ -408,6 +426,9 @@ def _reason(verdict: Verdict, action: str) -> str:
         return "with an explicit deny in a resource-based policy"
     if "Explicit:identity" in verdict.denials:
         return "with an explicit deny in an identity-based policy"
+    # iam-simulate names the permissions boundary "pb".
+    if "Implicit:pb" in verdict.denials and "Implicit:identity" not in verdict.denials:
+        return f"because no permissions boundary allows the {action} action"
     if "Implicit:identity" not in verdict.denials and "Implicit:resource" in verdict.denials:
         return f"because no resource-based policy allows the {action} action"
     return f"because no identity-based policy allows the {action} action"
