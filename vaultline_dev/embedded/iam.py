@@ -125,50 +125,12 @@ class Enforcer:
     def _require(self, caller: Caller, service: str, check: Check) -> Verdict:
         verdict = self.decide(caller, check)
         if not verdict.allowed:
-            raise _denied(service, caller.arn, check.action, check.resource, _reason(verdict, check.action))
+            raise _denied(service, caller.arn, check.action, check.resource, reason(verdict, check.action))
         return verdict
 
     def decide(self, caller: Caller, check: Check) -> Verdict:
         """The simulator's verdict on ``check`` for ``caller``, with the resource's policy as deployed."""
-        account = caller.arn.split(":")[4]
-        now = datetime.now(UTC)
-        context: dict[str, str | list[str]] = {
-            # Plain HTTP on loopback stands in for AWS's TLS endpoints (docs/embedded-aws.md, "IAM").
-            "aws:SecureTransport": "true",
-            "aws:PrincipalArn": caller.principal_arn,
-            "aws:PrincipalAccount": account,
-            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aws:EpochTime": str(int(now.timestamp())),
-            **check.context,
-        }
-        resource_account = resource_owner(check.resource)
-        simulation = {
-            "request": {
-                "principal": caller.arn,
-                "action": check.action,
-                "resource": {"resource": check.resource, "accountId": resource_account or account},
-                "contextVariables": context,
-            },
-            "identityPolicies": [{"name": f"policy{i}", "policy": p} for i, p in enumerate(caller.policies)],
-            **(
-                {"permissionBoundaryPolicies": [{"name": "boundary", "policy": caller.boundary}]}
-                if caller.boundary
-                else {}
-            ),
-            "serviceControlPolicies": [],
-            "resourceControlPolicies": [],
-            "resourcePolicy": resource_policy(check.resource),
-        }
-        verdict = self.simulator.decide(simulation)
-        if verdict.result == "ExplicitlyDenied" and not verdict.denials:
-            # Across accounts the simulator names no reason: ask again without the resource policy to tell whose
-            # deny it was (a denial costs a second decision; an allowed request never does).
-            alone = self.simulator.decide({**simulation, "resourcePolicy": None})
-            whose = "identity" if alone.result == "ExplicitlyDenied" else "resource"
-            verdict = verdict.model_copy(update={"denials": [f"Explicit:{whose}"]})
-        if verdict.result == "Error":
-            log.warning("IAM simulator rejected %s on %s: %s", check.action, check.resource, verdict.error)
-        return verdict
+        return decide(self.simulator, caller, check, resource_policy(check.resource), resource_owner(check.resource))
 
     def _hide_missing_key(self, caller: Caller, call: Call) -> None:
         # S3 answers a read of a missing key with 404 only to a caller who may list the bucket, else with 403.
@@ -243,6 +205,54 @@ class Enforcer:
         }
         if not self.simulator.decide(simulation).allowed:
             raise RoleNotAssumable(f"{service_principal} may not assume {role_arn}: its trust policy does not allow it")
+
+
+def decide(
+    simulator: Simulator,
+    caller: Caller,
+    check: Check,
+    resource_policy: dict[str, Any] | None,
+    resource_account: str | None = None,
+) -> Verdict:
+    """The verdict on ``check`` for ``caller`` (its identity policies and boundary) under ``resource_policy``, the
+    one decision the embedded AWS makes per check; infra tests ask it of a synthesized template's policies.
+    ``resource_account`` owns the resource (the caller's account when unknown): across accounts both the caller's
+    policies and the resource's policy must allow, as on AWS."""
+    account = caller.arn.split(":")[4]
+    now = datetime.now(UTC)
+    context: dict[str, str | list[str]] = {
+        # Plain HTTP on loopback stands in for AWS's TLS endpoints (docs/embedded-aws.md, "IAM").
+        "aws:SecureTransport": "true",
+        "aws:PrincipalArn": caller.principal_arn,
+        "aws:PrincipalAccount": account,
+        "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(int(now.timestamp())),
+        **check.context,
+    }
+    boundary = [{"name": "boundary", "policy": caller.boundary}] if caller.boundary else None
+    simulation = {
+        "request": {
+            "principal": caller.arn,
+            "action": check.action,
+            "resource": {"resource": check.resource, "accountId": resource_account or account},
+            "contextVariables": context,
+        },
+        "identityPolicies": [{"name": f"policy{i}", "policy": p} for i, p in enumerate(caller.policies)],
+        **({"permissionBoundaryPolicies": boundary} if boundary else {}),
+        "serviceControlPolicies": [],
+        "resourceControlPolicies": [],
+        "resourcePolicy": resource_policy,
+    }
+    verdict = simulator.decide(simulation)
+    if verdict.result == "ExplicitlyDenied" and not verdict.denials:
+        # Across accounts the simulator names no reason: ask again without the resource policy to tell whose
+        # deny it was (a denial costs a second decision; an allowed request never does).
+        alone = simulator.decide({**simulation, "resourcePolicy": None})
+        whose = "identity" if alone.result == "ExplicitlyDenied" else "resource"
+        verdict = verdict.model_copy(update={"denials": [f"Explicit:{whose}"]})
+    if verdict.result == "Error":
+        log.warning("IAM simulator rejected %s on %s: %s", check.action, check.resource, verdict.error)
+    return verdict
 
 
 class RoleNotAssumable(VaultlineError):
@@ -419,7 +429,8 @@ def resource_policy(resource: str) -> dict[str, Any] | None:
     return document
 
 
-def _reason(verdict: Verdict, action: str) -> str:
+def reason(verdict: Verdict, action: str) -> str:
+    """Why AWS says a request was denied, in its words (the end of an AccessDenied message)."""
     if verdict.result == "Error":
         return f"because the embedded AWS's IAM simulator rejected the request ({verdict.error})"
     if "Explicit:resource" in verdict.denials:
