@@ -78,7 +78,6 @@ S3_WRITE_ACTIONS = (
 # Decrypting (reads) and generating data keys (writes) of SSE-KMS objects, only as S3 does it for the object.
 S3_KMS_READ_ACTIONS = ("kms:Decrypt",)
 S3_KMS_WRITE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
-# Copy targets' writers need what reading lock state there takes (the vault's own steps' OBJECT_LOCK_READ_ACTIONS).
 
 
 class DataAccess(Construct):
