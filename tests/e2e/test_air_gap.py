@@ -399,6 +399,7 @@ def test_the_vault_accounts_maintenance_forgets_prunes_and_extends_locks_as_the_
     scheduled = json.loads(client("scheduler").get_schedule(Name="vaultline-maintenance")["Target"]["Input"])
     scheduled["policies"] = [{"source": first.source, "rules": {"keep_last": 1}}]
     scheduled["verify"] = {"subset": "100%"}
+    scheduled["drill"]["enabled"] = True  # into the vault account's own scratch bucket, as its maintenance role may
     decisions: list[tuple[str, str, str, bool]] = []
     enforcer = air_gap.embedded.iam
     assert enforcer is not None
@@ -422,6 +423,10 @@ def test_the_vault_accounts_maintenance_forgets_prunes_and_extends_locks_as_the_
     for key in (f"{MANIFEST_PREFIX}{second.id}", *_packs()):
         assert _retained_until(key) >= started + timedelta(days=LOCK_DAYS) - timedelta(minutes=5), key
     assert results["verify"]["ok"] and results["verify"]["recovery_points"] == 1, results["verify"]
+    drill = results["drill"]
+    assert drill["ok"] and drill["cleaned_up"] and drill["recovery_point"] == second.id and drill["verified"] == 4, (
+        drill
+    )
 
     # Who did it: only the vault account's own roles, each bounded by what its maintenance role may do.
     changes = {"s3:DeleteObject", "s3:PutObjectRetention"}
