@@ -33,7 +33,7 @@ from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import S3Storage
 from vaultline_dev.embedded import EmbeddedAws, deploy_template
-from vaultline_dev.embedded.deploy import DeployedStack
+from vaultline_dev.embedded.deploy import DeployedStack, fire_schedule
 from vaultline_dev.embedded.identity import role_credentials
 from vaultline_dev.embedded.server import MOTO_CONFIG
 
@@ -459,3 +459,16 @@ def test_no_role_of_the_vault_account_does_more_to_the_vault_than_its_maintenanc
         forget.put_object(Bucket=BUCKET, Key=hold, Body=b"{}")
     assert "because no permissions boundary allows the s3:PutObject action" in _refused(refused)
     assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix=hold).get("KeyCount", 0) == 0
+
+
+def test_the_vault_accounts_schedule_starts_its_maintenance_as_the_scheduler_does(air_gap: AirGap) -> None:
+    air_gap.redeploy()  # an empty vault: the run has nothing to forget, and finds nothing wrong
+    # Started as the schedule's own role (bounded like every role of the vault stack), with the input it sends.
+    execution = fire_schedule("vaultline-maintenance")
+    output = follow(execution, poll_seconds=0.05)
+
+    machine = client("stepfunctions").describe_execution(executionArn=execution)["stateMachineArn"]
+    assert machine == air_gap.vault.outputs["MaintenanceStateMachineArn"]
+    results = output["results"]
+    assert results["forget"]["removed_count"] == 0 and results["prune"]["packs_deleted"] == 0, results
+    assert results["verify"]["ok"] and results["lock"]["enabled"], results
