@@ -1,8 +1,9 @@
 """A vault in its own account (AWS Backup's logically air-gapped vault): the protected account may only add to it.
 
-The vault account's stack (:class:`VaultAccountStack`) owns the vault bucket (Object Lock on), its key, and the
-bucket and key policies that decide what the protected account's roles may do there; the protected account's
-``VaultlineStack`` writes to it through :class:`ImportedVault`. The rules, each a statement of the bucket policy:
+The vault account's stack (``infra.vault_account.VaultAccountStack``) owns the vault bucket (Object Lock on), its
+key, and the bucket and key policies that decide what the protected account's roles may do there; the protected
+account's ``VaultlineStack`` writes to it through :class:`ImportedVault`. The rules, each a statement of the bucket
+policy:
 
 - reads: ``GetObject`` and ``ListBucket`` (restores, dedup, the parent's manifest);
 - adds: ``PutObject`` under ``data/``, ``index/`` and ``recovery-points/`` only with ``If-None-Match: *``
@@ -18,20 +19,20 @@ Every principal of the protected account is held to them (a Deny on the account)
 roles (``<stack>-*``) are granted anything: the account's administrator can still assume or edit those roles, so
 it can add as they can, and no more (docs/security.md). Deletes are the vault account's: its maintenance role
 (:class:`MaintenanceRole`) forgets and prunes what Object Lock no longer holds; no one but the vault account's
-root user may bypass a GOVERNANCE retention, and nobody deletes ``config`` or ``object-lock``.
+root user may bypass a GOVERNANCE retention, and nobody deletes ``config`` or ``object-lock``. The vault account's
+stack (infra/vault_account.py) runs that maintenance on a schedule, every role of it bounded by what the
+maintenance role may do to the vault (:class:`MaintenanceBoundary`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra import constants as c
 from infra.air_gap_settings import AirGapSettings
 from infra.nag import acknowledge
 from infra.settings import StackSettings
@@ -92,7 +93,15 @@ MAINTENANCE_WRITE_PREFIXES = (
     layout.GENERATION_PREFIX,
     *SCRATCH_PREFIXES,
 )
+# Writes with a retention date (prune's sweep repacks, compaction), multipart for large packs and map results.
+MAINTENANCE_WRITE_ACTIONS = (
+    "s3:PutObject",
+    "s3:PutObjectRetention",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+)
 MAINTENANCE_DELETE_PREFIXES = MAINTENANCE_WRITE_PREFIXES
+MAINTENANCE_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 
 class ImportedVault(Construct):
@@ -282,83 +291,98 @@ class AirGapPolicies(Construct):
         )
 
 
+def maintenance_statements(vault: Vault) -> list[iam.PolicyStatement]:
+    """What the vault account's maintenance may do to the vault, once: the maintenance role's grants, and the
+    vault part of the boundary of every role of the vault account's stack (:class:`MaintenanceBoundary`)."""
+    bucket = vault.bucket
+    writes = [bucket.arn_for_objects(f"{prefix}*") for prefix in MAINTENANCE_WRITE_PREFIXES]
+    deletes = [bucket.arn_for_objects(f"{prefix}*") for prefix in MAINTENANCE_DELETE_PREFIXES]
+    return [
+        iam.PolicyStatement(
+            sid="VaultRead",
+            actions=list(MAINTENANCE_READ_ACTIONS),
+            resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
+        ),
+        iam.PolicyStatement(sid="VaultWrite", actions=list(MAINTENANCE_WRITE_ACTIONS), resources=writes),
+        # Lock extension keeps the bounded records of ``object-lock`` locked too (never shorter: S3 refuses that
+        # without the bypass, which nobody but the vault account's root has).
+        iam.PolicyStatement(
+            sid="VaultLockSettingsRetention",
+            actions=["s3:PutObjectRetention"],
+            resources=[bucket.arn_for_objects(layout.OBJECT_LOCK_KEY)],
+        ),
+        iam.PolicyStatement(sid="VaultDelete", actions=["s3:DeleteObject"], resources=deletes),
+        iam.PolicyStatement(sid="VaultKey", actions=list(MAINTENANCE_KEY_ACTIONS), resources=[vault.key.key_arn]),
+    ]
+
+
+def _acknowledge_vault_wildcards(construct: Construct, vault: Vault) -> None:
+    acknowledge(
+        construct,
+        "AwsSolutions-IAM5",
+        "Maintenance reads and deletes content-addressed packs, index objects and manifests under the vault's "
+        "prefixes, names that cannot be listed in advance; Object Lock keeps what is still retained.",
+        findings=[
+            vault.arn_finding("/*"),
+            *(vault.arn_finding(f"/{prefix}*") for prefix in MAINTENANCE_WRITE_PREFIXES),
+        ],
+    )
+
+
 class MaintenanceRole(Construct):
     """The vault account's maintenance role: forget, prune, compact, verify, extend retention (the CLI's
-    maintenance commands, or a scheduler in the vault account, assume it). It cannot bypass retention, lift a
-    legal hold, delete the config or change the bucket."""
+    maintenance commands assume it; the vault account's Maintenance state machine runs as roles no larger, see
+    :class:`MaintenanceBoundary`). It cannot bypass retention, lift a legal hold, delete the config or change the
+    bucket."""
 
     def __init__(self, scope: Construct, construct_id: str, *, vault: Vault) -> None:
         super().__init__(scope, construct_id)
-        bucket = vault.bucket
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.AccountRootPrincipal(),
             description="Vaultline vault maintenance: forget, prune, compact, verify, extend Object Lock retention",
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="VaultRead",
-                actions=list(MAINTENANCE_READ_ACTIONS),
-                resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
-            )
-        )
-        writes = [bucket.arn_for_objects(f"{prefix}*") for prefix in MAINTENANCE_WRITE_PREFIXES]
-        self.role.add_to_policy(
-            iam.PolicyStatement(sid="VaultWrite", actions=["s3:PutObject", "s3:PutObjectRetention"], resources=writes)
-        )
-        deletes = [bucket.arn_for_objects(f"{prefix}*") for prefix in MAINTENANCE_DELETE_PREFIXES]
-        self.role.add_to_policy(iam.PolicyStatement(sid="VaultDelete", actions=["s3:DeleteObject"], resources=deletes))
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="VaultKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[vault.key.key_arn]
-            )
-        )
-        acknowledge(
-            self.role,
-            "AwsSolutions-IAM5",
-            "Maintenance reads and deletes content-addressed packs, index objects and manifests under the vault's "
-            "prefixes, names that cannot be listed in advance; Object Lock keeps what is still retained.",
-            findings=[
-                vault.arn_finding("/*"),
-                *(vault.arn_finding(f"/{prefix}*") for prefix in MAINTENANCE_WRITE_PREFIXES),
+        for statement in maintenance_statements(vault):
+            self.role.add_to_policy(statement)
+        _acknowledge_vault_wildcards(self.role, vault)
+
+
+class MaintenanceBoundary(Construct):
+    """The permissions boundary of every role of the vault account's stack (:meth:`apply`): on the vault, no role
+    there may do more than the maintenance role (:func:`maintenance_statements`); elsewhere (logs, traces,
+    metrics, the drill's scratch bucket, invoking the functions, the schedule's queue) each role keeps exactly its
+    own least-privilege grants. So the Maintenance state machine and its functions are the maintenance role cut
+    down per step, whatever a later grant of CDK's or ours adds to them."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, vault: Vault) -> None:
+        super().__init__(scope, construct_id)
+        bucket = vault.bucket
+        self.policy = iam.ManagedPolicy(
+            self,
+            "Default",
+            description="Vaultline vault account: no role may do more to the vault than its maintenance role",
+            statements=[
+                *maintenance_statements(vault),
+                iam.PolicyStatement(
+                    sid="OutsideTheVault",
+                    actions=["*"],
+                    not_resources=[bucket.bucket_arn, bucket.arn_for_objects("*"), vault.key.key_arn],
+                ),
             ],
         )
-
-
-class VaultAccountStack(Stack):
-    """What `cdk deploy VaultlineVault` creates in the vault account: the vault, its policies, its maintenance role."""
-
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: StackSettings,
-        air_gap: AirGapSettings,
-        protected_stack: str = c.DEFAULT_STACK_NAME,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            description="Vaultline vault account: the vault that the protected account may only add to",
-            **kwargs,
+        _acknowledge_vault_wildcards(self.policy, vault)
+        acknowledge(
+            self.policy,
+            "AwsSolutions-IAM5",
+            "A permissions boundary grants nothing: outside the vault it leaves each role to its own least-privilege "
+            "policies (Action::*), and on the vault it caps every role at the maintenance role's grants.",
+            findings=["Action::*"],
         )
-        self.vault = Vault(
-            self,
-            "Vault",
-            settings=settings,
-            bucket_name=air_gap.bucket_name,
-            access_logs_name=air_gap.access_log_bucket_name,
-        )
-        self.policies = AirGapPolicies(
-            self, "AirGap", vault=self.vault, settings=settings, air_gap=air_gap, protected_stack=protected_stack
-        )
-        self.maintenance = MaintenanceRole(self, "Maintenance", vault=self.vault)
-        CfnOutput(self, c.OUTPUT_VAULT_BUCKET, value=self.vault.bucket.bucket_name)
-        CfnOutput(self, c.OUTPUT_VAULT_KEY, value=self.vault.key.key_arn)
-        CfnOutput(self, OUTPUT_MAINTENANCE_ROLE, value=self.maintenance.role.role_arn)
+
+    def apply(self, scope: Construct) -> None:
+        """Bound every role created under ``scope`` (CDK sets each one's PermissionsBoundary)."""
+        iam.PermissionsBoundary.of(scope).apply(self.policy)
 
 
 OUTPUT_MAINTENANCE_ROLE = "MaintenanceRoleArn"

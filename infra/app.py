@@ -10,10 +10,10 @@ from typing import Any
 import aws_cdk as cdk
 
 from infra import constants as c
-from infra.air_gap import VaultAccountStack
 from infra.nag import add_nag_checks
 from infra.settings import StackSettings
 from infra.stack import VaultlineStack, load_stack_plans
+from infra.vault_account import VaultAccountStack
 
 
 def cdk_json_context(path: Path = c.ROOT / "cdk.json") -> dict[str, Any]:
@@ -50,6 +50,7 @@ def build_app(
             app,
             air_gap.vault_stack_name,
             settings=settings,
+            plans=plans,
             air_gap=air_gap,
             protected_stack=stack_name,
             synthesizer=cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False),

@@ -46,12 +46,12 @@ from infra import constants as c
 from infra import registry as r
 from infra.drill_scratch import DrillScratch
 from infra.functions import Functions
-from infra.lock_workflow import LockChain
+from infra.lock_workflow import LOCK_FUNCTIONS, LockChain
 from infra.looping_map import LoopStates, looping_item
 from infra.nag import acknowledge, logical_id
 from infra.observability import IntegrityAlarm, notify_outcomes
 from infra.paths import fields_of, path
-from infra.prune_workflow import PruneChain
+from infra.prune_workflow import PRUNE_FUNCTIONS, PruneChain
 from infra.schedules import MaintenanceSchedule
 from infra.settings import StackSettings
 from infra.tasks import (
@@ -77,6 +77,21 @@ from vaultline.runs.maintenance_models import (
     VerifyPlanned,
 )
 from vaultline.runs.requests import maintenance_input
+
+# Every function the machine runs (its chains' included): what a stack that runs maintenance must create.
+MAINTENANCE_FUNCTIONS = (
+    r.MAINTENANCE_FORGET,
+    *PRUNE_FUNCTIONS,
+    *LOCK_FUNCTIONS,
+    r.MAINTENANCE_COMPACT,
+    r.MAINTENANCE_VERIFY_PLAN,
+    r.MAINTENANCE_VERIFY_ITEM,
+    r.MAINTENANCE_VERIFY_SUMMARY,
+    r.ABORT,
+    r.MAINTENANCE_DRILL_PLAN,
+    r.MAINTENANCE_DRILL_ITEM,
+    r.MAINTENANCE_DRILL_SUMMARY,
+)
 
 # Where the state keeps the verify's and the drill's plans, their maps' outputs, and a map item's last result.
 VERIFYING = "$.verifying"
@@ -289,4 +304,4 @@ class Maintenance(Construct):
         )
 
 
-__all__ = ["Maintenance"]
+__all__ = ["MAINTENANCE_FUNCTIONS", "Maintenance"]

@@ -147,11 +147,13 @@ class NotificationKey(Construct):
 
 
 class Observability(Construct):
-    """SNS topic for outcomes, EventBridge rules feeding it, alarms and a dashboard.
+    """SNS topic for outcomes, the alarm on the schedules' dead letters, each workflow's failure alarm and a
+    dashboard; both stacks have one (the vault account's watches its maintenance).
 
     Every workflow of the stack is watched the same way (:meth:`watch`): an alarm on its failed executions and a
     graph of its executions; the stack hands it each of its state machines, so a new workflow is one more entry
-    there. The dashboard (:meth:`add_dashboard`) comes last, once every alarm exists."""
+    there. What feeds the topic events is each workflow's :func:`notify_outcomes` (for backups and restores,
+    :meth:`notify`). The dashboard (:meth:`add_dashboard`) comes last, once every alarm exists."""
 
     def __init__(
         self,
@@ -159,15 +161,15 @@ class Observability(Construct):
         construct_id: str,
         *,
         key: kms.IKey,
-        notified: list[sfn.IStateMachine],
         dead_letters: sqs.IQueue,
         notification_email: str | None = None,
+        topic_name: str = "Vaultline backup and restore outcomes",
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(
             self,
             "Topic",
-            display_name="Vaultline backup and restore outcomes",
+            display_name=topic_name,
             master_key=key,
             enforce_ssl=True,
         )
@@ -195,24 +197,27 @@ class Observability(Construct):
         )
         if notification_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(notification_email))
-        self.execution_failures, self.outcomes = notify_outcomes(
-            self,
-            self.topic,
-            machines=notified,
-            machines_named="state machine",
-            detail_types=[c.BACKUP_FAILED, c.RESTORE_FAILED, c.BACKUP_SUCCEEDED, c.RESTORE_SUCCEEDED],
-            events_named="backup and restore",
-        )
         self.dead_letter_depth = dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5))
         self.schedule_failed_alarm = alarm(
             self,
             "ScheduleFailedAlarm",
-            description="EventBridge Scheduler could not start a Vaultline backup (see the dead-letter queue)",
+            description="EventBridge Scheduler could not start a Vaultline run (see the dead-letter queue)",
             metric=self.dead_letter_depth,
             topic=self.topic,
         )
         self.failed_alarms: dict[str, cw.Alarm] = {}
         self._executions: list[cw.GraphWidget] = []
+
+    def notify(self, machines: list[sfn.IStateMachine]) -> None:
+        """Send the backup and restore ``machines``' failed executions and outcome events to the topic."""
+        self.execution_failures, self.outcomes = notify_outcomes(
+            self,
+            self.topic,
+            machines=machines,
+            machines_named="state machine",
+            detail_types=[c.BACKUP_FAILED, c.RESTORE_FAILED, c.BACKUP_SUCCEEDED, c.RESTORE_SUCCEEDED],
+            events_named="backup and restore",
+        )
 
     def watch(self, kind: str, machine: sfn.StateMachine) -> cw.Alarm:
         """Alarm on ``machine``'s failed (timed out, aborted) executions, ``<kind>FailedAlarm``, and graph them."""

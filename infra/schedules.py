@@ -69,6 +69,28 @@ def start_target(
     )
 
 
+class DeadLetters(Construct):
+    """The queue (this construct's default child) where a schedule's start that keeps failing (throttled, state
+    machine missing) lands instead of vanishing; an alarm on its depth tells an operator."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.queue = sqs.Queue(
+            self,
+            "Default",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the schedules; nothing consumes it automatically, an "
+            "alarm on its depth tells an operator.",
+        )
+
+
 class Schedules(Construct):
     """The schedules, the role Scheduler assumes to start executions, and the queue of starts that failed."""
 
@@ -82,22 +104,7 @@ class Schedules(Construct):
         key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-
-        # A schedule whose start keeps failing (throttled, state machine missing) lands here instead of vanishing.
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the schedules; nothing consumes it automatically, an "
-            "alarm on its depth tells an operator.",
-        )
+        self.dead_letters = DeadLetters(self, "DeadLetters", key=key).queue
 
         self.role = start_execution_role(
             self,

@@ -14,6 +14,7 @@ from infra import constants as c
 from infra import registry as r
 from infra.air_gap import ImportedVault
 from infra.copy_workflow import Copy
+from infra.data_access import DataAccess
 from infra.freshness import Freshness, maintenance_heartbeats, plan_heartbeats
 from infra.functions import Functions
 from infra.layer import SharedLayer
@@ -61,11 +62,17 @@ class VaultlineStack(Stack):
             "Functions",
             vault=self.vault,
             layer=self.layer.layer,
+            encryption=plans.encryption,
+            settings=settings,
+            log_key=self.log_key,
+        )
+        self.data_access = DataAccess(
+            self,
+            "DataAccess",
+            functions=self.functions,
             plans=plans,
             restore_targets=settings.restore_target_buckets,
             restore_target_tables=settings.restore_target_tables,
-            settings=settings,
-            log_key=self.log_key,
         )
         self.workflows = Workflows(
             self,
@@ -87,10 +94,10 @@ class VaultlineStack(Stack):
             self,
             "Observability",
             key=self.notification_key.key,
-            notified=[self.workflows.backup.state_machine, self.workflows.restore.state_machine],
             dead_letters=self.schedules.dead_letters,
             notification_email=settings.notification_email,
         )
+        self.observability.notify([self.workflows.backup.state_machine, self.workflows.restore.state_machine])
         self.maintenance = (
             Maintenance(
                 self,

@@ -24,15 +24,16 @@ from moto.iam.models import iam_backends
 
 from tests.e2e.conftest import _post, shared_synth
 from vaultline.aws import client, reset_clients
+from vaultline.cli.stack import follow, start
 from vaultline.operations.backup import run_backup
 from vaultline.repository.layout import CONFIG_KEY, MANIFEST_PREFIX, key_slot_key, pack_id_of_key
 from vaultline.repository.manifest import list_recovery_points
-from vaultline.repository.object_lock import ObjectLockSettings, VaultObjectLock
+from vaultline.repository.object_lock import ObjectLockSettings, VaultObjectLock, create_object_lock
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.storage import S3Storage
 from vaultline_dev.embedded import EmbeddedAws, deploy_template
-from vaultline_dev.embedded.deploy import DeployedStack
+from vaultline_dev.embedded.deploy import DeployedStack, fire_schedule
 from vaultline_dev.embedded.identity import role_credentials
 from vaultline_dev.embedded.server import MOTO_CONFIG
 
@@ -58,9 +59,26 @@ EVERYTHING = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action
 class AirGap:
     """The deployed vault account and the protected account's sessions."""
 
-    def __init__(self, vault: DeployedStack, protected: dict[str, Any]) -> None:
-        self.vault = vault
+    def __init__(self, embedded: EmbeddedAws, template: dict[str, Any], protected: dict[str, Any]) -> None:
+        self.embedded = embedded
+        self.template = template
         self.protected = protected
+        self.vault = self.redeploy()
+
+    def redeploy(self) -> DeployedStack:
+        """A fresh embedded AWS with the vault account's stack deployed and its vault initialized."""
+        _post(self.embedded.endpoint + "/moto-api/reset", {})
+        _post(self.embedded.endpoint + "/moto-api/config", MOTO_CONFIG)
+        reset_clients()
+        # Warm sandboxes hold the reset account's role credentials: a fresh deploy starts them afresh, as AWS would.
+        self.embedded.lambdas.pool.shutdown()
+        self.vault = deploy_template(self.template)
+        # The vault account initializes the vault, with the stack's Object Lock (`init --object-lock governance
+        # --lock-days 7`, docs/deploy.md): its maintenance locks what it writes, and extends, by that record.
+        storage = S3Storage(BUCKET)
+        Vault.init(storage)
+        create_object_lock(storage, ObjectLockSettings.bounded("GOVERNANCE", LOCK_DAYS))
+        return self.vault
 
     def protected_role(self, name: str, *logical_prefixes: str) -> boto3.session.Session:
         """A role ``Vaultline-<name>`` in the protected account with the vault statements of the protected stack's
@@ -103,12 +121,7 @@ def _role_in_protected_account(name: str, documents: list[dict[str, Any]]) -> bo
 def air_gap(embedded: EmbeddedAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirGap]:
     vault_template, out = shared_synth(tmp_path_factory, "VaultlineVault", CONTEXT)
     protected_template = json.loads((out / "Vaultline.template.json").read_text())
-    _post(embedded.endpoint + "/moto-api/reset", {})
-    _post(embedded.endpoint + "/moto-api/config", MOTO_CONFIG)
-    reset_clients()
-    deployed = deploy_template(vault_template)
-    Vault.init(S3Storage(BUCKET))  # the vault account initializes the vault (docs/deploy.md)
-    yield AirGap(deployed, protected_template)
+    yield AirGap(embedded, vault_template, protected_template)
     reset_clients()
 
 
@@ -317,3 +330,145 @@ def test_a_backup_with_the_protected_roles_succeeds_writing_only_new_objects(air
     with pytest.raises(ClientError) as overwrite:
         backup.client("s3").put_object(Bucket=BUCKET, Key=pack, Body=b"x")
     _refused(overwrite)
+
+
+def test_protected_admin_cannot_run_or_change_the_vault_accounts_maintenance(air_gap: AirGap) -> None:
+    admin = air_gap.protected_role("Admin3")  # every permission its own account can give
+    machine = air_gap.vault.outputs["MaintenanceStateMachineArn"]
+    forget = next(
+        arn for logical, arn in air_gap.vault.arns.items() if logical.startswith("FunctionsMaintenanceForget")
+    )
+    for attempt in (
+        lambda: admin.client("stepfunctions").start_execution(stateMachineArn=machine, input="{}"),
+        lambda: admin.client("lambda").invoke(FunctionName=forget, Payload=b"{}"),
+        lambda: admin.client("scheduler").delete_schedule(Name="vaultline-maintenance"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            attempt()
+        _refused(refused)
+    # The control: the vault account's schedule is still there to start it.
+    assert client("scheduler").get_schedule(Name="vaultline-maintenance")["Target"]["Arn"] == machine
+
+
+def _write_round(source: Path, round_: int) -> None:
+    """Replace the source's files with ones of this round only, so a forgotten round leaves only garbage packs."""
+    for old in source.glob("*"):
+        old.unlink()
+    for number in range(4):
+        (source / f"round-{round_}-{number}.bin").write_bytes(f"round {round_} file {number} ".encode() * 3000)
+
+
+def _packs() -> set[str]:
+    listed = client("s3").list_objects_v2(Bucket=BUCKET, Prefix="data/").get("Contents", [])
+    return {o["Key"] for o in listed if pack_id_of_key(o["Key"])}
+
+
+def _retained_until(key: str) -> datetime:
+    until: datetime = client("s3").head_object(Bucket=BUCKET, Key=key)["ObjectLockRetainUntilDate"]
+    return until
+
+
+def test_the_vault_accounts_maintenance_forgets_prunes_and_extends_locks_as_the_vault_account(
+    air_gap: AirGap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    air_gap.redeploy()  # a vault holding only this test's recovery points (the others write keys of their own)
+    backup = air_gap.protected_role(
+        "Backup2",
+        "FunctionsBackupPrepareServiceRole",
+        "FunctionsBackupWorkerServiceRole",
+        "FunctionsBackupCommitServiceRole",
+    )
+    source = tmp_path / "source"
+    source.mkdir()
+    storage = S3Storage(BUCKET, s3=backup.client("s3"))
+    # The first recovery point's lock has lapsed (it was written with none); the second's lapses in 3 days, before
+    # maintenance's next-but-one run, so maintenance must extend it to the vault's 7 days.
+    storage.lock_policy = VaultObjectLock.fixed(None)
+    _write_round(source, 1)
+    first = run_backup(Vault.open(storage), open_source(str(source)))
+    first_packs = _packs()
+    storage.lock_policy = VaultObjectLock.fixed(ObjectLockSettings(mode="GOVERNANCE", days=3))
+    _write_round(source, 2)
+    second = run_backup(Vault.open(storage), open_source(str(source)))
+    assert first_packs and _packs() > first_packs
+    # As the protected account, none of it could be undone: forgetting the first is the vault account's.
+    with pytest.raises(ClientError) as forget:
+        backup.client("s3").delete_object(Bucket=BUCKET, Key=f"{MANIFEST_PREFIX}{first.id}")
+    _refused(forget)
+
+    scheduled = json.loads(client("scheduler").get_schedule(Name="vaultline-maintenance")["Target"]["Input"])
+    scheduled["policies"] = [{"source": first.source, "rules": {"keep_last": 1}}]
+    scheduled["verify"] = {"subset": "100%"}
+    scheduled["drill"]["enabled"] = True  # into the vault account's own scratch bucket, as its maintenance role may
+    decisions: list[tuple[str, str, str, bool]] = []
+    enforcer = air_gap.embedded.iam
+    assert enforcer is not None
+    decide = enforcer.decide
+
+    def recorded(caller: Any, check: Any) -> Any:
+        verdict = decide(caller, check)
+        decisions.append((caller.arn, check.action, check.resource, verdict.allowed))
+        return verdict
+
+    monkeypatch.setattr(enforcer, "decide", recorded)
+    started = datetime.now(UTC)
+    output = follow(start(air_gap.vault.outputs["MaintenanceStateMachineArn"], scheduled), poll_seconds=0.05)
+    results = output["results"]
+
+    assert results["forget"]["removed"] == [first.id], results["forget"]
+    assert [rp.id for rp in list_recovery_points(Vault.open(S3Storage(BUCKET)))] == [second.id]
+    assert results["prune"]["packs_deleted"] >= len(first_packs), results["prune"]
+    assert not _packs() & first_packs, "prune removed every pack only the forgotten recovery point needed"
+    assert results["lock"]["objects_extended"] >= 1 + len(_packs()), results["lock"]
+    for key in (f"{MANIFEST_PREFIX}{second.id}", *_packs()):
+        assert _retained_until(key) >= started + timedelta(days=LOCK_DAYS) - timedelta(minutes=5), key
+    assert results["verify"]["ok"] and results["verify"]["recovery_points"] == 1, results["verify"]
+    drill = results["drill"]
+    assert drill["ok"] and drill["cleaned_up"] and drill["recovery_point"] == second.id and drill["verified"] == 4, (
+        drill
+    )
+
+    # Who did it: only the vault account's own roles, each bounded by what its maintenance role may do.
+    changes = {"s3:DeleteObject", "s3:PutObjectRetention"}
+    done = [(arn, resource) for arn, action, resource, allowed in decisions if allowed and action in changes]
+    assert any(f":::{BUCKET}/{MANIFEST_PREFIX}{first.id}" in resource for _, resource in done)
+    assert any(f":::{BUCKET}/data/" in resource for _, resource in done)
+    roles = {arn.split("/")[1] for arn, _ in done}
+    assert all(arn.startswith(f"arn:aws:sts::{VAULT_ACCOUNT}:assumed-role/") for arn, _ in done), done
+    boundary = air_gap.vault.physical[next(k for k in air_gap.vault.physical if k.startswith("MaintenanceBoundary"))]
+    for role in roles:
+        assert (
+            client("iam").get_role(RoleName=role)["Role"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+        )
+    assert not [d for d in decisions if PROTECTED in d[0]], "no step ran as the protected account"
+
+
+def test_no_role_of_the_vault_account_does_more_to_the_vault_than_its_maintenance_role(air_gap: AirGap) -> None:
+    # The forget step's own policy lets it write anywhere in the vault but config and key slots (its spec names
+    # no prefixes); the stack's boundary, the maintenance role's statements, keeps it to what maintenance writes.
+    (role,) = [
+        arn
+        for logical, arn in air_gap.vault.arns.items()
+        if logical.startswith("FunctionsMaintenanceForgetServiceRole") and ":role/" in arn
+    ]
+    forget = role_credentials(role, "forget").session("us-east-1").client("s3")
+    hold = _key("holds/")
+
+    forget.put_object(Bucket=BUCKET, Key=_key("staging/"), Body=b"{}")  # the control: its staging is maintenance's
+    with pytest.raises(ClientError) as refused:
+        forget.put_object(Bucket=BUCKET, Key=hold, Body=b"{}")
+    assert "because no permissions boundary allows the s3:PutObject action" in _refused(refused)
+    assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix=hold).get("KeyCount", 0) == 0
+
+
+def test_the_vault_accounts_schedule_starts_its_maintenance_as_the_scheduler_does(air_gap: AirGap) -> None:
+    air_gap.redeploy()  # an empty vault: the run has nothing to forget, and finds nothing wrong
+    # Started as the schedule's own role (bounded like every role of the vault stack), with the input it sends.
+    execution = fire_schedule("vaultline-maintenance")
+    output = follow(execution, poll_seconds=0.05)
+
+    machine = client("stepfunctions").describe_execution(executionArn=execution)["stateMachineArn"]
+    assert machine == air_gap.vault.outputs["MaintenanceStateMachineArn"]
+    results = output["results"]
+    assert results["forget"]["removed_count"] == 0 and results["prune"]["packs_deleted"] == 0, results
+    assert results["verify"]["ok"] and results["lock"]["enabled"], results

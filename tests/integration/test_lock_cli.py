@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import Run
+from vaultline.repository import locks
+from vaultline.repository.layout import OBJECT_LOCK_KEY
 from vaultline.repository.object_lock import ObjectLockSettings, load_object_lock
 from vaultline.storage import S3Storage
 
@@ -91,3 +95,32 @@ def test_lock_set_on_a_directory_vault_fails(tmp_path: Any, run: Run) -> None:
     assert run("--vault", str(tmp_path / "v"), "init")[0] == 0
     code, _, err = run("--vault", str(tmp_path / "v"), "lock", "set", "--lock-days", "7", "--mode", "governance")
     assert code == 1 and "change the vault's Object Lock settings" in err
+
+
+def test_lock_set_takes_the_exclusive_vault_lock_so_it_cannot_race_a_prune(
+    s3: Any, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.create_bucket(Bucket="worm", ObjectLockEnabledForBucket=True)
+    assert run("--vault", "s3://worm", "init", "--object-lock", "governance", "--lock-days", "7")[0] == 0
+    storage = S3Storage("worm")
+
+    prune = locks.acquire(storage, "prune", exclusive=True)  # a maintenance run's prune, midway
+    code, _, err = run("--vault", "s3://worm", "lock", "set", "--lock-days", "30")
+    assert code == 1 and "vault is locked (prune lock held by" in err
+    assert load_object_lock(storage) == ObjectLockSettings.bounded("GOVERNANCE", 7), "nothing changed"
+    locks.release(storage, prune)
+
+    # Once the prune is done it goes through, holding the exclusive lock while it writes the settings.
+    held_while_writing: list[list[tuple[str, bool]]] = []
+    put = S3Storage.put
+
+    def watched(self: S3Storage, key: str, data: bytes) -> None:
+        if key == OBJECT_LOCK_KEY:
+            held_while_writing.append([(i.kind, i.exclusive) for _, i in locks.list_locks(storage) if i is not None])
+        put(self, key, data)
+
+    monkeypatch.setattr(S3Storage, "put", watched)
+    code, _, _ = run("--vault", "s3://worm", "lock", "set", "--lock-days", "30")
+    assert code == 0 and held_while_writing == [[("lock-set", True)]]
+    assert load_object_lock(storage) == ObjectLockSettings.bounded("GOVERNANCE", 30, 7)
+    assert locks.list_locks(storage) == [], "released when done"

@@ -16,6 +16,7 @@ from vaultline.cli.context import open_vault
 from vaultline.cli.output import emit_json, out
 from vaultline.errors import UsageError
 from vaultline.operations.lock_extension import Counts, LockExtendOptions, extend_locks, lock_status
+from vaultline.repository.locks import vault_lock
 from vaultline.repository.object_lock import ObjectLockSettings, change_object_lock, load_object_lock
 
 
@@ -90,9 +91,13 @@ def _requested(args: argparse.Namespace, current: ObjectLockSettings | None) -> 
 def cmd_lock_set(args: argparse.Namespace) -> int:
     storage = open_vault(args).storage
     storage.require_object_lock("change the vault's Object Lock settings")
-    # Refused (ObjectLockRefused, exit 2, nothing written) when it lowers the mode, the days below min_days,
-    # min_days, or loosens max_days: the engine checks against every stored version, not only the current one.
-    settings = change_object_lock(storage, _requested(args, load_object_lock(storage)))
+    # Under the vault's exclusive lock, prune's: a maintenance run (its prune, or a backup's shared lock) in
+    # progress refuses it (VaultLocked, exit 1), so no prune sweep or finish decides by the settings it replaces
+    # midway, and the settings are read and changed with no other `lock set` between.
+    with vault_lock(storage, "lock-set", exclusive=True):
+        # Refused (ObjectLockRefused, exit 2, nothing written) when it lowers the mode, the days below min_days,
+        # min_days, or loosens max_days: the engine checks against every stored version, not only the current one.
+        settings = change_object_lock(storage, _requested(args, load_object_lock(storage)))
     assert settings is not None  # a bounded record was just written
     if args.json:
         emit_json(settings.model_dump(mode="json"))

@@ -850,6 +850,11 @@ _CREATORS: dict[str, Creator] = {
 def _create(kind: str, logical: str, props: _Props, ctx: _Context) -> Created:
     creator = _CREATORS.get(kind)
     if creator is None:
+        if kind == "AWS::IAM::ManagedPolicy":
+            # Its Ref is its ARN (a role's PermissionsBoundary and ManagedPolicyArns name it so); iam_deploy.py
+            # creates it under that name.
+            name = props.values.get("ManagedPolicyName") or _physical_name(logical, 128)
+            return Created(f"arn:aws:iam::{ACCOUNT}:policy{props.values.get('Path', '/')}{name}")
         if all(support.how is How.IAM_DEPLOY for support in PROPERTIES[kind].values()):
             # AWS::IAM::Policy and friends: vaultline_dev/embedded/iam_deploy.py registers their creator.
             return Created(_physical_name(logical))
@@ -859,7 +864,7 @@ def _create(kind: str, logical: str, props: _Props, ctx: _Context) -> Created:
     return created
 
 
-IDENTITY_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role")
+IDENTITY_POLICY_TYPES = ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy", "AWS::IAM::Role")
 """Resource types whose identity policies vaultline_dev/embedded/iam_deploy.py attaches (the table's IAM_DEPLOY)."""
 
 
@@ -894,9 +899,11 @@ def deploy_template(template: dict[str, Any], bucket_names: dict[str, str] | Non
         call()
     # Identity policies last, as CloudFormation attaches them once the roles and what they name exist (the
     # resource policies of buckets, keys, topics and queues were set by their creators above).
-    for logical, resource in resources.items():
-        if resource["Type"] in IDENTITY_POLICY_TYPES:
-            apply_policies(resource["Type"], stack.deployed_properties[logical], stack.physical, logical)
+    # Managed policies before the roles whose boundaries and ManagedPolicyArns name them.
+    for kind in IDENTITY_POLICY_TYPES:
+        for logical, resource in resources.items():
+            if resource["Type"] == kind:
+                apply_policies(kind, stack.deployed_properties[logical], stack.physical, logical)
     stack.outputs = {name: str(resolve(output["Value"])) for name, output in template.get("Outputs", {}).items()}
     return stack
 

@@ -6,8 +6,9 @@ keeps the hook and moto's resolution of the caller (access key -> IAM user or as
 policies) and replaces the decision:
 
 1. the request becomes the checks AWS makes (``iam_requests.py``: action, resource ARN, context keys);
-2. each check goes to ``@cloud-copilot/iam-simulate`` (``iam_simulator.py``) with the caller's identity policies
-   and the resource's policy (S3 bucket, KMS key, SNS topic or SQS queue policy, as deployed);
+2. each check goes to ``@cloud-copilot/iam-simulate`` (``iam_simulator.py``) with the caller's identity policies,
+   its role's permissions boundary, and the resource's policy (S3 bucket, KMS key, SNS topic or SQS queue policy,
+   as deployed);
 3. a denial fails the request as AWS fails it: 403 ``AccessDenied`` (JSON services: ``AccessDeniedException``)
    naming the principal, the action and the resource; S3 answers 403 instead of 404 for a missing key when the
    caller may not ``s3:ListBucket`` the bucket.
@@ -35,7 +36,7 @@ from botocore.config import Config
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
-from moto.iam.access_control import IAMRequest, PermissionResult, S3IAMRequest
+from moto.iam.access_control import AssumedRoleAccessKey, IAMRequest, PermissionResult, S3IAMRequest
 from moto.iam.models import Policy, iam_backends
 from moto.kms.models import kms_backends
 from moto.kms.utils import _deserialize_ciphertext_blob
@@ -65,6 +66,8 @@ class Caller:
 
     arn: str
     policies: list[dict[str, Any]]
+    boundary: dict[str, Any] | None = None
+    """The permissions boundary of a role session's role: what it allows caps what the policies allow."""
 
     @property
     def principal_arn(self) -> str:
@@ -122,45 +125,12 @@ class Enforcer:
     def _require(self, caller: Caller, service: str, check: Check) -> Verdict:
         verdict = self.decide(caller, check)
         if not verdict.allowed:
-            raise _denied(service, caller.arn, check.action, check.resource, _reason(verdict, check.action))
+            raise _denied(service, caller.arn, check.action, check.resource, reason(verdict, check.action))
         return verdict
 
     def decide(self, caller: Caller, check: Check) -> Verdict:
         """The simulator's verdict on ``check`` for ``caller``, with the resource's policy as deployed."""
-        account = caller.arn.split(":")[4]
-        now = datetime.now(UTC)
-        context: dict[str, str | list[str]] = {
-            # Plain HTTP on loopback stands in for AWS's TLS endpoints (docs/embedded-aws.md, "IAM").
-            "aws:SecureTransport": "true",
-            "aws:PrincipalArn": caller.principal_arn,
-            "aws:PrincipalAccount": account,
-            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aws:EpochTime": str(int(now.timestamp())),
-            **check.context,
-        }
-        resource_account = resource_owner(check.resource)
-        simulation = {
-            "request": {
-                "principal": caller.arn,
-                "action": check.action,
-                "resource": {"resource": check.resource, "accountId": resource_account or account},
-                "contextVariables": context,
-            },
-            "identityPolicies": [{"name": f"policy{i}", "policy": p} for i, p in enumerate(caller.policies)],
-            "serviceControlPolicies": [],
-            "resourceControlPolicies": [],
-            "resourcePolicy": resource_policy(check.resource),
-        }
-        verdict = self.simulator.decide(simulation)
-        if verdict.result == "ExplicitlyDenied" and not verdict.denials:
-            # Across accounts the simulator names no reason: ask again without the resource policy to tell whose
-            # deny it was (a denial costs a second decision; an allowed request never does).
-            alone = self.simulator.decide({**simulation, "resourcePolicy": None})
-            whose = "identity" if alone.result == "ExplicitlyDenied" else "resource"
-            verdict = verdict.model_copy(update={"denials": [f"Explicit:{whose}"]})
-        if verdict.result == "Error":
-            log.warning("IAM simulator rejected %s on %s: %s", check.action, check.resource, verdict.error)
-        return verdict
+        return decide(self.simulator, caller, check, resource_policy(check.resource), resource_owner(check.resource))
 
     def _hide_missing_key(self, caller: Caller, call: Call) -> None:
         # S3 answers a read of a missing key with 404 only to a caller who may list the bucket, else with 403.
@@ -237,6 +207,54 @@ class Enforcer:
             raise RoleNotAssumable(f"{service_principal} may not assume {role_arn}: its trust policy does not allow it")
 
 
+def decide(
+    simulator: Simulator,
+    caller: Caller,
+    check: Check,
+    resource_policy: dict[str, Any] | None,
+    resource_account: str | None = None,
+) -> Verdict:
+    """The verdict on ``check`` for ``caller`` (its identity policies and boundary) under ``resource_policy``, the
+    one decision the embedded AWS makes per check; infra tests ask it of a synthesized template's policies.
+    ``resource_account`` owns the resource (the caller's account when unknown): across accounts both the caller's
+    policies and the resource's policy must allow, as on AWS."""
+    account = caller.arn.split(":")[4]
+    now = datetime.now(UTC)
+    context: dict[str, str | list[str]] = {
+        # Plain HTTP on loopback stands in for AWS's TLS endpoints (docs/embedded-aws.md, "IAM").
+        "aws:SecureTransport": "true",
+        "aws:PrincipalArn": caller.principal_arn,
+        "aws:PrincipalAccount": account,
+        "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(int(now.timestamp())),
+        **check.context,
+    }
+    boundary = [{"name": "boundary", "policy": caller.boundary}] if caller.boundary else None
+    simulation = {
+        "request": {
+            "principal": caller.arn,
+            "action": check.action,
+            "resource": {"resource": check.resource, "accountId": resource_account or account},
+            "contextVariables": context,
+        },
+        "identityPolicies": [{"name": f"policy{i}", "policy": p} for i, p in enumerate(caller.policies)],
+        **({"permissionBoundaryPolicies": boundary} if boundary else {}),
+        "serviceControlPolicies": [],
+        "resourceControlPolicies": [],
+        "resourcePolicy": resource_policy,
+    }
+    verdict = simulator.decide(simulation)
+    if verdict.result == "ExplicitlyDenied" and not verdict.denials:
+        # Across accounts the simulator names no reason: ask again without the resource policy to tell whose
+        # deny it was (a denial costs a second decision; an allowed request never does).
+        alone = simulator.decide({**simulation, "resourcePolicy": None})
+        whose = "identity" if alone.result == "ExplicitlyDenied" else "resource"
+        verdict = verdict.model_copy(update={"denials": [f"Explicit:{whose}"]})
+    if verdict.result == "Error":
+        log.warning("IAM simulator rejected %s on %s: %s", check.action, check.resource, verdict.error)
+    return verdict
+
+
 class RoleNotAssumable(VaultlineError):
     """A service was to act as a role whose trust policy does not admit that service."""
 
@@ -279,7 +297,17 @@ def _resolve_caller(response: Any, iam_request_cls: type) -> Caller:
         action=response._get_action(),
     )
     access_key = request._access_key
-    return Caller(arn=access_key.arn, policies=[_document(p) for p in access_key.collect_policies()])
+    policies = [_document(p) for p in access_key.collect_policies()]
+    return Caller(arn=access_key.arn, policies=policies, boundary=_boundary_of(access_key))
+
+
+def _boundary_of(access_key: Any) -> dict[str, Any] | None:
+    """The document of the permissions boundary of a role session's role, if it has one (users have none here)."""
+    if not isinstance(access_key, AssumedRoleAccessKey):
+        return None
+    backend = access_key.backend
+    arn = backend.get_role(access_key._owner_role_name).permissions_boundary_arn
+    return _document(backend.get_policy(arn)) if arn else None
 
 
 def _document(policy: Any) -> dict[str, Any]:
@@ -401,13 +429,17 @@ def resource_policy(resource: str) -> dict[str, Any] | None:
     return document
 
 
-def _reason(verdict: Verdict, action: str) -> str:
+def reason(verdict: Verdict, action: str) -> str:
+    """Why AWS says a request was denied, in its words (the end of an AccessDenied message)."""
     if verdict.result == "Error":
         return f"because the embedded AWS's IAM simulator rejected the request ({verdict.error})"
     if "Explicit:resource" in verdict.denials:
         return "with an explicit deny in a resource-based policy"
     if "Explicit:identity" in verdict.denials:
         return "with an explicit deny in an identity-based policy"
+    # iam-simulate names the permissions boundary "pb".
+    if "Implicit:pb" in verdict.denials and "Implicit:identity" not in verdict.denials:
+        return f"because no permissions boundary allows the {action} action"
     if "Implicit:identity" not in verdict.denials and "Implicit:resource" in verdict.denials:
         return f"because no resource-based policy allows the {action} action"
     return f"because no identity-based policy allows the {action} action"

@@ -3,8 +3,9 @@
 CloudFormation attaches identity policies to roles (``AWS::IAM::Policy``, ``AWS::IAM::ManagedPolicy`` with its
 ``Roles``, as CDK writes a role's overflow past the 10,240-character inline limit, a role's inline ``Policies`` and
 its ``ManagedPolicyArns``) and sets resource policies (``AWS::S3::BucketPolicy``, a key's ``KeyPolicy``,
-``AWS::SNS::TopicPolicy``, ``AWS::SQS::QueuePolicy``). ``deploy.py`` creates the resources; it calls
-:func:`apply_policies` for every resource once all of them exist, with the properties resolved.
+``AWS::SNS::TopicPolicy``, ``AWS::SQS::QueuePolicy``), and a role's ``PermissionsBoundary``. ``deploy.py`` creates
+the resources; it calls :func:`apply_policies` for every resource once all of them exist, with the properties
+resolved, managed policies first (a boundary or ``ManagedPolicyArns`` names one).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def apply_policies(kind: str, props: Mapping[str, Any], physical: Mapping[str, s
     elif kind == "AWS::IAM::ManagedPolicy":
         iam = client("iam")
         created = iam.create_policy(
-            PolicyName=props.get("ManagedPolicyName") or physical[logical],
+            # The deploy names it (its Ref, the ARN: deploy.py) when the template does not.
+            PolicyName=props.get("ManagedPolicyName") or physical[logical].rsplit("/", 1)[1],
             Path=props.get("Path", "/"),
             PolicyDocument=json.dumps(props["PolicyDocument"]),
             Description=props.get("Description", ""),
@@ -55,6 +57,10 @@ def apply_policies(kind: str, props: Mapping[str, Any], physical: Mapping[str, s
             )
         for arn in props.get("ManagedPolicyArns", []):
             iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+        if props.get("PermissionsBoundary"):
+            # The evaluator reads it from the role of each session (iam.py): the role's permissions are then its
+            # policies' allows that the boundary allows too.
+            iam.put_role_permissions_boundary(RoleName=role, PermissionsBoundary=props["PermissionsBoundary"])
     elif kind == "AWS::KMS::Key" and props.get("KeyPolicy"):
         client("kms").put_key_policy(
             KeyId=physical[logical], PolicyName="default", Policy=json.dumps(props["KeyPolicy"])
