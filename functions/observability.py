@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
 
-from vaultline.aws import retry_counts
+from vaultline.aws import error_code, retry_counts
 from vaultline.errors import VaultlineRetryable
 from vaultline.runs.settings import FunctionSettings
 
@@ -45,7 +45,7 @@ def transient_errors_retryable() -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = error_code(exc)
         if code in _TRANSIENT_CODES:
             raise VaultlineRetryable(f"transient AWS error {code}: {exc}") from exc
         raise

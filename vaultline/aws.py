@@ -27,6 +27,11 @@ _clients: dict[tuple[str, str | None, str | None], Any] = {}
 _retries: dict[str, int] = {}
 
 
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a failed call (``NoSuchKey``, ``AccessDenied``, ``404``...), or "" when it has none."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def _count_retries(parsed: dict[str, Any] | None = None, model: Any = None, **_: Any) -> None:
     """botocore's after-call hook: add the attempts the SDK retried (throttling, 5xx) to this process's count."""
     attempts = int(((parsed or {}).get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
@@ -135,7 +140,7 @@ def _assume(role_arn: str, region: str | None) -> dict[str, str]:
     try:
         creds = client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", str(exc))
+        code = error_code(exc) or str(exc)
         raise SourceError(f"cannot assume role {role_arn} ({code})") from None
     return {
         "access_key": creds["AccessKeyId"],

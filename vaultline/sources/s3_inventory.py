@@ -38,6 +38,7 @@ import zstandard
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
+from vaultline.aws import error_code
 from vaultline.errors import SourceError
 from vaultline.sources.s3_inventory_model import InventoryReport
 
@@ -182,12 +183,12 @@ class Inventory:
         try:
             return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if error_code(exc) in ("NoSuchKey", "404"):
                 raise _Missing(key) from None
             raise self._error(exc, key) from None
 
     def _error(self, exc: ClientError, key: str) -> SourceError:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = error_code(exc)
         where = f"s3://{self.bucket}/{key or self.folder}"
         if code == "NoSuchBucket":
             return SourceError(f"inventory bucket {self.bucket} does not exist")

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from vaultline.aws import client
+from vaultline.aws import client, error_code
 from vaultline.errors import ObjectMissing, VaultError
 from vaultline.storage.base import ObjectRetention, Storage, StoredObject
 
@@ -49,7 +49,7 @@ class S3Storage(Storage):
         return self.prefix + key
 
     def _fail(self, exc: ClientError, key: str) -> VaultError:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = error_code(exc)
         if code in _MISSING:
             return ObjectMissing(f"{self.url}: {key} does not exist")
         if code == "NoSuchBucket":
@@ -74,7 +74,7 @@ class S3Storage(Storage):
         try:
             config = self.s3.get_object_lock_configuration(Bucket=self.bucket)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code == "ObjectLockConfigurationNotFoundError":
                 return False  # no object is ever locked here
             # A denied or failed question is not an answer: taken for "no Object Lock", it would let a step skip
@@ -91,7 +91,7 @@ class S3Storage(Storage):
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in _MISSING:
+            if error_code(exc) in _MISSING:
                 return None
             raise self._fail(exc, key) from None
         mode = head.get("ObjectLockMode")
@@ -173,7 +173,7 @@ class S3Storage(Storage):
         try:
             answer = self.s3.get_object_legal_hold(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code == "NoSuchObjectLockConfiguration":
                 return False  # an object that never had a hold answers so
             raise self._fail(exc, key) from None
@@ -214,7 +214,7 @@ class S3Storage(Storage):
                 )
                 return True
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
+                code = error_code(exc)
                 if code in ("PreconditionFailed", "412"):
                     return False
                 if code not in ("ConditionalRequestConflict", "409"):
@@ -288,6 +288,6 @@ class S3Storage(Storage):
             self.s3.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in _MISSING:
+            if error_code(exc) in _MISSING:
                 return False
             raise self._fail(exc, key) from None

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
-from vaultline.aws import client
+from vaultline.aws import client, error_code
 from vaultline.errors import TargetError
 from vaultline.repository.manifest import ObjectEntry
 from vaultline.sources.s3 import HEADER_FIELDS, parse_s3_url
@@ -34,7 +34,7 @@ class S3Target(Target):
         try:
             self.s3.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code in ("404", "NoSuchBucket", "NotFound"):
                 raise TargetError(f"target bucket {self.bucket} does not exist") from None
             raise TargetError(f"target bucket {self.bucket}: {code or exc}") from None
@@ -43,7 +43,7 @@ class S3Target(Target):
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code in ("404", "NoSuchKey", "NotFound"):
                 return None
             # HeadObject needs s3:GetObject, and without s3:ListBucket S3 answers 403 for a missing key too.
@@ -75,7 +75,7 @@ class S3Target(Target):
             else:
                 self._multipart(args, chunks)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             raise TargetError(f"s3://{self.bucket}/{self.prefix}{key}: {code or exc}") from None
 
     def _multipart(self, args: dict[str, Any], chunks: Iterable[bytes]) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from vaultline.aws import client, role_client
+from vaultline.aws import client, error_code, role_client
 from vaultline.errors import SourceError, TargetError, UsageError
 
 SCHEME = "dynamodb://"
@@ -62,7 +62,7 @@ def table_client(ref: TableRef) -> Any:
 
 
 def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", exc))
+    return error_code(exc) or str(exc)
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
+from vaultline.aws import error_code
 from vaultline.errors import VaultlineRetryable
 
 T = TypeVar("T")
@@ -26,7 +27,7 @@ THROTTLE_CODES = frozenset(
 
 
 def is_throttle(exc: BaseException) -> bool:
-    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in THROTTLE_CODES
+    return isinstance(exc, ClientError) and error_code(exc) in THROTTLE_CODES
 
 
 @dataclass
