@@ -84,3 +84,41 @@ def test_document_round_trip_and_corruption() -> None:
 @settings(max_examples=40, deadline=None)
 def test_compressing_many_chunks_at_once_chooses_and_encodes_as_one_at_a_time(chunks: list[bytes]) -> None:
     assert compress_many(chunks, 3) == [compress(chunk, 3) for chunk in chunks]
+
+
+def test_chunk_whose_first_64_kib_do_not_compress_is_stored_as_is() -> None:
+    # The trial is the frame's first block: random bytes there decide, whatever follows.
+    data = os.urandom(64 * 1024) + b"vaultline " * 30_000
+    assert compress(data, 3) == (Compression.NONE, data)
+
+
+def test_large_chunk_is_one_frame_that_declares_its_content_size() -> None:
+    import zstandard
+
+    data = b"vaultline " * 40_000 + os.urandom(1000)
+    kind, payload = compress(data, 3)
+    assert kind == Compression.ZSTD
+    assert zstandard.get_frame_parameters(payload).content_size == len(data)
+    # One frame: a reader that decodes only the first frame gets the whole chunk.
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(payload) == data
+
+
+def test_an_abandoned_trial_leaves_the_thread_s_compressor_as_new() -> None:
+    text = b"restore drill " * 30_000
+    before = compress(text, 3)
+    assert compress(os.urandom(300_000), 3)[0] == Compression.NONE  # a frame begun, then dropped
+    assert compress(text, 3) == before
+
+
+@given(
+    head=st.sampled_from(["text", "random"]),
+    size=st.integers(min_value=128 * 1024 - 2, max_value=700_000),
+    level=st.sampled_from([1, 3, 9]),
+)
+@settings(max_examples=30, deadline=None)
+def test_chunks_around_and_above_the_trial_size_round_trip(head: str, size: int, level: int) -> None:
+    pattern = b"0123456789abcdef" if head == "text" else os.urandom(4096)
+    data = (pattern * (size // len(pattern) + 1))[:size]
+    kind, payload = compress(data, level)
+    assert decompress(payload, kind, len(data), "blob") == data
+    assert kind == Compression.NONE or len(payload) <= len(data) * 0.97

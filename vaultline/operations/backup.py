@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from vaultline.errors import IntegrityError
+from vaultline.operations.chunk_ahead import ChunkAhead, ObjectChunks
 from vaultline.plans import ArchivedObjects, TagsRefresh
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
@@ -70,6 +71,8 @@ class BackupOptions(BaseModel):
 
 TAG_THREADS = 16
 TAG_LOOKAHEAD = 64
+# Listed items looked ahead for objects to read, cut and hash before the backup reaches them (operations.chunk_ahead).
+CHUNK_LOOKAHEAD = 32
 
 
 @dataclass
@@ -123,15 +126,29 @@ def backup_stream(
     ``record_issue``: one deleted since the listing, or (with ``archived_objects: skip``) one in an archive tier.
     """
     options = options or BackupOptions()
-    chunker = Chunker(vault.config.chunker)
     retag = refresh_tags and source.has_tags
-    for item, before, tags in _tags_read_ahead(source, paired, retag):
+    with ChunkAhead(source, Chunker(vault.config.chunker), vault.cipher.chunk_id) as ahead:
+        items = _tags_read_ahead(source, paired, retag)
+        yield from _store_stream(ahead, items, writer, stats, record_issue, progress, options)
+
+
+def _store_stream(
+    ahead: ChunkAhead,
+    items: Iterable[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None]],
+    writer: BlobWriter,
+    stats: BackupStats,
+    record_issue: Callable[[ObjectIssue], None],
+    progress: Progress | None,
+    options: BackupOptions,
+) -> Iterator[ObjectEntry]:
+    for item, before, tags, chunks in _chunked_ahead(ahead, items):
         unchanged = before is not None
         try:
             if before is not None:
                 entry = before if tags is None else before.model_copy(update={"tags": tags.result()})
             else:
-                entry = _store_object(source, item, chunker, writer, progress)
+                assert chunks is not None  # every changed object is started before it comes out
+                entry = _store_object(chunks, writer, progress)
         except ObjectVanished as exc:
             # Deleted between listing and reading: the recovery point records the bucket as it is now.
             record_issue(_issue(item, "vanished", exc))
@@ -190,20 +207,64 @@ def _issue(
     )
 
 
-def _store_object(
-    source: Source, item: ObjectEntry, chunker: Chunker, writer: BlobWriter, progress: Progress | None
-) -> ObjectEntry:
-    with source.open(item) as (stream, entry):
-        chunks = []
-        size = 0
-        for chunk in chunker.split(stream):
-            chunks.append(writer.add(chunk, BlobType.DATA).hex())
-            size += len(chunk)
-            if progress:
-                progress(0, len(chunk))
+def _chunked_ahead(
+    ahead: ChunkAhead, items: Iterable[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None]]
+) -> Iterator[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None, ObjectChunks | None]]:
+    """Each item, in order, with the chunks of the object when it is to be read: the objects of the next
+    :data:`CHUNK_LOOKAHEAD` items are read, cut and hashed ahead, as many as ``ahead``'s byte budget lets in."""
+    window: deque[_Slot] = deque()
+    waiting: deque[_Slot] = deque()  # changed objects in the window not started yet, in order
+
+    def start_what_fits() -> None:
+        while waiting and ahead.room_for(waiting[0].item):
+            slot = waiting.popleft()
+            slot.chunks = ahead.start(slot.item)
+
+    def emit() -> Iterator[tuple[ObjectEntry, ObjectEntry | None, Future[dict[str, str]] | None, ObjectChunks | None]]:
+        start_what_fits()  # the oldest changed object always fits once everything before it is taken
+        slot = window.popleft()
+        yield slot.item, slot.before, slot.tags, slot.chunks
+        if slot.chunks is not None:
+            ahead.taken(slot.chunks)
+        start_what_fits()
+
+    for item, before, tags in items:
+        slot = _Slot(item, before, tags)
+        window.append(slot)
+        if before is None:
+            waiting.append(slot)
+        start_what_fits()
+        # Past the lookahead, or with the byte budget full (nothing more can start until the oldest is taken).
+        while len(window) > CHUNK_LOOKAHEAD or (waiting and not ahead.room_for(waiting[0].item)):
+            yield from emit()
+    while window:
+        yield from emit()
+
+
+@dataclass
+class _Slot:
+    """One listed item in the read-ahead window."""
+
+    item: ObjectEntry
+    before: ObjectEntry | None
+    tags: Future[dict[str, str]] | None
+    chunks: ObjectChunks | None = None
+
+
+def _store_object(chunks: ObjectChunks, writer: BlobWriter, progress: Progress | None) -> ObjectEntry:
+    """Store the chunks of one object as they are read (their ids come with them); return its entry."""
+    ids = []
+    size = 0
+    for chunk, blob_id in chunks:
+        ids.append(writer.add(chunk, BlobType.DATA, blob_id).hex())
+        size += len(chunk)
         if progress:
-            progress(1, 0)
-    entry.chunks = chunks
+            progress(0, len(chunk))
+    if progress:
+        progress(1, 0)
+    entry = chunks.entry
+    assert entry is not None  # set before the last chunk is taken
+    entry.chunks = ids
     entry.size = size
     return entry
 

@@ -43,7 +43,10 @@ RESTORE_WINDOW = 1000  # entries mapped, checked at the target and read ahead to
 # Objects at least this large are written in parallel ranges where the target can write at offsets (a directory):
 # the chunks of one object are fetched, decoded and written on the reader's threads side by side, rather than
 # handed one by one, in order, to the thread that writes. Smaller objects share one in-order read-ahead stream.
-RANGED_MIN_SIZE = 8 * 1024 * 1024
+# Measured on the bench corpus (a directory target), 1 MiB rather than 8 MiB: every chunk of a multi-chunk object
+# is written where it was decoded instead of handed to the writing thread; 25 % less wall time and 13 % less CPU
+# on a loaded box (load 7-9), the same wall time and 4 % less CPU on a quiet one (load 1).
+RANGED_MIN_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)
