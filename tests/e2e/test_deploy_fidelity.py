@@ -174,6 +174,7 @@ def _function(name: str, props: dict[str, Any]) -> dict[str, Any]:
     out["Environment"] = {"Variables": config.get("Environment", {}).get("Variables", {})}
     out["Layers"] = [layer["Arn"] for layer in config.get("Layers", [])]
     out["TracingConfig"] = config.get("TracingConfig")
+    out["EphemeralStorage"] = config.get("EphemeralStorage")
     out["ReservedConcurrentExecutions"] = lam.get_function_concurrency(FunctionName=name).get(
         "ReservedConcurrentExecutions"
     )
