@@ -31,6 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from vaultline.operations import prune_records as rec
 from vaultline.operations.check import (
     CheckPlan,
     Findings,
@@ -129,8 +130,11 @@ def item(vault: Vault, event: VerifyItemEvent, remaining_ms: Callable[[], int] |
     if work.kind == "packs":
         cursor = verify_packs(vault, run.get_staged(work.key, PackBatch), event.cursor, more)
     else:
-        missing = set(document.missing_packs)
-        cursor = check_points(vault, run.get_staged(work.key, PointBatch), missing, event.cursor, more)
+        # What the item spills (marked ids, damage) lives under its own part of the run's staging, which the
+        # summary or the abort clears with the rest of the run.
+        staging = rec.Staging(vault, run.id).within(f"points-{item_name(work.item)}")
+        batch = run.get_staged(work.key, PointBatch)
+        cursor = check_points(vault, batch, set(document.missing_packs), staging, event.cursor, more)
     found = cursor.findings
     counts = {"packs_read": found.packs_read, "objects": found.objects, "error_count": found.error_count}
     if cursor.done:
