@@ -70,7 +70,10 @@ POINTS_PER_ITEM = 32
 LISTED = 50
 CLI_LISTED = 1000
 PACK_READERS = 4  # packs read and verified at once by one item (16 MiB each)
-LOCATED_PER_ASK = 1 << 20  # ids a recovery points item locates (a few seconds) between asking for more time
+# What a recovery points item locates between asking for more time, a few seconds' work each: ids, or shards
+# fetched (about 1 MiB each).
+LOCATED_PER_ASK = 1 << 20
+FETCHES_PER_ASK = 32
 
 
 class Findings(BaseModel):
@@ -432,12 +435,12 @@ def check_points(
     if cursor.phase == "join":
         missing = set(missing_packs)
         locator = SortedLocator(vault.lookup)
-        # A partition that fetched no shard and located few ids since the budget was last asked is not worth a
-        # loop: the shards and the ids are the join's time.
+        # The shards fetched and the ids located are the join's time: the budget is asked once either added a
+        # few seconds' worth since it was last asked (a small item's join never loops).
         asked = (0, 0)
         for partition, located in join_partitions(locator, writer, cursor.partition):
             if partition > cursor.partition and (
-                locator.fetches > asked[0] or locator.located >= asked[1] + LOCATED_PER_ASK
+                locator.fetches >= asked[0] + FETCHES_PER_ASK or locator.located >= asked[1] + LOCATED_PER_ASK
             ):
                 asked = (locator.fetches, locator.located)
                 if more is not None and not more():
