@@ -4,18 +4,22 @@ every blob of every pack (decrypts, decompresses, hashes to its id; every pack h
 A check is cut in three pieces that the CLI runs in one process and the Maintenance state machine runs as a
 Distributed Map (vaultline/runs/verify_steps.py):
 
-- :class:`CheckPlan` streams the index's packs beside the listing of ``data/`` (both in pack id order, merge-joined:
-  neither is copied), notes indexed packs that are missing and stored packs that are not indexed, and cuts the
-  packs to read into :class:`PackBatch` es bounded by count, bytes and blobs; then it streams the recovery point ids
-  into :class:`PointBatch` es.
-- :func:`verify_packs` reads one pack batch, :func:`check_points` streams the entries of one batch of recovery
-  points; both stop when their time budget runs low and say where to go on (:class:`CheckCursor`).
+- :class:`CheckPlan` reads the index objects once, one at a time, beside the listing of ``data/`` (held as 40 bytes
+  a pack: ``marks.walk_indexed_packs``), notes indexed packs that are missing and stored packs that are not
+  indexed, and cuts the packs to read into :class:`PackBatch` es bounded by count, bytes and blobs; then it streams
+  the recovery point ids into :class:`PointBatch` es.
+- :func:`verify_packs` reads one pack batch; :func:`check_points` streams the entries of one batch of recovery
+  points, marks their chunk ids into sorted partitions and locates those in one pass over the index's shards (the
+  pieces prune marks with: vaultline/operations/marks.py); both stop when their time budget runs low and say where
+  to go on (:class:`CheckCursor`).
 - :class:`Findings` adds them up: counts complete, messages capped.
 
-Ceilings (what still grows with the vault in one process): the master index that the plan and each recovery point
-item load (34 bytes per blob, the backup workers' ceiling too), the plan's walk over every pack (one listing
-request per 1,000 packs), the indexed-but-missing packs that the recovery point items are told of (the size of the
-damage, not of the data), and one pack (16 MiB) or one recovery point's entry at a time per reader.
+Ceilings (what still grows with the vault in one process): the packs listing the plan holds (40 bytes and a bit a
+pack) and its one pass over every index object; what the index lookup of a recovery points item holds (a compacted
+vault's filter, 2 bytes a blob, and its recent index objects; the whole index, 34 bytes a blob, only in a vault
+never compacted) and one partition of its marks (1/256 of its distinct chunk ids; the rest spilled to staging); the
+indexed-but-missing packs and the ids they lose (the size of the damage, not of the data); and one pack (16 MiB) or
+one recovery point's entry at a time per reader.
 """
 
 from __future__ import annotations

@@ -74,8 +74,8 @@ def plan(vault: Vault, event: MaintenanceInput) -> VerifyPlanned:
     """Plan this run's verify: stage one batch per work item (packs of the chosen subset, then recovery points),
     the work list and the run document (written last: items of recovery points read the missing packs from it).
 
-    Ceilings: the index (as every check), and the work list held until it is written (one small entry per 64
-    packs or 32 recovery points).
+    Ceilings: the packs listing (40 bytes a pack) beside one index object at a time (``CheckPlan``), and the work
+    list held until it is written (one small entry per 64 packs or 32 recovery points).
     """
     subset = event.verify.pack_subset()
     run = _run(vault, new_verify_id())
