@@ -42,9 +42,8 @@ from vaultline.operations.marks import (
     MARK_BITS,
     IndexWalk,
     RunWriter,
-    SortedLocator,
     StoredPacks,
-    join_partitions,
+    enumerate_partitions,
     scratch_staging,
     walk_indexed_packs,
 )
@@ -59,6 +58,7 @@ from vaultline.repository.manifest import (
     load_recovery_point,
 )
 from vaultline.repository.packs import BlobEntry, read_pack_entries
+from vaultline.repository.sharded_index import SortedLocator
 from vaultline.repository.vault import Vault
 
 # One work item's packs: 64 packs of 16 MiB read in about a minute on one vCPU, far inside a 15-minute Lambda (the
@@ -442,7 +442,7 @@ def check_points(
         # The shards fetched and the ids located are the join's time: the budget is asked once either added a
         # few seconds' worth since it was last asked (a small item's join never loops).
         asked = (0, 0)
-        for partition, located in join_partitions(locator, writer, cursor.partition):
+        for partition, ids in enumerate_partitions(writer, cursor.partition):
             if partition > cursor.partition and (
                 locator.fetches >= asked[0] + FETCHES_PER_ASK or locator.located >= asked[1] + LOCATED_PER_ASK
             ):
@@ -450,11 +450,7 @@ def check_points(
                 if more is not None and not more():
                     writer.flush()
                     return cursor.model_copy(update={"partition": partition, "runs": writer.seq})
-            damaged = b"".join(
-                DAMAGE.pack(blob, b"" if location is None else bytes.fromhex(location.pack_id))
-                for blob, location in located
-                if location is None or location.pack_id in missing
-            )
+            damaged = b"".join(_damaged(locator, ids, missing))
             if damaged:
                 staging.put_bytes(f"{DAMAGED}/{rec.partition_name(partition)}", damaged)
         if not staging.names(f"{DAMAGED}/"):
@@ -507,6 +503,21 @@ def _mark_points(
         if more is not None and position + 1 < len(batch.recovery_points) and not more():
             return cursor.model_copy(update={"position": position + 1, "entries_done": 0})
     return None
+
+
+def _damaged(locator: SortedLocator, ids: Iterator[bytes], missing: Collection[str]) -> Iterator[bytes]:
+    """``DAMAGE`` records of the ids (in increasing order) in no index, or located in a missing pack."""
+    if not missing:  # the common case: whether an id is indexed is all there is to know
+        for blob in ids:
+            if blob not in locator:
+                yield DAMAGE.pack(blob, NOT_INDEXED)
+        return
+    for blob in ids:
+        location = locator.get(blob)
+        if location is None:
+            yield DAMAGE.pack(blob, NOT_INDEXED)
+        elif location.pack_id in missing:
+            yield DAMAGE.pack(blob, bytes.fromhex(location.pack_id))
 
 
 def _load_damage(staging: rec.Staging) -> dict[bytes, bytes]:

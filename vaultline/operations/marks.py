@@ -9,8 +9,8 @@
 * :func:`walk_indexed_packs` streams every index object once (one at a time, a few ahead) and yields each indexed
   pack once with its entries and its stored size, noting which indexed packs are missing and, afterwards, which
   stored packs no index lists.
-* :func:`join_partitions` locates a writer's marked ids partition by partition in key order
-  (``sharded_index.SortedLocator``): one pass over the index's shards, never the whole index.
+* :func:`enumerate_partitions` hands on a writer's marked ids partition by partition, in key order, so that a
+  ``sharded_index.SortedLocator`` locates them in one pass over the index's shards, never the whole index.
 
 Staging is a :class:`~vaultline.operations.prune_records.Staging`: a run's prefix in the vault, or for a check
 or stats in one process, a scratch directory (:func:`scratch_staging`) so that a read-only copy of a vault can be
@@ -26,31 +26,37 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from vaultline.operations import prune_records as rec
-from vaultline.repository.index import BlobLocation, iter_index_objects
+from vaultline.repository.index import iter_index_objects
 from vaultline.repository.layout import DATA_PREFIX, pack_id_of_key
 from vaultline.repository.packs import BlobEntry
-from vaultline.repository.sharded_index import SortedLocator
 from vaultline.repository.vault import Vault
 from vaultline.storage import LocalStorage, Storage
 
-FLUSH_RECORDS = 1 << 19  # records a writer buffers before writing its runs (about 40 MiB of 32-byte ids)
+FLUSH_RECORDS = 1 << 19  # records a writer buffers before writing its runs (16 MiB of 32-byte ids)
 # Partitions of a check's or stats' marks: one partition's runs are loaded at once, 1/256 of what was marked.
 MARK_BITS = 8
 
 
 class RunWriter:
-    """Buffers records per partition and writes them as sorted, distinct runs ``<folder>/<pp>/<stem>-<seq>``."""
+    """Buffers records per partition and writes them as sorted, distinct runs ``<folder>/<pp>/<stem>-<seq>``.
+
+    The buffers are bytes (``size`` bytes a record, no object per record): what a writer holds before it flushes
+    is ``FLUSH_RECORDS * size`` bytes, the records turned into objects one partition at a time."""
 
     def __init__(self, staging: rec.Staging, folder: str, bits: int, stem: str, seq: int = 0, size: int = rec.ID):
         """``seq``: the runs this writer's earlier invocations wrote (a looping item goes on numbering them)."""
         self.staging, self.folder, self.bits, self.stem, self.size = staging, folder, bits, stem, size
-        self.buffers: dict[int, list[bytes]] = {}
+        self.buffers: dict[int, bytearray] = {}
         self.count = 0
         self.seq = seq
         self.reads = 0  # runs read back
 
     def add(self, record: bytes) -> None:
-        self.buffers.setdefault(rec.partition_of(record, self.bits), []).append(record)
+        partition = record[0] >> (8 - self.bits) if self.bits else 0  # rec.partition_of, inlined: once a chunk
+        buffer = self.buffers.get(partition)
+        if buffer is None:
+            buffer = self.buffers[partition] = bytearray()
+        buffer += record
         self.count += 1
 
     def full(self) -> bool:
@@ -60,12 +66,15 @@ class RunWriter:
         """Write what is buffered as one run per partition (nothing if nothing is buffered)."""
         if not self.count:
             return
-        for partition, records in sorted(self.buffers.items()):
+        for partition in sorted(self.buffers):
             name = f"{self.folder}/{rec.partition_name(partition)}/{self.stem}-{self.seq:04d}"
-            self.staging.put_bytes(name, b"".join(sorted(set(records))))
+            self.staging.put_bytes(name, self._sorted(partition))
         self.buffers.clear()
         self.count = 0
         self.seq += 1
+
+    def _sorted(self, partition: int) -> bytes:
+        return b"".join(sorted(set(rec.fixed(bytes(self.buffers.get(partition, b"")), self.size))))
 
     def partitions(self) -> int:
         return 1 << self.bits
@@ -77,17 +86,16 @@ class RunWriter:
             for name in self.staging.names(f"{self.folder}/{rec.partition_name(partition)}/"):
                 files.append(self.staging.get_bytes(name))
                 self.reads += 1
-        files.append(b"".join(sorted(set(self.buffers.get(partition, ())))))
+        files.append(self._sorted(partition))
         return rec.merged(files, self.size)
 
 
-def join_partitions(
-    locator: SortedLocator, writer: RunWriter, start: int = 0
-) -> Iterator[tuple[int, Iterator[tuple[bytes, BlobLocation | None]]]]:
-    """Each partition from ``start`` on, with its marked ids located in key order (None: in no index); consume
-    each partition's stream before taking the next."""
+def enumerate_partitions(writer: RunWriter, start: int = 0) -> Iterator[tuple[int, Iterator[bytes]]]:
+    """Each partition from ``start`` on with its records, sorted and distinct: walked in this order, the ids of
+    all partitions are in increasing order, as a ``sharded_index.SortedLocator`` takes them (one pass over the
+    shards); consume each partition's stream before taking the next."""
     for partition in range(start, writer.partitions()):
-        yield partition, locator.locate(writer.partition(partition))
+        yield partition, writer.partition(partition)
 
 
 def stored_packs(storage: Storage) -> Iterator[tuple[str, int]]:

@@ -41,10 +41,10 @@ Ceilings (memory per step, at 30 million chunks in 16 MiB packs, about 650,000 p
 
 * start: the packs listing as 40 bytes a pack (26 MiB at 650,000 packs) and the recovery point ids (about 100
   bytes each: a million points in 100 MiB); index object ids are streamed into batches.
-* mark: ``marks.FLUSH_RECORDS`` records (about 40 MiB) before a flush (the writer is shared with check and stats:
-  vaultline/operations/marks.py), plus the vault's compact index (34 bytes per blob, about 1 GiB at 30 million
-  chunks) that entry streams are read through; one recovery point's entry stream must be read within one
-  invocation (the cursor is per recovery point).
+* mark: ``marks.FLUSH_RECORDS`` records (16 MiB of live ids, 36 MiB of located records) before a flush (the
+  writer is shared with check and stats: vaultline/operations/marks.py), plus the vault's compact index (34 bytes
+  per blob, about 1 GiB at 30 million chunks) that entry streams are read through; one recovery point's entry
+  stream must be read within one invocation (the cursor is per recovery point).
 * plan: one partition's live and located runs as bytes (about 110 bytes per chunk / partitions: 13 MiB at 256
   partitions), the packs listing (40 bytes per pack: 26 MiB), and a per-pack accumulator for the packs with a blob
   in the partition (about 200 bytes each).
@@ -415,7 +415,7 @@ def mark(vault: Vault, run_id: str, item: MarkItem, remaining_ms: Remaining | No
         writer = RunWriter(staging, "live", run.bits, stem)
         step: Callable[[str], None] = lambda rp_id: _mark_point(vault, rp_id, writer)  # noqa: E731
     else:
-        writer = RunWriter(staging, "located", run.bits, stem)
+        writer = RunWriter(staging, "located", run.bits, stem, size=rec.LOCATED.size)
         objects: list[tuple[bytes, list[bytes]]] = []
         step = lambda index_id: objects.append(_mark_index(vault, index_id, writer))  # noqa: E731
     for position in range(item.start, len(ids)):

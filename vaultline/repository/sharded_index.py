@@ -273,6 +273,19 @@ class SortedLocator:
 
     def get(self, blob_id: bytes) -> BlobLocation | None:
         """The location of ``blob_id``, which must not be below the id asked before."""
+        found = self._find(blob_id)
+        if found is None or isinstance(found, BlobLocation):
+            return found
+        assert isinstance(self.index, ShardedIndex)  # _find gives a row of the shard in hand only there
+        return self.index.row_location(self._rows, found, blob_id)
+
+    def __contains__(self, blob_id: bytes) -> bool:
+        """Whether ``blob_id`` (not below the id asked before) is indexed; builds no location."""
+        return self._find(blob_id) is not None
+
+    def _find(self, blob_id: bytes) -> BlobLocation | int | None:
+        """A location (of any index but a sharded one's generation), the offset of ``blob_id``'s row in the shard
+        in hand, or None."""
         self.located += 1
         index = self.index
         if not isinstance(index, ShardedIndex):
@@ -290,7 +303,7 @@ class SortedLocator:
         i = bisect.bisect_left(_Keys(self._rows), key, lo=self._at)
         self._at = i
         at = i * ROW_SIZE
-        return index.row_location(self._rows, at, blob_id) if self._rows[at : at + KEY_SIZE] == key else None
+        return at if self._rows[at : at + KEY_SIZE] == key else None
 
 
 class _Keys:
