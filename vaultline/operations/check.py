@@ -425,9 +425,9 @@ def check_points(
     cursor to go on from once ``more()`` turned false (asked every 256 entries and between partitions).
 
     Never holds the index: the entries are streamed and their chunk ids marked into sorted partitions (spilled to
-    ``staging`` past ``marks.FLUSH_RECORDS``), each partition is located in one pass over the index's shards
-    (``marks.join_partitions``), and only if that finds damage are the entries streamed again to name the
-    recovery points and objects it hits (the damaged ids, the size of the damage, are then held)."""
+    ``staging`` past ``marks.FLUSH_RECORDS``), the partitions are located in key order in one pass over the
+    index's shards (``sharded_index.SortedLocator``), and only if that finds damage are the entries streamed again
+    to name the recovery points and objects it hits (the damaged ids, the size of the damage, are then held)."""
     cursor = cursor or CheckCursor()
     writer = RunWriter(staging, POINT_MARKS, MARK_BITS, "run", seq=cursor.runs)
     if cursor.phase == "mark":
