@@ -43,6 +43,7 @@ LAMBDA_MAX_MB = 10_240
 TARGET_CHUNKS = 30_000_000  # issue 11: the index of 10 TB of S3 data at 320 KiB chunks
 FULL_OBJECTS = 10_000_000  # issue 11: the largest listing and manifest
 PRUNE_PARTITIONS = 256  # vaultline.operations.prune.MAX_PARTITION_BITS = 8
+SHARDED_STEPS = ("check", "stats")
 HEADER = f"{'step':<14}{'size':>16}{'peak MiB':>10}{'fixed MiB':>11}{'seconds':>9}{'B/unit':>9}  function (MB)"
 
 
@@ -64,8 +65,12 @@ STEPS = (
     Step("commit", "objects", registry.BACKUP_COMMIT),
     Step("ls", "objects", registry.RESTORE_PREPARE, "ls is the CLI's; restore's Prepare walks a manifest alike"),
     Step(
-        "check", "objects", registry.MAINTENANCE_VERIFY_ITEM, "without read-data: the plan and the recovery point items"
+        "check",
+        "objects",
+        registry.MAINTENANCE_VERIFY_ITEM,
+        "without read-data, compacted vault: the plan and the recovery point items",
     ),
+    Step("stats", "objects", registry.MAINTENANCE_VERIFY_ITEM, "the CLI's; sized against a verify item"),
     Step("prune-mark", "objects", registry.MAINTENANCE_PRUNE_MARK, "all mark items, one after another"),
     Step(
         "prune-plan",
@@ -126,6 +131,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--full", action="store_true", help="10,000,000 objects, and the index also at 30,000,000 chunks"
     )
     parser.add_argument("--work-dir", type=Path, default=None, help="where the temporary vault goes")
+    parser.add_argument(
+        "--steps", nargs="*", default=None, help=f"only these steps (of {', '.join(s.name for s in STEPS)})"
+    )
     parser.add_argument(
         "--cli-files", type=int, default=1_000_000, help="small files the CLI backup bench writes (0: no CLI bench)"
     )
@@ -205,7 +213,9 @@ def print_table(figures: list[Figures]) -> None:
                 f"{f.step.name}: {f.step_peak_mib:,.0f} MiB at most beside the index it loads first "
                 f"(peak RSS after the index's load, whose own peak is above what it keeps)"
             )
-    index = next(f for f in figures if f.step.unit == "chunks")
+    index = next((f for f in figures if f.step.unit == "chunks"), None)
+    if index is None:
+        return
     scale = TARGET_CHUNKS / index.size
     log("")
     log(
@@ -379,7 +389,13 @@ def main(argv: Sequence[str]) -> int:
             f"peak RSS {generated.peak_rss_mib:.0f} MiB"
         )
         figures = []
-        for step in STEPS:
+        selected = [step for step in STEPS if not args.steps or step.name in args.steps]
+        # check and stats run as after Maintenance's Compact (on a sharded index); the other steps on the vault as
+        # generated, which the index's retirement restores.
+        sharded = [step for step in selected if step.name in SHARDED_STEPS]
+        for step in selected:
+            if sharded and step is sharded[0]:
+                run_step("compact-vault", vault, args.objects, args.chunks)
             if step.name == "forget":
                 run_step("add-points", vault, args.objects, args.chunks, args.points)
             if step.name == "prune-mark":
@@ -388,8 +404,11 @@ def main(argv: Sequence[str]) -> int:
             figures.append(measure(step, vault, args))
             if step.name == "prune-decide":
                 run_step("prune-abort", vault, args.objects, args.chunks)
+            if sharded and step is sharded[-1]:
+                run_step("uncompact-vault", vault, args.objects, args.chunks)
         print_table(figures)
-        print_index_table([measure_index(chunks, Path(scratch), args.runs) for chunks in args.index_chunks])
+        if args.index_chunks:
+            print_index_table([measure_index(chunks, Path(scratch), args.runs) for chunks in args.index_chunks])
     if args.cli_files:
         with tempfile.TemporaryDirectory(prefix="scale-cli-", dir=parent) as scratch:
             measure_cli_backup(args.cli_files, Path(scratch))

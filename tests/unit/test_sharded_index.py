@@ -35,6 +35,7 @@ from vaultline.repository.layout import CATALOG_PREFIX, GENERATION_PREFIX, index
 from vaultline.repository.packs import BlobEntry
 from vaultline.repository.sharded_index import (
     ShardedIndex,
+    SortedLocator,
     _shards,
     compact,
     current_catalog,
@@ -198,6 +199,32 @@ def test_lookups_agree_with_many_shards_and_recent_index_objects(
     vault_ids = ids + [i for i in more_ids if Vault.open(vault.storage).index.get(i) is not None]
     lookup = assert_agrees(vault, vault_ids, random.Random(3))
     assert lookup.recent.index_ids and lookup.counters.recent_hits
+
+
+def test_a_sorted_walk_locates_as_the_lookup_does_fetching_each_shard_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_shards, "SHARD_ROWS_TARGET", 2)
+    vault, ids = random_vault(tmp_path, 21, objects=3, blobs=300)
+    shards = compact(vault.storage, vault.cipher).shards
+    more, more_ids = random_vault(tmp_path, 22, objects=1)
+    for obj in more.storage.list("index/"):  # a recent index object, written after the catalog
+        vault.storage.put(obj.key, more.storage.get(obj.key))
+    lookup = Vault.open(vault.storage).lookup
+    assert isinstance(lookup, ShardedIndex) and lookup.recent.index_ids
+    asked = sorted({*ids, *more_ids, *(random.Random(5).randbytes(32) for _ in range(300))})
+    whole = Vault.open(vault.storage).index
+    for index in (lookup, whole):
+        walk = SortedLocator(index)
+        for blob_id, found in walk.locate(asked):
+            expected = lookup.get(blob_id)
+            assert (found is None) == (expected is None) == (blob_id not in whole), blob_id.hex()
+            if found is not None and expected is not None:
+                assert (found.pack_id, found.entry) == (expected.pack_id, expected.entry)
+    membership = SortedLocator(lookup)
+    assert [b in membership for b in asked] == [b in whole for b in asked]
+    # One pass: each shard fetched at most once, though far more ids than shards were asked; the whole index has none.
+    assert 1 < membership.fetches <= shards and walk.fetches == 0
 
 
 @pytest.mark.parametrize("bits", [0, 5, 6, 12, 13, 16])

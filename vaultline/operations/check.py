@@ -4,18 +4,22 @@ every blob of every pack (decrypts, decompresses, hashes to its id; every pack h
 A check is cut in three pieces that the CLI runs in one process and the Maintenance state machine runs as a
 Distributed Map (vaultline/runs/verify_steps.py):
 
-- :class:`CheckPlan` streams the index's packs beside the listing of ``data/`` (both in pack id order, merge-joined:
-  neither is copied), notes indexed packs that are missing and stored packs that are not indexed, and cuts the
-  packs to read into :class:`PackBatch` es bounded by count, bytes and blobs; then it streams the recovery point ids
-  into :class:`PointBatch` es.
-- :func:`verify_packs` reads one pack batch, :func:`check_points` streams the entries of one batch of recovery
-  points; both stop when their time budget runs low and say where to go on (:class:`CheckCursor`).
+- :class:`CheckPlan` reads the index objects once, one at a time, beside the listing of ``data/`` (held as 40 bytes
+  a pack: ``marks.walk_indexed_packs``), notes indexed packs that are missing and stored packs that are not
+  indexed, and cuts the packs to read into :class:`PackBatch` es bounded by count, bytes and blobs; then it streams
+  the recovery point ids into :class:`PointBatch` es.
+- :func:`verify_packs` reads one pack batch; :func:`check_points` streams the entries of one batch of recovery
+  points, marks their chunk ids into sorted partitions and locates those in one pass over the index's shards (the
+  pieces prune marks with: vaultline/operations/marks.py); both stop when their time budget runs low and say where
+  to go on (:class:`CheckCursor`).
 - :class:`Findings` adds them up: counts complete, messages capped.
 
-Ceilings (what still grows with the vault in one process): the master index that the plan and each recovery point
-item load (34 bytes per blob, the backup workers' ceiling too), the plan's walk over every pack (one listing
-request per 1,000 packs), the indexed-but-missing packs that the recovery point items are told of (the size of the
-damage, not of the data), and one pack (16 MiB) or one recovery point's entry at a time per reader.
+Ceilings (what still grows with the vault in one process): the packs listing the plan holds (40 bytes and a bit a
+pack) and its one pass over every index object; what the index lookup of a recovery points item holds (a compacted
+vault's filter, 2 bytes a blob, and its recent index objects; the whole index, 34 bytes a blob, only in a vault
+never compacted) and one partition of its marks (1/256 of its distinct chunk ids; the rest spilled to staging); the
+indexed-but-missing packs and the ids they lose (the size of the damage, not of the data); and one pack (16 MiB) or
+one recovery point's entry at a time per reader.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import struct
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -32,11 +37,28 @@ import blake3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vaultline.errors import UsageError, VaultlineError
+from vaultline.operations import prune_records as rec
+from vaultline.operations.marks import (
+    MARK_BITS,
+    IndexWalk,
+    RunWriter,
+    StoredPacks,
+    enumerate_partitions,
+    scratch_staging,
+    walk_indexed_packs,
+)
 from vaultline.repository.compact_index import KEY_SIZE
 from vaultline.repository.layout import MANIFEST_PREFIX, pack_key
 from vaultline.repository.locks import vault_lock
-from vaultline.repository.manifest import is_recovery_point_id, iter_entries, load_recovery_point
-from vaultline.repository.packs import iter_packs, read_pack_entries
+from vaultline.repository.manifest import (
+    ObjectEntry,
+    RecoveryPoint,
+    is_recovery_point_id,
+    iter_entries,
+    load_recovery_point,
+)
+from vaultline.repository.packs import BlobEntry, read_pack_entries
+from vaultline.repository.sharded_index import SortedLocator
 from vaultline.repository.vault import Vault
 
 # One work item's packs: 64 packs of 16 MiB read in about a minute on one vCPU, far inside a 15-minute Lambda (the
@@ -52,6 +74,10 @@ POINTS_PER_ITEM = 32
 LISTED = 50
 CLI_LISTED = 1000
 PACK_READERS = 4  # packs read and verified at once by one item (16 MiB each)
+# What a recovery points item locates between asking for more time, a few seconds' work each: ids, or shards
+# fetched (about 1 MiB each).
+LOCATED_PER_ASK = 1 << 20
+FETCHES_PER_ASK = 32
 
 
 class Findings(BaseModel):
@@ -211,12 +237,18 @@ CheckBatch = PackBatch | PointBatch
 
 
 class CheckCursor(BaseModel):
-    """Where an item goes on when its time budget ran out: the next pack, or the next recovery point of its batch
-    and how many of that recovery point's entries are already checked; with what it found so far."""
+    """Where an item goes on when its time budget ran out: the next pack, or the phase of a recovery points item
+    (its next recovery point and how many of its entries are done, or its next partition); with what it found
+    so far."""
 
     done: bool = False
+    phase: Literal["mark", "join", "name"] = Field(
+        default="mark", description="of a recovery points item: marking chunk ids, locating them, naming damage"
+    )
     position: int = 0
     entries_done: int = 0
+    runs: int = Field(default=0, description="the runs of marked ids a recovery points item spilled so far")
+    partition: int = Field(default=0, description="the next partition a recovery points item locates")
     findings: Findings = Field(default_factory=Findings)
 
 
@@ -246,72 +278,49 @@ class CheckPlan:
     def batches(self) -> Iterator[CheckBatch]:
         """Pack batches (with read-data), then recovery point batches, cut as the listings stream by."""
         try:
-            index = self.vault.reload_index()
+            yield from self._pack_batches()
         except VaultlineError as exc:
             self.findings.error(str(exc), self.listed)
             return
-        self.packs, self.blobs = len(index.packs), len(index)
-        yield from self._pack_batches()
         yield from self._point_batches()
 
-    def _joined(self) -> Iterator[tuple[str, int | None, bool]]:
-        """(pack id, stored size or None, indexed) over the union of the index's packs and the stored ones."""
-        indexed = self.vault.index.sorted_pack_ids()
-        stored = iter_packs(self.vault.storage)
-        next_indexed = next(indexed, None)
-        next_stored = next(stored, None)
-        while next_indexed is not None or next_stored is not None:
-            if next_stored is None or (next_indexed is not None and next_indexed < next_stored[0]):
-                yield str(next_indexed), None, True
-                next_indexed = next(indexed, None)
-            elif next_indexed is None or next_stored[0] < next_indexed:
-                yield next_stored[0], next_stored[1], False
-                next_stored = next(stored, None)
-            else:
-                yield next_indexed, next_stored[1], True
-                next_indexed, next_stored = next(indexed, None), next(stored, None)
-
     def _pack_batches(self) -> Iterator[PackBatch]:
+        """One pass over the index objects beside the listing of ``data/`` (marks.walk_indexed_packs): indexed
+        packs missing from storage are errors, stored packs no index lists are warnings; the packs to read are
+        batched as the walk reaches them."""
+        walk = IndexWalk(StoredPacks.list(self.vault.storage))
         batch: list[PackToRead] = []
         size = blobs = 0
-        fallback: tuple[float, str, int] | None = None  # P%: the pack with the smallest draw, if none is drawn
+        fallback: tuple[float, PackToRead] | None = None  # P%: the pack with the smallest draw, if none is drawn
         picked = False
-        for pack_id, stored, indexed in self._joined():
-            if stored is None:
-                self.missing.add(pack_id)
-                self.findings.error(f"pack {pack_id} is indexed but missing from storage", self.listed)
-                continue
-            if not indexed:
-                self.findings.warn(
-                    f"pack {pack_id} is not indexed (left by an interrupted backup; prune removes it)", self.listed
-                )
-                continue
+        for pack_id, entries, stored in walk_indexed_packs(self.vault, walk):
             if not self.reading:
                 continue
             if self.subset is not None and not self.subset.picks(pack_id, self.salt):
                 if self.subset.share is not None:
                     draw = _draw(pack_id, self.salt)
                     if fallback is None or draw < fallback[0]:
-                        fallback = (draw, pack_id, stored)
+                        fallback = (draw, _to_read(pack_id, stored, entries))
                 continue
             picked = True
-            pack = self._to_read(pack_id, stored)
-            count = len(pack.keys) // (2 * KEY_SIZE)
             if batch and (
-                len(batch) >= PACKS_PER_ITEM or size + stored > BYTES_PER_ITEM or blobs + count > BLOBS_PER_ITEM
+                len(batch) >= PACKS_PER_ITEM or size + stored > BYTES_PER_ITEM or blobs + len(entries) > BLOBS_PER_ITEM
             ):
                 yield PackBatch(packs=batch)
                 batch, size, blobs = [], 0, 0
-            batch.append(pack)
-            size, blobs = size + stored, blobs + count
+            batch.append(_to_read(pack_id, stored, entries))
+            size, blobs = size + stored, blobs + len(entries)
         if not picked and fallback is not None:
-            batch.append(self._to_read(fallback[1], fallback[2]))
+            batch.append(fallback[1])
         if batch:
             yield PackBatch(packs=batch)
-
-    def _to_read(self, pack_id: str, size: int) -> PackToRead:
-        entries = self.vault.index.packs.get(pack_id, [])
-        return PackToRead(id=pack_id, size=size, keys="".join(e.id[:KEY_SIZE].hex() for e in entries))
+        self.missing, self.packs, self.blobs = walk.missing, walk.packs, walk.entries
+        for pack_id in sorted(walk.missing):
+            self.findings.error(f"pack {pack_id} is indexed but missing from storage", self.listed)
+        for pack_id, _ in walk.stored.unindexed():
+            self.findings.warn(
+                f"pack {pack_id} is not indexed (left by an interrupted backup; prune removes it)", self.listed
+            )
 
     def _point_batches(self) -> Iterator[PointBatch]:
         batch: list[str] = []
@@ -325,6 +334,10 @@ class CheckPlan:
                 batch = []
         if batch:
             yield PointBatch(recovery_points=batch)
+
+
+def _to_read(pack_id: str, size: int, entries: list[BlobEntry]) -> PackToRead:
+    return PackToRead(id=pack_id, size=size, keys="".join(e.id[:KEY_SIZE].hex() for e in entries))
 
 
 Budget = Callable[[], bool]  # true while an item may start more work
@@ -403,15 +416,69 @@ def check_points(
     vault: Vault,
     batch: PointBatch,
     missing_packs: Collection[str],
+    staging: rec.Staging,
     cursor: CheckCursor | None = None,
     more: Budget | None = None,
 ) -> CheckCursor:
     """Check that every blob the recovery points of ``batch`` reference (their manifest's blobs, each entry's
-    chunks) is indexed and that its pack is not among ``missing_packs``, streaming each manifest's entries; return
-    the findings ``done``, or the cursor to go on from once ``more()`` turned false (asked every 256 entries)."""
+    chunks) is indexed and that its pack is not among ``missing_packs``; return the findings ``done``, or the
+    cursor to go on from once ``more()`` turned false (asked every 256 entries and between partitions).
+
+    Never holds the index: the entries are streamed and their chunk ids marked into sorted partitions (spilled to
+    ``staging`` past ``marks.FLUSH_RECORDS``), the partitions are located in key order in one pass over the
+    index's shards (``sharded_index.SortedLocator``), and only if that finds damage are the entries streamed again
+    to name the recovery points and objects it hits (the damaged ids, the size of the damage, are then held)."""
     cursor = cursor or CheckCursor()
+    writer = RunWriter(staging, POINT_MARKS, MARK_BITS, "run", seq=cursor.runs)
+    if cursor.phase == "mark":
+        stopped = _mark_points(vault, batch, writer, cursor, more)
+        if stopped is not None:
+            writer.flush()
+            return stopped.model_copy(update={"runs": writer.seq})
+        cursor = cursor.model_copy(update={"phase": "join", "position": 0, "entries_done": 0, "partition": 0})
+    if cursor.phase == "join":
+        missing = set(missing_packs)
+        locator = SortedLocator(vault.lookup)
+        # The shards fetched and the ids located are the join's time: the budget is asked once either added a
+        # few seconds' worth since it was last asked (a small item's join never loops).
+        asked = (0, 0)
+        for partition, ids in enumerate_partitions(writer, cursor.partition):
+            if partition > cursor.partition and (
+                locator.fetches >= asked[0] + FETCHES_PER_ASK or locator.located >= asked[1] + LOCATED_PER_ASK
+            ):
+                asked = (locator.fetches, locator.located)
+                if more is not None and not more():
+                    writer.flush()
+                    return cursor.model_copy(update={"partition": partition, "runs": writer.seq})
+            damaged = b"".join(_damaged(locator, ids, missing))
+            if damaged:
+                staging.put_bytes(f"{DAMAGED}/{rec.partition_name(partition)}", damaged)
+        if not staging.names(f"{DAMAGED}/"):
+            return cursor.model_copy(update={"done": True, "position": len(batch.recovery_points)})
+        cursor = cursor.model_copy(update={"phase": "name", "position": 0, "entries_done": 0, "runs": writer.seq})
+    return _name_damage(vault, batch, _load_damage(staging), cursor, more)
+
+
+POINT_MARKS = "marks"  # the chunk ids a points item marked, under its staging
+DAMAGED = "damaged"  # the marked ids that are in no index or only in a missing pack, per partition
+DAMAGE = struct.Struct(">32s32s")  # blob id, the missing pack it is located in (zeros: in no index)
+NOT_INDEXED = bytes(32)
+
+
+def _entries(vault: Vault, rp: RecoveryPoint, skip: int) -> Iterator[tuple[int, ObjectEntry]]:
+    """``rp``'s entries from number ``skip`` on, with their numbers (a looping item skips what it checked)."""
+    for number, entry in enumerate(iter_entries(vault, rp)):
+        if number >= skip:
+            yield number, entry
+
+
+def _mark_points(
+    vault: Vault, batch: PointBatch, writer: RunWriter, cursor: CheckCursor, more: Budget | None
+) -> CheckCursor | None:
+    """Mark the chunk ids of the batch's entries from the cursor on (counting recovery points and objects, and
+    reporting what cannot be read); the cursor to go on from if ``more()`` turned false, else None."""
     findings = cursor.findings
-    index = vault.index
+    lookup = vault.lookup
     for position in range(cursor.position, len(batch.recovery_points)):
         rp_id = batch.recovery_points[position]
         skip = cursor.entries_done if position == cursor.position else 0
@@ -419,35 +486,81 @@ def check_points(
             findings.recovery_points += 1
         try:
             rp = load_recovery_point(vault, rp_id)
-            absent = [b for b in rp.entry_blobs if bytes.fromhex(b) not in index]
+            absent = [b for b in rp.entry_blobs if bytes.fromhex(b) not in lookup]
             if absent:
                 findings.error(f"recovery point {rp_id}: {len(absent)} manifest blobs are missing")
                 continue
-            for number, entry in enumerate(iter_entries(vault, rp)):
-                if number < skip:
-                    continue
+            for number, entry in _entries(vault, rp, skip):
                 if number % 256 == 0 and number > skip and more is not None and not more():
-                    return CheckCursor(position=position, entries_done=number, findings=findings)
+                    return cursor.model_copy(update={"position": position, "entries_done": number})
                 findings.objects += 1
-                _check_entry(index, rp_id, entry.key, entry.chunks, missing_packs, findings)
+                for chunk in entry.chunks:
+                    writer.add(bytes.fromhex(chunk))
+                if writer.full():
+                    writer.flush()
         except VaultlineError as exc:
             findings.error(f"recovery point {rp_id}: {exc}")
         if more is not None and position + 1 < len(batch.recovery_points) and not more():
-            return CheckCursor(position=position + 1, findings=findings)
-    return CheckCursor(done=True, position=len(batch.recovery_points), findings=findings)
+            return cursor.model_copy(update={"position": position + 1, "entries_done": 0})
+    return None
 
 
-def _check_entry(
-    index: Any, rp_id: str, key: str, chunks: list[str], missing_packs: Collection[str], findings: Findings
-) -> None:
-    absent = [c for c in chunks if bytes.fromhex(c) not in index]
-    if absent:
-        findings.error(f"recovery point {rp_id}: {key}: {len(absent)} chunks are missing (first {absent[0]})")
+def _damaged(locator: SortedLocator, ids: Iterator[bytes], missing: Collection[str]) -> Iterator[bytes]:
+    """``DAMAGE`` records of the ids (in increasing order) in no index, or located in a missing pack."""
+    if not missing:  # the common case: whether an id is indexed is all there is to know
+        for blob in ids:
+            if blob not in locator:
+                yield DAMAGE.pack(blob, NOT_INDEXED)
         return
-    if missing_packs:
-        gone = {pack for c in chunks if (pack := index.get(bytes.fromhex(c)).pack_id) in missing_packs}
-        if gone:
-            findings.error(f"recovery point {rp_id}: {key}: pack {sorted(gone)[0]} is missing")
+    for blob in ids:
+        location = locator.get(blob)
+        if location is None:
+            yield DAMAGE.pack(blob, NOT_INDEXED)
+        elif location.pack_id in missing:
+            yield DAMAGE.pack(blob, bytes.fromhex(location.pack_id))
+
+
+def _load_damage(staging: rec.Staging) -> dict[bytes, bytes]:
+    damage: dict[bytes, bytes] = {}
+    for name in staging.names(f"{DAMAGED}/"):
+        for blob, pack in DAMAGE.iter_unpack(staging.get_bytes(name)):
+            damage[blob] = pack
+    return damage
+
+
+def _name_damage(
+    vault: Vault, batch: PointBatch, damage: dict[bytes, bytes], cursor: CheckCursor, more: Budget | None
+) -> CheckCursor:
+    """Stream the batch's entries again and report each whose chunks the join found damaged: in no index, or
+    only in a missing pack. What could not be read was reported by the mark already."""
+    findings = cursor.findings
+    for position in range(cursor.position, len(batch.recovery_points)):
+        rp_id = batch.recovery_points[position]
+        skip = cursor.entries_done if position == cursor.position else 0
+        try:
+            rp = load_recovery_point(vault, rp_id)
+            if any(bytes.fromhex(b) not in vault.lookup for b in rp.entry_blobs):
+                continue
+            for number, entry in _entries(vault, rp, skip):
+                if number % 256 == 0 and number > skip and more is not None and not more():
+                    return cursor.model_copy(update={"position": position, "entries_done": number})
+                _report_entry(rp_id, entry, damage, findings)
+        except VaultlineError:
+            pass  # reported by the mark
+        if more is not None and position + 1 < len(batch.recovery_points) and not more():
+            return cursor.model_copy(update={"position": position + 1, "entries_done": 0})
+    return cursor.model_copy(update={"done": True, "position": len(batch.recovery_points)})
+
+
+def _report_entry(rp_id: str, entry: ObjectEntry, damage: dict[bytes, bytes], findings: Findings) -> None:
+    hits = [(c, damage[blob]) for c in entry.chunks if (blob := bytes.fromhex(c)) in damage]
+    if not hits:
+        return
+    absent = [c for c, pack in hits if pack == NOT_INDEXED]
+    if absent:
+        findings.error(f"recovery point {rp_id}: {entry.key}: {len(absent)} chunks are missing (first {absent[0]})")
+        return
+    findings.error(f"recovery point {rp_id}: {entry.key}: pack {min(pack for _, pack in hits).hex()} is missing")
 
 
 def check_vault(
@@ -459,19 +572,22 @@ def check_vault(
 ) -> CheckReport:
     """Check ``vault`` in this process with the pieces the Maintenance workflow fans out (the plan, then each
     batch in turn): every problem is counted rather than stopping at the first, the first ``listed`` named.
-    ``read_data_subset`` reads only that part of the packs (see :meth:`PackSubset.picks`). Memory holds the index
-    and one batch, whatever the vault's size.
+    ``read_data_subset`` reads only that part of the packs (see :meth:`PackSubset.picks`). Memory holds one
+    batch, the packs listing and what the vault's index lookup holds (module docstring), never the whole index of
+    a compacted vault; marked ids spill to a scratch directory, so a read-only copy of a vault can be checked.
 
     Holds the vault's shared lock throughout (raises ``VaultLocked`` while a prune holds the exclusive one): a
     prune must not delete packs under a check that would then report them missing."""
-    with vault_lock(vault.storage, "check", exclusive=False):
+    with vault_lock(vault.storage, "check", exclusive=False), scratch_staging(vault, "check") as scratch:
         plan = CheckPlan(vault, read_data, read_data_subset, listed=listed)
         found = Findings()
-        for batch in plan.batches():
+        for number, batch in enumerate(plan.batches()):
             if isinstance(batch, PackBatch):
                 found.add(verify_packs(vault, batch, progress=progress).findings, listed)
             else:
-                found.add(check_points(vault, batch, plan.missing).findings, listed)
+                staging = scratch.within(f"{number:06d}")
+                found.add(check_points(vault, batch, plan.missing, staging).findings, listed)
+                staging.clean()
     report = CheckReport(packs=plan.packs, blobs=plan.blobs)
     report.add(plan.findings, listed)
     report.add(found, listed)

@@ -41,9 +41,10 @@ Ceilings (memory per step, at 30 million chunks in 16 MiB packs, about 650,000 p
 
 * start: the packs listing as 40 bytes a pack (26 MiB at 650,000 packs) and the recovery point ids (about 100
   bytes each: a million points in 100 MiB); index object ids are streamed into batches.
-* mark: ``FLUSH_RECORDS`` records (about 40 MiB) before a flush, plus the vault's compact index (34 bytes per blob,
-  about 1 GiB at 30 million chunks) that entry streams are read through; one recovery point's entry stream must be
-  read within one invocation (the cursor is per recovery point).
+* mark: ``marks.FLUSH_RECORDS`` records (16 MiB of live ids, 36 MiB of located records) before a flush (the
+  writer is shared with check and stats: vaultline/operations/marks.py), plus the vault's compact index (34 bytes
+  per blob, about 1 GiB at 30 million chunks) that entry streams are read through; one recovery point's entry
+  stream must be read within one invocation (the cursor is per recovery point).
 * plan: one partition's live and located runs as bytes (about 110 bytes per chunk / partitions: 13 MiB at 256
   partitions), the packs listing (40 bytes per pack: 26 MiB), and a per-pack accumulator for the packs with a blob
   in the partition (about 200 bytes each).
@@ -75,15 +76,14 @@ from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFoun
 from vaultline.operations import prune_records as rec
 from vaultline.operations.batching import batches
 from vaultline.operations.defaults import DEFAULT_REPACK_THRESHOLD
+from vaultline.operations.marks import RunWriter, stored_packs
 from vaultline.repository import locks
 from vaultline.repository.index import decode_index
 from vaultline.repository.layout import (
-    DATA_PREFIX,
     INDEX_PREFIX,
     STAGING_PREFIX,
     index_key,
     lock_key,
-    pack_id_of_key,
     pack_key,
 )
 from vaultline.repository.manifest import list_recovery_point_ids, load_recovery_point, needed_blobs
@@ -98,7 +98,6 @@ POINTS_PER_BATCH = 64
 INDEX_OBJECTS_PER_BATCH = 16
 SWEEP_PACKS = 1000
 SWEEP_REPACK_BYTES = 512 << 20  # live bytes one sweep item copies at most
-FLUSH_RECORDS = 1 << 19  # records a mark item buffers before writing its runs
 DELETE_BATCH = 1000  # keys per DeleteObjects request (the S3 maximum)
 RETENTION_LOOKUPS = 16  # Object Lock lookups (one HEAD each) in flight
 # Partitions: enough that one partition's runs stay a few MiB (about PARTITION_INDEX_BYTES of index objects each).
@@ -357,7 +356,7 @@ def start(
     try:
         packs, size = 0, 0
         listing = bytearray()
-        for pack_id, stored in _stored_packs(vault.storage):
+        for pack_id, stored in stored_packs(vault.storage):
             listing += rec.STORED_PACK.pack(bytes.fromhex(pack_id), stored)
             packs, size = packs + 1, size + stored
         staging.put_bytes(PACKS, bytes(listing))
@@ -402,39 +401,7 @@ def start(
     return run, items
 
 
-def _stored_packs(storage: Storage) -> Iterator[tuple[str, int]]:
-    for obj in storage.list(DATA_PREFIX):
-        pack_id = pack_id_of_key(obj.key)
-        if pack_id:
-            yield pack_id, obj.size
-
-
 # -- 2. mark ----------------------------------------------------------------------------------------------------
-
-
-class _RunWriter:
-    """Buffers records per partition and writes them as sorted, distinct runs."""
-
-    def __init__(self, staging: rec.Staging, folder: str, bits: int, stem: str) -> None:
-        self.staging, self.folder, self.bits, self.stem = staging, folder, bits, stem
-        self.buffers: dict[int, list[bytes]] = {}
-        self.count = 0
-        self.seq = 0
-
-    def add(self, record: bytes) -> None:
-        self.buffers.setdefault(rec.partition_of(record, self.bits), []).append(record)
-        self.count += 1
-
-    def full(self) -> bool:
-        return self.count >= FLUSH_RECORDS
-
-    def flush(self) -> None:
-        for partition, records in sorted(self.buffers.items()):
-            name = f"{self.folder}/{rec.partition_name(partition)}/{self.stem}-{self.seq:04d}"
-            self.staging.put_bytes(name, b"".join(sorted(set(records))))
-        self.buffers.clear()
-        self.count = 0
-        self.seq += 1
 
 
 def mark(vault: Vault, run_id: str, item: MarkItem, remaining_ms: Remaining | None = None) -> MarkResult:
@@ -445,10 +412,10 @@ def mark(vault: Vault, run_id: str, item: MarkItem, remaining_ms: Remaining | No
     stem = _names(item.number, item.part)
     result = MarkResult(number=item.number, part=item.part, done=True)
     if item.kind == "points":
-        writer = _RunWriter(staging, "live", run.bits, stem)
+        writer = RunWriter(staging, "live", run.bits, stem)
         step: Callable[[str], None] = lambda rp_id: _mark_point(vault, rp_id, writer)  # noqa: E731
     else:
-        writer = _RunWriter(staging, "located", run.bits, stem)
+        writer = RunWriter(staging, "located", run.bits, stem, size=rec.LOCATED.size)
         objects: list[tuple[bytes, list[bytes]]] = []
         step = lambda index_id: objects.append(_mark_index(vault, index_id, writer))  # noqa: E731
     for position in range(item.start, len(ids)):
@@ -472,7 +439,7 @@ def mark(vault: Vault, run_id: str, item: MarkItem, remaining_ms: Remaining | No
     return result
 
 
-def _mark_point(vault: Vault, rp_id: str, writer: _RunWriter) -> None:
+def _mark_point(vault: Vault, rp_id: str, writer: RunWriter) -> None:
     try:
         rp = load_recovery_point(vault, rp_id)
     except RecoveryPointNotFound:
@@ -483,7 +450,7 @@ def _mark_point(vault: Vault, rp_id: str, writer: _RunWriter) -> None:
             writer.flush()
 
 
-def _mark_index(vault: Vault, index_id: str, writer: _RunWriter) -> tuple[bytes, list[bytes]]:
+def _mark_index(vault: Vault, index_id: str, writer: RunWriter) -> tuple[bytes, list[bytes]]:
     key = index_key(index_id)
     stored = vault.storage.get(key)
     if blake3.blake3(stored).hexdigest() != index_id:

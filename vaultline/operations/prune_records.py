@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from vaultline.repository.compression import compress_document, decompress_document
 from vaultline.repository.layout import run_prefix
 from vaultline.repository.vault import Vault
+from vaultline.storage import Storage
 
 ID = 32
 LOCATED = struct.Struct(">32s32sII")
@@ -55,21 +56,27 @@ def partition_name(partition: int) -> str:
 
 
 class Staging:
-    """One prune run's staging area: sealed files and models by name under the run's prefix."""
+    """One run's staging area: sealed files and models by name under the run's prefix, in the vault's storage
+    or in ``storage`` (a scratch directory: what a check in one process spills)."""
 
-    def __init__(self, vault: Vault, run_id: str) -> None:
+    def __init__(self, vault: Vault, run_id: str, storage: Storage | None = None) -> None:
         self.vault = vault
         self.run_id = run_id
         self.prefix = run_prefix(run_id)
+        self.storage = storage or vault.storage
+
+    def within(self, name: str) -> Staging:
+        """The staging of one part of this run (``<run prefix><name>/``), in the same storage."""
+        return Staging(self.vault, f"{self.run_id}/{name}", self.storage)
 
     def put_bytes(self, name: str, data: bytes) -> None:
         key = self.prefix + name
-        self.vault.storage.put(key, self.vault.cipher.seal(compress_document(data), key.encode()))
+        self.storage.put(key, self.vault.cipher.seal(compress_document(data), key.encode()))
 
     def get_bytes(self, name: str) -> bytes:
         key = self.prefix + name
         what = f"{self.vault.url}: {key}"
-        return decompress_document(self.vault.cipher.open(self.vault.storage.get(key), key.encode(), what), what)
+        return decompress_document(self.vault.cipher.open(self.storage.get(key), key.encode(), what), what)
 
     def put_model(self, name: str, value: BaseModel) -> None:
         self.put_bytes(name, value.model_dump_json().encode())
@@ -78,18 +85,18 @@ class Staging:
         return model.model_validate_json(self.get_bytes(name))
 
     def exists(self, name: str) -> bool:
-        return self.vault.storage.exists(self.prefix + name)
+        return self.storage.exists(self.prefix + name)
 
     def names(self, under: str) -> list[str]:
         """Names of the files under ``under`` (a folder of one partition or one step: bounded by its items)."""
-        return [obj.key[len(self.prefix) :] for obj in self.vault.storage.list(self.prefix + under)]
+        return [obj.key[len(self.prefix) :] for obj in self.storage.list(self.prefix + under)]
 
     def clean(self, keep: tuple[str, ...] = ()) -> int:
         """Delete the run's staging but the files named in ``keep``; return how many objects."""
         kept = {self.prefix + name for name in keep}
-        keys = [obj.key for obj in self.vault.storage.list(self.prefix) if obj.key not in kept]
+        keys = [obj.key for obj in self.storage.list(self.prefix) if obj.key not in kept]
         for key in keys:
-            self.vault.storage.delete(key)
+            self.storage.delete(key)
         return len(keys)
 
 

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -158,6 +158,10 @@ class ShardedIndex:
                 found.pack_id, BlobEntry(blob_id, e.type, e.compression, e.offset, e.stored_length, e.raw_length)
             )
         rows, at = found
+        return self.row_location(rows, at, blob_id)
+
+    def row_location(self, rows: bytes, at: int, blob_id: bytes) -> BlobLocation:
+        """The location a generation row at ``at`` of ``rows`` gives, its entry carrying ``blob_id``."""
         _, pack = ROW_HEAD.unpack_from(rows, at)
         offset, stored, raw, blob_type, compression = ROW_TAIL.unpack_from(rows, at + ROW_HEAD.size)
         table = self.pack_table()
@@ -189,6 +193,12 @@ class ShardedIndex:
         if rows is not None:
             self.counters.cache_hits += 1
             return rows
+        rows = self.fetch_shard(number)
+        self._cache.put(number, rows)
+        return rows
+
+    def fetch_shard(self, number: int) -> bytes:
+        """A shard's sorted rows fetched and verified, past the cache (a walk in key order needs each once)."""
         ref = self.catalog.shards[number]
         key = shard_key(self.catalog.generation, number)
         what = f"{self.storage.url}: {key}"
@@ -196,9 +206,7 @@ class ShardedIndex:
         self.counters.shard_gets += 1
         self.counters.shard_bytes += len(stored)
         body = open_object(stored, key, self.cipher, what, ref.hash)
-        rows = decode_shard(body, self.catalog.shard_bits, number, self.catalog.packs.count, what)
-        self._cache.put(number, rows)
-        return rows
+        return decode_shard(body, self.catalog.shard_bits, number, self.catalog.packs.count, what)
 
     def _get(self, key: str) -> bytes:
         try:
@@ -243,6 +251,60 @@ class ShardedIndex:
     def nbytes(self) -> int:
         """Bytes held: the filter, the recent compact index, the cached shards and the pack table if loaded."""
         return self.filter.nbytes() + self.recent.nbytes() + self._cache.size + len(self._pack_table or b"")
+
+
+class SortedLocator:
+    """Locates blob ids given in increasing order, as :meth:`DedupIndex.get` would, in one pass over the index:
+    over a :class:`ShardedIndex` it holds one shard at a time and fetches each shard it needs once, whatever the
+    number of ids (what check and stats walk the live blobs with); any other index is asked id by id. Successive
+    :meth:`locate` calls must go on in increasing order too (the shard in hand is kept between them)."""
+
+    def __init__(self, index: DedupIndex) -> None:
+        self.index = index
+        self.fetches = 0  # shards fetched
+        self.located = 0  # ids located
+        self._number = -1
+        self._rows = b""
+        self._at = 0
+
+    def locate(self, blob_ids: Iterable[bytes]) -> Iterator[tuple[bytes, BlobLocation | None]]:
+        """Each of ``blob_ids`` (in increasing order) with its location, or None if it is in no index."""
+        for blob_id in blob_ids:
+            yield blob_id, self.get(blob_id)
+
+    def get(self, blob_id: bytes) -> BlobLocation | None:
+        """The location of ``blob_id``, which must not be below the id asked before."""
+        found = self._find(blob_id)
+        if found is None or isinstance(found, BlobLocation):
+            return found
+        assert isinstance(self.index, ShardedIndex)  # _find gives a row of the shard in hand only there
+        return self.index.row_location(self._rows, found, blob_id)
+
+    def __contains__(self, blob_id: bytes) -> bool:
+        """Whether ``blob_id`` (not below the id asked before) is indexed; builds no location."""
+        return self._find(blob_id) is not None
+
+    def _find(self, blob_id: bytes) -> BlobLocation | int | None:
+        """A location (of any index but a sharded one's generation), the offset of ``blob_id``'s row in the shard
+        in hand, or None."""
+        self.located += 1
+        index = self.index
+        if not isinstance(index, ShardedIndex):
+            return index.get(blob_id)
+        recent = index.recent.get(blob_id)
+        if recent is not None:
+            return recent
+        key = blob_id[:KEY_SIZE]
+        if not index.filter.might_contain(key):
+            return None
+        number = shard_of(key, index.catalog.shard_bits)
+        if number != self._number:
+            self._number, self._rows, self._at = number, index.fetch_shard(number), 0
+            self.fetches += 1
+        i = bisect.bisect_left(_Keys(self._rows), key, lo=self._at)
+        self._at = i
+        at = i * ROW_SIZE
+        return at if self._rows[at : at + KEY_SIZE] == key else None
 
 
 class _Keys:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from vaultline.operations import prune_records as rec
 from vaultline.operations.check import (
     CheckPlan,
     Findings,
@@ -73,8 +74,8 @@ def plan(vault: Vault, event: MaintenanceInput) -> VerifyPlanned:
     """Plan this run's verify: stage one batch per work item (packs of the chosen subset, then recovery points),
     the work list and the run document (written last: items of recovery points read the missing packs from it).
 
-    Ceilings: the index (as every check), and the work list held until it is written (one small entry per 64
-    packs or 32 recovery points).
+    Ceilings: the packs listing (40 bytes a pack) beside one index object at a time (``CheckPlan``), and the work
+    list held until it is written (one small entry per 64 packs or 32 recovery points).
     """
     subset = event.verify.pack_subset()
     run = _run(vault, new_verify_id())
@@ -129,8 +130,11 @@ def item(vault: Vault, event: VerifyItemEvent, remaining_ms: Callable[[], int] |
     if work.kind == "packs":
         cursor = verify_packs(vault, run.get_staged(work.key, PackBatch), event.cursor, more)
     else:
-        missing = set(document.missing_packs)
-        cursor = check_points(vault, run.get_staged(work.key, PointBatch), missing, event.cursor, more)
+        # What the item spills (marked ids, damage) lives under its own part of the run's staging, which the
+        # summary or the abort clears with the rest of the run.
+        staging = rec.Staging(vault, run.id).within(f"points-{item_name(work.item)}")
+        batch = run.get_staged(work.key, PointBatch)
+        cursor = check_points(vault, batch, set(document.missing_packs), staging, event.cursor, more)
     found = cursor.findings
     counts = {"packs_read": found.packs_read, "objects": found.objects, "error_count": found.error_count}
     if cursor.done:
