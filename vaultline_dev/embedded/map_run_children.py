@@ -62,9 +62,12 @@ class ChildExecution:
 
     @property
     def name(self) -> str:
+        """The execution's name: the last part of its ARN."""
         return self.arn.rsplit(":", 1)[1]
 
-    def finish(self, status: str, *, output: str | None = None, error: str | None = None, cause: str | None = None):
+    def finish(
+        self, status: str, *, output: str | None = None, error: str | None = None, cause: str | None = None
+    ) -> None:
         """End the child with its outcome."""
         self.status, self.output, self.error, self.cause = status, output, error, cause
         self.stop_date = datetime.datetime.now(tz=datetime.UTC)
