@@ -64,11 +64,6 @@ class SpilledRows:
         return (self._spilled_bytes + self._builder.row_bytes()) // ROW_SIZE
 
     @property
-    def spilled(self) -> bool:
-        """Whether any rows went to disk."""
-        return self._spill is not None
-
-    @property
     def pack_table(self) -> bytes:
         """The raw pack ids in pack-number order (the numbers the rows carry)."""
         return self._builder.pack_table

@@ -181,6 +181,9 @@ class Sandbox:
                 pass_fds=(request_read, response_write),
                 start_new_session=True,
             )
+        except BaseException:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)  # no process will ever use or close it
+            raise
         finally:
             log.close()  # the process has its own descriptor for it
             os.close(request_read)
