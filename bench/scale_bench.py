@@ -80,7 +80,12 @@ STEPS = (
         partitions=PRUNE_PARTITIONS,
     ),
     Step("prune-decide", "chunks", registry.MAINTENANCE_PRUNE_DECIDE, "every pack's partial, nothing to sweep"),
-    Step("forget", "points", registry.MAINTENANCE_FORGET),
+    Step(
+        "forget",
+        "points",
+        registry.MAINTENANCE_FORGET_DECIDE,
+        "the staged steps in one process, one source: its decide item holds every point",
+    ),
 )
 
 

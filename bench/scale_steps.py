@@ -28,7 +28,7 @@ from engine_steps import vm_hwm_mib
 
 from vaultline.operations import prune as prune_ops
 from vaultline.operations.check import check_vault
-from vaultline.operations.forget import forget
+from vaultline.operations.forget_run import forget_staged
 from vaultline.operations.prune import PruneOptions
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.operations.stats import vault_stats
@@ -423,10 +423,12 @@ def step_prune_abort(vault_dir: str, objects: int, chunks: int) -> dict[str, Any
 
 
 def step_forget(vault: Vault, objects: int, chunks: int, points: int) -> dict[str, Any]:
-    """``forget`` of a year of daily recovery points: every header read, the keep rules applied, manifests deleted."""
+    """Maintenance's forget of a year of daily recovery points of one source, its staged steps in one process: every
+    header read (read items), the keep rules applied and manifests deleted (one decide item: one source's points
+    are a partition's least)."""
     fixed = mark()
-    report = forget(vault, FORGET_POLICY)
-    return {**fixed, "kept": len(report.kept), "removed": len(report.removed)}
+    report = forget_staged(vault, [(SOURCE, FORGET_POLICY)])
+    return {**fixed, "kept": report.kept, "removed": report.removed_count}
 
 
 _CLOCK = [0.0]

@@ -4,12 +4,16 @@ and is described in docs/state-machines.md ("Maintenance"); change both together
 
 ::
 
-    Forget -> PruneEnabled? -> <Prune chain> -> <Lock chain> -> Compact -> Verify -> <VerifyItems: Distributed Map>
-           -> VerifySummary -> DrillEnabled? -> Drill -> <DrillItems: Distributed Map> -> DrillSummary
+    <Forget chain> -> PruneEnabled? -> <Prune chain> -> <Lock chain> -> Compact -> Verify
+           -> <VerifyItems: Distributed Map> -> VerifySummary -> DrillEnabled? -> Drill
+           -> <DrillItems: Distributed Map> -> DrillSummary
            -> MaintenanceSucceeded -> Done
        \\___________ any error (Catch States.ALL -> $.error) ____________/
                          -> MaintenanceFailed (event) -> Failed
 
+The forget chain (infra/forget_workflow.py) is ForgetPlan, Distributed Maps of read items (batches of recovery
+point headers) and decide items (partitions of the sources: the keep rules applied, the dropped manifests deleted),
+and ForgetSummary, which stores the result at ``$.results.forget``.
 The prune chain (infra/prune_workflow.py) is Start, Distributed Maps of mark, plan and sweep items, Decide and
 Finish; an error after Start goes through PruneAbort (which releases the exclusive lock) to MaintenanceFailed.
 The lock chain (infra/lock_workflow.py) is LockPlan, Distributed Maps of mark and extend items, and LockSummary: it
@@ -45,6 +49,7 @@ from pydantic import BaseModel
 from infra import constants as c
 from infra import registry as r
 from infra.drill_scratch import DrillScratch
+from infra.forget_workflow import FORGET_FUNCTIONS, ForgetChain
 from infra.functions import Functions
 from infra.lock_workflow import LOCK_FUNCTIONS, LockChain
 from infra.looping_map import LoopStates, looping_item
@@ -80,7 +85,7 @@ from vaultline.runs.requests import maintenance_input
 
 # Every function the machine runs (its chains' included): what a stack that runs maintenance must create.
 MAINTENANCE_FUNCTIONS = (
-    r.MAINTENANCE_FORGET,
+    *FORGET_FUNCTIONS,
     *PRUNE_FUNCTIONS,
     *LOCK_FUNCTIONS,
     r.MAINTENANCE_COMPACT,
@@ -118,7 +123,6 @@ class Maintenance(Construct):
         key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.forget = functions[r.MAINTENANCE_FORGET]
         self.compact = functions[r.MAINTENANCE_COMPACT]
         self.functions = functions
         self.vault = vault
@@ -155,7 +159,6 @@ class Maintenance(Construct):
         self.integrity_alarm = IntegrityAlarm(self, "IntegrityAlarm", topic=topic).alarm
 
     def _state_machine(self) -> sfn.StateMachine:
-        forget = invoke(self, "Forget", self.forget, result_path="$.results.forget")
         compact = invoke(self, "Compact", self.compact, result_path="$.results.compact")
         # Compaction's shared lock is refused only while a prune (of another execution, or the CLI) holds the
         # exclusive one: that prune ends, so wait it out rather than skip the verify and drill behind it.
@@ -214,7 +217,7 @@ class Maintenance(Construct):
         verify_abort.add_catch(failed_event, errors=[sfn.Errors.ALL], result_path="$.abort_error")
         verify_run.next(verify_abort).next(failed_event)
         catch_all((verify_items, verify_summary), verify_run)
-        catch_all((forget, compact, verify, drill, drill_items, drill_summary), failed_event)
+        catch_all((compact, verify, drill, drill_items, drill_summary), failed_event)
 
         succeeded.next(sfn.Succeed(self, "Done"))
         drill.next(drill_items).next(drill_summary).next(succeeded)
@@ -225,24 +228,30 @@ class Maintenance(Construct):
             .when(flag_set(path(MaintenanceInput, "drill", "enabled")), drill)
             .otherwise(succeeded)
         )
-        forget.next(
-            sfn.Choice(self, "PruneEnabled")
+        forget = ForgetChain(
+            self,
+            "Forget",
+            functions=self.functions,
+            vault=self.vault,
+            result_path="$.results.forget",
+            then=sfn.Choice(self, "PruneEnabled")
             .when(flag_set(path(MaintenanceInput, "prune")), prune.first)
-            .otherwise(lock.first)
+            .otherwise(lock.first),
+            failed=failed_event,
         )
 
         machine = state_machine(
             self,
             comment="Vaultline maintenance: forget by the plans' keep rules, prune, compact the index, verify a "
             "subset, restore drill",
-            definition=forget,
+            definition=forget.first,
             log_group=self.log_group,
         )
         # The maps' ItemReaders read and their ResultWriters write SSE-KMS objects of the vault: CDK grants S3 only.
         machine.add_to_role_policy(
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.vault.key.key_arn])
         )
-        functions = [self.forget, *prune.functions, *lock.functions, self.compact]
+        functions = [*forget.functions, *prune.functions, *lock.functions, self.compact]
         functions += [self.verify_plan, self.verify_item, self.verify_summary, self.abort]
         functions += [self.drill_plan, self.drill_item, self.drill_summary]
         executions = (
@@ -253,9 +262,9 @@ class Maintenance(Construct):
             machine,
             "AwsSolutions-IAM5",
             "CDK's own grants for this workflow: invoking each maintenance function by any version qualifier "
-            "(ARN:*), the prune, verify and drill maps reading their work lists and writing results under the vault "
-            "bucket (bucket/*), describing and stopping their own child executions, and X-Ray and log delivery, which "
-            "have no resource-level permissions (Resource::*).",
+            "(ARN:*), the forget, prune, lock, verify and drill maps reading their work lists and writing results "
+            "under the vault bucket (bucket/*), describing and stopping their own child executions, and X-Ray and "
+            "log delivery, which have no resource-level permissions (Resource::*).",
             findings=[
                 "Resource::*",
                 self.vault.partition_finding("/*"),

@@ -125,8 +125,28 @@ DDB_RESTORE_FINISH = FunctionSpec("ddb_restore_finish", c.FINISH_MEMORY_MB, "Sum
 APPLY_RETENTION = FunctionSpec(
     "apply_retention", c.FINISH_MEMORY_MB, "Apply a plan's keep rules to a source", deletes=FORGET_DELETES
 )
-MAINTENANCE_FORGET = FunctionSpec(
-    "maintenance_forget", c.FINISH_MEMORY_MB, "Apply every plan's keep rules", deletes=FORGET_DELETES
+# Forget (vaultline/operations/forget_run.py states each step's ceiling): the plan lists the recovery points (100
+# bytes each); read holds one batch of headers, GETs in flight (I/O-bound); decide holds one partition's points,
+# about 1 KiB each with their decisions, and is the only one that deletes (manifests it drops, after a HEAD each);
+# the summary adds up small results. They write nothing in the vault but their run's staging.
+MAINTENANCE_FORGET_PLAN = FunctionSpec(
+    "maintenance_forget_plan", c.PREPARE_MEMORY_MB, "Stage a forget's batches", writes=(layout.STAGING_PREFIX,)
+)
+MAINTENANCE_FORGET_READ = FunctionSpec(
+    "maintenance_forget_read",
+    c.FINISH_MEMORY_MB,
+    "Stage a batch's recovery points for the keep rules",
+    writes=(layout.STAGING_PREFIX,),
+)
+MAINTENANCE_FORGET_DECIDE = FunctionSpec(
+    "maintenance_forget_decide",
+    c.PREPARE_MEMORY_MB,
+    "Apply keep rules, delete dropped manifests",
+    writes=(layout.STAGING_PREFIX,),
+    deletes=FORGET_DELETES,
+)
+MAINTENANCE_FORGET_SUMMARY = FunctionSpec(
+    "maintenance_forget_summary", c.FINISH_MEMORY_MB, "Add up a forget", writes=(layout.STAGING_PREFIX,), ends_run=True
 )
 # Prune's steps (vaultline/operations/prune.py states each one's memory ceiling). Start lists the packs into 40
 # bytes each (26 MiB at 650,000 packs) and takes or releases locks: I/O-bound. Mark reads entry streams through the
@@ -302,7 +322,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     DDB_RESTORE_WORKER,
     DDB_RESTORE_FINISH,
     APPLY_RETENTION,
-    MAINTENANCE_FORGET,
+    MAINTENANCE_FORGET_PLAN,
+    MAINTENANCE_FORGET_READ,
+    MAINTENANCE_FORGET_DECIDE,
+    MAINTENANCE_FORGET_SUMMARY,
     MAINTENANCE_PRUNE,
     MAINTENANCE_VERIFY_PLAN,
     MAINTENANCE_VERIFY_ITEM,

@@ -336,7 +336,7 @@ def test_protected_admin_cannot_run_or_change_the_vault_accounts_maintenance(air
     admin = air_gap.protected_role("Admin3")  # every permission its own account can give
     machine = air_gap.vault.outputs["MaintenanceStateMachineArn"]
     forget = next(
-        arn for logical, arn in air_gap.vault.arns.items() if logical.startswith("FunctionsMaintenanceForget")
+        arn for logical, arn in air_gap.vault.arns.items() if logical.startswith("FunctionsMaintenanceForgetPlan")
     )
     for attempt in (
         lambda: admin.client("stepfunctions").start_execution(stateMachineArn=machine, input="{}"),
@@ -444,19 +444,19 @@ def test_the_vault_accounts_maintenance_forgets_prunes_and_extends_locks_as_the_
 
 
 def test_no_role_of_the_vault_account_does_more_to_the_vault_than_its_maintenance_role(air_gap: AirGap) -> None:
-    # The forget step's own policy lets it write anywhere in the vault but config and key slots (its spec names
+    # Prune's mark step's own policy lets it write anywhere in the vault but config and key slots (its spec names
     # no prefixes); the stack's boundary, the maintenance role's statements, keeps it to what maintenance writes.
     (role,) = [
         arn
         for logical, arn in air_gap.vault.arns.items()
-        if logical.startswith("FunctionsMaintenanceForgetServiceRole") and ":role/" in arn
+        if logical.startswith("FunctionsMaintenancePruneMarkServiceRole") and ":role/" in arn
     ]
-    forget = role_credentials(role, "forget").session("us-east-1").client("s3")
+    mark = role_credentials(role, "prune-mark").session("us-east-1").client("s3")
     hold = _key("holds/")
 
-    forget.put_object(Bucket=BUCKET, Key=_key("staging/"), Body=b"{}")  # the control: its staging is maintenance's
+    mark.put_object(Bucket=BUCKET, Key=_key("staging/"), Body=b"{}")  # the control: its staging is maintenance's
     with pytest.raises(ClientError) as refused:
-        forget.put_object(Bucket=BUCKET, Key=hold, Body=b"{}")
+        mark.put_object(Bucket=BUCKET, Key=hold, Body=b"{}")
     assert "because no permissions boundary allows the s3:PutObject action" in _refused(refused)
     assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix=hold).get("KeyCount", 0) == 0
 

@@ -253,7 +253,7 @@ def policies(stacks: TwoStacks) -> Iterator[Policies]:
 @pytest.mark.parametrize(
     ("role", "action", "key"),
     [
-        ("FunctionsMaintenanceForgetServiceRole", "s3:DeleteObject", "recovery-points/rp"),
+        ("FunctionsMaintenanceForgetDecideServiceRole", "s3:DeleteObject", "recovery-points/rp"),
         ("FunctionsMaintenancePruneFinishServiceRole", "s3:DeleteObject", "data/ab/pack"),
         ("FunctionsMaintenancePruneFinishServiceRole", "s3:DeleteObject", "index/ab"),
         ("FunctionsMaintenancePruneSweepServiceRole", "s3:PutObject", "data/ab/pack"),
@@ -272,8 +272,8 @@ def test_the_evaluator_lets_the_vault_accounts_maintenance_do_its_job(
 @pytest.mark.parametrize(
     ("role", "action", "key"),
     [
-        ("FunctionsMaintenanceForgetServiceRole", "s3:PutObject", "holds/rp"),  # its own policy allows; the boundary
-        ("FunctionsMaintenanceForgetServiceRole", "s3:DeleteObjectVersion", "recovery-points/rp"),
+        ("FunctionsMaintenancePruneMarkServiceRole", "s3:PutObject", "holds/rp"),  # its own policy allows; the boundary
+        ("FunctionsMaintenanceForgetDecideServiceRole", "s3:DeleteObjectVersion", "recovery-points/rp"),
         ("FunctionsMaintenancePruneFinishServiceRole", "s3:DeleteObject", "config"),
         ("MaintenanceRole", "s3:BypassGovernanceRetention", "data/ab/pack"),
         ("MaintenanceRole", "s3:PutObjectLegalHold", "data/ab/pack"),
@@ -290,7 +290,7 @@ def test_the_evaluator_refuses_the_vault_accounts_maintenance_what_it_must_not(
     ("role", "key"),
     [
         ("FunctionsApplyRetentionServiceRole", "recovery-points/rp"),
-        ("FunctionsMaintenanceForgetServiceRole", "recovery-points/rp"),
+        ("FunctionsMaintenanceForgetDecideServiceRole", "recovery-points/rp"),
         ("FunctionsMaintenancePruneFinishServiceRole", "data/ab/pack"),
         ("FunctionsMaintenancePruneFinishServiceRole", "index/ab"),
     ],

@@ -28,7 +28,10 @@ HANDLERS = {
     "DdbRestoreWorker": "ddb_restore_worker.handler",
     "DdbRestoreFinish": "ddb_restore_finish.handler",
     "ApplyRetention": "apply_retention.handler",
-    "MaintenanceForget": "maintenance_forget.handler",
+    "MaintenanceForgetPlan": "maintenance_forget_plan.handler",
+    "MaintenanceForgetRead": "maintenance_forget_read.handler",
+    "MaintenanceForgetDecide": "maintenance_forget_decide.handler",
+    "MaintenanceForgetSummary": "maintenance_forget_summary.handler",
     "MaintenancePrune": "maintenance_prune.handler",
     "MaintenanceVerifyPlan": "maintenance_verify_plan.handler",
     "MaintenanceVerifyItem": "maintenance_verify_item.handler",
@@ -196,7 +199,7 @@ def test_kms_use_is_limited_to_the_vault_key_or_to_a_service_acting_for_the_func
 
 def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_locks(synth: Synth) -> None:
     # Retention and maintenance delete elsewhere in the vault: tests/infra/test_maintenance.py pins those down.
-    maintenance = {"ApplyRetention", "MaintenanceForget", "MaintenanceDrillSummary"}
+    maintenance = {"ApplyRetention", "MaintenanceForgetDecide", "MaintenanceDrillSummary"}
     maintenance |= {name for name in HANDLERS if name.startswith("MaintenancePrune")}
     deleters = {name for name in HANDLERS if "s3:DeleteObject" in _all_actions(synth, f"Functions{name}ServiceRole")}
     lock_takers = {"BackupPrepare", "DdbBackupPrepare", "MaintenanceCompact"}
@@ -208,6 +211,7 @@ def test_only_run_ending_and_lock_taking_steps_may_delete_and_only_staging_and_l
         "DdbRestoreFinish",
         "MaintenanceVerifySummary",
         "MaintenanceLockSummary",
+        "MaintenanceForgetSummary",
         # Copy: the run's staging in the source vault and, as ends_run grants, its locks (the copy's own lock is
         # the target's, granted per copy_to: tests/infra/test_copy_workflow.py).
         "CopyPrepare",

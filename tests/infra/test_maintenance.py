@@ -45,7 +45,7 @@ def machine(synth: Synth) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def states(machine: dict[str, Any]) -> dict[str, Any]:
     parsed: dict[str, Any] = json.loads(resolve(machine["Properties"]["DefinitionString"]))
-    assert parsed["StartAt"] == "Forget"
+    assert parsed["StartAt"] == "ForgetPlan"
     return dict(parsed["States"])
 
 
@@ -71,11 +71,12 @@ PRUNE_STATES = (
 
 
 LOCK_STATES = ("LockPlan", "LockMark", "LockExtend", "LockSummary")
+FORGET_STATES = ("ForgetPlan", "ForgetRead", "ForgetDecide", "ForgetSummary")
 
 
 def test_maintenance_flow(states: dict[str, Any]) -> None:
     assert set(states) == {
-        "Forget",
+        *FORGET_STATES,
         "PruneEnabled",
         *PRUNE_STATES,
         *LOCK_STATES,
@@ -94,9 +95,9 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
         "MaintenanceFailed",
         "Failed",
     }
-    assert states["Forget"]["Next"] == "PruneEnabled"
+    assert [states[s]["Next"] for s in FORGET_STATES] == ["ForgetRead", "ForgetDecide", "ForgetSummary", "PruneEnabled"]
     assert states["PruneEnabled"]["Choices"][0]["Next"] == "PruneStart"
-    # Lock extension follows the prune (so garbage it deleted is not looked at) or Forget; compaction follows it
+    # Lock extension follows the prune (so garbage it deleted is not looked at) or forget; compaction follows it
     # and precedes Verify.
     assert states["PruneEnabled"]["Default"] == "LockPlan"
     assert states["PruneResult"]["Next"] == "LockPlan"
@@ -147,7 +148,8 @@ def test_maintenance_flow(states: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("state", "function", "result"),
     [
-        ("Forget", "MaintenanceForget", "$.results.forget"),
+        ("ForgetPlan", "MaintenanceForgetPlan", "$.forget_run"),
+        ("ForgetSummary", "MaintenanceForgetSummary", "$.results.forget"),
         ("Compact", "MaintenanceCompact", "$.results.compact"),
         ("LockPlan", "MaintenanceLockPlan", "$.lock_run"),
         ("LockSummary", "MaintenanceLockSummary", "$.results.lock"),
@@ -180,7 +182,7 @@ def test_prune_waits_for_running_backups_and_compaction_for_a_running_prune_on_v
             "BackoffRate": 2,
             "JitterStrategy": "FULL",
         }
-    for state in ("Forget", "VerifySummary", "Drill", "DrillSummary"):
+    for state in ("ForgetPlan", "ForgetSummary", "VerifySummary", "Drill", "DrillSummary"):
         assert len(states[state]["Retry"]) == 1
 
 
@@ -289,7 +291,10 @@ def _deletes(synth: Synth, function: str) -> list[str]:
 def test_only_forget_and_prune_delete_in_the_vault_and_only_their_prefixes(synth: Synth) -> None:
     vault_id, _ = synth.only("AWS::S3::Bucket", "VaultBucket")
     vault = f"GETATT_{vault_id}_Arn"
-    assert _deletes(synth, "MaintenanceForget") == [f"{vault}/recovery-points/*"]
+    # Forget: only Decide deletes manifests; the summary ends its run (staging, and the locks ends_run grants).
+    assert _deletes(synth, "MaintenanceForgetDecide") == [f"{vault}/recovery-points/*"]
+    assert _deletes(synth, "MaintenanceForgetPlan") == _deletes(synth, "MaintenanceForgetRead") == []
+    assert _deletes(synth, "MaintenanceForgetSummary") == [f"{vault}/locks/*", f"{vault}/staging/*"]
     assert _deletes(synth, "ApplyRetention") == [f"{vault}/recovery-points/*"]
     # Prune: only Finish deletes packs and index objects; Start and Abort only their run's staging and locks.
     run = [f"{vault}/locks/*", f"{vault}/staging/*"]
@@ -313,7 +318,7 @@ def test_only_forget_and_prune_delete_in_the_vault_and_only_their_prefixes(synth
 
 
 def test_forget_and_prune_may_read_object_lock_state(synth: Synth) -> None:
-    readers = ("MaintenanceForget", "MaintenancePruneDecide", "MaintenancePruneSweep", "MaintenancePruneFinish")
+    readers = ("MaintenanceForgetDecide", "MaintenancePruneDecide", "MaintenancePruneSweep", "MaintenancePruneFinish")
     for function in (*readers, "ApplyRetention"):
         granted = {a for s in statements(synth, f"Functions{function}ServiceRole") for a in actions_of(s)}
         assert {"s3:GetObjectRetention", "s3:GetObjectLegalHold", "s3:GetBucketObjectLockConfiguration"} <= granted
@@ -331,6 +336,27 @@ def test_lock_extension_maps_loop_their_items_and_fail_into_the_failure_event(st
         assert states[f"Lock{name}"]["ItemReader"]["Parameters"]["Key.$"] == f"$.lock_run.{name.lower()}_work_list_key"
     for state in LOCK_STATES:
         assert [c["Next"] for c in states[state]["Catch"]] == ["MaintenanceFailed"]
+
+
+def test_forget_maps_loop_their_items_and_fail_into_the_failure_event(synth: Synth, states: dict[str, Any]) -> None:
+    for name, function in (("Read", "MaintenanceForgetRead"), ("Decide", "MaintenanceForgetDecide")):
+        forget_map = states[f"Forget{name}"]
+        assert forget_map["Type"] == "Map" and forget_map["ToleratedFailureCount"] == 0
+        assert forget_map["ItemReader"]["Parameters"]["Key.$"] == f"$.forget_run.{name.lower()}_work_list_key"
+        assert forget_map["MaxConcurrencyPath"] == "$.forget_run.concurrency"
+        assert forget_map["ItemSelector"] == {"run_id.$": "$.forget_run.run_id", "item.$": "$$.Map.Item.Value"}
+        processor = forget_map["ItemProcessor"]
+        item = processor["States"][f"Forget{name}Item"]
+        assert processor["StartAt"] == f"Forget{name}Item" and item["Next"] == f"Forget{name}Finished"
+        assert item["Resource"] == _function_ref(synth, function)
+        assert "Sandbox.Timedout" in item["Retry"][0]["ErrorEquals"]  # idempotent: a timed-out attempt runs again
+        assert processor["States"][f"Forget{name}Next"]["Next"] == f"Forget{name}Item"
+        assert processor["States"][f"Forget{name}Next"]["Parameters"] == {
+            "run_id.$": "$.run_id",
+            "item.$": "$.part.next",
+        }
+    for state in FORGET_STATES:
+        assert states[state]["Catch"] == CATCH_TO_FAILED
 
 
 def test_only_the_lock_extension_may_set_retention_dates_and_only_on_what_is_locked(synth: Synth) -> None:

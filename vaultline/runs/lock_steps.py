@@ -10,25 +10,15 @@ expires; the next run extends whatever is still due.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
-from pydantic import BaseModel
+from collections.abc import Callable
 
 from vaultline.operations import lock_extension as engine
-from vaultline.repository.layout import run_prefix
 from vaultline.repository.vault import Vault
 from vaultline.runs.lock_models import LockExtendEvent, LockMarkEvent, LockPlanned, LockRunEvent
 from vaultline.runs.maintenance_models import MaintenanceInput
-from vaultline.runs.protocol import s3_storage
+from vaultline.runs.protocol import s3_storage, stage_work_list
 
 Remaining = Callable[[], int]
-
-
-def _work_list(vault: Vault, run_id: str, name: str, items: Sequence[BaseModel]) -> str:
-    """Stage a Map's work list (plain JSON, read by its ItemReader); return its bucket key."""
-    key = f"{run_prefix(run_id)}{name}-work-list.json"
-    vault.storage.put(key, ("[" + ",".join(item.model_dump_json() for item in items) + "]").encode())
-    return s3_storage(vault).prefix + key
 
 
 def plan(vault: Vault, event: MaintenanceInput) -> LockPlanned:
@@ -38,9 +28,9 @@ def plan(vault: Vault, event: MaintenanceInput) -> LockPlanned:
         run_id=run.run_id,
         enabled=run.enabled,
         vault_bucket=s3_storage(vault).bucket,
-        mark_work_list_key=_work_list(vault, run.run_id, "mark", marks),
+        mark_work_list_key=stage_work_list(vault, run.run_id, "mark", marks),
         mark_items=len(marks),
-        extend_work_list_key=_work_list(vault, run.run_id, "extend", partitions),
+        extend_work_list_key=stage_work_list(vault, run.run_id, "extend", partitions),
         partitions=len(partitions),
     )
 

@@ -178,6 +178,7 @@ class ForgetResult(BaseModel):
     """What forget removed, per run; lists are capped, counts are not."""
 
     sources: int = 0
+    recovery_points: int = Field(default=0, description="recovery points of the vault the run read")
     removed: list[str] = Field(default_factory=list)
     removed_count: int = 0
     kept: int = 0

@@ -1,5 +1,6 @@
-"""The Maintenance state machine's steps (forget, prune, compact) and the backup's Retention step; the Verify and Drill
-stages' steps are in :mod:`vaultline.runs.verify_steps` and :mod:`vaultline.runs.drill_steps`.
+"""The Maintenance state machine's single steps (prune in one process, compact) and the backup's Retention step; the
+staged stages' steps are in :mod:`vaultline.runs.forget_steps`, :mod:`vaultline.runs.prune_steps`,
+:mod:`vaultline.runs.lock_steps`, :mod:`vaultline.runs.verify_steps` and :mod:`vaultline.runs.drill_steps`.
 
 Every step is ``(Vault, model) -> model``, like the backup and restore steps; the models are in
 :mod:`vaultline.runs.maintenance_models`. A Maintenance step receives the whole execution state: the input
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 
 from vaultline.errors import UsageError
 from vaultline.operations.compact import compact_index
-from vaultline.operations.forget import ForgetReport, forget_by_source
+from vaultline.operations.forget import ForgetReport
 from vaultline.operations.forget import forget as forget_by_policy
 from vaultline.operations.prune import PruneOptions
 from vaultline.operations.prune import prune as prune_vault
@@ -33,7 +34,6 @@ from vaultline.repository.vault import Vault
 from vaultline.runs.maintenance_models import (
     MAX_LISTED,
     CompactResult,
-    ForgetResult,
     MaintenanceInput,
     PruneResult,
     RetentionEvent,
@@ -71,44 +71,10 @@ def _capped(model: type[Result], report: BaseModel, **fields: Any) -> Result:
     return filled_from(model, report, **lists, **fields)
 
 
-# -- the Maintenance input --------------------------------------------------------------------------------------
-
-
-# -- forget -----------------------------------------------------------------------------------------------------
-
-
 def _forget_source(vault: Vault, rules: dict[str, Any], source: str) -> ForgetReport | None:
     """Apply a plan's keep rules to one source's recovery points; None when the plan keeps everything."""
     policy = retention_policy(rules)
     return None if policy is None else forget_by_policy(vault, policy, sources=[source])
-
-
-def forget(vault: Vault, event: MaintenanceInput) -> ForgetResult:
-    """Apply every plan source's keep rules to that source's recovery points, reading each manifest header once
-    (a source named by two plans gets a second round: the second plan's rules see what the first kept)."""
-    result = ForgetResult()
-    rounds: list[dict[str, RetentionPolicy]] = []
-    for item in event.policies:
-        policy = retention_policy(item.rules)
-        if policy is None:
-            result.skipped.append(item.source)
-            continue
-        free = next((r for r in rounds if item.source not in r), None)
-        if free is None:
-            free = {}
-            rounds.append(free)
-        free[item.source] = policy
-        result.sources += 1
-    for policies in rounds:
-        for report in forget_by_source(vault, policies.get).values():
-            result.removed += report.removed[:MAX_LISTED]
-            result.removed_count += len(report.removed)
-            result.kept += len(report.kept)
-            result.held += report.held[:MAX_LISTED]
-            result.held_count += len(report.held)
-    result.removed = result.removed[:MAX_LISTED]
-    result.held = result.held[:MAX_LISTED]
-    return result
 
 
 # -- prune ------------------------------------------------------------------------------------------------------

@@ -284,6 +284,14 @@ def s3_storage(vault: Vault) -> S3Storage:
     return vault.storage
 
 
+def stage_work_list(vault: Vault, run_id: str, name: str, items: Sequence[BaseModel]) -> str:
+    """Stage one of a run's several Map work lists (``<name>-work-list.json``, plain JSON, read by its
+    ItemReader); return its bucket key."""
+    key = f"{layout.run_prefix(run_id)}{name}-work-list.json"
+    vault.storage.put(key, json.dumps([item.model_dump(mode="json") for item in items]).encode())
+    return s3_storage(vault).prefix + key
+
+
 def clean_map_results(vault: Vault, map_output: dict[str, Any] | None) -> None:
     """Delete the ResultWriter's files of a run's map (``$.map`` in the state): workers already left their
     results in staging, so these are an operator's aid that would otherwise wait for the lifecycle rule."""

@@ -9,15 +9,13 @@ cursor) releases the lock. Any failure -> :func:`abort` releases the lock and cl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
-from pydantic import BaseModel
+from collections.abc import Callable
 
 from vaultline.operations import prune as engine
 from vaultline.repository.vault import Vault
 from vaultline.runs.maintenance_models import MAX_LISTED, MaintenanceInput, PruneResult
 from vaultline.runs.models import filled_from
-from vaultline.runs.protocol import RunLock, StagedRun, s3_storage
+from vaultline.runs.protocol import s3_storage, stage_work_list
 from vaultline.runs.prune_models import (
     PlanItem,
     PruneAborted,
@@ -34,17 +32,12 @@ from vaultline.runs.prune_models import (
 Remaining = Callable[[], int]
 
 
-def _staged(vault: Vault, run_id: str) -> StagedRun[RunLock]:
-    return StagedRun(vault, run_id, RunLock)
-
-
 def start(vault: Vault, event: MaintenanceInput, owner: str | None = None) -> PruneStarted:
     """Take the exclusive lock (VaultLocked while a backup runs: the state machine retries), stage the work."""
     run, items = engine.start(vault, engine.PruneOptions(repack_threshold=event.repack_threshold), owner=owner)
-    staged = _staged(vault, run.run_id)
-    mark_key = _work_list(staged, "mark", items)
+    mark_key = stage_work_list(vault, run.run_id, "mark", items)
     partitions = [PlanItem(partition=p) for p in range(1 << run.bits)]
-    plan_key = _work_list(staged, "plan", partitions)
+    plan_key = stage_work_list(vault, run.run_id, "plan", partitions)
     return PruneStarted(
         run_id=run.run_id,
         vault_bucket=s3_storage(vault).bucket,
@@ -53,13 +46,6 @@ def start(vault: Vault, event: MaintenanceInput, owner: str | None = None) -> Pr
         plan_work_list_key=plan_key,
         partitions=len(partitions),
     )
-
-
-def _work_list(staged: StagedRun[RunLock], name: str, items: Sequence[BaseModel]) -> str:
-    """Stage a Map's work list (plain JSON, read by its ItemReader); return its bucket key."""
-    key = staged.key(f"{name}-work-list.json")
-    staged.vault.storage.put(key, ("[" + ",".join(item.model_dump_json() for item in items) + "]").encode())
-    return staged.bucket_key(key)
 
 
 def mark(vault: Vault, event: PruneMarkEvent, remaining_ms: Remaining | None = None) -> engine.MarkResult:
@@ -72,7 +58,7 @@ def plan(vault: Vault, event: PrunePlanEvent) -> engine.PlanResult:
 
 def decide(vault: Vault, event: PruneRunEvent) -> PruneDecided:
     _, items = engine.decide(vault, event.prune_run.run_id)
-    key = _work_list(_staged(vault, event.prune_run.run_id), "sweep", items)
+    key = stage_work_list(vault, event.prune_run.run_id, "sweep", items)
     return PruneDecided(sweep_work_list_key=key, sweep_items=len(items))
 
 
