@@ -31,10 +31,11 @@ Ceilings (per step):
 * plan: the recovery point ids, about 100 bytes each (a million points in 100 MiB), as prune's start.
 * read: one batch (``POINTS_PER_BATCH`` headers; each header is dropped once its fields are taken); its time is
   the header GETs, ``HEADERS_IN_FLIGHT`` in flight, cut by the cursor.
-* decide: its partition's points with their decisions, about 1 KiB each; a partition holds one source's whole
-  history at least, so one source's points are the ceiling: about 800,000 at the function's memory (hourly
-  backups kept for 90 years). Its time is one HEAD per dropped point (Object Lock state) and one DeleteObjects
-  request per ``DELETE_BATCH``, cut by the cursor.
+* decide: its partition's points with their decisions, about 2 KiB each (``bench/scale_bench.py --steps forget``:
+  2,005 bytes a point); a partition holds one source's whole history at least, so one source's points are the
+  ceiling: about 490,000 at the function's 1,024 MB (hourly backups kept for 55 years), 200 MiB for a partition
+  of ``POINTS_PER_PARTITION``. Its time is one HEAD per dropped point (Object Lock state) and one DeleteObjects
+  request per ``DELETE_BATCH``, cut by the cursor (2.5 million points decided in 900 s in one process).
 * summary: one small result per item.
 """
 
@@ -60,7 +61,7 @@ from vaultline.repository.manifest import HEADERS_IN_FLIGHT, RecoveryPoint, list
 from vaultline.repository.vault import Vault
 
 POINTS_PER_BATCH = 512  # headers per read item: 16 rounds of HEADERS_IN_FLIGHT GETs
-POINTS_PER_PARTITION = 100_000  # points a decide item holds when the sources spread (about 100 MiB)
+POINTS_PER_PARTITION = 100_000  # points a decide item holds when the sources spread (about 200 MiB)
 MAX_PARTITIONS = 256
 RESERVE_MS = 60_000  # an item stops when less than this is left of its Lambda time
 LISTED = 50  # removed ids and held objects an item result lists (counts are complete)
