@@ -25,9 +25,14 @@ from infra.observability import NotificationKey, Observability
 from infra.schedules import Schedules
 from infra.settings import StackSettings
 from infra.vault import Vault, VaultResources
-from infra.workflows import Workflows
+from infra.workflows import WORKFLOW_FUNCTIONS, Workflows
 from vaultline.plans import PlansFile, load_plans
 from vaultline.runs.requests import plan_inputs
+
+# A protected stack of the vault-account mode runs the backups, the restores and the freshness check: maintenance,
+# retention and copies are the vault account's, so their functions (and the deletes their roles would carry) are
+# not created here. In registry order.
+PROTECTED_FUNCTIONS = tuple(spec for spec in r.FUNCTIONS if spec in {*WORKFLOW_FUNCTIONS, r.FRESHNESS_CHECK})
 
 
 class VaultlineStack(Stack):
@@ -61,6 +66,7 @@ class VaultlineStack(Stack):
             self,
             "Functions",
             vault=self.vault,
+            specs=PROTECTED_FUNCTIONS if air_gap else r.FUNCTIONS,
             layer=self.layer.layer,
             encryption=plans.encryption,
             settings=settings,

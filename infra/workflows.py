@@ -58,6 +58,24 @@ WORK = "$.work"
 # The map's item, as Step Functions' context object names it.
 MAP_ITEM = "$$.Map.Item.Value"
 
+# Every function the backup and restore machines run (the Retention step's only where the stack may delete).
+WORKFLOW_FUNCTIONS = (
+    r.BACKUP_PREPARE,
+    r.BACKUP_WORKER,
+    r.BACKUP_COMMIT,
+    r.ABORT,
+    r.DDB_BACKUP_PREPARE,
+    r.DDB_EXPORT_STATUS,
+    r.DDB_SEGMENT_WORKER,
+    r.DDB_BACKUP_COMMIT,
+    r.RESTORE_PREPARE,
+    r.RESTORE_WORKER,
+    r.RESTORE_FINISH,
+    r.DDB_RESTORE_PREPARE,
+    r.DDB_RESTORE_WORKER,
+    r.DDB_RESTORE_FINISH,
+)
+
 
 @dataclass(frozen=True)
 class TableShape:

@@ -13,6 +13,7 @@ from aws_cdk.assertions import Template
 from infra.air_gap_settings import AirGapSettings
 from infra.app import build_app
 from infra.settings import SettingsError
+from infra.stack import PROTECTED_FUNCTIONS
 from infra.vault_account import VAULT_ACCOUNT_FUNCTIONS
 from tests.infra.conftest import Synth, resolve, synthesize
 from vaultline_dev.embedded.iam import Caller, decide
@@ -286,25 +287,37 @@ def test_the_evaluator_refuses_the_vault_accounts_maintenance_what_it_must_not(
     assert not policies.allowed(policies.caller(role), action, key)
 
 
-@pytest.mark.parametrize(
-    ("role", "key"),
-    [
-        ("FunctionsApplyRetentionServiceRole", "recovery-points/rp"),
-        ("FunctionsMaintenanceForgetDecideServiceRole", "recovery-points/rp"),
-        ("FunctionsMaintenancePruneFinishServiceRole", "data/ab/pack"),
-        ("FunctionsMaintenancePruneFinishServiceRole", "index/ab"),
-    ],
-)
-def test_the_evaluator_refuses_every_delete_of_the_protected_accounts_roles(
-    policies: Policies, role: str, key: str
+def test_the_protected_stack_creates_only_the_functions_its_backups_restores_and_freshness_check_run(
+    stacks: TwoStacks,
 ) -> None:
-    caller = policies.caller(role, protected=True)
-    assert any(
-        s.get("Action") == "s3:DeleteObject" or "s3:DeleteObject" in s.get("Action", [])
-        for p in caller.policies
-        for s in p["Statement"]
-    )
-    assert not policies.allowed(caller, "s3:DeleteObject", key)
+    # Maintenance, retention and copies are the vault account's: their functions, and the deletes their roles
+    # would carry, are not created where an attacker who owns the protected account could use them.
+    handlers = {
+        f["Properties"]["Handler"] for f in _of_type(stacks.protected.template, "AWS::Lambda::Function").values()
+    }
+    assert handlers == {f"{spec.name}.handler" for spec in PROTECTED_FUNCTIONS}
+    assert not [h for h in handlers if h.startswith(("maintenance_", "apply_retention", "copy_"))], handlers
+
+
+@pytest.mark.parametrize("key", ["recovery-points/rp", "data/ab/pack", "index/ab", "config"])
+def test_the_evaluator_refuses_every_delete_of_the_protected_accounts_roles(policies: Policies, key: str) -> None:
+    # The protected roles that may delete at all (a run's staging and locks, a failed Prepare's undo) may not
+    # delete what a recovery point needs.
+    deleters = [
+        logical
+        for logical, resource in policies.protected.items()
+        if resource["Type"] == "AWS::IAM::Role"
+        and any(
+            "s3:DeleteObject" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+            for p in policies.caller(logical, protected=True).policies
+            for s in p["Statement"]
+        )
+    ]
+    assert {"FunctionsBackupCommitServiceRole", "FunctionsAbortServiceRole"} <= {
+        d[: d.index("Role") + 4] for d in deleters
+    }
+    for role in deleters:
+        assert not policies.allowed(policies.caller(role, protected=True), "s3:DeleteObject", key), role
 
 
 def test_the_evaluator_lets_the_protected_backup_add_only(policies: Policies) -> None:
