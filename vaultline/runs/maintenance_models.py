@@ -260,8 +260,13 @@ class RetentionEvent(StepModel):
 
 
 class RetentionResult(BaseModel):
+    """The backup's Retention step: what it forgot of the committed source, or why it applied nothing (no rules,
+    or ``deferred`` to the maintenance because the vault holds more recovery points than the step reads)."""
+
     source: str
     applied: bool
+    deferred: bool = False
+    recovery_points: int = Field(default=0, description="the vault's, counted when the step deferred")
     removed: list[str] = Field(default_factory=list)
     kept: int = 0
     held_count: int = 0

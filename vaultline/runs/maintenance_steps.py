@@ -30,6 +30,7 @@ from vaultline.operations.forget import forget as forget_by_policy
 from vaultline.operations.prune import PruneOptions
 from vaultline.operations.prune import prune as prune_vault
 from vaultline.operations.retention import RetentionPolicy, keep_policy
+from vaultline.repository.layout import MANIFEST_PREFIX
 from vaultline.repository.vault import Vault
 from vaultline.runs.maintenance_models import (
     MAX_LISTED,
@@ -104,12 +105,26 @@ def compact(vault: Vault, event: MaintenanceInput) -> CompactResult:
 
 # -- the backup's Retention step --------------------------------------------------------------------------------
 
+# Headers the Retention step reads at most (about 20 s of GETs on S3); past it the maintenance applies the rules.
+RETENTION_STEP_MAX_POINTS = 20_000
+
 
 def apply_retention(vault: Vault, event: RetentionEvent) -> RetentionResult:
-    """After a commit: forget the committed source's recovery points that the plan's keep rules do not keep."""
+    """After a commit: forget the committed source's recovery points that the plan's keep rules do not keep.
+
+    A source's recovery points are found by reading every manifest header of the vault (the source is in the
+    header, not the key), one GET each, 32 in flight. Past ``RETENTION_STEP_MAX_POINTS`` the step leaves the rules
+    to the daily maintenance, whose forget reads the headers across a Distributed Map (``deferred``): one backup's
+    Retention step stays within seconds however many recovery points the vault holds, at the cost of a day's delay.
+    """
     source = str(event.committed.get("source") or "")
     if not source:
         raise UsageError("the committed recovery point names no source")
+    if retention_policy(event.retention) is None:
+        return RetentionResult(source=source, applied=False)
+    points = sum(1 for _ in vault.storage.list(MANIFEST_PREFIX))  # one LIST per 1,000, nothing held
+    if points > RETENTION_STEP_MAX_POINTS:
+        return RetentionResult(source=source, applied=False, deferred=True, recovery_points=points)
     report = _forget_source(vault, event.retention, source)
     if report is None:
         return RetentionResult(source=source, applied=False)
