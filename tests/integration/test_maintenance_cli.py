@@ -210,3 +210,32 @@ def test_index_compact_cli_writes_a_generation_once_and_check_still_passes(
     assert code == 0 and f"{doc['generation']} is up to date" in out
     assert run(*v, "check", "--read-data")[0] == 0
     assert run(*v, "index")[0] == 2  # no subcommand
+
+
+def test_a_cli_backup_compacts_the_index_first_once_the_part_it_loads_whole_has_grown(
+    vault_dir: tuple[Path, list[RecoveryPoint]], run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaultline.operations import compact
+
+    root, _ = vault_dir
+    v = ("--vault", str(root))
+    tail = compact.index_tail_bytes(Vault.open(LocalStorage(root)))
+    assert tail > 0  # three backups' index objects, no generation yet
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "f").write_bytes(b"new data")
+
+    monkeypatch.setattr(compact, "AUTO_COMPACT_TAIL_BYTES", tail + 1)
+    code, _, err = run(*v, "backup", str(tmp_path / "more"))
+    assert code == 0 and "compacted" not in err  # below the threshold: nothing compacted
+
+    monkeypatch.setattr(compact, "AUTO_COMPACT_TAIL_BYTES", 1)
+    code, _, err = run(*v, "backup", "--no-compact", str(tmp_path / "more"))
+    assert code == 0 and "compacted" not in err
+    (tmp_path / "more" / "f").write_bytes(b"newer data")
+    code, out, err = run(*v, "backup", "--json", str(tmp_path / "more"))
+    assert code == 0 and "compacted the index first" in err
+    assert json.loads(out)["objects"] == 1  # stdout is still the backup's own document
+    # What the generation consolidates is no longer loaded whole: only the index object written since.
+    after = compact.index_tail_bytes(Vault.open(LocalStorage(root)))
+    assert 0 < after < tail
+    assert run(*v, "check", "--read-data")[0] == 0

@@ -7,18 +7,21 @@ import argparse
 from vaultline.cli import tables
 from vaultline.cli.context import open_vault
 from vaultline.cli.output import emit_json, err, human_bytes, out, transfer_progress
-from vaultline.errors import UsageError
+from vaultline.errors import UsageError, VaultlineError
 from vaultline.operations.backup import BackupOptions, run_backup
+from vaultline.operations.compact import compact_when_due
 from vaultline.plans import TagsRefresh
 from vaultline.repository.manifest import ISSUES_REPORTED
+from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
 from vaultline.sources.dynamodb.table import is_table_url
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    if is_table_url(args.source):
-        return _backup_table(args)
     vault = open_vault(args)
+    _compact_when_due(vault, args)
+    if is_table_url(args.source):
+        return _backup_table(vault, args)
     source = open_source(args.source, args.include, args.exclude, role_arn=args.role_arn)
     tags = dict(_parse_tag(t) for t in args.tag)
     options = BackupOptions(archived_objects=args.archived_objects, tags_refresh=_tags_refresh(args.tags_refresh))
@@ -58,8 +61,29 @@ def _tags_refresh(text: str) -> TagsRefresh:
     raise UsageError(f"--tags-refresh {text!r}: expected always, never or a number of backups (1 or more)")
 
 
-def _backup_table(args: argparse.Namespace) -> int:
-    doc, line = tables.backup(open_vault(args), args, dict(_parse_tag(t) for t in args.tag))
+def _compact_when_due(vault: Vault, args: argparse.Namespace) -> None:
+    """Compact the index first when the part of it a backup loads whole has grown (``compact_when_due``); say so on
+    stderr, so ``--json`` output stays the backup's."""
+    if args.no_compact:
+        return
+    try:
+        report = compact_when_due(vault)
+    except VaultlineError as exc:
+        # Not this backup's failure: a role that may only add (a protected account's) may not write a generation,
+        # and a prune's exclusive lock refuses the backup below with its own error.
+        err.print(f"index not compacted ({exc}); backing up all the same", markup=False, highlight=False)
+        return
+    if report is not None:
+        err.print(
+            f"compacted the index first: {report.index_objects} index objects, {report.blobs} blobs into generation "
+            f"{report.generation} in {report.seconds:.1f} s (--no-compact skips this)",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _backup_table(vault: Vault, args: argparse.Namespace) -> int:
+    doc, line = tables.backup(vault, args, dict(_parse_tag(t) for t in args.tag))
     if args.json:
         emit_json(doc)
     else:

@@ -155,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="always|never|N",
         help="re-read the tags of unchanged objects every backup, never, or every N-th backup",
     )
+    p.add_argument(
+        "--no-compact",
+        action="store_true",
+        help="do not compact the index first, even when the part of it a backup loads whole has grown past 32 MiB",
+    )
     p.set_defaults(handler=Command("backup", "cmd_backup"))
 
     p = sub.add_parser("list", parents=[common], help="list recovery points")

@@ -1,8 +1,10 @@
 """Index compaction: consolidate every index object into a new sharded generation (docs/vault-format.md, 9.5).
 
-Run by ``vaultline index compact`` (and by maintenance after a prune): a worker of a compacted vault holds its
-filter and the recent index objects rather than the whole index. It only adds objects, so it holds a shared vault
-lock, as a backup does: no prune deletes an index object or pack it consolidates while it runs.
+Run by ``vaultline index compact``, by maintenance after a prune, and by the CLI's backups when the index objects
+outside the current generation have grown past ``AUTO_COMPACT_TAIL_BYTES`` (:func:`compact_when_due`): a backup of
+a compacted vault holds its filter and the recent index objects rather than the whole index. It only adds objects,
+so it holds a shared vault lock, as a backup does: no prune deletes an index object or pack it consolidates while
+it runs.
 """
 
 from __future__ import annotations
@@ -11,8 +13,14 @@ import time
 
 from pydantic import BaseModel, Field
 
+from vaultline.repository.layout import INDEX_PREFIX
 from vaultline.repository.locks import vault_lock
+from vaultline.repository.sharded_index import current_catalog
 from vaultline.repository.vault import Vault
+
+# A backup loads the index objects its vault's generation does not consolidate whole (34 bytes an entry): past this
+# many stored bytes of them (about 800,000 entries, some 27 MiB of the backup's memory) the CLI compacts first.
+AUTO_COMPACT_TAIL_BYTES = 32 * 2**20
 
 
 class CompactReport(BaseModel):
@@ -51,4 +59,23 @@ def compact_index(vault: Vault, force: bool = False) -> CompactReport:
     )
 
 
-__all__ = ["CompactReport", "compact_index"]
+def index_tail_bytes(vault: Vault) -> int:
+    """Stored bytes of the index objects that the current generation does not consolidate (every index object, when
+    there is none): the part of the index a backup loads whole. One listing of ``index/`` and one catalog read."""
+    sizes = {obj.key[len(INDEX_PREFIX) :]: obj.size for obj in vault.storage.list(INDEX_PREFIX)}
+    catalog = current_catalog(vault.storage, vault.cipher, set(sizes))
+    consolidated = set(catalog.index_objects) if catalog is not None else set()
+    return sum(size for index_id, size in sizes.items() if index_id not in consolidated)
+
+
+def compact_when_due(vault: Vault, tail_bytes: int | None = None) -> CompactReport | None:
+    """Compact when the index a backup would load whole has reached ``tail_bytes`` stored (default
+    ``AUTO_COMPACT_TAIL_BYTES``); None when it has not. A CLI user who never runs maintenance so keeps each
+    backup's index within the sharded generation's bounds."""
+    limit = AUTO_COMPACT_TAIL_BYTES if tail_bytes is None else tail_bytes
+    if index_tail_bytes(vault) < limit:
+        return None
+    return compact_index(vault)
+
+
+__all__ = ["AUTO_COMPACT_TAIL_BYTES", "CompactReport", "compact_index", "compact_when_due", "index_tail_bytes"]
