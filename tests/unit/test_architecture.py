@@ -69,6 +69,7 @@ RULES: dict[str, tuple[str, ...]] = {
         "vaultline.runs.maintenance_models",
         "vaultline.runs.prune_models",
         "vaultline.runs.lock_models",
+        "vaultline.runs.forget_models",
         "vaultline.runs.copy_models",
         "vaultline.runs.settings",
         "vaultline.runs.requests",

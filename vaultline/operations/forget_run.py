@@ -290,9 +290,12 @@ def _partition_points(staging: rec.Staging, partition: int) -> dict[str, list[Po
     """A partition's staged points by source, each once (a read part retried after a crash may have staged a point
     twice)."""
     seen: dict[str, PointInTime] = {}
-    for name in staging.names(_points_folder(partition)):
-        for point in staging.get_model(name, StagedPoints).points:
-            seen[point.id] = point
+    names = staging.names(_points_folder(partition))
+    # One small file per read item and part: thousands at a million points, so fetched HEADERS_IN_FLIGHT at a time.
+    with ThreadPoolExecutor(max_workers=HEADERS_IN_FLIGHT, thread_name_prefix="vl-forget") as pool:
+        for staged in pool.map(lambda name: staging.get_model(name, StagedPoints), names):
+            for point in staged.points:
+                seen[point.id] = point
     by_source: dict[str, list[PointInTime]] = {}
     for point in seen.values():
         by_source.setdefault(point.source, []).append(point)
