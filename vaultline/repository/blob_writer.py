@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from vaultline.repository.compact_index import KEY_SIZE
 from vaultline.repository.compression import compress, compress_many
 from vaultline.repository.layout import pack_key
-from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, pack_capacity
+from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob
 from vaultline.repository.vault import Vault
 
 
@@ -202,7 +202,7 @@ class BlobWriter:
             self._ship()
 
     def _new_builder(self) -> PackBuilder:
-        return PackBuilder(pack_capacity(self.vault.config.pack_size), self._spare.pop() if self._spare else None)
+        return PackBuilder(self._spare.pop() if self._spare else None)
 
     def _upload(self, builder: PackBuilder) -> _Stored:
         """Finish one pack (seal its header, hash its bytes into its id) and store it (a conditional create: a
