@@ -87,7 +87,7 @@ from vaultline.repository.layout import (
     pack_key,
 )
 from vaultline.repository.manifest import list_recovery_point_ids, load_recovery_point, needed_blobs
-from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, pack_capacity, read_pack_entries
+from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, read_pack_entries
 from vaultline.repository.vault import Vault
 from vaultline.storage import Storage
 
@@ -766,7 +766,7 @@ class _Repacker:
 
     def __init__(self, vault: Vault, result: SweepResult, fault: Fault | None) -> None:
         self.vault, self.result, self.fault = vault, result, fault
-        self.builder = PackBuilder(pack_capacity(self.vault.config.pack_size))
+        self.builder = PackBuilder()
         self.written: list[tuple[str, list[BlobEntry]]] = []
 
     def copy(self, pack_id: str, offsets: list[int]) -> None:
@@ -794,7 +794,7 @@ class _Repacker:
         self.result.new_packs.append(pack_id)
         self.result.packs_written += 1
         self.result.bytes_written += len(data)
-        self.builder = PackBuilder(pack_capacity(self.vault.config.pack_size))
+        self.builder = PackBuilder()
         if self.fault:
             self.fault("pack-written")
 

@@ -1,7 +1,9 @@
 """Writing blobs: dedup against the index, compress and seal on worker threads, fill packs, upload, index.
 
 zstandard, BLAKE3 and AES-GCM release the GIL, so threads use every core for the expensive steps while the
-caller's thread chunks and keeps the order of things.
+caller's thread keeps the order of things: it checks each blob against the index, hands it to be sealed and
+copies it into the pack filling. A full pack is finished (its header sealed, its id hashed) and stored on an
+upload thread, and indexed only once it is stored.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from vaultline.repository.compact_index import KEY_SIZE
 from vaultline.repository.compression import compress, compress_many
 from vaultline.repository.layout import pack_key
-from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob, pack_capacity
+from vaultline.repository.packs import BlobEntry, PackBuilder, SealedBlob
 from vaultline.repository.vault import Vault
 
 
@@ -43,6 +45,15 @@ INDEX_FLUSH_BLOBS = 100_000
 # that many packs and the one filling (about 54 MiB for S3, 36 MiB locally, at the default 16 MiB packs),
 # whatever the backup's size.
 UPLOADS_IN_FLIGHT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A pack stored by an upload thread: its id, its blobs, and its buffer when it may be reused."""
+
+    pack_id: str
+    entries: list[BlobEntry]
+    buffer: bytearray | None
 
 
 class BlobGroup:
@@ -82,7 +93,7 @@ class BlobWriter:
         self._sealing: deque[Future[SealedBlob]] = deque()
         self._sealing_groups: deque[Future[list[SealedBlob]]] = deque()
         self._hashing: deque[tuple[BlobGroup, int]] = deque()
-        self._uploads: deque[Future[bytearray | None]] = deque()
+        self._uploads: deque[Future[_Stored]] = deque()
         self._spare: list[bytearray] = []
         self._pending: set[bytes] = set()
         self._known: set[bytes] = set()
@@ -191,34 +202,34 @@ class BlobWriter:
             self._ship()
 
     def _new_builder(self) -> PackBuilder:
-        return PackBuilder(pack_capacity(self.vault.config.pack_size), self._spare.pop() if self._spare else None)
+        return PackBuilder(self._spare.pop() if self._spare else None)
 
-    def _upload(self, pack_id: str, data: bytes) -> bytearray | None:
-        """Store one pack (a conditional create: a pack is named by the hash of its bytes, so one already there is
-        this one); hand its buffer back for the next pack when it is a full one (the final, short pack's buffer may
-        have shrunk: it is let go)."""
+    def _upload(self, builder: PackBuilder) -> _Stored:
+        """Finish one pack (seal its header, hash its bytes into its id) and store it (a conditional create: a
+        pack is named by the hash of its bytes, so one already there is this one), on an upload thread: the
+        caller's thread goes on filling the next pack meanwhile. The buffer comes back for the next pack when it
+        is a full one's (the final, short pack's buffer may have shrunk: it is let go)."""
+        pack_id, data = builder.finish(self.vault.cipher)
         self.vault.storage.create(pack_key(pack_id), data)
-        if isinstance(data, bytearray) and len(data) >= self.vault.config.pack_size:
-            return data
-        return None
+        full = len(data) >= self.vault.config.pack_size
+        return _Stored(pack_id, builder.entries, data if isinstance(data, bytearray) and full else None)
 
     def _settle_upload(self) -> None:
-        buffer = self._uploads.popleft().result()
-        if buffer is not None and not self._spare:  # one spare is enough: the next pack takes it
-            self._spare.append(buffer)
+        """Wait for the oldest pack on its way; once stored, it is one to index (never before: crash safety)."""
+        stored = self._uploads.popleft().result()
+        self._written.append((stored.pack_id, stored.entries))
+        self.stats.packs.append(stored.pack_id)
+        if stored.buffer is not None and not self._spare:  # one spare is enough: the next pack takes it
+            self._spare.append(stored.buffer)
 
     def _ship(self) -> None:
         builder = self._builder
-        pack_id, data = builder.finish(self.vault.cipher)
-        self._written.append((pack_id, builder.entries))
-        self.stats.packs.append(pack_id)
         self._written_blobs += len(builder.entries)
         # Wait for a slot before this pack is queued, not after: the writer then holds at most uploads_in_flight
         # packs on their way, and the buffer of the next is taken only once one of them is stored.
         while len(self._uploads) >= self.uploads_in_flight:
             self._settle_upload()
-        self._uploads.append(self._upload_pool.submit(self._upload, pack_id, data))
-        del data
+        self._uploads.append(self._upload_pool.submit(self._upload, builder))
         self._builder = self._new_builder()
         if self._written_blobs >= self.flush_blobs:
             self._write_index()

@@ -69,32 +69,19 @@ def list_pack_ids(storage: Storage) -> dict[str, int]:
     return dict(iter_packs(storage))
 
 
-# Room past the pack size for the blob that tips a pack over it and the header: a chunk is at most 1 MiB (the
-# chunker's max_size) and 42 header bytes; a larger blob makes the buffer grow, once.
-PACK_HEADROOM = 2 * 1024 * 1024
-_FIRST_BUFFER = 1024 * 1024
-
-
-def pack_capacity(pack_size: int) -> int:
-    """The buffer a :class:`PackBuilder` starts with, for packs shipped once they reach ``pack_size`` bytes."""
-    return pack_size + PACK_HEADROOM
-
-
 class PackBuilder:
     """Accumulates sealed blobs in memory until the pack is big enough to upload.
 
-    The blobs are copied into one buffer that grows to a full pack's size (``capacity``: the vault's pack size and
-    the largest blob that may tip it over) and becomes the pack's bytes as it is: no join of the parts at the
-    end, which held each pack twice at the moment it was shipped and copied every stored byte once more.
+    The blobs are copied into one buffer that becomes the pack's bytes as it is: no join of the parts at the end,
+    which held each pack twice at the moment it was shipped and copied every stored byte once more.
     """
 
-    def __init__(self, capacity: int = 0, buffer: bytearray | None = None) -> None:
+    def __init__(self, buffer: bytearray | None = None) -> None:
         self.entries: list[BlobEntry] = []
         self.size = 0
-        self.capacity = capacity
         # ``buffer``: a shipped pack's bytes, stored and handed back for reuse (its allocation is kept: see
-        # finish), so that a long backup does not allocate and free one large block per pack. A new buffer
-        # starts small and doubles up to ``capacity``: a writer of a few small blobs holds little.
+        # finish), so that a long backup does not allocate and free one large block per pack. A new buffer grows
+        # as blobs are appended: a writer of a few small blobs holds little.
         self._buffer = buffer if buffer is not None else bytearray()
 
     def add(self, blob: SealedBlob) -> None:
@@ -105,11 +92,16 @@ class PackBuilder:
 
     def _put(self, data: bytes) -> None:
         end = self.size + len(data)
-        if end > len(self._buffer):
-            target = max(end, min(self.capacity, max(2 * len(self._buffer), _FIRST_BUFFER)))
-            self._buffer.extend(bytes(target - len(self._buffer)))
-        # Overwrites what the buffer held there (zeros, or a reused buffer's last pack).
-        self._buffer[self.size : end] = data
+        if end <= len(self._buffer):
+            # A reused buffer: overwrites what its last pack held there.
+            self._buffer[self.size : end] = data
+        else:
+            # Past its end: appended (after what is left of a reused buffer's last pack, less than a blob: its
+            # allocation stays). CPython grows a bytearray by reallocating it, in place or by remapping its pages,
+            # with no fill: growing it by extending it with zeros first wrote every byte of a new pack twice and
+            # zeroed it, holding the GIL (3x the cost of filling a reused buffer, measured).
+            del self._buffer[self.size :]
+            self._buffer += data
         self.size = end
 
     def __len__(self) -> int:
@@ -122,7 +114,7 @@ class PackBuilder:
         self._put(sealed)
         self._put(TRAILER.pack(len(sealed), PACK_MAGIC))
         data, self._buffer = self._buffer, bytearray()
-        # Drop what lies past the pack (zeros, or a longer pack's tail): shrinking a bytearray by less than half
+        # Drop what lies past the pack (a reused buffer's longer last pack): shrinking a bytearray by less than half
         # its allocation keeps the allocation, so no copy now, and the buffer can be reused whole.
         del data[self.size :]
         # A bytearray is bytes to every reader of a pack (storage writes, hashes and slices it alike).
