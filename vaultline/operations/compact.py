@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from vaultline.model import VaultlineModel
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.vault import Vault
 
 
-class CompactReport(BaseModel):
+class CompactReport(VaultlineModel):
     """What a compaction wrote (``--json``)."""
 
     generation: str | None = None

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 from pyfastcdc import FastCDC
+
+from vaultline.model import VaultlineModel
 
 
 class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
-class ChunkerParams(BaseModel):
+class ChunkerParams(VaultlineModel):
     """Chunker parameters, fixed for the life of a vault (changing them breaks dedup, not correctness)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
