@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from pydantic import ConfigDict
-from pyfastcdc import FastCDC
 
 from vaultline.model import VaultlineModel
 
@@ -36,6 +35,9 @@ class Chunker:
     """Splits byte streams into content-defined chunks with the vault's parameters."""
 
     def __init__(self, params: ChunkerParams) -> None:
+        # Imported by the first chunker: every vault reads ChunkerParams, only backups and commits cut streams.
+        from pyfastcdc import FastCDC
+
         self.params = params
         self._cdc = FastCDC(
             params.avg_size,
