@@ -10,6 +10,11 @@ The layer holds the pinned runtime dependencies (layers/requirements.txt) and th
 hash of everything it reads; a build whose inputs have not changed is skipped, so `cdk synth` and the tests only pay
 for pip when something changed, and pip runs again only when the pins (not the engine) change.
 
+The layer ships bytecode, compiled by the runtime's CPython (pyenv's newest 3.12.x):
+Lambda mounts it read-only at /opt, so without .pyc files every cold start compiled every module it imported from
+source (measured by bench/startup_bench.py: the import took half again as long). The .pyc files are
+``unchecked-hash``: the layer never changes once built, so the runtime need not stat or hash a source to trust them.
+
 `build_runtime_sdk()` installs what the Lambda runtime itself provides (layers/runtime-requirements.txt: boto3 and
 its dependencies) for the embedded AWS's sandboxes.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import hashlib
+import os
 import platform
 import shutil
 import subprocess
@@ -38,7 +44,10 @@ STAMP = BUILD / "layer.stamp"
 LOCK = BUILD / "layer.lock"
 LAYER_PYTHON_VERSION = "3.12"
 # The layer ships the `vaultline` package whole; what only the demo and the tests need lives in `vaultline_dev`.
+# Its bytecode is compiled in the layer (BYTECODE), never copied from the working tree.
 ENGINE_EXCLUDED = ("__pycache__", "*.pyc")
+# How the layer's .pyc files are compiled; part of the layer's digest, so a change rebuilds the layer.
+BYTECODE = ("-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash")
 
 
 class Target(NamedTuple):
@@ -109,8 +118,24 @@ def dependencies_digest(target: Target = LAMBDA, requirements: Path = REQUIREMEN
 
 
 def layer_digest(target: Target = LAMBDA, requirements: Path = REQUIREMENTS) -> str:
-    """Hash of the requirements, the pip target arguments and every engine source file the layer ships."""
-    return _digest(dependencies_digest(target, requirements).encode(), _engine_bytes())
+    """Hash of the requirements, the pip target arguments, how bytecode is compiled and every engine source file
+    the layer ships."""
+    return _digest(dependencies_digest(target, requirements).encode(), " ".join(BYTECODE).encode(), _engine_bytes())
+
+
+def runtime_interpreter(python_version: str) -> Path | None:
+    """The CPython of Lambda's runtime for ``python_version``: pyenv's newest install of that minor version (the
+    embedded AWS runs functions on it too), else ``python<version>`` on PATH, or None."""
+    versions = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    found = sorted(
+        (p for p in versions.glob(f"{python_version}.*") if (p / "bin" / f"python{python_version}").is_file()),
+        key=lambda p: [int(part) if part.isdigit() else -1 for part in p.name.split(".")],
+    )
+    if found:
+        return found[-1] / "bin" / f"python{python_version}"
+    # Without pyenv: the system's or another manager's interpreter of that minor version, if one is on PATH.
+    on_path = shutil.which(f"python{python_version}")
+    return Path(on_path) if on_path else None
 
 
 @contextmanager
@@ -145,6 +170,7 @@ def build_layer(force: bool = False, target: Target = LAMBDA, requirements: Path
         # Hard links: an engine-only change re-assembles the layer in a moment instead of re-running pip.
         shutil.copytree(dependencies, staging, copy_function=_link_or_copy)
         shutil.copytree(ENGINE, staging / "python" / "vaultline", ignore=shutil.ignore_patterns(*ENGINE_EXCLUDED))
+        _compile(staging / "python", target.python_version)
         _swap_in(staging, target.directory, target.stamp, digest)
         return digest
 
@@ -172,6 +198,19 @@ def build_runtime_sdk(python_version: str = LAYER_PYTHON_VERSION, force: bool = 
             _pip_install(staging, target, RUNTIME_REQUIREMENTS)
             _swap_in(staging, target.directory, target.stamp, digest)
     return target.directory
+
+
+def _compile(site: Path, python_version: str) -> None:
+    # With the runtime's own CPython: bytecode is specific to a minor version (and the build host's may differ).
+    python = runtime_interpreter(python_version)
+    if python is None:
+        raise RuntimeError(
+            f"the layer's bytecode needs CPython {python_version}, the Lambda runtime's: "
+            f"run `pyenv install {python_version}` or put python{python_version} on PATH"
+        )
+    result = subprocess.run([str(python), *BYTECODE, str(site)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"compiling the layer's bytecode failed:\n{(result.stdout + result.stderr).strip()}")
 
 
 def _link_or_copy(source: str, destination: str) -> object:

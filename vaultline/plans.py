@@ -30,9 +30,10 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vaultline.errors import VaultlineError
+from vaultline.model import VaultlineModel
 from vaultline.schedule_gaps import UnboundedSchedule, longest_gap
 from vaultline.sources.dynamodb.model import ReadOptions
 from vaultline.sources.s3_inventory_model import InventoryReport
@@ -72,7 +73,7 @@ class PlansFileError(VaultlineError):
     """The plans file is missing, unparsable or invalid. The message is one line naming file, plan and field."""
 
 
-class _Model(BaseModel):
+class _Model(VaultlineModel):
     # A typo in a plans file must fail loudly, never be ignored.
     model_config = ConfigDict(extra="forbid", frozen=True)
 

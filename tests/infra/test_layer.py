@@ -50,7 +50,20 @@ def test_layer_holds_the_engine_and_not_boto3(site: Path) -> None:
     assert (site / "vaultline" / "plans.py").is_file()
     assert not (site / "boto3").exists()  # the Lambda runtime provides it
     assert not (site / "botocore").exists()  # and a copy here would shadow the runtime's
-    assert not list((site / "vaultline").rglob("__pycache__"))
+
+
+def test_layer_ships_unchecked_bytecode_for_cpython_312_beside_every_source(site: Path) -> None:
+    # Lambda mounts the layer read-only: a source without its .pyc is compiled again at every cold start.
+    sources = sorted(site.rglob("*.py"))
+    assert len(sources) > 500
+    missing = [s for s in sources if not (s.parent / "__pycache__" / f"{s.stem}.cpython-312.pyc").is_file()]
+    assert missing == []
+    compiled = sorted(site.rglob("*.pyc"))
+    assert [p for p in compiled if ".cpython-312." not in p.name] == []  # none from the working tree's interpreter
+    headers = {p.read_bytes()[:8] for p in compiled}
+    assert len({header[:4] for header in headers}) == 1  # one interpreter's magic number
+    # PEP 552 flags: hash-based (bit 0), source not checked (bit 1 clear): nothing to stat or hash at import.
+    assert {int.from_bytes(header[4:8], "little") for header in headers} == {0b01}
 
 
 def _imported_packages(module: Path) -> set[str]:

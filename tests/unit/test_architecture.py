@@ -26,7 +26,7 @@ TREES = ("vaultline", "vaultline_dev", "functions", "infra")
 # import is allowed if its target is (inside) one of the modules its rule lists. ``vaultline`` alone means the
 # package's __init__ only (the version constants), never the whole engine.
 PACKAGE = "vaultline"
-BOTTOM = (PACKAGE, "vaultline.errors", "vaultline.aws")
+BOTTOM = (PACKAGE, "vaultline.errors", "vaultline.aws", "vaultline.model")
 STORAGE = (*BOTTOM, "vaultline.storage")
 REPOSITORY = (*STORAGE, "vaultline.repository")
 PLANS = "vaultline.plans"  # the plan files' models, which the operations, runs, CLI and infra read
@@ -39,10 +39,12 @@ RULES: dict[str, tuple[str, ...]] = {
     "vaultline.__main__": ("vaultline.cli.main",),
     "vaultline.errors": (),
     "vaultline.aws": ("vaultline.errors",),
+    "vaultline.model": (),  # the base of every engine model
     # A plan's DynamoDB source spells the engine's read options beside the table: one model for the plans file, the
     # CLI and the steps, so plans sit above that one module of the sources (which never read plans).
     PLANS: (
         "vaultline.errors",
+        "vaultline.model",
         "vaultline.schedule_gaps",
         "vaultline.sources.dynamodb.model",
         "vaultline.sources.s3_inventory_model",

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from vaultline.errors import IntegrityError
+from vaultline.model import VaultlineModel
 from vaultline.operations.chunk_ahead import ChunkAhead, ObjectChunks
 from vaultline.plans import ArchivedObjects, TagsRefresh
 from vaultline.repository.blob_writer import BlobWriter
@@ -44,7 +45,7 @@ Progress = Callable[[int, int], None]
 """Called with (objects done, bytes done) increments."""
 
 
-class BackupOptions(BaseModel):
+class BackupOptions(VaultlineModel):
     """How a backup treats what it cannot read and what its change test cannot see (plan options)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -34,9 +34,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 import blake3
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from vaultline.errors import UsageError, VaultlineError
+from vaultline.model import VaultlineModel
 from vaultline.operations import prune_records as rec
 from vaultline.operations.marks import (
     MARK_BITS,
@@ -80,7 +81,7 @@ LOCATED_PER_ASK = 1 << 20
 FETCHES_PER_ASK = 32
 
 
-class Findings(BaseModel):
+class Findings(VaultlineModel):
     """What a check (or a piece of one) found and read: counts complete, the first ``LISTED`` messages named."""
 
     recovery_points: int = 0
@@ -127,7 +128,7 @@ class CheckReport(Findings):
 SUBSET_EXPECTED = "expected n/m (1 <= n <= m, e.g. 2/7) or a percentage (e.g. 10%)"
 
 
-class PackSubset(BaseModel):
+class PackSubset(VaultlineModel):
     """The packs a read-data check reads: part ``part`` of ``parts`` (``n/m``), or a random ``share`` (``P%``).
 
     One parsed form for the CLI's ``--read-data-subset``, the Maintenance input's ``verify.subset`` and
@@ -211,7 +212,7 @@ def _draw(pack_id: str, salt: bytes) -> float:
 # -- the work -----------------------------------------------------------------------------------------------------
 
 
-class PackToRead(BaseModel):
+class PackToRead(VaultlineModel):
     """One pack a read-data item reads, and what the index says it holds (so the item needs no index)."""
 
     id: str
@@ -219,14 +220,14 @@ class PackToRead(BaseModel):
     keys: str = Field(description="the index's 16-byte blob keys of this pack, hex, concatenated in pack order")
 
 
-class PackBatch(BaseModel):
+class PackBatch(VaultlineModel):
     """The packs of one read-data work item."""
 
     kind: Literal["packs"] = "packs"
     packs: list[PackToRead]
 
 
-class PointBatch(BaseModel):
+class PointBatch(VaultlineModel):
     """The recovery points of one structure work item."""
 
     kind: Literal["recovery_points"] = "recovery_points"
@@ -236,7 +237,7 @@ class PointBatch(BaseModel):
 CheckBatch = PackBatch | PointBatch
 
 
-class CheckCursor(BaseModel):
+class CheckCursor(VaultlineModel):
     """Where an item goes on when its time budget ran out: the next pack, or the phase of a recovery points item
     (its next recovery point and how many of its entries are done, or its next partition); with what it found
     so far."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from vaultline.model import VaultlineModel
 from vaultline.repository.layout import INDEX_PREFIX
 from vaultline.repository.locks import vault_lock
 from vaultline.repository.sharded_index import current_catalog
@@ -23,7 +24,7 @@ from vaultline.repository.vault import Vault
 AUTO_COMPACT_TAIL_BYTES = 32 * 2**20
 
 
-class CompactReport(BaseModel):
+class CompactReport(VaultlineModel):
     """What a compaction wrote (``--json``)."""
 
     generation: str | None = None

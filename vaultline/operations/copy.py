@@ -36,9 +36,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import zip_longest
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFound, UsageError, VaultError
+from vaultline.model import VaultlineModel
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.commit import StoredEntries, store_entries
 from vaultline.repository.layout import manifest_key, pack_key
@@ -73,7 +74,7 @@ RANGE_THREADS = 8
 RANGES_IN_FLIGHT = 8
 
 
-class CopiedFrom(BaseModel):
+class CopiedFrom(VaultlineModel):
     """``extra.copied_from`` of a recovery point written by a copy: where it was copied from, and when."""
 
     model_config = ConfigDict(extra="forbid")
@@ -84,7 +85,7 @@ class CopiedFrom(BaseModel):
     copied: datetime
 
 
-class CopyReport(BaseModel):
+class CopyReport(VaultlineModel):
     """What a copy did: the ``--json`` document of ``vaultline copy``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -320,7 +321,7 @@ def _reference_pairs(source: Vault, target: Vault, reference: str | None) -> Ite
         yield ours, theirs
 
 
-class CopyBatch(BaseModel):
+class CopyBatch(VaultlineModel):
     """Consecutive entries of a recovery point being copied, with the target ids already known for some of their
     chunks (from the reference copy); the rest are read from the source. The unit of work of a copy: the CLI
     resolves batches as they are cut, the Copy state machine stages them and fans them out."""

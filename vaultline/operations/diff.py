@@ -13,27 +13,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
-from pydantic import BaseModel
-
+from vaultline.model import VaultlineModel
 from vaultline.repository.manifest import ObjectEntry, RecoveryPoint, iter_entries
 from vaultline.repository.vault import Vault
 
 ChangeKind = Literal["added", "removed", "changed"]
 
 
-class ChangedObject(BaseModel):
+class ChangedObject(VaultlineModel):
     key: str
     old_size: int
     new_size: int
     size_delta: int
 
 
-class DiffObject(BaseModel):
+class DiffObject(VaultlineModel):
     key: str
     size: int
 
 
-class DiffTotals(BaseModel):
+class DiffTotals(VaultlineModel):
     """The figures of a diff from ``old`` to ``new``, complete once its changes have all been read."""
 
     old: str

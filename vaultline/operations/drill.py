@@ -28,10 +28,11 @@ from pathlib import Path
 
 import blake3
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from vaultline.aws import client
 from vaultline.errors import RecoveryPointNotFound, VaultlineError
+from vaultline.model import VaultlineModel
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.repository.manifest import (
     ObjectEntry,
@@ -53,7 +54,7 @@ LISTED = 50  # mismatches and unmappable keys named; counts are complete
 READ_BLOCK = 8 << 20
 
 
-class DrillTally(BaseModel):
+class DrillTally(VaultlineModel):
     """What a drill (or one batch of it) restored and found."""
 
     objects: int = 0
@@ -80,7 +81,7 @@ class DrillTally(BaseModel):
         self.unmappable_count += other.unmappable_count
 
 
-class DrillReport(BaseModel):
+class DrillReport(VaultlineModel):
     """What a drill restored, where, and the mismatches it found (the first ``LISTED``); ``ok`` when none."""
 
     recovery_point: str
@@ -99,7 +100,7 @@ class DrillReport(BaseModel):
         return self.mismatch_count == 0 and not self.mismatches
 
 
-class DrillCursor(BaseModel):
+class DrillCursor(VaultlineModel):
     """Where a drill item goes on when its time budget ran out, with what it found so far."""
 
     done: bool = False

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from vaultline.model import VaultlineModel
 from vaultline.operations.prune import DELETE_BATCH, HeldObject, held_objects
 from vaultline.operations.retention import Decision, PointInTime, RetentionPolicy, apply_policy
 from vaultline.repository.layout import MANIFEST_PREFIX, manifest_key
@@ -18,7 +19,7 @@ from vaultline.repository.manifest import iter_recovery_points
 from vaultline.repository.vault import Vault
 
 
-class ForgetReport(BaseModel):
+class ForgetReport(VaultlineModel):
     """Every decision (newest first per source), what was removed, and what Object Lock holds."""
 
     dry_run: bool = False

@@ -49,9 +49,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from vaultline.errors import IntegrityError, RecoveryPointNotFound, VaultlineError
+from vaultline.model import VaultlineModel
 from vaultline.operations import prune_records as rec
 from vaultline.operations.batching import batches
 from vaultline.operations.prune import DELETE_BATCH, HeldObject, held_objects
@@ -71,7 +72,7 @@ Remaining = Callable[[], int]
 RUN = "run.json"
 
 
-class SourceRounds(BaseModel):
+class SourceRounds(VaultlineModel):
     """One source's keep rules, in the order the plans name it: each round decides among what the rounds before it
     kept."""
 
@@ -79,7 +80,7 @@ class SourceRounds(BaseModel):
     rounds: list[RetentionPolicy]
 
 
-class ForgetRun(BaseModel):
+class ForgetRun(VaultlineModel):
     """The run document, written by Plan."""
 
     run_id: str
@@ -96,17 +97,17 @@ class ForgetRun(BaseModel):
         return int.from_bytes(hashlib.sha256(source.encode()).digest()[:4], "big") % self.partitions
 
 
-class ForgetBatch(BaseModel):
+class ForgetBatch(VaultlineModel):
     ids: list[str]
 
 
-class StagedPoints(BaseModel):
+class StagedPoints(VaultlineModel):
     """What a read item staged for one partition."""
 
     points: list[PointInTime]
 
 
-class ForgetReadItem(BaseModel):
+class ForgetReadItem(VaultlineModel):
     """One read work item: a staged batch of recovery point ids, from ``start`` on."""
 
     number: int
@@ -115,7 +116,7 @@ class ForgetReadItem(BaseModel):
     part: int = 0
 
 
-class ForgetReadResult(BaseModel):
+class ForgetReadResult(VaultlineModel):
     number: int
     part: int
     done: bool
@@ -125,7 +126,7 @@ class ForgetReadResult(BaseModel):
     missing: int = Field(default=0, description="forgotten since Plan: skipped")
 
 
-class ForgetDecideItem(BaseModel):
+class ForgetDecideItem(VaultlineModel):
     """One decide work item: a partition of the sources, from the ``start``-th dropped point on."""
 
     partition: int
@@ -133,7 +134,7 @@ class ForgetDecideItem(BaseModel):
     part: int = 0
 
 
-class ForgetDecideResult(BaseModel):
+class ForgetDecideResult(VaultlineModel):
     """One decide part: what it removed and found held; ``sources`` and ``kept`` are counted by part 0 only."""
 
     partition: int
@@ -148,7 +149,7 @@ class ForgetDecideResult(BaseModel):
     held_count: int = 0
 
 
-class ForgetRunReport(BaseModel):
+class ForgetRunReport(VaultlineModel):
     """What a forget run did: counts complete, lists capped at ``LISTED``."""
 
     sources: int = 0

@@ -25,9 +25,10 @@ import json
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from vaultline.errors import IntegrityError, ObjectMissing, VaultError
+from vaultline.model import VaultlineModel
 from vaultline.repository.index import iter_index_tables
 from vaultline.repository.layout import HOLDS_PREFIX, hold_key, index_key, manifest_key, pack_key
 from vaultline.repository.manifest import RecoveryPoint, load_recovery_point, needed_blobs
@@ -36,7 +37,7 @@ from vaultline.repository.vault import Vault
 LISTED = 100  # object keys a report names; its counts are complete
 
 
-class HoldRecord(BaseModel):
+class HoldRecord(VaultlineModel):
     """The record ``holds/<recovery point id>`` of one legal hold."""
 
     model_config = ConfigDict(extra="forbid")
@@ -48,7 +49,7 @@ class HoldRecord(BaseModel):
     reason: str = ""
 
 
-class HoldReport(BaseModel):
+class HoldReport(VaultlineModel):
     """What ``hold add`` / ``hold remove`` / ``hold list RP`` found or did."""
 
     recovery_point: str

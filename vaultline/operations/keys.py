@@ -17,9 +17,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from vaultline.errors import VaultError, WrongKeyError
+from vaultline.model import VaultlineModel
 from vaultline.repository.config import VaultConfig
 from vaultline.repository.keys import (
     CONFIG_SLOT,
@@ -41,7 +42,7 @@ from vaultline.repository.vault import Vault
 from vaultline.storage import Storage
 
 
-class KeySlotInfo(BaseModel):
+class KeySlotInfo(VaultlineModel):
     """One key slot as `key list --json` prints it."""
 
     model_config = ConfigDict(frozen=True)

@@ -59,9 +59,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from vaultline.errors import IntegrityError, RecoveryPointNotFound, VaultError, VaultlineError
+from vaultline.model import VaultlineModel
 from vaultline.operations import prune_records as rec
 from vaultline.operations.batching import batches
 from vaultline.repository.layout import DATA_PREFIX, LOCKED_PREFIXES, OBJECT_LOCK_KEY, manifest_key, pack_key
@@ -85,7 +86,7 @@ Remaining = Callable[[], int]
 Outcome = Literal["current", "extended", "missing"]
 
 
-class LockExtendOptions(BaseModel):
+class LockExtendOptions(VaultlineModel):
     """How often maintenance runs (``period``) and how much slack an object keeps beyond it (``margin``)."""
 
     period_hours: float = Field(default=DEFAULT_PERIOD.total_seconds() / 3600, gt=0)
@@ -96,7 +97,7 @@ class LockExtendOptions(BaseModel):
         return timedelta(hours=self.period_hours + self.margin_hours)
 
 
-class Counts(BaseModel):
+class Counts(VaultlineModel):
     """Objects checked (one HEAD each), extended (one PutObjectRetention each), found missing, and the earliest and
     latest retain-until among those checked, after the extension."""
 
@@ -127,7 +128,7 @@ class Counts(BaseModel):
                 self.latest = until if self.latest is None else max(self.latest, until)
 
 
-class LockRun(BaseModel):
+class LockRun(VaultlineModel):
     """The run document, written by Plan."""
 
     run_id: str
@@ -144,11 +145,11 @@ class LockRun(BaseModel):
     settings: Counts = Field(default_factory=Counts)
 
 
-class LockBatch(BaseModel):
+class LockBatch(VaultlineModel):
     ids: list[str]
 
 
-class LockMarkItem(BaseModel):
+class LockMarkItem(VaultlineModel):
     """One mark work item: a staged batch of recovery points, from ``start`` on."""
 
     number: int
@@ -157,7 +158,7 @@ class LockMarkItem(BaseModel):
     part: int = 0
 
 
-class LockMarkResult(BaseModel):
+class LockMarkResult(VaultlineModel):
     number: int
     part: int
     done: bool
@@ -167,7 +168,7 @@ class LockMarkResult(BaseModel):
     manifests: Counts = Field(default_factory=Counts)
 
 
-class LockExtendItem(BaseModel):
+class LockExtendItem(VaultlineModel):
     """One extend work item: a partition of the referenced packs, from the ``start``-th on."""
 
     partition: int
@@ -175,7 +176,7 @@ class LockExtendItem(BaseModel):
     part: int = 0
 
 
-class LockExtendResult(BaseModel):
+class LockExtendResult(VaultlineModel):
     partition: int
     part: int
     done: bool
@@ -183,7 +184,7 @@ class LockExtendResult(BaseModel):
     packs: Counts = Field(default_factory=Counts)
 
 
-class LockExtensionReport(BaseModel):
+class LockExtensionReport(VaultlineModel):
     """What a lock extension checked and extended (``vaultline lock extend --json``, ``$.results.lock``)."""
 
     enabled: bool
@@ -461,7 +462,7 @@ def extend_locks(
 # -- status -----------------------------------------------------------------------------------------------------
 
 
-class PrefixStatus(BaseModel):
+class PrefixStatus(VaultlineModel):
     """Object Lock state of every object under one prefix (or of every version of ``object-lock``)."""
 
     prefix: str
@@ -490,7 +491,7 @@ class PrefixStatus(BaseModel):
         self.due += run.enabled and (until is None or until < run.extend_before)
 
 
-class LockStatus(BaseModel):
+class LockStatus(VaultlineModel):
     """What is locked until when (``vaultline lock status --json``)."""
 
     object_lock_enabled: bool

@@ -70,9 +70,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import blake3
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFound, VaultError, VaultlineError
+from vaultline.model import VaultlineModel
 from vaultline.operations import prune_records as rec
 from vaultline.operations.batching import batches
 from vaultline.operations.defaults import DEFAULT_REPACK_THRESHOLD
@@ -112,7 +113,7 @@ Fault = Callable[[str], None]
 Remaining = Callable[[], int]
 
 
-class HeldObject(BaseModel):
+class HeldObject(VaultlineModel):
     """An object prune would delete but Object Lock retention forbids; it is deferred to a later prune."""
 
     key: str
@@ -121,7 +122,7 @@ class HeldObject(BaseModel):
     legal_hold: bool = False
 
 
-class PruneOptions(BaseModel):
+class PruneOptions(VaultlineModel):
     """Knobs of a prune."""
 
     repack_threshold: float = Field(default=DEFAULT_REPACK_THRESHOLD, ge=0.0, le=1.0)
@@ -130,7 +131,7 @@ class PruneOptions(BaseModel):
     partition_bits: int | None = Field(default=None, ge=0, le=MAX_PARTITION_BITS)
 
 
-class PruneReport(BaseModel):
+class PruneReport(VaultlineModel):
     """What a prune found and did (or, with dry_run, would do)."""
 
     dry_run: bool = False
@@ -162,7 +163,7 @@ class PruneReport(BaseModel):
 # -- the run's models -------------------------------------------------------------------------------------------
 
 
-class PruneRun(BaseModel):
+class PruneRun(VaultlineModel):
     """The run document, written by Start."""
 
     run_id: str
@@ -180,7 +181,7 @@ class PruneRun(BaseModel):
     mark_items: int
 
 
-class MarkItem(BaseModel):
+class MarkItem(VaultlineModel):
     """One mark work item: a staged batch of recovery points or index objects, from ``start`` on."""
 
     number: int
@@ -190,11 +191,11 @@ class MarkItem(BaseModel):
     part: int = 0
 
 
-class MarkBatch(BaseModel):
+class MarkBatch(VaultlineModel):
     ids: list[str]
 
 
-class MarkResult(BaseModel):
+class MarkResult(VaultlineModel):
     number: int
     part: int
     done: bool
@@ -203,19 +204,19 @@ class MarkResult(BaseModel):
     index_objects: int = 0
 
 
-class PlanResult(BaseModel):
+class PlanResult(VaultlineModel):
     partition: int
     live_blobs: int
     located: int
     duplicated: int
 
 
-class RepackPack(BaseModel):
+class RepackPack(VaultlineModel):
     pack: str
     offsets: list[int]
 
 
-class SweepBatch(BaseModel):
+class SweepBatch(VaultlineModel):
     """The packs one sweep item handles: repacked, deleted (garbage) and unindexed, with their stored sizes."""
 
     repack: list[RepackPack] = Field(default_factory=list)
@@ -224,14 +225,14 @@ class SweepBatch(BaseModel):
     sizes: dict[str, int] = Field(default_factory=dict)
 
 
-class SweepItem(BaseModel):
+class SweepItem(VaultlineModel):
     number: int
     batch: str
     start: int = 0
     part: int = 0
 
 
-class SweepResult(BaseModel):
+class SweepResult(VaultlineModel):
     """What one part of a sweep item did; ``deletes`` are the packs Finish deletes."""
 
     number: int
@@ -252,7 +253,7 @@ class SweepResult(BaseModel):
     index_objects_written: int = 0
 
 
-class Decision(BaseModel):
+class Decision(VaultlineModel):
     """What Decide staged (``decision``): the index objects to replace, the packs kept because a held index lists
     them, the sweep's items, and the planned counts (what a dry run reports)."""
 
@@ -264,12 +265,12 @@ class Decision(BaseModel):
     planned: PruneReport = Field(default_factory=PruneReport)
 
 
-class FinishCursor(BaseModel):
+class FinishCursor(VaultlineModel):
     phase: Literal["index", "drop-index", "drop-packs"] = "index"
     position: int = 0
 
 
-class FinishResult(BaseModel):
+class FinishResult(VaultlineModel):
     done: bool
     next: FinishCursor | None = None
     report: PruneReport | None = None
@@ -903,7 +904,7 @@ def _continue(staging: rec.Staging, cursor: FinishCursor, written: int) -> Finis
     return FinishResult(done=False, next=cursor)
 
 
-class FinishWritten(BaseModel):
+class FinishWritten(VaultlineModel):
     """The index objects one part of Finish wrote (for the report of a Finish that looped)."""
 
     index_objects_written: int

@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel
-
+from vaultline.model import VaultlineModel
 from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.manifest import ObjectEntry, RecoveryPoint, iter_entries
@@ -21,7 +20,7 @@ from vaultline.targets.base import KeyMapper, Rejected
 EXISTENCE_THREADS = 16
 
 
-class RestoreStats(BaseModel):
+class RestoreStats(VaultlineModel):
     objects: int = 0
     bytes: int = 0
     unmappable: int = 0

@@ -24,14 +24,15 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from vaultline.errors import UsageError
+from vaultline.model import VaultlineModel
 
 _DURATION = re.compile(r"(\d+)([ymdh])")
 
 
-class Duration(BaseModel):
+class Duration(VaultlineModel):
     """A calendar duration as restic writes it: ``1y2m3d4h`` (any subset, in this order or not)."""
 
     years: int = 0
@@ -66,7 +67,7 @@ class Duration(BaseModel):
         return shifted - timedelta(hours=self.hours)
 
 
-class RetentionPolicy(BaseModel):
+class RetentionPolicy(VaultlineModel):
     """Keep rules; counts of ``-1`` mean unlimited, ``0`` means the rule is off."""
 
     keep_last: int = Field(default=0, ge=-1)
@@ -95,7 +96,7 @@ def keep_policy(rules: Mapping[str, Any]) -> RetentionPolicy:
     return RetentionPolicy.model_validate(given)
 
 
-class PointInTime(BaseModel):
+class PointInTime(VaultlineModel):
     """What retention needs to know about a recovery point."""
 
     id: str
@@ -104,7 +105,7 @@ class PointInTime(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-class Decision(BaseModel):
+class Decision(VaultlineModel):
     """The verdict on one recovery point: kept (with the rules that keep it) or removed."""
 
     id: str

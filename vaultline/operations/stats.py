@@ -7,8 +7,9 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from vaultline.model import VaultlineModel
 from vaultline.operations import prune_records as rec
 from vaultline.operations.defaults import S3_STANDARD_PER_GIB_MONTH
 from vaultline.operations.marks import (
@@ -30,7 +31,7 @@ from vaultline.repository.sharded_index import SortedLocator
 from vaultline.repository.vault import Vault
 
 
-class SourceStats(BaseModel):
+class SourceStats(VaultlineModel):
     """One source's share of the vault."""
 
     source: str
@@ -46,7 +47,7 @@ class SourceStats(BaseModel):
     compression_ratio: float = 0.0
 
 
-class VaultStats(BaseModel):
+class VaultStats(VaultlineModel):
     """Totals. ``logical_bytes`` sums every recovery point's size; the ratios compare it with what is stored."""
 
     recovery_points: int = 0
@@ -175,7 +176,7 @@ def _located_sizes(vault: Vault, writers: list[RunWriter]) -> list[_Sizes]:
     return sizes
 
 
-class StorageCost(BaseModel):
+class StorageCost(VaultlineModel):
     """What the vault's storage costs per month at one price, and what it saves."""
 
     price_per_gib_month: float

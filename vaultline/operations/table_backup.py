@@ -25,9 +25,10 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from vaultline.errors import IntegrityError
+from vaultline.model import VaultlineModel
 from vaultline.operations.backup import recover_unindexed_packs
 from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.blob_writer import BlobWriter
@@ -127,7 +128,7 @@ class TableRun(RecoveryPointRun):
         return self.export_type == "INCREMENTAL_EXPORT"
 
 
-class SegmentWork(BaseModel):
+class SegmentWork(VaultlineModel):
     """One piece of work: a scan segment from a cursor, one full-export data file, or (``merge``) the parent's
     segment of that number to apply an incremental export's change set to."""
 
@@ -137,7 +138,7 @@ class SegmentWork(BaseModel):
     merge: bool = False
 
 
-class SegmentPart(BaseModel):
+class SegmentPart(VaultlineModel):
     """One stored part of one segment; ``next`` is where the segment continues (None: this part ends it)."""
 
     segment: int
@@ -264,7 +265,7 @@ def _plan_layers(run: TableRun, parent: RecoveryPoint | None) -> None:
         run.generation = info.generation + 1
 
 
-class StagedLayers(BaseModel):
+class StagedLayers(VaultlineModel):
     """One segment's entries of a delta parent, staged for the worker of that segment."""
 
     entries: list[ObjectEntry]

@@ -8,9 +8,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
 from vaultline.errors import IntegrityError, RecoveryPointNotFound, TargetError
+from vaultline.model import VaultlineModel
 from vaultline.repository.blob_reader import ChunkReader
 from vaultline.repository.manifest import ObjectEntry, RecoveryPoint, iter_entries
 from vaultline.repository.vault import Vault
@@ -30,7 +29,7 @@ from vaultline.sources.dynamodb.throttle import Backoff, RateLimiter
 BATCH_SIZE = 25  # BatchWriteItem's limit
 
 
-class TableRestoreStats(BaseModel):
+class TableRestoreStats(VaultlineModel):
     """Figures of a table restore; also its `--json` output."""
 
     items: int = 0

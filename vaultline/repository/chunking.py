@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
-from pyfastcdc import FastCDC
+from pydantic import ConfigDict
+
+from vaultline.model import VaultlineModel
 
 
 class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
-class ChunkerParams(BaseModel):
+class ChunkerParams(VaultlineModel):
     """Chunker parameters, fixed for the life of a vault (changing them breaks dedup, not correctness)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -34,6 +35,9 @@ class Chunker:
     """Splits byte streams into content-defined chunks with the vault's parameters."""
 
     def __init__(self, params: ChunkerParams) -> None:
+        # Imported by the first chunker: every vault reads ChunkerParams, only backups and commits cut streams.
+        from pyfastcdc import FastCDC
+
         self.params = params
         self._cdc = FastCDC(
             params.avg_size,

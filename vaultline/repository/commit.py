@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from vaultline.model import VaultlineModel
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.manifest import (
@@ -31,7 +32,7 @@ from vaultline.repository.vault import Vault
 SourceKind = Literal["s3", "local", "dynamodb"]
 
 
-class RecoveryPointRun(BaseModel):
+class RecoveryPointRun(VaultlineModel):
     """What a backup run of any source kind knows, from its start to its commit, about the recovery point it makes:
     the run documents of the S3 and DynamoDB workflows (and the CLI's table run) extend it."""
 

@@ -7,23 +7,24 @@ import json
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from vaultline import FORMAT_VERSION
 from vaultline.errors import FormatVersionError, VaultError
+from vaultline.model import VaultlineModel
 from vaultline.repository.chunking import ChunkerParams
 
 SUPPORTED_VERSIONS = (1, 2)
 
 
-class CompressionSettings(BaseModel):
+class CompressionSettings(VaultlineModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     algorithm: Literal["zstd"] = "zstd"
     level: int = Field(default=3, ge=1, le=22)
 
 
-class EncryptionSettings(BaseModel):
+class EncryptionSettings(VaultlineModel):
     """``none``: blobs in the clear, ``id_key_material`` holds the chunk-id key seed.
     ``kms``: ``wrapped_key`` is the KMS-encrypted 256-bit data key, ``key_check`` tells a wrong key apart."""
 
@@ -37,7 +38,7 @@ class EncryptionSettings(BaseModel):
     id_key_material: str | None = None
 
 
-class VaultConfig(BaseModel):
+class VaultConfig(VaultlineModel):
     """Contents of the ``config`` object (JSON)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -37,9 +37,10 @@ from datetime import datetime
 from itertools import pairwise
 
 import blake3
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from vaultline.errors import FormatVersionError, IntegrityError
+from vaultline.model import VaultlineModel
 from vaultline.repository.compact_index import KEY_SIZE, ROW_SIZE
 from vaultline.repository.compression import compress_document, decompress_document
 from vaultline.repository.crypto import Cipher
@@ -74,7 +75,7 @@ def shard_of(key: bytes, bits: int) -> int:
     return int.from_bytes(key[:2], "big") >> (16 - bits) if bits else 0
 
 
-class ObjectRef(BaseModel):
+class ObjectRef(VaultlineModel):
     """A generation object as its catalog names it: the BLAKE3 of its stored bytes and its record count."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -83,7 +84,7 @@ class ObjectRef(BaseModel):
     count: int = Field(ge=0)
 
 
-class IndexCatalog(BaseModel):
+class IndexCatalog(VaultlineModel):
     """Contents of a catalog object (``index-catalogs/<generation>``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from vaultline.aws import client
 from vaultline.errors import KeyUnavailable, VaultError, WrongKeyError
+from vaultline.model import DEFERRED, VaultlineModel
 from vaultline.repository.config import EncryptionSettings, VaultConfig, b64, unb64
 from vaultline.repository.crypto import NONCE_SIZE, TAG_SIZE, key_check_value
 from vaultline.repository.layout import KEYS_PREFIX, key_slot_key
@@ -60,7 +61,7 @@ class ScryptCost:
 DEFAULT_SCRYPT_COST = ScryptCost()
 
 
-class ScryptParams(BaseModel):
+class ScryptParams(VaultlineModel):
     """The KDF of a passphrase slot: scrypt(passphrase, salt, N, r, p) -> 32 bytes."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -92,7 +93,7 @@ class ScryptParams(BaseModel):
         return self
 
 
-class _Slot(BaseModel):
+class _Slot(VaultlineModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: Literal[1] = SLOT_VERSION
@@ -134,7 +135,7 @@ class PassphraseSlot(_Slot):
 
 
 KeySlot = Annotated[KmsSlot | PassphraseSlot, Field(discriminator="kind")]
-_SLOT_ADAPTER: TypeAdapter[KmsSlot | PassphraseSlot] = TypeAdapter(KeySlot)
+_SLOT_ADAPTER: TypeAdapter[KmsSlot | PassphraseSlot] = TypeAdapter(KeySlot, config=DEFERRED)
 
 
 def _decode(text: str) -> bytes:

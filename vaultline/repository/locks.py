@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from vaultline.errors import ObjectMissing, VaultlineError, VaultlineRetryable
+from vaultline.model import VaultlineModel
 from vaultline.repository.layout import LOCK_PREFIX, lock_key
 from vaultline.storage import Storage
 
@@ -32,7 +33,7 @@ class VaultLocked(VaultlineRetryable):
     """Another party holds a conflicting lock; retry later (a state machine retries this error by name)."""
 
 
-class LockInfo(BaseModel):
+class LockInfo(VaultlineModel):
     """Contents of a lock object."""
 
     version: int = 1
@@ -46,7 +47,7 @@ class LockInfo(BaseModel):
         return now - self.refreshed > stale_after
 
 
-class Lock(BaseModel):
+class Lock(VaultlineModel):
     """A lock this process holds."""
 
     id: str

@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from vaultline.errors import IntegrityError, ObjectMissing, RecoveryPointNotFound, UsageError
+from vaultline.model import VaultlineModel
 from vaultline.repository.blob_writer import BlobWriter, WriteStats
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.compression import compress_document, decompress_document
@@ -33,7 +34,7 @@ from vaultline.repository.vault import Vault
 _RP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 
-class ObjectEntry(BaseModel):
+class ObjectEntry(VaultlineModel):
     """One backed-up object (S3 object or file): what it was and which chunks rebuild it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -133,7 +134,7 @@ class Keyed(Protocol):
 K = TypeVar("K", bound=Keyed)
 
 
-class BackupStats(BaseModel):
+class BackupStats(VaultlineModel):
     """Figures of one backup; also the `--json` stats of the CLI."""
 
     objects: int = 0
@@ -165,7 +166,7 @@ ISSUES_REPORTED = 20  # objects named in a step result or an event (Step Functio
 _ISSUES_BATCH = 1000  # issues gathered between two trims to the first ``listed``
 
 
-class ObjectIssue(BaseModel):
+class ObjectIssue(VaultlineModel):
     """A listed object that the recovery point does not hold, and why."""
 
     model_config = ConfigDict(extra="forbid")
@@ -177,7 +178,7 @@ class ObjectIssue(BaseModel):
     storage_class: str | None = None
 
 
-class Issues(BaseModel):
+class Issues(VaultlineModel):
     """What made a recovery point "completed with issues": counts of skipped objects and the first of them by key.
 
     Stored under the header's ``extra.issues`` (absent when there are none), so version 1 readers still parse it.
@@ -227,7 +228,7 @@ class Issues(BaseModel):
 MANIFEST_VERSION = 1
 
 
-class RecoveryPoint(BaseModel):
+class RecoveryPoint(VaultlineModel):
     """The manifest header: everything but the entries themselves."""
 
     model_config = ConfigDict(extra="forbid")

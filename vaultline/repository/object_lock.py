@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from vaultline.errors import ObjectLockRefused, VaultError
+from vaultline.model import VaultlineModel
 from vaultline.repository.layout import LOCKED_PREFIXES, OBJECT_LOCK_KEY
 from vaultline.storage import ObjectRetention, Storage
 
@@ -23,7 +24,7 @@ MODES = ("GOVERNANCE", "COMPLIANCE")  # weakest first
 MAX_DAYS = 36500
 
 
-class ObjectLockSettings(BaseModel):
+class ObjectLockSettings(VaultlineModel):
     """``mode`` GOVERNANCE (a privileged user may still delete) or COMPLIANCE (nobody may); ``days`` of
     retention from the moment each object is written, and that maintenance keeps every object a live recovery
     point needs locked for (match it to the plans' retention).

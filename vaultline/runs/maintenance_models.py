@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from vaultline.model import VaultlineModel
 from vaultline.operations.check import CheckCursor, Findings, PackSubset
 from vaultline.operations.drill import DrillCursor
 from vaultline.operations.lock_extension import LockExtendOptions
@@ -84,7 +85,7 @@ class VerifyItemEvent(StepModel):
     cursor: CheckCursor | None = None
 
 
-class VerifyItemResult(BaseModel):
+class VerifyItemResult(VaultlineModel):
     """What one invocation of a verify item returns: ``done`` (its findings are staged as its result), or the
     ``next`` event to invoke it with (same item, the cursor carrying what it found so far)."""
 
@@ -148,7 +149,7 @@ class DrillItemEvent(StepModel):
     cursor: DrillCursor | None = None
 
 
-class DrillItemResult(BaseModel):
+class DrillItemResult(VaultlineModel):
     """One invocation of a drill item: ``done`` (its tally is staged as its result) or the ``next`` event."""
 
     item: int
@@ -174,7 +175,7 @@ class MaintenanceInput(StepModel):
     lock: LockExtendOptions = Field(default_factory=LockExtendOptions)
 
 
-class ForgetResult(BaseModel):
+class ForgetResult(VaultlineModel):
     """What forget removed, per run; lists are capped, counts are not."""
 
     sources: int = 0
@@ -187,7 +188,7 @@ class ForgetResult(BaseModel):
     skipped: list[str] = Field(default_factory=list, description="sources without keep rules: nothing forgotten")
 
 
-class PruneResult(BaseModel):
+class PruneResult(VaultlineModel):
     """What prune deleted and repacked (``$.results.prune``), and the objects Object Lock kept it from deleting."""
 
     packs_before: int
@@ -204,7 +205,7 @@ class PruneResult(BaseModel):
     seconds: float = 0.0
 
 
-class CompactResult(BaseModel):
+class CompactResult(VaultlineModel):
     """The index generation compaction wrote (``$.results.compact``), or the current one when it was complete
     already (``up_to_date``: nothing written)."""
 
@@ -218,7 +219,7 @@ class CompactResult(BaseModel):
     seconds: float = 0.0
 
 
-class VerifyResult(BaseModel):
+class VerifyResult(VaultlineModel):
     """The structure check and the read of this run's subset of packs (``$.results.verify``); ``ok`` false fails
     the run and fires the integrity alarm."""
 
@@ -235,7 +236,7 @@ class VerifyResult(BaseModel):
     warning_count: int = 0
 
 
-class DrillResult(BaseModel):
+class DrillResult(VaultlineModel):
     """A restore drill (``$.results.drill``): which recovery point was restored into scratch space, how much of it
     matched its manifest, and whether the scratch space was cleaned."""
 
@@ -259,7 +260,7 @@ class RetentionEvent(StepModel):
     committed: dict[str, Any]
 
 
-class RetentionResult(BaseModel):
+class RetentionResult(VaultlineModel):
     """The backup's Retention step: what it forgot of the committed source, or why it applied nothing (no rules,
     or ``deferred`` to the maintenance because the vault holds more recovery points than the step reads)."""
 

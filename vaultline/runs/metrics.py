@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from vaultline.model import VaultlineModel
 
 RECOVERY_POINT_CREATED = "RecoveryPointCreated"
 """1 per recovery point a plan's backup committed, dimensions :func:`recovery_point_dimensions`."""
@@ -62,7 +64,7 @@ def service_dimensions(service: str) -> dict[str, str]:
     return {SERVICE_DIMENSION: service}
 
 
-class WatchedMetric(BaseModel):
+class WatchedMetric(VaultlineModel):
     """One heartbeat metric the freshness check adds up over a window longer than a CloudWatch alarm can look back
     (infra/freshness.py); its sum is published as ``<name>InWindow`` with the same dimensions."""
 
@@ -77,7 +79,7 @@ class WatchedMetric(BaseModel):
         return self.name + IN_WINDOW_SUFFIX
 
 
-class FreshnessCheckEvent(BaseModel):
+class FreshnessCheckEvent(VaultlineModel):
     """The freshness check's input, as its schedule sends it."""
 
     model_config = ConfigDict(extra="ignore")
@@ -86,13 +88,13 @@ class FreshnessCheckEvent(BaseModel):
     watched: list[WatchedMetric] = Field(max_length=500)
 
 
-class MetricCount(BaseModel):
+class MetricCount(VaultlineModel):
     name: str
     dimensions: dict[str, str]
     count: float
 
 
-class FreshnessReport(BaseModel):
+class FreshnessReport(VaultlineModel):
     """What the freshness check found: each watched metric's sum over its window."""
 
     counts: list[MetricCount] = Field(default_factory=list)

@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vaultline.model import VaultlineModel
 from vaultline.plans import ROLE_ARN, ArchivedObjects, TagsRefresh
 from vaultline.repository.commit import RecoveryPointRun
 from vaultline.repository.manifest import BackupStats, Entry, EntryLine, Issues, ObjectEntry, ObjectIssue
@@ -15,7 +16,7 @@ from vaultline.sources.s3_inventory_model import InventoryReport
 from vaultline.targets import Overwrite
 
 
-class StepModel(BaseModel):
+class StepModel(VaultlineModel):
     """The base of every step's event and result model: Step Functions adds fields a step does not use (ItemSelector
     context, errors, the results of earlier steps), so they are ignored rather than refused."""
 
@@ -91,7 +92,7 @@ class BackupWorkerEvent(StepModel):
     item: WorkItem
 
 
-class BackupBatch(BaseModel):
+class BackupBatch(VaultlineModel):
     """A worker's input, staged by Prepare: a stretch of the listing in key order (batches follow each other in key
     order and never overlap), bounded in objects and bytes."""
 
@@ -111,7 +112,7 @@ class BackupBatch(BaseModel):
         return {raw[at : at + 16] for at in range(0, len(raw), 16)}
 
 
-class BatchResult(BaseModel):
+class BatchResult(VaultlineModel):
     """A worker's part of a recovery point's entries, stored in staging for Commit to merge. Its entries and issues
     are sorted by key."""
 
@@ -121,7 +122,7 @@ class BatchResult(BaseModel):
     issues: list[ObjectIssue] = Field(default_factory=list)
 
 
-class CarriedPart(BaseModel):
+class CarriedPart(VaultlineModel):
     """A part of the unchanged objects that Prepare carried over from the parent, staged beside the workers'
     results for Commit to merge: their entry lines exactly as the parent's manifest held them (in key order, one
     per line), so that neither step decodes and re-encodes what does not change."""

@@ -56,12 +56,6 @@ class PruneSweepEvent(StepModel):
     item: SweepItem
 
 
-class PruneFinishEvent(PruneRunEvent):
-    """Finish's event: the run, and (looping) where the previous invocation stopped (``$.prune_finish.next``)."""
-
-    prune_finish: PruneFinished | None = None
-
-
 class PruneFinished(StepModel):
     """Finish's result, kept at ``$.prune_finish``: done with the prune's result, or the cursor to go on from."""
 
@@ -70,12 +64,16 @@ class PruneFinished(StepModel):
     result: PruneResult | None = None
 
 
+class PruneFinishEvent(PruneRunEvent):
+    """Finish's event: the run, and (looping) where the previous invocation stopped (``$.prune_finish.next``)."""
+
+    prune_finish: PruneFinished | None = None
+
+
 class PruneAborted(StepModel):
     run_id: str | None
     staging_objects_deleted: int
 
-
-PruneFinishEvent.model_rebuild()
 
 # The map items' results are the engine's own models (their ``done`` and ``next`` drive the item loops).
 __all__ = [

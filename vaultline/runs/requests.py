@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from vaultline.model import VaultlineModel
 from vaultline.plans import DynamoDBSourcePlan, Plan, PlansFile, S3SourcePlan
 from vaultline.runs.copy_models import CopyRequest, CopyTarget
 from vaultline.runs.maintenance_models import DrillOptions, MaintenanceInput, SourcePolicy, VerifyOptions
@@ -25,7 +26,7 @@ PLANNED_READ_OPTIONS = frozenset({"mode", "consistent_read", "read_rate", "read_
 PLANNED_S3_OPTIONS = frozenset({"archived_objects", "tags_refresh"})
 
 
-class _KeepRules(BaseModel):
+class _KeepRules(VaultlineModel):
     # The plan's keep rules, which the backup's Retention step applies after a successful commit
     # (vaultline.runs.maintenance_models.RetentionEvent.retention); {} keeps everything.
     retention: dict[str, Any] = Field(default_factory=dict)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from vaultline.model import VaultlineModel
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.repository.manifest import ObjectEntry, resolve_recovery_point
 from vaultline.repository.vault import Vault
@@ -27,7 +28,7 @@ from vaultline.targets import Overwrite, S3Target
 from vaultline.targets.guard import refuse_vault_buckets
 
 
-class RestoreBatch(BaseModel):
+class RestoreBatch(VaultlineModel):
     batch: int
     recovery_point: str
     entries: list[ObjectEntry]

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vaultline.errors import VaultError
+from vaultline.model import VaultlineModel
 from vaultline.repository.object_lock import ObjectLockSettings
 
 VAULT_URL_ENV = "VAULT_URL"
@@ -35,7 +36,7 @@ METRICS_NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
 LOG_LEVEL_ENV = "LOG_LEVEL"
 
 
-class FunctionSettings(BaseModel):
+class FunctionSettings(VaultlineModel):
     """What the stack tells every function: which vault, how a new one is created, what its writes lock, and how
     the function logs. Unset variables take the defaults a function outside the stack (a test, the demo) needs."""
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from vaultline.model import VaultlineModel
 from vaultline.operations.table_backup import SegmentWork, TableRun
 from vaultline.runs.models import BackupInput, StepModel
 from vaultline.sources.dynamodb.model import BackupOptions
@@ -116,7 +117,7 @@ class TableRestoreWorkerEvent(StepModel):
     item: TableRestoreItem
 
 
-class TableRestoreStaged(BaseModel):
+class TableRestoreStaged(VaultlineModel):
     """The restore's run document."""
 
     recovery_point: str

@@ -36,10 +36,11 @@ from urllib.parse import unquote_plus
 import orjson
 import zstandard
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from vaultline.aws import error_code
 from vaultline.errors import SourceError
+from vaultline.model import VaultlineModel
 from vaultline.sources.s3_inventory_model import InventoryReport
 
 MANIFEST = "manifest.json"
@@ -53,13 +54,13 @@ VERSION_FIELDS = ("IsLatest", "IsDeleteMarker")
 RUN_ROWS = 200_000  # rows sorted in memory at once: about 80 MB of rows held (some 400 bytes a row)
 
 
-class ReportFile(BaseModel):
+class ReportFile(VaultlineModel):
     key: str
     size: int = 0
     MD5checksum: str
 
 
-class ReportManifest(BaseModel):
+class ReportManifest(VaultlineModel):
     """``manifest.json``, as AWS writes it (the fields read here; others are ignored)."""
 
     sourceBucket: str

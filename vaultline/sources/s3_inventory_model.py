@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from vaultline.model import VaultlineModel
 
 
-class InventoryReport(BaseModel):
+class InventoryReport(VaultlineModel):
     """Which inventory to read for a source: the destination (bucket and prefix) of an inventory configuration on
     the source bucket, the configuration's id, and how old its newest complete report may be."""
 

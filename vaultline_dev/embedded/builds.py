@@ -41,3 +41,10 @@ def runtime_sdk(python_version: str) -> Path:
     """The directory holding the SDK that Lambda's runtime for ``python_version`` provides."""
     directory: Path = _build_script().build_runtime_sdk(python_version)
     return directory
+
+
+def runtime_interpreter(python_version: str) -> Path | None:
+    """The CPython of Lambda's runtime for ``python_version`` on this machine (the one that compiles the layer's
+    bytecode), or None when none is installed."""
+    found: Path | None = _build_script().runtime_interpreter(python_version)
+    return found

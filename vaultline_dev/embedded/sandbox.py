@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from vaultline_dev.embedded import builds
 from vaultline_dev.embedded.identity import RoleCredentials
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
@@ -52,20 +53,18 @@ def pyenv_root() -> Path:
 
 
 def runtime_python(runtime: str) -> Path:
-    """The interpreter that runs ``runtime`` (``python3.12`` -> the newest pyenv 3.12.x)."""
+    """The interpreter that runs ``runtime`` (``python3.12`` -> the newest pyenv 3.12.x): the one that compiled the
+    layer's bytecode (layers/build.py)."""
     minor = RUNTIMES.get(runtime)
     if minor is None:
         raise RuntimeNotInstalled(f"Lambda runtime {runtime!r} is not one the embedded AWS runs ({sorted(RUNTIMES)})")
-    versions = pyenv_root() / "versions"
-    found = sorted(
-        (p for p in versions.glob(f"{minor}.*") if (p / "bin" / f"python{minor}").is_file()),
-        key=lambda p: [int(part) if part.isdigit() else -1 for part in p.name.split(".")],
-    )
-    if not found:
+    found = builds.runtime_interpreter(minor)
+    if found is None:
         raise RuntimeNotInstalled(
-            f"Lambda runtime {runtime} needs CPython {minor}, not found under {versions}: run `pyenv install {minor}`"
+            f"Lambda runtime {runtime} needs CPython {minor}, not found under {pyenv_root() / 'versions'}: "
+            f"run `pyenv install {minor}`"
         )
-    return found[-1] / "bin" / f"python{minor}"
+    return found
 
 
 @dataclass(frozen=True)

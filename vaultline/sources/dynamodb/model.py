@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from vaultline.errors import SourceError, UsageError
+from vaultline.model import VaultlineModel
 from vaultline.repository.chunking import ChunkerParams
 from vaultline.repository.manifest import RecoveryPoint
 from vaultline.sources.dynamodb.scan import ITEM_STREAM_CHUNKER
@@ -16,7 +17,7 @@ from vaultline.sources.dynamodb.table import TableSnapshot
 EXTRA_KEY = "dynamodb"
 
 
-class TableBackupInfo(BaseModel):
+class TableBackupInfo(VaultlineModel):
     """The table description and how its items were read. Stored under ``extra.dynamodb`` of the manifest."""
 
     table: TableSnapshot
@@ -35,7 +36,7 @@ class TableBackupInfo(BaseModel):
     generation: int = Field(default=0, ge=0)
 
 
-class ReadOptions(BaseModel):
+class ReadOptions(VaultlineModel):
     """How a table is read: the options a plan sets (the plans file spells them beside the table, see
     ``vaultline.plans.DynamoDBSourcePlan``), the CLI's flags and the state machine's ``source.options``."""
 

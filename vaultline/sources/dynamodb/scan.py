@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 
+from vaultline.model import VaultlineModel
 from vaultline.repository.blob_writer import BlobGroup, BlobWriter
 from vaultline.repository.chunking import ChunkerParams
 from vaultline.repository.manifest import ObjectEntry
@@ -179,7 +179,7 @@ def line_anchor(line: bytes, key_names: Sequence[str]) -> bytes | None:
     return item_anchor(key, key_names)
 
 
-class ScanCursor(BaseModel):
+class ScanCursor(VaultlineModel):
     """Where a segment continues: the next part number and the ExclusiveStartKey (binary values as base64)."""
 
     part: int = 0

@@ -11,10 +11,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from vaultline.aws import client, error_code, role_client
 from vaultline.errors import SourceError, TargetError, UsageError
+from vaultline.model import VaultlineModel
 
 SCHEME = "dynamodb://"
 
@@ -70,7 +71,7 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-class TableSnapshot(BaseModel):
+class TableSnapshot(VaultlineModel):
     """Everything about a table but its items, as the DynamoDB APIs returned it (JSON-safe)."""
 
     description: dict[str, Any]
