@@ -125,17 +125,13 @@ def layer_digest(target: Target = LAMBDA, requirements: Path = REQUIREMENTS) -> 
 
 def runtime_interpreter(python_version: str) -> Path | None:
     """The CPython of Lambda's runtime for ``python_version``: pyenv's newest install of that minor version (the
-    embedded AWS runs functions on it too), else ``python<version>`` on PATH, or None."""
+    embedded AWS runs functions on it too), or None."""
     versions = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
     found = sorted(
         (p for p in versions.glob(f"{python_version}.*") if (p / "bin" / f"python{python_version}").is_file()),
         key=lambda p: [int(part) if part.isdigit() else -1 for part in p.name.split(".")],
     )
-    if found:
-        return found[-1] / "bin" / f"python{python_version}"
-    # Without pyenv: the system's or another manager's interpreter of that minor version, if one is on PATH.
-    on_path = shutil.which(f"python{python_version}")
-    return Path(on_path) if on_path else None
+    return found[-1] / "bin" / f"python{python_version}" if found else None
 
 
 @contextmanager
@@ -202,7 +198,9 @@ def build_runtime_sdk(python_version: str = LAYER_PYTHON_VERSION, force: bool = 
 
 def _compile(site: Path, python_version: str) -> None:
     # With the runtime's own CPython: bytecode is specific to a minor version (and the build host's may differ).
-    python = runtime_interpreter(python_version)
+    # Without pyenv, the system's (or another manager's) interpreter of that minor version will do for compiling.
+    on_path = shutil.which(f"python{python_version}")
+    python = runtime_interpreter(python_version) or (Path(on_path) if on_path else None)
     if python is None:
         raise RuntimeError(
             f"the layer's bytecode needs CPython {python_version}, the Lambda runtime's: "

@@ -65,6 +65,8 @@ def test_retention_after_commit_then_maintenance_prunes_verifies_and_drills(
     assert outputs[2]["retention_result"] == {
         "source": f"s3://{BUCKET}",
         "applied": True,
+        "deferred": False,
+        "recovery_points": 0,
         "removed": [first],
         "kept": 2,
         "held_count": 0,
