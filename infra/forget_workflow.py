@@ -13,16 +13,14 @@ so a failed or repeated run leaves the vault as a shorter forget would: the next
 
 from __future__ import annotations
 
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
-from pydantic import BaseModel
 
 from infra import registry as r
 from infra.functions import Functions
-from infra.looping_map import LoopStates, looping_item, run_map
+from infra.looping_map import RunMaps
 from infra.paths import path
-from infra.tasks import StrictDistributedMap, catch_all, invoke
+from infra.tasks import catch_all, invoke
 from infra.vault import Vault
 from vaultline.runs.forget_models import (
     ForgetDecideEvent,
@@ -60,17 +58,16 @@ class ForgetChain(Construct):
         super().__init__(scope, construct_id)
         self.functions = [functions[spec] for spec in FORGET_FUNCTIONS]
         plan = invoke(self, "Plan", functions[r.MAINTENANCE_FORGET_PLAN], state_name="ForgetPlan", result_path=PLANNED)
-        read = self._map(
+        maps = RunMaps(self, prefix="Forget", vault=vault, run=ForgetPlanned, at=PLANNED)
+        read = maps.map(
             "Read",
-            vault,
             key=path(ForgetPlanned, "read_work_list_key", at=PLANNED),
-            processor=self._looping("Read", functions[r.MAINTENANCE_FORGET_READ], ForgetReadEvent, ForgetReadResult),
+            processor=maps.looping("Read", functions[r.MAINTENANCE_FORGET_READ], ForgetReadEvent, ForgetReadResult),
         )
-        decide = self._map(
+        decide = maps.map(
             "Decide",
-            vault,
             key=path(ForgetPlanned, "decide_work_list_key", at=PLANNED),
-            processor=self._looping(
+            processor=maps.looping(
                 "Decide", functions[r.MAINTENANCE_FORGET_DECIDE], ForgetDecideEvent, ForgetDecideResult
             ),
         )
@@ -84,28 +81,6 @@ class ForgetChain(Construct):
         catch_all((plan, read, decide, summary), failed)
         plan.next(read).next(decide).next(summary).next(then)
         self.first: sfn.IChainable = plan
-
-    def _map(self, name: str, vault: Vault, *, key: str, processor: sfn.IChainable) -> StrictDistributedMap:
-        """A Distributed Map over a work list the run staged (infra/looping_map.py), named ``Forget<name>``."""
-        return run_map(
-            self,
-            name,
-            state_name=f"Forget{name}",
-            vault=vault,
-            key=key,
-            run=ForgetPlanned,
-            at=PLANNED,
-            processor=processor,
-        )
-
-    def _looping(
-        self, name: str, function: lambda_.IFunction, event: type[BaseModel], result: type[BaseModel]
-    ) -> sfn.IChainable:
-        """A map item that loops on its cursor (infra/looping_map.py), its states named ``Forget<name>...``."""
-        states = LoopStates(f"{name}Item", f"{name}Next", f"{name}Done", f"{name}Finished", prefix="Forget")
-        return looping_item(
-            self, function, states=states, event=event, result=result, carry=("run_id",), resume={"item": ()}
-        )
 
 
 __all__ = ["FORGET_FUNCTIONS", "ForgetChain"]

@@ -13,16 +13,14 @@ harmless, and the next one extends whatever is still due.
 
 from __future__ import annotations
 
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
-from pydantic import BaseModel
 
 from infra import registry as r
 from infra.functions import Functions
-from infra.looping_map import LoopStates, looping_item, run_map
+from infra.looping_map import RunMaps
 from infra.paths import path
-from infra.tasks import StrictDistributedMap, catch_all, invoke
+from infra.tasks import catch_all, invoke
 from infra.vault import Vault
 from vaultline.runs.lock_models import LockExtendEvent, LockExtendResult, LockMarkEvent, LockMarkResult, LockPlanned
 
@@ -54,17 +52,16 @@ class LockChain(Construct):
         super().__init__(scope, construct_id)
         self.functions = [functions[spec] for spec in LOCK_FUNCTIONS]
         plan = invoke(self, "Plan", functions[r.MAINTENANCE_LOCK_PLAN], state_name="LockPlan", result_path=PLANNED)
-        mark = self._map(
+        maps = RunMaps(self, prefix="Lock", vault=vault, run=LockPlanned, at=PLANNED)
+        mark = maps.map(
             "Mark",
-            vault,
             key=path(LockPlanned, "mark_work_list_key", at=PLANNED),
-            processor=self._looping("Mark", functions[r.MAINTENANCE_LOCK_MARK], LockMarkEvent, LockMarkResult),
+            processor=maps.looping("Mark", functions[r.MAINTENANCE_LOCK_MARK], LockMarkEvent, LockMarkResult),
         )
-        extend = self._map(
+        extend = maps.map(
             "Extend",
-            vault,
             key=path(LockPlanned, "extend_work_list_key", at=PLANNED),
-            processor=self._looping("Extend", functions[r.MAINTENANCE_LOCK_EXTEND], LockExtendEvent, LockExtendResult),
+            processor=maps.looping("Extend", functions[r.MAINTENANCE_LOCK_EXTEND], LockExtendEvent, LockExtendResult),
         )
         summary = invoke(
             self, "Summary", functions[r.MAINTENANCE_LOCK_SUMMARY], state_name="LockSummary", result_path=result_path
@@ -72,21 +69,6 @@ class LockChain(Construct):
         catch_all((plan, mark, extend, summary), failed)
         plan.next(mark).next(extend).next(summary).next(then)
         self.first: sfn.IChainable = plan
-
-    def _map(self, name: str, vault: Vault, *, key: str, processor: sfn.IChainable) -> StrictDistributedMap:
-        """A Distributed Map over a work list the run staged (infra/looping_map.py), named ``Lock<name>``."""
-        return run_map(
-            self, name, state_name=f"Lock{name}", vault=vault, key=key, run=LockPlanned, at=PLANNED, processor=processor
-        )
-
-    def _looping(
-        self, name: str, function: lambda_.IFunction, event: type[BaseModel], result: type[BaseModel]
-    ) -> sfn.IChainable:
-        """A map item that loops on its cursor (infra/looping_map.py), its states named ``Lock<name>...``."""
-        states = LoopStates(f"{name}Item", f"{name}Next", f"{name}Done", f"{name}Finished", prefix="Lock")
-        return looping_item(
-            self, function, states=states, event=event, result=result, carry=("run_id",), resume={"item": ()}
-        )
 
 
 __all__ = ["LOCK_FUNCTIONS", "LockChain"]

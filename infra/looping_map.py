@@ -112,4 +112,36 @@ def run_map(
     )
 
 
-__all__ = ["PART", "LoopStates", "looping_item", "run_map"]
+class RunMaps:
+    """The Distributed Maps of one staged run inside a chain (forget, prune, lock extension): ``<prefix><name>``
+    maps over work lists the run staged (:func:`run_map`; the run's step result, a ``run`` model kept at ``at``,
+    has ``run_id`` and ``concurrency``), and their items that loop on a cursor, states named ``<prefix><name>...``."""
+
+    def __init__(self, scope: Construct, *, prefix: str, vault: Vault, run: type[BaseModel], at: str) -> None:
+        self.scope, self.prefix, self.vault, self.run, self.at = scope, prefix, vault, run, at
+
+    def map(self, name: str, *, key: str, processor: sfn.IChainable) -> StrictDistributedMap:
+        """``<prefix><name>``: a map over the work list at ``key`` (a state path)."""
+        return run_map(
+            self.scope,
+            name,
+            state_name=f"{self.prefix}{name}",
+            vault=self.vault,
+            key=key,
+            run=self.run,
+            at=self.at,
+            processor=processor,
+        )
+
+    def looping(
+        self, name: str, function: lambda_.IFunction, event: type[BaseModel], result: type[BaseModel]
+    ) -> sfn.TaskStateBase:
+        """A map item that invokes ``function`` until done, its ``next`` item handed back in: ``<prefix><name>Item``,
+        ``...Finished`` (the choice), ``...Next`` and ``...Done``."""
+        states = LoopStates(f"{name}Item", f"{name}Next", f"{name}Done", f"{name}Finished", prefix=self.prefix)
+        return looping_item(
+            self.scope, function, states=states, event=event, result=result, carry=("run_id",), resume={"item": ()}
+        )
+
+
+__all__ = ["PART", "LoopStates", "RunMaps", "looping_item", "run_map"]

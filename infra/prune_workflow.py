@@ -14,16 +14,14 @@ name for about half an hour); every later step proves it still holds that lock.
 
 from __future__ import annotations
 
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
-from pydantic import BaseModel
 
 from infra import registry as r
 from infra.functions import Functions
-from infra.looping_map import LoopStates, looping_item, run_map
+from infra.looping_map import RunMaps
 from infra.paths import path
-from infra.tasks import StrictDistributedMap, catch_all, invoke, locked_retry
+from infra.tasks import catch_all, invoke, locked_retry
 from infra.vault import Vault
 from vaultline.runs.prune_models import (
     MarkResult,
@@ -70,24 +68,23 @@ class PruneChain(Construct):
         start = invoke(self, "Start", functions[r.MAINTENANCE_PRUNE], state_name="PruneStart", result_path=STARTED)
         # A running backup holds the vault's shared lock; prune needs it exclusively. Wait for the backup.
         locked_retry(start)
-        mark = self._map(
+        maps = RunMaps(self, prefix="Prune", vault=vault, run=PruneStarted, at=STARTED)
+        mark = maps.map(
             "Mark",
-            vault,
             key=path(PruneStarted, "mark_work_list_key", at=STARTED),
-            processor=self._looping("Mark", functions[r.MAINTENANCE_PRUNE_MARK], PruneMarkEvent, MarkResult),
+            processor=maps.looping("Mark", functions[r.MAINTENANCE_PRUNE_MARK], PruneMarkEvent, MarkResult),
         )
         plan_item = invoke(
             self, "PlanItem", functions[r.MAINTENANCE_PRUNE_PLAN], state_name="PrunePlanPartition", idempotent=True
         )
-        plan = self._map("Plan", vault, key=path(PruneStarted, "plan_work_list_key", at=STARTED), processor=plan_item)
+        plan = maps.map("Plan", key=path(PruneStarted, "plan_work_list_key", at=STARTED), processor=plan_item)
         decide = invoke(
             self, "Decide", functions[r.MAINTENANCE_PRUNE_DECIDE], state_name="PruneDecide", result_path=DECIDED
         )
-        sweep = self._map(
+        sweep = maps.map(
             "Sweep",
-            vault,
             key=path(PruneDecided, "sweep_work_list_key", at=DECIDED),
-            processor=self._looping("Sweep", functions[r.MAINTENANCE_PRUNE_SWEEP], PruneSweepEvent, SweepResult),
+            processor=maps.looping("Sweep", functions[r.MAINTENANCE_PRUNE_SWEEP], PruneSweepEvent, SweepResult),
         )
         finish = invoke(
             self, "Finish", functions[r.MAINTENANCE_PRUNE_FINISH], state_name="PruneFinish", result_path=FINISHED
@@ -125,28 +122,6 @@ class PruneChain(Construct):
         )
         result.next(then)
         self.first: sfn.IChainable = start
-
-    def _map(self, name: str, vault: Vault, *, key: str, processor: sfn.IChainable) -> StrictDistributedMap:
-        """A Distributed Map over a work list the run staged (infra/looping_map.py), named ``Prune<name>``."""
-        return run_map(
-            self,
-            name,
-            state_name=f"Prune{name}",
-            vault=vault,
-            key=key,
-            run=PruneStarted,
-            at=STARTED,
-            processor=processor,
-        )
-
-    def _looping(
-        self, name: str, function: lambda_.IFunction, event: type[BaseModel], result: type[BaseModel]
-    ) -> sfn.IChainable:
-        """A map item that loops on its cursor (infra/looping_map.py), its states named ``Prune<name>...``."""
-        states = LoopStates(f"{name}Item", f"{name}Next", f"{name}Done", f"{name}Finished", prefix="Prune")
-        return looping_item(
-            self, function, states=states, event=event, result=result, carry=("run_id",), resume={"item": ()}
-        )
 
 
 __all__ = ["PRUNE_FUNCTIONS", "PruneChain"]
