@@ -15,14 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vaultline.operations.backup import run_backup
-from vaultline.operations.check import PackBatch, check_vault, verify_packs
-from vaultline.operations.restore import restore_entries, select_entries
-from vaultline.repository.manifest import latest_for_source
 from vaultline.repository.vault import Vault
-from vaultline.sources.local import LocalSource
 from vaultline.storage.local import LocalStorage
-from vaultline.targets import DirectoryTarget
+
+# Each step imports the operations it runs, as the CLI's subcommands do: a restore process never imported the
+# backup's chunker or the checker (0.1-0.2 s of a 256 MiB restore's wall time on the bench box, measured).
 
 
 def vm_hwm_mib() -> float:
@@ -35,6 +32,9 @@ def vm_hwm_mib() -> float:
 
 def backup(vault: Vault, source_dir: str) -> dict[str, Any]:
     """Back up ``source_dir`` into ``vault``; return the recovery point's statistics."""
+    from vaultline.operations.backup import run_backup
+    from vaultline.sources.local import LocalSource
+
     rp = run_backup(vault, LocalSource(source_dir))
     s = rp.stats
     return {
@@ -59,6 +59,10 @@ def step_backup(vault_dir: str, source_dir: str) -> dict[str, Any]:
 
 def step_restore(vault_dir: str, source_dir: str, target_dir: str) -> dict[str, Any]:
     """Restore the latest recovery point of ``source_dir`` into ``target_dir``."""
+    from vaultline.operations.restore import restore_entries, select_entries
+    from vaultline.repository.manifest import latest_for_source
+    from vaultline.targets import DirectoryTarget
+
     vault = Vault.open(LocalStorage(vault_dir))
     rp = latest_for_source(vault, str(Path(source_dir).resolve()))
     if rp is None:
@@ -69,6 +73,8 @@ def step_restore(vault_dir: str, source_dir: str, target_dir: str) -> dict[str, 
 
 def step_check(vault_dir: str) -> dict[str, Any]:
     """``check --read-data``: every pack read, every blob decoded and verified."""
+    from vaultline.operations.check import check_vault
+
     report = check_vault(Vault.open(LocalStorage(vault_dir)), read_data=True)
     return {
         "packs": report.packs,
@@ -82,6 +88,8 @@ def step_check(vault_dir: str) -> dict[str, Any]:
 def step_verify_item(vault_dir: str, batch_json: str) -> dict[str, Any]:
     """One verify item (``runs.verify_steps.item``'s work) over the pack batch in ``batch_json``: the item needs no
     index, so this is its whole footprint."""
+    from vaultline.operations.check import PackBatch, verify_packs
+
     batch = PackBatch.model_validate_json(Path(batch_json).read_text())
     found = verify_packs(Vault.open(LocalStorage(vault_dir)), batch).findings
     return {

@@ -14,7 +14,7 @@ import pytest
 import vaultline.operations.restore as restore_module
 import vaultline.repository.blob_writer as blob_writer_module
 import vaultline.targets.s3 as s3_target_module
-from vaultline.errors import IntegrityError, VaultError
+from vaultline.errors import IntegrityError, TargetError, VaultError
 from vaultline.operations.backup import run_backup
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.repository.chunking import Chunker
@@ -107,6 +107,55 @@ def test_a_corrupt_chunk_fails_a_ranged_restore_and_leaves_no_file(
     with pytest.raises(IntegrityError):
         restore_entries(local_vault, select_entries(local_vault, rp), DirectoryTarget(tmp_path / "dst"))
     assert list((tmp_path / "dst").iterdir()) == []  # neither the object nor its temporary file
+
+
+class FailingTarget(DirectoryTarget):
+    """A directory target that notes which threads wrote which keys, and fails one key."""
+
+    def __init__(self, root: Path, failing: str | None = None) -> None:
+        super().__init__(root)
+        self.failing = failing
+        self.threads: set[str] = set()
+
+    def write(self, entry: Any, key: str, chunks: Any) -> None:
+        self.threads.add(threading.current_thread().name)
+        if key == self.failing:
+            raise TargetError(f"cannot write {key}: disk full")
+        super().write(entry, key, chunks)
+
+
+def test_many_small_objects_restore_on_the_reader_threads_bit_exact_with_progress(
+    tmp_path: Path, local_vault: Vault, read_tree: Callable[[Path], dict[str, bytes]]
+) -> None:
+    rng = random.Random(5)
+    files = {f"d{n % 7}/f{n:04d}": rng.randbytes(rng.randint(0, 3000)) for n in range(700)}
+    write_tree(tmp_path / "src", files)
+    rp = run_backup(local_vault, LocalSource(tmp_path / "src"))
+    target = FailingTarget(tmp_path / "dst")
+    seen = [0, 0]
+
+    def progress(objects: int, nbytes: int) -> None:
+        seen[0] += objects
+        seen[1] += nbytes
+
+    outcome = restore_entries(local_vault, select_entries(local_vault, rp), target, progress)
+    assert read_tree(tmp_path / "dst") == files
+    assert outcome.stats.objects == seen[0] == len(files)
+    assert outcome.stats.bytes == seen[1] == sum(len(d) for d in files.values())
+    assert target.threads and all(name.startswith("vl-read") for name in target.threads)
+
+
+def test_a_small_object_that_cannot_be_written_fails_the_restore_with_its_name(
+    tmp_path: Path, local_vault: Vault
+) -> None:
+    write_tree(tmp_path / "src", {f"f{n:03d}": b"x" * n for n in range(200)})
+    rp = run_backup(local_vault, LocalSource(tmp_path / "src"))
+    target = FailingTarget(tmp_path / "dst", failing="f150")
+    with pytest.raises(TargetError, match="f150"):
+        restore_entries(local_vault, select_entries(local_vault, rp), target)
+    # Every object before it was written whole; none left a temporary file.
+    assert {p.name for p in (tmp_path / "dst").iterdir()} >= {f"f{n:03d}" for n in range(150)}
+    assert not list((tmp_path / "dst").rglob(".vaultline-*"))
 
 
 def test_large_object_restores_into_s3_with_parts_uploaded_in_parallel(

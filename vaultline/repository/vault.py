@@ -172,7 +172,7 @@ class Vault:
         stored = self.storage.get_range(pack_key(location.pack_id), entry.offset, entry.stored_length)
         return self.decode_blob(stored, entry, location.pack_id)
 
-    def decode_blob(self, stored: bytes, entry: BlobEntry, pack_id: str) -> bytes:
+    def decode_blob(self, stored: bytes | memoryview, entry: BlobEntry, pack_id: str) -> bytes:
         """Decrypt, decompress and verify one blob read from ``pack_id``."""
         return self.open_blob(stored, entry, pack_id)[1]
 

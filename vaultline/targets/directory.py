@@ -122,8 +122,7 @@ class DirectoryTarget(Target):
         to the path when whole (as :meth:`write` does)."""
         path = self._checked_path(entry, key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".vaultline-")
+            fd, tmp = _temporary(path.parent)
         except OSError as exc:
             raise TargetError(f"cannot write {path}: {exc.strerror}") from None
         ranged = _RangedFile(fd, Path(tmp), path, entry)
@@ -137,25 +136,45 @@ class DirectoryTarget(Target):
     def write(self, entry: ObjectEntry, key: str, chunks: Iterable[bytes]) -> None:
         path = self._checked_path(entry, key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".vaultline-")
+            fd, tmp = _temporary(path.parent)
             try:
-                with os.fdopen(fd, "wb") as handle:
+                # Bare writes on the descriptor, stamped through it: a restore of many small files spent a tenth
+                # of its time building a buffered file object per file, and more on a mkdir and a stat per file.
+                try:
                     for chunk in chunks:
-                        handle.write(chunk)
+                        _write_all(fd, chunk)
+                    _stamp(fd, entry)
+                finally:
+                    os.close(fd)
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            _stamp(path, entry)
         except OSError as exc:
             raise TargetError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _stamp(path: Path, entry: ObjectEntry) -> None:
+def _temporary(directory: Path) -> tuple[int, str]:
+    """A new temporary file in ``directory``, which is created (with its parents) only when it is missing: one
+    mkdir per directory of the restore, not one per file."""
+    try:
+        return tempfile.mkstemp(dir=directory, prefix=".vaultline-")
+    except FileNotFoundError:
+        directory.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=directory, prefix=".vaultline-")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _stamp(file: Path | int, entry: ObjectEntry) -> None:
+    """Set the file's modification time (by path or by open descriptor) to the object's."""
     if isinstance(entry.last_modified, datetime):
         stamp = entry.last_modified.timestamp()
-        os.utime(path, (stamp, stamp))
+        os.utime(file, (stamp, stamp))
 
 
 class _RangedFile(RangedWrite):
