@@ -12,7 +12,20 @@ A Lambda function's CPU share grows with its memory (1,769 MB = 1 vCPU): ``--thr
 one seal thread, what a function of at most 1,769 MB can use; the default two is what the bench box (and a function
 of 3,538 MB or more) has. docs/performance.md turns both figures into a cost per GB at each memory size.
 
-    .venv/bin/python bench/lambda_worker_bench.py [--mib 48] [--runs 5] [--latency-ms 30] [--threads 2] [--json]
+In-process moto answers each request on the worker's own CPU and under its GIL (about 0.15 s of CPU per 16 MiB
+pack PUT: 0.45 s of a 0.5 s Worker step over 48 MiB, by cProfile), which S3 never costs a function. Two ways out:
+``--server`` runs moto's server in its own process, over HTTP on 127.0.0.1 (with ``--cpus N``, on the CPUs the
+worker is not pinned to), though on a small box its CPU is still the worker's wait; ``--pack-sink MB/S`` stores
+packs nowhere, each PUT taking the latency plus its size at that bandwidth (S3's per-connection rate from Lambda
+is of the order of 100 MB/s) on no CPU, as S3 does, while the source's GETs and everything else still go to moto.
+
+Where a small batch's time goes (cProfile, 48 MiB, 30 ms, packs sunk): about 0.55 s of the step is fixed, a dozen
+requests one after another (the run document, the batch, the lock's refresh, the Object Lock settings, the index
+object, the results) and the last pack's upload, which nothing overlaps; so the ratio grows with ``--mib`` (0.15x
+at 48 MiB, 0.31x at 192) toward the steady state's (about 0.5x: the marginal rate between those two sizes).
+
+    .venv/bin/python bench/lambda_worker_bench.py [--mib 48] [--runs 5] [--latency-ms 30] [--threads 2]
+        [--cpus N] [--server] [--pack-sink MB/S] [--json]
 """
 
 from __future__ import annotations
@@ -20,7 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -86,6 +101,25 @@ def raw_zstd(bodies: list[bytes]) -> float:
     return time.perf_counter() - clock
 
 
+@contextmanager
+def pack_sink(latency_s: float, mb_per_s: float) -> Iterator[None]:
+    """Pack PUTs (``data/``) cost what S3 costs a function, wall time and no CPU: the latency plus the bytes at
+    ``mb_per_s``; the bytes go nowhere (nothing in the bench reads a pack back)."""
+    create = S3Storage.create
+
+    def sunk(self: S3Storage, key: str, data: bytes) -> bool:
+        if not key.startswith("data/"):
+            return create(self, key, data)
+        time.sleep(latency_s + len(data) / (mb_per_s * 1e6))
+        return True
+
+    S3Storage.create = sunk  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        S3Storage.create = create  # type: ignore[method-assign]
+
+
 def worker(run: int, read_ahead: bool, latency_s: float) -> tuple[float, int]:
     """Prepare a backup of the source into a fresh vault, then time the Worker step over its one batch; return
     (seconds, S3 requests the step made)."""
@@ -113,6 +147,38 @@ def worker(run: int, read_ahead: bool, latency_s: float) -> tuple[float, int]:
     return seconds, requests[0]
 
 
+@contextmanager
+def moto_server(cpus: set[int] | None) -> Iterator[None]:
+    """moto's server in a process of its own on a free port (pinned to ``cpus`` when given); this process's clients
+    send to it (``AWS_ENDPOINT_URL``)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if cpus:
+            os.sched_setaffinity(server.pid, cpus)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.1)
+        os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+        yield
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mib", type=int, default=48)
@@ -121,6 +187,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cpus", type=int, default=0, help="run on this many CPUs only (a Lambda's vCPU share)")
+    parser.add_argument("--server", action="store_true", help="moto's server in its own process, not in this one")
+    parser.add_argument(
+        "--pack-sink", type=float, default=0.0, metavar="MB/S", help="pack PUTs take latency + size at MB/S, no CPU"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     # moto's in-process AWS: any credentials, one region (never a real account's).
@@ -130,10 +200,13 @@ def main() -> None:
         ("AWS_SECRET_ACCESS_KEY", "bench"),
     ):
         os.environ.setdefault(name, value)
+    every = sorted(os.sched_getaffinity(0))
     if args.cpus:
-        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cpus]))
+        os.sched_setaffinity(0, set(every[: args.cpus]))
     blob_writer.default_threads = lambda: args.threads
-    with mock_aws():
+    elsewhere = set(every[args.cpus :]) if args.cpus and args.cpus < len(every) else None
+    sink = pack_sink(args.latency_ms / 1000, args.pack_sink) if args.pack_sink else nullcontext()
+    with moto_server(elsewhere) if args.server else mock_aws(), sink:
         bodies = fill(args.mib * 1024 * 1024, args.seed)
         size = sum(len(b) for b in bodies)
         figures: dict[str, list[float]] = {"zstd": [], "ahead": [], "serial": []}
@@ -148,6 +221,8 @@ def main() -> None:
     median = {name: statistics.median(values) for name, values in figures.items()}
     rate = {name: size / seconds / 1e6 for name, seconds in median.items()}
     report = {
+        "s3": ("moto server, own process" if args.server else "moto in process")
+        + (f", packs sunk at {args.pack_sink:.0f} MB/s" if args.pack_sink else ""),
         "objects": len(bodies),
         "mb": size / 1e6,
         "latency_ms": args.latency_ms,
@@ -167,7 +242,7 @@ def main() -> None:
         return
     print(
         f"S3 backup worker, {len(bodies)} objects, {size / 1e6:.1f} MB, {args.latency_ms:.0f} ms per S3 request, "
-        f"{args.threads} seal thread(s) on {report['cpus']} CPU(s), median of {args.runs} runs, "
+        f"{args.threads} seal thread(s) on {report['cpus']} CPU(s), {report['s3']}, median of {args.runs} runs, "
         f"load average {report['load']:.1f}"
     )
     print(f"  raw zstd-3, one thread, same bytes: {rate['zstd']:7.1f} MB/s   (reference)")
