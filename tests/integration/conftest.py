@@ -9,6 +9,8 @@ import boto3
 import pytest
 
 from vaultline.cli.main import main
+from vaultline.repository.layout import MANIFEST_PREFIX
+from vaultline.storage import Storage
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -33,3 +35,17 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 def ddb(aws: None) -> Any:
     """A DynamoDB client of the in-process moto AWS."""
     return boto3.client("dynamodb", region_name="us-east-1")
+
+
+def count_manifest_reads(monkeypatch: pytest.MonkeyPatch, storage: type[Storage]) -> list[str]:
+    """The keys of every manifest ``storage`` (a storage class) reads from now on, in order, repeats included."""
+    reads: list[str] = []
+    get = storage.get
+
+    def counting(self: Storage, key: str) -> bytes:
+        if key.startswith(MANIFEST_PREFIX):
+            reads.append(key)
+        return get(self, key)
+
+    monkeypatch.setattr(storage, "get", counting)
+    return reads

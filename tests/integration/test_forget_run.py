@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import count_manifest_reads
 from vaultline.errors import IntegrityError
 from vaultline.operations import forget_run
 from vaultline.operations.backup import run_backup
 from vaultline.operations.forget_run import ForgetDecideItem, ForgetReadItem, forget_staged
 from vaultline.operations.retention import PointInTime, RetentionPolicy, apply_group
-from vaultline.repository.layout import MANIFEST_PREFIX, STAGING_PREFIX, manifest_key
+from vaultline.repository.layout import STAGING_PREFIX, manifest_key
 from vaultline.repository.manifest import (
     RecoveryPoint,
     commit_recovery_point,
@@ -78,15 +79,7 @@ def test_each_sources_rules_apply_to_its_own_history_reading_every_header_once(
 ) -> None:
     _history(vault, tmp_path, {"s3://a": 10, "s3://b": 6, "s3://c": 4})
     before = _left(vault)
-    reads: list[str] = []
-    get = S3Storage.get
-
-    def counting(self: S3Storage, key: str) -> bytes:
-        if key.startswith(MANIFEST_PREFIX):
-            reads.append(key)
-        return get(self, key)
-
-    monkeypatch.setattr(S3Storage, "get", counting)
+    reads = count_manifest_reads(monkeypatch, S3Storage)
     daily = RetentionPolicy(keep_daily=2, keep_weekly=1)
     report = forget_staged(vault, [("s3://a", KEEP_3), ("s3://b", daily), ("s3://c", None)])
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import count_manifest_reads
 from vaultline.operations.backup import run_backup
-from vaultline.repository.layout import MANIFEST_PREFIX
 from vaultline.repository.manifest import list_recovery_points
 from vaultline.repository.vault import Vault
 from vaultline.runs import maintenance_steps
@@ -43,15 +43,7 @@ def test_a_vault_past_the_steps_reach_defers_to_the_maintenance_reading_no_heade
 ) -> None:
     vault, source = vault_of_four
     monkeypatch.setattr(maintenance_steps, "RETENTION_STEP_MAX_POINTS", 3)
-    reads: list[str] = []
-    get = LocalStorage.get
-
-    def counting(self: LocalStorage, key: str) -> bytes:
-        if key.startswith(MANIFEST_PREFIX):
-            reads.append(key)
-        return get(self, key)
-
-    monkeypatch.setattr(LocalStorage, "get", counting)
+    reads = count_manifest_reads(monkeypatch, LocalStorage)
     result = maintenance_steps.apply_retention(vault, _event(source, {"keep_last": 2}))
     assert (result.applied, result.deferred, result.recovery_points, result.removed) == (False, True, 4, [])
     assert reads == [] and len(list_recovery_points(vault)) == 4

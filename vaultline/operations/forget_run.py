@@ -150,16 +150,16 @@ class ForgetDecideResult(VaultlineModel):
 
 
 class ForgetRunReport(VaultlineModel):
-    """What a forget run did: counts complete, lists capped at ``LISTED``."""
+    """What a forget run did (``$.results.forget``): counts complete, lists capped at ``LISTED``."""
 
     sources: int = 0
-    recovery_points: int = 0
+    recovery_points: int = Field(default=0, description="recovery points of the vault the run read")
     removed: list[str] = Field(default_factory=list)
     removed_count: int = 0
     kept: int = 0
     held: list[HeldObject] = Field(default_factory=list)
     held_count: int = 0
-    skipped: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list, description="sources without keep rules: nothing forgotten")
 
 
 def _low(remaining_ms: Remaining | None) -> bool:
@@ -270,7 +270,7 @@ def read(vault: Vault, run_id: str, item: ForgetReadItem, remaining_ms: Remainin
 
 
 def _check_read(staging: rec.Staging, run: ForgetRun) -> None:
-    present = {name.rsplit("/", 1)[-1].removesuffix(".json") for name in staging.names(_results("read"))}
+    present = staging.finished(_results("read"))
     missing = [n for n in range(run.read_items) if f"{n:06d}" not in present]
     if missing:
         raise IntegrityError(f"forget {run.run_id}: read items {missing[:10]} did not finish")
@@ -363,7 +363,7 @@ def summary(vault: Vault, run_id: str, clean: bool = True) -> ForgetRunReport:
     staging = rec.Staging(vault, run_id)
     run = staging.get_model(RUN, ForgetRun)
     _check_read(staging, run)
-    decided = {name.rsplit("/", 1)[-1].removesuffix(".json") for name in staging.names(_results("decide"))}
+    decided = staging.finished(_results("decide"))
     missing = [p for p in range(run.partitions) if rec.partition_name(p) not in decided]
     if missing:
         raise IntegrityError(f"forget {run_id}: decide items {missing[:10]} did not finish")

@@ -355,7 +355,7 @@ def mark(vault: Vault, run_id: str, item: LockMarkItem, remaining_ms: Remaining 
 
 
 def _check_marked(staging: rec.Staging, run: LockRun) -> None:
-    present = {name.rsplit("/", 1)[-1].removesuffix(".json") for name in staging.names(_results("mark"))}
+    present = staging.finished(_results("mark"))
     missing = [n for n in range(run.mark_items) if f"{n:06d}" not in present]
     if missing:
         raise IntegrityError(f"lock extension {run.run_id}: mark items {missing[:10]} did not finish")
@@ -392,7 +392,7 @@ def summary(vault: Vault, run_id: str, clean: bool = True) -> LockExtensionRepor
     staging = rec.Staging(vault, run_id)
     run = staging.get_model(RUN, LockRun)
     _check_marked(staging, run)
-    extended = {name.rsplit("/", 1)[-1].removesuffix(".json") for name in staging.names(_results("extend"))}
+    extended = staging.finished(_results("extend"))
     missing = [p for p in range(run.partitions) if rec.partition_name(p) not in extended]
     if missing:
         raise IntegrityError(f"lock extension {run_id}: extend items {missing[:10]} did not finish")

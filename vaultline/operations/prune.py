@@ -538,7 +538,7 @@ def _partitions(run: PruneRun) -> list[str]:
 
 
 def _check_results(staging: rec.Staging, kind: str, expected: Iterable[str], what: str) -> None:
-    present = {name.rsplit("/", 1)[-1].removesuffix(".json") for name in staging.names(_results(kind))}
+    present = staging.finished(_results(kind))
     missing = [name for name in expected if name not in present]
     if missing:
         raise IntegrityError(f"{what}: the {kind} results of {len(missing)} items {missing[:10]} are missing")

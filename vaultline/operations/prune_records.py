@@ -87,6 +87,11 @@ class Staging:
     def exists(self, name: str) -> bool:
         return self.storage.exists(self.prefix + name)
 
+    def finished(self, under: str) -> set[str]:
+        """The stems of the result files under ``under`` (``results/read/000003.json`` -> ``000003``): which items
+        left their result, what a later step proves complete before it acts."""
+        return {name.rsplit("/", 1)[-1].removesuffix(".json") for name in self.names(under)}
+
     def names(self, under: str) -> list[str]:
         """Names of the files under ``under`` (a folder of one partition or one step: bounded by its items)."""
         return [obj.key[len(self.prefix) :] for obj in self.storage.list(self.prefix + under)]

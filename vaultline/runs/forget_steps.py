@@ -16,7 +16,6 @@ from vaultline.repository.vault import Vault
 from vaultline.runs.forget_models import ForgetDecideEvent, ForgetPlanned, ForgetReadEvent, ForgetRunEvent
 from vaultline.runs.maintenance_models import ForgetResult, MaintenanceInput
 from vaultline.runs.maintenance_steps import retention_policy
-from vaultline.runs.models import filled_from
 from vaultline.runs.protocol import s3_storage, stage_work_list
 
 Remaining = Callable[[], int]
@@ -50,4 +49,4 @@ def decide(vault: Vault, event: ForgetDecideEvent, remaining_ms: Remaining | Non
 
 def summary(vault: Vault, event: ForgetRunEvent) -> ForgetResult:
     """Prove every item finished, add up, clean the staging (``$.results.forget``)."""
-    return filled_from(ForgetResult, engine.summary(vault, event.forget_run.run_id))
+    return engine.summary(vault, event.forget_run.run_id)

@@ -14,6 +14,7 @@ from pydantic import Field
 from vaultline.model import VaultlineModel
 from vaultline.operations.check import CheckCursor, Findings, PackSubset
 from vaultline.operations.drill import DrillCursor
+from vaultline.operations.forget_run import ForgetRunReport
 from vaultline.operations.lock_extension import LockExtendOptions
 from vaultline.operations.prune import DEFAULT_REPACK_THRESHOLD, HeldObject
 from vaultline.repository.manifest import ObjectEntry
@@ -175,17 +176,8 @@ class MaintenanceInput(StepModel):
     lock: LockExtendOptions = Field(default_factory=LockExtendOptions)
 
 
-class ForgetResult(VaultlineModel):
-    """What forget removed, per run; lists are capped, counts are not."""
-
-    sources: int = 0
-    recovery_points: int = Field(default=0, description="recovery points of the vault the run read")
-    removed: list[str] = Field(default_factory=list)
-    removed_count: int = 0
-    kept: int = 0
-    held: list[HeldObject] = Field(default_factory=list)
-    held_count: int = 0
-    skipped: list[str] = Field(default_factory=list, description="sources without keep rules: nothing forgotten")
+# ForgetSummary's result is the engine's own report, as LockSummary's is.
+ForgetResult = ForgetRunReport
 
 
 class PruneResult(VaultlineModel):
