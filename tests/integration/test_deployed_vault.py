@@ -16,16 +16,17 @@ import pytest
 from vaultline.aws import client
 from vaultline.errors import VaultExists, VaultNotFound
 from vaultline.operations.forget import forget
+from vaultline.operations.lock_extension import extend_locks, vault_settings
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository import locks
 from vaultline.repository.layout import CONFIG_KEY, MANIFEST_PREFIX, OBJECT_LOCK_KEY, STAGING_PREFIX, pack_key
-from vaultline.repository.object_lock import ObjectLockSettings, load_object_lock
+from vaultline.repository.object_lock import ObjectLockSettings, load_object_lock, save_object_lock
 from vaultline.repository.packs import list_pack_ids
 from vaultline.repository.vault import Vault
 from vaultline.runs import backup_steps
 from vaultline.runs.models import BackupWorkerEvent, CommitEvent, PrepareEvent, WorkItem
-from vaultline.runs.staging import vault_from_environment
+from vaultline.runs.staging import open_deployed_vault, vault_from_environment
 from vaultline.storage import LocalStorage, S3Storage
 
 # --- one config, even when two first runs create the vault at the same moment ---------------------------------
@@ -183,3 +184,38 @@ def test_forget_and_prune_work_and_report_what_object_lock_holds(deployed: Vault
     assert set(list_pack_ids(deployed.storage)) == packs
     assert pruned.stale_locks_removed == 1 and _current(s3, locks.LOCK_PREFIX) == []
     assert stale.key not in _current(s3, locks.LOCK_PREFIX)
+
+
+def test_maintenance_on_a_vault_that_records_no_lock_locks_and_extends_by_the_stacks_settings(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A vault made by `vaultline init` without --object-lock, then deployed by a stack whose backups lock 30 days:
+    # the backups lock by the stack, and maintenance must too, or nothing would keep their locks from lapsing.
+    s3.create_bucket(Bucket="vault-bucket", ObjectLockEnabledForBucket=True)
+    s3.put_bucket_versioning(Bucket="vault-bucket", VersioningConfiguration={"Status": "Enabled"})
+    s3.create_bucket(Bucket="source")
+    Vault.init(S3Storage("vault-bucket"))
+    _stack_environment(monkeypatch, VAULT_OBJECT_LOCK_MODE="GOVERNANCE", VAULT_OBJECT_LOCK_DAYS="30")
+    s3.put_object(Bucket="source", Key="a", Body=b"alpha " * 5000)
+    rp = _backup(vault_from_environment(), s3)
+    assert load_object_lock(S3Storage("vault-bucket")) is None  # the stack never writes a record on its own
+
+    maintenance = open_deployed_vault()
+    later = datetime.now(UTC) + timedelta(days=25)  # 5 days left: due at the default period and margin
+    report = extend_locks(maintenance, now=later)
+
+    assert report.enabled and report.manifests.extended == 1 and report.packs.extended >= 1
+    head = s3.head_object(Bucket="vault-bucket", Key=MANIFEST_PREFIX + rp)
+    assert head["ObjectLockRetainUntilDate"] > later + timedelta(days=29)
+    # What maintenance itself writes is locked the same way (a repack's packs hold live data).
+    assert maintenance.storage.lock_policy is not None
+    assert maintenance.storage.lock_policy.retention_for(pack_key("ab" * 32)) is not None
+
+
+def test_maintenance_locks_by_the_vaults_record_when_there_is_one(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3.create_bucket(Bucket="vault-bucket", ObjectLockEnabledForBucket=True)
+    s3.put_bucket_versioning(Bucket="vault-bucket", VersioningConfiguration={"Status": "Enabled"})
+    Vault.init(S3Storage("vault-bucket"))
+    save_object_lock(S3Storage("vault-bucket"), ObjectLockSettings.bounded("COMPLIANCE", 60))
+    _stack_environment(monkeypatch, VAULT_OBJECT_LOCK_MODE="GOVERNANCE", VAULT_OBJECT_LOCK_DAYS="30")
+    assert vault_settings(open_deployed_vault()) == ObjectLockSettings.bounded("COMPLIANCE", 60)

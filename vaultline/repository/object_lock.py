@@ -136,6 +136,13 @@ class VaultObjectLock:
         return cls(partial(load_object_lock, storage))
 
     @classmethod
+    def recorded_or(cls, storage: Storage, settings: ObjectLockSettings) -> VaultObjectLock:
+        """Lock by the vault's own ``object-lock`` object, or by ``settings`` when the vault records none: a
+        deployed stack's maintenance on a vault created without a record (``vaultline init`` without
+        ``--object-lock``) whose backups lock by the stack's configuration."""
+        return cls(lambda: load_object_lock(storage) or settings)
+
+    @classmethod
     def fixed(cls, settings: ObjectLockSettings | None) -> VaultObjectLock:
         """Lock by ``settings`` (None: no retention) whatever the vault records: a deployed stack's functions
         lock by the stack's configuration."""

@@ -42,6 +42,14 @@ def vault_from_environment(settings: FunctionSettings | None = None) -> Vault:
 
 def open_deployed_vault(settings: FunctionSettings | None = None) -> Vault:
     """Open the deployed vault by its URL alone: for the maintenance steps, which never create a vault and whose
-    writes lock what the vault's own ``object-lock`` object says."""
+    writes lock what the vault's own ``object-lock`` object says.
+
+    A vault that records no settings (created by ``vaultline init`` without ``--object-lock``) while the stack
+    locks its backups is locked by the stack's settings instead: else maintenance would never extend what the
+    backups locked, and a repack would write unlocked packs holding live data."""
     settings = settings or FunctionSettings.from_environment()
-    return Vault.open(open_storage(settings.require_vault_url()))
+    storage = open_storage(settings.require_vault_url())
+    _, lock_settings = settings.object_lock()
+    if lock_settings is not None:
+        storage.lock_policy = VaultObjectLock.recorded_or(storage, lock_settings)
+    return Vault.open(storage)
