@@ -2,8 +2,8 @@
 
 Usage: ``scale_steps.py STEP VAULT_DIR OBJECTS CHUNKS [POINTS]``. Prints one JSON line: the step's seconds (engine
 calls only, interpreter start-up excluded), its peak RSS (VmHWM), and its fixed part (the RSS and seconds once the
-interpreter, the vault and, for the steps that load it, the master index are in memory), so that what the step holds
-per object can be told apart from what it holds per chunk.
+interpreter, the vault and, for the steps that ask it, the index a worker uses are in memory), so that what the
+step holds per object can be told apart from what it holds per chunk.
 
 The synthetic vault: an index of CHUNKS chunk ids (blake3 of their number) in packs of about 16 MiB of 320 KiB
 chunks, written with ``Vault.write_index`` in index objects of the size a worker's flush writes; each pack
@@ -187,8 +187,7 @@ def own_peak() -> Callable[[], float]:
 
 def step_prepare(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     """Prepare on an unchanged source (``runs.backup_steps.prepare``, tags not due): the listing merge-joined with
-    the parent's entry stream, cut into carried parts, each staged as it is cut."""
-    vault.reload_index()
+    the parent's entry stream, cut into carried parts, each staged as it is cut. Prepare never asks the index."""
     fixed = mark()
     peak = own_peak()
     parent = latest_for_source(vault, SOURCE)
@@ -230,8 +229,9 @@ def step_stage_commit(vault_dir: str, objects: int, chunks: int) -> dict[str, An
 
 def step_commit(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     """Commit (``runs.backup_steps.commit``) of the run ``stage-commit`` staged: every part checked by listing,
-    then merged by key as streams into the manifest; the staging cleaned."""
-    vault.reload_index()
+    then merged by key as streams into the manifest; the staging cleaned. Its entry blobs are deduplicated against
+    the index a worker uses (``Vault.lookup``), loaded first."""
+    lookup = vault.lookup
     fixed = mark()
     peak = own_peak()
     (run_id,) = {obj.key.split("/")[1] for obj in vault.storage.list(STAGING_PREFIX)}
@@ -241,6 +241,7 @@ def step_commit(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     return {
         **fixed,
         "rp": rp.id,
+        "index": type(lookup).__name__,
         "entry_blobs": len(rp.entry_blobs),
         "entries": rp.entry_count,
         "step_peak_mib": peak(),
@@ -248,10 +249,13 @@ def step_commit(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
 
 
 def step_worker_start(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
-    """A worker's start-up: the whole master index loaded for dedup (the compact index of index.py)."""
+    """A worker's index start-up on the compacted vault (as after Maintenance's Compact): the catalog, the filter
+    and the recent index objects, then one lookup of a present and an absent id (the first fetches a shard)."""
     fixed = mark()
-    index = vault.reload_index()
-    return {**fixed, "indexed": len(index), "index_bytes_per_chunk": index.nbytes() / max(len(index), 1)}
+    lookup = vault.lookup
+    assert isinstance(lookup, ShardedIndex)
+    assert chunk_id(chunks // 2) in lookup and chunk_id(chunks) not in lookup
+    return {**fixed, "indexed": len(lookup), "index_bytes_per_chunk": lookup.filter.nbytes() / max(len(lookup), 1)}
 
 
 def step_index_start(vault: Vault, chunks: int) -> dict[str, Any]:
@@ -328,9 +332,9 @@ def step_ls(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
     """``ls``: the latest recovery point's entries, streamed."""
     rp = latest_for_source(vault, SOURCE)
     assert rp is not None
-    vault.reload_index()
+    lookup = vault.lookup  # what locates the entry stream's blobs
     fixed = mark()
-    return {**fixed, "entries": sum(1 for _ in iter_entries(vault, rp))}
+    return {**fixed, "entries": sum(1 for _ in iter_entries(vault, rp)), "index": type(lookup).__name__}
 
 
 def step_check(vault: Vault, objects: int, chunks: int) -> dict[str, Any]:
