@@ -4,9 +4,10 @@ Usage: ``engine_ab.py --base DIR [--size-mib 256] [--runs 5]``, where ``DIR`` ho
 (``git archive <commit> | tar -x -C DIR``). Each run backs up the same corpus into a fresh vault with each tree, then
 restores it with each, the order of the two trees swapped from one run to the next, and measures raw zstd-3 on
 every core (the bench's reference) and, when restic is on PATH, restic's restore in the same run. Every step runs in
-its own process (``engine_steps.py`` of the tree under test, with that tree first on ``PYTHONPATH``), so its wall
-time, CPU time and peak RSS are its own. On a machine shared with other work, read the per-run ratios (each pair
-measured side by side) and the CPU seconds, not the absolute speeds.
+its own process (this tree's ``engine_steps.py``, with the tree under test first on ``PYTHONPATH``), so its wall
+time, CPU time and peak RSS are its own. One runner for both trees: its backup and restore steps run the CLI's
+``main()``, which both trees have, so both are measured as a user runs them. On a machine shared with other work,
+read the per-run ratios (each pair measured side by side) and the CPU seconds, not the absolute speeds.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Tree:
     def step(self, *args: str) -> StepResult:
         # Bytecode is cached for both trees alike: a user's install has its .pyc files.
         env = {"PYTHONPATH": str(self.root), "PYTHONDONTWRITEBYTECODE": ""}
-        return run_measured([sys.executable, str(self.root / "bench" / "engine_steps.py"), *args], env=env)
+        return run_measured([sys.executable, str(BENCH_DIR / "engine_steps.py"), *args], env=env)
 
     def record(self, figure: str, value: float) -> None:
         self.figures.setdefault(figure, []).append(value)

@@ -2,12 +2,20 @@
 
 Usage: ``engine_steps.py {init-backup,backup,restore,check} VAULT_DIR [SOURCE_OR_TARGET_DIR]``, or
 ``engine_steps.py verify-item VAULT_DIR BATCH_JSON`` (one Maintenance verify item over a pack batch). Prints one
-JSON line: the step's own seconds (measured around the engine call, interpreter start-up excluded), its peak RSS
-(VmHWM) and what the engine reported.
+JSON line: the step's own seconds (measured around the step, interpreter start-up excluded), its peak RSS (VmHWM)
+and what the engine reported.
+
+The backup and restore steps run the ``vaultline`` command itself (``vaultline.cli.main.main``, with ``--json``, in
+this process), so they import what a user's ``vaultline backup`` or ``restore`` imports, not less: an earlier
+runner that called the operations directly skipped the CLI's own imports (its consoles, the stack client) and
+measured a start-up no user had. ``main()`` is also an interface every tree has, which lets ``engine_ab.py`` run
+this one runner against another checkout. check and verify-item call the operations, as the Maintenance steps do.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 import time
@@ -15,11 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vaultline.repository.vault import Vault
-from vaultline.storage.local import LocalStorage
-
-# Each step imports the operations it runs, as the CLI's subcommands do: a restore process never imported the
-# backup's chunker or the checker (0.1-0.2 s of a 256 MiB restore's wall time on the bench box, measured).
+# Nothing of the engine at module level: each step imports what it runs, as the CLI's subcommands do (a restore
+# process never imported the backup's chunker or the checker: 0.1-0.2 s of a 256 MiB restore's wall time, measured).
 
 
 def vm_hwm_mib() -> float:
@@ -30,50 +35,47 @@ def vm_hwm_mib() -> float:
     return 0.0
 
 
-def backup(vault: Vault, source_dir: str) -> dict[str, Any]:
-    """Back up ``source_dir`` into ``vault``; return the recovery point's statistics."""
-    from vaultline.operations.backup import run_backup
-    from vaultline.sources.local import LocalSource
+def vaultline(*argv: str) -> dict[str, Any]:
+    """Run ``vaultline ARGV --json`` in this process; return the JSON document it printed."""
+    from vaultline.cli.main import main
 
-    rp = run_backup(vault, LocalSource(source_dir))
-    s = rp.stats
-    return {
-        "rp": rp.id,
-        "objects": s.objects,
-        "bytes": s.bytes,
-        "bytes_read": s.bytes_read,
-        "bytes_stored": s.bytes_stored,
-        "new_chunks": s.new_chunks,
-        "duplicate_chunks": s.duplicate_chunks,
-        "packs": s.packs,
-    }
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main([*argv, "--json"])
+    if code != 0:
+        raise SystemExit(f"vaultline {' '.join(argv)} exited with {code}")
+    doc: dict[str, Any] = json.loads(printed.getvalue())
+    return doc
+
+
+def backup(vault_dir: str, source_dir: str) -> dict[str, Any]:
+    """``vaultline --vault VAULT_DIR backup SOURCE_DIR``; return the recovery point's statistics."""
+    doc = vaultline("--vault", vault_dir, "backup", source_dir)
+    names = ("objects", "bytes", "bytes_read", "bytes_stored", "new_chunks", "duplicate_chunks", "packs")
+    return {"rp": doc["recovery_point"], **{name: doc[name] for name in names}}
 
 
 def step_init_backup(vault_dir: str, source_dir: str) -> dict[str, Any]:
-    return backup(Vault.init(LocalStorage(vault_dir)), source_dir)
+    vaultline("--vault", vault_dir, "init")
+    return backup(vault_dir, source_dir)
 
 
 def step_backup(vault_dir: str, source_dir: str) -> dict[str, Any]:
-    return backup(Vault.open(LocalStorage(vault_dir)), source_dir)
+    return backup(vault_dir, source_dir)
 
 
 def step_restore(vault_dir: str, source_dir: str, target_dir: str) -> dict[str, Any]:
-    """Restore the latest recovery point of ``source_dir`` into ``target_dir``."""
-    from vaultline.operations.restore import restore_entries, select_entries
-    from vaultline.repository.manifest import latest_for_source
-    from vaultline.targets import DirectoryTarget
-
-    vault = Vault.open(LocalStorage(vault_dir))
-    rp = latest_for_source(vault, str(Path(source_dir).resolve()))
-    if rp is None:
-        raise SystemExit(f"no recovery point for {source_dir}")
-    outcome = restore_entries(vault, select_entries(vault, rp), DirectoryTarget(target_dir))
-    return {"objects": outcome.stats.objects, "bytes": outcome.stats.bytes, "unmappable": outcome.stats.unmappable}
+    """``vaultline --vault VAULT_DIR restore latest --to TARGET_DIR``: the bench's vaults hold recovery points of
+    ``source_dir`` alone, so the latest is that source's (the benches compare the target with it afterwards)."""
+    doc = vaultline("--vault", vault_dir, "restore", "latest", "--to", target_dir)
+    return {"objects": doc["objects"], "bytes": doc["bytes"], "unmappable": len(doc["unmappable_keys"])}
 
 
 def step_check(vault_dir: str) -> dict[str, Any]:
     """``check --read-data``: every pack read, every blob decoded and verified."""
     from vaultline.operations.check import check_vault
+    from vaultline.repository.vault import Vault
+    from vaultline.storage.local import LocalStorage
 
     report = check_vault(Vault.open(LocalStorage(vault_dir)), read_data=True)
     return {
@@ -89,6 +91,8 @@ def step_verify_item(vault_dir: str, batch_json: str) -> dict[str, Any]:
     """One verify item (``runs.verify_steps.item``'s work) over the pack batch in ``batch_json``: the item needs no
     index, so this is its whole footprint."""
     from vaultline.operations.check import PackBatch, verify_packs
+    from vaultline.repository.vault import Vault
+    from vaultline.storage.local import LocalStorage
 
     batch = PackBatch.model_validate_json(Path(batch_json).read_text())
     found = verify_packs(Vault.open(LocalStorage(vault_dir)), batch).findings

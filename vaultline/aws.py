@@ -1,8 +1,9 @@
 """boto3 clients configured once: standard credential chain and AWS_ENDPOINT_URL, adaptive retries; and clients
 that read through a role in another account.
 
-boto3 and botocore's session are imported by the first client made, not with this module: they are a fifth of a
-second and about 20 MiB of memory, which a command on a local vault (and ``vaultline --help``) never needs.
+boto3 and botocore (its session, and even its exceptions) are imported by the first client made, not with this
+module: they are a fifth of a second and about 20 MiB of memory, which a command on a local vault (and
+``vaultline --help``) never needs, and the KMS key slots import this module whether or not the vault uses KMS.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from vaultline.errors import SourceError
 
 if TYPE_CHECKING:
     import botocore.session
     from botocore.config import Config
     from botocore.credentials import DeferredRefreshableCredentials
+    from botocore.exceptions import ClientError
 
 _config: Config | None = None
 SESSION_NAME = "vaultline"
@@ -137,6 +137,8 @@ def _provided(credentials: DeferredRefreshableCredentials) -> Any:
 
 
 def _assume(role_arn: str, region: str | None) -> dict[str, str]:
+    from botocore.exceptions import ClientError  # with the client, as the module's docstring says
+
     try:
         creds = client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
     except ClientError as exc:

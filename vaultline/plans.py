@@ -37,6 +37,7 @@ from vaultline.model import VaultlineModel
 from vaultline.schedule_gaps import UnboundedSchedule, longest_gap
 from vaultline.sources.dynamodb.model import ReadOptions
 from vaultline.sources.s3_inventory_model import InventoryReport
+from vaultline.sources.s3_options import ArchivedObjects, TagsRefresh
 
 PLANS_FILE_VERSION: Literal[1] = 1
 
@@ -61,12 +62,6 @@ _CRON_FIELD_CHARS = (
     (r"^[0-9,*/-]+$", 1970, 2199),
 )
 _CRON_FIELD_NAMES = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
-
-
-ArchivedObjects = Literal["skip", "fail"]
-"""What a backup does with an object that must be restored from an archive tier before it can be read."""
-TagsRefresh = Literal["always", "never"] | Annotated[int, Field(ge=1)]
-"""How often a backup re-reads the tags of objects it does not read again: every backup, every N-th, or never."""
 
 
 class PlansFileError(VaultlineError):

@@ -48,6 +48,7 @@ RULES: dict[str, tuple[str, ...]] = {
         "vaultline.schedule_gaps",
         "vaultline.sources.dynamodb.model",
         "vaultline.sources.s3_inventory_model",
+        "vaultline.sources.s3_options",
     ),
     "vaultline.schedule_gaps": ("vaultline.errors",),  # a schedule's longest gap: plain calendar arithmetic
     "vaultline.storage": STORAGE,  # bytes and keys only: no vault layout, no Object Lock settings

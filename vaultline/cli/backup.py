@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from vaultline.cli import tables
 from vaultline.cli.context import open_vault
 from vaultline.cli.output import emit_json, err, human_bytes, out, transfer_progress
 from vaultline.errors import UsageError, VaultlineError
 from vaultline.operations.backup import BackupOptions, run_backup
 from vaultline.operations.compact import compact_when_due
-from vaultline.plans import TagsRefresh
 from vaultline.repository.manifest import ISSUES_REPORTED
 from vaultline.repository.vault import Vault
 from vaultline.sources import open_source
-from vaultline.sources.dynamodb.table import is_table_url
+from vaultline.sources.dynamodb.urls import is_table_url
+from vaultline.sources.s3_options import TagsRefresh
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -83,6 +82,9 @@ def _compact_when_due(vault: Vault, args: argparse.Namespace) -> None:
 
 
 def _backup_table(vault: Vault, args: argparse.Namespace) -> int:
+    # The DynamoDB engine and the plans' models only for a table: a directory or S3 backup does not import them.
+    from vaultline.cli import tables
+
     doc, line = tables.backup(vault, args, dict(_parse_tag(t) for t in args.tag))
     if args.json:
         emit_json(doc)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vaultline.cli.stack import StackInfo, find_stack
 from vaultline.errors import UsageError
 from vaultline.repository.vault import Vault
 from vaultline.storage import open_storage
 
+if TYPE_CHECKING:
+    from vaultline.cli.stack import StackInfo
+
 
 def stack_of(args: argparse.Namespace) -> StackInfo:
     """The deployed stack ``--stack`` (or ``$VAULTLINE_STACK``, or ``Vaultline``) names."""
+    # Only the commands that drive the stack import its client (botocore): a local vault's commands never do.
+    from vaultline.cli.stack import find_stack
+
     return find_stack(args.stack or os.environ.get("VAULTLINE_STACK") or "Vaultline")
 
 

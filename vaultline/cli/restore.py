@@ -12,7 +12,7 @@ from vaultline.errors import UsageError
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.repository.manifest import resolve_recovery_point
 from vaultline.runs.settings import ACCESS_LOG_BUCKET_ENV
-from vaultline.sources.dynamodb.table import is_table_url
+from vaultline.sources.dynamodb.urls import is_table_url
 from vaultline.targets import Overwrite, open_target
 from vaultline.targets.guard import refuse_vault_buckets
 

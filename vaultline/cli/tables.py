@@ -18,7 +18,7 @@ from vaultline.repository.manifest import resolve_recovery_point
 from vaultline.repository.vault import Vault
 from vaultline.sources.dynamodb.items import item_to_json
 from vaultline.sources.dynamodb.model import BackupOptions, table_info
-from vaultline.sources.dynamodb.table import TableRef, parse_table_url
+from vaultline.sources.dynamodb.urls import TableRef, parse_table_url
 
 
 def backup(vault: Vault, args: argparse.Namespace, tags: dict[str, str]) -> tuple[dict[str, Any], str]:

@@ -20,7 +20,6 @@ from pydantic import ConfigDict
 from vaultline.errors import IntegrityError
 from vaultline.model import VaultlineModel
 from vaultline.operations.chunk_ahead import ChunkAhead, ObjectChunks
-from vaultline.plans import ArchivedObjects, TagsRefresh
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.chunking import Chunker
 from vaultline.repository.commit import RecoveryPointDraft, finish_recovery_point
@@ -40,6 +39,7 @@ from vaultline.repository.manifest import (
 from vaultline.repository.packs import BlobType, list_pack_ids
 from vaultline.repository.vault import Vault
 from vaultline.sources.base import ObjectArchived, ObjectVanished, Source
+from vaultline.sources.s3_options import ArchivedObjects, TagsRefresh
 
 Progress = Callable[[int, int], None]
 """Called with (objects done, bytes done) increments."""

@@ -71,8 +71,9 @@ from vaultline.sources.dynamodb.scan import (
     scan_part,
     store_items,
 )
-from vaultline.sources.dynamodb.table import TableSnapshot, describe_table, parse_table_url, table_client
+from vaultline.sources.dynamodb.table import TableSnapshot, describe_table, table_client
 from vaultline.sources.dynamodb.throttle import Backoff, RateLimiter
+from vaultline.sources.dynamodb.urls import parse_table_url
 
 # One segment per this many bytes of table: a worker reads and sorts it in one Lambda invocation (a layered segment
 # is a delta only when it was read in one part of at most layers.RUN_BYTES), and the map stays small for small

@@ -21,10 +21,10 @@ from vaultline.sources.dynamodb.table import (
     check_key_schema,
     create_table,
     find_table,
-    parse_table_url,
     table_client,
 )
 from vaultline.sources.dynamodb.throttle import Backoff, RateLimiter
+from vaultline.sources.dynamodb.urls import parse_table_url
 
 BATCH_SIZE = 25  # BatchWriteItem's limit
 

@@ -47,8 +47,10 @@ class VaultConfig(VaultlineModel):
     version: int = FORMAT_VERSION
     vault_id: str
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    chunker: ChunkerParams = ChunkerParams()
-    compression: CompressionSettings = CompressionSettings()
+    # Factories, not instances: an instance as a default is validated when the class is defined, which built both
+    # models' validators (and loaded pydantic's plugins) at every import of the engine.
+    chunker: ChunkerParams = Field(default_factory=ChunkerParams)
+    compression: CompressionSettings = Field(default_factory=CompressionSettings)
     pack_size: int = 16 * 1024 * 1024
     encryption: EncryptionSettings
 

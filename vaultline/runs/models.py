@@ -9,10 +9,11 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from vaultline.model import VaultlineModel
-from vaultline.plans import ROLE_ARN, ArchivedObjects, TagsRefresh
+from vaultline.plans import ROLE_ARN
 from vaultline.repository.commit import RecoveryPointRun
 from vaultline.repository.manifest import BackupStats, Entry, EntryLine, Issues, ObjectEntry, ObjectIssue
 from vaultline.sources.s3_inventory_model import InventoryReport
+from vaultline.sources.s3_options import ArchivedObjects, TagsRefresh
 from vaultline.targets import Overwrite
 
 

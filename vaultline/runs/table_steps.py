@@ -57,7 +57,8 @@ from vaultline.runs.table_models import (
 )
 from vaultline.sources.dynamodb.export import export_status as describe_export
 from vaultline.sources.dynamodb.model import table_info
-from vaultline.sources.dynamodb.table import parse_table_url, table_client
+from vaultline.sources.dynamodb.table import table_client
+from vaultline.sources.dynamodb.urls import parse_table_url
 
 # A worker stops reading when less than this is left of its Lambda time: enough to flush its last packs and index.
 RESERVE_MS = 60_000

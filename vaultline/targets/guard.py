@@ -7,10 +7,12 @@ check refuses before anything is written, with an error that says why.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vaultline.errors import TargetError
-from vaultline.repository.vault import Vault
-from vaultline.sources.s3 import parse_s3_url
-from vaultline.storage import S3Storage
+
+if TYPE_CHECKING:
+    from vaultline.repository.vault import Vault
 
 
 def refuse_vault_buckets(target_url: str, vault: Vault, access_log_bucket: str | None = None) -> None:
@@ -18,6 +20,10 @@ def refuse_vault_buckets(target_url: str, vault: Vault, access_log_bucket: str |
     deployed stack knows: its functions' settings name it)."""
     if not target_url.startswith("s3://"):
         return
+    # Only an S3 target has a bucket to compare: a directory restore does not import the S3 modules (botocore).
+    from vaultline.sources.s3 import parse_s3_url
+    from vaultline.storage.s3 import S3Storage
+
     bucket, _ = parse_s3_url(target_url)
     if isinstance(vault.storage, S3Storage) and bucket == vault.storage.bucket:
         raise TargetError(f"restore target {target_url} is in the vault's own bucket {bucket}: choose another bucket")
