@@ -1,4 +1,9 @@
-"""Forget: remove the recovery points that the keep rules do not keep (by deleting their manifests).
+"""Forget in one process, for one source at a time: the backup's Retention step (up to
+``RETENTION_STEP_MAX_POINTS`` headers) and a copy's keep rules on its target. ``vaultline forget`` and the
+Maintenance state machine run the staged steps of :mod:`vaultline.operations.forget_run` instead, whose memory is
+one partition's points, not the vault's.
+
+Forget removes the recovery points that the keep rules do not keep (by deleting their manifests).
 
 The data of a forgotten recovery point stays until a prune finds it unreferenced. A manifest under S3 Object Lock
 retention is not deleted: it is reported as held, with its date, and a later forget removes it.

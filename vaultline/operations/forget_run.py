@@ -2,7 +2,9 @@
 
 A recovery point's source is in its manifest header, not in its key, so forget must read every header before it
 can decide on any source. The Maintenance state machine runs this module's steps as Lambda steps and Distributed
-Maps (docs/state-machines.md, "Forget"), and :func:`forget_staged` runs the very same steps in one process:
+Maps (docs/state-machines.md, "Forget"); :func:`forget_staged` runs the very same steps in one process, and so does
+:func:`forget_listed`, which ``vaultline forget`` runs (its rules for every source, a dry run, and every decision
+listed back from the staging):
 
 1. **Plan** (:func:`plan`) fixes the run's ``now``, folds the plans' policies into each source's rounds (a source
    named by two plans gets both, in plan order), lists the recovery point ids and stages them in batches of
@@ -10,13 +12,16 @@ Maps (docs/state-machines.md, "Forget"), and :func:`forget_staged` runs the very
    keep each near ``POINTS_PER_PARTITION`` points, at most one per source and ``MAX_PARTITIONS``.
 2. **Read** (:func:`read`, a Map over the batches; items loop on their cursor) reads its batch's headers
    (``HEADERS_IN_FLIGHT`` at a time) and stages, per partition, the few fields the rules read of each point whose
-   source has rules (``PointInTime``: id, source, time, tags). A point forgotten since Plan is skipped.
+   source has rules (``PointInTime``: id, source, time, tags; every point when the run has rules for every source).
+   A point forgotten since Plan is skipped.
 3. **Decide** (:func:`decide`, a Map over partitions; looping) proves every read item finished (a decision on part
-   of a source's history could drop what the whole keeps), loads its partition's points, applies each source's
-   rounds (round ``k`` decides among the points rounds before it kept), and deletes the manifests of the points
-   some round drops, ``DELETE_BATCH`` a request, unless Object Lock holds them: those are reported held, with
-   their date, and a later run removes them. Its cursor is a position in the sorted list of dropped ids, which
-   the rules recompute identically from the same staged points and the run's ``now``.
+   of a source's history could drop what the whole keeps), loads its partition's points as compact rows
+   (``PointRow``), applies each source's rounds (round ``k`` decides among the points rounds before it kept; a
+   decision is a keep mask, a small int), and deletes the manifests of the points some round drops,
+   ``DELETE_BATCH`` a request, unless Object Lock holds them: those are reported held, with their date, and a
+   later run removes them (a dry run deletes nothing). Its cursor is a position in the sorted list of dropped
+   ids, which the rules recompute identically from the same staged points and the run's ``now``. A listed run's
+   decide also stages its decisions (``LISTED_ROWS`` a file) and the held objects of each delete batch.
 4. **Summary** (:func:`summary`) proves every item finished, adds up the counts and cleans the staging.
 
 Crash safety: forget's only effect on the vault is deleting manifests of points the rules drop, each a complete
@@ -31,11 +36,13 @@ Ceilings (per step):
 * plan: the recovery point ids, about 100 bytes each (a million points in 100 MiB), as prune's start.
 * read: one batch (``POINTS_PER_BATCH`` headers; each header is dropped once its fields are taken); its time is
   the header GETs, ``HEADERS_IN_FLIGHT`` in flight, cut by the cursor.
-* decide: its partition's points with their decisions, about 2 KiB each (``bench/scale_bench.py --steps forget``:
-  2,005 bytes a point); a partition holds one source's whole history at least, so one source's points are the
-  ceiling: about 490,000 at the function's 1,024 MB (hourly backups kept for 55 years), 200 MiB for a partition
-  of ``POINTS_PER_PARTITION``. Its time is one HEAD per dropped point (Object Lock state) and one DeleteObjects
-  request per ``DELETE_BATCH``, cut by the cursor (2.5 million points decided in 900 s in one process).
+* decide: its partition's points with their decisions, about 600 bytes each as compact rows
+  (``bench/scale_bench.py --steps forget --points 20000``: 613 bytes a point, the plan's and reads' share of the
+  process included; 347 at ``--points 100000``; 2,062 as pydantic models before); a partition holds one source's
+  whole history at least, so one source's points are the ceiling: about 1.6 million at the function's 1,024 MB
+  (hourly backups kept for 180 years), 60 MiB for a partition of ``POINTS_PER_PARTITION``. Its time is one HEAD
+  per dropped point (Object Lock state) and one DeleteObjects request per ``DELETE_BATCH``, cut by the cursor
+  (2.5 million points decided in 900 s in one process).
 * summary: one small result per item.
 """
 
@@ -71,7 +78,7 @@ from vaultline.repository.manifest import HEADERS_IN_FLIGHT, RecoveryPoint, list
 from vaultline.repository.vault import Vault
 
 POINTS_PER_BATCH = 512  # headers per read item: 16 rounds of HEADERS_IN_FLIGHT GETs
-POINTS_PER_PARTITION = 100_000  # points a decide item holds when the sources spread (about 200 MiB)
+POINTS_PER_PARTITION = 100_000  # points a decide item holds when the sources spread (about 60 MiB)
 MAX_PARTITIONS = 256
 RESERVE_MS = 60_000  # an item stops when less than this is left of its Lambda time
 LISTED = 50  # removed ids and held objects an item result lists (counts are complete)
