@@ -87,11 +87,15 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def _print_decisions(actions: Iterator[tuple[Decision, str]]) -> None:
+    printed = False
     for rows in batches(actions, TABLE_ROWS):
         table = Table("source", "recovery point", "time", "action", "kept by")
         for d, action in rows:
             table.add_row(d.source, d.id, f"{d.time:%Y-%m-%d %H:%M:%S}", action, ", ".join(d.reasons))
         out.print(table)
+        printed = True
+    if not printed:  # a vault without recovery points: the table's header, as ever
+        out.print(Table("source", "recovery point", "time", "action", "kept by"))
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
