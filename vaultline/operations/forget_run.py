@@ -2,7 +2,8 @@
 
 A recovery point's source is in its manifest header, not in its key, so forget must read every header before it
 can decide on any source. The Maintenance state machine runs this module's steps as Lambda steps and Distributed
-Maps (docs/state-machines.md, "Forget"); :func:`forget_staged` runs the very same steps in one process, and so does
+Maps (docs/state-machines.md, "Forget"); :func:`forget_staged` runs the very same steps in one process (the
+backup's Retention step and a copy's keep rules, for one source, staging in a temporary directory), and so does
 :func:`forget_listed`, which ``vaultline forget`` runs (its rules for every source, a dry run, and every decision
 listed back from the staging):
 
@@ -52,6 +53,7 @@ import contextlib
 import hashlib
 import math
 import os
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -76,6 +78,7 @@ from vaultline.operations.retention import (
 from vaultline.repository.layout import MANIFEST_PREFIX, manifest_key
 from vaultline.repository.manifest import HEADERS_IN_FLIGHT, RecoveryPoint, list_recovery_point_ids, load_recovery_point
 from vaultline.repository.vault import Vault
+from vaultline.storage import LocalStorage, Storage
 
 POINTS_PER_BATCH = 512  # headers per read item: 16 rounds of HEADERS_IN_FLIGHT GETs
 POINTS_PER_PARTITION = 100_000  # points a decide item holds when the sources spread (about 60 MiB)
@@ -224,13 +227,15 @@ def plan(
     every_source: RetentionPolicy | None = None,
     dry_run: bool = False,
     listed: bool = False,
+    scratch: Storage | None = None,
 ) -> tuple[ForgetRun, list[ForgetReadItem], list[ForgetDecideItem]]:
     """Fix the run's moment and rounds, stage the run document and the read batches; return the run and both maps'
     items (none when no source has rules).
 
     ``every_source`` is the policy of every source ``policies`` does not name (the CLI's ``forget --keep-*``; an
     empty one is refused); ``dry_run`` decides and deletes nothing; ``listed`` has Decide stage every decision and
-    held object for :func:`listing`."""
+    held object for :class:`ForgetListing`. Every step stages in the vault's ``staging/``, or in ``scratch`` when
+    given (a temporary directory: a run in one process that may not write the vault's staging)."""
     if every_source is not None and every_source.empty():
         raise UsageError("no keep rule given: refusing to forget every recovery point (pass at least one --keep-*)")
     moment = now or datetime.now(UTC)
@@ -244,7 +249,7 @@ def plan(
         listed=listed,
         skipped=skipped,
     )
-    staging = rec.Staging(vault, run.run_id)
+    staging = rec.Staging(vault, run.run_id, scratch)
     items: list[ForgetReadItem] = []
     try:
         # With no source to decide on there is nothing to read: the run is its document, which Summary reports.
@@ -276,10 +281,16 @@ def _header(vault: Vault, rp_id: str) -> RecoveryPoint | None:
         return None
 
 
-def read(vault: Vault, run_id: str, item: ForgetReadItem, remaining_ms: Remaining | None = None) -> ForgetReadResult:
+def read(
+    vault: Vault,
+    run_id: str,
+    item: ForgetReadItem,
+    remaining_ms: Remaining | None = None,
+    scratch: Storage | None = None,
+) -> ForgetReadResult:
     """Read a batch's headers from ``item.start`` until the batch ends or the time budget runs low; stage, per
     partition, the points whose sources have rules."""
-    staging = rec.Staging(vault, run_id)
+    staging = rec.Staging(vault, run_id, scratch)
     run = staging.get_model(RUN, ForgetRun)
     ids = staging.get_model(item.batch, ForgetBatch).ids
     ruled = {s.source for s in run.sources}
@@ -432,12 +443,16 @@ def _decided_ids(
 
 
 def decide(
-    vault: Vault, run_id: str, item: ForgetDecideItem, remaining_ms: Remaining | None = None
+    vault: Vault,
+    run_id: str,
+    item: ForgetDecideItem,
+    remaining_ms: Remaining | None = None,
+    scratch: Storage | None = None,
 ) -> ForgetDecideResult:
     """Apply the rounds of a partition's sources to their points and delete the manifests they drop (but those
     Object Lock holds; none in a dry run), from the ``item.start``-th dropped point on, until done or the time
     budget runs low."""
-    staging = rec.Staging(vault, run_id)
+    staging = rec.Staging(vault, run_id, scratch)
     run = staging.get_model(RUN, ForgetRun)
     _check_read(staging, run)
     result = ForgetDecideResult(partition=item.partition, part=item.part, done=True)
@@ -483,10 +498,10 @@ def _decided(staging: rec.Staging) -> Iterator[ForgetDecideResult]:
             yield staging.get_model(name, ForgetDecideResult)
 
 
-def summary(vault: Vault, run_id: str, clean: bool = True) -> ForgetRunReport:
+def summary(vault: Vault, run_id: str, clean: bool = True, scratch: Storage | None = None) -> ForgetRunReport:
     """Prove every item finished (IntegrityError naming the missing ones), add up every part's counts, clean the
     staging."""
-    staging = rec.Staging(vault, run_id)
+    staging = rec.Staging(vault, run_id, scratch)
     run = staging.get_model(RUN, ForgetRun)
     _check_read(staging, run)
     decided = staging.finished(_results("decide"))
@@ -506,9 +521,9 @@ def summary(vault: Vault, run_id: str, clean: bool = True) -> ForgetRunReport:
     return report
 
 
-def abort(vault: Vault, run_id: str) -> int:
+def abort(vault: Vault, run_id: str, scratch: Storage | None = None) -> int:
     """End a failed run: delete its staging; return how many objects were deleted."""
-    return rec.Staging(vault, run_id).clean()
+    return rec.Staging(vault, run_id, scratch).clean()
 
 
 # -- the staged run in one process ------------------------------------------------------------------------------
@@ -520,15 +535,26 @@ def _run_items(
     reads: Sequence[ForgetReadItem],
     decides: Sequence[ForgetDecideItem],
     remaining_ms: Remaining | None,
+    scratch: Storage | None = None,
 ) -> None:
     for read_item in reads:
         next_read: ForgetReadItem | None = read_item
         while next_read is not None:
-            next_read = read(vault, run.run_id, next_read, remaining_ms).next
+            next_read = read(vault, run.run_id, next_read, remaining_ms, scratch).next
     for decide_item in decides:
         next_decide: ForgetDecideItem | None = decide_item
         while next_decide is not None:
-            next_decide = decide(vault, run.run_id, next_decide, remaining_ms).next
+            next_decide = decide(vault, run.run_id, next_decide, remaining_ms, scratch).next
+
+
+@contextlib.contextmanager
+def _scratch(wanted: bool) -> Iterator[Storage | None]:
+    """A temporary directory's storage for a run's staging, deleted on exit; None (the vault's) when not wanted."""
+    if not wanted:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="vaultline-forget-") as root:
+        yield LocalStorage(root)
 
 
 def forget_staged(
@@ -536,17 +562,24 @@ def forget_staged(
     policies: Sequence[tuple[str, RetentionPolicy | None]],
     now: datetime | None = None,
     remaining_ms: Remaining | None = None,
+    every_source: RetentionPolicy | None = None,
+    scratch: bool = False,
 ) -> ForgetRunReport:
     """Run every step of a forget in this process, items one after another (each looping on its cursor while
-    ``remaining_ms`` says its time is low, as the state machine loops it); a failure cleans the staging."""
-    run, reads, decides = plan(vault, policies, now)
-    try:
-        _run_items(vault, run, reads, decides, remaining_ms)
-        return summary(vault, run.run_id)
-    except BaseException:
-        with contextlib.suppress(VaultlineError):
-            abort(vault, run.run_id)
-        raise
+    ``remaining_ms`` says its time is low, as the state machine loops it); a failure cleans the staging.
+
+    ``every_source`` as :func:`plan` takes it; ``scratch`` stages in a temporary directory instead of the vault's
+    ``staging/`` (the backup's Retention step and a copy's keep rules, whose functions write no staging)."""
+    with _scratch(scratch) as storage:
+        run, reads, decides = plan(vault, policies, now, every_source, scratch=storage)
+        try:
+            _run_items(vault, run, reads, decides, remaining_ms, storage)
+            report = summary(vault, run.run_id, scratch=storage)
+        except BaseException:
+            with contextlib.suppress(VaultlineError):
+                abort(vault, run.run_id, storage)
+            raise
+    return report
 
 
 class ForgetListing:
