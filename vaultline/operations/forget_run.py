@@ -261,7 +261,7 @@ def plan(
             run.recovery_points += len(batch)
         run.read_items = len(items)
         wanted = max(1, math.ceil(run.recovery_points / POINTS_PER_PARTITION))
-        # Every source's rules reach sources no one named: the partitions cannot be fewer than the sources then.
+        # Rules for every source reach sources no plan names, unknown until read: their count cannot cap the partitions.
         run.partitions = min(wanted, MAX_PARTITIONS if run.every_source else len(sources), MAX_PARTITIONS)
         staging.put_model(RUN, run)
     except BaseException:
@@ -391,7 +391,7 @@ def _listed(partition: int, what: str) -> str:
 
 
 class _DecisionWriter:
-    """Stages a partition's decisions ``LISTED_ROWS`` a file, for :func:`listing`."""
+    """Stages a partition's decisions ``LISTED_ROWS`` a file, for :class:`ForgetListing`."""
 
     def __init__(self, staging: rec.Staging, partition: int) -> None:
         self.staging = staging
