@@ -24,7 +24,7 @@ from measure import run_engine_step
 
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import CheckPlan, PackBatch, check_vault
-from vaultline.operations.forget import forget
+from vaultline.operations.forget_run import forget_listed
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.operations.stats import vault_stats
@@ -108,10 +108,11 @@ def main() -> None:
         counting = CountingStorage(LocalStorage(root))
         vault = Vault.open(counting)
         clock = time.perf_counter()
-        forgotten = forget(vault, RetentionPolicy(keep_last=args.keep_last))
+        with forget_listed(vault, RetentionPolicy(keep_last=args.keep_last)) as listing:  # the CLI's forget
+            removed = listing.report.removed_count
         forget_s = time.perf_counter() - clock
         print(
-            f"forget --keep-last {args.keep_last}: removed {len(forgotten.removed)} in {forget_s:.2f} s, "
+            f"forget --keep-last {args.keep_last}: removed {removed} in {forget_s:.2f} s, "
             f"requests {dict(counting.calls)}"
         )
         garbage = vault_stats(Vault.open(LocalStorage(root)))

@@ -127,7 +127,7 @@ APPLY_RETENTION = FunctionSpec(
 )
 # Forget (vaultline/operations/forget_run.py states each step's ceiling): the plan lists the recovery points (100
 # bytes each); read holds one batch of headers, GETs in flight (I/O-bound); decide holds one partition's points,
-# about 1 KiB each with their decisions, and is the only one that deletes (manifests it drops, after a HEAD each);
+# about 600 bytes each with their decisions, and is the only one that deletes (manifests it drops, after a HEAD each);
 # the summary adds up small results. They write nothing in the vault but their run's staging.
 MAINTENANCE_FORGET_PLAN = FunctionSpec(
     "maintenance_forget_plan", c.PREPARE_MEMORY_MB, "Stage a forget's batches", writes=(layout.STAGING_PREFIX,)

@@ -15,7 +15,7 @@ import pytest
 
 from vaultline.aws import client
 from vaultline.errors import VaultExists, VaultNotFound
-from vaultline.operations.forget import forget
+from vaultline.operations.forget_run import forget_staged
 from vaultline.operations.lock_extension import extend_locks, vault_settings
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
@@ -172,11 +172,11 @@ def test_forget_and_prune_work_and_report_what_object_lock_holds(deployed: Vault
     # A stale lock left by a run that died: prune removes it.
     stale = locks.acquire(deployed.storage, "backup", exclusive=False, now=datetime.now(UTC) - timedelta(hours=2))
 
-    report = forget(deployed, RetentionPolicy(keep_last=1))
+    report = forget_staged(deployed, [], every_source=RetentionPolicy(keep_last=1))
     assert report.removed == [] and [h.key for h in report.held] == [MANIFEST_PREFIX + first]
 
     later = datetime.now(UTC) + timedelta(days=31)
-    assert forget(deployed, RetentionPolicy(keep_last=1), now=later).removed == [first]
+    assert forget_staged(deployed, [], later, every_source=RetentionPolicy(keep_last=1)).removed == [first]
     packs = set(list_pack_ids(deployed.storage))
     pruned = prune(Vault.open(deployed.storage))
     # The first backup's pack is garbage now but held: reported with its date, kept, and no error.

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.integration.test_dynamodb import NO_SLEEP, put_all, scan_all, simple_table
 from vaultline.errors import IntegrityError
 from vaultline.operations import table_backup
-from vaultline.operations.forget import forget
+from vaultline.operations.forget_run import forget_staged
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.operations.table_backup import run_table_backup
@@ -159,8 +159,8 @@ def test_forgetting_the_base_keeps_every_chunk_its_deltas_need(ddb: Any, s3_vaul
     ddb.delete_item(TableName="kept", Key={"pk": {"S": "k00008"}})
     delta = run_table_backup(s3_vault, "dynamodb://kept", sleep=NO_SLEEP)
     assert layer_counts(s3_vault, delta) == [2]
-    report = forget(s3_vault, RetentionPolicy(keep_last=1))
-    assert report.removed == [base.id] and report.kept == [delta.id]
+    report = forget_staged(s3_vault, [], every_source=RetentionPolicy(keep_last=1))
+    assert report.removed == [base.id] and report.kept == 1
     prune(s3_vault)
     s3_vault.reload_index()
     # The delta names the base's chunks itself: prune kept them, and it restores bit-exact.

@@ -4,13 +4,14 @@ history."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import count_manifest_reads
+from tests.integration.conftest import Run, count_manifest_reads
 from vaultline.errors import IntegrityError
 from vaultline.operations import forget_run
 from vaultline.operations.backup import run_backup
@@ -201,3 +202,63 @@ def test_a_manifest_object_lock_holds_is_reported_held_and_kept(s3: Any, tmp_pat
 
     later = datetime.now(UTC) + timedelta(days=2)
     assert forget_staged(vault, [("s3://a", RetentionPolicy(keep_last=2))], now=later).removed == [oldest.id]
+
+
+def test_the_cli_runs_the_staged_steps_on_every_sources_whole_history_reading_each_header_once(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Run
+) -> None:
+    _history(vault, tmp_path, {"s3://a": 30, "s3://b": 12})
+    before = _left(vault)
+    # Histories spread over many read items and the sources over several partitions, as a large vault's are.
+    monkeypatch.setattr(forget_run, "POINTS_PER_BATCH", 8)
+    monkeypatch.setattr(forget_run, "POINTS_PER_PARTITION", 10)
+    decided: list[int] = []
+    decide = forget_run.decide
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        result = decide(*args, **kwargs)
+        decided.append(result.partition)
+        return result
+
+    monkeypatch.setattr(forget_run, "decide", counted)
+    reads = count_manifest_reads(monkeypatch, S3Storage)
+    code, out, _ = run("--vault", "s3://vault/v", "forget", "--keep-daily", "3", "--keep-weekly", "2", "--json")
+
+    assert code == 0 and decided == [0, 1, 2, 3, 4], "one decide item per partition of the 42 points"
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 42
+    policy = RetentionPolicy(keep_daily=3, keep_weekly=2)
+    left = _left(vault)
+    assert {s: {p.id for p in left[s]} for s in left} == {s: _expected_kept(ps, policy) for s, ps in before.items()}
+    doc = json.loads(out)
+    for source, points in before.items():
+        expected = apply_group([PointInTime(id=p.id, source=p.source, time=p.time) for p in points], policy)
+        listed = [d for d in doc["decisions"] if d["source"] == source]
+        assert [(d["id"], d["keep"], d["reasons"]) for d in listed] == [(d.id, d.keep, d.reasons) for d in expected]
+    assert set(doc["kept"]) == {p.id for ps in left.values() for p in ps}
+    assert set(doc["removed"]) == {p.id for ps in before.values() for p in ps} - set(doc["kept"])
+    assert not doc["dry_run"] and doc["held"] == [] and doc["prune"] is None
+    assert not list(vault.storage.list(STAGING_PREFIX)), "the run's staging is cleaned"
+
+
+def test_a_cli_dry_run_lists_what_would_go_and_deletes_nothing(vault: Vault, tmp_path: Path, run: Run) -> None:
+    _history(vault, tmp_path, {"s3://a": 5, "s3://b": 2})
+    code, out, _ = run("--vault", "s3://vault/v", "forget", "--keep-last", "1", "--dry-run")
+    assert code == 0 and out.count("│ remove ") == 5 and "kept 2, would remove 5 recovery points" in out
+    assert len(list_recovery_points(vault)) == 7
+    assert not list(vault.storage.list(STAGING_PREFIX))
+
+
+def test_the_cli_lists_a_manifest_object_lock_holds_as_held(s3: Any, tmp_path: Path, run: Run) -> None:
+    s3.create_bucket(Bucket="locked-vault", ObjectLockEnabledForBucket=True)
+    vault = Vault.init(S3Storage("locked-vault", "v"))
+    save_object_lock(vault.storage, ObjectLockSettings(mode="GOVERNANCE", days=1))
+    vault = Vault.open(S3Storage("locked-vault", "v"))
+    _history(vault, tmp_path, {"s3://a": 3})
+    oldest = list_recovery_points(vault)[0]
+
+    code, out, _ = run("--vault", "s3://locked-vault/v", "forget", "--keep-last", "2", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["removed"] == [] and [h["key"] for h in doc["held"]] == [manifest_key(oldest.id)]
+    code, out, err = run("--vault", "s3://locked-vault/v", "forget", "--keep-last", "2")
+    assert code == 0 and "held" in out and "kept 2, removed 0 recovery points, 1 held" in out
+    assert manifest_key(oldest.id) in err

@@ -15,7 +15,7 @@ from tests.integration.conftest import Run
 from vaultline.errors import VaultError
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault
-from vaultline.operations.forget import forget
+from vaultline.operations.forget_run import forget_staged
 from vaultline.operations.holds import add_hold, hold_status, load_hold, needed_objects, remove_hold
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
@@ -72,13 +72,13 @@ def test_forget_and_prune_leave_a_held_recovery_point_until_its_hold_is_lifted(h
     _backup(held_vault, s3, a=b"second version " * 3000)
     add_hold(held_vault, first.id)
 
-    forgotten = forget(held_vault, RetentionPolicy(keep_last=1))
+    forgotten = forget_staged(held_vault, [], every_source=RetentionPolicy(keep_last=1))
     assert forgotten.removed == [] and [h.key for h in forgotten.held] == [MANIFEST_PREFIX + first.id]
     assert forgotten.held[0].legal_hold
 
     remove_hold(held_vault, first.id)
     assert load_hold(held_vault, first.id) is None
-    assert forget(held_vault, RetentionPolicy(keep_last=1)).removed == [first.id]
+    assert forget_staged(held_vault, [], every_source=RetentionPolicy(keep_last=1)).removed == [first.id]
     packs_before = set(list_pack_ids(held_vault.storage))
     pruned = prune(Vault.open(held_vault.storage))
     assert pruned.held == [] and pruned.packs_deleted >= 1
@@ -197,7 +197,7 @@ def test_a_held_recovery_point_outlives_its_retention_days(held_vault: Vault, s3
     _backup(held_vault, s3, a=b"new " * 3000)
     add_hold(held_vault, first.id)
     later = datetime.now(UTC) + timedelta(days=400)
-    assert forget(held_vault, RetentionPolicy(keep_last=1), now=later).removed == []
+    assert forget_staged(held_vault, [], later, every_source=RetentionPolicy(keep_last=1)).removed == []
 
 
 def test_a_denied_object_lock_question_is_an_error_not_a_bucket_without_object_lock(

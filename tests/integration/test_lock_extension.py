@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from vaultline.errors import VaultError
 from vaultline.operations.backup import run_backup
-from vaultline.operations.forget import forget
+from vaultline.operations.forget_run import forget_staged
 from vaultline.operations.lock_extension import LockExtendOptions, extend_locks
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.layout import OBJECT_LOCK_KEY, manifest_key, pack_key, run_prefix
@@ -52,7 +52,7 @@ def test_a_pack_reused_by_a_new_recovery_point_is_extended_and_garbage_is_not(va
     s3.delete_object(Bucket="source", Key="dropped")
     third = run_backup(vault, open_source("s3://source"))
     later = datetime.now(UTC) + timedelta(days=31)  # the old recovery points' own locks have lapsed
-    assert len(forget(vault, RetentionPolicy(keep_last=1), now=later).removed) == 2
+    assert len(forget_staged(vault, [], later, every_source=RetentionPolicy(keep_last=1)).removed) == 2
     reused = _packs_of(vault, third.id)
     assert reused == first_packs  # the third recovery point needs only what the first one wrote
     garbage = {pack_key(p) for p in list_pack_ids(vault.storage)} - reused

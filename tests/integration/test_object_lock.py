@@ -10,7 +10,7 @@ import pytest
 
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault
-from vaultline.operations.forget import forget
+from vaultline.operations.forget_run import forget_staged
 from vaultline.operations.prune import prune
 from vaultline.operations.retention import RetentionPolicy
 from vaultline.repository.layout import CONFIG_KEY, MANIFEST_PREFIX, index_key, lock_key, pack_key, run_prefix
@@ -50,13 +50,13 @@ def test_forget_and_prune_defer_held_objects_and_report_until_when(locked_vault:
     s3.put_object(Bucket="source", Key="a", Body=b"second version " * 2000)
     run_backup(locked_vault, open_source("s3://source"))
 
-    held = forget(locked_vault, RetentionPolicy(keep_last=1))
+    held = forget_staged(locked_vault, [], every_source=RetentionPolicy(keep_last=1))
     assert held.removed == [] and [h.key for h in held.held] == [MANIFEST_PREFIX + first.id]
     assert held.held[0].retain_until is not None and held.held[0].retain_until > datetime.now(UTC)
     assert first.id in list_recovery_point_ids(locked_vault)
 
     later = datetime.now(UTC) + timedelta(days=2)
-    assert forget(locked_vault, RetentionPolicy(keep_last=1), now=later).removed == [first.id]
+    assert forget_staged(locked_vault, [], later, every_source=RetentionPolicy(keep_last=1)).removed == [first.id]
 
     packs_before = set(list_pack_ids(locked_vault.storage))
     report = prune(locked_vault)

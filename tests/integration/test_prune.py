@@ -13,7 +13,7 @@ from tests.conftest import set_pack_size, tree_files
 from vaultline.errors import IntegrityError
 from vaultline.operations.backup import run_backup
 from vaultline.operations.check import check_vault
-from vaultline.operations.forget import forget
+from vaultline.operations.forget_run import forget_staged
 from vaultline.operations.prune import PruneOptions, prune
 from vaultline.operations.restore import restore_entries, select_entries
 from vaultline.operations.retention import RetentionPolicy
@@ -50,7 +50,7 @@ def build(tmp: Path) -> tuple[Vault, Path, dict[str, dict[str, bytes]]]:
     write(src, {"f1": 101, "f2": 102, "f3": 103})
     rp2 = run_backup(vault, open_source(str(src)))
     expected = {rp2.id: tree_files(src)}
-    forget(vault, RetentionPolicy(keep_last=1))
+    forget_staged(vault, [], every_source=RetentionPolicy(keep_last=1))
     assert [rp.id for rp in list_recovery_points(vault)] == [rp2.id] and rp1.id not in expected
     return vault, src, expected
 

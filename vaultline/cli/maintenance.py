@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import argparse
 import functools
-from typing import Any
+from collections.abc import Iterable, Iterator
 
 from rich.table import Table
 
 from vaultline.cli.context import open_vault
 from vaultline.cli.output import emit_json, err, human_bytes, out
+from vaultline.operations.batching import batches
 from vaultline.operations.compact import compact_index
 from vaultline.operations.diff import diff_by_kind
 from vaultline.operations.drill import restore_drill
-from vaultline.operations.forget import forget
+from vaultline.operations.forget_run import forget_listed
 from vaultline.operations.prune import HeldObject, PruneOptions, PruneReport, prune
-from vaultline.operations.retention import RetentionPolicy, keep_policy
+from vaultline.operations.retention import Decision, RetentionPolicy, keep_policy
 from vaultline.operations.stats import storage_cost, vault_stats
 from vaultline.repository.locks import list_locks, release, remove_stale
 from vaultline.repository.manifest import resolve_recovery_point
 
 
-def _held_lines(held: list[HeldObject]) -> None:
+def _held_lines(held: Iterable[HeldObject]) -> None:
     for item in held:
         until = "legal hold" if item.legal_hold else f"until {item.retain_until:%Y-%m-%d %H:%M:%S}Z"
         err.print(f"[yellow]held[/] {item.key} ({item.mode or 'object lock'} retention {until}); deferred")
@@ -54,27 +55,47 @@ def _print_prune(report: PruneReport) -> None:
     )
 
 
+TABLE_ROWS = 10_000  # decisions a printed table holds: a longer listing prints as several tables
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     vault = open_vault(args)
-    report = forget(vault, _policy(args), dry_run=args.dry_run)
-    pruned = prune(vault, _prune_options(args)) if args.prune else None
-    if args.json:
-        doc: dict[str, Any] = report.model_dump(mode="json")
-        doc["prune"] = pruned.model_dump(mode="json") if pruned else None
-        emit_json(doc)
-        return 0
-    table = Table("source", "recovery point", "time", "action", "kept by")
-    for d in report.decisions:
-        held = any(h.key.endswith(d.id) for h in report.held)
-        action = "keep" if d.keep else ("held" if held else "remove")
-        table.add_row(d.source, d.id, f"{d.time:%Y-%m-%d %H:%M:%S}", action, ", ".join(d.reasons))
-    out.print(table)
-    _held_lines(report.held)
+    # The staged run's steps in this process (a partition's points in memory, not the vault's); the listing reads
+    # the decisions back from the run's staging, which is cleaned when the block ends.
+    with forget_listed(vault, _policy(args), dry_run=args.dry_run) as listing:
+        pruned = prune(vault, _prune_options(args)) if args.prune else None
+        if args.json:
+            emit_json(
+                {
+                    "dry_run": args.dry_run,
+                    "decisions": (d.model_dump(mode="json") for d in listing.decisions()),
+                    "kept": listing.kept(),
+                    "removed": listing.removed(),
+                    "held": (h.model_dump(mode="json") for h in listing.held()),
+                    "prune": pruned.model_dump(mode="json") if pruned else None,
+                }
+            )
+            return 0
+        _print_decisions(listing.actions())
+        _held_lines(listing.held())
+        report = listing.report
     verb = "would remove" if args.dry_run else "removed"
-    out.print(f"kept {len(report.kept)}, {verb} {len(report.removed)} recovery points, {len(report.held)} held")
+    out.print(f"kept {report.kept}, {verb} {report.removed_count} recovery points, {report.held_count} held")
     if pruned:
         _print_prune(pruned)
     return 0
+
+
+def _print_decisions(actions: Iterator[tuple[Decision, str]]) -> None:
+    printed = False
+    for rows in batches(actions, TABLE_ROWS):
+        table = Table("source", "recovery point", "time", "action", "kept by")
+        for d, action in rows:
+            table.add_row(d.source, d.id, f"{d.time:%Y-%m-%d %H:%M:%S}", action, ", ".join(d.reasons))
+        out.print(table)
+        printed = True
+    if not printed:  # a vault without recovery points: the table's header, as ever
+        out.print(Table("source", "recovery point", "time", "action", "kept by"))
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

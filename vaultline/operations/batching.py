@@ -1,13 +1,16 @@
-"""Cutting a stream of ids into lists of a bounded size (itertools.batched arrives with Python 3.12)."""
+"""Cutting a stream (of ids, mostly) into lists of a bounded size (itertools.batched arrives with Python 3.12)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
-def batches(ids: Iterable[str], size: int) -> Iterator[list[str]]:
+def batches(ids: Iterable[T], size: int) -> Iterator[list[T]]:
     """``ids`` in order, as lists of at most ``size``; the stream is never held whole."""
-    batch: list[str] = []
+    batch: list[T] = []
     for item in ids:
         batch.append(item)
         if len(batch) >= size:

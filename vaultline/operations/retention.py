@@ -20,9 +20,9 @@ everything" (restic refuses it too).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field, field_validator
 
@@ -135,43 +135,83 @@ _BUCKETS: list[tuple[str, str, Callable[[datetime, int], int]]] = [
 ]
 
 
-def _has_tags(point: PointInTime, spec: str) -> bool:
+class PointRow(NamedTuple):
+    """A point as a compact row (a tuple: no per-instance dict), what a step that holds a whole history keeps:
+    rows sort newest first with ``sort(reverse=True)`` (tags only break ties between copies of one point)."""
+
+    time: datetime  # in UTC
+    id: str
+    tags: tuple[tuple[str, str], ...] = ()  # sorted items; the empty tuple is shared
+
+
+def point_row(point: PointInTime) -> PointRow:
+    return PointRow(_utc(point.time), point.id, tuple(sorted(point.tags.items())) if point.tags else ())
+
+
+def _has_tags(tags: Mapping[str, str], spec: str) -> bool:
     for tag in (t.strip() for t in spec.split(",") if t.strip()):
         key, sep, value = tag.partition("=")
-        if key not in point.tags or (sep and point.tags[key] != value):
+        if key not in tags or (sep and tags[key] != value):
             return False
     return True
+
+
+# A keep mask's bits: each of _BUCKETS' rules (in order), then keep_within, then each of the policy's keep_tags.
+_WITHIN_BIT = len(_BUCKETS)
+_TAGS_BIT = _WITHIN_BIT + 1
+
+
+def keep_masks(rows: Sequence[PointRow], policy: RetentionPolicy) -> list[int]:
+    """Decide on the rows of one source, newest first: for each, the mask of the rules that keep it (0: removed).
+
+    Small masks are Python's cached small ints, so the list costs a pointer a point."""
+    if not rows:
+        return []
+    within_start = policy.keep_within.before(rows[0].time) if policy.keep_within else None
+    counts = [getattr(policy, name) for name, _, _ in _BUCKETS]
+    last: list[int | None] = [None] * len(_BUCKETS)
+    oldest = len(rows) - 1
+    masks = []
+    for nr, row in enumerate(rows):
+        moment = row.time
+        mask = 0
+        if policy.keep_tags and row.tags:
+            tags = dict(row.tags)
+            for index, spec in enumerate(policy.keep_tags):
+                if _has_tags(tags, spec):
+                    mask |= 1 << (_TAGS_BIT + index)
+        if within_start is not None and moment > within_start:
+            mask |= 1 << _WITHIN_BIT
+        for rule, (_, _, bucket) in enumerate(_BUCKETS):
+            if counts[rule] == 0:
+                continue
+            value = bucket(moment, nr)
+            # The oldest point is kept while a rule has count left: the history reaches as far back as it can.
+            if value != last[rule] or nr == oldest:
+                last[rule] = value
+                if counts[rule] > 0:
+                    counts[rule] -= 1
+                mask |= 1 << rule
+        masks.append(mask)
+    return masks
+
+
+def reasons(mask: int, policy: RetentionPolicy) -> list[str]:
+    """The rules a keep mask names, as a decision lists them: tags, within, then the count rules."""
+    named = [f"has tags {spec}" for index, spec in enumerate(policy.keep_tags) if mask >> (_TAGS_BIT + index) & 1]
+    if mask >> _WITHIN_BIT & 1:
+        named.append(f"within {policy.keep_within}")
+    return named + [reason for rule, (_, reason, _) in enumerate(_BUCKETS) if mask >> rule & 1]
 
 
 def apply_group(points: Iterable[PointInTime], policy: RetentionPolicy) -> list[Decision]:
     """Decide on the recovery points of one source, returned newest first."""
     ordered = sorted(points, key=lambda p: (_utc(p.time), p.id), reverse=True)
-    if not ordered:
-        return []
-    newest = _utc(ordered[0].time)
-    counts = {name: getattr(policy, name) for name, _, _ in _BUCKETS}
-    last: dict[str, int | None] = {name: None for name, _, _ in _BUCKETS}
-    within_start = policy.keep_within.before(newest) if policy.keep_within else None
-    decisions = []
-    for nr, point in enumerate(ordered):
-        moment = _utc(point.time)
-        reasons = [f"has tags {spec}" for spec in policy.keep_tags if _has_tags(point, spec)]
-        if within_start is not None and moment > within_start:
-            reasons.append(f"within {policy.keep_within}")
-        for name, reason, bucket in _BUCKETS:
-            if counts[name] == 0:
-                continue
-            value = bucket(moment, nr)
-            # The oldest point is kept while a rule has count left: the history reaches as far back as it can.
-            if value != last[name] or nr == len(ordered) - 1:
-                last[name] = value
-                if counts[name] > 0:
-                    counts[name] -= 1
-                reasons.append(reason)
-        decisions.append(
-            Decision(id=point.id, source=point.source, time=point.time, keep=bool(reasons), reasons=reasons)
-        )
-    return decisions
+    masks = keep_masks([point_row(p) for p in ordered], policy)
+    return [
+        Decision(id=p.id, source=p.source, time=p.time, keep=bool(mask), reasons=reasons(mask, policy))
+        for p, mask in zip(ordered, masks, strict=True)
+    ]
 
 
 def apply_policy(points: Iterable[PointInTime], policy: RetentionPolicy) -> list[Decision]:

@@ -230,7 +230,7 @@ def _apply_keep(source: Vault, target: Vault, event: CopyCommitEvent, result: Co
     manifest: a forget that fails leaves the copy complete, and the next copy applies the rules again)."""
     # Only the commit applies keep rules: the other copy steps (each a Lambda function) import neither the forget
     # (and the prune under it) nor every maintenance step's model for them.
-    from vaultline.operations.forget import forget
+    from vaultline.operations.forget_run import forget_staged
     from vaultline.runs.maintenance_models import MAX_LISTED
     from vaultline.runs.maintenance_steps import retention_policy
 
@@ -238,8 +238,10 @@ def _apply_keep(source: Vault, target: Vault, event: CopyCommitEvent, result: Co
     if policy is None:
         return result
     name = load_recovery_point(source, result.recovery_point).source
-    report = forget(target, policy, sources=[name])
-    return result.model_copy(update={"forgotten": report.removed[:MAX_LISTED], "forgotten_count": len(report.removed)})
+    # Staged in a temporary directory: the commit writes no staging in the target.
+    report = forget_staged(target, [(name, policy)], scratch=True)
+    forgotten = report.removed[:MAX_LISTED]
+    return result.model_copy(update={"forgotten": forgotten, "forgotten_count": report.removed_count})
 
 
 def abort_event(source: Vault, target: Vault, event: CopyAbortEvent) -> CopyAborted:

@@ -25,8 +25,7 @@ from pydantic import BaseModel
 
 from vaultline.errors import UsageError
 from vaultline.operations.compact import compact_index
-from vaultline.operations.forget import ForgetReport
-from vaultline.operations.forget import forget as forget_by_policy
+from vaultline.operations.forget_run import ForgetRunReport, forget_staged
 from vaultline.operations.prune import PruneOptions
 from vaultline.operations.prune import prune as prune_vault
 from vaultline.operations.retention import RetentionPolicy, keep_policy
@@ -72,10 +71,11 @@ def _capped(model: type[Result], report: BaseModel, **fields: Any) -> Result:
     return filled_from(model, report, **lists, **fields)
 
 
-def _forget_source(vault: Vault, rules: dict[str, Any], source: str) -> ForgetReport | None:
-    """Apply a plan's keep rules to one source's recovery points; None when the plan keeps everything."""
+def _forget_source(vault: Vault, rules: dict[str, Any], source: str) -> ForgetRunReport | None:
+    """Apply a plan's keep rules to one source's recovery points by the forget steps in this process, staging in
+    a temporary directory (the step writes no staging in the vault); None when the plan keeps everything."""
     policy = retention_policy(rules)
-    return None if policy is None else forget_by_policy(vault, policy, sources=[source])
+    return None if policy is None else forget_staged(vault, [(source, policy)], scratch=True)
 
 
 # -- prune ------------------------------------------------------------------------------------------------------
@@ -128,5 +128,5 @@ def apply_retention(vault: Vault, event: RetentionEvent) -> RetentionResult:
     report = _forget_source(vault, event.retention, source)
     if report is None:
         return RetentionResult(source=source, applied=False)
-    removed, held = report.removed[:MAX_LISTED], len(report.held)
-    return RetentionResult(source=source, applied=True, removed=removed, kept=len(report.kept), held_count=held)
+    removed = report.removed[:MAX_LISTED]
+    return RetentionResult(source=source, applied=True, removed=removed, kept=report.kept, held_count=report.held_count)
