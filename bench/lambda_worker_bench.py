@@ -123,7 +123,8 @@ def pack_sink(latency_s: float, mb_per_s: float) -> Iterator[None]:
 def worker(run: int, read_ahead: bool, latency_s: float) -> tuple[float, int]:
     """Prepare a backup of the source into a fresh vault, then time the Worker step over its one batch; return
     (seconds, S3 requests the step made)."""
-    vault = Vault.init(S3Storage(VAULTS, f"v{run}-{int(read_ahead)}"))
+    prefix = f"v{run}-{int(read_ahead)}"
+    vault = Vault.init(S3Storage(VAULTS, prefix))
     request = {"source": {"type": "s3", "url": f"s3://{SOURCE}"}, "tags_refresh": "never", "worker_concurrency": 1}
     prepared = backup_steps.prepare(vault, PrepareEvent(request=request))
     original = backup_steps.ReadAhead
@@ -133,8 +134,11 @@ def worker(run: int, read_ahead: bool, latency_s: float) -> tuple[float, int]:
         with latency(latency_s) as requests:
             clock = time.perf_counter()
             for number in range(prepared.batches):
-                item = WorkItem(batch=number, key=backup_steps._run(vault, prepared.recovery_point).batch_key(number))
-                backup_steps.work(vault, BackupWorkerEvent(recovery_point=prepared.recovery_point, item=item))
+                # Opened afresh, as the handler opens it for each event: its config, its index, its Object Lock
+                # settings are the step's to read, not Prepare's left in memory.
+                opened = Vault.open(S3Storage(VAULTS, prefix))
+                item = WorkItem(batch=number, key=backup_steps._run(opened, prepared.recovery_point).batch_key(number))
+                backup_steps.work(opened, BackupWorkerEvent(recovery_point=prepared.recovery_point, item=item))
             seconds = time.perf_counter() - clock
     finally:
         backup_steps.ReadAhead = original  # type: ignore[misc]
