@@ -250,6 +250,15 @@ class BlobWriter:
     def flush(self) -> WriteStats:
         """Finish every pack, upload it, then write an index object for the packs not indexed yet; make them
         visible to dedup."""
+        self.store_packs()
+        self._write_index()
+        self._pending.clear()
+        return self.stats
+
+    def store_packs(self) -> WriteStats:
+        """Finish every pack and wait until each is stored, indexing none that is not indexed yet (:meth:`flush`
+        does): once it returns, the figures (``stats``, but for ``index_ids``) are final and every pack they count
+        is durable, so a step may record them beside the index object's write."""
         while self._sealing:
             self._collect(self._sealing.popleft().result())
         self.resolve_groups()
@@ -258,8 +267,8 @@ class BlobWriter:
                 self._collect(blob)
         if len(self._builder):
             self._ship()
-        self._write_index()
-        self._pending.clear()
+        while self._uploads:
+            self._settle_upload()
         return self.stats
 
     def close(self) -> None:
