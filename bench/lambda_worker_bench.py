@@ -19,10 +19,14 @@ worker is not pinned to), though on a small box its CPU is still the worker's wa
 packs nowhere, each PUT taking the latency plus its size at that bandwidth (S3's per-connection rate from Lambda
 is of the order of 100 MB/s) on no CPU, as S3 does, while the source's GETs and everything else still go to moto.
 
-Where a small batch's time goes (cProfile, 48 MiB, 30 ms, packs sunk): about 0.55 s of the step is fixed, a dozen
-requests one after another (the run document, the batch, the lock's refresh, the Object Lock settings, the index
-object, the results) and the last pack's upload, which nothing overlaps; so the ratio grows with ``--mib`` (0.15x
-at 48 MiB, 0.31x at 192) toward the steady state's (about 0.5x: the marginal rate between those two sizes).
+Each batch's worker opens the vault afresh (its config, index and Object Lock settings), as the handler does for
+each event. Where a small batch's time went (cProfile and a request trace, 48 MiB, 30 ms, packs sunk): about half
+of a ~1 s step was fixed, a dozen requests one after another and the last pack's upload, which nothing overlaps.
+The step now makes its independent requests together and uploads its last pack in pieces side by side
+(docs/performance.md, "The step's fixed cost"): about 4 round trips in series and a quarter of that upload
+(48 MiB, packs sunk: 1.0 s -> 0.7 s, 0.12x -> 0.19x; 512 MiB: 0.53x -> 0.64x at load 1). What does not grow with
+the batch still weighs on 48 MiB (worker 71 MB/s, packs sunk) against 192 MiB (165) and 512 (268): 0.5-0.7 s per
+batch, which is why Prepare cuts batches of up to 2,000 objects.
 
     .venv/bin/python bench/lambda_worker_bench.py [--mib 48] [--runs 5] [--latency-ms 30] [--threads 2]
         [--cpus N] [--server] [--pack-sink MB/S] [--no-serial] [--json]

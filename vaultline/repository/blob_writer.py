@@ -46,11 +46,11 @@ INDEX_FLUSH_BLOBS = 100_000
 # whatever the backup's size.
 UPLOADS_IN_FLIGHT = 2
 
-# What a writer holds when it is flushed (the pack filling and the blobs being sealed, at most a pack and 8 MiB)
-# is uploaded as up to this many packs side by side, each of at least FINAL_PIECE_BYTES: nothing overlaps that
-# upload (a backup batch waits for it before it records its result), and what it waits on is one connection's
-# rate, not the bytes (17 MB behind 30 ms at 100 MB/s: 0.2 s as one pack, 0.07 s as four). The pieces are the
-# last pack's bytes copied once: they hold no more than it beside it.
+# What a writer holds when it is flushed (the pack filling and the blobs being sealed: a pack and 8 MiB with two
+# seal threads) is uploaded as up to this many packs side by side, each of at least FINAL_PIECE_BYTES: nothing
+# overlaps that upload (a backup batch waits for it before it records its result), and what it waits on is one
+# connection's rate, not the bytes (17 MB behind 30 ms at 100 MB/s: 0.2 s as one pack, 0.07 s as four). The
+# pieces are the last pack's bytes copied once: they hold no more than it beside it.
 FINAL_PIECES = 4
 FINAL_PIECE_BYTES = 4 * 1024 * 1024
 

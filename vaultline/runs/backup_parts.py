@@ -26,11 +26,11 @@ from vaultline.runs.models import BackupBatch, CarriedPart
 # than the byte budget get a batch of their own.
 #
 # Every batch also pays a fixed cost, whatever its size: the invocation, opening the vault, the index's start-up,
-# the step's own requests and its last upload (0.35-0.6 s in bench/lambda_worker_bench.py behind 30 ms, against a
-# steady 135-160 MB/s; more on a large vault, whose index start-up alone is 0.3-0.5 s). Objects, not bytes, cut
-# most batches: at 500 objects, a bucket of 100 KB objects made 50 MB batches, half of whose time was that fixed
-# cost (the bench: 55 MB/s over 48 MiB, 108 over 192, 123 over 512). At 2,000 such a batch is 200 MB, three
-# quarters of it backing up. The bounds still hold with room: 2,000 objects' GETs (and tag reads), 32 at a time
+# the step's own requests, its last upload and its pipeline filling and draining (0.5-0.7 s in
+# bench/lambda_worker_bench.py behind 30 ms; a large vault's index start-up alone is 0.3-0.5 s). Objects, not
+# bytes, cut most batches: at 500 objects, a bucket of 100 KB objects made 50 MB batches, where the bench's worker
+# runs at 0.19x raw zstd, against 0.38x at 200 MB and 0.64x at 512 MB (docs/performance.md). At 2,000 objects
+# such a batch is 200 MB. The bounds still hold with room: 2,000 objects' GETs (and tag reads), 32 at a time
 # behind 30 ms, take seconds; a batch's entries and its result hold about 1.7 KB an object (7 MB of a 1,769 MB
 # worker); Prepare's look-ahead (``min(workers, SPREAD_WORKERS)`` batches) about 70 MB of its 1,024 MB; and the
 # Distributed Map runs a quarter as many child executions.
