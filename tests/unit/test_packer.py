@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from vaultline.repository import blob_writer
 from vaultline.repository.blob_writer import BlobWriter
 from vaultline.repository.compact_index import KEY_SIZE
 from vaultline.repository.layout import INDEX_PREFIX
@@ -110,3 +111,34 @@ def test_a_group_s_ids_are_not_given_before_the_writer_has_them(local_vault: Vau
             group.ids()
         writer.flush()
         assert group.ids() == [local_vault.cipher.chunk_id(b"x" * 100)]
+
+
+def test_what_a_flushed_writer_holds_is_stored_as_a_few_packs_side_by_side(
+    local_vault: Vault, rand: Callable[[int, int], bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blob_writer, "FINAL_PIECE_BYTES", 50_000)
+    local_vault.storage.put_concurrency = 2  # as S3's: the last pack's pieces upload together
+    blobs = [rand(30_000, seed) for seed in range(20)]
+    with BlobWriter(local_vault, threads=2) as writer:
+        ids = [writer.add(b, BlobType.DATA) for b in blobs]
+        stats = writer.flush()
+    # 600 KB, far below one pack: cut in FINAL_PIECES packs of about equal size, each blob in one of them.
+    assert len(stats.packs) == blob_writer.FINAL_PIECES
+    fresh = Vault.open(local_vault.storage)
+    assert [fresh.read_blob(i) for i in ids] == blobs
+    sizes = []
+    for pack_id in stats.packs:
+        entries = fresh.read_verified_pack_entries(pack_id)
+        assert [e.id[:KEY_SIZE] for e in entries] == [e.id for e in fresh.index.packs[pack_id]]
+        sizes.append(sum(e.stored_length for e in entries))
+    assert sum(sizes) == sum(len(b) for b in blobs) and max(sizes) - min(sizes) <= 2 * 30_000
+
+
+def test_a_writer_with_one_upload_at_a_time_keeps_its_last_pack_whole(
+    local_vault: Vault, rand: Callable[[int, int], bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blob_writer, "FINAL_PIECE_BYTES", 50_000)
+    with BlobWriter(local_vault, threads=2) as writer:
+        for seed in range(20):
+            writer.add(rand(30_000, seed), BlobType.DATA)
+        assert len(writer.flush().packs) == 1

@@ -46,6 +46,14 @@ INDEX_FLUSH_BLOBS = 100_000
 # whatever the backup's size.
 UPLOADS_IN_FLIGHT = 2
 
+# What a writer holds when it is flushed (the pack filling and the blobs being sealed: a pack and 8 MiB with two
+# seal threads) is uploaded as up to this many packs side by side, each of at least FINAL_PIECE_BYTES: nothing
+# overlaps that upload (a backup batch waits for it before it records its result), and what it waits on is one
+# connection's rate, not the bytes (17 MB behind 30 ms at 100 MB/s: 0.2 s as one pack, 0.07 s as four). The
+# pieces are the last pack's bytes copied once: they hold no more than it beside it.
+FINAL_PIECES = 4
+FINAL_PIECE_BYTES = 4 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
@@ -87,8 +95,9 @@ class BlobWriter:
         self.threads = threads or default_threads()
         self._seal_pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="vaultline-seal")
         self.uploads_in_flight = max(1, min(UPLOADS_IN_FLIGHT, vault.storage.put_concurrency))
+        self.final_pieces = FINAL_PIECES if self.uploads_in_flight > 1 else 1
         self._upload_pool = ThreadPoolExecutor(
-            max_workers=self.uploads_in_flight, thread_name_prefix="vaultline-upload"
+            max_workers=max(self.uploads_in_flight, self.final_pieces), thread_name_prefix="vaultline-upload"
         )
         self._sealing: deque[Future[SealedBlob]] = deque()
         self._sealing_groups: deque[Future[list[SealedBlob]]] = deque()
@@ -100,6 +109,7 @@ class BlobWriter:
         self._builder = self._new_builder()
         self._written: list[tuple[str, list[BlobEntry]]] = []
         self._written_blobs = 0
+        self._flushing = False  # blobs gather in the last pack, however many: it is cut in pieces to be uploaded
         self.flush_blobs = INDEX_FLUSH_BLOBS
         self.stats = WriteStats()
 
@@ -198,7 +208,7 @@ class BlobWriter:
     def _collect(self, blob: SealedBlob) -> None:
         self._builder.add(blob)
         self.stats.stored_bytes += len(blob.payload)
-        if self._builder.size >= self.vault.config.pack_size:
+        if self._builder.size >= self.vault.config.pack_size and not self._flushing:
             self._ship()
 
     def _new_builder(self) -> PackBuilder:
@@ -250,17 +260,41 @@ class BlobWriter:
     def flush(self) -> WriteStats:
         """Finish every pack, upload it, then write an index object for the packs not indexed yet; make them
         visible to dedup."""
-        while self._sealing:
-            self._collect(self._sealing.popleft().result())
-        self.resolve_groups()
-        while self._sealing_groups:
-            for blob in self._sealing_groups.popleft().result():
-                self._collect(blob)
-        if len(self._builder):
-            self._ship()
+        self.store_packs()
         self._write_index()
         self._pending.clear()
         return self.stats
+
+    def store_packs(self) -> WriteStats:
+        """Finish every pack and wait until each is stored, indexing none that is not indexed yet (:meth:`flush`
+        does): once it returns, the figures (``stats``, but for ``index_ids``) are final and every pack they count
+        is durable, so a step may record them beside the index object's write."""
+        # Gathered whole only when its pieces can go up together: one upload at a time, packs are cut as ever.
+        self._flushing = self.final_pieces > 1
+        try:
+            while self._sealing:
+                self._collect(self._sealing.popleft().result())
+            self.resolve_groups()
+            while self._sealing_groups:
+                for blob in self._sealing_groups.popleft().result():
+                    self._collect(blob)
+        finally:
+            self._flushing = False
+        if len(self._builder):
+            self._ship_last()
+        while self._uploads:
+            self._settle_upload()
+        return self.stats
+
+    def _ship_last(self) -> None:
+        """Queue the last pack's upload in pieces, all at once: :data:`FINAL_PIECES` of at least
+        :data:`FINAL_PIECE_BYTES`, or as many as keep each within about ``pack_size`` (one upload at a time)."""
+        builder, self._builder = self._builder, PackBuilder()
+        within = -(-builder.size // self.vault.config.pack_size)
+        pieces = builder.split(max(within, min(self.final_pieces, builder.size // FINAL_PIECE_BYTES)))
+        self._written_blobs += len(builder.entries)
+        for piece in pieces:
+            self._uploads.append(self._upload_pool.submit(self._upload, piece))
 
     def close(self) -> None:
         """Release the threads; blobs not flushed are abandoned (garbage for prune, never referenced)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import blake3
 
@@ -90,7 +90,7 @@ class PackBuilder:
         )
         self._put(blob.payload)
 
-    def _put(self, data: bytes) -> None:
+    def _put(self, data: bytes | memoryview) -> None:
         end = self.size + len(data)
         if end <= len(self._buffer):
             # A reused buffer: overwrites what its last pack held there.
@@ -106,6 +106,23 @@ class PackBuilder:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def split(self, pieces: int) -> list[PackBuilder]:
+        """This pack's blobs, in order, as up to ``pieces`` packs of about equal blob areas (each blob copied once
+        into its piece); ``[self]`` for one piece or one blob."""
+        if pieces <= 1 or len(self.entries) < 2:
+            return [self]
+        target = self.size / pieces
+        split: list[PackBuilder] = [PackBuilder()]
+        with memoryview(self._buffer) as view:
+            for entry in self.entries:
+                piece = split[-1]
+                if piece.entries and piece.size + entry.stored_length / 2 > target and len(split) < pieces:
+                    piece = PackBuilder()
+                    split.append(piece)
+                piece.entries.append(replace(entry, offset=piece.size))
+                piece._put(view[entry.offset : entry.offset + entry.stored_length])
+        return split
 
     def finish(self, cipher: Cipher) -> tuple[str, bytes]:
         """Return (pack id, pack bytes); the pack id is the BLAKE3 of the bytes, so storage can be verified."""

@@ -341,14 +341,17 @@ def load_catalog(storage: Storage, cipher: Cipher, generation: str) -> IndexCata
     return catalog
 
 
-def current_catalog(storage: Storage, cipher: Cipher, index_ids: set[str]) -> IndexCatalog | None:
-    """The newest catalog whose consolidated index objects all still exist, or None.
+def current_catalog(
+    storage: Storage, cipher: Cipher, index_ids: set[str], generations: list[str] | None = None
+) -> IndexCatalog | None:
+    """The newest catalog whose consolidated index objects all still exist, or None. ``generations``: what
+    :func:`list_generations` answered, when the caller listed them already.
 
     A catalog is *stale* once any index object it consolidates is gone: prune replaces every index object that
     lists a pack before it deletes the pack, so a catalog whose index objects all exist names only packs that
     exist, whoever pruned (even a build that knows nothing of catalogs).
     """
-    for generation in reversed(list_generations(storage)):
+    for generation in reversed(list_generations(storage) if generations is None else generations):
         try:
             catalog = load_catalog(storage, cipher, generation)
         except ObjectMissing:
@@ -360,10 +363,15 @@ def current_catalog(storage: Storage, cipher: Cipher, index_ids: set[str]) -> In
 
 def open_dedup_index(storage: Storage, cipher: Cipher, cache_bytes: int = CACHE_BYTES) -> DedupIndex:
     """The index a worker uses: sharded if the vault has a valid catalog, else the whole index."""
-    index_ids = list_index_ids(storage)
-    catalog = current_catalog(storage, cipher, set(index_ids))
+    # The two listings are independent, and each is a round trip in front of a worker's first lookup: made
+    # together. Whichever answers first, a catalog is used only if every index object it consolidates was listed
+    # (current_catalog), as when they were made one after the other.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vl-index-list") as pool:
+        generations = pool.submit(list_generations, storage)
+        index_ids = list_index_ids(storage)
+        catalog = current_catalog(storage, cipher, set(index_ids), generations.result())
     if catalog is None:
-        return load_whole_index(storage, cipher)
+        return load_whole_index(storage, cipher, index_ids)
     consolidated = set(catalog.index_objects)
     recent = load_whole_index(storage, cipher, [i for i in index_ids if i not in consolidated])
     return ShardedIndex(storage, cipher, catalog, _load_filter(storage, cipher, catalog), recent, cache_bytes)

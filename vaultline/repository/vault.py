@@ -163,6 +163,13 @@ class Vault:
         """Store an index object for ``packs`` in the index version this vault's format version uses."""
         return write_index(self.storage, packs, self.cipher, index_version(self.config.version))
 
+    def load_lock_settings(self) -> None:
+        """Read now what the first pack written would read first: the Object Lock settings its retention comes
+        from (read once, vaultline.repository.object_lock). A step calls it beside its other start-up requests
+        rather than pay it in front of its first upload."""
+        if self.storage.lock_policy is not None:
+            self.storage.lock_policy.retention_for(pack_key("0" * 64))
+
     def read_blob(self, blob_id: bytes) -> bytes:
         """Plaintext of a blob, authenticated and checked against its id."""
         location = self.lookup.get(blob_id)

@@ -24,7 +24,17 @@ from vaultline.runs.models import BackupBatch, CarriedPart
 
 # A batch is sized so one worker finishes it well inside its 15 minutes even at modest throughput; objects larger
 # than the byte budget get a batch of their own.
-BATCH_MAX_OBJECTS = 500
+#
+# Every batch also pays a fixed cost, whatever its size: the invocation, opening the vault, the index's start-up,
+# the step's own requests, its last upload and its pipeline filling and draining (0.5-0.7 s in
+# bench/lambda_worker_bench.py behind 30 ms; a large vault's index start-up alone is 0.3-0.5 s). Objects, not
+# bytes, cut most batches: at 500 objects, a bucket of 100 KB objects made 50 MB batches, where the bench's worker
+# runs at 0.19x raw zstd, against 0.38x at 200 MB and 0.64x at 512 MB (docs/performance.md). At 2,000 objects
+# such a batch is 200 MB. The bounds still hold with room: 2,000 objects' GETs (and tag reads), 32 at a time
+# behind 30 ms, take seconds; a batch's entries and its result hold about 1.7 KB an object (7 MB of a 1,769 MB
+# worker); Prepare's look-ahead (``min(workers, SPREAD_WORKERS)`` batches) about 70 MB of its 1,024 MB; and the
+# Distributed Map runs a quarter as many child executions.
+BATCH_MAX_OBJECTS = 2000
 BATCH_MAX_BYTES = 2 * 1024**3
 BATCH_MIN_OBJECTS = 25
 BATCH_MIN_BYTES = 64 * 1024**2

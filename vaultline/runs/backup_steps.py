@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from vaultline.operations.backup import BackupOptions, backup_objects, header_extra, recover_unindexed_packs
+from vaultline.operations.backup import (
+    BackupOptions,
+    BatchOutcome,
+    backup_objects,
+    header_extra,
+    recover_unindexed_packs,
+)
 from vaultline.repository import locks
-from vaultline.repository.blob_writer import BlobWriter
+from vaultline.repository.blob_writer import BlobWriter, WriteStats
 from vaultline.repository.commit import commit_stored, store_entries
 from vaultline.repository.entry_streams import join_with_parent, merge_by_key
 from vaultline.repository.manifest import (
@@ -49,6 +57,8 @@ from vaultline.runs.models import (
 from vaultline.runs.protocol import RunLock, StagedRun, clean_map_results, item_name, s3_storage
 from vaultline.sources import KeyFilter, S3Source
 from vaultline.sources.read_ahead import ReadAhead
+
+T = TypeVar("T")
 
 CARRIED = "carried"  # the name of Prepare's carried parts among the results: carried-000000, ...
 
@@ -185,40 +195,103 @@ def stage_parts(
 
 
 def work(vault: Vault, event: BackupWorkerEvent) -> BatchSummary:
-    """Back up one batch. Safe to run again: chunks already stored are found in the index and skipped."""
+    """Back up one batch. Safe to run again: chunks already stored are found in the index and skipped.
+
+    Each of the step's own requests costs a round trip, and one after another they were half of a small batch's
+    time: the independent ones go together (:class:`_WorkerInputs` at the start; the index object and the result at
+    the end, once every pack is stored), and the lock's refresh runs beside the backup."""
     run = _run(vault, event.recovery_point)
-    document = run.read()
-    run.refresh_lock(document.lock_id)
-    batch = run.get_staged(event.item.key, BackupBatch)
-    source = _source(BackupRequest(source=document.source))
-    options = BackupOptions(archived_objects=document.archived_objects)
-    # The batch's objects are opened a few ahead of the chunker: their GETs' latency overlaps compression.
-    with BlobWriter(vault, document.compression_level) as writer, ReadAhead(source, batch.read) as ahead:
-        writer.assume_stored(batch.parent_chunk_keys())
-        outcome = backup_objects(vault, ahead, batch.read, {}, writer, options=options)
-        # Unchanged objects: the listing is the parent entry itself, so only the tags are read.
-        retagged = backup_objects(
-            vault, source, batch.retag, {e.key: e for e in batch.retag}, writer, options=options, refresh_tags=True
-        )
-        written = writer.flush()
-    # Both lists keep the batch's key order: merged, the result is one key-sorted part for Commit.
+    with ThreadPoolExecutor(max_workers=5, thread_name_prefix="vl-worker-step") as pool:
+        inputs = _WorkerInputs(pool, vault, run, event.item.key)
+        document, batch = inputs.document, inputs.batch
+        source = _source(BackupRequest(source=document.source))
+        options = BackupOptions(archived_objects=document.archived_objects)
+        # The batch's objects are opened a few ahead of the chunker: their GETs' latency overlaps compression.
+        with BlobWriter(vault, document.compression_level) as writer, ReadAhead(source, batch.read) as ahead:
+            inputs.loaded()
+            writer.assume_stored(batch.parent_chunk_keys())
+            outcome = backup_objects(vault, ahead, batch.read, {}, writer, options=options)
+            # Unchanged objects: the listing is the parent entry itself, so only the tags are read.
+            retagged = backup_objects(
+                vault, source, batch.retag, {e.key: e for e in batch.retag}, writer, options=options, refresh_tags=True
+            )
+            written = writer.store_packs()
+            # Nothing that claims the packs is written before the lock is known to be held (RunLock.refresh_lock).
+            inputs.refreshed()
+            result = _batch_result(event.item.batch, run, batch, outcome, retagged, written)
+            # Every pack the result counts is stored: the result and the index object naming the packs may be
+            # written together. Commit reads the result only once every worker has returned, so after this
+            # worker's index object too; a worker that fails between the two is run again (its result replaced)
+            # or the run aborted, and a recovery point never names a blob that no index object lists.
+            indexing = pool.submit(writer.flush)
+            result_key = _first_error(pool.submit(run.put_result, item_name(event.item.batch), result), indexing)
+            indexing.result()
+    kinds = [i.kind for i in result.issues]
+    return BatchSummary(
+        batch=event.item.batch,
+        objects=result.stats.objects,
+        bytes_read=result.stats.bytes_read,
+        bytes_stored=result.stats.bytes_stored,
+        result_key=run.bucket_key(result_key),
+        archived=kinds.count("archived"),
+        vanished=kinds.count("vanished"),
+    )
+
+
+class _WorkerInputs:
+    """What a worker reads before it backs up anything, read together on ``pool``: the run document and the batch
+    (read at once), the index and the Object Lock settings (loaded into the vault, waited for by :meth:`loaded`),
+    and the refresh of the run's lock, started once the document names it (waited for by :meth:`refreshed`).
+    Each wait raises a failure as the serial reads raised it: the run document's first, then a lost lock's, then
+    the batch's, the index's, the Object Lock settings'."""
+
+    def __init__(self, pool: ThreadPoolExecutor, vault: Vault, run: StagedRun[BackupRun], batch_key: str) -> None:
+        reading = pool.submit(run.read)
+        self._staged = pool.submit(run.get_staged, batch_key, BackupBatch)
+        self._index = pool.submit(lambda: vault.lookup)
+        self._lock_settings = pool.submit(vault.load_lock_settings)
+        self.document = reading.result()
+        self._refreshing = pool.submit(run.refresh_lock, self.document.lock_id)
+        self.batch = _first_error(self._staged, self._refreshing)
+
+    def loaded(self) -> None:
+        """Wait for the index and the Object Lock settings: before the first chunk asks the index (a lazy load
+        beside this one would read it twice), while the batch's first objects are being read."""
+        _first_error(self._index, self._refreshing)
+        _first_error(self._lock_settings, self._refreshing, self._index)
+
+    def refreshed(self) -> None:
+        """Wait for the lock's refresh (RunLock.refresh_lock: a lost lock fails the step)."""
+        self._refreshing.result()
+
+
+def _first_error(future: Future[T], *earlier: Future[Any]) -> T:
+    """``future``'s result; if it failed, the error of the first of ``earlier`` (requests made beside it that a
+    serial step made before it) that failed, else its own: a parallel read fails as the serial one did."""
+    try:
+        return future.result()
+    except BaseException:
+        for before in earlier:
+            before.result()
+        raise
+
+
+def _batch_result(
+    number: int,
+    run: StagedRun[BackupRun],
+    batch: BackupBatch,
+    outcome: BatchOutcome,
+    retagged: BatchOutcome,
+    written: WriteStats,
+) -> BatchResult:
+    """The batch's result: both lists keep the batch's key order, so merged they are one key-sorted part for
+    Commit."""
     entries = list(merge_by_key([outcome.entries, retagged.entries], f"recovery point {run.id} batch {batch.batch}"))
     issues = sorted([*outcome.issues, *retagged.issues], key=lambda issue: issue.key)
     stats = outcome.stats
     stats.merge(retagged.stats)
     stats.add_written(written)
-    result = BatchResult(batch=event.item.batch, entries=entries, stats=stats, issues=issues)
-    result_key = run.put_result(item_name(event.item.batch), result)
-    kinds = [i.kind for i in issues]
-    return BatchSummary(
-        batch=event.item.batch,
-        objects=stats.objects,
-        bytes_read=stats.bytes_read,
-        bytes_stored=stats.bytes_stored,
-        result_key=run.bucket_key(result_key),
-        archived=kinds.count("archived"),
-        vanished=kinds.count("vanished"),
-    )
+    return BatchResult(batch=number, entries=entries, stats=stats, issues=issues)
 
 
 def commit(vault: Vault, event: CommitEvent) -> Committed:

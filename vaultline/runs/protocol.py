@@ -50,7 +50,7 @@ class RunLock(StepModel):
 
 
 # Work items a run may have: six digits keep names in item order. The largest runs stay far below it: at 10,000,000
-# objects (10 TB) a backup or a restore has at most about 10,000,000 / 500 + 2 * 10 TB / 2 GiB = 30,240 batches and
+# objects (10 TB) a backup or a restore has at most about 10,000,000 / 2,000 + 2 * 10 TB / 2 GiB = 14,313 batches and
 # 5,000 carried parts; a table restore one item per segment (at most 16,384).
 MAX_ITEMS = 1_000_000
 

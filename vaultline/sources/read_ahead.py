@@ -1,6 +1,6 @@
 """Reading the objects of a batch ahead of the backup that consumes them, so request latency overlaps compression.
 
-A Lambda worker backs up a batch of up to 500 objects; read one by one, each object costs its GET's latency (about
+A Lambda worker backs up a batch of up to 2,000 objects; read one by one, each object costs its GET's latency (about
 30 ms to S3, more across regions) before a byte reaches the chunker, and a batch of small objects spends most of
 its time waiting. :class:`ReadAhead` wraps a source and opens the next objects of the batch on a few threads while
 the caller chunks and compresses the current one. The backup sees an ordinary :class:`~vaultline.sources.base.Source`
